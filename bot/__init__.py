@@ -1,0 +1,1 @@
+"""Chat adapters: each turns platform events into ``commands`` requests and renders replies."""

@@ -1,0 +1,75 @@
+"""``shipbot``: the console chat, one-shot chat messages and the version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from importlib.metadata import version
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.console import repl, say
+from commands.dispatch import Dispatcher
+from commands.replies import exit_code
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _user(value: str | None) -> str:
+    user = value or f"console:{os.environ.get('USER', 'root')}"
+    return user if ":" in user else f"console:{user}"
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"shipbot {version('shipbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=os.environ.get("SHIPBOT_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def console(
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="Who you are, e.g. console:alice.")
+    ] = None,
+) -> None:
+    """Open the console chat against the local Docker engine."""
+    dispatcher = Dispatcher.open()
+    try:
+        asyncio.run(repl(dispatcher, Console(), _user(as_user)))
+    finally:
+        dispatcher.close()
+
+
+@app.command()
+def chat(
+    text: Annotated[str, typer.Argument(help='The message, e.g. "deploy hello".')],
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="Who you are, e.g. console:alice.")
+    ] = None,
+) -> None:
+    """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
+    dispatcher = Dispatcher.open()
+    try:
+        replies = asyncio.run(say(dispatcher, Console(), _user(as_user), text))
+    finally:
+        dispatcher.close()
+    raise typer.Exit(exit_code(replies))
+
+
+def main() -> None:
+    app()

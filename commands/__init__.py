@@ -1,0 +1,1 @@
+"""The chat side, written once for every platform: grammar, dispatch, replies."""

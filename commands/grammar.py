@@ -1,0 +1,220 @@
+"""Chat text to typed requests.
+
+A command is a frozen dataclass: its fields are its arguments and options, its docstring
+is its help, and ``@command`` registers it with a name, a permission and examples. The
+usage line, the parser and ``help`` all come from that one definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import shlex
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+ENV_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
+REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+MAX_TEXT = 4000
+
+
+class UsageError(Exception):
+    """The text does not parse; ``usage`` is the command's usage line when one was matched."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def _app_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not an app name (a-z, 0-9 and '-', starting with a letter)")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not ENV_RE.match(value):
+        raise ValueError(f"{value!r} is not an environment name (a-z, 0-9 and '-')")
+    return value
+
+
+def _ref(value: str) -> str:
+    if not REF_RE.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a git ref or image tag")
+    return value
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or len(value) > 4:
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+def _release(value: str) -> int:
+    return _count(value.removeprefix("r"))
+
+
+def _text(value: str) -> str:
+    if value.startswith("-"):
+        raise ValueError(f"{value!r} looks like an option, not a value")
+    return value
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "app": _app_name,
+    "env": _env_name,
+    "ref": _ref,
+    "count": _count,
+    "release": _release,
+    "text": _text,
+}
+
+
+def arg(kind: str, metavar: str, *, optional: bool = False) -> Any:
+    """A positional argument."""
+    return dataclasses.field(
+        default=None if optional else dataclasses.MISSING,
+        metadata={"kind": kind, "metavar": metavar, "positional": True, "optional": optional},
+    )
+
+
+def option(kind: str, metavar: str, default: Any = None) -> Any:
+    """``--name VALUE``; the flag is the field name with dashes."""
+    return dataclasses.field(
+        default=default, metadata={"kind": kind, "metavar": metavar, "positional": False}
+    )
+
+
+def flag() -> Any:
+    """``--name`` with no value."""
+    return dataclasses.field(default=False, metadata={"kind": "flag", "positional": False})
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    request: type
+    permission: str
+    examples: tuple[str, ...]
+    changes_state: bool
+
+    @property
+    def summary(self) -> str:
+        return (self.request.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def help(self) -> str:
+        return inspect.cleandoc(self.request.__doc__ or "")
+
+    @property
+    def usage(self) -> str:
+        parts = [self.name]
+        for field in dataclasses.fields(self.request):
+            meta = field.metadata
+            if meta.get("positional"):
+                parts.append(f"[{meta['metavar']}]" if meta["optional"] else meta["metavar"])
+            elif meta.get("kind") == "flag":
+                parts.append(f"[{_flag(field.name)}]")
+            else:
+                parts.append(f"[{_flag(field.name)} {meta['metavar']}]")
+        return " ".join(parts)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+REGISTRY: dict[str, CommandSpec] = {}
+
+
+def command(
+    name: str, *, permission: str, examples: tuple[str, ...] = (), changes_state: bool = False
+) -> Callable[[type], type]:
+    def register(cls: type) -> type:
+        cls = dataclass(frozen=True)(cls)
+        REGISTRY[name] = CommandSpec(name, cls, permission, examples, changes_state)
+        cls.spec = REGISTRY[name]  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def spec_of(request: Any) -> CommandSpec:
+    return typing.cast(CommandSpec, type(request).spec)
+
+
+def tokenize(text: str) -> list[str]:
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"message too long ({len(text)} characters, at most {MAX_TEXT})")
+    try:
+        return shlex.split(text.strip().removeprefix("/"))
+    except ValueError as exc:
+        raise UsageError(f"cannot read the command: {exc} (check the quotes)") from exc
+
+
+def find(tokens: list[str]) -> tuple[CommandSpec, list[str]]:
+    for length in (2, 1):
+        name = " ".join(tokens[:length])
+        if len(tokens) >= length and name in REGISTRY:
+            return REGISTRY[name], tokens[length:]
+    group = [n for n in REGISTRY if tokens and n.startswith(tokens[0] + " ")]
+    if group:
+        raise UsageError(
+            f"{tokens[0]} needs one of: {', '.join(sorted(n.split()[1] for n in group))}",
+            " | ".join(REGISTRY[n].usage for n in sorted(group)),
+        )
+    word = tokens[0] if tokens else ""
+    raise UsageError(f"unknown command {word!r}: type `help` to see the commands")
+
+
+def parse(text: str) -> Any:
+    """Text to a request object, or ``UsageError`` naming what is wrong and the usage line."""
+    tokens = tokenize(text)
+    if not tokens:
+        raise UsageError("empty command: type `help` to see the commands")
+    spec, rest = find(tokens)
+    try:
+        return spec.request(**_bind(spec, rest))
+    except ValueError as exc:
+        raise UsageError(f"{spec.name}: {exc}", spec.usage) from exc
+
+
+def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
+    fields = dataclasses.fields(spec.request)
+    positional = [f for f in fields if f.metadata.get("positional")]
+    options = {_flag(f.name): f for f in fields if not f.metadata.get("positional")}
+    values: dict[str, Any] = {}
+    seen_positional = 0
+    items = iter(tokens)
+    for token in items:
+        if token.startswith("--"):
+            flag_name, eq, inline = token.partition("=")
+            field = options.get(flag_name)
+            if field is None:
+                known = ", ".join(options) or "none"
+                raise ValueError(f"unknown option {flag_name} (options: {known})")
+            if field.name in values:
+                raise ValueError(f"{flag_name} given twice")
+            if field.metadata["kind"] == "flag":
+                if eq:
+                    raise ValueError(f"{flag_name} takes no value")
+                values[field.name] = True
+                continue
+            raw = inline if eq else next(items, None)
+            if raw is None or (not eq and raw.startswith("--")):
+                raise ValueError(f"{flag_name} needs a value ({field.metadata['metavar']})")
+            values[field.name] = PARSERS[field.metadata["kind"]](raw)
+        else:
+            if seen_positional >= len(positional):
+                raise ValueError(f"unexpected argument {token!r}")
+            field = positional[seen_positional]
+            values[field.name] = PARSERS[field.metadata["kind"]](token)
+            seen_positional += 1
+    for field in positional[seen_positional:]:
+        if not field.metadata["optional"]:
+            raise ValueError(f"missing {field.metadata['metavar']}")
+    return values

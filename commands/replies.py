@@ -1,0 +1,71 @@
+"""Neutral replies: what every adapter renders (terminal text, Block Kit, Discord embeds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress of a long operation."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Log:
+    """One streamed log line (build output, container output)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The end of an operation that changed something."""
+
+    ok: bool
+    title: str
+    details: tuple[str, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    log_tail: tuple[str, ...] = ()
+
+
+USAGE = "usage"
+DENIED = "denied"
+FAILED = "failed"
+INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A command that did not run or did not succeed; ``message`` is for the person."""
+
+    message: str
+    kind: str = FAILED
+    usage: str | None = None
+    log_tail: tuple[str, ...] = ()
+
+
+Reply = Message | Step | Log | Table | Result | Failure
+
+
+def exit_code(replies: list[Reply]) -> int:
+    """0 when everything succeeded, 2 for a usage error, 1 for any other failure."""
+    for reply in replies:
+        if isinstance(reply, Failure):
+            return 2 if reply.kind == USAGE else 1
+        if isinstance(reply, Result) and not reply.ok:
+            return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The deployment engine: usable without any chat (the CLI and tests call it directly)."""

@@ -1,0 +1,155 @@
+"""Watching a service converge after a create or update, and explaining a failure.
+
+Swarm itself performs the rolling update (start-first, roll back on failure); this module
+only observes it, with a deadline, and digs out *why* a task failed: the health check's
+own output and the container's last log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.events import Progress
+from core.swarm import Swarm
+
+POLL_SECONDS = 0.2
+FAILED_STATES = {"failed", "rejected"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the service should look like once converged."""
+
+    name: str
+    image: str
+    replicas: int
+    force_update: int
+    expect_update: bool  # a TaskTemplate change: Swarm runs (and reports) a rolling update
+    previous_update: str | None  # UpdateStatus.StartedAt before our change, to tell ours apart
+
+
+@dataclass
+class Converged:
+    """The end of a wait. ``state``: converged, rolled_back, paused, failed or timeout."""
+
+    state: str
+    failed_task: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "converged"
+
+
+def update_started(service: dict[str, Any] | None) -> str | None:
+    return ((service or {}).get("UpdateStatus") or {}).get("StartedAt")
+
+
+def _task_image(task: dict[str, Any]) -> str:
+    return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
+
+
+def _ts(value: str | None) -> float:
+    """Engine timestamps (nanosecond RFC 3339) to epoch seconds, on the engine's clock."""
+    if not value:
+        return 0.0
+    head, _, frac = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float(f"0.{frac or 0}")
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: str | None  # of *our* update; None when Swarm runs none (create, scale)
+    good: int  # tasks running the target
+    converged: bool  # exactly the target's tasks are running, nothing else is
+    failed: list[dict[str, Any]]  # tasks of the target that failed since ``since``, newest first
+    updated_at: float  # when the service spec last changed, on the engine's clock
+
+
+def observe(swarm: Swarm, target: Target, since: float | None = None) -> Observation:
+    """One look at the service. ``since``: count failures from then (default: spec change)."""
+    service = swarm.inspect_service(target.name) or {}
+    status = service.get("UpdateStatus") or {}
+    ours = status.get("StartedAt") and status.get("StartedAt") != target.previous_update
+    state = status.get("State") if ours else None
+    updated_at = _ts(service.get("UpdatedAt"))
+    since = (updated_at if since is None else since) - 1.0
+    tasks = swarm.tasks(target.name)
+    desired = [t for t in tasks if t["DesiredState"] == "running"]
+    good = [
+        t
+        for t in desired
+        if t["Status"]["State"] == "running"
+        and _task_image(t) == target.image
+        and t["Spec"].get("ForceUpdate", 0) == target.force_update
+    ]
+    failed = [
+        t
+        for t in tasks
+        if t["Status"]["State"] in FAILED_STATES
+        and _task_image(t) == target.image
+        and _ts(t.get("CreatedAt")) >= since
+    ]
+    failed.sort(key=lambda t: _ts(t.get("UpdatedAt")), reverse=True)
+    converged = len(good) == target.replicas == len(desired)
+    return Observation(state, len(good), converged, failed, updated_at)
+
+
+async def wait(
+    swarm: Swarm, target: Target, deadline_seconds: float
+) -> AsyncIterator[Progress | Converged]:
+    """Yield progress as tasks come up, then one ``Converged``."""
+    deadline = time.monotonic() + deadline_seconds
+    last: tuple[str | None, int] | None = None
+    since: float | None = None  # our change; a rollback by Swarm changes the spec again
+    while True:
+        seen = await asyncio.to_thread(observe, swarm, target, since)
+        since = seen.updated_at if since is None else since
+        state, good, failed = seen.state, seen.good, seen.failed
+        if (state, good) != last:
+            last = (state, good)
+            what = f", update {state.replace('_', ' ')}" if state else ""
+            yield Progress(f"{good}/{target.replicas} tasks up on {target.image}{what}")
+        if state == "rollback_completed":
+            yield Converged("rolled_back", failed[0] if failed else None)
+            return
+        if state in {"paused", "rollback_paused"}:
+            yield Converged("paused", failed[0] if failed else None)
+            return
+        done = seen.converged and (state == "completed" if target.expect_update else True)
+        if done:
+            yield Converged("converged")
+            return
+        if not target.expect_update and len(failed) > target.replicas:
+            yield Converged("failed", failed[0])
+            return
+        if time.monotonic() > deadline:
+            yield Converged("timeout", failed[0] if failed else None)
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def explain(swarm: Swarm, task: dict[str, Any] | None, tail: int = 10) -> tuple[str, list[str]]:
+    """Why a task failed, in one line, and the last lines its container logged."""
+    if task is None:
+        return "no task of the new release became healthy in time", []
+    status = task["Status"]
+    reason = status.get("Err") or status.get("Message") or status.get("State", "failed")
+    container_id = (status.get("ContainerStatus") or {}).get("ContainerID")
+    if not container_id:
+        return reason, []
+    container = swarm.inspect_container(container_id) or {}
+    health = (container.get("State") or {}).get("Health") or {}
+    failures = [entry for entry in health.get("Log") or [] if entry.get("ExitCode") != 0]
+    if failures:
+        check = container.get("Config", {}).get("Healthcheck", {}).get("Test", [])
+        command = " ".join(check[1:]) if check[:1] in (["CMD"], ["CMD-SHELL"]) else " ".join(check)
+        last = failures[-1]
+        output = " ".join((last.get("Output") or "").split()) or "(no output)"
+        reason = f"health check `{command}` failed (exit {last.get('ExitCode')}): {output}"
+    return reason, swarm.container_logs(container_id, tail)

@@ -1,0 +1,329 @@
+"""The control plane's only state: one SQLite file in WAL mode, with versioned migrations.
+
+Swarm is the source of truth for what runs; this file remembers what was asked, by whom,
+and which releases exist to roll back to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+DB_FILE = "shipbot.db"
+
+
+def shipbot_home() -> Path:
+    """``$SHIPBOT_HOME``, default ``~/.local/share/shipbot``; created with mode 0700."""
+    home = Path(os.environ.get("SHIPBOT_HOME") or Path.home() / ".local/share/shipbot")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["apps"].create(
+        {
+            "name": str,
+            "source_kind": str,
+            "source": str,
+            "ref": str,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="name",
+    )
+    db["releases"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "number": int,
+            "image": str,
+            "image_id": str,
+            "source_ref": str,
+            "spec": str,
+            "status": str,
+            "deployed_by": str,
+            "created_at": float,
+            "finished_at": float,
+            "message": str,
+        },
+        pk="id",
+        not_null={"app", "env", "number", "image", "status", "created_at"},
+    )
+    db["releases"].create_index(["app", "env", "number"], unique=True)
+    db["deployments"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "kind": str,
+            "release": int,
+            "status": str,
+            "started_by": str,
+            "pid": int,
+            "started_at": float,
+            "finished_at": float,
+            "message": str,
+        },
+        pk="id",
+    )
+    db["deployments"].create_index(["app", "env"])
+    db["audit"].create(
+        {
+            "id": int,
+            "ts": float,
+            "user": str,
+            "channel": str,
+            "command": str,
+            "app": str,
+            "env": str,
+            "result": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["app", "ts"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+# A release's lifecycle.
+RELEASE_DEPLOYING = "deploying"
+RELEASE_LIVE = "live"
+RELEASE_SUPERSEDED = "superseded"
+RELEASE_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    source_kind: str  # "path" or "git"
+    source: str
+    ref: str | None
+    created_by: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Release:
+    id: int
+    app: str
+    env: str
+    number: int
+    image: str
+    image_id: str | None
+    source_ref: str | None
+    spec: dict[str, Any]
+    status: str
+    deployed_by: str
+    created_at: float
+    finished_at: float | None
+    message: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Release:
+        return cls(**{**row, "spec": json.loads(row["spec"] or "{}")})
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or shipbot_home() / DB_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.conn:
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # apps
+    def add_app(self, app: App) -> None:
+        with self.db.conn:
+            self.db["apps"].insert(app.__dict__, replace=True)
+
+    def get_app(self, name: str) -> App | None:
+        rows = list(self.db["apps"].rows_where("name = ?", [name]))
+        return App(**rows[0]) if rows else None
+
+    def list_apps(self) -> list[App]:
+        return [App(**row) for row in self.db["apps"].rows_where(order_by="name")]
+
+    # releases
+    def new_release(
+        self,
+        *,
+        app: str,
+        env: str,
+        image_for: Callable[[int], str],
+        source_ref: str | None,
+        deployed_by: str,
+    ) -> Release:
+        """A new release numbered after the app's last one; its image name comes from the number."""
+        with self.db.conn:
+            number = self.db.execute(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE app = ?", [app]
+            ).fetchone()[0]
+            row = {
+                "app": app,
+                "env": env,
+                "number": number,
+                "image": image_for(number),
+                "image_id": None,
+                "source_ref": source_ref,
+                "spec": "{}",
+                "status": RELEASE_DEPLOYING,
+                "deployed_by": deployed_by,
+                "created_at": time.time(),
+                "finished_at": None,
+                "message": None,
+            }
+            row_id = self.db["releases"].insert(row).last_pk
+        return self.release_by_id(row_id)
+
+    def update_release(self, release_id: int, **changes: Any) -> Release:
+        if "spec" in changes:
+            changes["spec"] = json.dumps(changes["spec"], sort_keys=True)
+        with self.db.conn:
+            self.db["releases"].update(release_id, changes)
+        return self.release_by_id(release_id)
+
+    def mark_live(self, release_id: int, message: str | None = None) -> Release:
+        """Make one release the live one of its app and environment."""
+        release = self.release_by_id(release_id)
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE releases SET status = ? WHERE app = ? AND env = ? AND status = ?",
+                [RELEASE_SUPERSEDED, release.app, release.env, RELEASE_LIVE],
+            )
+            self.db["releases"].update(
+                release_id,
+                {"status": RELEASE_LIVE, "finished_at": time.time(), "message": message},
+            )
+        return self.release_by_id(release_id)
+
+    def release_by_id(self, release_id: int) -> Release:
+        return Release.from_row(self.db["releases"].get(release_id))
+
+    def release(self, app: str, env: str, number: int) -> Release | None:
+        rows = list(
+            self.db["releases"].rows_where("app = ? AND env = ? AND number = ?", [app, env, number])
+        )
+        return Release.from_row(rows[0]) if rows else None
+
+    def live_release(self, app: str, env: str) -> Release | None:
+        rows = list(
+            self.db["releases"].rows_where(
+                "app = ? AND env = ? AND status = ?", [app, env, RELEASE_LIVE]
+            )
+        )
+        return Release.from_row(rows[0]) if rows else None
+
+    def releases(self, app: str, env: str | None = None, limit: int = 10) -> list[Release]:
+        where, args = ("app = ?", [app]) if env is None else ("app = ? AND env = ?", [app, env])
+        return [
+            Release.from_row(row)
+            for row in self.db["releases"].rows_where(
+                where, args, order_by="number DESC", limit=limit
+            )
+        ]
+
+    # deployments
+    def start_deployment(
+        self, *, app: str, env: str, kind: str, started_by: str, release: int | None = None
+    ) -> int:
+        with self.db.conn:
+            return (
+                self.db["deployments"]
+                .insert(
+                    {
+                        "app": app,
+                        "env": env,
+                        "kind": kind,
+                        "release": release,
+                        "status": "running",
+                        "started_by": started_by,
+                        "pid": os.getpid(),
+                        "started_at": time.time(),
+                        "finished_at": None,
+                        "message": None,
+                    }
+                )
+                .last_pk
+            )
+
+    def finish_deployment(self, deployment_id: int, status: str, message: str = "") -> None:
+        with self.db.conn:
+            self.db["deployments"].update(
+                deployment_id,
+                {"status": status, "finished_at": time.time(), "message": message},
+            )
+
+    def deployment(self, deployment_id: int) -> dict[str, Any]:
+        return self.db["deployments"].get(deployment_id)
+
+    def interrupt_orphans(self, alive: Callable[[int], bool]) -> list[dict[str, Any]]:
+        """Deployments marked running whose process is gone become ``interrupted``."""
+        orphans = [
+            row
+            for row in self.db["deployments"].rows_where("status = 'running'")
+            if not alive(row["pid"])
+        ]
+        for row in orphans:
+            self.finish_deployment(row["id"], "interrupted", "the process running it stopped")
+            with self.db.conn:
+                self.db.execute(
+                    "UPDATE releases SET status = ? WHERE app = ? AND env = ? AND status = ?",
+                    [RELEASE_FAILED, row["app"], row["env"], RELEASE_DEPLOYING],
+                )
+        return orphans
+
+    # audit
+    def audit(
+        self,
+        *,
+        user: str,
+        channel: str,
+        command: str,
+        result: str,
+        app: str | None = None,
+        env: str | None = None,
+        detail: str = "",
+    ) -> None:
+        with self.db.conn:
+            self.db["audit"].insert(
+                {
+                    "ts": time.time(),
+                    "user": user,
+                    "channel": channel,
+                    "command": command,
+                    "app": app,
+                    "env": env,
+                    "result": result,
+                    "detail": detail,
+                }
+            )
+
+    def audit_log(self, app: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, args = ("app = ?", [app]) if app else (None, None)
+        return list(self.db["audit"].rows_where(where, args, order_by="id DESC", limit=limit))

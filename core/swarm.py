@@ -1,0 +1,214 @@
+"""Executor: applies builders' output to a Docker engine in swarm mode.
+
+Every method is blocking (the docker SDK is); the engine calls them through
+``asyncio.to_thread``. Errors from the SDK become ``EngineUnavailable`` or ``DeployError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from core.errors import DeployError, EngineUnavailable
+from core.swarm_spec import LABEL_APP, NETWORK
+
+DEFAULT_TIMEOUT = 60
+
+
+@contextlib.contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Map SDK and transport errors to the core's own, naming what was being done."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise DeployError(f"{action}: not found ({exc.explanation or exc})") from exc
+    except docker.errors.APIError as exc:
+        raise DeployError(f"{action}: the Docker engine said: {exc.explanation or exc}") from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise EngineUnavailable(
+            f"{action}: the Docker engine stopped answering ({type(exc).__name__}); "
+            "check that dockerd is running"
+        ) from exc
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable(f"{action}: {exc}") from exc
+
+
+def split_tag(image: str) -> tuple[str, str | None]:
+    """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag or "@" in image:
+        return image, None
+    return name, tag
+
+
+class Swarm:
+    """One swarm manager's engine API."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
+
+    @classmethod
+    def connect(cls, base_url: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> Swarm:
+        """The engine at ``base_url``, else as the docker CLI finds it (``DOCKER_HOST``)."""
+        options = docker.utils.kwargs_from_env()
+        if base_url:
+            options["base_url"] = base_url
+        url = options.get("base_url") or "unix:///var/run/docker.sock"
+        try:
+            api = docker.APIClient(**options, version="auto", timeout=timeout)
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine at {url}: is dockerd running? "
+                "(`./dev setup` starts one; or `systemctl start docker`)"
+            ) from exc
+        swarm = cls(api)
+        swarm.check_manager()
+        return swarm
+
+    def check_manager(self) -> None:
+        with engine_errors("reading the engine's swarm state"):
+            info = self.api.info()
+        state = info.get("Swarm", {})
+        if state.get("LocalNodeState") != "active" or not state.get("ControlAvailable"):
+            raise EngineUnavailable(
+                "this Docker engine is not a swarm manager: run "
+                "`docker swarm init --advertise-addr 127.0.0.1` (or join it to your swarm)"
+            )
+
+    def ensure_network(self, name: str = NETWORK) -> None:
+        with engine_errors(f"creating the overlay network {name}"):
+            if any(net["Name"] == name for net in self.api.networks(names=[name])):
+                return
+            with contextlib.suppress(docker.errors.APIError):  # created meanwhile elsewhere
+                self.api.create_network(
+                    name, driver="overlay", attachable=True, labels={"shipbot.managed": "true"}
+                )
+
+    # services
+    def inspect_service(self, name: str) -> dict[str, Any] | None:
+        with engine_errors(f"inspecting service {name}"):
+            try:
+                return self.api.inspect_service(name)
+            except docker.errors.NotFound:
+                return None
+
+    def services(self, app: str | None = None) -> list[dict[str, Any]]:
+        label = f"{LABEL_APP}={app}" if app else LABEL_APP
+        with engine_errors("listing services"):
+            return self.api.services(filters={"label": label})
+
+    def create_service(self, spec: dict[str, Any]) -> None:
+        with engine_errors(f"creating service {spec['Name']}"):
+            self.api.create_service(
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=spec["Labels"],
+                mode=spec["Mode"],
+                update_config=spec["UpdateConfig"],
+                rollback_config=spec["RollbackConfig"],
+                endpoint_spec=spec["EndpointSpec"],
+            )
+
+    def update_service(self, spec: dict[str, Any]) -> None:
+        name = spec["Name"]
+        with engine_errors(f"updating service {name}"):
+            current = self.api.inspect_service(name)
+            self.api.update_service(
+                name,
+                current["Version"]["Index"],
+                task_template=spec["TaskTemplate"],
+                name=name,
+                labels=spec["Labels"],
+                mode=spec["Mode"],
+                update_config=spec["UpdateConfig"],
+                rollback_config=spec["RollbackConfig"],
+                endpoint_spec=spec["EndpointSpec"],
+            )
+
+    def remove_service(self, name: str) -> None:
+        with engine_errors(f"removing service {name}"), contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_service(name)
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        with engine_errors(f"listing tasks of {service}"):
+            return self.api.tasks(filters={"service": service})
+
+    def service_logs(self, service: str, tail: int) -> list[str]:
+        with engine_errors(f"reading logs of {service}"):
+            chunks = self.api.service_logs(
+                service, stdout=True, stderr=True, tail=tail, timestamps=False, follow=False
+            )
+            text = b"".join(chunks).decode("utf-8", errors="replace")
+        return text.splitlines()[-tail:] if tail else []
+
+    # containers (only those on this engine's node)
+    def inspect_container(self, container_id: str) -> dict[str, Any] | None:
+        with engine_errors(f"inspecting container {container_id[:12]}"):
+            try:
+                return self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+
+    def container_logs(self, container_id: str, tail: int) -> list[str]:
+        with engine_errors(f"reading logs of container {container_id[:12]}"):
+            try:
+                raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+            except docker.errors.NotFound:
+                return []
+        return raw.decode("utf-8", errors="replace").splitlines()
+
+    # images
+    def build(
+        self,
+        context: str,
+        dockerfile: str,
+        tag: str,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+    ) -> Iterator[dict[str, Any]]:
+        """The engine's build stream, one decoded JSON message at a time."""
+        with engine_errors(f"building {tag}"):
+            yield from self.api.build(
+                path=context,
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=buildargs,
+                labels=labels,
+                decode=True,
+                rm=True,
+                forcerm=True,
+                pull=False,
+            )
+
+    def pull(self, image: str) -> None:
+        repository, _, tag = (
+            image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        )
+        with engine_errors(f"pulling {image}"):
+            for message in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in message:
+                    raise DeployError(f"pulling {image}: {message['error']}")
+
+    def image_id(self, ref: str) -> str | None:
+        with engine_errors(f"inspecting image {ref}"):
+            try:
+                return self.api.inspect_image(ref)["Id"]
+            except docker.errors.ImageNotFound:
+                return None
+
+    def tag(self, image: str, ref: str) -> None:
+        repository, tag = split_tag(ref)
+        with engine_errors(f"tagging {image} as {ref}"):
+            self.api.tag(image, repository, tag)
+
+    def remove_image(self, ref: str) -> None:
+        with (
+            engine_errors(f"removing image {ref}"),
+            contextlib.suppress(docker.errors.NotFound, docker.errors.APIError),
+        ):
+            self.api.remove_image(ref, noprune=False)

@@ -1,0 +1,141 @@
+"""Pure builder: an ``AppSpec`` and a release become an Engine API ``ServiceSpec`` dict.
+
+Nothing here talks to Docker; the executor in ``core.swarm`` posts what this returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.appspec import VOLUME_RE, AppSpec
+from core.durations import parse_duration_ns
+
+NETWORK = "shipbot"
+LABEL_APP = "shipbot.app"
+LABEL_ENV = "shipbot.env"
+LABEL_RELEASE = "shipbot.release"
+LABEL_MANAGED = "shipbot.managed"
+
+# Docker's own default when there is no healthcheck to derive a monitor period from.
+DEFAULT_MONITOR_NS = parse_duration_ns("5s")
+MIN_MONITOR_NS = parse_duration_ns("2s")
+
+
+def service_name(app: str, env: str) -> str:
+    return f"{app}-{env}"
+
+
+def image_ref(app: str, release: int) -> str:
+    """The immutable tag of one release's image."""
+    return f"shipbot/{app}:{release}"
+
+
+def monitor_ns(spec: AppSpec) -> int:
+    """How long Swarm watches each new task before it calls the update a success.
+
+    Long enough for a task that started healthy to miss every retry of its check.
+    """
+    check = spec.healthcheck
+    if check is None:
+        return DEFAULT_MONITOR_NS
+    return max(MIN_MONITOR_NS, check.interval * check.retries)
+
+
+def labels(spec: AppSpec, env: str, release: int) -> dict[str, str]:
+    return {
+        LABEL_APP: spec.name,
+        LABEL_ENV: env,
+        LABEL_RELEASE: str(release),
+        LABEL_MANAGED: "true",
+    }
+
+
+def container_spec(spec: AppSpec, env: str, release: int, image: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Image": image,
+        "Labels": labels(spec, env, release),
+        "Env": [f"{key}={value}" for key, value in sorted(spec.env.items())],
+        "StopGracePeriod": spec.stop_grace_period,
+    }
+    if spec.command is not None:
+        out["Args"] = list(spec.command)
+    if spec.healthcheck is not None:
+        check = spec.healthcheck
+        out["Healthcheck"] = {
+            "Test": check.test(),
+            "Interval": check.interval,
+            "Timeout": check.timeout,
+            "Retries": check.retries,
+            "StartPeriod": check.start_period,
+        }
+    if spec.volumes:
+        out["Mounts"] = [_mount(spec.name, env, volume) for volume in spec.volumes]
+    return out
+
+
+def _mount(app: str, env: str, volume: str) -> dict[str, Any]:
+    match = VOLUME_RE.match(volume)
+    assert match is not None  # appspec validated it
+    return {
+        "Type": "volume",
+        "Source": f"{app}-{env}-{match['source']}",
+        "Target": match["target"],
+        "ReadOnly": match["mode"] == "ro",
+    }
+
+
+def resources(spec: AppSpec) -> dict[str, Any]:
+    limits: dict[str, int] = {}
+    if spec.resources.cpus is not None:
+        limits["NanoCPUs"] = int(spec.resources.cpus * 1_000_000_000)
+    if spec.resources.memory is not None:
+        limits["MemoryBytes"] = spec.resources.memory
+    return {"Limits": limits} if limits else {}
+
+
+def service_spec(
+    spec: AppSpec, env: str, release: int, image: str, *, force_update: int = 0
+) -> dict[str, Any]:
+    """The whole ServiceSpec: start-first rolling update that rolls back on failure."""
+    monitor = monitor_ns(spec)
+    task_template: dict[str, Any] = {
+        "ContainerSpec": container_spec(spec, env, release, image),
+        "RestartPolicy": {"Condition": "any", "Delay": parse_duration_ns("1s"), "MaxAttempts": 0},
+        "Networks": [{"Target": NETWORK}],
+        "ForceUpdate": force_update,
+    }
+    limits = resources(spec)
+    if limits:
+        task_template["Resources"] = limits
+    return {
+        "Name": service_name(spec.name, env),
+        "Labels": labels(spec, env, release),
+        "TaskTemplate": task_template,
+        "Mode": {"Replicated": {"Replicas": spec.replicas}},
+        "UpdateConfig": {
+            "Parallelism": 1,
+            "Delay": 0,
+            "FailureAction": "rollback",
+            "Monitor": monitor,
+            "MaxFailureRatio": 0,
+            "Order": "start-first",
+        },
+        "RollbackConfig": {
+            "Parallelism": 0,
+            "Delay": 0,
+            "FailureAction": "pause",
+            "Monitor": monitor,
+            "MaxFailureRatio": 0,
+            "Order": "start-first",
+        },
+        # No IPVS is assumed: Traefik and peers reach tasks directly (DNS round robin).
+        "EndpointSpec": {"Mode": "dnsrr"},
+    }
+
+
+def with_replicas(spec: dict[str, Any], replicas: int) -> dict[str, Any]:
+    return {**spec, "Mode": {"Replicated": {"Replicas": replicas}}}
+
+
+def with_force_update(spec: dict[str, Any], force_update: int) -> dict[str, Any]:
+    return {**spec, "TaskTemplate": {**spec["TaskTemplate"], "ForceUpdate": force_update}}

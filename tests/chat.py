@@ -1,0 +1,83 @@
+"""Helpers for driving the console chat path in tests, the way a person would type."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.request
+from typing import Any
+
+import docker.errors
+
+from commands.dispatch import ChatRequest, Dispatcher
+from commands.replies import Failure, Log, Reply, Result, Step, Table
+
+
+async def say(bot: Dispatcher, text: str, user: str = "console:alice") -> list[Reply]:
+    return await bot.run(ChatRequest("console", user, "console", text))
+
+
+def result(replies: list[Reply]) -> Result:
+    found = [r for r in replies if isinstance(r, Result)]
+    assert len(found) == 1, replies
+    return found[0]
+
+
+def failure(replies: list[Reply]) -> Failure:
+    found = [r for r in replies if isinstance(r, Failure)]
+    assert len(found) == 1, replies
+    return found[0]
+
+
+def table(replies: list[Reply]) -> Table:
+    found = [r for r in replies if isinstance(r, Table)]
+    assert len(found) == 1, replies
+    return found[0]
+
+
+def steps(replies: list[Reply]) -> list[str]:
+    return [r.text for r in replies if isinstance(r, Step)]
+
+
+def logs(replies: list[Reply]) -> list[str]:
+    return [r.text for r in replies if isinstance(r, Log)]
+
+
+def task_addresses(client: Any, service: str) -> list[str]:
+    """Loopback-reachable addresses of a service's running tasks on this node.
+
+    Each task on an overlay network also sits on docker_gwbridge, whose gateway is this host.
+    """
+    bridge = client.api.inspect_network("docker_gwbridge")["Containers"]
+    out = []
+    for task in client.api.tasks(filters={"service": service, "desired-state": "running"}):
+        if task["Status"]["State"] != "running":
+            continue
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        out.append(bridge[container]["IPv4Address"].split("/")[0])
+    return sorted(out)
+
+
+def fetch(address: str, port: int = 8080) -> str:
+    with urllib.request.urlopen(f"http://{address}:{port}/", timeout=5) as response:
+        return response.read().decode()
+
+
+def remove_app(client: Any, app: str, timeout: float = 15.0) -> None:
+    """Remove an app's services, wait for their containers to go, then its release images."""
+    for service in client.api.services(filters={"label": f"shipbot.app={app}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_service(service["ID"])
+    deadline = time.monotonic() + timeout
+    label = f"com.docker.swarm.service.name={app}-"
+    while time.monotonic() < deadline:
+        names = [
+            c["Labels"].get("com.docker.swarm.service.name", "")
+            for c in client.api.containers(all=True)
+        ]
+        if not any(name.startswith(label.split("=", 1)[1]) for name in names):
+            break
+        time.sleep(0.2)
+    for image in client.api.images(name=f"shipbot/{app}"):
+        with contextlib.suppress(docker.errors.APIError):  # a container may still be stopping
+            client.api.remove_image(image["Id"], force=True)

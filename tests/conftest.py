@@ -1,0 +1,24 @@
+import os
+
+import docker
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHIPBOT_HOME", str(tmp_path / "shipbot-home"))
+    for key in list(os.environ):
+        if key.startswith(("SLACK_", "DISCORD_")):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("SHIPBOT_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"no Docker engine: {exc}")
+        pytest.skip("no Docker engine: run ./dev test")
+    return client
