@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
+from tests.chat import remove_app  # noqa: E402
 
 APP = "bench-overhead"
 SERVICE = f"{APP}-production"
@@ -52,8 +53,9 @@ async def shipbot_deploy(bot: Dispatcher) -> float:
 def raw_update(tag: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["docker", "service", "update", "--quiet", "--detach=false", "--image", tag, SERVICE],
-        check=True, stdout=subprocess.DEVNULL,
+        ["docker", "service", "update", "--quiet", "--detach=false", "--no-resolve-image",
+         "--image", tag, SERVICE],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
 
@@ -79,10 +81,7 @@ async def main(runs: int) -> None:
                 print(f"run {run + 1}: raw {raw[-1]:.2f}s  shipbot {ours[-1]:.2f}s", flush=True)
         finally:
             bot.close()
-            for service in client.api.services(filters={"name": SERVICE}):
-                client.api.remove_service(service["ID"])
-            for image in client.api.images(name=f"shipbot/{APP}"):
-                client.api.remove_image(image["Id"], force=True)
+            remove_app(client, APP)
     ratio = statistics.median(ours) / statistics.median(raw)
     print(f"raw docker service update --detach=false: median {statistics.median(raw):.2f}s")
     print(f"shipbot deploy (chat path, same image):   median {statistics.median(ours):.2f}s")

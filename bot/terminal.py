@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from commands.replies import Failure, Log, Message, Reply, Result, Step, Table
+from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step, Table
 
 
 def render(console: Console, reply: Reply) -> None:
@@ -33,6 +35,17 @@ def render(console: Console, reply: Reply) -> None:
                 "   " + "  ".join(f"[bold]{k}[/bold] {escape(v)}" for k, v in reply.fields.items())
             )
         _tail(console, reply.log_tail)
+    elif isinstance(reply, ApprovalRequest):
+        expires = dt.datetime.fromtimestamp(reply.expires_at, dt.UTC).strftime("%H:%M:%S UTC")
+        console.print(f"[yellow]⏳ approval {reply.id}[/yellow]: {escape(reply.summary)}")
+        for detail in reply.details:
+            console.print(f"   {escape(detail)}")
+        needs = f"{reply.required} of: {', '.join(reply.approvers)}"
+        console.print(f"   needs {escape(needs)}, not the requester; expires {expires}")
+        buttons = "  ".join(
+            f"[bold][{label}][/bold] `{escape(text)}`" for label, text in reply.actions
+        )
+        console.print(f"   {buttons}")
     elif isinstance(reply, Failure):
         console.print(f"[red]❌ {escape(reply.message)}[/red]", highlight=False)
         if reply.usage:

@@ -58,6 +58,45 @@ def _release(value: str) -> int:
     return _count(value.removeprefix("r"))
 
 
+USER_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
+PATTERN_RE = re.compile(r"^[a-z0-9*?][a-z0-9*?-]{0,40}$")
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ROLE_NAMES = ("viewer", "deployer", "admin")
+
+
+def _user(value: str) -> str:
+    if not USER_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a user id: write platform:id, e.g. slack:U024BE7LH or console:alice"
+        )
+    return value
+
+
+def _role(value: str) -> str:
+    if value not in ROLE_NAMES:
+        raise ValueError(f"{value!r} is not a role: use one of {', '.join(ROLE_NAMES)}")
+    return value
+
+
+def _pattern(value: str) -> str:
+    if not PATTERN_RE.match(value):
+        raise ValueError(f"{value!r} is not a name pattern (a-z, 0-9, '-', '*' and '?')")
+    return value
+
+
+def _key(value: str) -> str:
+    if not KEY_RE.match(value):
+        raise ValueError(f"{value!r} is not a variable name (letters, digits and '_')")
+    return value
+
+
+def _assignment(value: str) -> tuple[str, str]:
+    key, eq, rest = value.partition("=")
+    if not eq:
+        raise ValueError(f"expected KEY=VALUE, got {value!r}")
+    return _key(key), rest
+
+
 def _text(value: str) -> str:
     if value.startswith("-"):
         raise ValueError(f"{value!r} looks like an option, not a value")
@@ -71,6 +110,11 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "count": _count,
     "release": _release,
     "text": _text,
+    "user": _user,
+    "role": _role,
+    "pattern": _pattern,
+    "key": _key,
+    "assignment": _assignment,
 }
 
 
@@ -101,6 +145,8 @@ class CommandSpec:
     permission: str
     examples: tuple[str, ...]
     changes_state: bool
+    locks: bool  # takes the app/env lock while it runs
+    approvable: bool  # may need approval in environments that ask for it
 
     @property
     def summary(self) -> str:
@@ -132,11 +178,19 @@ REGISTRY: dict[str, CommandSpec] = {}
 
 
 def command(
-    name: str, *, permission: str, examples: tuple[str, ...] = (), changes_state: bool = False
+    name: str,
+    *,
+    permission: str,
+    examples: tuple[str, ...] = (),
+    changes_state: bool = False,
+    locks: bool = False,
+    approvable: bool = False,
 ) -> Callable[[type], type]:
     def register(cls: type) -> type:
         cls = dataclass(frozen=True)(cls)
-        REGISTRY[name] = CommandSpec(name, cls, permission, examples, changes_state)
+        REGISTRY[name] = CommandSpec(
+            name, cls, permission, examples, changes_state or locks, locks, approvable
+        )
         cls.spec = REGISTRY[name]  # type: ignore[attr-defined]
         return cls
 
@@ -218,3 +272,27 @@ def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
         if not field.metadata["optional"]:
             raise ValueError(f"missing {field.metadata['metavar']}")
     return values
+
+
+def render(request: Any) -> str:
+    """A request back to its canonical text: ``parse(render(r)) == r``.
+
+    An approval stores this text and runs it when approved.
+    """
+    parts = [spec_of(request).name]
+    for field in dataclasses.fields(request):
+        value = getattr(request, field.name)
+        meta = field.metadata
+        if value is None or value is False:
+            continue
+        if not meta.get("positional") and value == field.default:
+            continue
+        if isinstance(value, tuple):
+            value = "=".join(value)
+        if meta.get("positional"):
+            parts.append(str(value))
+        elif meta.get("kind") == "flag":
+            parts.append(_flag(field.name))
+        else:
+            parts.extend([_flag(field.name), str(value)])
+    return shlex.join(parts[:1]) if len(parts) == 1 else parts[0] + " " + shlex.join(parts[1:])

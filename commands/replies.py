@@ -42,6 +42,24 @@ class Result:
     log_tail: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A change waiting for approval; adapters show Approve / Reject buttons for ``actions``."""
+
+    id: int
+    summary: str
+    requester: str
+    approvers: tuple[str, ...]
+    required: int
+    expires_at: float
+    details: tuple[str, ...] = ()
+
+    @property
+    def actions(self) -> tuple[tuple[str, str], ...]:
+        """(label, the command text a click sends)."""
+        return (("Approve", f"approve {self.id}"), ("Reject", f"reject {self.id}"))
+
+
 USAGE = "usage"
 DENIED = "denied"
 FAILED = "failed"
@@ -58,7 +76,7 @@ class Failure:
     log_tail: tuple[str, ...] = ()
 
 
-Reply = Message | Step | Log | Table | Result | Failure
+Reply = Message | Step | Log | Table | Result | Failure | ApprovalRequest
 
 
 def exit_code(replies: list[Reply]) -> int:

@@ -98,6 +98,28 @@ class Resources(_Strict):
     memory: MemoryBytes | None = None
 
 
+ROLE_NAMES = ("viewer", "deployer", "admin")
+USER_ID_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
+
+
+class Approval(_Strict):
+    """Who must approve a deploy or rollback to an environment before it runs."""
+
+    required: int = Field(default=1, ge=1, le=5)
+    approvers: list[str] = Field(default_factory=lambda: ["deployer", "admin"], min_length=1)
+    expires: Duration = parse_duration_ns("30m")
+
+    @field_validator("approvers")
+    @classmethod
+    def _roles_or_users(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in ROLE_NAMES and not USER_ID_RE.match(item):
+                raise ValueError(
+                    f"{item!r} is neither a role ({', '.join(ROLE_NAMES)}) nor a platform:id"
+                )
+        return value
+
+
 class AppSpec(_Strict):
     """One app in one environment, after overrides are merged."""
 
@@ -112,6 +134,7 @@ class AppSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     volumes: list[str] = Field(default_factory=list)
     stop_grace_period: Duration = parse_duration_ns("10s")
+    approval: Approval | None = None
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -128,6 +151,13 @@ class AppSpec(_Strict):
     @classmethod
     def _build_shorthand(cls, value: Any) -> Any:
         return {"context": value} if isinstance(value, str) else value
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("env")
     @classmethod

@@ -20,6 +20,8 @@ from core.appspec import APP_NAME_RE, DEFAULT_ENV, AppConfig, AppSpec, load_app_
 from core.durations import format_duration
 from core.errors import BuildError, CoreError, DeployError, SourceError, UnknownApp
 from core.events import Event, LogLine, Outcome, Progress
+from core.plan import diff
+from core.secrets import Vault
 from core.store import RELEASE_FAILED, App, Release, Store, shipbot_home
 from core.swarm import Swarm, split_tag
 from core.swarm_spec import (
@@ -33,6 +35,7 @@ from core.swarm_spec import (
 )
 
 KEEP_RELEASES = 10
+SEALED = "sealed:"
 LOG_TAIL = 10
 BASE_DEADLINE_SECONDS = 60.0
 
@@ -67,6 +70,14 @@ def deadline_seconds(spec: AppSpec) -> float:
     return BASE_DEADLINE_SECONDS + 2 * one_verdict / 1e9
 
 
+def _with_env(spec: dict[str, Any], env: list[str]) -> dict[str, Any]:
+    template = spec["TaskTemplate"]
+    return {
+        **spec,
+        "TaskTemplate": {**template, "ContainerSpec": {**template["ContainerSpec"], "Env": env}},
+    }
+
+
 def _mutable_tag(image: str) -> bool:
     """Pull again only what may have moved: ``latest`` or no tag (pinned tags pull once)."""
     return "@" not in image and split_tag(image)[1] in (None, "latest")
@@ -78,11 +89,13 @@ class Engine:
         store: Store,
         connect: Callable[[], Swarm] = Swarm.connect,
         home: Path | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self.store = store
         self._connect = connect
         self._swarm: Swarm | None = None
         self.home = home or shipbot_home()
+        self.vault = vault or Vault.open(self.home)
 
     async def swarm(self) -> Swarm:
         if self._swarm is None:
@@ -164,7 +177,13 @@ class Engine:
 
     # deploy
     async def deploy(
-        self, name: str, *, user: str, env: str | None = None, ref: str | None = None
+        self,
+        name: str,
+        *,
+        user: str,
+        env: str | None = None,
+        ref: str | None = None,
+        approved_by: str | None = None,
     ) -> AsyncIterator[Event]:
         env = env or DEFAULT_ENV
         app = self.app(name)
@@ -175,7 +194,7 @@ class Engine:
             )
         config, commit = await self.config(app, ref if app.source_kind == "git" else None)
         self.check_env(config, env)
-        spec = config.for_env(env)
+        spec, secret_keys = self.with_variables(config.for_env(env), env)
         swarm = await self.swarm()
         await asyncio.to_thread(swarm.ensure_network)
         started = time.monotonic()
@@ -187,7 +206,8 @@ class Engine:
             deployed_by=user,
         )
         deployment = self.store.start_deployment(
-            app=name, env=env, kind="deploy", started_by=user, release=release.number
+            app=name, env=env, kind="deploy", started_by=user, release=release.number,
+            approved_by=approved_by,
         )
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
         try:
@@ -197,7 +217,7 @@ class Engine:
             else:
                 await self._pull(swarm, spec, ref, release)
             outcome = None
-            async for event in self._roll_out(swarm, spec, env, release, started):
+            async for event in self._roll_out(swarm, spec, env, release, started, secret_keys):
                 if isinstance(event, Outcome):
                     outcome = event
                 yield event
@@ -288,13 +308,19 @@ class Engine:
         self.store.update_release(release.id, image_id=image_id, source_ref=image)
 
     async def _roll_out(
-        self, swarm: Swarm, spec: AppSpec, env: str, release: Release, started: float
+        self,
+        swarm: Swarm,
+        spec: AppSpec,
+        env: str,
+        release: Release,
+        started: float,
+        secret_keys: set[str],
     ) -> AsyncIterator[Event]:
         name = service_name(spec.name, env)
         current = await asyncio.to_thread(swarm.inspect_service, name)
         force = (current or {}).get("Spec", {}).get("TaskTemplate", {}).get("ForceUpdate", 0)
         desired = service_spec(spec, env, release.number, release.image, force_update=force)
-        self.store.update_release(release.id, spec=desired)
+        self.store.update_release(release.id, spec=self._seal(desired, secret_keys))
         live = self.store.live_release(spec.name, env)
         target = rollout.Target(
             name=name,
@@ -390,7 +416,7 @@ class Engine:
         name = release.spec["Name"]
         current = await asyncio.to_thread(swarm.inspect_service, name)
         force = (current or {}).get("Spec", {}).get("TaskTemplate", {}).get("ForceUpdate", 0)
-        desired = with_force_update(release.spec, force)
+        desired = with_force_update(self._unseal(release.spec), force)
         replicas = desired["Mode"]["Replicated"]["Replicas"]
         target = rollout.Target(
             name=name,
@@ -417,9 +443,66 @@ class Engine:
         for number in numbers[:-KEEP_RELEASES]:
             swarm.remove_image(image_ref(app, number))
 
+    # variables and secrets
+    def with_variables(self, spec: AppSpec, env: str) -> tuple[AppSpec, set[str]]:
+        """app.yml's env, then variables set from chat, then secrets (decrypted)."""
+        merged, secret_keys = dict(spec.env), set()
+        for row in self.store.variables(spec.name, env):
+            if row["secret"]:
+                merged[row["key"]] = self.vault.decrypt(row["value"])
+                secret_keys.add(row["key"])
+            else:
+                merged[row["key"]] = row["value"]
+        return spec.model_copy(update={"env": merged}), secret_keys
+
+    def secret_values(self) -> list[str]:
+        """Every stored secret, decrypted: what replies must never show."""
+        return [self.vault.decrypt(row["value"]) for row in self.store.variables() if row["secret"]]
+
+    def _seal(self, spec: dict[str, Any], secret_keys: set[str]) -> dict[str, Any]:
+        """The spec as stored with a release: secret values encrypted, for rollbacks."""
+        env = []
+        for entry in spec["TaskTemplate"]["ContainerSpec"].get("Env", []):
+            key, _, value = entry.partition("=")
+            env.append(
+                f"{key}={SEALED}{self.vault.encrypt(value)}" if key in secret_keys else entry
+            )
+        return _with_env(spec, env)
+
+    def _unseal(self, spec: dict[str, Any]) -> dict[str, Any]:
+        env = []
+        for entry in spec["TaskTemplate"]["ContainerSpec"].get("Env", []):
+            key, _, value = entry.partition("=")
+            if value.startswith(SEALED):
+                value = self.vault.decrypt(value.removeprefix(SEALED))
+            env.append(f"{key}={value}")
+        return _with_env(spec, env)
+
+    async def plan(self, name: str, *, env: str | None = None, ref: str | None = None) -> list[str]:
+        """What ``deploy`` would change, without building or touching the swarm."""
+        env = env or DEFAULT_ENV
+        app = self.app(name)
+        config, _ = await self.config(app, ref if app.source_kind == "git" else None)
+        self.check_env(config, env)
+        spec, secret_keys = self.with_variables(config.for_env(env), env)
+        swarm = await self.swarm()
+        current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
+        number = 1 + max((r.number for r in self.store.releases(name, limit=1)), default=0)
+        current_spec = (current or {}).get("Spec")
+        force = (current_spec or {}).get("TaskTemplate", {}).get("ForceUpdate", 0)
+        desired = service_spec(spec, env, number, image_ref(name, number), force_update=force)
+        source = "build" if spec.build else f"image {spec.image}"
+        return [f"release {number} ({source})", *diff(current_spec, desired, secret_keys)]
+
     # rollback
     async def rollback(
-        self, name: str, *, user: str, env: str | None = None, number: int | None = None
+        self,
+        name: str,
+        *,
+        user: str,
+        env: str | None = None,
+        number: int | None = None,
+        approved_by: str | None = None,
     ) -> AsyncIterator[Event]:
         env = env or DEFAULT_ENV
         self.app(name)
@@ -433,7 +516,8 @@ class Engine:
             )
         started = time.monotonic()
         deployment = self.store.start_deployment(
-            app=name, env=env, kind="rollback", started_by=user, release=target.number
+            app=name, env=env, kind="rollback", started_by=user, release=target.number,
+            approved_by=approved_by,
         )
         yield Progress(f"rolling {name} ({env}) back to release {target.number}")
         result = None

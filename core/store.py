@@ -93,7 +93,70 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["audit"].create_index(["app", "ts"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Grants, approvals, locks and per-app variables (permissions, issue 4)."""
+    db["grants"].create(
+        {
+            "id": int,
+            "user": str,
+            "role": str,
+            "app": str,
+            "env": str,
+            "granted_by": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["grants"].create_index(["user", "role", "app", "env"], unique=True)
+    db["approvals"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "command": str,
+            "requester": str,
+            "channel": str,
+            "platform": str,
+            "required": int,
+            "approvers": str,
+            "status": str,
+            "approved_by": str,
+            "created_at": float,
+            "expires_at": float,
+            "decided_at": float,
+            "note": str,
+        },
+        pk="id",
+    )
+    db["approvals"].create_index(["status", "expires_at"])
+    db["locks"].create(
+        {
+            "key": str,
+            "owner": str,
+            "pid": int,
+            "host": str,
+            "what": str,
+            "acquired_at": float,
+            "heartbeat_at": float,
+        },
+        pk="key",
+    )
+    db["variables"].create(
+        {
+            "app": str,
+            "env": str,
+            "key": str,
+            "value": str,
+            "secret": int,
+            "updated_by": str,
+            "updated_at": float,
+        },
+        pk=("app", "env", "key"),
+    )
+    db["deployments"].add_column("approved_by", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 # A release's lifecycle.
 RELEASE_DEPLOYING = "deploying"
@@ -250,7 +313,14 @@ class Store:
 
     # deployments
     def start_deployment(
-        self, *, app: str, env: str, kind: str, started_by: str, release: int | None = None
+        self,
+        *,
+        app: str,
+        env: str,
+        kind: str,
+        started_by: str,
+        release: int | None = None,
+        approved_by: str | None = None,
     ) -> int:
         with self.db.conn:
             return (
@@ -263,6 +333,7 @@ class Store:
                         "release": release,
                         "status": "running",
                         "started_by": started_by,
+                        "approved_by": approved_by,
                         "pid": os.getpid(),
                         "started_at": time.time(),
                         "finished_at": None,
@@ -327,3 +398,171 @@ class Store:
     def audit_log(self, app: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         where, args = ("app = ?", [app]) if app else (None, None)
         return list(self.db["audit"].rows_where(where, args, order_by="id DESC", limit=limit))
+
+    # grants
+    def add_grant(self, *, user: str, role: str, app: str, env: str, granted_by: str) -> bool:
+        """False when the same grant already exists."""
+        with self.db.conn:
+            before = self.db["grants"].count
+            self.db["grants"].insert(
+                {
+                    "user": user,
+                    "role": role,
+                    "app": app,
+                    "env": env,
+                    "granted_by": granted_by,
+                    "created_at": time.time(),
+                },
+                ignore=True,
+            )
+            return self.db["grants"].count > before
+
+    def remove_grant(self, *, user: str, role: str, app: str, env: str) -> bool:
+        with self.db.conn:
+            cursor = self.db.execute(
+                "DELETE FROM grants WHERE user = ? AND role = ? AND app = ? AND env = ?",
+                [user, role, app, env],
+            )
+            return cursor.rowcount > 0
+
+    def grants(self, user: str | None = None) -> list[dict[str, Any]]:
+        where, args = ("user = ?", [user]) if user else (None, None)
+        return list(self.db["grants"].rows_where(where, args, order_by="user, role, app, env"))
+
+    # approvals
+    def add_approval(self, row: dict[str, Any]) -> int:
+        with self.db.conn:
+            return (
+                self.db["approvals"]
+                .insert({**row, "status": "pending", "approved_by": "[]", "decided_at": None})
+                .last_pk
+            )
+
+    def approval(self, approval_id: int) -> dict[str, Any] | None:
+        rows = list(self.db["approvals"].rows_where("id = ?", [approval_id]))
+        return rows[0] if rows else None
+
+    def record_approval(self, approval_id: int, approvers: list[str], status: str) -> bool:
+        """Add an approver while the request is still pending; False if someone got there first.
+
+        The compare-and-set on the old approver list makes a double click count once.
+        """
+        with self.db.conn:
+            row = self.approval(approval_id)
+            if row is None or row["status"] != "pending":
+                return False
+            cursor = self.db.execute(
+                "UPDATE approvals SET approved_by = ?, status = ?, decided_at = ? "
+                "WHERE id = ? AND status = 'pending' AND approved_by = ?",
+                [
+                    json.dumps(approvers),
+                    status,
+                    time.time() if status != "pending" else None,
+                    approval_id,
+                    row["approved_by"],
+                ],
+            )
+            return cursor.rowcount == 1
+
+    def decide_approval(self, approval_id: int, status: str, note: str = "") -> bool:
+        """Move a pending request to ``status``; False if it was no longer pending."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "UPDATE approvals SET status = ?, decided_at = ?, note = ? "
+                "WHERE id = ? AND status = 'pending'",
+                [status, time.time(), note, approval_id],
+            )
+            return cursor.rowcount == 1
+
+    def finish_approval(self, approval_id: int, status: str, note: str = "") -> None:
+        with self.db.conn:
+            self.db["approvals"].update(approval_id, {"status": status, "note": note})
+
+    def due_approvals(self, now: float) -> list[dict[str, Any]]:
+        return list(
+            self.db["approvals"].rows_where(
+                "status = 'pending' AND expires_at <= ?", [now], order_by="id"
+            )
+        )
+
+    # locks
+    def acquire_lock(
+        self, key: str, *, owner: str, what: str, ttl: float, host: str
+    ) -> dict[str, Any] | None:
+        """Take the lock, or return the row of whoever holds it (a stale holder loses it)."""
+        now = time.time()
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            rows = list(self.db["locks"].rows_where("key = ?", [key]))
+            if rows and rows[0]["heartbeat_at"] > now - ttl:
+                return rows[0]
+            self.db["locks"].insert(
+                {
+                    "key": key,
+                    "owner": owner,
+                    "pid": os.getpid(),
+                    "host": host,
+                    "what": what,
+                    "acquired_at": now,
+                    "heartbeat_at": now,
+                },
+                replace=True,
+            )
+        return None
+
+    def heartbeat_lock(self, key: str, owner: str) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE locks SET heartbeat_at = ? WHERE key = ? AND owner = ? AND pid = ?",
+                [time.time(), key, owner, os.getpid()],
+            )
+
+    def release_lock(self, key: str, owner: str) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM locks WHERE key = ? AND owner = ? AND pid = ?",
+                [key, owner, os.getpid()],
+            )
+
+    def force_unlock(self, key: str) -> dict[str, Any] | None:
+        with self.db.conn:
+            rows = list(self.db["locks"].rows_where("key = ?", [key]))
+            self.db.execute("DELETE FROM locks WHERE key = ?", [key])
+        return rows[0] if rows else None
+
+    # variables (env and secrets)
+    def set_variable(
+        self, *, app: str, env: str, key: str, value: str, secret: bool, updated_by: str
+    ) -> None:
+        with self.db.conn:
+            self.db["variables"].insert(
+                {
+                    "app": app,
+                    "env": env,
+                    "key": key,
+                    "value": value,
+                    "secret": int(secret),
+                    "updated_by": updated_by,
+                    "updated_at": time.time(),
+                },
+                replace=True,
+            )
+
+    def unset_variable(self, *, app: str, env: str, key: str) -> bool:
+        with self.db.conn:
+            cursor = self.db.execute(
+                "DELETE FROM variables WHERE app = ? AND env = ? AND key = ?", [app, env, key]
+            )
+            return cursor.rowcount > 0
+
+    def variables(self, app: str | None = None, env: str | None = None) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        for column, value in (("app", app), ("env", env)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        return list(
+            self.db["variables"].rows_where(
+                " AND ".join(clauses) or None, args or None, order_by="app, env, key"
+            )
+        )

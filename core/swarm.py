@@ -7,17 +7,21 @@ Every method is blocking (the docker SDK is); the engine calls them through
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
 import requests
+from docker.utils import version_lt
 
 from core.errors import DeployError, EngineUnavailable
 from core.swarm_spec import LABEL_APP, NETWORK
 
 DEFAULT_TIMEOUT = 60
+MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
 
 
 @contextlib.contextmanager
@@ -59,14 +63,30 @@ class Swarm:
         if base_url:
             options["base_url"] = base_url
         url = options.get("base_url") or "unix:///var/run/docker.sock"
+        # Ask the engine its API version with a client we close either way (version="auto"
+        # would ask inside the constructor, leaving nothing to close when it fails).
+        unreachable = (
+            f"cannot reach the Docker engine at {url}: is dockerd running? "
+            "(`./dev setup` starts one; or `systemctl start docker`)"
+        )
+        if url.startswith("unix://"):
+            # docker-py leaks the socket of a failed unix connect; try it ourselves first
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(url.removeprefix("unix://"))
+            except OSError as exc:
+                raise EngineUnavailable(unreachable) from exc
+        probe = docker.APIClient(**options, version=MINIMUM_API, timeout=timeout)
         try:
-            api = docker.APIClient(**options, version="auto", timeout=timeout)
-        except docker.errors.DockerException as exc:
-            raise EngineUnavailable(
-                f"cannot reach the Docker engine at {url}: is dockerd running? "
-                "(`./dev setup` starts one; or `systemctl start docker`)"
-            ) from exc
-        swarm = cls(api)
+            server = probe.version(api_version=False)["ApiVersion"]
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(unreachable) from exc
+        finally:
+            probe.close()
+        newest = docker.constants.DEFAULT_DOCKER_API_VERSION
+        agreed = server if version_lt(server, newest) else newest
+        swarm = cls(docker.APIClient(**options, version=agreed, timeout=timeout))
         swarm.check_manager()
         return swarm
 

@@ -49,7 +49,10 @@ def made_apps(docker_client):
 
 @pytest.fixture
 def bot(docker_client, tmp_path: Path, app, made_apps):
-    dispatcher = Dispatcher.open(tmp_path / "home")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text("admins: [console:alice]\n")
+    dispatcher = Dispatcher.open(home)
     made_apps.append(app[0])
     yield dispatcher
     dispatcher.close()
@@ -96,6 +99,7 @@ async def test_deploy_fail_rollback_story(bot, app, docker_client):
     assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"shipbot/{name}:1"
 
     # 3. a good third release, then `rollback` returns to release 1; releases lists them all
+    assert result(await say(bot, f"grant console:bob deployer --app {name}")).ok
     dockerfile.write_text(good)
     set_page(folder, "release three")
     assert result(await say(bot, f"deploy {name}", user="console:bob")).ok
@@ -111,14 +115,14 @@ async def test_deploy_fail_rollback_story(bot, app, docker_client):
     ]
     assert all(row[3] for row in listed.rows)  # when
     audit = bot.engine.store.audit_log(name)
-    assert [row["command"].split()[0] for row in audit] == [
-        "rollback",
-        "deploy",
-        "deploy",
-        "deploy",
-        "apps",
+    assert [(row["command"].split()[0], row["result"]) for row in audit] == [
+        ("rollback", "ok"),
+        ("deploy", "ok"),
+        ("grant", "ok"),
+        ("deploy", "failed"),
+        ("deploy", "ok"),
+        ("apps", "ok"),
     ]
-    assert [row["result"] for row in audit] == ["ok", "ok", "failed", "ok", "ok"]
 
 
 async def test_scale_restart_logs(bot, app, docker_client):

@@ -1,0 +1,57 @@
+"""The control plane's own settings: ``$SHIPBOT_HOME/shipbot.yml``.
+
+```yaml
+admins: [console:alice, slack:U024BE7LH]   # bootstrap admins, by immutable platform id
+secret_key: null                           # Fernet key; default: secret.key beside the store
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import CoreError
+
+CONFIG_FILE = "shipbot.yml"
+USER_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
+
+
+class ConfigError(CoreError):
+    """shipbot.yml is unreadable or invalid."""
+
+
+class ControlConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    admins: list[str] = Field(default_factory=list)
+    secret_key: str | None = None
+
+    @field_validator("admins")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not USER_RE.match(user):
+                raise ValueError(
+                    f"{user!r} is not a platform:id (e.g. slack:U024BE7LH, console:alice)"
+                )
+        return value
+
+
+def load_config(home: Path) -> ControlConfig:
+    path = home / CONFIG_FILE
+    if not path.exists():
+        return ControlConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return ControlConfig.model_validate(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
