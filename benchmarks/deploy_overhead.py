@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
-from tests.chat import remove_app  # noqa: E402
+from tests.chat import remove_apps  # noqa: E402
 
 APP = "bench-overhead"
 SERVICE = f"{APP}-production"
@@ -53,9 +53,20 @@ async def shipbot_deploy(bot: Dispatcher) -> float:
 def raw_update(tag: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["docker", "service", "update", "--quiet", "--detach=false", "--no-resolve-image",
-         "--image", tag, SERVICE],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "docker",
+            "service",
+            "update",
+            "--quiet",
+            "--detach=false",
+            "--no-resolve-image",
+            "--image",
+            tag,
+            SERVICE,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
 
@@ -71,8 +82,9 @@ async def main(runs: int) -> None:
         (folder / "app.yml").write_text(APP_YML)
         bot = Dispatcher.open(Path(tmp) / "home")
         try:
-            await bot.run(ChatRequest("console", "console:bench", "bench",
-                                      f"apps add {APP} --path {folder}"))
+            await bot.run(
+                ChatRequest("console", "console:bench", "bench", f"apps add {APP} --path {folder}")
+            )
             await shipbot_deploy(bot)  # creates the service; not timed
             ours, raw = [], []
             for run in range(runs):
@@ -81,7 +93,7 @@ async def main(runs: int) -> None:
                 print(f"run {run + 1}: raw {raw[-1]:.2f}s  shipbot {ours[-1]:.2f}s", flush=True)
         finally:
             bot.close()
-            remove_app(client, APP)
+            remove_apps(client, [APP])
     ratio = statistics.median(ours) / statistics.median(raw)
     print(f"raw docker service update --detach=false: median {statistics.median(raw):.2f}s")
     print(f"shipbot deploy (chat path, same image):   median {statistics.median(ours):.2f}s")

@@ -73,3 +73,7 @@ def chat(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

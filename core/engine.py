@@ -206,7 +206,11 @@ class Engine:
             deployed_by=user,
         )
         deployment = self.store.start_deployment(
-            app=name, env=env, kind="deploy", started_by=user, release=release.number,
+            app=name,
+            env=env,
+            kind="deploy",
+            started_by=user,
+            release=release.number,
             approved_by=approved_by,
         )
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
@@ -516,7 +520,11 @@ class Engine:
             )
         started = time.monotonic()
         deployment = self.store.start_deployment(
-            app=name, env=env, kind="rollback", started_by=user, release=target.number,
+            app=name,
+            env=env,
+            kind="rollback",
+            started_by=user,
+            release=target.number,
             approved_by=approved_by,
         )
         yield Progress(f"rolling {name} ({env}) back to release {target.number}")

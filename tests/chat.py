@@ -63,21 +63,23 @@ def fetch(address: str, port: int = 8080) -> str:
         return response.read().decode()
 
 
-def remove_app(client: Any, app: str, timeout: float = 15.0) -> None:
-    """Remove an app's services, wait for their containers to go, then its release images."""
-    for service in client.api.services(filters={"label": f"shipbot.app={app}"}):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_service(service["ID"])
+def remove_apps(client: Any, apps: list[str], timeout: float = 15.0) -> None:
+    """Remove apps' services, wait for their containers to go, then their release images."""
+    for app in apps:
+        for service in client.api.services(filters={"label": f"shipbot.app={app}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_service(service["ID"])
+    prefixes = tuple(f"{app}-" for app in apps)
     deadline = time.monotonic() + timeout
-    label = f"com.docker.swarm.service.name={app}-"
     while time.monotonic() < deadline:
         names = [
             c["Labels"].get("com.docker.swarm.service.name", "")
             for c in client.api.containers(all=True)
         ]
-        if not any(name.startswith(label.split("=", 1)[1]) for name in names):
+        if not any(name.startswith(prefixes) for name in names):
             break
         time.sleep(0.2)
-    for image in client.api.images(name=f"shipbot/{app}"):
-        with contextlib.suppress(docker.errors.APIError):  # a container may still be stopping
-            client.api.remove_image(image["Id"], force=True)
+    for app in apps:
+        for image in client.api.images(name=f"shipbot/{app}"):
+            with contextlib.suppress(docker.errors.APIError):  # a container may still stop
+                client.api.remove_image(image["Id"], force=True)

@@ -14,7 +14,7 @@ from tests.chat import (
     failure,
     fetch,
     logs,
-    remove_app,
+    remove_apps,
     result,
     say,
     steps,
@@ -43,8 +43,7 @@ def made_apps(docker_client):
     """Names of the apps this module made; removed once at the end (containers stop slowly)."""
     names: list[str] = []
     yield names
-    for name in names:
-        remove_app(docker_client, name)
+    remove_apps(docker_client, names)
 
 
 @pytest.fixture
