@@ -1,0 +1,51 @@
+"""deploy --dry-run's diff builder."""
+
+from __future__ import annotations
+
+from core.appspec import parse_app_config
+from core.plan import diff
+from core.secrets import MASK
+from core.swarm_spec import service_spec
+
+
+def spec(text: str, release: int = 1, env: dict[str, str] | None = None) -> dict:
+    app = parse_app_config(text).base
+    if env:
+        app = app.model_copy(update={"env": env})
+    return service_spec(app, "production", release, f"shipbot/a:{release}")
+
+
+def test_first_deploy_is_a_create():
+    lines = diff(None, spec("name: a\nimage: a:1\n"), set())
+    assert lines == [
+        "create service a-production",
+        "image: - → shipbot/a:1",
+        "replicas: - → 1",
+        "label shipbot.app: - → a",
+        "label shipbot.env: - → production",
+        "label shipbot.managed: - → true",
+        "label shipbot.release: - → 1",
+    ]
+
+
+def test_changes_with_secrets_masked():
+    old = spec("name: a\nimage: a:1\n", 1, {"KEEP": "1", "GONE": "x", "TOKEN": "old-secret"})
+    new = spec(
+        "name: a\nimage: a:1\nreplicas: 3\nhealthcheck: {cmd: [x]}\n",
+        2,
+        {"KEEP": "1", "NEW": "y", "TOKEN": "new-secret"},
+    )
+    assert diff(old, new, {"TOKEN"}) == [
+        "image: shipbot/a:1 → shipbot/a:2",
+        "replicas: 1 → 3",
+        "env +NEW=y",
+        "env -GONE",
+        f"env ~TOKEN: {MASK} → {MASK}",
+        "label shipbot.release: 1 → 2",
+        "healthcheck changes",
+    ]
+
+
+def test_nothing():
+    same = spec("name: a\nimage: a:1\n")
+    assert diff(same, same, set()) == ["nothing would change"]

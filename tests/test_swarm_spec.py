@@ -1,0 +1,113 @@
+"""The ServiceSpec builder, compared whole against the exact expected structure."""
+
+from __future__ import annotations
+
+from core.appspec import parse_app_config
+from core.swarm_spec import image_ref, service_name, service_spec, with_force_update, with_replicas
+
+S = 1_000_000_000
+APP = """\
+name: hello
+build: .
+port: 8080
+replicas: 2
+healthcheck: {cmd: ["wget", "-qO-", "http://127.0.0.1:8080/"], interval: 2s, timeout: 2s,
+  retries: 3, start_period: 2s}
+env: {GREETING: hi, A_FIRST: "1"}
+environments:
+  production: {replicas: 3}
+"""
+
+
+def test_service_spec_exact():
+    spec = parse_app_config(APP).for_env("production")
+    labels = {
+        "shipbot.app": "hello",
+        "shipbot.env": "production",
+        "shipbot.release": "7",
+        "shipbot.managed": "true",
+    }
+    assert service_spec(spec, "production", 7, "shipbot/hello:7") == {
+        "Name": "hello-production",
+        "Labels": labels,
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "shipbot/hello:7",
+                "Labels": labels,
+                "Env": ["A_FIRST=1", "GREETING=hi"],
+                "StopGracePeriod": 10 * S,
+                "Healthcheck": {
+                    "Test": ["CMD", "wget", "-qO-", "http://127.0.0.1:8080/"],
+                    "Interval": 2 * S,
+                    "Timeout": 2 * S,
+                    "Retries": 3,
+                    "StartPeriod": 2 * S,
+                },
+            },
+            "RestartPolicy": {"Condition": "any", "Delay": 1 * S, "MaxAttempts": 0},
+            "Networks": [{"Target": "shipbot"}],
+            "ForceUpdate": 0,
+        },
+        "Mode": {"Replicated": {"Replicas": 3}},
+        "UpdateConfig": {
+            "Parallelism": 1,
+            "Delay": 0,
+            "FailureAction": "rollback",
+            "Monitor": 6 * S,
+            "MaxFailureRatio": 0,
+            "Order": "start-first",
+        },
+        "RollbackConfig": {
+            "Parallelism": 0,
+            "Delay": 0,
+            "FailureAction": "pause",
+            "Monitor": 6 * S,
+            "MaxFailureRatio": 0,
+            "Order": "start-first",
+        },
+        "EndpointSpec": {"Mode": "dnsrr"},
+    }
+
+
+def test_resources_volumes_command():
+    spec = parse_app_config(
+        "name: db\nimage: postgres:16\ncommand: [postgres, -c, fsync=off]\n"
+        "resources: {cpus: 0.5, memory: 1G}\nvolumes: ['data:/var/lib/pg', 'conf:/etc/pg:ro']\n"
+    ).base
+    out = service_spec(spec, "staging", 1, "shipbot/db:1")
+    template = out["TaskTemplate"]
+    assert template["Resources"] == {"Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": 1024**3}}
+    assert template["ContainerSpec"]["Mounts"] == [
+        {"Type": "volume", "Source": "db-staging-data", "Target": "/var/lib/pg", "ReadOnly": False},
+        {"Type": "volume", "Source": "db-staging-conf", "Target": "/etc/pg", "ReadOnly": True},
+    ]
+    assert template["ContainerSpec"]["Args"] == ["postgres", "-c", "fsync=off"]
+
+
+def test_without_healthcheck_docker_default_monitor():
+    out = service_spec(parse_app_config("name: a\nimage: a:1\n").base, "production", 1, "x")
+    assert "Healthcheck" not in out["TaskTemplate"]["ContainerSpec"]
+    assert "Resources" not in out["TaskTemplate"]
+    assert out["UpdateConfig"]["Monitor"] == 5 * S
+
+
+def test_small_monitor_has_a_floor():
+    spec = parse_app_config(
+        "name: a\nimage: a:1\nhealthcheck: {cmd: [x], interval: 500ms, retries: 1}\n"
+    ).base
+    assert service_spec(spec, "production", 1, "x")["UpdateConfig"]["Monitor"] == 2 * S
+
+
+def test_with_helpers_do_not_mutate():
+    base = service_spec(parse_app_config("name: a\nimage: a:1\n").base, "production", 1, "x")
+    scaled = with_replicas(base, 4)
+    forced = with_force_update(base, 3)
+    assert scaled["Mode"] == {"Replicated": {"Replicas": 4}}
+    assert forced["TaskTemplate"]["ForceUpdate"] == 3
+    assert base["Mode"] == {"Replicated": {"Replicas": 1}}
+    assert base["TaskTemplate"]["ForceUpdate"] == 0
+
+
+def test_names():
+    assert service_name("api", "staging") == "api-staging"
+    assert image_ref("api", 12) == "shipbot/api:12"
