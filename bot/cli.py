@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.console import repl, say
-from commands.dispatch import Dispatcher
+from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -21,6 +21,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 def _user(value: str | None) -> str:
     user = value or f"console:{os.environ.get('USER', 'root')}"
     return user if ":" in user else f"console:{user}"
+
+
+def _open() -> Dispatcher:
+    try:
+        return Dispatcher.open()
+    except StartError as exc:
+        Console(stderr=True).print(f"❌ {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from exc
 
 
 def _version(show: bool) -> None:
@@ -48,7 +56,7 @@ def console(
     ] = None,
 ) -> None:
     """Open the console chat against the local Docker engine."""
-    dispatcher = Dispatcher.open()
+    dispatcher = _open()
     try:
         asyncio.run(repl(dispatcher, Console(), _user(as_user)))
     finally:
@@ -63,12 +71,36 @@ def chat(
     ] = None,
 ) -> None:
     """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
-    dispatcher = Dispatcher.open()
+    dispatcher = _open()
     try:
         replies = asyncio.run(say(dispatcher, Console(), _user(as_user), text))
     finally:
         dispatcher.close()
     raise typer.Exit(exit_code(replies))
+
+
+@app.command()
+def serve(
+    interval: Annotated[float, typer.Option(help="Seconds between housekeeping rounds.")] = 5.0,
+) -> None:
+    """Run the control plane's housekeeping until stopped: reconcile on start, then expire
+    approval requests nobody answered. Chat adapters (Slack, Discord) plug in here."""
+    dispatcher = _open()
+    log = logging.getLogger("shipbot.serve")
+    log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
+
+    async def loop() -> None:
+        while True:
+            for platform, channel, message in dispatcher.expire_due():
+                log.warning("%s:%s %s", platform, channel, getattr(message, "text", message))
+            await asyncio.sleep(interval)
+
+    try:
+        asyncio.run(loop())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dispatcher.close()
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from core.secrets import Masker, Vault
 from core.store import Store, shipbot_home
 
 log = logging.getLogger("shipbot.commands")
+
+
+class StartError(Exception):
+    """The control plane cannot open its config, store or key; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +93,13 @@ class Dispatcher:
     @classmethod
     def open(cls, home: Path | None = None) -> Dispatcher:
         """The control plane on this host: config and store under ``home``, the local engine."""
-        home = home or shipbot_home()
-        config = load_config(home)
-        store = Store(home / "shipbot.db")
-        engine = Engine(store, home=home, vault=Vault.open(home, config.secret_key))
+        try:
+            home = home or shipbot_home()
+            config = load_config(home)
+            store = Store(home / "shipbot.db")
+            engine = Engine(store, home=home, vault=Vault.open(home, config.secret_key))
+        except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
+            raise StartError(f"shipbot cannot start: {exc}") from exc
         engine.reconcile()
         return cls(engine, config)
 

@@ -28,8 +28,9 @@ from core.errors import AppSpecError
 APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
 VOLUME_RE = re.compile(
-    r"^(?P<source>[a-zA-Z0-9][a-zA-Z0-9_.-]*):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$"
+    r"^(?P<source>[a-zA-Z0-9][a-zA-Z0-9_.-]*|/[^:]*):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$"
 )
 _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -172,7 +173,9 @@ class AppSpec(_Strict):
     def _volumes(cls, value: list[str]) -> list[str]:
         for item in value:
             if not VOLUME_RE.match(item):
-                raise ValueError(f"expected 'name:/path' or 'name:/path:ro', got {item!r}")
+                raise ValueError(
+                    f"expected 'name:/path', '/host/path:/path' (':ro' optional), got {item!r}"
+                )
         return value
 
     @field_validator("environments")

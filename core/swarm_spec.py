@@ -76,9 +76,10 @@ def container_spec(spec: AppSpec, env: str, release: int, image: str) -> dict[st
 def _mount(app: str, env: str, volume: str) -> dict[str, Any]:
     match = VOLUME_RE.match(volume)
     assert match is not None  # appspec validated it
+    bind = match["source"].startswith("/")
     return {
-        "Type": "volume",
-        "Source": f"{app}-{env}-{match['source']}",
+        "Type": "bind" if bind else "volume",
+        "Source": match["source"] if bind else f"{app}-{env}-{match['source']}",
         "Target": match["target"],
         "ReadOnly": match["mode"] == "ro",
     }

@@ -95,7 +95,7 @@ BAD = [
     ("name: h\nimage: x\nenv: {A: [1]}\n", "env.A: expected a string or number, got list"),
     (
         "name: h\nimage: x\nvolumes: [data]\n",
-        "volumes: expected 'name:/path' or 'name:/path:ro', got 'data'",
+        "volumes: expected 'name:/path', '/host/path:/path' (':ro' optional), got 'data'",
     ),
     (
         "name: h\nimage: x\nenvironments: {staging: {name: other}}\n",
@@ -143,3 +143,9 @@ def test_deep_merge_merges_maps_replaces_the_rest():
 def test_missing_file(tmp_path: Path):
     with pytest.raises(AppSpecError, match=r"^no app\.yml in .*: add one"):
         load_app_config(tmp_path)
+
+
+def test_shipbots_own_app_yml_is_valid():
+    spec = load_app_config(Path(__file__).resolve().parent.parent).base
+    assert (spec.name, spec.replicas, spec.command) == ("shipbot", 1, ["serve"])
+    assert spec.volumes == ["data:/data", "/var/run/docker.sock:/var/run/docker.sock"]

@@ -72,7 +72,8 @@ def test_service_spec_exact():
 def test_resources_volumes_command():
     spec = parse_app_config(
         "name: db\nimage: postgres:16\ncommand: [postgres, -c, fsync=off]\n"
-        "resources: {cpus: 0.5, memory: 1G}\nvolumes: ['data:/var/lib/pg', 'conf:/etc/pg:ro']\n"
+        "resources: {cpus: 0.5, memory: 1G}\n"
+        "volumes: ['data:/var/lib/pg', 'conf:/etc/pg:ro', '/srv/x:/x']\n"
     ).base
     out = service_spec(spec, "staging", 1, "shipbot/db:1")
     template = out["TaskTemplate"]
@@ -80,6 +81,7 @@ def test_resources_volumes_command():
     assert template["ContainerSpec"]["Mounts"] == [
         {"Type": "volume", "Source": "db-staging-data", "Target": "/var/lib/pg", "ReadOnly": False},
         {"Type": "volume", "Source": "db-staging-conf", "Target": "/etc/pg", "ReadOnly": True},
+        {"Type": "bind", "Source": "/srv/x", "Target": "/x", "ReadOnly": False},
     ]
     assert template["ContainerSpec"]["Args"] == ["postgres", "-c", "fsync=off"]
 
