@@ -80,7 +80,10 @@ async def main(runs: int) -> None:
         folder = Path(tmp) / APP
         folder.mkdir()
         (folder / "app.yml").write_text(APP_YML)
-        bot = Dispatcher.open(Path(tmp) / "home")
+        home = Path(tmp) / "home"
+        home.mkdir()
+        (home / "shipbot.yml").write_text("admins: [console:bench]\n")
+        bot = Dispatcher.open(home)
         try:
             await bot.run(
                 ChatRequest("console", "console:bench", "bench", f"apps add {APP} --path {folder}")

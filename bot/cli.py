@@ -15,6 +15,9 @@ from bot.console import repl, say
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
 
+AsUser = Annotated[
+    str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
+]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -51,9 +54,7 @@ def main_options(
 
 @app.command()
 def console(
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="Who you are, e.g. console:alice.")
-    ] = None,
+    as_user: AsUser = None,
 ) -> None:
     """Open the console chat against the local Docker engine."""
     dispatcher = _open()
@@ -66,9 +67,7 @@ def console(
 @app.command()
 def chat(
     text: Annotated[str, typer.Argument(help='The message, e.g. "deploy hello".')],
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="Who you are, e.g. console:alice.")
-    ] = None,
+    as_user: AsUser = None,
 ) -> None:
     """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
     dispatcher = _open()

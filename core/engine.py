@@ -167,6 +167,15 @@ class Engine:
             raise SourceError(f"the source folder of {app.name} is gone: {folder}")
         return load_app_config(folder), commit
 
+    async def resolve(
+        self, app: App, env: str, ref: str | None
+    ) -> tuple[AppSpec, set[str], str | None]:
+        """The spec to deploy to ``env``: app.yml at ``ref``, chat variables, secrets."""
+        config, commit = await self.config(app, ref if app.source_kind == "git" else None)
+        self.check_env(config, env)
+        spec, secret_keys = self.with_variables(config.for_env(env), env)
+        return spec, secret_keys, commit
+
     @staticmethod
     def check_env(config: AppConfig, env: str) -> None:
         if env != DEFAULT_ENV and env not in config.environments:
@@ -192,9 +201,7 @@ class Engine:
                 f"{name} is deployed from the folder {app.source}; a ref applies to git apps "
                 "and to image apps (as the image tag)"
             )
-        config, commit = await self.config(app, ref if app.source_kind == "git" else None)
-        self.check_env(config, env)
-        spec, secret_keys = self.with_variables(config.for_env(env), env)
+        spec, secret_keys, commit = await self.resolve(app, env, ref)
         swarm = await self.swarm()
         await asyncio.to_thread(swarm.ensure_network)
         started = time.monotonic()
@@ -340,13 +347,10 @@ class Engine:
         else:
             yield Progress(f"updating service {name} (start-first)")
             await asyncio.to_thread(swarm.update_service, desired)
-        result = None
-        async for event in rollout.wait(swarm, target, deadline_seconds(spec)):
-            if isinstance(event, rollout.Converged):
-                result = event
-            else:
-                yield event
-        assert result is not None
+        watch = rollout.Watch(rollout.wait(swarm, target, deadline_seconds(spec)))
+        async for event in watch.progress():
+            yield event
+        result = watch.verdict
         fields = {
             "app": spec.name,
             "env": env,
@@ -412,7 +416,7 @@ class Engine:
             return
         if live is not None:
             yield Progress(f"rolling back to release {live.number}")
-            async for event in self._apply_release(swarm, live):
+            async for event in rollout.Watch(self._apply_release(swarm, live)).progress():
                 yield event
 
     async def _apply_release(self, swarm: Swarm, release: Release) -> AsyncIterator[Event]:
@@ -485,10 +489,7 @@ class Engine:
     async def plan(self, name: str, *, env: str | None = None, ref: str | None = None) -> list[str]:
         """What ``deploy`` would change, without building or touching the swarm."""
         env = env or DEFAULT_ENV
-        app = self.app(name)
-        config, _ = await self.config(app, ref if app.source_kind == "git" else None)
-        self.check_env(config, env)
-        spec, secret_keys = self.with_variables(config.for_env(env), env)
+        spec, secret_keys, _ = await self.resolve(self.app(name), env, ref)
         swarm = await self.swarm()
         current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
         number = 1 + max((r.number for r in self.store.releases(name, limit=1)), default=0)
@@ -528,17 +529,14 @@ class Engine:
             approved_by=approved_by,
         )
         yield Progress(f"rolling {name} ({env}) back to release {target.number}")
-        result = None
+        watch = rollout.Watch(self._apply_release(swarm, target))
         try:
-            async for event in self._apply_release(swarm, target):
-                if isinstance(event, rollout.Converged):
-                    result = event
-                else:
-                    yield event
+            async for event in watch.progress():
+                yield event
         except BaseException as exc:
             self.store.finish_deployment(deployment, "failed", str(exc))
             raise
-        assert result is not None
+        result = watch.verdict
         fields = {
             "app": name,
             "env": env,
@@ -651,13 +649,10 @@ class Engine:
         )
         yield Progress(f"{kind} of {svc_name}: {replicas} replicas")
         await asyncio.to_thread(swarm.update_service, desired)
-        result = None
-        async for event in rollout.wait(swarm, target, BASE_DEADLINE_SECONDS * 2):
-            if isinstance(event, rollout.Converged):
-                result = event
-            else:
-                yield event
-        assert result is not None
+        watch = rollout.Watch(rollout.wait(swarm, target, BASE_DEADLINE_SECONDS * 2))
+        async for event in watch.progress():
+            yield event
+        result = watch.verdict
         fields = {
             "app": name,
             "env": env,

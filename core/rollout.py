@@ -46,6 +46,26 @@ class Converged:
         return self.state == "converged"
 
 
+class Watch:
+    """Relays a wait's progress to the caller and keeps its verdict."""
+
+    def __init__(self, events: AsyncIterator[Progress | Converged]) -> None:
+        self._events = events
+        self._verdict: Converged | None = None
+
+    async def progress(self) -> AsyncIterator[Progress]:
+        async for event in self._events:
+            if isinstance(event, Converged):
+                self._verdict = event
+            else:
+                yield event
+
+    @property
+    def verdict(self) -> Converged:
+        assert self._verdict is not None, "progress() was not run to its end"
+        return self._verdict
+
+
 def update_started(service: dict[str, Any] | None) -> str | None:
     return ((service or {}).get("UpdateStatus") or {}).get("StartedAt")
 

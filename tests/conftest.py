@@ -3,6 +3,8 @@ import os
 import docker
 import pytest
 
+from tests.chat import remove_apps
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
@@ -21,4 +23,13 @@ def docker_client():
         if os.environ.get("SHIPBOT_REQUIRE_DOCKER") == "1":
             pytest.fail(f"no Docker engine: {exc}")
         pytest.skip("no Docker engine: run ./dev test")
-    return client
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def made_apps(docker_client):
+    """Names of the apps a module deployed; removed once at its end (containers stop slowly)."""
+    names: list[str] = []
+    yield names
+    remove_apps(docker_client, names)

@@ -14,7 +14,6 @@ from tests.chat import (
     failure,
     fetch,
     logs,
-    remove_apps,
     result,
     say,
     steps,
@@ -36,14 +35,6 @@ def app(tmp_path: Path) -> tuple[str, Path]:
     yml = folder / "app.yml"
     yml.write_text(yml.read_text().replace("name: hello", f"name: {name}"))
     return name, folder
-
-
-@pytest.fixture(scope="module")
-def made_apps(docker_client):
-    """Names of the apps this module made; removed once at the end (containers stop slowly)."""
-    names: list[str] = []
-    yield names
-    remove_apps(docker_client, names)
 
 
 @pytest.fixture

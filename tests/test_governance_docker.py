@@ -19,19 +19,12 @@ import yaml
 from commands.dispatch import ChatRequest, Dispatcher
 from commands.replies import DENIED, ApprovalRequest, Failure, Message, Result
 from core.secrets import MASK
-from tests.chat import fetch, logs, remove_apps, result, say, table, task_addresses
+from tests.chat import fetch, logs, result, say, table, task_addresses
 
 pytestmark = pytest.mark.docker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
 ADMIN = "console:alice"
-
-
-@pytest.fixture(scope="module")
-def made_apps(docker_client):
-    names: list[str] = []
-    yield names
-    remove_apps(docker_client, names)
 
 
 @pytest.fixture
