@@ -15,6 +15,7 @@ from typing import Any
 
 from commands import catalog, locks
 from commands.grammar import UsageError, parse, render, spec_of
+from commands.notify import Notifier
 from commands.permissions import VIEW, Grant, Policy
 from commands.replies import (
     DENIED,
@@ -26,6 +27,7 @@ from commands.replies import (
     Message,
     Reply,
     Result,
+    encode,
 )
 from core.config import ControlConfig, load_config
 from core.engine import Engine
@@ -89,6 +91,7 @@ class Dispatcher:
     def __init__(self, engine: Engine, config: ControlConfig | None = None) -> None:
         self.engine = engine
         self.config = config or ControlConfig()
+        self.notifier = Notifier(engine.store, list(self.config.notify))
 
     @classmethod
     def open(cls, home: Path | None = None) -> Dispatcher:
@@ -111,10 +114,10 @@ class Dispatcher:
 
     async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
         masker = Masker([*self.engine.secret_values(), *filter(None, [request.secret])])
-        async for reply in self._handle(request):
+        async for reply in self._handle(request, masker):
             yield mask(reply, masker)
 
-    async def _handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
+    async def _handle(self, request: ChatRequest, masker: Masker) -> AsyncIterator[Reply]:
         try:
             parsed = parse(request.text)
         except UsageError as exc:
@@ -159,6 +162,14 @@ class Dispatcher:
             async for reply in self._run(parsed, ctx, app, env, locked=spec.locks and changes):
                 if isinstance(reply, Result):
                     outcome, detail = ("ok" if reply.ok else "failed"), reply.title
+                    if spec.locks:
+                        self.notifier.publish(
+                            "deploys",
+                            app,
+                            env,
+                            mask(reply, masker),
+                            skip=(request.platform, request.channel),
+                        )
                 elif isinstance(reply, Failure):
                     outcome, detail = reply.kind, reply.message
                 yield reply
@@ -251,8 +262,15 @@ class Dispatcher:
         status = "failed"
         try:
             async for reply in self._run(parsed, ctx, row["app"], row["env"], locked=True):
-                if isinstance(reply, Result) and reply.ok:
-                    status = "executed"
+                if isinstance(reply, Result):
+                    status = "executed" if reply.ok else "failed"
+                    self.notifier.publish(
+                        "deploys",
+                        row["app"],
+                        row["env"],
+                        reply,
+                        skip=(row["platform"], row["channel"]),
+                    )
                 yield reply
         finally:
             self.engine.store.finish_approval(row["id"], status, f"approved by {approved_by}")
@@ -271,16 +289,18 @@ class Dispatcher:
                     result="expired",
                     detail=f"approval {row['id']} requested by {row['requester']}",
                 )
-                out.append(
-                    (
-                        row["platform"],
-                        row["channel"],
-                        Message(
-                            f"request {row['id']} (`{row['command']}` by {row['requester']}) "
-                            "expired without approval; nothing was changed"
-                        ),
-                    )
+                message = Message(
+                    f"request {row['id']} (`{row['command']}` by {row['requester']}) "
+                    "expired without approval; nothing was changed"
                 )
+                if row["platform"] != "console":
+                    self.engine.store.enqueue(
+                        platform=row["platform"],
+                        channel=row["channel"],
+                        kind="deploys",
+                        payload=encode(message),
+                    )
+                out.append((row["platform"], row["channel"], message))
         return out
 
     async def run(self, request: ChatRequest) -> list[Reply]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 
 
@@ -87,3 +89,33 @@ def exit_code(replies: list[Reply]) -> int:
         if isinstance(reply, Result) and not reply.ok:
             return 1
     return 0
+
+
+_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (Message, Step, Log, Table, Result, Failure, ApprovalRequest)
+}
+
+
+def encode(reply: Reply) -> str:
+    """A reply as JSON, for the outbox."""
+    fields = {f.name: getattr(reply, f.name) for f in dataclasses.fields(reply)}
+    return json.dumps({"type": type(reply).__name__, "fields": fields}, sort_keys=True)
+
+
+def decode(text: str) -> Reply:
+    data = json.loads(text)
+    cls = _TYPES[data["type"]]
+    fields = {
+        key: _tuples(value) if key in _TUPLE_FIELDS else value
+        for key, value in data["fields"].items()
+    }
+    return cls(**fields)
+
+
+_TUPLE_FIELDS = {"columns", "rows", "details", "log_tail", "approvers"}
+
+
+def _tuples(value: object) -> object:
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value

@@ -3,6 +3,8 @@
 ```yaml
 admins: [console:alice, slack:U024BE7LH]   # bootstrap admins, by immutable platform id
 secret_key: null                           # Fernet key; default: secret.key beside the store
+notify:                                    # where deploy results, alerts, backups, certs go
+  - {platform: slack, channel: C0123456, apps: ["*"], envs: [production], kinds: [deploys, alerts]}
 ```
 """
 
@@ -24,11 +26,35 @@ class ConfigError(CoreError):
     """shipbot.yml is unreadable or invalid."""
 
 
+NOTIFY_KINDS = ("deploys", "alerts", "backups", "certs")
+
+
+class NotifyRoute(BaseModel):
+    """Where messages of some kinds about some apps and environments go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    platform: str = Field(pattern=r"^(slack|discord|console)$")
+    channel: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    apps: list[str] = Field(default_factory=lambda: ["*"])
+    envs: list[str] = Field(default_factory=lambda: ["*"])
+    kinds: list[str] = Field(default_factory=lambda: list(NOTIFY_KINDS))
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        for kind in value:
+            if kind not in NOTIFY_KINDS:
+                raise ValueError(f"{kind!r} is not one of {', '.join(NOTIFY_KINDS)}")
+        return value
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     admins: list[str] = Field(default_factory=list)
     secret_key: str | None = None
+    notify: list[NotifyRoute] = Field(default_factory=list)
 
     @field_validator("admins")
     @classmethod

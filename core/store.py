@@ -156,7 +156,28 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["deployments"].add_column("approved_by", str)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """The outbox: messages for chat channels, written first, delivered with retries."""
+    db["outbox"].create(
+        {
+            "id": int,
+            "platform": str,
+            "channel": str,
+            "kind": str,
+            "payload": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "created_at": float,
+            "sent_at": float,
+            "last_error": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["platform", "status", "next_attempt_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 # A release's lifecycle.
 RELEASE_DEPLOYING = "deploying"
@@ -566,3 +587,48 @@ class Store:
                 " AND ".join(clauses) or None, args or None, order_by="app, env, key"
             )
         )
+
+    # outbox
+    def enqueue(self, *, platform: str, channel: str, kind: str, payload: str) -> int:
+        now = time.time()
+        with self.db.conn:
+            return (
+                self.db["outbox"]
+                .insert(
+                    {
+                        "platform": platform,
+                        "channel": channel,
+                        "kind": kind,
+                        "payload": payload,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "sent_at": None,
+                        "last_error": None,
+                    }
+                )
+                .last_pk
+            )
+
+    def due_messages(self, platform: str, now: float, limit: int = 20) -> list[dict[str, Any]]:
+        return list(
+            self.db["outbox"].rows_where(
+                "platform = ? AND status = 'pending' AND next_attempt_at <= ?",
+                [platform, now],
+                order_by="id",
+                limit=limit,
+            )
+        )
+
+    def mark_sent(self, message_id: int) -> None:
+        with self.db.conn:
+            self.db["outbox"].update(message_id, {"status": "sent", "sent_at": time.time()})
+
+    def mark_retry(self, message_id: int, error: str, delay: float) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ?",
+                [time.time() + delay, error[:500], message_id],
+            )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import App, Store
+from core.store import MIGRATIONS, App, Store
 
 
 @pytest.fixture
@@ -28,11 +28,11 @@ def new(store: Store, app: str = "a", env: str = "production"):
 
 def test_migrations_once_and_wal(tmp_path: Path):
     first = Store(tmp_path / "s.db")
-    assert first.schema_version == 2
+    assert first.schema_version == len(MIGRATIONS)
     first.add_app(App("a", "path", "/a", None, "console:x", 1.0))
     first.close()
     again = Store(tmp_path / "s.db")
-    assert again.schema_version == 2 and again.get_app("a").source == "/a"
+    assert again.schema_version == len(MIGRATIONS) and again.get_app("a").source == "/a"
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
