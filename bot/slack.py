@@ -1,0 +1,339 @@
+"""Slack adapter (slack-bolt, async): slash commands, approval buttons, threaded logs, modals.
+
+It only translates: Slack events become ``ChatRequest``s for the dispatcher, neutral replies
+become messages. Socket Mode is the default (no inbound port); HTTP mode checks signatures
+through Bolt. Every listener acks first and works after, so Slack's 3 s limit always holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack_render import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    code_block,
+    render,
+    result_blocks,
+    section,
+)
+from commands.dispatch import ChatRequest, Dispatcher, needs_secret
+from commands.replies import DENIED, USAGE, Failure, Log, Reply, Result, Step
+
+log = logging.getLogger("shipbot.slack")
+PLATFORM = "slack"
+SECRET_VIEW = "shipbot_secret"  # noqa: S105 (a view id, not a password)
+LIVE_LINES = 40  # log lines shown live in the thread; more go up as a file at the end
+
+
+def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
+    """A Web API client that honours 429 Retry-After and retries dropped connections."""
+    kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    return AsyncWebClient(
+        token=token,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+        ],
+        **kwargs,
+    )
+
+
+class LiveLog:
+    """One thread message that shows the latest lines, edited at most once per interval.
+
+    Every Web API call for it comes from one ticker, so the message is never updated more
+    than once per ``interval``; ``close`` makes the last edit and uploads the whole log as a
+    file when it was longer than what the message shows.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        title: str,
+        interval: float = 1.0,
+    ) -> None:
+        self.client, self.channel, self.thread_ts = client, channel, thread_ts
+        self.title, self.interval = title, interval
+        self.lines: list[str] = []
+        self.ts: str | None = None
+        self._shown = 0
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._ticker = asyncio.create_task(self._tick())
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self._wake.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._shown != len(self.lines):
+                await self._flush()
+                if self._closing and self._shown == len(self.lines):
+                    return
+                await asyncio.sleep(self.interval)
+            elif self._closing:
+                return
+
+    async def _flush(self) -> None:
+        self._shown = len(self.lines)
+        text = code_block(self.lines[-LIVE_LINES:])
+        if self.ts is None:
+            response = await self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, text=text
+            )
+            self.ts = response["ts"]
+        else:
+            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._ticker
+        if len(self.lines) > LIVE_LINES:
+            await self.client.files_upload_v2(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                title=self.title,
+                filename=re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") + ".log",
+                content="\n".join(self.lines) + "\n",
+                initial_comment=f"full log: {len(self.lines)} lines",
+            )
+
+
+class Conversation:
+    """One command's replies rendered into a channel: a status message, its thread, a result."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        top_ts: str | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.client, self.channel, self.user, self.text = client, channel, user, text
+        self.top_ts = top_ts
+        self.interval = interval
+        self.live: LiveLog | None = None
+        self.started = time.monotonic()
+
+    async def _top(self) -> str:
+        if self.top_ts is None:
+            text = f":hourglass_flowing_sand: `{self.text}` by <@{self.user}>"
+            response = await self.client.chat_postMessage(
+                channel=self.channel, text=text, blocks=[section(text)]
+            )
+            self.top_ts = response["ts"]
+        return self.top_ts
+
+    async def _live(self) -> LiveLog:
+        if self.live is None:
+            self.live = LiveLog(
+                self.client, self.channel, await self._top(), self.text, self.interval
+            )
+        return self.live
+
+    async def ephemeral(self, reply: Reply) -> None:
+        text, blocks = render(reply)
+        await self.client.chat_postEphemeral(
+            channel=self.channel, user=self.user, text=text, blocks=blocks
+        )
+
+    async def show(self, replies: AsyncIterator[Reply]) -> None:
+        async for reply in replies:
+            await self.one(reply)
+        if self.live is not None:
+            await self.live.close()
+
+    async def one(self, reply: Reply) -> None:
+        if isinstance(reply, Step | Log):
+            (await self._live()).add(("→ " if isinstance(reply, Step) else "") + reply.text)
+            return
+        if isinstance(reply, Failure) and reply.kind in (USAGE, DENIED) and self.top_ts is None:
+            await self.ephemeral(reply)
+            return
+        if self.live is not None:
+            await self.live.close()
+            self.live = None
+        if isinstance(reply, Result | Failure) and self.top_ts is not None:
+            if isinstance(reply, Result):
+                took = f" ({time.monotonic() - self.started:.0f}s)"
+                text, blocks = result_blocks(reply, took)
+            else:
+                text, blocks = render(reply)
+            await self.client.chat_update(
+                channel=self.channel, ts=self.top_ts, text=text, blocks=blocks
+            )
+            return
+        text, blocks = render(reply)
+        await self.client.chat_postMessage(
+            channel=self.channel, text=text, blocks=blocks, thread_ts=self.top_ts
+        )
+
+
+class SlackBot:
+    """The Bolt app wired to the dispatcher."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        client: AsyncWebClient,
+        *,
+        signing_secret: str | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.client = client
+        self.interval = interval
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            request_verification_enabled=signing_secret is not None,
+        )
+        self.app.middleware(self._drop_retries)
+        self.app.command("/deploy")(self._prefixed("deploy"))
+        self.app.command("/rollback")(self._prefixed("rollback"))
+        self.app.command("/ship")(self._prefixed(None))
+        self.app.action(APPROVE_ACTION)(self._decide("approve"))
+        self.app.action(REJECT_ACTION)(self._decide("reject"))
+        self.app.view(SECRET_VIEW)(self._secret_submitted)
+
+    @staticmethod
+    async def _drop_retries(request: Any, next: Callable[[], Awaitable[Any]]) -> Any:  # noqa: A002
+        # Slack retries what it thinks timed out; the first delivery already ran it.
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    def request(
+        self, user: str, channel: str, text: str, secret: str | None = None
+    ) -> AsyncIterator[Reply]:
+        return self.dispatcher.handle(ChatRequest(PLATFORM, user, channel, text, secret))
+
+    def _prefixed(self, verb: str | None) -> Callable[..., Awaitable[None]]:
+        async def listener(ack: Any, command: dict[str, Any]) -> None:
+            await ack()
+            args = command.get("text", "").strip()
+            text = f"{verb} {args}".strip() if verb else args
+            user, channel = command["user_id"], command["channel_id"]
+            if needs_secret(text):
+                await self.client.views_open(
+                    trigger_id=command["trigger_id"], view=secret_modal(text, channel)
+                )
+                return
+            await Conversation(self.client, channel, user, text, interval=self.interval).show(
+                self.request(user, channel, text)
+            )
+
+        return listener
+
+    def _decide(self, verb: str) -> Callable[..., Awaitable[None]]:
+        async def listener(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            user = body["user"]["id"]
+            channel = body["container"]["channel_id"]
+            ts = body["container"]["message_ts"]
+            text = f"{verb} {body['actions'][0]['value']}"
+            replies = self.request(user, channel, text)
+            first = await anext(replies, None)
+            conv = Conversation(self.client, channel, user, text, top_ts=ts, interval=self.interval)
+            if first is None or isinstance(first, Failure):
+                # refused or already decided: tell the clicker alone, leave the message be
+                await conv.ephemeral(first or Failure("nothing to do"))
+                return
+            done = (
+                f"{':white_check_mark: Approved' if verb == 'approve' else ':no_entry: Rejected'}"
+            )
+            banner = f"{done} by <@{user}>: `{text}`"
+            await self.client.chat_update(
+                channel=channel, ts=ts, text=banner, blocks=[section(banner)]
+            )
+            await conv.one(first)
+            await conv.show(replies)
+
+        return listener
+
+    async def _secret_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        meta = json.loads(view["private_metadata"])
+        value = view["state"]["values"]["secret"]["value"]["value"]
+        user = body["user"]["id"]
+        conv = Conversation(self.client, meta["channel"], user, meta["text"])
+        async for reply in self.request(user, meta["channel"], meta["text"], secret=value):
+            await conv.ephemeral(reply)
+
+    async def deliver(self, channel: str, reply: Reply) -> None:
+        """Post a neutral reply to a channel (the outbox's ``send`` for Slack)."""
+        text, blocks = render(reply)
+        await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+
+    # running
+    async def serve_socket_mode(self, app_token: str) -> None:
+        handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
+        await handler.connect_async()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await handler.close_async()
+
+    async def serve_http(self, host: str, port: int) -> web.AppRunner:
+        server = self.app.web_app(path="/slack/events")
+        server.middlewares.append(_reject_unreadable)
+        runner = web.AppRunner(server)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+
+
+@web.middleware
+async def _reject_unreadable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body Bolt cannot parse is a 400 before anything runs (Bolt would answer 500)."""
+    try:
+        return await handler(request)
+    except ValueError:  # json.JSONDecodeError and malformed form bodies
+        log.warning("rejected an unreadable request from %s", request.remote)
+        return web.json_response({"error": "unreadable request"}, status=400)
+
+
+def secret_modal(text: str, channel: str) -> dict[str, Any]:
+    """A form whose input never reaches the channel."""
+    return {
+        "type": "modal",
+        "callback_id": SECRET_VIEW,
+        "private_metadata": json.dumps({"text": text, "channel": channel}),
+        "title": {"type": "plain_text", "text": "shipbot secret"},
+        "submit": {"type": "plain_text", "text": "Store"},
+        "blocks": [
+            section(f"`{text}`: the value is encrypted at rest and never posted."),
+            {
+                "type": "input",
+                "block_id": "secret",
+                "label": {"type": "plain_text", "text": "Value"},
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            },
+        ],
+    }

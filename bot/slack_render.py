@@ -1,0 +1,155 @@
+"""Pure rendering of neutral replies into Slack messages (text + Block Kit), within limits.
+
+Slack: a section's text holds at most 3,000 characters, a message at most 50 blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+APPROVE_ACTION = "shipbot_approve"
+REJECT_ACTION = "shipbot_reject"
+
+
+def code_block(lines: list[str], limit: int = SECTION_LIMIT) -> str:
+    """The last lines that fit in one section as a code block (earlier ones are dropped)."""
+    budget = limit - len("```\n\n```")
+    kept: list[str] = []
+    for line in reversed(lines):
+        cost = len(line) + 1
+        if cost > budget:
+            if not kept:  # one huge line: keep its end
+                kept.append(line[-budget:])
+            break
+        kept.append(line)
+        budget -= cost
+    return "```\n" + "\n".join(reversed(kept)) + "\n```"
+
+
+def section(text: str) -> dict[str, Any]:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def table_text(table: Table) -> list[str]:
+    """A monospace table as lines (Slack has no table block)."""
+    rows = [table.columns, *table.rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(table.columns))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def chunks(lines: list[str], limit: int = SECTION_LIMIT - 8) -> list[list[str]]:
+    """Lines grouped so each group fits one code-block section; nothing is dropped."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        while len(line) > limit:
+            out.append([line[:limit]])
+            line = line[limit:]
+            size = limit
+        if size + len(line) + 1 > limit and out[-1]:
+            out.append([])
+            size = 0
+        out[-1].append(line)
+        size += len(line) + 1
+    return [group for group in out if group]
+
+
+def render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for one reply."""
+    if isinstance(reply, Message):
+        return reply.text, [section(part) for part in _split(reply.text)][:MAX_BLOCKS]
+    if isinstance(reply, Table):
+        groups = chunks(table_text(reply))
+        blocks = ([section(f"*{reply.title}*")] if reply.title else []) + [
+            section("```\n" + "\n".join(group) + "\n```") for group in groups
+        ]
+        return reply.title or "table", blocks[:MAX_BLOCKS]
+    if isinstance(reply, Result):
+        return result_blocks(reply)
+    if isinstance(reply, Failure):
+        text = f":x: {reply.message}"
+        blocks = [section(text)]
+        if reply.usage:
+            blocks.append(section(f"usage: `{reply.usage}`"))
+        if reply.log_tail:
+            blocks.append(section(code_block(list(reply.log_tail))))
+        return text, blocks
+    if isinstance(reply, ApprovalRequest):
+        return approval_blocks(reply)
+    text = getattr(reply, "text", str(reply))
+    return text, [section(text)]
+
+
+def result_blocks(result: Result, duration_hint: str = "") -> tuple[str, list[dict[str, Any]]]:
+    mark = ":white_check_mark:" if result.ok else ":x:"
+    text = f"{mark} {result.title}{duration_hint}"
+    blocks = [section(text)]
+    if result.details:
+        blocks.append(section("\n".join(result.details)))
+    if result.fields:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]}
+                    for k, v in list(result.fields.items())[:10]
+                ],
+            }
+        )
+    if result.log_tail:
+        blocks.append(section(code_block(list(result.log_tail))))
+    return text, blocks
+
+
+def approval_blocks(request: ApprovalRequest) -> tuple[str, list[dict[str, Any]]]:
+    expires = dt.datetime.fromtimestamp(request.expires_at, dt.UTC).strftime("%H:%M UTC")
+    text = f":hourglass: Approval {request.id}: {request.summary}"
+    blocks = [section(text)]
+    if request.details:
+        blocks.append(section(code_block(list(request.details))))
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"needs {request.required} of {', '.join(request.approvers)}, not the "
+                    f"requester · expires {expires}",
+                }
+            ],
+        }
+    )
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"approval-{request.id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": str(request.id),
+                },
+                {
+                    "type": "button",
+                    "action_id": REJECT_ACTION,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": str(request.id),
+                },
+            ],
+        }
+    )
+    return text, blocks
+
+
+def _split(text: str) -> list[str]:
+    return ["\n".join(group) for group in chunks(text.splitlines() or [""])]

@@ -1,0 +1,326 @@
+"""The Slack adapter against a local fake Web API, with signed requests and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import shutil
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from bot.slack import LIVE_LINES, Conversation, SlackBot, web_client
+from commands.dispatch import Dispatcher
+from commands.replies import Log, Result
+from tests.fake_slack import FakeSlack
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ADMIN = "UADMIN"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
+
+
+async def until(check: Callable[[], object], timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+    return value
+
+
+def signed(
+    body: str,
+    *,
+    secret: str = SECRET,
+    ts: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256)
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+        "Content-Type": content_type,
+    }
+
+
+def slash(command: str, text: str, user: str, channel: str = "C1") -> str:
+    return urllib.parse.urlencode(
+        {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "trigger_id": f"trig-{uuid.uuid4().hex[:6]}",
+            "response_url": "http://127.0.0.1:9/respond",
+            "token": "legacy",
+        }
+    )
+
+
+def click(action: str, value: str, user: str, message_ts: str, channel: str = "C1") -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "trigger_id": "t",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+        "channel": {"id": channel},
+        "message": {"ts": message_ts, "text": "approval"},
+        "response_url": "http://127.0.0.1:9/respond",
+        "actions": [
+            {
+                "action_id": action,
+                "value": value,
+                "type": "button",
+                "block_id": "b",
+                "action_ts": "1",
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+class Harness:
+    def __init__(self, fake: FakeSlack, bot: SlackBot, url: str, home: Path) -> None:
+        self.fake, self.bot, self.url, self.home = fake, bot, url, home
+
+    async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str, float]:
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.url, data=body.encode(), headers=headers) as response,
+        ):
+            return response.status, await response.text(), time.monotonic() - started
+
+
+@pytest.fixture
+async def slack(tmp_path: Path):
+    fake = await FakeSlack().start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text(f"admins: [slack:{ADMIN}]\n")
+    dispatcher = Dispatcher.open(home)
+    bot = SlackBot(dispatcher, web_client("xoxb-test", fake.base_url), signing_secret=SECRET)
+    runner = await bot.serve_http("127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    yield Harness(fake, bot, f"http://{host}:{port}/slack/events", home)
+    await runner.cleanup()
+    await bot.client.session.close() if bot.client.session else None
+    dispatcher.close()
+    await fake.stop()
+
+
+def add_app(
+    harness: Harness, tmp_path: Path, made_apps: list[str] | None = None, approval: bool = False
+) -> str:
+    name = f"s{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    shutil.copytree(EXAMPLE, folder)
+    doc = yaml.safe_load((folder / "app.yml").read_text())
+    doc["name"] = name
+    if approval:
+        doc["environments"]["production"] = {"approval": {"required": 1}}
+    (folder / "app.yml").write_text(yaml.safe_dump(doc))
+    if made_apps is not None:
+        made_apps.append(name)
+    return f"apps add {name} --path {folder}"
+
+
+async def test_forged_stale_malformed_are_rejected_and_run_nothing(slack: Harness):
+    body = slash("/ship", "whoami", ADMIN)
+    forged = await slack.post(body, signed(body, secret="not-the-secret"))
+    stale = await slack.post(body, signed(body, ts=int(time.time()) - 6 * 60))
+    unsigned = await slack.post(body, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert [forged[0], stale[0], unsigned[0]] == [401, 401, 401]
+    garbage = "payload=%7Bnot-json"
+    malformed = await slack.post(garbage, signed(garbage))
+    assert malformed[0] == 400
+    replay = await slack.post(
+        body, {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
+    assert replay[0] == 200
+    await asyncio.sleep(0.5)
+    assert [c.method for c in slack.fake.calls if c.method != "auth.test"] == []
+    assert slack.bot.dispatcher.engine.store.audit_log() == []
+
+
+async def test_slash_command_acks_fast_then_posts(slack: Harness):
+    body = slash("/ship", "whoami", ADMIN)
+    status, text, elapsed = await slack.post(body, signed(body))
+    assert status == 200 and elapsed < 3.0
+    posted = await until(lambda: slack.fake.of("chat.postMessage"))
+    assert posted[0].args["channel"] == "C1"
+    assert posted[0].args["text"] == f"you are slack:{ADMIN} (bootstrap admin from shipbot.yml)"
+
+
+async def test_denied_and_usage_errors_are_ephemeral(slack: Harness):
+    body = slash("/deploy", "nosuch", "USTRANGER")
+    assert (await slack.post(body, signed(body)))[0] == 200
+    ephemeral = await until(lambda: slack.fake.of("chat.postEphemeral"))
+    assert ephemeral[0].args["user"] == "USTRANGER"
+    assert ephemeral[0].args["text"].startswith(":x: slack:USTRANGER may not deploy on nosuch/")
+    assert slack.fake.of("chat.postMessage") == []
+
+
+async def test_secret_modal_keeps_the_value_out_of_the_channel(slack: Harness, tmp_path: Path):
+    add = add_app(slack, tmp_path)
+    name = add.split()[2]
+    body = slash("/ship", add, ADMIN)
+    await slack.post(body, signed(body))
+    await until(lambda: slack.fake.of("chat.postMessage"))
+    body = slash("/ship", f"secret set {name} API_TOKEN", ADMIN)
+    await slack.post(body, signed(body))
+    opened = await until(lambda: slack.fake.of("views.open"))
+    view = opened[0].args["view"]
+    value = "tok-7d1e55aa90"
+    submission = {
+        "type": "view_submission",
+        "user": {"id": ADMIN},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "trigger_id": "t",
+        "view": {
+            **view,
+            "id": "V1",
+            "state": {
+                "values": {"secret": {"value": {"type": "plain_text_input", "value": value}}}
+            },
+        },
+    }
+    form = urllib.parse.urlencode({"payload": json.dumps(submission)})
+    assert (await slack.post(form, signed(form)))[0] == 200
+    stored = await until(
+        lambda: [c for c in slack.fake.of("chat.postEphemeral") if "API_TOKEN" in c.args["text"]]
+    )
+    assert "encrypted" in stored[0].args["text"]
+    rows = slack.bot.dispatcher.engine.store.variables(name)
+    assert [(r["key"], r["secret"]) for r in rows] == [("API_TOKEN", 1)]
+    assert value not in json.dumps([c.args for c in slack.fake.calls], default=str)
+
+
+async def test_rate_limit_retry_after_is_honoured(slack: Harness):
+    slack.fake.failures["chat.postMessage"] = [(429, 1)]
+    body = slash("/ship", "whoami", ADMIN)
+    await slack.post(body, signed(body))
+    calls = await until(
+        lambda: len(slack.fake.of("chat.postMessage")) >= 2 and slack.fake.of("chat.postMessage")
+    )
+    assert calls[1].at - calls[0].at >= 1.0
+    assert calls[1].args["text"].startswith("you are slack:UADMIN")
+
+
+async def test_long_log_is_rate_limited_and_uploaded_whole(slack: Harness):
+    lines = [f"step {i:04d}: compiling module {i}" for i in range(5000)]
+
+    async def replies():  # a build printing 2,000 lines a second for 2.5 s
+        for number, line in enumerate(lines):
+            if number % 100 == 0:
+                await asyncio.sleep(0.05)
+            yield Log(line)
+        yield Result(True, "built")
+
+    conv = Conversation(slack.bot.client, "C9", ADMIN, "deploy big")
+    await conv.show(replies())
+    status, live = slack.fake.of("chat.postMessage")[:2]
+    assert live.args["thread_ts"] == status.answer["ts"]
+    edits = [c for c in slack.fake.of("chat.update") if c.args["ts"] == live.answer["ts"]]
+    stamps = [live.at] + [c.at for c in edits]
+    assert len(stamps) >= 2
+    assert all(b - a >= 0.99 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert lines[-1] in edits[-1].args["text"]  # the last edit shows the end of the log
+    assert all(len(c.args["text"]) <= 3000 for c in slack.fake.calls if "text" in c.args)
+    assert len(slack.fake.uploads) == 1
+    uploaded = next(iter(slack.fake.uploads.values())).decode().splitlines()
+    assert uploaded == lines
+    final = slack.fake.of("chat.update")[-1]
+    assert final.args["ts"] == status.answer["ts"]
+    assert final.args["text"].startswith(":white_check_mark: built")
+    assert LIVE_LINES < 5000
+
+
+async def test_socket_mode_envelope(slack: Harness):
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(slack.bot.app, "xapp-1-test", web_client=slack.bot.client)
+    await handler.connect_async()
+    try:
+        payload = dict(urllib.parse.parse_qsl(slash("/ship", "whoami", ADMIN)))
+        await slack.fake.envelopes.put(
+            {
+                "envelope_id": "env-1",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": payload,
+            }
+        )
+        acks = await until(lambda: [a for a in slack.fake.acks if a.get("envelope_id")])
+        assert acks[0]["envelope_id"] == "env-1"
+        posted = await until(lambda: slack.fake.of("chat.postMessage"))
+        assert posted[0].args["text"].startswith("you are slack:UADMIN")
+    finally:
+        await handler.close_async()
+
+
+@pytest.mark.docker
+async def test_approval_buttons_deploy_on_the_swarm(
+    slack: Harness, tmp_path: Path, docker_client, made_apps
+):
+    add = add_app(slack, tmp_path, made_apps, approval=True)
+    name = add.split()[2]
+    for text in (
+        add,
+        f"grant slack:UBOB deployer --app {name}",
+        f"grant slack:UCAROL deployer --app {name}",
+    ):
+        body = slash("/ship", text, ADMIN)
+        await slack.post(body, signed(body))
+    await until(lambda: len(slack.fake.of("chat.postMessage")) >= 3)
+    slack.fake.calls.clear()
+
+    body = slash("/deploy", name, "UBOB")
+    status, _, elapsed = await slack.post(body, signed(body))
+    assert status == 200 and elapsed < 3.0
+    approval = (
+        await until(
+            lambda: [c for c in slack.fake.of("chat.postMessage") if "Approval" in c.args["text"]]
+        )
+    )[0]
+    buttons = json.loads(json.dumps(approval.args["blocks"]))[-1]["elements"]
+    request_id = buttons[0]["value"]
+    approval_ts = "1700000000.999999"
+
+    mine = click("shipbot_approve", request_id, "UBOB", approval_ts)
+    await slack.post(mine, signed(mine))
+    refused = await until(lambda: slack.fake.of("chat.postEphemeral"))
+    assert refused[0].args["user"] == "UBOB"
+    assert "someone else must approve it" in refused[0].args["text"]
+    assert slack.fake.of("chat.update") == []
+
+    theirs = click("shipbot_approve", request_id, "UCAROL", approval_ts)
+    await slack.post(theirs, signed(theirs))
+    done = await until(
+        lambda: [
+            c
+            for c in slack.fake.of("chat.update")
+            if c.args["ts"] == approval_ts
+            and c.args["text"].startswith(":white_check_mark: " + name)
+        ],
+        timeout=120,
+    )
+    assert "is live on production" in done[0].args["text"]
+    banner = slack.fake.of("chat.update")[0]
+    assert (
+        banner.args["text"] == f":white_check_mark: Approved by <@UCAROL>: `approve {request_id}`"
+    )
+    assert docker_client.api.inspect_service(f"{name}-production")["Spec"]["Name"]
