@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from bot.console import repl, say
+from bot.serve import ServeError
+from bot.serve import run as run_server
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
 
@@ -30,7 +32,7 @@ def _open() -> Dispatcher:
     try:
         return Dispatcher.open()
     except StartError as exc:
-        Console(stderr=True).print(f"❌ {exc}", highlight=False, markup=False)
+        typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
 
 
@@ -82,22 +84,15 @@ def chat(
 def serve(
     interval: Annotated[float, typer.Option(help="Seconds between housekeeping rounds.")] = 5.0,
 ) -> None:
-    """Run the control plane's housekeeping until stopped: reconcile on start, then expire
-    approval requests nobody answered. Chat adapters (Slack, Discord) plug in here."""
+    """Run the control plane with the chat adapters configured in the environment."""
     dispatcher = _open()
     log = logging.getLogger("shipbot.serve")
     log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
-
-    async def loop() -> None:
-        while True:
-            for platform, channel, message in dispatcher.expire_due():
-                log.warning("%s:%s %s", platform, channel, getattr(message, "text", message))
-            await asyncio.sleep(interval)
-
     try:
-        asyncio.run(loop())
-    except KeyboardInterrupt:
-        pass
+        run_server(dispatcher, interval)
+    except ServeError as exc:
+        typer.echo(f"❌ {exc}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         dispatcher.close()
 

@@ -324,3 +324,16 @@ async def test_approval_buttons_deploy_on_the_swarm(
         banner.args["text"] == f":white_check_mark: Approved by <@UCAROL>: `approve {request_id}`"
     )
     assert docker_client.api.inspect_service(f"{name}-production")["Spec"]["Name"]
+
+
+def test_manifest_declares_what_the_adapter_listens_to():
+    manifest = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "bot" / "slack_manifest.yml").read_text()
+    )
+    commands = {c["command"] for c in manifest["features"]["slash_commands"]}
+    assert commands == {"/deploy", "/rollback", "/ship"}
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert {"commands", "chat:write", "files:write"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )

@@ -1,0 +1,117 @@
+"""`shipbot serve` as a process: Slack HTTP mode, outbox delivery, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from commands.replies import Message, encode
+from core.store import Store
+from tests.fake_slack import FakeSlack
+from tests.test_slack import SECRET, signed, slash, until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_serve_slack_http_mode_and_outbox(tmp_path: Path):
+    fake = await FakeSlack().start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text(
+        "admins: [slack:UADMIN]\nnotify:\n  - {platform: slack, channel: CDEPLOYS}\n"
+    )
+    store = Store(home / "shipbot.db")  # queued while the bot was down: delivered on start
+    store.enqueue(
+        platform="slack",
+        channel="CDEPLOYS",
+        kind="deploys",
+        payload=encode(Message("queued while shipbot was down")),
+    )
+    store.close()
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHIPBOT_HOME": str(home),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.base_url,
+        "SHIPBOT_HTTP_HOST": "127.0.0.1",
+        "SHIPBOT_HTTP_PORT": str(port),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        delivered = await until(
+            lambda: [c for c in fake.of("chat.postMessage") if c.args["channel"] == "CDEPLOYS"],
+            timeout=30,
+        )
+        assert delivered[0].args["text"] == "queued while shipbot was down"
+        body = slash("/ship", "whoami", "UADMIN")
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):  # the HTTP listener may start a moment after the outbox
+                try:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/slack/events",
+                        data=body.encode(),
+                        headers=signed(body),
+                    ) as answer:
+                        assert answer.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        posted = await until(
+            lambda: [c for c in fake.of("chat.postMessage") if c.args["channel"] == "C1"]
+        )
+        assert posted[0].args["text"].startswith("you are slack:UADMIN")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.wait_for(proc.wait(), 10)
+        stderr = (await proc.stderr.read()).decode()
+        await fake.stop()
+    assert code == 0, stderr
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in stderr
+    assert Store(home / "shipbot.db").db["outbox"].get(1)["status"] == "sent"
+
+
+async def test_serve_refuses_half_configured_slack(tmp_path: Path):
+    env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test"}
+    env.pop("SLACK_APP_TOKEN", None)
+    env.pop("SLACK_SIGNING_SECRET", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    code = await asyncio.wait_for(proc.wait(), 30)
+    stderr = (await proc.stderr.read()).decode()
+    assert code == 1
+    assert "neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET" in stderr
+    assert "Traceback" not in stderr
