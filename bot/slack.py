@@ -39,6 +39,7 @@ from commands.replies import DENIED, USAGE, Failure, Log, Reply, Result, Step
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
 SECRET_VIEW = "shipbot_secret"  # noqa: S105 (a view id, not a password)
+WORKERS = 8  # commands running at once; more wait (already acked) for a slot
 LIVE_LINES = 40  # log lines shown live in the thread; more go up as a file at the end
 
 
@@ -209,6 +210,9 @@ class SlackBot:
         self.dispatcher = dispatcher
         self.client = client
         self.interval = interval
+        # Work after the ack waits for a slot, so a burst of commands cannot starve the acks
+        # of the next ones (Slack gives up after 3 s).
+        self.working = asyncio.Semaphore(WORKERS)
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
@@ -245,9 +249,10 @@ class SlackBot:
                     trigger_id=command["trigger_id"], view=secret_modal(text, channel)
                 )
                 return
-            await Conversation(self.client, channel, user, text, interval=self.interval).show(
-                self.request(user, channel, text)
-            )
+            async with self.working:
+                await Conversation(self.client, channel, user, text, interval=self.interval).show(
+                    self.request(user, channel, text)
+                )
 
         return listener
 

@@ -1,0 +1,172 @@
+"""Slack ack latency: shipbot's HTTP mode vs a bare Bolt app that only acks, side by side.
+
+Both run as their own processes on loopback, against the same local fake Web API. Each gets
+20 warm-up requests, then 200 signed `/ship help` slash commands, 50 at a time, in two
+interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS.
+Goals: shipbot p99 < 100 ms, p99 ratio <= 1.5, idle RSS < 100 MB.
+
+    .venv/bin/python benchmarks/slack_ack.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fake_slack import FakeSlack  # noqa: E402
+
+SECRET = "bench-signing-secret"
+REQUESTS, CONCURRENCY, WARMUP = 200, 50, 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def signed_slash(text: str) -> tuple[bytes, dict[str, str]]:
+    body = urllib.parse.urlencode(
+        {
+            "command": "/ship",
+            "text": text,
+            "user_id": "UBENCH",
+            "channel_id": "CBENCH",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "trigger_id": "t",
+            "response_url": "http://127.0.0.1:9/r",
+        }
+    )
+    stamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256)
+    return body.encode(), {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+async def wait_listening(port: int) -> None:
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+async def batch(url: str, count: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> None:
+            body, headers = signed_slash("help")
+            async with gate:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{url} answered {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(one() for _ in range(count)))
+    return latencies
+
+
+def rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+async def main() -> None:
+    fake = await FakeSlack().start()
+    ship_port, bare_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as home:
+        Path(home, "shipbot.yml").write_text("admins: [slack:UBENCH]\n")
+        env = {
+            **os.environ,
+            "SHIPBOT_HOME": home,
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "SHIPBOT_HTTP_HOST": "127.0.0.1",
+            "SHIPBOT_HTTP_PORT": str(ship_port),
+            "SHIPBOT_LOG_LEVEL": "ERROR",
+        }
+        ship = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            cwd=ROOT,
+            env=env,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        bare = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "benchmarks" / "bare_bolt_app.py"),
+            str(bare_port),
+            SECRET,
+            fake.base_url,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await wait_listening(ship_port)
+            await wait_listening(bare_port)
+            await asyncio.sleep(1.0)
+            idle = rss_mb(ship.pid, "VmRSS")
+            urls = {
+                "shipbot": f"http://127.0.0.1:{ship_port}/slack/events",
+                "bare bolt": f"http://127.0.0.1:{bare_port}/slack/events",
+            }
+            for url in urls.values():
+                await batch(url, WARMUP, 5)
+            results: dict[str, list[float]] = {name: [] for name in urls}
+            for _ in range(2):  # interleaved rounds, so drift hits both
+                for name, url in urls.items():
+                    results[name] += await batch(url, REQUESTS // 2, CONCURRENCY)
+                    await asyncio.sleep(1.0)  # let shipbot's background replies drain
+            peak = rss_mb(ship.pid, "VmHWM")
+        finally:
+            for proc in (ship, bare):
+                proc.terminate()
+                await proc.wait()
+            await fake.stop()
+    ours, base = results["shipbot"], results["bare bolt"]
+    print(f"{REQUESTS} signed /ship slash commands, {CONCURRENCY} concurrent, loopback")
+    for name, values in results.items():
+        print(f"{name:>10}: p50 {pct(values, 50):6.1f} ms   p99 {pct(values, 99):6.1f} ms")
+    print(
+        f"ratio shipbot/bare: p50 {pct(ours, 50) / pct(base, 50):.2f}   "
+        f"p99 {pct(ours, 99) / pct(base, 99):.2f} (goal p99 <= 1.5, p99 < 100 ms)"
+    )
+    print(f"shipbot RSS: idle {idle:.1f} MB, peak {peak:.1f} MB (goal idle < 100 MB)")
+    print(f"replies posted by shipbot to the fake Web API: {len(fake.of('chat.postMessage'))}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
