@@ -141,9 +141,12 @@ class Conversation:
         self.interval = interval
         self.live: LiveLog | None = None
         self.started = time.monotonic()
+        self.own_top = False  # we posted the status message, so we must close it
+        self.finished = False
 
     async def _top(self) -> str:
         if self.top_ts is None:
+            self.own_top = True
             text = f":hourglass_flowing_sand: `{self.text}` by <@{self.user}>"
             response = await self.client.chat_postMessage(
                 channel=self.channel, text=text, blocks=[section(text)]
@@ -169,6 +172,12 @@ class Conversation:
             await self.one(reply)
         if self.live is not None:
             await self.live.close()
+        if self.own_top and not self.finished:  # e.g. `logs`: only lines, no result
+            assert self.top_ts is not None
+            text = f":white_check_mark: `{self.text}`: see the thread"
+            await self.client.chat_update(
+                channel=self.channel, ts=self.top_ts, text=text, blocks=[section(text)]
+            )
 
     async def one(self, reply: Reply) -> None:
         if isinstance(reply, Step | Log):
@@ -189,6 +198,7 @@ class Conversation:
             await self.client.chat_update(
                 channel=self.channel, ts=self.top_ts, text=text, blocks=blocks
             )
+            self.finished = True
             return
         text, blocks = render(reply)
         await self.client.chat_postMessage(

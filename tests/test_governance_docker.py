@@ -188,7 +188,10 @@ async def test_killed_deploy_leaves_a_recoverable_lock(setup, tmp_path):
     db = sqlite3.connect(home / "shipbot.db")
     try:
         deadline = time.monotonic() + 30
-        while not db.execute("SELECT 1 FROM locks").fetchall():
+        # mid-deploy: the lock is held and the deployment row says running (the build sleeps)
+        while not db.execute(
+            "SELECT 1 FROM locks, deployments WHERE deployments.status = 'running'"
+        ).fetchall():
             assert proc.poll() is None, "the deploy ended before it could be killed"
             assert time.monotonic() < deadline, "the deploy never took its lock"
             await asyncio.sleep(0.1)

@@ -337,3 +337,17 @@ def test_manifest_declares_what_the_adapter_listens_to():
     assert {"commands", "chat:write", "files:write"} <= set(
         manifest["oauth_config"]["scopes"]["bot"]
     )
+
+
+async def test_lines_without_a_result_close_the_status_message(slack: Harness):
+    async def replies():
+        for line in ("GET / 200", "GET /health 200"):
+            yield Log(line)
+
+    await Conversation(slack.bot.client, "C7", ADMIN, "logs web").show(replies())
+    status, live = slack.fake.of("chat.postMessage")
+    assert live.args["text"] == "```\nGET / 200\nGET /health 200\n```"
+    closing = slack.fake.of("chat.update")[-1]
+    assert closing.args["ts"] == status.answer["ts"]
+    assert closing.args["text"] == ":white_check_mark: `logs web`: see the thread"
+    assert slack.fake.uploads == {}  # short: no file
