@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import hmac
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -28,15 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_slack import FakeSlack  # noqa: E402
+from tests.test_serve import free_port, spawn_serve  # noqa: E402
 
 SECRET = "bench-signing-secret"
 REQUESTS, CONCURRENCY, WARMUP = 200, 50, 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def signed_slash(text: str) -> tuple[bytes, dict[str, str]]:
@@ -117,15 +111,7 @@ async def main() -> None:
             "SHIPBOT_HTTP_PORT": str(ship_port),
             "SHIPBOT_LOG_LEVEL": "ERROR",
         }
-        ship = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "serve",
-            cwd=ROOT,
-            env=env,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        ship = await spawn_serve(env)
         bare = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "benchmarks" / "bare_bolt_app.py"),

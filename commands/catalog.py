@@ -327,23 +327,28 @@ class Whoami:
         yield Table(("role", "apps", "environments"), tuple((g.role, g.app, g.env) for g in grants))
 
 
+@dataclass(frozen=True)
+class _GrantFields:
+    """A grant: who, which role, on which apps and environments (patterns with * and ?)."""
+
+    user: str = arg("user", "USER")
+    role: str = arg("role", "ROLE")
+    app: str = option("pattern", "APP", default="*")
+    env: str = option("pattern", "ENV", default="*")
+
+
 @command(
     "grant",
     permission=ADMIN,
     changes_state=True,
     examples=("grant slack:U024BE7LH deployer --app api --env staging", "grant console:bob viewer"),
 )
-class GrantRole:
+class GrantRole(_GrantFields):
     """Give a user a role on apps and environments (patterns with * and ?; default all).
 
     Roles: viewer (status, logs, releases), deployer (also deploy, rollback, scale,
     restart), admin (everything, including grants and registering apps).
     """
-
-    user: str = arg("user", "USER")
-    role: str = arg("role", "ROLE")
-    app: str = option("pattern", "APP", default="*")
-    env: str = option("pattern", "ENV", default="*")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         added = ctx.engine.store.add_grant(
@@ -359,13 +364,8 @@ class GrantRole:
     changes_state=True,
     examples=("revoke slack:U024BE7LH deployer --app api --env staging",),
 )
-class RevokeRole:
+class RevokeRole(_GrantFields):
     """Take back a grant given with the same user, role, --app and --env."""
-
-    user: str = arg("user", "USER")
-    role: str = arg("role", "ROLE")
-    app: str = option("pattern", "APP", default="*")
-    env: str = option("pattern", "ENV", default="*")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         if not ctx.engine.store.remove_grant(

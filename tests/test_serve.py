@@ -20,6 +20,20 @@ from tests.test_slack import SECRET, signed, slash, until
 ROOT = Path(__file__).resolve().parent.parent
 
 
+async def spawn_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`shipbot serve` in its own process; stderr kept for the test to read."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,16 +65,7 @@ async def test_serve_slack_http_mode_and_outbox(tmp_path: Path):
         "SHIPBOT_HTTP_HOST": "127.0.0.1",
         "SHIPBOT_HTTP_PORT": str(port),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_serve(env)
     try:
         delivered = await until(
             lambda: [c for c in fake.of("chat.postMessage") if c.args["channel"] == "CDEPLOYS"],
@@ -100,16 +105,7 @@ async def test_serve_refuses_half_configured_slack(tmp_path: Path):
     env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test"}
     env.pop("SLACK_APP_TOKEN", None)
     env.pop("SLACK_SIGNING_SECRET", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_serve(env)
     code = await asyncio.wait_for(proc.wait(), 30)
     stderr = (await proc.stderr.read()).decode()
     assert code == 1
