@@ -34,7 +34,7 @@ from bot.slack_render import (
     section,
 )
 from commands.dispatch import ChatRequest, Dispatcher, needs_secret
-from commands.replies import DENIED, USAGE, Failure, Log, Reply, Result, Step
+from commands.replies import DENIED, USAGE, Failure, Log, Message, Reply, Result, Step
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
@@ -276,8 +276,9 @@ class SlackBot:
             replies = self.request(user, channel, text)
             first = await anext(replies, None)
             conv = Conversation(self.client, channel, user, text, top_ts=ts, interval=self.interval)
-            if first is None or isinstance(first, Failure):
-                # refused or already decided: tell the clicker alone, leave the message be
+            if first is None or isinstance(first, Failure | Message):
+                # refused, already decided, or one approval of several: tell the clicker
+                # alone and leave the buttons for the others
                 await conv.ephemeral(first or Failure("nothing to do"))
                 return
             done = (

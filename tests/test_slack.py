@@ -351,3 +351,39 @@ async def test_lines_without_a_result_close_the_status_message(slack: Harness):
     assert closing.args["ts"] == status.answer["ts"]
     assert closing.args["text"] == ":white_check_mark: `logs web`: see the thread"
     assert slack.fake.uploads == {}  # short: no file
+
+
+async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: Path):
+    add = add_app(slack, tmp_path)
+    name = add.split()[2]
+    folder = Path(add.split("--path ")[1])
+    doc = yaml.safe_load((folder / "app.yml").read_text())
+    doc["environments"]["production"] = {"approval": {"required": 2}}
+    (folder / "app.yml").write_text(yaml.safe_dump(doc))
+    for text in (add, *(f"grant slack:{u} deployer --app {name}" for u in ("UB", "UC", "UD"))):
+        body = slash("/ship", text, ADMIN)
+        await slack.post(body, signed(body))
+    await until(lambda: len(slack.fake.of("chat.postMessage")) >= 4)
+    slack.fake.calls.clear()
+    body = slash("/rollback", name, "UB")
+    await slack.post(body, signed(body))
+    approval = (await until(lambda: slack.fake.of("chat.postMessage")))[0]
+    request_id = approval.args["blocks"][-1]["elements"][0]["value"]
+    first = click("shipbot_approve", request_id, "UC", "1700000000.555555")
+    await slack.post(first, signed(first))
+    noted = await until(lambda: slack.fake.of("chat.postEphemeral"))
+    assert noted[0].args == {
+        **noted[0].args,
+        "user": "UC",
+        "text": f"approval 1 of 2 recorded for {request_id}",
+    }
+    assert slack.fake.of("chat.update") == []  # the buttons stay for the second approver
+    second = click("shipbot_approve", request_id, "UD", "1700000000.555555")
+    await slack.post(second, signed(second))
+    updates = await until(
+        lambda: len(slack.fake.of("chat.update")) >= 2 and slack.fake.of("chat.update")
+    )
+    assert updates[0].args["text"].startswith(":white_check_mark: Approved by <@UD>")
+    # the rollback ran (and found nothing to roll back to): shown on the approval message
+    assert updates[-1].args["ts"] == "1700000000.555555"
+    assert f"{name} has no earlier good release on production" in updates[-1].args["text"]
