@@ -196,12 +196,12 @@ class Engine:
     ) -> AsyncIterator[Event]:
         env = env or DEFAULT_ENV
         app = self.app(name)
-        if ref is not None and app.source_kind == "path":
+        spec, secret_keys, commit = await self.resolve(app, env, ref)
+        if ref is not None and app.source_kind == "path" and spec.build is not None:
             raise SourceError(
-                f"{name} is deployed from the folder {app.source}; a ref applies to git apps "
+                f"{name} is built from the folder {app.source}; a ref applies to git apps "
                 "and to image apps (as the image tag)"
             )
-        spec, secret_keys, commit = await self.resolve(app, env, ref)
         swarm = await self.swarm()
         await asyncio.to_thread(swarm.ensure_network)
         started = time.monotonic()
@@ -249,10 +249,15 @@ class Engine:
         assert spec.build is not None
         folder = self.source_folder(app)
         context = (folder / spec.build.context).resolve()
-        dockerfile = context / spec.build.dockerfile
+        dockerfile = (context / spec.build.dockerfile).resolve()
         if not context.is_dir() or folder.resolve() not in (context, *context.parents):
             raise BuildError(
                 f"build.context {spec.build.context!r} is not a folder inside {folder}"
+            )
+        if context not in dockerfile.parents:
+            raise BuildError(
+                f"build.dockerfile {spec.build.dockerfile!r} is outside build.context "
+                f"{spec.build.context!r}"
             )
         if not dockerfile.is_file():
             raise BuildError(
