@@ -103,8 +103,23 @@ class Dispatcher:
             engine = Engine(store, home=home, vault=Vault.open(home, config.secret_key))
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc
-        engine.reconcile()
-        return cls(engine, config)
+        dispatcher = cls(engine, config)
+        dispatcher.reconcile()
+        return dispatcher
+
+    def reconcile(self) -> list[Message]:
+        """Deployments left running by a process that died are marked interrupted and
+        reported to the alert channels; Swarm itself kept serving whatever it ran."""
+        notices = []
+        for row in self.engine.reconcile():
+            notice = Message(
+                f"{row['kind']} of {row['app']} ({row['env']}) by {row['started_by']} was "
+                "interrupted: the shipbot process running it stopped. Check `status "
+                f"{row['app']}` and deploy again if needed."
+            )
+            self.notifier.publish("alerts", row["app"], row["env"], notice)
+            notices.append(notice)
+        return notices
 
     def policy(self) -> Policy:
         grants = [

@@ -202,9 +202,15 @@ async def test_killed_deploy_leaves_a_recoverable_lock(setup, tmp_path):
     busy = await say(bot, f"deploy {name}", ADMIN)
     assert busy[-1].message.startswith(f"{name}/production is being changed by {ADMIN}")
     bot.close()
-    bot = Dispatcher.open(home)  # a restart reconciles the dead deployment
+    (home / "shipbot.yml").write_text(
+        f"admins: [{ADMIN}]\nnotify:\n  - {{platform: slack, channel: CALERTS}}\n"
+    )
+    bot = Dispatcher.open(home)  # a restart reconciles the dead deployment, and says so
     row = bot.engine.store.db["deployments"].get(1)
     assert row["status"] == "interrupted"
+    alert = bot.engine.store.db["outbox"].get(1)
+    assert (alert["channel"], alert["kind"]) == ("CALERTS", "alerts")
+    assert f"deploy of {name} (production) by {ADMIN} was interrupted" in alert["payload"]
     cleared = await say(bot, f"unlock {name}", ADMIN)
     assert result(cleared).title.startswith(f"{name}/production unlocked (was held by {ADMIN}")
     assert bot.engine.store.db["locks"].count == 0
