@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from bot.text import chunks, table_lines, tail
 from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
 
 SECTION_LIMIT = 3000
@@ -18,17 +19,7 @@ REJECT_ACTION = "shipbot_reject"
 
 def code_block(lines: list[str], limit: int = SECTION_LIMIT) -> str:
     """The last lines that fit in one section as a code block (earlier ones are dropped)."""
-    budget = limit - len("```\n\n```")
-    kept: list[str] = []
-    for line in reversed(lines):
-        cost = len(line) + 1
-        if cost > budget:
-            if not kept:  # one huge line: keep its end
-                kept.append(line[-budget:])
-            break
-        kept.append(line)
-        budget -= cost
-    return "```\n" + "\n".join(reversed(kept)) + "\n```"
+    return "```\n" + "\n".join(tail(lines, limit - len("```\n\n```"))) + "\n```"
 
 
 def section(text: str) -> dict[str, Any]:
@@ -37,36 +28,12 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def table_text(table: Table) -> list[str]:
-    """A monospace table as lines (Slack has no table block)."""
-    rows = [table.columns, *table.rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(table.columns))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-
-
-def chunks(lines: list[str], limit: int = SECTION_LIMIT - 8) -> list[list[str]]:
-    """Lines grouped so each group fits one code-block section; nothing is dropped."""
-    out: list[list[str]] = [[]]
-    size = 0
-    for line in lines:
-        while len(line) > limit:
-            out.append([line[:limit]])
-            line = line[limit:]
-            size = limit
-        if size + len(line) + 1 > limit and out[-1]:
-            out.append([])
-            size = 0
-        out[-1].append(line)
-        size += len(line) + 1
-    return [group for group in out if group]
-
-
 def render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) for one reply."""
     if isinstance(reply, Message):
         return reply.text, [section(part) for part in _split(reply.text)][:MAX_BLOCKS]
     if isinstance(reply, Table):
-        groups = chunks(table_text(reply))
+        groups = chunks(table_lines(reply), SECTION_LIMIT - 8)
         blocks = ([section(f"*{reply.title}*")] if reply.title else []) + [
             section("```\n" + "\n".join(group) + "\n```") for group in groups
         ]
@@ -152,4 +119,4 @@ def approval_blocks(request: ApprovalRequest) -> tuple[str, list[dict[str, Any]]
 
 
 def _split(text: str) -> list[str]:
-    return ["\n".join(group) for group in chunks(text.splitlines() or [""])]
+    return ["\n".join(group) for group in chunks(text.splitlines() or [""], SECTION_LIMIT - 8)]

@@ -1,0 +1,373 @@
+"""Discord adapter (discord.py application commands): the same control plane in a guild.
+
+It only translates: interactions become ``ChatRequest``s for the dispatcher, neutral replies
+become messages, embeds, threads and files. Every command defers first (Discord's 3 s), then
+follows up. Approval buttons are dynamic items whose custom_id carries the request id, so they
+work after a restart with nothing to re-register. shipbot's own grants decide who may do
+what; Discord's command permissions are only a hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.discord_render import (
+    MESSAGE_LIMIT,
+    approval_embed,
+    code_tail,
+    message_texts,
+    result_embed,
+)
+from commands.dispatch import ChatRequest, Dispatcher, needs_secret
+from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
+
+log = logging.getLogger("shipbot.discord")
+PLATFORM = "discord"
+FOLLOWUP_TTL = 14 * 60.0  # interaction tokens last 15 minutes; switch to channel messages before
+LIVE_LINES = 40
+
+
+class LiveLog:
+    """One message in the thread showing the latest lines, edited at most once per interval;
+    the whole log is attached as a file when it was longer than the message shows."""
+
+    def __init__(self, target: discord.abc.Messageable, title: str, interval: float) -> None:
+        self.target, self.title, self.interval = target, title, interval
+        self.lines: list[str] = []
+        self.message: discord.Message | None = None
+        self._shown = 0
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._ticker = asyncio.create_task(self._tick())
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self._wake.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._shown != len(self.lines):
+                await self._flush()
+                if self._closing and self._shown == len(self.lines):
+                    return
+                await asyncio.sleep(self.interval)
+            elif self._closing:
+                return
+
+    async def _flush(self) -> None:
+        self._shown = len(self.lines)
+        text = code_tail(self.lines[-LIVE_LINES:])
+        if self.message is None:
+            self.message = await self.target.send(text)
+        else:
+            await self.message.edit(content=text)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._ticker
+        if len(self.lines) > LIVE_LINES:
+            name = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") + ".log"
+            data = ("\n".join(self.lines) + "\n").encode()
+            await self.target.send(
+                f"full log: {len(self.lines)} lines",
+                file=discord.File(io.BytesIO(data), filename=name),
+            )
+
+
+class Conversation:
+    """One command's replies: a status message, a thread for its lines, a result embed."""
+
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        text: str,
+        *,
+        interval: float = 1.0,
+        followup_ttl: float = FOLLOWUP_TTL,
+        status: discord.Message | None = None,
+    ) -> None:
+        self.interaction, self.text = interaction, text
+        self.interval, self.followup_ttl = interval, followup_ttl
+        self.status = status
+        self.own_status = False
+        self.finished = False
+        self.thread: discord.abc.Messageable | None = None
+        self.live: LiveLog | None = None
+        self.started = time.monotonic()
+
+    def _token_fresh(self) -> bool:
+        return time.monotonic() - self.started < self.followup_ttl
+
+    async def send(self, content: str | None = None, **kwargs: Any) -> discord.Message:
+        """A follow-up while the interaction token lives, a channel message after."""
+        if self._token_fresh():
+            return await self.interaction.followup.send(content=content, wait=True, **kwargs)
+        channel = self.interaction.channel
+        assert channel is not None
+        return await channel.send(content=content, **kwargs)
+
+    async def _status(self) -> discord.Message:
+        if self.status is None:
+            self.status = await self.send(f"⏳ `{self.text}` by <@{self.interaction.user.id}>")
+            self.own_status = True
+        return self.status
+
+    async def _live(self) -> LiveLog:
+        if self.live is None:
+            status = await self._status()
+            try:
+                self.thread = await status.create_thread(name=self.text[:90] or "shipbot")
+            except discord.HTTPException:
+                log.warning("cannot open a thread for %r; lines go to the channel", self.text)
+                self.thread = self.interaction.channel
+            assert self.thread is not None
+            self.live = LiveLog(self.thread, self.text, self.interval)
+        return self.live
+
+    async def show(self, replies: AsyncIterator[Reply]) -> None:
+        async for reply in replies:
+            await self.one(reply)
+        if self.live is not None:
+            await self.live.close()
+        if self.own_status and not self.finished and self.status is not None:
+            await self._edit_status(content=f"✅ `{self.text}`: see the thread")
+
+    async def _edit_status(self, **kwargs: Any) -> None:
+        assert self.status is not None
+        if self._token_fresh() and self.own_status:
+            await self.interaction.followup.edit_message(self.status.id, **kwargs)
+        else:
+            await self.status.edit(**kwargs)
+
+    async def one(self, reply: Reply) -> None:
+        if isinstance(reply, Step | Log):
+            (await self._live()).add(("→ " if isinstance(reply, Step) else "") + reply.text)
+            return
+        if self.live is not None:
+            await self.live.close()
+            self.live = None
+        if isinstance(reply, Result):
+            embed, overflow = result_embed(reply)
+            embed.set_footer(text=f"{time.monotonic() - self.started:.0f}s")
+            if self.status is not None:
+                await self._edit_status(content=None, embed=embed)
+                self.finished = True
+            else:
+                await self.send(embed=embed)
+            if overflow:
+                await self.attach(overflow, "details.txt")
+            return
+        if isinstance(reply, ApprovalRequest):
+            embed, overflow = approval_embed(reply)
+            await self.send(embed=embed, view=approval_view(reply.id))
+            if overflow:
+                await self.attach(overflow, "plan.txt")
+            return
+        texts = message_texts(reply)
+        if isinstance(reply, Failure) and self.status is not None and len(texts) == 1:
+            await self._edit_status(content=texts[0])
+            self.finished = True
+            return
+        for text in texts:
+            await self.send(text)
+
+    async def attach(self, lines: list[str], filename: str) -> None:
+        data = ("\n".join(lines) + "\n").encode()
+        await self.send("the rest, in full:", file=discord.File(io.BytesIO(data), filename))
+
+
+class Decision(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"shipbot:(?P<verb>approve|reject):(?P<id>\d+)",
+):  # noqa: E501
+    """An Approve or Reject button; the custom_id carries the request, so it survives restarts."""
+
+    def __init__(self, verb: str, request_id: int) -> None:
+        style = discord.ButtonStyle.success if verb == "approve" else discord.ButtonStyle.danger
+        super().__init__(
+            discord.ui.Button(
+                label=verb.capitalize(), style=style, custom_id=f"shipbot:{verb}:{request_id}"
+            )
+        )
+        self.verb, self.request_id = verb, request_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> Decision:
+        return cls(match["verb"], int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: DiscordBot = interaction.client.shipbot  # type: ignore[attr-defined]
+        text = f"{self.verb} {self.request_id}"
+        replies = bot.request(interaction, text)
+        first = await anext(replies, None)
+        if first is None or isinstance(first, Failure | Message):
+            # refused, already decided, or one approval of several: only the clicker sees it
+            shown = message_texts(first or Failure("nothing to do"))[0]
+            await interaction.response.send_message(shown, ephemeral=True)
+            return
+        verdict = "✅ Approved" if self.verb == "approve" else "⛔ Rejected"
+        await interaction.response.edit_message(
+            content=f"{verdict} by <@{interaction.user.id}>: `{text}`", view=None
+        )
+        assert interaction.message is not None
+        conv = Conversation(interaction, text, interval=bot.interval, status=interaction.message)
+        await conv.one(first)
+        await conv.show(replies)
+
+
+def approval_view(request_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(Decision("approve", request_id))
+    view.add_item(Decision("reject", request_id))
+    return view
+
+
+class SecretForm(discord.ui.Modal, title="shipbot secret"):
+    value: discord.ui.TextInput = discord.ui.TextInput(
+        label="Value (never posted)", style=discord.TextStyle.short
+    )
+
+    def __init__(self, bot: DiscordBot, text: str) -> None:
+        super().__init__(timeout=600)
+        self.bot, self.text = bot, text
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async for reply in self.bot.request(interaction, self.text, secret=self.value.value):
+            for text in (
+                message_texts(reply)
+                if not isinstance(reply, Result)
+                else [("✅ " if reply.ok else "❌ ") + reply.title]
+            ):
+                await interaction.followup.send(text, ephemeral=True)
+
+
+class DiscordBot:
+    """The client, its command tree and the dispatcher behind them."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        guild_id: int | None = None,
+        interval: float = 1.0,
+        followup_ttl: float = FOLLOWUP_TTL,
+    ) -> None:
+        self.dispatcher, self.guild_id = dispatcher, guild_id
+        self.interval, self.followup_ttl = interval, followup_ttl
+        self.client = discord.Client(intents=discord.Intents.default())
+        self.client.shipbot = self  # type: ignore[attr-defined]
+        self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
+        self.tree = app_commands.CommandTree(self.client)
+        self._commands()
+
+    async def _setup_hook(self) -> None:
+        self.client.add_dynamic_items(Decision)
+
+    def request(
+        self, interaction: discord.Interaction, text: str, secret: str | None = None
+    ) -> AsyncIterator[Reply]:
+        return self.dispatcher.handle(
+            ChatRequest(
+                PLATFORM, str(interaction.user.id), str(interaction.channel_id), text, secret
+            )
+        )
+
+    async def run_text(self, interaction: discord.Interaction, text: str) -> None:
+        if needs_secret(text):
+            await interaction.response.send_modal(SecretForm(self, text))
+            return
+        await interaction.response.defer(thinking=True)
+        conv = Conversation(
+            interaction, text, interval=self.interval, followup_ttl=self.followup_ttl
+        )
+        await conv.show(self.request(interaction, text))
+
+    async def app_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = [a.name for a in self.dispatcher.engine.store.list_apps()]
+        return [app_commands.Choice(name=n, value=n) for n in names if current in n][:25]
+
+    def _commands(self) -> None:
+        @self.tree.command(name="deploy", description="Build and roll out an app")
+        @app_commands.describe(
+            app="the app",
+            ref="branch, tag or commit; image tag for image apps",
+            env="environment (default production)",
+            dry_run="show what would change, change nothing",
+        )
+        @app_commands.autocomplete(app=self.app_names)
+        async def deploy(
+            interaction: discord.Interaction,
+            app: str,
+            ref: str | None = None,
+            env: str | None = None,
+            dry_run: bool = False,
+        ) -> None:
+            parts = [
+                "deploy",
+                app,
+                *([ref] if ref else []),
+                *(["--env", env] if env else []),
+                *(["--dry-run"] if dry_run else []),
+            ]
+            await self.run_text(interaction, " ".join(parts))
+
+        @self.tree.command(name="rollback", description="Go back to an earlier release")
+        @app_commands.autocomplete(app=self.app_names)
+        async def rollback(
+            interaction: discord.Interaction,
+            app: str,
+            release: int | None = None,
+            env: str | None = None,
+        ) -> None:
+            parts = [
+                "rollback",
+                app,
+                *([str(release)] if release else []),
+                *(["--env", env] if env else []),
+            ]
+            await self.run_text(interaction, " ".join(parts))
+
+        @self.tree.command(name="ship", description="Any shipbot command: help, status, logs…")
+        async def ship(interaction: discord.Interaction, command: str) -> None:
+            await self.run_text(interaction, command)
+
+    async def sync_commands(self) -> list[app_commands.AppCommand]:
+        """Publish the commands, to one guild (instant) or globally; run on purpose, not on
+        every start (`shipbot discord sync`)."""
+        guild = discord.Object(id=self.guild_id) if self.guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        return await self.tree.sync(guild=guild)
+
+    async def deliver(self, channel_id: str, reply: Reply) -> None:
+        """Post a neutral reply to a channel (the outbox's ``send`` for Discord)."""
+        channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(
+            int(channel_id)
+        )
+        assert isinstance(channel, discord.abc.Messageable)
+        if isinstance(reply, Result):
+            embed, overflow = result_embed(reply)
+            await channel.send(embed=embed)
+            if overflow:
+                data = ("\n".join(overflow) + "\n").encode()
+                await channel.send(file=discord.File(io.BytesIO(data), "details.txt"))
+            return
+        for text in message_texts(reply):
+            await channel.send(text[:MESSAGE_LIMIT])
