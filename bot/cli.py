@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.console import repl, say
-from bot.serve import ServeError
+from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
@@ -95,6 +95,29 @@ def serve(
         raise typer.Exit(1) from exc
     finally:
         dispatcher.close()
+
+
+discord_app = typer.Typer(help="Discord housekeeping.")
+app.add_typer(discord_app, name="discord")
+
+
+@discord_app.command("sync")
+def discord_sync() -> None:
+    """Publish /deploy, /rollback and /ship to DISCORD_GUILD_ID (instant) or globally."""
+    dispatcher = _open()
+    try:
+        names = asyncio.run(sync_discord(dispatcher, os.environ))
+    except ServeError as exc:
+        typer.echo(f"❌ {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        dispatcher.close()
+    where = (
+        f"guild {os.environ['DISCORD_GUILD_ID']}"
+        if os.environ.get("DISCORD_GUILD_ID")
+        else "all guilds (global commands can take up to an hour to appear)"
+    )
+    typer.echo(f"✅ synced {', '.join('/' + n for n in names)} to {where}")
 
 
 def main() -> None:

@@ -266,7 +266,10 @@ class DiscordBot:
         guild_id: int | None = None,
         interval: float = 1.0,
         followup_ttl: float = FOLLOWUP_TTL,
+        api_base: str | None = None,
     ) -> None:
+        if api_base:  # a proxy, or a local fake in tests: the library has one base for all
+            discord.http.Route.BASE = api_base.rstrip("/")
         self.dispatcher, self.guild_id = dispatcher, guild_id
         self.interval, self.followup_ttl = interval, followup_ttl
         self.client = discord.Client(intents=discord.Intents.default())

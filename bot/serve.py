@@ -4,6 +4,10 @@ Slack: ``SLACK_BOT_TOKEN`` plus ``SLACK_APP_TOKEN`` (Socket Mode, no inbound por
 ``SLACK_SIGNING_SECRET`` (HTTP mode on ``SHIPBOT_HTTP_HOST``:``SHIPBOT_HTTP_PORT``, default
 0.0.0.0:3000, path /slack/events). ``SLACK_API_URL`` points the Web API client elsewhere
 (a proxy, or a local fake in tests).
+
+Discord: ``DISCORD_TOKEN`` (the bot token); ``DISCORD_GUILD_ID`` for guild commands;
+``DISCORD_API_URL`` like ``SLACK_API_URL``. Commands are published with ``shipbot discord
+sync``, not on every start.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import signal
 from collections.abc import Awaitable, Mapping
 
+from bot.discord_adapter import DiscordBot
 from bot.slack import SlackBot, web_client
 from commands.dispatch import Dispatcher
 
@@ -55,9 +60,37 @@ async def serve(dispatcher: Dispatcher, env: Mapping[str, str], interval: float 
                 "SLACK_SIGNING_SECRET (HTTP mode) is"
             )
         jobs.append(dispatcher.notifier.run("slack", bot.deliver))
-    else:
-        log.warning("no chat adapter configured (set SLACK_BOT_TOKEN); housekeeping only")
+    if env.get("DISCORD_TOKEN"):
+        discord_bot = discord_from_env(dispatcher, env)
+        jobs.append(discord_bot.client.start(env["DISCORD_TOKEN"]))
+        jobs.append(dispatcher.notifier.run("discord", discord_bot.deliver))
+        log.warning("discord: gateway")
+    if not jobs:
+        log.warning(
+            "no chat adapter configured (SLACK_BOT_TOKEN, DISCORD_TOKEN); housekeeping only"
+        )
     await asyncio.gather(housekeeping(dispatcher, interval), *jobs)
+
+
+def discord_from_env(dispatcher: Dispatcher, env: Mapping[str, str]) -> DiscordBot:
+    guild = env.get("DISCORD_GUILD_ID")
+    if guild is not None and not guild.isdigit():
+        raise ServeError(f"DISCORD_GUILD_ID must be a number, got {guild!r}")
+    return DiscordBot(
+        dispatcher, guild_id=int(guild) if guild else None, api_base=env.get("DISCORD_API_URL")
+    )
+
+
+async def sync_discord(dispatcher: Dispatcher, env: Mapping[str, str]) -> list[str]:
+    """Publish the application commands (to DISCORD_GUILD_ID, or globally)."""
+    if not env.get("DISCORD_TOKEN"):
+        raise ServeError("set DISCORD_TOKEN to the bot token first")
+    bot = discord_from_env(dispatcher, env)
+    await bot.client.login(env["DISCORD_TOKEN"])
+    try:
+        return [command.name for command in await bot.sync_commands()]
+    finally:
+        await bot.client.close()
 
 
 def run(dispatcher: Dispatcher, interval: float) -> None:

@@ -111,3 +111,37 @@ async def test_serve_refuses_half_configured_slack(tmp_path: Path):
     assert code == 1
     assert "neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET" in stderr
     assert "Traceback" not in stderr
+
+
+async def test_discord_sync_publishes_the_commands(tmp_path: Path):
+    from tests.fake_discord_api import APP_ID, FakeDiscord
+
+    fake = await FakeDiscord().start()
+    env = {
+        **os.environ,
+        "SHIPBOT_HOME": str(tmp_path),
+        "DISCORD_TOKEN": "fake-token",
+        "DISCORD_API_URL": fake.base,
+        "DISCORD_GUILD_ID": "4242",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "discord",
+        "sync",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    await fake.stop()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "✅ synced /deploy, /rollback, /ship to guild 4242"
+    (put,) = fake.of("PUT", f"/applications/{APP_ID}/guilds/4242/commands")
+    by_name = {c["name"]: c for c in put.body}
+    assert set(by_name) == {"deploy", "rollback", "ship"}
+    options = {o["name"]: o for o in by_name["deploy"]["options"]}
+    assert options["app"]["autocomplete"] is True and options["app"]["required"] is True
+    assert options["dry_run"]["type"] == 5 and not options["dry_run"].get("required")
