@@ -9,7 +9,6 @@ what; Discord's command permissions are only a hint.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
@@ -27,63 +26,32 @@ from bot.discord_render import (
     message_texts,
     result_embed,
 )
+from bot.livelog import LiveLog
 from commands.dispatch import ChatRequest, Dispatcher, needs_secret
 from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"
 FOLLOWUP_TTL = 14 * 60.0  # interaction tokens last 15 minutes; switch to channel messages before
-LIVE_LINES = 40
 
 
-class LiveLog:
-    """One message in the thread showing the latest lines, edited at most once per interval;
-    the whole log is attached as a file when it was longer than the message shows."""
+class DiscordLiveLog(LiveLog):
+    """The live log as one message in the thread, and the whole log as an attachment."""
 
     def __init__(self, target: discord.abc.Messageable, title: str, interval: float) -> None:
-        self.target, self.title, self.interval = target, title, interval
-        self.lines: list[str] = []
+        self.target = target
         self.message: discord.Message | None = None
-        self._shown = 0
-        self._closing = False
-        self._wake = asyncio.Event()
-        self._ticker = asyncio.create_task(self._tick())
+        super().__init__(title, interval)
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        self._wake.set()
+    async def post(self, lines: list[str]) -> None:
+        self.message = await self.target.send(code_tail(lines))
 
-    async def _tick(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._shown != len(self.lines):
-                await self._flush()
-                if self._closing and self._shown == len(self.lines):
-                    return
-                await asyncio.sleep(self.interval)
-            elif self._closing:
-                return
+    async def edit(self, lines: list[str]) -> None:
+        assert self.message is not None
+        await self.message.edit(content=code_tail(lines))
 
-    async def _flush(self) -> None:
-        self._shown = len(self.lines)
-        text = code_tail(self.lines[-LIVE_LINES:])
-        if self.message is None:
-            self.message = await self.target.send(text)
-        else:
-            await self.message.edit(content=text)
-
-    async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        await self._ticker
-        if len(self.lines) > LIVE_LINES:
-            name = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") + ".log"
-            data = ("\n".join(self.lines) + "\n").encode()
-            await self.target.send(
-                f"full log: {len(self.lines)} lines",
-                file=discord.File(io.BytesIO(data), filename=name),
-            )
+    async def upload(self, filename: str, data: bytes, comment: str) -> None:
+        await self.target.send(comment, file=discord.File(io.BytesIO(data), filename=filename))
 
 
 class Conversation:
@@ -104,7 +72,7 @@ class Conversation:
         self.own_status = False
         self.finished = False
         self.thread: discord.abc.Messageable | None = None
-        self.live: LiveLog | None = None
+        self.live: DiscordLiveLog | None = None
         self.started = time.monotonic()
 
     def _token_fresh(self) -> bool:
@@ -124,7 +92,7 @@ class Conversation:
             self.own_status = True
         return self.status
 
-    async def _live(self) -> LiveLog:
+    async def _live(self) -> DiscordLiveLog:
         if self.live is None:
             status = await self._status()
             try:
@@ -133,7 +101,7 @@ class Conversation:
                 log.warning("cannot open a thread for %r; lines go to the channel", self.text)
                 self.thread = self.interaction.channel
             assert self.thread is not None
-            self.live = LiveLog(self.thread, self.text, self.interval)
+            self.live = DiscordLiveLog(self.thread, self.text, self.interval)
         return self.live
 
     async def show(self, replies: AsyncIterator[Reply]) -> None:

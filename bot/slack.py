@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.livelog import LiveLog
 from bot.slack_render import (
     APPROVE_ACTION,
     REJECT_ACTION,
@@ -40,7 +40,6 @@ log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
 SECRET_VIEW = "shipbot_secret"  # noqa: S105 (a view id, not a password)
 WORKERS = 8  # commands running at once; more wait (already acked) for a slot
-LIVE_LINES = 40  # log lines shown live in the thread; more go up as a file at the end
 
 
 def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
@@ -56,13 +55,8 @@ def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
     )
 
 
-class LiveLog:
-    """One thread message that shows the latest lines, edited at most once per interval.
-
-    Every Web API call for it comes from one ticker, so the message is never updated more
-    than once per ``interval``; ``close`` makes the last edit and uploads the whole log as a
-    file when it was longer than what the message shows.
-    """
+class SlackLiveLog(LiveLog):
+    """The live log as one message in a thread, and the whole log as a file."""
 
     def __init__(
         self,
@@ -73,54 +67,27 @@ class LiveLog:
         interval: float = 1.0,
     ) -> None:
         self.client, self.channel, self.thread_ts = client, channel, thread_ts
-        self.title, self.interval = title, interval
-        self.lines: list[str] = []
         self.ts: str | None = None
-        self._shown = 0
-        self._closing = False
-        self._wake = asyncio.Event()
-        self._ticker = asyncio.create_task(self._tick())
+        super().__init__(title, interval)
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        self._wake.set()
+    async def post(self, lines: list[str]) -> None:
+        response = await self.client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=code_block(lines)
+        )
+        self.ts = response["ts"]
 
-    async def _tick(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._shown != len(self.lines):
-                await self._flush()
-                if self._closing and self._shown == len(self.lines):
-                    return
-                await asyncio.sleep(self.interval)
-            elif self._closing:
-                return
+    async def edit(self, lines: list[str]) -> None:
+        await self.client.chat_update(channel=self.channel, ts=self.ts, text=code_block(lines))
 
-    async def _flush(self) -> None:
-        self._shown = len(self.lines)
-        text = code_block(self.lines[-LIVE_LINES:])
-        if self.ts is None:
-            response = await self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=text
-            )
-            self.ts = response["ts"]
-        else:
-            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
-
-    async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        await self._ticker
-        if len(self.lines) > LIVE_LINES:
-            await self.client.files_upload_v2(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                title=self.title,
-                filename=re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") + ".log",
-                content="\n".join(self.lines) + "\n",
-                initial_comment=f"full log: {len(self.lines)} lines",
-            )
+    async def upload(self, filename: str, data: bytes, comment: str) -> None:
+        await self.client.files_upload_v2(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            title=self.title,
+            filename=filename,
+            content=data.decode(),
+            initial_comment=comment,
+        )
 
 
 class Conversation:
@@ -139,7 +106,7 @@ class Conversation:
         self.client, self.channel, self.user, self.text = client, channel, user, text
         self.top_ts = top_ts
         self.interval = interval
-        self.live: LiveLog | None = None
+        self.live: SlackLiveLog | None = None
         self.started = time.monotonic()
         self.own_top = False  # we posted the status message, so we must close it
         self.finished = False
@@ -154,9 +121,9 @@ class Conversation:
             self.top_ts = response["ts"]
         return self.top_ts
 
-    async def _live(self) -> LiveLog:
+    async def _live(self) -> SlackLiveLog:
         if self.live is None:
-            self.live = LiveLog(
+            self.live = SlackLiveLog(
                 self.client, self.channel, await self._top(), self.text, self.interval
             )
         return self.live

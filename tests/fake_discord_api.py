@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import LoopbackServer
+
 APP_ID = "900000000000000001"
 BOT_ID = "900000000000000002"
 GUILD_ID = "900000000000000003"
@@ -41,11 +43,9 @@ def user(user_id: str, name: str) -> dict[str, Any]:
 
 
 @dataclass
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     calls: list[Call] = field(default_factory=list)
-    port: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(910000000000000000))
-    _runner: web.AppRunner | None = None
 
     @property
     def base(self) -> str:
@@ -54,19 +54,8 @@ class FakeDiscord:
     def of(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]
 
-    async def start(self) -> FakeDiscord:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]

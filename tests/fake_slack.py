@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.loopback import LoopbackServer
+
 
 @dataclass
 class Call:
@@ -25,16 +27,14 @@ class Call:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     calls: list[Call] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     # method -> list of (status, retry_after) answered before the real answer
     failures: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     acks: list[dict[str, Any]] = field(default_factory=list)
     envelopes: asyncio.Queue = field(default_factory=asyncio.Queue)
-    port: int = 0
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
@@ -43,21 +43,10 @@ class FakeSlack:
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
-    async def start(self) -> FakeSlack:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/link", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]

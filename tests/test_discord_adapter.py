@@ -15,7 +15,7 @@ import discord
 import pytest
 import yaml
 
-from bot.discord_adapter import LIVE_LINES, DiscordBot, LiveLog
+from bot.discord_adapter import DiscordBot, DiscordLiveLog
 from bot.discord_render import (
     DESCRIPTION_LIMIT,
     EMBED_LIMIT,
@@ -25,6 +25,7 @@ from bot.discord_render import (
     fit_embed,
     split_message,
 )
+from bot.livelog import LIVE_LINES
 from commands.dispatch import ChatRequest, Dispatcher
 from tests.fake_discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, user
 
@@ -256,7 +257,7 @@ def test_embed_exactly_at_and_over_each_limit():
 
 async def test_live_log_rate_and_whole_file(harness: Harness):
     channel = await harness.bot.client.fetch_channel(int(CHANNEL_ID))
-    live = LiveLog(channel, "deploy big", interval=1.0)
+    live = DiscordLiveLog(channel, "deploy big", interval=1.0)
     lines = [f"step {i:04d}: compiling module {i}" for i in range(5000)]
     for number, line in enumerate(lines):
         if number % 100 == 0:

@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.slack import LIVE_LINES, Conversation, SlackBot, web_client
+from bot.livelog import LIVE_LINES
+from bot.slack import Conversation, SlackBot, web_client
 from commands.dispatch import Dispatcher
 from commands.replies import Log, Result
 from tests.fake_slack import FakeSlack
