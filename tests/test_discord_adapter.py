@@ -340,3 +340,12 @@ async def test_approval_buttons_survive_a_restart_and_deploy(
     assert embed["color"] == 0x2EB67D
     assert {f["name"] for f in embed["fields"]} >= {"app", "env", "release", "duration"}
     assert docker_client.api.inspect_service(f"{name}-production")["Spec"]["Name"]
+
+
+async def test_after_the_token_expires_replies_go_to_the_channel(harness: Harness):
+    await harness.boot(followup_ttl=0)  # as if the command had run for 15 minutes
+    payload = slash("ship", ADMIN, command="help deploy")
+    harness.dispatch(payload)
+    sent = await until(lambda: harness.fake.of("POST", f"/channels/{CHANNEL_ID}/messages"))
+    assert sent[0].body["content"].startswith("usage: deploy APP [REF]")
+    assert harness.followups(payload["token"]) == []  # no webhook call with a dead token
