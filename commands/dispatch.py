@@ -153,7 +153,7 @@ class Dispatcher:
             allowed = policy.allows(user, spec.permission, app, env)
         if not allowed:
             message = policy.denial(user, spec.permission, app, env)
-            self.engine.store.audit(**audit, result="denied", detail=message)
+            self.engine.store.audit(**audit, result="denied", detail=masker(message))
             yield Failure(message, DENIED)
             return
         changes = spec.changes_state and getattr(parsed, "changes", True)
@@ -177,14 +177,6 @@ class Dispatcher:
             async for reply in self._run(parsed, ctx, app, env, locked=spec.locks and changes):
                 if isinstance(reply, Result):
                     outcome, detail = ("ok" if reply.ok else "failed"), reply.title
-                    if spec.locks:
-                        self.notifier.publish(
-                            "deploys",
-                            app,
-                            env,
-                            mask(reply, masker),
-                            skip=(request.platform, request.channel),
-                        )
                 elif isinstance(reply, Failure):
                     outcome, detail = reply.kind, reply.message
                 yield reply
@@ -207,7 +199,7 @@ class Dispatcher:
             )
         finally:
             if changes:
-                self.engine.store.audit(**audit, result=outcome, detail=detail[:500])
+                self.engine.store.audit(**audit, result=outcome, detail=masker(detail)[:500])
 
     async def _run(
         self, parsed: Any, ctx: catalog.Context, app: str | None, env: str | None, locked: bool
@@ -222,6 +214,11 @@ class Dispatcher:
             self.engine.store, app, env, ctx.user, f"`{render(parsed)}` for {what}"
         ):
             async for reply in parsed.run(ctx):
+                if isinstance(reply, Result):  # a change's result also goes to its channels
+                    masker = Masker(self.engine.secret_values())
+                    self.notifier.publish(
+                        "deploys", app, env, mask(reply, masker), skip=(ctx.platform, ctx.channel)
+                    )
                 yield reply
 
     async def _approval_needed(
@@ -279,13 +276,6 @@ class Dispatcher:
             async for reply in self._run(parsed, ctx, row["app"], row["env"], locked=True):
                 if isinstance(reply, Result):
                     status = "executed" if reply.ok else "failed"
-                    self.notifier.publish(
-                        "deploys",
-                        row["app"],
-                        row["env"],
-                        reply,
-                        skip=(row["platform"], row["channel"]),
-                    )
                 yield reply
         finally:
             self.engine.store.finish_approval(row["id"], status, f"approved by {approved_by}")

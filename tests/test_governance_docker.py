@@ -54,6 +54,10 @@ async def test_production_approval_story(setup, docker_client):
     require_approval(
         folder, "production", {"required": 1, "approvers": ["deployer"], "expires": "30m"}
     )
+    (home / "shipbot.yml").write_text(
+        f"admins: [{ADMIN}]\nnotify:\n  - {{platform: slack, channel: CDEPLOYS, "
+        "envs: [production], kinds: [deploys]}\n"
+    )
     bot = Dispatcher.open(home)
     assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
     for user, role in (
@@ -100,6 +104,10 @@ async def test_production_approval_story(setup, docker_client):
         "console:carol",
         "succeeded",
     )
+
+    (note,) = bot.engine.store.db["outbox"].rows  # the result also went to #deploys
+    assert (note["platform"], note["channel"], note["kind"]) == ("slack", "CDEPLOYS", "deploys")
+    assert f"{name} release 1 is live on production" in note["payload"]
 
     again = await say(bot, f"approve {request.id}", "console:carol")
     assert again == [
