@@ -62,6 +62,8 @@ def console(
     dispatcher = _open()
     try:
         asyncio.run(repl(dispatcher, Console(), _user(as_user)))
+    except KeyboardInterrupt:  # Ctrl-C leaves like Ctrl-D, without a traceback
+        typer.echo()
     finally:
         dispatcher.close()
 

@@ -33,3 +33,10 @@ def made_apps(docker_client):
     names: list[str] = []
     yield names
     remove_apps(docker_client, names)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the engine is in the slow tier even if it forgot its marker."""
+    for item in items:
+        if "docker_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
