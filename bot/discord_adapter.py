@@ -186,6 +186,9 @@ class Decision(
             # refused, already decided, or one approval of several: only the clicker sees it
             shown = message_texts(first or Failure("nothing to do"))[0]
             await interaction.response.send_message(shown, ephemeral=True)
+            async for rest in replies:  # run the request to its end (its audit record)
+                for text in message_texts(rest):
+                    await interaction.followup.send(text, ephemeral=True)
             return
         verdict = "✅ Approved" if self.verb == "approve" else "⛔ Rejected"
         await interaction.response.edit_message(

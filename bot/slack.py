@@ -247,6 +247,8 @@ class SlackBot:
                 # refused, already decided, or one approval of several: tell the clicker
                 # alone and leave the buttons for the others
                 await conv.ephemeral(first or Failure("nothing to do"))
+                async for rest in replies:  # run the request to its end (its audit record)
+                    await conv.ephemeral(rest)
                 return
             done = (
                 f"{':white_check_mark: Approved' if verb == 'approve' else ':no_entry: Rejected'}"

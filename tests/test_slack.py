@@ -379,6 +379,12 @@ async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: P
         "text": f"approval 1 of 2 recorded for {request_id}",
     }
     assert slack.fake.of("chat.update") == []  # the buttons stay for the second approver
+    audit = slack.bot.dispatcher.engine.store.audit_log(limit=1)[0]
+    assert (audit["user"], audit["command"], audit["result"]) == (
+        "slack:UC",
+        f"approve {request_id}",
+        "ok",
+    )
     second = click("shipbot_approve", request_id, "UD", "1700000000.555555")
     await slack.post(second, signed(second))
     updates = await until(
