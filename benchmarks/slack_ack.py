@@ -114,7 +114,7 @@ async def main() -> None:
         ship = await spawn_serve(env)
         bare = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(ROOT / "benchmarks" / "bare_bolt_app.py"),
+            str(ROOT / "benchmarks" / "_bare_bolt_app.py"),
             str(bare_port),
             SECRET,
             fake.base_url,

@@ -18,10 +18,13 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING
 
-from bot.discord_adapter import DiscordBot
 from bot.slack import SlackBot, web_client
 from commands.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from bot.discord_adapter import DiscordBot
 
 log = logging.getLogger("shipbot.serve")
 
@@ -73,6 +76,8 @@ async def serve(dispatcher: Dispatcher, env: Mapping[str, str], interval: float 
 
 
 def discord_from_env(dispatcher: Dispatcher, env: Mapping[str, str]) -> DiscordBot:
+    from bot.discord_adapter import DiscordBot  # noqa: PLC0415 (discord.py costs ~8 MB; only when used)
+
     guild = env.get("DISCORD_GUILD_ID")
     if guild is not None and not guild.isdigit():
         raise ServeError(f"DISCORD_GUILD_ID must be a number, got {guild!r}")

@@ -1,6 +1,6 @@
 """Baseline for benchmarks/slack_ack.py: a Bolt app whose /ship listener only acks.
 
-python benchmarks/bare_bolt_app.py PORT SIGNING_SECRET SLACK_API_URL
+python benchmarks/_bare_bolt_app.py PORT SIGNING_SECRET SLACK_API_URL
 """
 
 from __future__ import annotations
