@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_slack import FakeSlack  # noqa: E402
-from tests.test_serve import free_port, spawn_serve  # noqa: E402
+from tests.test_serve import free_port, spawn_cli  # noqa: E402
 
 SECRET = "bench-signing-secret"
 REQUESTS, CONCURRENCY, WARMUP = 200, 50, 20
@@ -111,7 +111,7 @@ async def main() -> None:
             "SHIPBOT_HTTP_PORT": str(ship_port),
             "SHIPBOT_LOG_LEVEL": "ERROR",
         }
-        ship = await spawn_serve(env)
+        ship = await spawn_cli(env)
         bare = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "benchmarks" / "_bare_bolt_app.py"),

@@ -20,16 +20,18 @@ from tests.test_slack import SECRET, signed, slash, until
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def spawn_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`shipbot serve` in its own process; stderr kept for the test to read."""
+async def spawn_cli(
+    env: dict[str, str], *args: str, stdout: int = asyncio.subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
+    """`shipbot ARGS…` in its own process (default: serve); stderr kept for the test."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
-        "serve",
+        *(args or ("serve",)),
         cwd=ROOT,
         env=env,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
 
@@ -65,7 +67,7 @@ async def test_serve_slack_http_mode_and_outbox(tmp_path: Path):
         "SHIPBOT_HTTP_HOST": "127.0.0.1",
         "SHIPBOT_HTTP_PORT": str(port),
     }
-    proc = await spawn_serve(env)
+    proc = await spawn_cli(env)
     try:
         delivered = await until(
             lambda: [c for c in fake.of("chat.postMessage") if c.args["channel"] == "CDEPLOYS"],
@@ -105,7 +107,7 @@ async def test_serve_refuses_half_configured_slack(tmp_path: Path):
     env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test"}
     env.pop("SLACK_APP_TOKEN", None)
     env.pop("SLACK_SIGNING_SECRET", None)
-    proc = await spawn_serve(env)
+    proc = await spawn_cli(env)
     code = await asyncio.wait_for(proc.wait(), 30)
     stderr = (await proc.stderr.read()).decode()
     assert code == 1
@@ -124,17 +126,7 @@ async def test_discord_sync_publishes_the_commands(tmp_path: Path):
         "DISCORD_API_URL": fake.base,
         "DISCORD_GUILD_ID": "4242",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "discord",
-        "sync",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_cli(env, "discord", "sync", stdout=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     await fake.stop()
     assert proc.returncode == 0, err.decode()
