@@ -317,9 +317,15 @@ class Whoami:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         grants = ctx.policy.of(ctx.user)
         if not grants:
+            who = (
+                f"An admin can run `grant {ctx.user} viewer`."
+                if ctx.policy.admins
+                else f"No admin is configured yet: add `admins: [{ctx.user}]` to shipbot.yml "
+                "in $SHIPBOT_HOME to make yourself one."
+            )
             yield Message(
                 f"you are {ctx.user}; you have no grants yet, so you may run only `help` and "
-                f"`whoami`. An admin can run `grant {ctx.user} viewer`."
+                f"`whoami`. {who}"
             )
             return
         admin = " (bootstrap admin from shipbot.yml)" if ctx.user in ctx.policy.admins else ""

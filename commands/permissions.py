@@ -70,8 +70,7 @@ class Policy:
             for g in self.of(user)
         )
 
-    @staticmethod
-    def denial(user: str, permission: str, app: str | None, env: str | None) -> str:
+    def denial(self, user: str, permission: str, app: str | None, env: str | None) -> str:
         role = ROLE_FOR[permission]
         where = f"{app or 'every app'}/{env or 'every environment'}"
         hint = (
@@ -79,7 +78,10 @@ class Policy:
             + (f" --app {app}" if app else "")
             + (f" --env {env}" if env else "")
         )
-        return (
-            f"{user} may not {permission} on {where}: that needs the {role} role there. "
+        who = (
             f"An admin can run `{hint}`."
+            if self.admins
+            else f"No admin is configured yet: add `admins: [{user}]` to shipbot.yml in "
+            "$SHIPBOT_HOME to make yourself one."
         )
+        return f"{user} may not {permission} on {where}: that needs the {role} role there. {who}"

@@ -55,3 +55,11 @@ def test_bad_control_plane_config_is_one_line(tmp_path: Path):
     assert done.returncode == 1
     assert "is not a platform:id" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_fresh_install_says_how_to_become_admin(tmp_path: Path):
+    done = shipbot("chat", "status", "--as", "console:me", home=tmp_path)
+    assert done.returncode == 1
+    assert "No admin is configured yet: add `admins: [console:me]` to shipbot.yml" in " ".join(
+        done.stdout.split()
+    )
