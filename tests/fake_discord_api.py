@@ -42,6 +42,36 @@ def user(user_id: str, name: str) -> dict[str, Any]:
     }
 
 
+def message_json(
+    message_id: str,
+    channel_id: str,
+    body: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A message as the REST API returns it (and as interactions carry it)."""
+    body = body or {}
+    return {
+        "id": message_id,
+        "channel_id": channel_id,
+        "content": body.get("content") or "",
+        "author": user(BOT_ID, "shipbot"),
+        "timestamp": "2026-11-23T00:00:00+00:00",
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": attachments or [],
+        "embeds": body.get("embeds") or [],
+        "pinned": False,
+        "type": 0,
+        "components": body.get("components") or [],
+        "flags": body.get("flags", 0),
+        "application_id": APP_ID,
+        "webhook_id": APP_ID,
+    }
+
+
 @dataclass
 class FakeDiscord(LoopbackServer):
     calls: list[Call] = field(default_factory=list)
@@ -87,35 +117,17 @@ class FakeDiscord(LoopbackServer):
         files: dict[str, bytes],
         message_id: str | None = None,
     ) -> dict[str, Any]:
-        return {
-            "id": message_id or str(next(self._ids)),
-            "channel_id": channel_id,
-            "content": body.get("content") or "",
-            "author": user(BOT_ID, "shipbot"),
-            "timestamp": "2026-11-23T00:00:00+00:00",
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [
-                {
-                    "id": str(next(self._ids)),
-                    "filename": name,
-                    "size": len(data),
-                    "url": "http://127.0.0.1/x",
-                    "proxy_url": "http://127.0.0.1/x",
-                }
-                for name, data in files.items()
-            ],
-            "embeds": body.get("embeds") or [],
-            "pinned": False,
-            "type": 0,
-            "components": body.get("components") or [],
-            "flags": body.get("flags", 0),
-            "application_id": APP_ID,
-            "webhook_id": APP_ID,
-        }
+        attachments = [
+            {
+                "id": str(next(self._ids)),
+                "filename": name,
+                "size": len(data),
+                "url": "http://127.0.0.1/x",
+                "proxy_url": "http://127.0.0.1/x",
+            }
+            for name, data in files.items()
+        ]
+        return message_json(message_id or str(next(self._ids)), channel_id, body, attachments)
 
     def _answer(self, method: str, path: str, body: dict[str, Any], files: dict[str, bytes]) -> Any:
         parts = path.strip("/").split("/")

@@ -27,7 +27,14 @@ from bot.discord_render import (
 )
 from bot.livelog import LIVE_LINES
 from commands.dispatch import ChatRequest, Dispatcher
-from tests.fake_discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, user
+from tests.fake_discord_api import (
+    APP_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    FakeDiscord,
+    message_json,
+    user,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
 ADMIN = "800000000000000001"
@@ -98,29 +105,13 @@ def slash(name: str, user_id: str, **options: Any) -> dict[str, Any]:
 
 def click(custom_id: str, user_id: str, message_id: str) -> dict[str, Any]:
     payload = base_payload(user_id, 3, {"custom_id": custom_id, "component_type": 2})
-    payload["message"] = {
-        "id": message_id,
-        "channel_id": CHANNEL_ID,
-        "content": "",
-        "author": user(APP_ID, "s"),
-        "timestamp": "2026-11-23T00:00:00+00:00",
-        "edited_timestamp": None,
-        "tts": False,
-        "mention_everyone": False,
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": [],
-        "embeds": [],
-        "pinned": False,
-        "type": 0,
-        "flags": 0,
-        "components": [
-            {
-                "type": 1,
-                "components": [{"type": 2, "style": 3, "label": "Approve", "custom_id": custom_id}],
-            }
-        ],
-    }
+    components = [
+        {
+            "type": 1,
+            "components": [{"type": 2, "style": 3, "label": "Approve", "custom_id": custom_id}],
+        }
+    ]
+    payload["message"] = message_json(message_id, CHANNEL_ID, {"components": components})
     return payload
 
 
