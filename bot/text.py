@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
-from commands.replies import Table
+import dataclasses
+import re
+
+from commands.replies import Reply, Table
+
+# Terminal control sequences a build or container log may carry: OSC and the other string
+# controls (up to BEL or ST, or the end), CSI (7-bit and 8-bit), then any other ESC sequence
+# and a lone ESC. Outside a terminal they are noise; on one they could move the cursor.
+_ANSI = re.compile(
+    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[ -/]*[0-~]?"
+)
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (colours, cursor moves, titles, links)."""
+    return _ANSI.sub("", text)
+
+
+def without_ansi(reply: Reply) -> Reply:
+    """The same reply with escape sequences removed from every text it carries."""
+    changes = {f.name: _clean(getattr(reply, f.name)) for f in dataclasses.fields(reply)}
+    return dataclasses.replace(reply, **changes)
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, str):
+        return strip_ansi(value)
+    if isinstance(value, tuple):
+        return tuple(_clean(item) for item in value)
+    if isinstance(value, dict):
+        return {_clean(key): _clean(item) for key, item in value.items()}
+    return value
 
 
 def table_lines(table: Table) -> list[str]:
