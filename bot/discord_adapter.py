@@ -9,6 +9,7 @@ what; Discord's command permissions are only a hint.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -19,6 +20,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.conversation import Conversation, Lines, Surface, decide, tell_privately
 from bot.discord_render import (
     MESSAGE_LIMIT,
     approval_embed,
@@ -27,8 +29,10 @@ from bot.discord_render import (
     result_embed,
 )
 from bot.livelog import LiveLog
+from bot.text import without_ansi
 from commands.dispatch import ChatRequest, Dispatcher, needs_secret
-from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
+from commands.grammar import PARSERS, REGISTRY, UsageError, render
+from commands.replies import USAGE, ApprovalRequest, Failure, Reply, Result
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"
@@ -54,25 +58,20 @@ class DiscordLiveLog(LiveLog):
         await self.target.send(comment, file=discord.File(io.BytesIO(data), filename=filename))
 
 
-class Conversation:
-    """One command's replies: a status message, a thread for its lines, a result embed."""
+class InteractionSurface(Surface):
+    """One conversation's Discord calls: follow-ups of an interaction while its token lives,
+    channel messages after; the status message's thread for the lines."""
 
     def __init__(
         self,
         interaction: discord.Interaction,
-        text: str,
         *,
-        interval: float = 1.0,
         followup_ttl: float = FOLLOWUP_TTL,
         status: discord.Message | None = None,
     ) -> None:
-        self.interaction, self.text = interaction, text
-        self.interval, self.followup_ttl = interval, followup_ttl
+        self.interaction, self.followup_ttl = interaction, followup_ttl
         self.status = status
         self.own_status = False
-        self.finished = False
-        self.thread: discord.abc.Messageable | None = None
-        self.live: DiscordLiveLog | None = None
         self.started = time.monotonic()
 
     def _token_fresh(self) -> bool:
@@ -86,32 +85,6 @@ class Conversation:
         assert channel is not None
         return await channel.send(content=content, **kwargs)
 
-    async def _status(self) -> discord.Message:
-        if self.status is None:
-            self.status = await self.send(f"⏳ `{self.text}` by <@{self.interaction.user.id}>")
-            self.own_status = True
-        return self.status
-
-    async def _live(self) -> DiscordLiveLog:
-        if self.live is None:
-            status = await self._status()
-            try:
-                self.thread = await status.create_thread(name=self.text[:90] or "shipbot")
-            except discord.HTTPException:
-                log.warning("cannot open a thread for %r; lines go to the channel", self.text)
-                self.thread = self.interaction.channel
-            assert self.thread is not None
-            self.live = DiscordLiveLog(self.thread, self.text, self.interval)
-        return self.live
-
-    async def show(self, replies: AsyncIterator[Reply]) -> None:
-        async for reply in replies:
-            await self.one(reply)
-        if self.live is not None:
-            await self.live.close()
-        if self.own_status and not self.finished and self.status is not None:
-            await self._edit_status(content=f"✅ `{self.text}`: see the thread")
-
     async def _edit_status(self, **kwargs: Any) -> None:
         assert self.status is not None
         if self._token_fresh() and self.own_status:
@@ -119,21 +92,53 @@ class Conversation:
         else:
             await self.status.edit(**kwargs)
 
-    async def one(self, reply: Reply) -> None:
-        if isinstance(reply, Step | Log):
-            (await self._live()).add(("→ " if isinstance(reply, Step) else "") + reply.text)
-            return
-        if self.live is not None:
-            await self.live.close()
-            self.live = None
+    async def attach(self, lines: list[str], filename: str) -> None:
+        data = ("\n".join(lines) + "\n").encode()
+        await self.send("the rest, in full:", file=discord.File(io.BytesIO(data), filename))
+
+    async def post_status(self, text: str, user: str) -> None:
+        self.status = await self.send(f"⏳ `{text}` by <@{user}>")
+        self.own_status = True
+
+    async def finish_status(self, reply: Result | Failure, took: float) -> bool:
+        if isinstance(reply, Result):
+            embed, overflow = result_embed(reply)
+            embed.set_footer(text=f"{took:.0f}s")
+            await self._edit_status(content=None, embed=embed)
+            if overflow:
+                await self.attach(overflow, "details.txt")
+            return True
+        texts = message_texts(reply)
+        if len(texts) != 1:
+            return False
+        await self._edit_status(content=texts[0])
+        return True
+
+    async def point_to_thread(self, text: str) -> None:
+        await self._edit_status(content=f"✅ `{text}`: see the thread")
+
+    async def decided(self, verb: str, user: str, text: str) -> None:
+        verdict = "✅ Approved" if verb == "approve" else "⛔ Rejected"
+        await self.interaction.response.edit_message(
+            content=f"{verdict} by <@{user}>: `{text}`", view=None
+        )
+
+    async def open_log(self, title: str, interval: float) -> Lines:
+        assert self.status is not None
+        target: discord.abc.Messageable | None
+        try:
+            target = await self.status.create_thread(name=title[:90] or "shipbot")
+        except discord.HTTPException:
+            log.warning("cannot open a thread for %r; lines go to the channel", title)
+            target = self.interaction.channel
+        assert target is not None
+        return DiscordLiveLog(target, title, interval)
+
+    async def say(self, reply: Reply) -> None:
         if isinstance(reply, Result):
             embed, overflow = result_embed(reply)
             embed.set_footer(text=f"{time.monotonic() - self.started:.0f}s")
-            if self.status is not None:
-                await self._edit_status(content=None, embed=embed)
-                self.finished = True
-            else:
-                await self.send(embed=embed)
+            await self.send(embed=embed)
             if overflow:
                 await self.attach(overflow, "details.txt")
             return
@@ -143,17 +148,22 @@ class Conversation:
             if overflow:
                 await self.attach(overflow, "plan.txt")
             return
-        texts = message_texts(reply)
-        if isinstance(reply, Failure) and self.status is not None and len(texts) == 1:
-            await self._edit_status(content=texts[0])
-            self.finished = True
-            return
-        for text in texts:
+        for text in message_texts(reply):
             await self.send(text)
 
-    async def attach(self, lines: list[str], filename: str) -> None:
-        data = ("\n".join(lines) + "\n").encode()
-        await self.send("the rest, in full:", file=discord.File(io.BytesIO(data), filename))
+    async def whisper(self, reply: Reply) -> None:
+        # whispers come first in an interaction (refusals, a click's verdict), well within
+        # its token's life; after a public defer Discord shows the first follow-up in its place
+        texts = (
+            [("✅ " if reply.ok else "❌ ") + reply.title]
+            if isinstance(reply, Result)
+            else message_texts(reply)
+        )
+        for text in texts:
+            if self.interaction.response.is_done():
+                await self.interaction.followup.send(text, ephemeral=True)
+            else:
+                await self.interaction.response.send_message(text, ephemeral=True)
 
 
 class Decision(
@@ -180,24 +190,13 @@ class Decision(
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: DiscordBot = interaction.client.shipbot  # type: ignore[attr-defined]
         text = f"{self.verb} {self.request_id}"
-        replies = bot.request(interaction, text)
-        first = await anext(replies, None)
-        if first is None or isinstance(first, Failure | Message):
-            # refused, already decided, or one approval of several: only the clicker sees it
-            shown = message_texts(first or Failure("nothing to do"))[0]
-            await interaction.response.send_message(shown, ephemeral=True)
-            async for rest in replies:  # run the request to its end (its audit record)
-                for text in message_texts(rest):
-                    await interaction.followup.send(text, ephemeral=True)
-            return
-        verdict = "✅ Approved" if self.verb == "approve" else "⛔ Rejected"
-        await interaction.response.edit_message(
-            content=f"{verdict} by <@{interaction.user.id}>: `{text}`", view=None
-        )
         assert interaction.message is not None
-        conv = Conversation(interaction, text, interval=bot.interval, status=interaction.message)
-        await conv.one(first)
-        await conv.show(replies)
+        surface = InteractionSurface(
+            interaction, followup_ttl=bot.followup_ttl, status=interaction.message
+        )
+        replies = bot.request(interaction, text)
+        user = str(interaction.user.id)
+        await decide(surface, self.verb, text, user, replies, interval=bot.interval)
 
 
 def approval_view(request_id: int) -> discord.ui.View:
@@ -218,13 +217,8 @@ class SecretForm(discord.ui.Modal, title="shipbot secret"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        async for reply in self.bot.request(interaction, self.text, secret=self.value.value):
-            for text in (
-                message_texts(reply)
-                if not isinstance(reply, Result)
-                else [("✅ " if reply.ok else "❌ ") + reply.title]
-            ):
-                await interaction.followup.send(text, ephemeral=True)
+        replies = self.bot.request(interaction, self.text, secret=self.value.value)
+        await tell_privately(InteractionSurface(interaction), replies)
 
 
 class DiscordBot:
@@ -266,15 +260,27 @@ class DiscordBot:
             await interaction.response.send_modal(SecretForm(self, text))
             return
         await interaction.response.defer(thinking=True)
-        conv = Conversation(
-            interaction, text, interval=self.interval, followup_ttl=self.followup_ttl
-        )
+        surface = InteractionSurface(interaction, followup_ttl=self.followup_ttl)
+        conv = Conversation(surface, text, str(interaction.user.id), interval=self.interval)
         await conv.show(self.request(interaction, text))
+
+    async def run_options(
+        self, interaction: discord.Interaction, name: str, options: dict[str, Any]
+    ) -> None:
+        """A command from typed options: each value is checked on its own, so no value can
+        turn into a flag or a second argument; a bad one is refused and nothing runs."""
+        try:
+            text = options_text(name, options)
+        except UsageError as exc:
+            refusal = Failure(str(exc), USAGE, exc.usage)
+            await InteractionSurface(interaction).whisper(refusal)
+            return
+        await self.run_text(interaction, text)
 
     async def app_names(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        names = [a.name for a in self.dispatcher.engine.store.list_apps()]
+        names = self.dispatcher.visible_apps(f"{PLATFORM}:{interaction.user.id}")
         return [app_commands.Choice(name=n, value=n) for n in names if current in n][:25]
 
     def _commands(self) -> None:
@@ -293,14 +299,8 @@ class DiscordBot:
             env: str | None = None,
             dry_run: bool = False,
         ) -> None:
-            parts = [
-                "deploy",
-                app,
-                *([ref] if ref else []),
-                *(["--env", env] if env else []),
-                *(["--dry-run"] if dry_run else []),
-            ]
-            await self.run_text(interaction, " ".join(parts))
+            options = {"app": app, "ref": ref, "env": env, "dry_run": dry_run}
+            await self.run_options(interaction, "deploy", options)
 
         @self.tree.command(name="rollback", description="Go back to an earlier release")
         @app_commands.autocomplete(app=self.app_names)
@@ -310,13 +310,8 @@ class DiscordBot:
             release: int | None = None,
             env: str | None = None,
         ) -> None:
-            parts = [
-                "rollback",
-                app,
-                *([str(release)] if release else []),
-                *(["--env", env] if env else []),
-            ]
-            await self.run_text(interaction, " ".join(parts))
+            options = {"app": app, "release": release, "env": env}
+            await self.run_options(interaction, "rollback", options)
 
         @self.tree.command(name="ship", description="Any shipbot command: help, status, logs…")
         async def ship(interaction: discord.Interaction, command: str) -> None:
@@ -336,6 +331,7 @@ class DiscordBot:
             int(channel_id)
         )
         assert isinstance(channel, discord.abc.Messageable)
+        reply = without_ansi(reply)
         if isinstance(reply, Result):
             embed, overflow = result_embed(reply)
             await channel.send(embed=embed)
@@ -345,3 +341,23 @@ class DiscordBot:
             return
         for text in message_texts(reply):
             await channel.send(text[:MESSAGE_LIMIT])
+
+
+def options_text(name: str, options: dict[str, Any]) -> str:
+    """The command text for ``name`` with typed option values, each read by the grammar's
+    own parser for its field (``UsageError`` naming the option), then rendered canonically."""
+    spec = REGISTRY[name]
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(spec.request):
+        value = options.get(field.name)
+        if value is None:
+            continue
+        kind = field.metadata["kind"]
+        if kind == "flag":
+            values[field.name] = bool(value)
+            continue
+        try:
+            values[field.name] = PARSERS[kind](str(value))
+        except ValueError as exc:
+            raise UsageError(f"{name}: option {field.name}: {exc}", spec.usage) from exc
+    return render(spec.request(**values))

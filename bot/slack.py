@@ -1,8 +1,14 @@
 """Slack adapter (slack-bolt, async): slash commands, approval buttons, threaded logs, modals.
 
-It only translates: Slack events become ``ChatRequest``s for the dispatcher, neutral replies
-become messages. Socket Mode is the default (no inbound port); HTTP mode checks signatures
-through Bolt. Every listener acks first and works after, so Slack's 3 s limit always holds.
+It only translates: Slack events become ``ChatRequest``s for the dispatcher, and a
+``SlackSurface`` carries out a ``bot.conversation.Conversation``'s few calls. Socket Mode is
+the default (no inbound port); HTTP mode checks signatures through Bolt. Every listener acks
+first and works after, so Slack's 3 s limit always holds.
+
+Outside the bot's channels: a command's private answers always go through its response URL;
+the status message and its thread join a public channel first, and where the bot cannot be
+(a DM, a private channel it was not invited to) the whole conversation goes through the
+response URL, lines batched, since that URL takes only a few messages.
 """
 
 from __future__ import annotations
@@ -10,40 +16,47 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.conversation import Conversation, Lines, Surface, decide, tell_privately
 from bot.livelog import LiveLog
 from bot.slack_render import (
     APPROVE_ACTION,
     REJECT_ACTION,
+    SECRET_VIEW,
+    SECTION_LIMIT,
     code_block,
+    context,
     render,
     result_blocks,
+    secret_modal,
     section,
 )
+from bot.text import tail, without_ansi
 from commands.dispatch import ChatRequest, Dispatcher, needs_secret
-from commands.replies import DENIED, USAGE, Failure, Log, Message, Reply, Result, Step
+from commands.replies import Failure, Reply, Result
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
-SECRET_VIEW = "shipbot_secret"  # noqa: S105 (a view id, not a password)
-# Commands starting their work at once; more wait, already acked, for a slot
-# (benchmarks/slack_ack.py: with 4, a burst of 50 slash commands acks about as fast as bare
-# Bolt; without the gate its p99 was 3.5 times bare Bolt's).
-WORKERS = int(os.environ.get("SHIPBOT_SLACK_WORKERS", "4"))
+# chat.* answers in a conversation the bot is not a member of
+OUT_OF_REACH = frozenset({"not_in_channel", "channel_not_found"})
+INVITE = (
+    "I am not in this conversation, so you get no live log or log file here: "
+    "`/invite @shipbot` to a channel and run commands there to get them."
+)
 
 
 def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
@@ -94,87 +107,150 @@ class SlackLiveLog(LiveLog):
         )
 
 
-class Conversation:
-    """One command's replies rendered into a channel: a status message, its thread, a result."""
+class ResponseLog:
+    """Lines kept until they end, then sent as one message through the response URL."""
+
+    def __init__(self, surface: SlackSurface) -> None:
+        self.surface = surface
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    async def close(self) -> None:
+        if not self.lines:
+            return
+        shown = tail(self.lines, SECTION_LIMIT - len("```\n\n```"))
+        blocks = [section(code_block(shown))]
+        if len(shown) < len(self.lines):
+            blocks.append(context(f"the last {len(shown)} of {len(self.lines)} lines"))
+        await self.surface.post_through_url("\n".join(shown), blocks)
+
+
+class SlackSurface(Surface):
+    """One conversation's Slack calls: in a channel through the Web API, or through a
+    response URL where the bot cannot be."""
 
     def __init__(
         self,
         client: AsyncWebClient,
         channel: str,
         user: str,
-        text: str,
         *,
-        top_ts: str | None = None,
-        interval: float = 1.0,
+        respond: AsyncRespond | None = None,
+        status_ts: str | None = None,
+        whisper_in_channel: bool = False,
     ) -> None:
-        self.client, self.channel, self.user, self.text = client, channel, user, text
-        self.top_ts = top_ts
-        self.interval = interval
-        self.live: SlackLiveLog | None = None
-        self.started = time.monotonic()
-        self.own_top = False  # we posted the status message, so we must close it
-        self.finished = False
+        self.client, self.channel, self.user = client, channel, user
+        self.respond = respond
+        self.status_ts = status_ts
+        # a click's buttons are the bot's own message, so the clicker's private answers can
+        # be ephemeral messages there; a command's go through its response URL
+        self.whisper_in_channel = whisper_in_channel
+        # a click's response URL replaces the clicked message; a command's only adds new ones
+        self.replaces = status_ts is not None
+        self.unreachable = False
+        self.hinted = False
 
-    async def _top(self) -> str:
-        if self.top_ts is None:
-            self.own_top = True
-            text = f":hourglass_flowing_sand: `{self.text}` by <@{self.user}>"
-            response = await self.client.chat_postMessage(
-                channel=self.channel, text=text, blocks=[section(text)]
-            )
-            self.top_ts = response["ts"]
-        return self.top_ts
+    async def _api(self, call: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any | None:
+        """``call`` in the channel, joining a public one first if the bot is not in it; None
+        when the bot cannot be there, and then for the rest of the conversation."""
+        if self.unreachable:
+            return None
+        try:
+            return await call(channel=self.channel, **kwargs)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in OUT_OF_REACH:
+                raise
+            missing = exc
+        try:
+            await self.client.conversations_join(channel=self.channel)
+        except SlackApiError as exc:  # a DM, a private channel: only an invitation helps
+            log.info("cannot join %s: %s", self.channel, exc.response.get("error"))
+            if self.respond is None:
+                raise missing from exc
+            self.unreachable = True
+            return None
+        return await call(channel=self.channel, **kwargs)
 
-    async def _live(self) -> SlackLiveLog:
-        if self.live is None:
-            self.live = SlackLiveLog(
-                self.client, self.channel, await self._top(), self.text, self.interval
-            )
-        return self.live
-
-    async def ephemeral(self, reply: Reply) -> None:
-        text, blocks = render(reply)
-        await self.client.chat_postEphemeral(
-            channel=self.channel, user=self.user, text=text, blocks=blocks
+    async def post_through_url(
+        self,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        private: bool = False,
+        replace: bool = False,
+    ) -> None:
+        assert self.respond is not None
+        if self.unreachable and not self.hinted:
+            blocks = [*blocks, context(INVITE)]
+            self.hinted = True
+        answer = await self.respond(
+            text=text,
+            blocks=blocks,
+            response_type="ephemeral" if private else "in_channel",
+            replace_original=replace,
         )
+        if answer.status_code != 200:
+            log.warning("response URL answered %s: %s", answer.status_code, answer.body)
 
-    async def show(self, replies: AsyncIterator[Reply]) -> None:
-        async for reply in replies:
-            await self.one(reply)
-        if self.live is not None:
-            await self.live.close()
-        if self.own_top and not self.finished:  # e.g. `logs`: only lines, no result
-            assert self.top_ts is not None
-            text = f":white_check_mark: `{self.text}`: see the thread"
-            await self.client.chat_update(
-                channel=self.channel, ts=self.top_ts, text=text, blocks=[section(text)]
-            )
-
-    async def one(self, reply: Reply) -> None:
-        if isinstance(reply, Step | Log):
-            (await self._live()).add(("→ " if isinstance(reply, Step) else "") + reply.text)
-            return
-        if isinstance(reply, Failure) and reply.kind in (USAGE, DENIED) and self.top_ts is None:
-            await self.ephemeral(reply)
-            return
-        if self.live is not None:
-            await self.live.close()
-            self.live = None
-        if isinstance(reply, Result | Failure) and self.top_ts is not None:
-            if isinstance(reply, Result):
-                took = f" ({time.monotonic() - self.started:.0f}s)"
-                text, blocks = result_blocks(reply, took)
-            else:
-                text, blocks = render(reply)
-            await self.client.chat_update(
-                channel=self.channel, ts=self.top_ts, text=text, blocks=blocks
-            )
-            self.finished = True
-            return
-        text, blocks = render(reply)
-        await self.client.chat_postMessage(
-            channel=self.channel, text=text, blocks=blocks, thread_ts=self.top_ts
+    async def _post(self, text: str, blocks: list[dict[str, Any]]) -> str | None:
+        answer = await self._api(
+            self.client.chat_postMessage, text=text, blocks=blocks, thread_ts=self.status_ts
         )
+        if answer is None:
+            await self.post_through_url(text, blocks)
+            return None
+        return answer["ts"]
+
+    async def _replace_status(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        if self.status_ts is None or (
+            await self._api(self.client.chat_update, ts=self.status_ts, text=text, blocks=blocks)
+            is None
+        ):
+            await self.post_through_url(text, blocks, replace=self.replaces)
+
+    async def post_status(self, text: str, user: str) -> None:
+        line = f":hourglass_flowing_sand: `{text}` by <@{user}>"
+        self.status_ts = await self._post(line, [section(line)])
+
+    async def finish_status(self, reply: Result | Failure, took: float) -> bool:
+        if isinstance(reply, Result):
+            text, blocks = result_blocks(reply, f" ({took:.0f}s)")
+        else:
+            text, blocks = render(reply)
+        await self._replace_status(text, blocks)
+        return True
+
+    async def point_to_thread(self, text: str) -> None:
+        if not self.unreachable:  # through the URL there is no thread; the lines came as one
+            line = f":white_check_mark: `{text}`: see the thread"
+            await self._replace_status(line, [section(line)])
+
+    async def decided(self, verb: str, user: str, text: str) -> None:
+        done = ":white_check_mark: Approved" if verb == "approve" else ":no_entry: Rejected"
+        banner = f"{done} by <@{user}>: `{text}`"
+        await self._replace_status(banner, [section(banner)])
+
+    async def open_log(self, title: str, interval: float) -> Lines:
+        if self.unreachable:
+            return ResponseLog(self)
+        assert self.status_ts is not None
+        return SlackLiveLog(self.client, self.channel, self.status_ts, title, interval)
+
+    async def say(self, reply: Reply) -> None:
+        await self._post(*render(reply))
+
+    async def whisper(self, reply: Reply) -> None:
+        text, blocks = render(reply)
+        if self.respond is not None and not self.whisper_in_channel:
+            await self.post_through_url(text, blocks, private=True)
+            return
+        sent = await self._api(
+            self.client.chat_postEphemeral, user=self.user, text=text, blocks=blocks
+        )
+        if sent is None:
+            await self.post_through_url(text, blocks, private=True)
 
 
 class SlackBot:
@@ -187,13 +263,15 @@ class SlackBot:
         *,
         signing_secret: str | None = None,
         interval: float = 1.0,
+        workers: int = 4,
     ) -> None:
         self.dispatcher = dispatcher
         self.client = client
         self.interval = interval
-        # Work after the ack waits for a slot, so a burst of commands cannot starve the acks
-        # of the next ones (Slack gives up after 3 s).
-        self.working = asyncio.Semaphore(WORKERS)
+        # Commands starting their work at once; more wait, already acked, for a slot, so a
+        # burst cannot starve the acks of the next ones (Slack gives up after 3 s;
+        # benchmarks/slack_ack.py: with 4, a burst of 50 acks about as fast as bare Bolt).
+        self.working = asyncio.Semaphore(workers)
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
@@ -220,17 +298,17 @@ class SlackBot:
         return self.dispatcher.handle(ChatRequest(PLATFORM, user, channel, text, secret))
 
     def _prefixed(self, verb: str | None) -> Callable[..., Awaitable[None]]:
-        async def listener(ack: Any, command: dict[str, Any]) -> None:
+        async def listener(ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
             args = command.get("text", "").strip()
             text = f"{verb} {args}".strip() if verb else args
             user, channel = command["user_id"], command["channel_id"]
             if needs_secret(text):
-                await self.client.views_open(
-                    trigger_id=command["trigger_id"], view=secret_modal(text, channel)
-                )
+                modal = secret_modal(text, channel, command.get("response_url"))
+                await self.client.views_open(trigger_id=command["trigger_id"], view=modal)
                 return
-            conv = Conversation(self.client, channel, user, text, interval=self.interval)
+            surface = SlackSurface(self.client, channel, user, respond=respond)
+            conv = Conversation(surface, text, user, interval=self.interval)
             replies = self.request(user, channel, text)
             # the slot covers the burst of work up to the first reply; a long deploy then
             # waits on the engine without holding it
@@ -243,31 +321,21 @@ class SlackBot:
         return listener
 
     def _decide(self, verb: str) -> Callable[..., Awaitable[None]]:
-        async def listener(ack: Any, body: dict[str, Any]) -> None:
+        async def listener(ack: Any, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
             user = body["user"]["id"]
             channel = body["container"]["channel_id"]
-            ts = body["container"]["message_ts"]
             text = f"{verb} {body['actions'][0]['value']}"
+            surface = SlackSurface(
+                self.client,
+                channel,
+                user,
+                respond=respond,
+                status_ts=body["container"]["message_ts"],
+                whisper_in_channel=True,
+            )
             replies = self.request(user, channel, text)
-            first = await anext(replies, None)
-            conv = Conversation(self.client, channel, user, text, top_ts=ts, interval=self.interval)
-            if first is None or isinstance(first, Failure | Message):
-                # refused, already decided, or one approval of several: tell the clicker
-                # alone and leave the buttons for the others
-                await conv.ephemeral(first or Failure("nothing to do"))
-                async for rest in replies:  # run the request to its end (its audit record)
-                    await conv.ephemeral(rest)
-                return
-            done = (
-                f"{':white_check_mark: Approved' if verb == 'approve' else ':no_entry: Rejected'}"
-            )
-            banner = f"{done} by <@{user}>: `{text}`"
-            await self.client.chat_update(
-                channel=channel, ts=ts, text=banner, blocks=[section(banner)]
-            )
-            await conv.one(first)
-            await conv.show(replies)
+            await decide(surface, verb, text, user, replies, interval=self.interval)
 
         return listener
 
@@ -276,13 +344,14 @@ class SlackBot:
         meta = json.loads(view["private_metadata"])
         value = view["state"]["values"]["secret"]["value"]["value"]
         user = body["user"]["id"]
-        conv = Conversation(self.client, meta["channel"], user, meta["text"])
-        async for reply in self.request(user, meta["channel"], meta["text"], secret=value):
-            await conv.ephemeral(reply)
+        url = meta.get("response_url")
+        respond = AsyncRespond(response_url=url) if url else None
+        surface = SlackSurface(self.client, meta["channel"], user, respond=respond)
+        await tell_privately(surface, self.request(user, meta["channel"], meta["text"], value))
 
     async def deliver(self, channel: str, reply: Reply) -> None:
         """Post a neutral reply to a channel (the outbox's ``send`` for Slack)."""
-        text, blocks = render(reply)
+        text, blocks = render(without_ansi(reply))
         await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
     # running
@@ -311,23 +380,3 @@ async def _reject_unreadable(request: web.Request, handler: Any) -> web.StreamRe
     except ValueError:  # json.JSONDecodeError and malformed form bodies
         log.warning("rejected an unreadable request from %s", request.remote)
         return web.json_response({"error": "unreadable request"}, status=400)
-
-
-def secret_modal(text: str, channel: str) -> dict[str, Any]:
-    """A form whose input never reaches the channel."""
-    return {
-        "type": "modal",
-        "callback_id": SECRET_VIEW,
-        "private_metadata": json.dumps({"text": text, "channel": channel}),
-        "title": {"type": "plain_text", "text": "shipbot secret"},
-        "submit": {"type": "plain_text", "text": "Store"},
-        "blocks": [
-            section(f"`{text}`: the value is encrypted at rest and never posted."),
-            {
-                "type": "input",
-                "block_id": "secret",
-                "label": {"type": "plain_text", "text": "Value"},
-                "element": {"type": "plain_text_input", "action_id": "value"},
-            },
-        ],
-    }

@@ -6,6 +6,7 @@ Slack: a section's text holds at most 3,000 characters, a message at most 50 blo
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from bot.text import chunks, table_lines, tail
@@ -15,6 +16,7 @@ SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 APPROVE_ACTION = "shipbot_approve"
 REJECT_ACTION = "shipbot_reject"
+SECRET_VIEW = "shipbot_secret"  # noqa: S105 (a view id, not a password)
 
 
 def code_block(lines: list[str], limit: int = SECTION_LIMIT) -> str:
@@ -82,16 +84,10 @@ def approval_blocks(request: ApprovalRequest) -> tuple[str, list[dict[str, Any]]
     if request.details:
         blocks.append(section(code_block(list(request.details))))
     blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"needs {request.required} of {', '.join(request.approvers)}, not the "
-                    f"requester · expires {expires}",
-                }
-            ],
-        }
+        context(
+            f"needs {request.required} of {', '.join(request.approvers)}, not the "
+            f"requester · expires {expires}"
+        )
     )
     blocks.append(
         {
@@ -120,3 +116,30 @@ def approval_blocks(request: ApprovalRequest) -> tuple[str, list[dict[str, Any]]
 
 def _split(text: str) -> list[str]:
     return ["\n".join(group) for group in chunks(text.splitlines() or [""], SECTION_LIMIT - 8)]
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def secret_modal(text: str, channel: str, response_url: str | None = None) -> dict[str, Any]:
+    """A form whose input never reaches the channel; the command's response URL rides along
+    so the answer reaches the asker wherever they typed it."""
+    return {
+        "type": "modal",
+        "callback_id": SECRET_VIEW,
+        "private_metadata": json.dumps(
+            {"text": text, "channel": channel, "response_url": response_url}
+        ),
+        "title": {"type": "plain_text", "text": "shipbot secret"},
+        "submit": {"type": "plain_text", "text": "Store"},
+        "blocks": [
+            section(f"`{text}`: the value is encrypted at rest and never posted."),
+            {
+                "type": "input",
+                "block_id": "secret",
+                "label": {"type": "plain_text", "text": "Value"},
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            },
+        ],
+    }

@@ -66,17 +66,14 @@ async def on_console(dispatcher: Dispatcher, text: str) -> str:
 
 async def on_slack(fake: FakeSlack, url: str, text: str) -> str:
     before = len(fake.calls)
-    body = s.slash("/ship", text, "UOPS")
+    body = s.slash("/ship", text, "UOPS", response_url=fake.response_url())
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, data=body.encode(), headers=s.signed(body)) as response,
     ):
         assert response.status == 200
-    await s.until(
-        lambda: any(
-            c.method in ("chat.postMessage", "chat.postEphemeral") for c in fake.calls[before:]
-        )
-    )
+    shown = ("chat.postMessage", "chat.postEphemeral", "response_url")
+    await s.until(lambda: any(c.method in shown for c in fake.calls[before:]))
     return "\n".join(json.dumps(c.args, ensure_ascii=False) for c in fake.calls[before:])
 
 

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 import yaml
 
+from bot.conversation import Conversation
 from bot.livelog import LIVE_LINES
-from bot.slack import Conversation, SlackBot, web_client
+from bot.slack import INVITE, SlackBot, SlackSurface, web_client
 from commands.dispatch import Dispatcher
 from commands.replies import Log, Result
 from tests.fake_slack import FakeSlack
@@ -26,6 +27,7 @@ from tests.fake_slack import FakeSlack
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN = "UADMIN"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
+NOWHERE = "http://127.0.0.1:9/respond"  # the discard port: a reply sent here would fail
 
 
 async def until(check: Callable[[], object], timeout: float = 60.0) -> object:
@@ -52,7 +54,9 @@ def signed(
     }
 
 
-def slash(command: str, text: str, user: str, channel: str = "C1") -> str:
+def slash(
+    command: str, text: str, user: str, channel: str = "C1", *, response_url: str = NOWHERE
+) -> str:
     return urllib.parse.urlencode(
         {
             "command": command,
@@ -62,13 +66,21 @@ def slash(command: str, text: str, user: str, channel: str = "C1") -> str:
             "team_id": "T1",
             "api_app_id": "A1",
             "trigger_id": f"trig-{uuid.uuid4().hex[:6]}",
-            "response_url": "http://127.0.0.1:9/respond",
+            "response_url": response_url,
             "token": "legacy",
         }
     )
 
 
-def click(action: str, value: str, user: str, message_ts: str, channel: str = "C1") -> str:
+def click(
+    action: str,
+    value: str,
+    user: str,
+    message_ts: str,
+    channel: str = "C1",
+    *,
+    response_url: str = NOWHERE,
+) -> str:
     payload = {
         "type": "block_actions",
         "user": {"id": user},
@@ -78,7 +90,7 @@ def click(action: str, value: str, user: str, message_ts: str, channel: str = "C
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
         "channel": {"id": channel},
         "message": {"ts": message_ts, "text": "approval"},
-        "response_url": "http://127.0.0.1:9/respond",
+        "response_url": response_url,
         "actions": [
             {
                 "action_id": action,
@@ -103,6 +115,13 @@ class Harness:
             session.post(self.url, data=body.encode(), headers=headers) as response,
         ):
             return response.status, await response.text(), time.monotonic() - started
+
+    async def command(self, command: str, text: str, user: str, channel: str = "C1") -> str:
+        """Send a signed slash command; its response URL is served by the fake."""
+        url = self.fake.response_url()
+        body = slash(command, text, user, channel, response_url=url)
+        assert (await self.post(body, signed(body)))[0] == 200
+        return url
 
 
 @pytest.fixture
@@ -166,12 +185,20 @@ async def test_slash_command_acks_fast_then_posts(slack: Harness):
 
 
 async def test_denied_and_usage_errors_are_ephemeral(slack: Harness):
-    body = slash("/deploy", "nosuch", "USTRANGER")
-    assert (await slack.post(body, signed(body)))[0] == 200
-    ephemeral = await until(lambda: slack.fake.of("chat.postEphemeral"))
-    assert ephemeral[0].args["user"] == "USTRANGER"
+    url = await slack.command("/deploy", "nosuch", "USTRANGER")
+    ephemeral = await until(lambda: slack.fake.responses(url))
+    assert ephemeral[0].args["response_type"] == "ephemeral"
     assert ephemeral[0].args["text"].startswith(":x: slack:USTRANGER may not deploy on nosuch/")
+    url = await slack.command("/deploy", "hello;rm", "USTRANGER")
+    usage = await until(lambda: slack.fake.responses(url))
+    assert usage[0].args["response_type"] == "ephemeral"
+    assert (
+        usage[0].args["text"]
+        == ":x: deploy: 'hello;rm' is not an app name (a-z, 0-9 and "
+        + "'-', starting with a letter)"
+    )
     assert slack.fake.of("chat.postMessage") == []
+    assert slack.fake.of("chat.postEphemeral") == []
 
 
 async def test_secret_modal_keeps_the_value_out_of_the_channel(slack: Harness, tmp_path: Path):
@@ -180,8 +207,7 @@ async def test_secret_modal_keeps_the_value_out_of_the_channel(slack: Harness, t
     body = slash("/ship", add, ADMIN)
     await slack.post(body, signed(body))
     await until(lambda: slack.fake.of("chat.postMessage"))
-    body = slash("/ship", f"secret set {name} API_TOKEN", ADMIN)
-    await slack.post(body, signed(body))
+    url = await slack.command("/ship", f"secret set {name} API_TOKEN", ADMIN)
     opened = await until(lambda: slack.fake.of("views.open"))
     view = opened[0].args["view"]
     value = "tok-7d1e55aa90"
@@ -201,9 +227,11 @@ async def test_secret_modal_keeps_the_value_out_of_the_channel(slack: Harness, t
     }
     form = urllib.parse.urlencode({"payload": json.dumps(submission)})
     assert (await slack.post(form, signed(form)))[0] == 200
+    # the answer goes to the asker alone, through the command's response URL
     stored = await until(
-        lambda: [c for c in slack.fake.of("chat.postEphemeral") if "API_TOKEN" in c.args["text"]]
+        lambda: [c for c in slack.fake.responses(url) if "API_TOKEN" in c.args["text"]]
     )
+    assert stored[0].args["response_type"] == "ephemeral"
     assert "encrypted" in stored[0].args["text"]
     rows = slack.bot.dispatcher.engine.store.variables(name)
     assert [(r["key"], r["secret"]) for r in rows] == [("API_TOKEN", 1)]
@@ -231,7 +259,7 @@ async def test_long_log_is_rate_limited_and_uploaded_whole(slack: Harness):
             yield Log(line)
         yield Result(True, "built")
 
-    conv = Conversation(slack.bot.client, "C9", ADMIN, "deploy big")
+    conv = Conversation(SlackSurface(slack.bot.client, "C9", ADMIN), "deploy big", ADMIN)
     await conv.show(replies())
     status, live = slack.fake.of("chat.postMessage")[:2]
     assert live.args["thread_ts"] == status.answer["ts"]
@@ -335,7 +363,7 @@ def test_manifest_declares_what_the_adapter_listens_to():
     assert commands == {"/deploy", "/rollback", "/ship"}
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
-    assert {"commands", "chat:write", "files:write"} <= set(
+    assert {"commands", "chat:write", "channels:join", "files:write"} <= set(
         manifest["oauth_config"]["scopes"]["bot"]
     )
 
@@ -345,7 +373,8 @@ async def test_lines_without_a_result_close_the_status_message(slack: Harness):
         for line in ("GET / 200", "GET /health 200"):
             yield Log(line)
 
-    await Conversation(slack.bot.client, "C7", ADMIN, "logs web").show(replies())
+    surface = SlackSurface(slack.bot.client, "C7", ADMIN)
+    await Conversation(surface, "logs web", ADMIN).show(replies())
     status, live = slack.fake.of("chat.postMessage")
     assert live.args["text"] == "```\nGET / 200\nGET /health 200\n```"
     closing = slack.fake.of("chat.update")[-1]
@@ -394,3 +423,134 @@ async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: P
     # the rollback ran (and found nothing to roll back to): shown on the approval message
     assert updates[-1].args["ts"] == "1700000000.555555"
     assert f"{name} has no earlier good release on production" in updates[-1].args["text"]
+
+
+# outside the bot's channels
+
+
+async def test_a_public_channel_is_joined_then_posted_to(slack: Harness):
+    slack.fake.not_joined.add("CPUB")
+    url = await slack.command("/ship", "whoami", ADMIN, channel="CPUB")
+    posted = await until(
+        lambda: [c for c in slack.fake.of("chat.postMessage") if c.answer.get("ok")]
+    )
+    tried, joined = slack.fake.of("chat.postMessage")[0], slack.fake.of("conversations.join")
+    assert tried.answer == {"ok": False, "error": "not_in_channel"}
+    assert [c.args["channel"] for c in joined] == ["CPUB"]
+    assert tried.at < joined[0].at < posted[0].at
+    assert posted[0].args["channel"] == "CPUB"
+    assert posted[0].args["text"].startswith(f"you are slack:{ADMIN}")
+    assert slack.fake.responses(url) == []
+
+
+async def test_a_dm_gets_the_conversation_through_the_response_url(slack: Harness):
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    slack.fake.closed.add("DPRIV")
+    url = slack.fake.response_url()
+    handler = AsyncSocketModeHandler(slack.bot.app, "xapp-1-test", web_client=slack.bot.client)
+    await handler.connect_async()
+    try:
+        body = slash("/ship", "whoami", ADMIN, channel="DPRIV", response_url=url)
+        await slack.fake.envelopes.put(
+            {
+                "envelope_id": "env-dm",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": dict(urllib.parse.parse_qsl(body)),
+            }
+        )
+        answer, table = await until(
+            lambda: len(slack.fake.responses(url)) >= 2 and slack.fake.responses(url)
+        )
+    finally:
+        await handler.close_async()
+    assert [answer.args["response_type"], table.args["response_type"]] == ["in_channel"] * 2
+    assert answer.args["text"].startswith(f"you are slack:{ADMIN}")
+    assert answer.args["blocks"][-1] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": INVITE}],
+    }
+    assert "/invite @shipbot" in INVITE and INVITE not in json.dumps(table.args)
+    assert "admin" in table.args["blocks"][0]["text"]["text"]
+    assert [c.answer["error"] for c in slack.fake.of("chat.postMessage")] == ["channel_not_found"]
+    assert [c.answer["error"] for c in slack.fake.of("conversations.join")] == [
+        "method_not_supported_for_channel_type"
+    ]
+
+
+async def test_lines_through_the_response_url_come_batched(slack: Harness):
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+
+    slack.fake.closed.add("GPRIV")
+    lines = [f"\x1b[32mstep {i:04d}\x1b[0m: compiling module {i}" for i in range(5000)]
+
+    async def replies():
+        for number, line in enumerate(lines):
+            if number % 500 == 0:
+                await asyncio.sleep(0.01)
+            yield Log(line)
+        yield Result(True, "built")
+
+    url = slack.fake.response_url()
+    surface = SlackSurface(slack.bot.client, "GPRIV", ADMIN, respond=AsyncRespond(response_url=url))
+    await Conversation(surface, "deploy big", ADMIN, interval=0.05).show(replies())
+    status, batch, result = slack.fake.responses(url)
+    assert status.args["text"] == f":hourglass_flowing_sand: `deploy big` by <@{ADMIN}>"
+    shown = batch.args["blocks"][0]["text"]["text"]
+    assert shown.endswith("step 4999: compiling module 4999\n```") and "\x1b" not in shown
+    kept = shown.count("\n") - 1
+    assert batch.args["blocks"][1]["elements"][0]["text"] == f"the last {kept} of 5000 lines"
+    assert result.args["text"].startswith(":white_check_mark: built (")
+    texts = json.dumps([c.args for c in slack.fake.responses(url)])
+    assert texts.count("/invite @shipbot") == 1
+    assert {c.args["response_type"] for c in slack.fake.responses(url)} == {"in_channel"}
+    assert slack.fake.of("chat.update") == [] and slack.fake.uploads == {}
+    assert len(slack.fake.of("chat.postMessage")) == 1  # tried once, then never again
+
+
+async def test_approval_in_a_private_channel_goes_through_response_urls(
+    slack: Harness, tmp_path: Path
+):
+    add = add_app(slack, tmp_path)
+    name = add.split()[2]
+    folder = Path(add.split("--path ")[1])
+    doc = yaml.safe_load((folder / "app.yml").read_text())
+    doc["environments"]["production"] = {"approval": {"required": 2}}
+    (folder / "app.yml").write_text(yaml.safe_dump(doc))
+    for text in (add, *(f"grant slack:{u} deployer --app {name}" for u in ("UB", "UC", "UD"))):
+        await slack.command("/ship", text, ADMIN)
+    await until(lambda: len(slack.fake.of("chat.postMessage")) >= 4)
+    slack.fake.closed.add("GOPS")
+    slack.fake.calls.clear()
+
+    asked = await slack.command("/rollback", name, "UB", channel="GOPS")
+    (approval,) = await until(lambda: slack.fake.responses(asked))
+    assert approval.args["response_type"] == "in_channel"
+    request_id = approval.args["blocks"][-2]["elements"][0]["value"]
+    assert approval.args["blocks"][-1]["elements"][0]["text"] == INVITE
+
+    first_url, second_url = slack.fake.response_url(), slack.fake.response_url()
+    first = click(
+        "shipbot_approve", request_id, "UC", "1700000000.777777", "GOPS", response_url=first_url
+    )
+    await slack.post(first, signed(first))
+    (noted,) = await until(lambda: slack.fake.responses(first_url))
+    assert noted.args["response_type"] == "ephemeral"
+    assert noted.args["text"] == f"approval 1 of 2 recorded for {request_id}"
+    assert noted.args["replace_original"] is False  # the buttons stay for the second approver
+
+    second = click(
+        "shipbot_approve", request_id, "UD", "1700000000.777777", "GOPS", response_url=second_url
+    )
+    await slack.post(second, signed(second))
+    banner, lines, outcome = await until(
+        lambda: len(slack.fake.responses(second_url)) >= 3 and slack.fake.responses(second_url)
+    )
+    assert banner.args["replace_original"] is True
+    assert banner.args["text"] == f":white_check_mark: Approved by <@UD>: `approve {request_id}`"
+    assert lines.args["replace_original"] is False
+    assert f"running `rollback {name}`" in lines.args["text"]
+    assert outcome.args["replace_original"] is True
+    assert f"{name} has no earlier good release on production" in outcome.args["text"]
+    assert all(not c.answer.get("ok") for c in slack.fake.calls if c.method.startswith("chat."))
