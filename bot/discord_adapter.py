@@ -1,8 +1,9 @@
 """Discord adapter (discord.py application commands): the same control plane in a guild.
 
-It only translates: interactions become ``ChatRequest``s for the dispatcher, neutral replies
-become messages, embeds, threads and files. Every command defers first (Discord's 3 s), then
-follows up. Approval buttons are dynamic items whose custom_id carries the request id, so they
+It only translates: interactions become ``ChatRequest``s for the dispatcher, and an
+``InteractionSurface`` carries out a ``bot.conversation.Conversation``'s calls as messages,
+embeds, threads and files. Typed options are read one by one by the grammar's parsers, never
+joined into text. Every command defers first (Discord's 3 s), then follows up. Approval buttons are dynamic items whose custom_id carries the request id, so they
 work after a restart with nothing to re-register. shipbot's own grants decide who may do
 what; Discord's command permissions are only a hint.
 """

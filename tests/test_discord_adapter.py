@@ -340,3 +340,74 @@ async def test_after_the_token_expires_replies_go_to_the_channel(harness: Harnes
     sent = await until(lambda: harness.fake.of("POST", f"/channels/{CHANNEL_ID}/messages"))
     assert sent[0].body["content"].startswith("usage: deploy APP [REF]")
     assert harness.followups(payload["token"]) == []  # no webhook call with a dead token
+
+
+async def test_typed_options_are_values_never_flags(harness: Harness):
+    for options, refusal in (
+        (
+            {"app": "shop", "env": "staging --dry-run"},
+            "❌ deploy: option env: 'staging --dry-run' is not an environment name",
+        ),
+        ({"app": "shop", "ref": "--force"}, "❌ deploy: option ref: '--force' is not a git ref"),
+    ):
+        payload = slash("deploy", ADMIN, **options)
+        harness.dispatch(payload)
+        (answer,) = await until(
+            lambda p=payload: harness.fake.of("POST", f"/interactions/{p['id']}/")
+        )
+        assert answer.body["type"] == 4 and answer.body["data"]["flags"] == 64  # asker only
+        assert answer.body["data"]["content"].startswith(refusal)
+        (usage,) = await until(lambda p=payload: harness.followups(p["token"]))
+        assert usage.body["flags"] == 64
+        assert usage.body["content"] == "usage: `deploy APP [REF] [--env ENV] [--dry-run]`"
+    assert harness.dispatcher.engine.store.audit_log() == []  # nothing ran
+
+
+async def test_typed_options_become_the_canonical_command(harness: Harness):
+    payload = slash("deploy", "700", app="shop", ref="v1.2", env="staging", dry_run=True)
+    harness.dispatch(payload)
+    await until(lambda: harness.followups(payload["token"]))
+    (audit,) = harness.dispatcher.engine.store.audit_log()
+    assert audit["command"] == "deploy shop v1.2 --env staging --dry-run"
+    payload = slash("rollback", "700", app="shop", release=3)
+    harness.dispatch(payload)
+    await until(lambda: harness.followups(payload["token"]))
+    assert harness.dispatcher.engine.store.audit_log(limit=1)[0]["command"] == "rollback shop 3"
+
+
+def autocomplete(user_id: str, typed: str) -> dict[str, Any]:
+    return base_payload(
+        user_id,
+        4,
+        {
+            "id": str(next(IDS)),
+            "name": "deploy",
+            "type": 1,
+            "options": [{"name": "app", "type": 3, "value": typed, "focused": True}],
+        },
+    )
+
+
+async def test_autocomplete_lists_only_the_apps_the_user_may_see(harness: Harness, tmp_path: Path):
+    bob, stranger = "800000000000000005", "800000000000000006"
+    for name in ("shop", "cart"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "app.yml").write_text(f"name: {name}\nimage: {name}:1\n")
+        await harness.dispatcher.run(
+            ChatRequest("discord", ADMIN, CHANNEL_ID, f"apps add {name} --path {folder}")
+        )
+    await harness.dispatcher.run(
+        ChatRequest("discord", ADMIN, CHANNEL_ID, f"grant discord:{bob} viewer --app shop")
+    )
+
+    async def choices(user_id: str) -> list[str]:
+        payload = autocomplete(user_id, "")
+        harness.dispatch(payload)
+        (answer,) = await until(lambda: harness.fake.of("POST", f"/interactions/{payload['id']}/"))
+        assert answer.body["type"] == 8
+        return [c["value"] for c in answer.body["data"]["choices"]]
+
+    assert sorted(await choices(ADMIN)) == ["cart", "shop"]
+    assert await choices(bob) == ["shop"]
+    assert await choices(stranger) == []
