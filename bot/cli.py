@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+import sys
+from collections.abc import Coroutine
 from importlib.metadata import version
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from bot.console import repl, say
 from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
+from bot.settings import LogSettings, Settings, SettingsError, load
+from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
+from core import sources
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
 ]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+T = TypeVar("T")
+S = TypeVar("S", bound=LogSettings)
+# How long a cancelled command may take to release its lock and write its audit entry
+# before the process leaves anyway.
+STOP_GRACE_SECONDS = 1.5
 
 
 def _user(value: str | None) -> str:
@@ -36,10 +47,53 @@ def _open() -> Dispatcher:
         raise typer.Exit(1) from exc
 
 
+def _load(model: type[S]) -> S:
+    try:
+        return load(model)
+    except SettingsError as exc:
+        typer.echo(f"❌ {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 def _version(show: bool) -> None:
     if show:
         typer.echo(f"shipbot {version('shipbot')}")
         raise typer.Exit()
+
+
+def _leave(code: int) -> None:
+    """Exit now: worker threads may be stuck in blocking calls, and must not be waited for."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _interruptible(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; on SIGTERM or SIGINT cancel it, kill the child processes it started and
+    leave with 128 + the signal's number."""
+
+    async def main() -> T:
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        received: list[int] = []
+
+        def stop(signum: int) -> None:
+            if received:
+                return
+            received.append(signum)
+            loop.call_later(STOP_GRACE_SECONDS, _leave, 128 + signum)
+            task.cancel()
+            sources.kill_children()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop, signum)
+        await asyncio.wait({task})
+        if received:
+            _leave(128 + received[0])
+        return task.result()
+
+    return asyncio.run(main())
 
 
 @app.callback()
@@ -48,9 +102,9 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    settings = _load(LogSettings)
     logging.basicConfig(
-        level=os.environ.get("SHIPBOT_LOG_LEVEL", "WARNING"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 
@@ -61,9 +115,7 @@ def console(
     """Open the console chat against the local Docker engine."""
     dispatcher = _open()
     try:
-        asyncio.run(repl(dispatcher, Console(), _user(as_user)))
-    except KeyboardInterrupt:  # Ctrl-C leaves like Ctrl-D, without a traceback
-        typer.echo()
+        _interruptible(repl(dispatcher, output_for(), _user(as_user)))
     finally:
         dispatcher.close()
 
@@ -72,11 +124,15 @@ def console(
 def chat(
     text: Annotated[str, typer.Argument(help='The message, e.g. "deploy hello".')],
     as_user: AsUser = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each reply as one JSON object per line.")
+    ] = False,
 ) -> None:
     """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
     dispatcher = _open()
     try:
-        replies = asyncio.run(say(dispatcher, Console(), _user(as_user), text))
+        out = output_for(json=as_json)
+        replies = _interruptible(say(dispatcher, out, _user(as_user), text))
     finally:
         dispatcher.close()
     raise typer.Exit(exit_code(replies))
@@ -87,11 +143,12 @@ def serve(
     interval: Annotated[float, typer.Option(help="Seconds between housekeeping rounds.")] = 5.0,
 ) -> None:
     """Run the control plane with the chat adapters configured in the environment."""
+    settings = _load(Settings)
     dispatcher = _open()
     log = logging.getLogger("shipbot.serve")
     log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
     try:
-        run_server(dispatcher, interval)
+        run_server(dispatcher, settings, interval)
     except ServeError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -106,17 +163,18 @@ app.add_typer(discord_app, name="discord")
 @discord_app.command("sync")
 def discord_sync() -> None:
     """Publish /deploy, /rollback and /ship to DISCORD_GUILD_ID (instant) or globally."""
+    settings = _load(Settings)
     dispatcher = _open()
     try:
-        names = asyncio.run(sync_discord(dispatcher, os.environ))
+        names = asyncio.run(sync_discord(dispatcher, settings))
     except ServeError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
         dispatcher.close()
     where = (
-        f"guild {os.environ['DISCORD_GUILD_ID']}"
-        if os.environ.get("DISCORD_GUILD_ID")
+        f"guild {settings.discord_guild_id}"
+        if settings.discord_guild_id
         else "all guilds (global commands can take up to an hour to appear)"
     )
     typer.echo(f"✅ synced {', '.join('/' + n for n in names)} to {where}")

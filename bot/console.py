@@ -6,9 +6,9 @@ import asyncio
 import getpass
 import sys
 
-from rich.console import Console
+from rich.markup import escape
 
-from bot.terminal import render
+from bot.terminal import Output
 from commands.dispatch import ChatRequest, Dispatcher, needs_secret
 from commands.replies import Reply
 
@@ -24,43 +24,46 @@ def read_secret(prompt: str) -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
-async def say(dispatcher: Dispatcher, console: Console, user: str, text: str) -> list[Reply]:
-    """Send one message and render every reply as it arrives."""
-    show_expired(dispatcher, console)
+async def say(dispatcher: Dispatcher, out: Output, user: str, text: str) -> list[Reply]:
+    """Send one message and show every reply as it arrives."""
+    show_expired(dispatcher, out)
     prompt = needs_secret(text)
     secret = await asyncio.to_thread(read_secret, prompt) if prompt else None
     replies = []
     async for reply in dispatcher.handle(ChatRequest(PLATFORM, user, CHANNEL, text, secret)):
-        render(console, reply)
+        out.show(reply)
         replies.append(reply)
     return replies
 
 
-def show_expired(dispatcher: Dispatcher, console: Console) -> None:
+def show_expired(dispatcher: Dispatcher, out: Output) -> None:
     for platform, _channel, message in dispatcher.expire_due():
         if platform == PLATFORM:
-            render(console, message)
+            out.show(message)
 
 
-async def _watch_expiry(dispatcher: Dispatcher, console: Console) -> None:
+async def _watch_expiry(dispatcher: Dispatcher, out: Output) -> None:
     while True:
         await asyncio.sleep(EXPIRY_CHECK_SECONDS)
-        show_expired(dispatcher, console)
+        show_expired(dispatcher, out)
 
 
-async def repl(dispatcher: Dispatcher, console: Console, user: str) -> None:
-    console.print(f"shipbot console as [bold]{user}[/bold]: type `help`, Ctrl-D to leave")
-    watcher = asyncio.create_task(_watch_expiry(dispatcher, console))
+async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:
+    out.note(f"shipbot console as [bold]{escape(user)}[/bold]: type `help`, Ctrl-D to leave")
+    watcher = asyncio.create_task(_watch_expiry(dispatcher, out))
     try:
         while True:
             try:
                 text = await asyncio.to_thread(input, PROMPT)
             except EOFError:
-                console.print()
+                out.note("")
                 return
             if text.strip() in {"exit", "quit"}:
                 return
             if text.strip():
-                await say(dispatcher, console, user, text)
+                await say(dispatcher, out, user, text)
+    except asyncio.CancelledError:  # SIGTERM or Ctrl-C: the shell's prompt gets its own line
+        out.note("")
+        raise
     finally:
         watcher.cancel()

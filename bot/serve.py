@@ -8,6 +8,8 @@ Slack: ``SLACK_BOT_TOKEN`` plus ``SLACK_APP_TOKEN`` (Socket Mode, no inbound por
 Discord: ``DISCORD_TOKEN`` (the bot token); ``DISCORD_GUILD_ID`` for guild commands;
 ``DISCORD_API_URL`` like ``SLACK_API_URL``. Commands are published with ``shipbot discord
 sync``, not on every start.
+
+bot/settings.py reads and checks them all.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
+from bot.settings import Settings
 from bot.slack import SlackBot, web_client
 from commands.dispatch import Dispatcher
 
@@ -41,31 +45,33 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def serve(dispatcher: Dispatcher, env: Mapping[str, str], interval: float = 5.0) -> None:
+async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:
     jobs: list[Awaitable[None]] = []
-    if env.get("SLACK_BOT_TOKEN"):
+    if settings.slack_bot_token:
+        signing_secret = _reveal(settings.slack_signing_secret)
         bot = SlackBot(
             dispatcher,
-            web_client(env["SLACK_BOT_TOKEN"], env.get("SLACK_API_URL")),
-            signing_secret=env.get("SLACK_SIGNING_SECRET"),
+            web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+            signing_secret=signing_secret,
+            workers=settings.slack_workers,
         )
-        if env.get("SLACK_APP_TOKEN"):
-            jobs.append(bot.serve_socket_mode(env["SLACK_APP_TOKEN"]))
+        if settings.slack_app_token:
+            jobs.append(bot.serve_socket_mode(settings.slack_app_token.get_secret_value()))
             log.warning("slack: Socket Mode")
-        elif env.get("SLACK_SIGNING_SECRET"):
-            host = env.get("SHIPBOT_HTTP_HOST", "0.0.0.0")  # noqa: S104 (Slack must reach it)
-            port = int(env.get("SHIPBOT_HTTP_PORT", "3000"))
-            await bot.serve_http(host, port)
-            log.warning("slack: HTTP mode on %s:%s/slack/events", host, port)
+        elif signing_secret:
+            await bot.serve_http(settings.http_host, settings.http_port)
+            log.warning(
+                "slack: HTTP mode on %s:%s/slack/events", settings.http_host, settings.http_port
+            )
         else:
             raise ServeError(
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
                 "SLACK_SIGNING_SECRET (HTTP mode) is"
             )
         jobs.append(dispatcher.notifier.run("slack", bot.deliver))
-    if env.get("DISCORD_TOKEN"):
-        discord_bot = discord_from_env(dispatcher, env)
-        jobs.append(discord_bot.client.start(env["DISCORD_TOKEN"]))
+    if settings.discord_token:
+        discord_bot = discord(dispatcher, settings)
+        jobs.append(discord_bot.client.start(settings.discord_token.get_secret_value()))
         jobs.append(dispatcher.notifier.run("discord", discord_bot.deliver))
         log.warning("discord: gateway")
     if not jobs:
@@ -75,34 +81,35 @@ async def serve(dispatcher: Dispatcher, env: Mapping[str, str], interval: float 
     await asyncio.gather(housekeeping(dispatcher, interval), *jobs)
 
 
-def discord_from_env(dispatcher: Dispatcher, env: Mapping[str, str]) -> DiscordBot:
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret else None
+
+
+def discord(dispatcher: Dispatcher, settings: Settings) -> DiscordBot:
     from bot.discord_adapter import DiscordBot  # noqa: PLC0415 (discord.py costs ~8 MB; only when used)
 
-    guild = env.get("DISCORD_GUILD_ID")
-    if guild is not None and not guild.isdigit():
-        raise ServeError(f"DISCORD_GUILD_ID must be a number, got {guild!r}")
     return DiscordBot(
-        dispatcher, guild_id=int(guild) if guild else None, api_base=env.get("DISCORD_API_URL")
+        dispatcher, guild_id=settings.discord_guild_id, api_base=settings.discord_api_url
     )
 
 
-async def sync_discord(dispatcher: Dispatcher, env: Mapping[str, str]) -> list[str]:
+async def sync_discord(dispatcher: Dispatcher, settings: Settings) -> list[str]:
     """Publish the application commands (to DISCORD_GUILD_ID, or globally)."""
-    if not env.get("DISCORD_TOKEN"):
+    if not settings.discord_token:
         raise ServeError("set DISCORD_TOKEN to the bot token first")
-    bot = discord_from_env(dispatcher, env)
-    await bot.client.login(env["DISCORD_TOKEN"])
+    bot = discord(dispatcher, settings)
+    await bot.client.login(settings.discord_token.get_secret_value())
     try:
         return [command.name for command in await bot.sync_commands()]
     finally:
         await bot.client.close()
 
 
-def run(dispatcher: Dispatcher, interval: float) -> None:
+def run(dispatcher: Dispatcher, settings: Settings, interval: float) -> None:
     """Serve until SIGTERM or SIGINT."""
 
     async def main() -> None:
-        task = asyncio.ensure_future(serve(dispatcher, os.environ, interval))
+        task = asyncio.ensure_future(serve(dispatcher, settings, interval))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)

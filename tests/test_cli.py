@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import pty
+import select
+import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from bot.terminal import PlainLines
+from bot.text import strip_ansi
+from commands.replies import USAGE, Failure, Log, Message, Result, Step, Table, decode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,3 +77,187 @@ def test_fresh_install_says_how_to_become_admin(tmp_path: Path):
     assert "No admin is configured yet: add `admins: [console:me]` to shipbot.yml" in " ".join(
         done.stdout.split()
     )
+
+
+LONG_USER = "console:mallory-has-a-remarkably-long-user-name-indeed"
+
+
+def test_piped_output_is_plain_lines_with_whole_values(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    granted = shipbot("chat", f"grant {LONG_USER} viewer", "--as", "console:ops", home=tmp_path)
+    assert granted.returncode == 0, granted.stdout
+    done = shipbot("chat", "audit", "--as", "console:ops", home=tmp_path, COLUMNS="40")
+    assert done.returncode == 0
+    header, row = done.stdout.splitlines()
+    assert header.split() == ["when", "who", "where", "command", "result", "detail"]
+    assert row.split()[2:] == [
+        "console:ops",
+        "console",
+        "grant",
+        LONG_USER,
+        "viewer",
+        "ok",
+        LONG_USER,
+        "is",
+        "viewer",
+        "on",
+        "*/*",
+    ]
+    assert header.index("who") == row.index("console:ops")  # aligned columns
+    assert "\x1b" not in done.stdout
+
+
+def test_escape_sequences_never_reach_a_pipe(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    folder = tmp_path / "\x1b[31mred\x1b[0m-\x1b]0;title\x07dir"
+    done = shipbot("chat", f"apps add x --path '{folder}'", "--as", "console:ops", home=tmp_path)
+    assert done.returncode == 1
+    assert f"{tmp_path}/red-dir" in done.stdout
+    assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout
+
+
+def test_json_lines_one_reply_each_same_exit_code(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    shown = shipbot("chat", "whoami", "--json", "--as", "console:ops", home=tmp_path)
+    assert shown.returncode == 0
+    assert [decode(line) for line in shown.stdout.splitlines()] == [
+        Message("you are console:ops (bootstrap admin from shipbot.yml)"),
+        Table(("role", "apps", "environments"), (("admin", "*", "*"),)),
+    ]
+    usage = shipbot("chat", "deploy 'a;b'", "--json", "--as", "console:ops", home=tmp_path)
+    assert usage.returncode == 2
+    replies = [json.loads(line) for line in usage.stdout.splitlines()]
+    assert [(r["type"], r["fields"]["kind"]) for r in replies] == [("Failure", "usage")]
+
+
+def test_a_terminal_still_gets_rich_tables(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "chat", "grants", "--as", "console:ops"],
+        cwd=ROOT,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "SHIPBOT_HOME": str(tmp_path), "COLUMNS": "100"},
+    )
+    os.close(follower)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+        while chunk := os.read(leader, 4096):
+            out += chunk
+    os.close(leader)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    text = out.decode()
+    assert "┏" in text and "┃" in text  # a drawn table
+    assert "\x1b[" in text  # styled
+
+
+def test_plain_lines_show_every_kind_of_reply():
+    out = io.StringIO()
+    plain = PlainLines(out)
+    plain.show(Step("building"))
+    plain.show(Log("\x1b[91mwarning: [x] \\ something\x1b[0m"))
+    plain.show(Table(("id", "value"), (("1", "a" * 120),), title="Things"))
+    plain.show(Result(False, "deploy failed", ("rolled back",), {"release": "7"}, ("\x1b[1mboom",)))
+    plain.show(Failure("no app named 'x'", USAGE, usage="deploy APP"))
+    assert out.getvalue().splitlines() == [
+        "→ building",
+        "│ warning: [x] \\ something",
+        "Things",
+        "id  value",
+        "1   " + "a" * 120,
+        "❌ deploy failed",
+        "   rolled back",
+        "   release 7",
+        "   last log lines:",
+        "   │ boom",
+        "❌ no app named 'x'",
+        "   usage: deploy APP",
+    ]
+
+
+def test_strip_ansi():
+    assert strip_ansi("\x1b[1;31mred\x1b[0m \x1b[?25lplain\x1b[K") == "red plain"
+    assert strip_ansi("\x1b]0;a title\x07x\x1b]8;;http://127.0.0.1/\x1b\\link\x1b]8;;\x1b\\") == (
+        "xlink"
+    )
+    assert strip_ansi("a\x1b(Bb\x1b7c\x1b") == "abc"
+    assert strip_ansi("[bold] stays [/bold] \\ too") == "[bold] stays [/bold] \\ too"
+
+
+def spawn(*args: str, home: Path, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SHIPBOT_HOME": str(home)},
+    )
+
+
+@contextlib.contextmanager
+def silent_git_server() -> Iterator[tuple[str, socket.socket]]:
+    """A git:// URL on loopback whose server accepts connections and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(60)
+        yield f"git://127.0.0.1:{server.getsockname()[1]}/app.git", server
+
+
+def assert_hung_up(conn: socket.socket) -> None:
+    """The git child on the other end is gone (its socket closed)."""
+    conn.settimeout(10)
+    while conn.recv(4096):  # its request first, then the end of the stream
+        pass
+
+
+def stopped(proc: subprocess.Popen[str], signum: int) -> tuple[int, str]:
+    """Send ``signum`` and wait for the exit, without closing stdin (that would be a Ctrl-D)."""
+    proc.send_signal(signum)
+    code = proc.wait(timeout=10)
+    assert proc.stdout and proc.stderr
+    output = proc.stdout.read() + proc.stderr.read()
+    assert "Traceback" not in output, output
+    return code, output
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_chat_stops_on_a_signal_while_git_hangs(tmp_path: Path, signum: int, code: int):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    with silent_git_server() as (url, server):
+        text = f"apps add app --git {url}"
+        with spawn("chat", text, "--as", "console:ops", home=tmp_path) as proc:
+            git, _ = server.accept()  # the clone is under way and waits for an answer
+            with git:
+                assert stopped(proc, signum)[0] == code
+                assert_hung_up(git)
+
+
+def test_console_stops_on_sigterm_while_git_hangs(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    with silent_git_server() as (url, server):
+        proc = spawn("console", "--as", "console:ops", home=tmp_path, stdin=subprocess.PIPE)
+        with proc:
+            assert proc.stdin
+            proc.stdin.write(f"apps add app --git {url}\n")
+            proc.stdin.flush()
+            git, _ = server.accept()
+            with git:
+                assert stopped(proc, signal.SIGTERM)[0] == 143
+                assert_hung_up(git)
+
+
+def test_console_leaves_on_ctrl_c_at_the_prompt(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    proc = spawn("console", "--as", "console:ops", home=tmp_path, stdin=subprocess.PIPE)
+    with proc:
+        assert proc.stdout
+        readable, _, _ = select.select([proc.stdout], [], [], 60)
+        assert readable, "no banner"
+        assert proc.stdout.readline().startswith("shipbot console as console:ops")
+        # input() now waits in a worker thread on a stdin that stays open
+        code, output = stopped(proc, signal.SIGINT)
+    assert code == 130
+    assert output == "shipbot> \n"

@@ -14,6 +14,7 @@ from rich.console import Console
 from bot.console import say as console_say
 from bot.discord_adapter import DiscordBot
 from bot.slack import SlackBot, web_client
+from bot.terminal import Screen
 from commands.dispatch import Dispatcher
 from tests import test_discord_adapter as d
 from tests import test_slack as s
@@ -60,7 +61,7 @@ async def platforms(tmp_path: Path, monkeypatch):
 
 async def on_console(dispatcher: Dispatcher, text: str) -> str:
     console = Console(file=io.StringIO(), width=300, record=True)
-    await console_say(dispatcher, console, ME["console"], text)
+    await console_say(dispatcher, Screen(console), ME["console"], text)
     return console.export_text()
 
 

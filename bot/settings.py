@@ -1,0 +1,69 @@
+"""The environment variables ``shipbot`` reads, checked once, with errors that name them.
+
+An empty variable counts as unset, so ``SLACK_APP_TOKEN=`` in an env file switches Socket
+Mode off rather than failing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(Exception):
+    """A variable has a value shipbot cannot use; the message names it, on one line."""
+
+
+class LogSettings(BaseSettings):
+    """What every ``shipbot`` command reads."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
+
+    log_level: LogLevel = Field("WARNING", validation_alias="SHIPBOT_LOG_LEVEL")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
+    """The chat adapters' settings (``shipbot serve``, ``shipbot discord sync``)."""
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    # Socket Mode when set; otherwise HTTP mode, which needs the signing secret
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
+    # HTTP mode listens on all interfaces by default: Slack has to reach it
+    http_host: str = Field("0.0.0.0", validation_alias="SHIPBOT_HTTP_HOST")  # noqa: S104
+    http_port: int = Field(3000, ge=1, le=65535, validation_alias="SHIPBOT_HTTP_PORT")
+    slack_workers: int = Field(4, ge=1, validation_alias="SHIPBOT_SLACK_WORKERS")
+    discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
+    discord_guild_id: int | None = Field(None, ge=1, validation_alias="DISCORD_GUILD_ID")
+    discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
+
+
+S = TypeVar("S", bound=LogSettings)
+
+
+def load(model: type[S]) -> S:
+    """``model`` read from the environment; a bad value raises SettingsError."""
+    try:
+        return model()
+    except ValidationError as exc:
+        raise SettingsError(describe(model, exc)) from exc
+
+
+def describe(model: type[LogSettings], exc: ValidationError) -> str:
+    """``SHIPBOT_HTTP_PORT='x': …`` for each error, on one line."""
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        message = error["msg"][:1].lower() + error["msg"][1:]
+        problems.append(f"{name}={error['input']!r}: {message}")
+    return "; ".join(problems)
