@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from bot.settings import Settings, SettingsError, load
 from commands.replies import Message, encode
 from core.store import Store
 from tests.fake_slack import FakeSlack
@@ -66,6 +68,7 @@ async def test_serve_slack_http_mode_and_outbox(tmp_path: Path):
         "SLACK_API_URL": fake.base_url,
         "SHIPBOT_HTTP_HOST": "127.0.0.1",
         "SHIPBOT_HTTP_PORT": str(port),
+        "SHIPBOT_SLACK_WORKERS": "2",
     }
     proc = await spawn_cli(env)
     try:
@@ -137,3 +140,55 @@ async def test_discord_sync_publishes_the_commands(tmp_path: Path):
     options = {o["name"]: o for o in by_name["deploy"]["options"]}
     assert options["app"]["autocomplete"] is True and options["app"]["required"] is True
     assert options["dry_run"]["type"] == 5 and not options["dry_run"].get("required")
+
+
+@pytest.mark.parametrize(
+    ("args", "variable", "value", "problem"),
+    [
+        ((), "SHIPBOT_SLACK_WORKERS", "four", "input should be a valid integer"),
+        ((), "SHIPBOT_SLACK_WORKERS", "0", "input should be greater than or equal to 1"),
+        ((), "SHIPBOT_HTTP_PORT", "http", "input should be a valid integer"),
+        ((), "SHIPBOT_HTTP_PORT", "70000", "input should be less than or equal to 65535"),
+        ((), "DISCORD_GUILD_ID", "my-guild", "input should be a valid integer"),
+        (("discord", "sync"), "DISCORD_GUILD_ID", "my-guild", "input should be a valid integer"),
+    ],
+)
+async def test_a_bad_setting_is_one_line_naming_it(
+    tmp_path: Path, args: tuple[str, ...], variable: str, value: str, problem: str
+):
+    env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "DISCORD_TOKEN": "t", variable: value}
+    proc = await spawn_cli(env, *args, stdout=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert out.decode() == ""
+    (line,) = err.decode().splitlines()
+    assert line.startswith(f"❌ {variable}={value!r}: {problem}")
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    for name in ("SHIPBOT_HTTP_HOST", "SHIPBOT_HTTP_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "")  # empty is unset
+    monkeypatch.setenv("SHIPBOT_SLACK_WORKERS", "2")
+    monkeypatch.setenv("DISCORD_GUILD_ID", "4242")
+    monkeypatch.setenv("SHIPBOT_LOG_LEVEL", "info")
+    settings = load(Settings)
+    assert settings.slack_bot_token and settings.slack_bot_token.get_secret_value() == "xoxb-secret"
+    assert "xoxb-secret" not in repr(settings)
+    assert settings.slack_app_token is None
+    assert (settings.slack_workers, settings.discord_guild_id) == (2, 4242)
+    assert settings.http_host == "0.0.0.0"  # noqa: S104 (the default Slack can reach)
+    assert (settings.http_port, settings.log_level) == (3000, "INFO")
+
+
+def test_every_bad_setting_is_named_on_one_line(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("SHIPBOT_SLACK_WORKERS", raising=False)
+    monkeypatch.setenv("SHIPBOT_HTTP_PORT", "0")
+    monkeypatch.setenv("SHIPBOT_LOG_LEVEL", "loud")
+    with pytest.raises(SettingsError) as raised:
+        load(Settings)
+    assert str(raised.value) == (
+        "SHIPBOT_LOG_LEVEL='LOUD': input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
+        "'CRITICAL'; SHIPBOT_HTTP_PORT='0': input should be greater than or equal to 1"
+    )
