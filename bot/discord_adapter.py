@@ -3,9 +3,10 @@
 It only translates: interactions become ``ChatRequest``s for the dispatcher, and an
 ``InteractionSurface`` carries out a ``bot.conversation.Conversation``'s calls as messages,
 embeds, threads and files. Typed options are read one by one by the grammar's parsers, never
-joined into text. Every command defers first (Discord's 3 s), then follows up. Approval buttons are dynamic items whose custom_id carries the request id, so they
-work after a restart with nothing to re-register. shipbot's own grants decide who may do
-what; Discord's command permissions are only a hint.
+joined into text. Every command defers first (Discord's 3 s), then follows up. Approval
+buttons are dynamic items whose custom_id carries the request id, so they work after a
+restart with nothing to re-register. shipbot's own grants decide who may do what; Discord's
+command permissions are only a hint.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import discord
@@ -23,7 +24,6 @@ from discord import app_commands
 
 from bot.conversation import Conversation, Lines, Surface, decide, tell_privately
 from bot.discord_render import (
-    MESSAGE_LIMIT,
     approval_embed,
     code_tail,
     message_texts,
@@ -93,10 +93,6 @@ class InteractionSurface(Surface):
         else:
             await self.status.edit(**kwargs)
 
-    async def attach(self, lines: list[str], filename: str) -> None:
-        data = ("\n".join(lines) + "\n").encode()
-        await self.send("the rest, in full:", file=discord.File(io.BytesIO(data), filename))
-
     async def post_status(self, text: str, user: str) -> None:
         self.status = await self.send(f"⏳ `{text}` by <@{user}>")
         self.own_status = True
@@ -107,7 +103,7 @@ class InteractionSurface(Surface):
             embed.set_footer(text=f"{took:.0f}s")
             await self._edit_status(content=None, embed=embed)
             if overflow:
-                await self.attach(overflow, "details.txt")
+                await attach(self.send, overflow, "details.txt")
             return True
         texts = message_texts(reply)
         if len(texts) != 1:
@@ -136,21 +132,7 @@ class InteractionSurface(Surface):
         return DiscordLiveLog(target, title, interval)
 
     async def say(self, reply: Reply) -> None:
-        if isinstance(reply, Result):
-            embed, overflow = result_embed(reply)
-            embed.set_footer(text=f"{time.monotonic() - self.started:.0f}s")
-            await self.send(embed=embed)
-            if overflow:
-                await self.attach(overflow, "details.txt")
-            return
-        if isinstance(reply, ApprovalRequest):
-            embed, overflow = approval_embed(reply)
-            await self.send(embed=embed, view=approval_view(reply.id))
-            if overflow:
-                await self.attach(overflow, "plan.txt")
-            return
-        for text in message_texts(reply):
-            await self.send(text)
+        await send_reply(self.send, reply, footer=f"{time.monotonic() - self.started:.0f}s")
 
     async def whisper(self, reply: Reply) -> None:
         # whispers come first in an interaction (refusals, a click's verdict), well within
@@ -332,16 +314,35 @@ class DiscordBot:
             int(channel_id)
         )
         assert isinstance(channel, discord.abc.Messageable)
-        reply = without_ansi(reply)
-        if isinstance(reply, Result):
-            embed, overflow = result_embed(reply)
-            await channel.send(embed=embed)
-            if overflow:
-                data = ("\n".join(overflow) + "\n").encode()
-                await channel.send(file=discord.File(io.BytesIO(data), "details.txt"))
-            return
+        await send_reply(channel.send, without_ansi(reply))
+
+
+async def send_reply(
+    send: Callable[..., Awaitable[discord.Message]], reply: Reply, footer: str | None = None
+) -> None:
+    """A reply as messages and embeds through ``send``; what an embed cannot hold, as a file."""
+    if isinstance(reply, Result):
+        embed, overflow = result_embed(reply)
+        if footer:
+            embed.set_footer(text=footer)
+        await send(embed=embed)
+        if overflow:
+            await attach(send, overflow, "details.txt")
+    elif isinstance(reply, ApprovalRequest):
+        embed, overflow = approval_embed(reply)
+        await send(embed=embed, view=approval_view(reply.id))
+        if overflow:
+            await attach(send, overflow, "plan.txt")
+    else:
         for text in message_texts(reply):
-            await channel.send(text[:MESSAGE_LIMIT])
+            await send(text)
+
+
+async def attach(
+    send: Callable[..., Awaitable[discord.Message]], lines: list[str], filename: str
+) -> None:
+    data = ("\n".join(lines) + "\n").encode()
+    await send("the rest, in full:", file=discord.File(io.BytesIO(data), filename))
 
 
 def options_text(name: str, options: dict[str, Any]) -> str:

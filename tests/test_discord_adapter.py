@@ -27,6 +27,7 @@ from bot.discord_render import (
 )
 from bot.livelog import LIVE_LINES
 from commands.dispatch import ChatRequest, Dispatcher
+from commands.replies import Result
 from tests.fake_discord_api import (
     APP_ID,
     CHANNEL_ID,
@@ -411,3 +412,19 @@ async def test_autocomplete_lists_only_the_apps_the_user_may_see(harness: Harnes
     assert sorted(await choices(ADMIN)) == ["cart", "shop"]
     assert await choices(bob) == ["shop"]
     assert await choices(stranger) == []
+
+
+async def test_delivered_result_is_an_embed_without_escapes_and_overflow_as_a_file(
+    harness: Harness,
+):
+    details = tuple(f"line {i:03d} " + "x" * 90 for i in range(60))  # past the embed's limit
+    reply = Result(True, "shop release 2 is live", details, log_tail=("\x1b[31mred\x1b[0m",))
+    await harness.bot.deliver(CHANNEL_ID, reply)
+    embed_call, file_call = harness.fake.of("POST", f"/channels/{CHANNEL_ID}/messages")
+    (embed,) = embed_call.body["embeds"]
+    assert embed["title"] == "✅ shop release 2 is live"
+    (data,) = file_call.files.values()
+    shown = (embed.get("description") or "").splitlines() + data.decode().splitlines()
+    assert [line for line in shown if line.startswith("line ")] == list(details)
+    assert "red" in json.dumps([embed, data.decode()]) and "\x1b" not in data.decode()
+    assert "\\u001b" not in json.dumps(embed)
