@@ -1,0 +1,87 @@
+"""The control plane's only state: one SQLite file in WAL mode, with named migrations.
+
+Swarm is the source of truth for what runs; this file remembers what was asked, by whom,
+and which releases exist to roll back to. Tables are reached only through ``Store``'s
+methods, which live in one module per concern and share one connection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.store.apps import AppsTable
+from core.store.audit import AuditLog
+from core.store.connection import StoreBusy
+from core.store.governance import GovernanceTables
+from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
+from core.store.models import (
+    RELEASE_DEPLOYING,
+    RELEASE_FAILED,
+    RELEASE_LIVE,
+    RELEASE_STATUSES,
+    RELEASE_SUPERSEDED,
+    RELEASE_UNKNOWN,
+    App,
+    Release,
+)
+from core.store.outbox import MAX_ATTEMPTS, OutboxTable
+from core.store.releases import DEFAULT_STALE_AFTER, ReleasesTable
+
+__all__ = [
+    "DB_FILE",
+    "DEFAULT_BUSY_TIMEOUT",
+    "DEFAULT_STALE_AFTER",
+    "MAX_ATTEMPTS",
+    "MIGRATIONS",
+    "RELEASE_DEPLOYING",
+    "RELEASE_FAILED",
+    "RELEASE_LIVE",
+    "RELEASE_STATUSES",
+    "RELEASE_SUPERSEDED",
+    "RELEASE_UNKNOWN",
+    "App",
+    "Release",
+    "Store",
+    "StoreBusy",
+    "shipbot_home",
+]
+
+DB_FILE = "shipbot.db"
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+def shipbot_home() -> Path:
+    """``$SHIPBOT_HOME``, default ``~/.local/share/shipbot``; created with mode 0700."""
+    home = Path(os.environ.get("SHIPBOT_HOME") or Path.home() / ".local/share/shipbot")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+class Store(AppsTable, ReleasesTable, GovernanceTables, OutboxTable, AuditLog):
+    """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
+    another process's lock before ``StoreBusy``."""
+
+    def __init__(
+        self, path: Path | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> None:
+        super().__init__(path or shipbot_home() / DB_FILE, busy_timeout)
+        try:
+            with self._lock, self._busy():
+                pending = needs_migration(self.db)
+            if pending:
+                with self._write() as db:
+                    migrate(db)
+        except BaseException:
+            self.db.conn.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        """How many of the ``shipbot`` migrations are applied."""
+        with self._lock, self._busy():
+            return schema_version(self.db)
+
+    def close(self) -> None:
+        self._close_audit()
+        self.db.conn.close()

@@ -1,0 +1,221 @@
+"""The schema's history as sqlite-utils named migrations (the set ``shipbot``).
+
+Each applied migration has its row in ``_sqlite_migrations``. Databases made before that
+counted their migrations in ``PRAGMA user_version`` alone; ``migrate`` records those as
+applied and runs the rest. ``user_version`` is still kept equal to the number applied, so
+an older shipbot opened on a newer file finds nothing left to do instead of re-creating
+tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("shipbot")
+
+
+def v1_core(db: sqlite_utils.Database) -> None:
+    """Apps, releases, deployments and the audit log."""
+    db["apps"].create(
+        {
+            "name": str,
+            "source_kind": str,
+            "source": str,
+            "ref": str,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="name",
+    )
+    db["releases"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "number": int,
+            "image": str,
+            "image_id": str,
+            "source_ref": str,
+            "spec": str,
+            "status": str,
+            "deployed_by": str,
+            "created_at": float,
+            "finished_at": float,
+            "message": str,
+        },
+        pk="id",
+        not_null={"app", "env", "number", "image", "status", "created_at"},
+    )
+    db["releases"].create_index(["app", "env", "number"], unique=True)
+    db["deployments"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "kind": str,
+            "release": int,
+            "status": str,
+            "started_by": str,
+            "pid": int,
+            "started_at": float,
+            "finished_at": float,
+            "message": str,
+        },
+        pk="id",
+    )
+    db["deployments"].create_index(["app", "env"])
+    db["audit"].create(
+        {
+            "id": int,
+            "ts": float,
+            "user": str,
+            "channel": str,
+            "command": str,
+            "app": str,
+            "env": str,
+            "result": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["app", "ts"])
+
+
+def v2_governance(db: sqlite_utils.Database) -> None:
+    """Grants, approvals, locks and per-app variables (permissions, issue 4)."""
+    db["grants"].create(
+        {
+            "id": int,
+            "user": str,
+            "role": str,
+            "app": str,
+            "env": str,
+            "granted_by": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["grants"].create_index(["user", "role", "app", "env"], unique=True)
+    db["approvals"].create(
+        {
+            "id": int,
+            "app": str,
+            "env": str,
+            "command": str,
+            "requester": str,
+            "channel": str,
+            "platform": str,
+            "required": int,
+            "approvers": str,
+            "status": str,
+            "approved_by": str,
+            "created_at": float,
+            "expires_at": float,
+            "decided_at": float,
+            "note": str,
+        },
+        pk="id",
+    )
+    db["approvals"].create_index(["status", "expires_at"])
+    db["locks"].create(
+        {
+            "key": str,
+            "owner": str,
+            "pid": int,
+            "host": str,
+            "what": str,
+            "acquired_at": float,
+            "heartbeat_at": float,
+        },
+        pk="key",
+    )
+    db["variables"].create(
+        {
+            "app": str,
+            "env": str,
+            "key": str,
+            "value": str,
+            "secret": int,
+            "updated_by": str,
+            "updated_at": float,
+        },
+        pk=("app", "env", "key"),
+    )
+    db["deployments"].add_column("approved_by", str)
+
+
+def v3_outbox(db: sqlite_utils.Database) -> None:
+    """The outbox: messages for chat channels, written first, delivered with retries."""
+    db["outbox"].create(
+        {
+            "id": int,
+            "platform": str,
+            "channel": str,
+            "kind": str,
+            "payload": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "created_at": float,
+            "sent_at": float,
+            "last_error": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["platform", "status", "next_attempt_at"])
+
+
+def v4_requests_credentials_heartbeats(db: sqlite_utils.Database) -> None:
+    """Approvals pin what was approved (commit, digest, the typed request, break-glass
+    reason); apps keep an encrypted git credential; deployments beat, since a PID says
+    nothing when shipbot is PID 1 of its container."""
+    for column in ("commit_sha", "digest", "request", "break_glass"):
+        db["approvals"].add_column(column, str)
+    db["apps"].add_column("credential", str)
+    db["deployments"].add_column("heartbeat_at", float)
+    # a deployment left running by the old code last showed life when it started
+    db.execute("UPDATE deployments SET heartbeat_at = started_at")
+
+
+# In order; the first three are the old ``user_version`` 1, 2 and 3.
+HISTORY = (v1_core, v2_governance, v3_outbox, v4_requests_credentials_heartbeats)
+for _step in HISTORY:
+    MIGRATIONS()(_step)
+
+
+def _user_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _unadopted(db: sqlite_utils.Database) -> int:
+    """How many migrations ``user_version`` says were applied without a record of it."""
+    return 0 if MIGRATIONS.applied(db) else _user_version(db)
+
+
+def needs_migration(db: sqlite_utils.Database) -> bool:
+    """Read-only: whether ``migrate`` has anything to do (so a plain start takes no lock)."""
+    return bool(_unadopted(db) or MIGRATIONS.pending(db))
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring ``db`` to the newest schema; run it inside one write transaction, so a
+    failure anywhere leaves the file as it was and a second process waits, then finds
+    nothing to do."""
+    adopted = _unadopted(db)
+    if adopted:
+        MIGRATIONS.ensure_migrations_table(db)
+        now = str(dt.datetime.now(dt.UTC))
+        db[MIGRATIONS.migrations_table].insert_all(
+            {"migration_set": MIGRATIONS.name, "name": step.__name__, "applied_at": now}
+            for step in HISTORY[:adopted]
+        )
+    MIGRATIONS.apply(db)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS.applied(db))}")
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The number of this set's migrations applied to ``db``."""
+    return len(MIGRATIONS.applied(db))
