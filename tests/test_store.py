@@ -332,11 +332,3 @@ def test_files_are_private(tmp_path: Path):
         assert os.umask(0o022) == 0o022  # the process' umask is given back
     finally:
         os.umask(previous)
-
-
-def test_interrupt_orphans_still_takes_the_old_liveness_check(store: Store):
-    """The old call shape (a PID check) is judged by heartbeat, with the default window."""
-    running = store.start_deployment(app="a", env="production", kind="deploy", started_by="u")
-    assert store.interrupt_orphans(lambda pid: False) == []  # just started: it beats
-    store.db["deployments"].update(running, {"heartbeat_at": time.time() - 121})
-    assert [row["id"] for row in store.interrupt_orphans(lambda pid: True)] == [running]

@@ -26,12 +26,11 @@ from core.store.models import (
     Release,
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
-from core.store.releases import DEFAULT_STALE_AFTER, ReleasesTable
+from core.store.releases import ReleasesTable
 
 __all__ = [
     "DB_FILE",
     "DEFAULT_BUSY_TIMEOUT",
-    "DEFAULT_STALE_AFTER",
     "MAX_ATTEMPTS",
     "MIGRATIONS",
     "RELEASE_DEPLOYING",

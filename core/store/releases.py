@@ -18,9 +18,6 @@ from core.store.models import (
     Release,
 )
 
-# What ``interrupt_orphans`` assumes when called the old way, with a PID liveness check.
-DEFAULT_STALE_AFTER = 120.0
-
 
 class ReleasesTable(Connection):
     def new_release(
@@ -166,15 +163,11 @@ class ReleasesTable(Connection):
         with self._lock, self._busy():
             return self.db["deployments"].get(deployment_id)
 
-    def interrupt_orphans(
-        self, stale_after: float | Callable[[int], bool] = DEFAULT_STALE_AFTER
-    ) -> list[dict[str, Any]]:
+    def interrupt_orphans(self, stale_after: float) -> list[dict[str, Any]]:
         """Running deployments with no heartbeat for ``stale_after`` seconds become
         ``interrupted``, whatever their PID (shipbot is PID 1 in its image, so a PID says
         nothing); their releases still ``deploying`` become ``unknown`` until the engine
         reconciles them from Swarm's labels. Returns the interrupted deployments."""
-        if callable(stale_after):  # the old call shape, a PID liveness check
-            stale_after = DEFAULT_STALE_AFTER
         now = time.time()
         with self._write() as db:
             orphans = self._rows(
