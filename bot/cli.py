@@ -17,7 +17,7 @@ import typer
 from bot.console import repl, say
 from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
-from bot.settings import LogSettings, Settings, SettingsError, load
+from bot.settings import CommonSettings, Settings, SettingsError, load
 from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
@@ -28,15 +28,10 @@ AsUser = Annotated[
 ]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 T = TypeVar("T")
-S = TypeVar("S", bound=LogSettings)
+S = TypeVar("S", bound=CommonSettings)
 # How long a cancelled command may take to release its lock and write its audit entry
 # before the process leaves anyway.
 STOP_GRACE_SECONDS = 1.5
-
-
-def _user(value: str | None) -> str:
-    user = value or f"console:{os.environ.get('USER', 'root')}"
-    return user if ":" in user else f"console:{user}"
 
 
 def _open() -> Dispatcher:
@@ -53,6 +48,11 @@ def _load(model: type[S]) -> S:
     except SettingsError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _user(value: str | None) -> str:
+    user = value or f"console:{_load(CommonSettings).user}"
+    return user if ":" in user else f"console:{user}"
 
 
 def _version(show: bool) -> None:
@@ -102,7 +102,7 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    settings = _load(LogSettings)
+    settings = _load(CommonSettings)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

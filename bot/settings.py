@@ -18,12 +18,14 @@ class SettingsError(Exception):
     """A variable has a value shipbot cannot use; the message names it, on one line."""
 
 
-class LogSettings(BaseSettings):
+class CommonSettings(BaseSettings):
     """What every ``shipbot`` command reads."""
 
     model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
 
     log_level: LogLevel = Field("WARNING", validation_alias="SHIPBOT_LOG_LEVEL")
+    # who `shipbot chat` and `shipbot console` speak as without --as
+    user: str = Field("root", validation_alias="USER")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -31,7 +33,7 @@ class LogSettings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
 
-class Settings(LogSettings):
+class Settings(CommonSettings):
     """The chat adapters' settings (``shipbot serve``, ``shipbot discord sync``)."""
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -48,7 +50,7 @@ class Settings(LogSettings):
     discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
 
 
-S = TypeVar("S", bound=LogSettings)
+S = TypeVar("S", bound=CommonSettings)
 
 
 def load(model: type[S]) -> S:
@@ -59,7 +61,7 @@ def load(model: type[S]) -> S:
         raise SettingsError(describe(model, exc)) from exc
 
 
-def describe(model: type[LogSettings], exc: ValidationError) -> str:
+def describe(model: type[CommonSettings], exc: ValidationError) -> str:
     """``SHIPBOT_HTTP_PORT='x': …`` for each error, on one line."""
     problems = []
     for error in exc.errors():

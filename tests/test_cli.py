@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import pytest
 
 from bot.terminal import PlainLines
 from bot.text import strip_ansi
+from commands.dispatch import Dispatcher
 from commands.replies import USAGE, Failure, Log, Message, Result, Step, Table, decode
+from tests.chat import logs, result, say
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +80,12 @@ def test_fresh_install_says_how_to_become_admin(tmp_path: Path):
     assert "No admin is configured yet: add `admins: [console:me]` to shipbot.yml" in " ".join(
         done.stdout.split()
     )
+
+
+def test_without_as_one_speaks_as_user(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    done = shipbot("chat", "whoami", home=tmp_path, USER="ops")
+    assert done.stdout.startswith("you are console:ops (bootstrap admin")
 
 
 LONG_USER = "console:mallory-has-a-remarkably-long-user-name-indeed"
@@ -261,3 +270,32 @@ def test_console_leaves_on_ctrl_c_at_the_prompt(tmp_path: Path):
         code, output = stopped(proc, signal.SIGINT)
     assert code == 130
     assert output == "shipbot> \n"
+
+
+async def test_build_output_reaches_a_pipe_without_escape_codes(tmp_path: Path, docker_client):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "app.yml").write_text(f"name: {name}\nbuild: .\n")
+    # the engine's build stream wraps what a step prints on stderr in colour codes
+    (folder / "Dockerfile").write_text("FROM busybox\nRUN echo on stderr >&2 && exit 3\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text("admins: [console:ops]\n")
+    dispatcher = Dispatcher.open(home)
+    try:
+        assert result(await say(dispatcher, f"apps add {name} --path {folder}", "console:ops")).ok
+        raw = logs(await say(dispatcher, f"deploy {name}", "console:ops"))
+    finally:
+        dispatcher.close()
+    assert any("\x1b[" in line and "on stderr" in line for line in raw)  # what is stripped
+
+    plain = shipbot("chat", f"deploy {name}", "--as", "console:ops", home=home)
+    assert plain.returncode == 1
+    assert "│ on stderr\n" in plain.stdout and "   │ on stderr\n" in plain.stdout  # log, tail
+    assert "\x1b" not in plain.stdout
+    as_json = shipbot("chat", f"deploy {name}", "--json", "--as", "console:ops", home=home)
+    assert as_json.returncode == 1
+    replies = [decode(line) for line in as_json.stdout.splitlines()]
+    assert Log("on stderr") in replies
+    assert "\\u001b" not in as_json.stdout
