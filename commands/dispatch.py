@@ -1,34 +1,36 @@
-"""One path for every platform: text in, parsed, authorized, approved, locked, run, audited,
-masked, replies out."""
+"""One path for every platform, as a list of steps:
+
+parse → authorise → resolve → approval gate → lock → run → publish, with the audit written
+at the end of every change whatever happened, and every reply masked for the app it is about.
+The request is parsed once and its app.yml resolved once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commands import catalog, locks
-from commands.grammar import UsageError, parse, render, spec_of
+from commands import approvals, catalog, locks
+from commands.grammar import CommandSpec, UsageError, parse, render, spec_of
 from commands.notify import Notifier
-from commands.permissions import VIEW, Grant, Policy
+from commands.permissions import ADMIN, VIEW, Grant, Policy
 from commands.replies import (
     DENIED,
     FAILED,
     INTERNAL,
     USAGE,
-    ApprovalRequest,
     Failure,
     Message,
     Reply,
     Result,
-    encode,
 )
+from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig, load_config
 from core.engine import Engine
 from core.errors import BuildError, CoreError
@@ -71,6 +73,17 @@ def needs_secret(text: str) -> str | None:
     return None
 
 
+def describe(request: Any) -> tuple[str | None, str | None]:
+    """The app and environment a request is about: for permissions, locks and the audit.
+
+    A command with an --env option that was not given acts on the default environment.
+    """
+    app = getattr(request, "app", None) or getattr(request, "name", None)
+    if not hasattr(request, "env"):
+        return app, None
+    return app, request.env or DEFAULT_ENV
+
+
 def mask(reply: Reply, masker: Masker) -> Reply:
     """The same reply with every secret value in its text replaced."""
 
@@ -87,6 +100,23 @@ def mask(reply: Reply, masker: Masker) -> Reply:
     return dataclasses.replace(reply, **changes)
 
 
+@dataclass
+class Work:
+    """One request on its way through the steps; an approval swaps in the released one."""
+
+    parsed: Any
+    spec: CommandSpec
+    ctx: catalog.Context
+    app: str | None
+    env: str | None
+    masker: Masker
+    changes: bool
+    audit: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "ok"
+    detail: str = ""
+    released: approvals.Released | None = None
+
+
 class Dispatcher:
     def __init__(self, engine: Engine, config: ControlConfig | None = None) -> None:
         self.engine = engine
@@ -100,7 +130,12 @@ class Dispatcher:
             home = home or shipbot_home()
             config = load_config(home)
             store = Store(home / "shipbot.db")
-            engine = Engine(store, home=home, vault=Vault.open(home, config.secret_key))
+            engine = Engine(
+                store,
+                home=home,
+                vault=Vault.open(home, config.secret_key),
+                host_paths=config.host_paths,
+            )
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc
         dispatcher = cls(engine, config)
@@ -108,10 +143,10 @@ class Dispatcher:
         return dispatcher
 
     def reconcile(self) -> list[Message]:
-        """Deployments left running by a process that died are marked interrupted and
-        reported to the alert channels; Swarm itself kept serving whatever it ran."""
+        """Changes whose process stopped are marked interrupted and reported to the alert
+        channels; Swarm itself kept serving whatever it ran."""
         notices = []
-        for row in self.engine.reconcile():
+        for row in self.engine.interrupted():
             notice = Message(
                 f"{row['kind']} of {row['app']} ({row['env']}) by {row['started_by']} was "
                 "interrupted: the shipbot process running it stopped. Check `status "
@@ -127,186 +162,221 @@ class Dispatcher:
         ]
         return Policy(self.config.admins, grants)
 
-    async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
-        masker = Masker([*self.engine.secret_values(), *filter(None, [request.secret])])
-        async for reply in self._handle(request, masker):
-            yield mask(reply, masker)
+    def visible_apps(self, user: str) -> list[str]:
+        """The registered apps ``user`` (platform:id) may view somewhere, for pickers."""
+        policy = self.policy()
+        return [a.name for a in self.engine.store.list_apps() if policy.sees(user, VIEW, a.name)]
 
-    async def _handle(self, request: ChatRequest, masker: Masker) -> AsyncIterator[Reply]:
+    def masker(self, app: str | None, env: str | None, *extra: str | None) -> Masker:
+        return Masker([*self.engine.secret_values(app, env), *filter(None, extra)])
+
+    # the steps
+    async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
+        await asyncio.to_thread(self.engine.store.flush_audit)
         try:
             parsed = parse(request.text)
         except UsageError as exc:
             yield Failure(str(exc), USAGE, exc.usage)
             return
         spec = spec_of(parsed)
-        user = request.identity
-        app, env = catalog.describe(parsed)
-        policy = self.policy()
-        audit = dict(user=user, channel=request.channel, command=request.text, app=app, env=env)
-        # Reading commands that name no environment (status APP) or no app at all (status,
-        # apps list) need the view role somewhere in scope, and show only what it covers.
-        if spec.permission == VIEW and app is None:
-            allowed = policy.may_ever(user, VIEW)
-        elif spec.permission == VIEW and env is None:
-            allowed = policy.sees(user, VIEW, app)
-        else:
-            allowed = policy.allows(user, spec.permission, app, env)
-        if not allowed:
-            message = policy.denial(user, spec.permission, app, env)
-            self.engine.store.audit(**audit, result="denied", detail=masker(message))
-            yield Failure(message, DENIED)
-            return
-        changes = spec.changes_state and getattr(parsed, "changes", True)
-        ctx = catalog.Context(
-            self.engine,
-            user,
-            request.channel,
-            request.platform,
-            policy,
-            request.secret,
-            run_approved=self._run_approved,
+        app, env = describe(parsed)
+        policy = await asyncio.to_thread(self.policy)
+        work = Work(
+            parsed=parsed,
+            spec=spec,
+            ctx=catalog.Context(
+                self.engine,
+                request.identity,
+                request.channel,
+                request.platform,
+                policy,
+                request.secret,
+            ),
+            app=app,
+            env=env,
+            masker=await asyncio.to_thread(self.masker, app, env, request.secret),
+            changes=spec.changes_state and getattr(parsed, "changes", True),
         )
-        outcome, detail = "ok", ""
+        work.audit = dict(user=work.ctx.user, channel=request.channel, app=app, env=env)
         try:
-            if spec.approvable and changes:
-                approval = await self._approval_needed(parsed, ctx, app, env)
-                if approval is not None:
-                    outcome, detail = "pending", f"approval {approval.id}"
-                    yield approval
+            async for reply in self._steps(work):
+                yield mask(reply, work.masker)
+        finally:
+            if work.changes or work.outcome == DENIED:
+                await asyncio.to_thread(self._audit, work, request.text)
+
+    def _audit(self, work: Work, text: str) -> None:
+        self.engine.store.audit(
+            **work.audit,
+            command=work.masker(text),
+            result=work.outcome,
+            detail=work.masker(work.detail),
+        )
+
+    async def _steps(self, work: Work) -> AsyncIterator[Reply]:
+        if not self._authorised(work):
+            work.outcome = DENIED
+            work.detail = work.ctx.policy.denial(
+                work.ctx.user, work.spec.permission, work.app, work.env
+            )
+            yield Failure(work.detail, DENIED)
+            return
+        try:
+            if work.spec.resolves:
+                await self._resolve(work)
+            precheck = getattr(work.parsed, "precheck", None)
+            if precheck is not None:
+                precheck(work.ctx)
+            if work.spec.approvable and work.changes:
+                async for reply in self._gate(work):
+                    yield reply
+                if work.outcome != "ok":
                     return
-            async for reply in self._run(parsed, ctx, app, env, locked=spec.locks and changes):
-                if isinstance(reply, Result):
-                    outcome, detail = ("ok" if reply.ok else "failed"), reply.title
-                elif isinstance(reply, Failure):
-                    outcome, detail = reply.kind, reply.message
+            async for reply in self._locked(work):
                 yield reply
         except UsageError as exc:
-            outcome, detail = USAGE, str(exc)
-            yield Failure(str(exc), USAGE, exc.usage or spec.usage)
+            work.outcome, work.detail = USAGE, str(exc)
+            yield Failure(str(exc), USAGE, exc.usage or work.spec.usage)
         except BuildError as exc:
-            outcome, detail = FAILED, str(exc)
+            work.outcome, work.detail = FAILED, str(exc)
             yield Failure(str(exc), FAILED, log_tail=tuple(exc.log_tail))
         except CoreError as exc:
-            outcome, detail = FAILED, str(exc)
+            work.outcome, work.detail = FAILED, str(exc)
             yield Failure(str(exc), FAILED)
         except Exception:
-            log.exception("command %r from %s failed", request.text, user)
-            outcome, detail = "error", "internal error"
+            log.exception("command %r from %s failed", render(work.parsed), work.ctx.user)
+            work.outcome, work.detail = "error", "internal error"
             yield Failure(
                 "shipbot hit an internal error running this command; the details are in its "
                 "log. Check `status` before trying again.",
                 INTERNAL,
             )
-        finally:
-            if changes:
-                self.engine.store.audit(**audit, result=outcome, detail=masker(detail)[:500])
 
-    async def _run(
-        self, parsed: Any, ctx: catalog.Context, app: str | None, env: str | None, locked: bool
-    ) -> AsyncIterator[Reply]:
-        if not locked:
-            async for reply in parsed.run(ctx):
+    def _authorised(self, work: Work) -> bool:
+        # Reading commands that name no environment (status APP) or no app at all (status,
+        # apps list) need the view role somewhere in scope, and show only what it covers.
+        policy, user, permission = work.ctx.policy, work.ctx.user, work.spec.permission
+        if permission == VIEW and work.app is None:
+            return policy.may_ever(user, VIEW)
+        if permission == VIEW and work.env is None:
+            return policy.sees(user, VIEW, work.app)
+        return policy.allows(user, permission, work.app, work.env)
+
+    async def _resolve(self, work: Work) -> None:
+        assert work.app is not None
+        resolved = await self.engine.resolve(work.app, work.env, getattr(work.parsed, "ref", None))
+        work.ctx = dataclasses.replace(work.ctx, resolved=resolved)
+
+    async def _gate(self, work: Work) -> AsyncIterator[Reply]:
+        """Hold a change for approval where its environment asks for one; admins may pass
+        with an audited, announced ``--break-glass REASON``."""
+        assert work.app is not None and work.env is not None
+        reason = getattr(work.parsed, "break_glass", None)
+        if reason is not None:
+            if not work.ctx.policy.allows(work.ctx.user, ADMIN, work.app, work.env):
+                work.outcome = DENIED
+                work.detail = "--break-glass is for admins of this app and environment"
+                yield Failure(work.detail, DENIED)
+                return
+            notice = Message(
+                f"⚠️ break glass: {work.ctx.user} ran `{render(work.parsed)}` on "
+                f"{work.app}/{work.env} without approval: {reason}"
+            )
+            self.notifier.publish("alerts", work.app, work.env, notice)
+            work.audit["app"], work.detail = work.app, f"break glass: {reason}"
+            yield notice
+            return
+        rule = await approvals.rule(self.engine, work.app, work.env, work.ctx.resolved)
+        if rule is None:
+            return
+        request = await approvals.ask(
+            self.engine,
+            work.parsed,
+            user=work.ctx.user,
+            channel=work.ctx.channel,
+            platform=work.ctx.platform,
+            app=work.app,
+            env=work.env,
+            approval=rule,
+            resolved=work.ctx.resolved,
+            secret=work.ctx.secret,
+        )
+        work.outcome, work.detail = "pending", f"approval {request.id}"
+        yield request
+
+    async def _locked(self, work: Work) -> AsyncIterator[Reply]:
+        if not (work.spec.locks and work.changes):
+            async for reply in self._run(work):
                 yield reply
             return
-        assert app is not None and env is not None
-        what = ctx.approved_by and f"{ctx.user}, approved by {ctx.approved_by}" or ctx.user
+        assert work.app is not None and work.env is not None
+        ctx = work.ctx
+        who = f"{ctx.user}, approved by {ctx.approved_by}" if ctx.approved_by else ctx.user
         async with locks.hold(
-            self.engine.store, app, env, ctx.user, f"`{render(parsed)}` for {what}"
+            self.engine.store, work.app, work.env, ctx.user, f"`{render(work.parsed)}` for {who}"
         ):
-            async for reply in parsed.run(ctx):
-                if isinstance(reply, Result):  # a change's result also goes to its channels
-                    masker = Masker(self.engine.secret_values())
-                    self.notifier.publish(
-                        "deploys", app, env, mask(reply, masker), skip=(ctx.platform, ctx.channel)
-                    )
+            async for reply in self._run(work):
                 yield reply
 
-    async def _approval_needed(
-        self, parsed: Any, ctx: catalog.Context, app: str | None, env: str | None
-    ) -> ApprovalRequest | None:
-        assert app is not None and env is not None
-        config, _ = await self.engine.config(self.engine.app(app))
-        self.engine.check_env(config, env)
-        rule = config.for_env(env).approval
-        if rule is None:
-            return None
-        now = time.time()
-        text = render(parsed)
-        approval_id = self.engine.store.add_approval(
-            {
-                "app": app,
-                "env": env,
-                "command": text,
-                "requester": ctx.user,
-                "channel": ctx.channel,
-                "platform": ctx.platform,
-                "required": rule.required,
-                "approvers": json.dumps(rule.approvers),
-                "created_at": now,
-                "expires_at": now + rule.expires / 1e9,
-                "note": "",
-            }
-        )
-        details: tuple[str, ...] = ()
-        if isinstance(parsed, catalog.Deploy):
-            details = tuple(await self.engine.plan(app, env=env, ref=parsed.ref))
-        return ApprovalRequest(
-            id=approval_id,
-            summary=f"{text} requested by {ctx.user}",
-            requester=ctx.user,
-            approvers=tuple(rule.approvers),
-            required=rule.required,
-            expires_at=now + rule.expires / 1e9,
-            details=details,
-        )
+    async def _run(self, work: Work) -> AsyncIterator[Reply]:
+        async for item in work.parsed.run(work.ctx):
+            if isinstance(item, approvals.Released):
+                async for reply in self._released(work, item):
+                    yield reply
+                continue
+            self._note(work, item)
+            if isinstance(item, Result) and work.spec.locks:  # a change also goes to its channels
+                self.notifier.publish(
+                    "deploys",
+                    work.app,
+                    work.env,
+                    mask(item, work.masker),
+                    skip=(work.ctx.platform, work.ctx.channel),
+                )
+            yield item
 
-    async def _run_approved(self, row: dict[str, Any], approved_by: str) -> AsyncIterator[Reply]:
-        """Run an approved request as its requester, once."""
-        parsed = parse(row["command"])
-        ctx = catalog.Context(
-            self.engine,
-            row["requester"],
-            row["channel"],
-            row["platform"],
-            self.policy(),
-            approved_by=approved_by,
+    async def _released(self, work: Work, released: approvals.Released) -> AsyncIterator[Reply]:
+        """An approval completed: the request runs as its requester, through the lock."""
+        row = released.row
+        approved = Work(
+            parsed=released.request,
+            spec=spec_of(released.request),
+            ctx=dataclasses.replace(
+                work.ctx,
+                user=row["requester"],
+                channel=row["channel"],
+                platform=row["platform"],
+                secret=released.secret,
+                approved_by=released.approved_by,
+                resolved=released.resolved,
+                policy=await asyncio.to_thread(self.policy),
+            ),
+            app=row["app"],
+            env=row["env"],
+            masker=await asyncio.to_thread(self.masker, row["app"], row["env"], released.secret),
+            changes=True,
         )
-        status = "failed"
+        work.masker, work.audit["app"], work.audit["env"] = approved.masker, row["app"], row["env"]
+        ok = False
         try:
-            async for reply in self._run(parsed, ctx, row["app"], row["env"], locked=True):
-                if isinstance(reply, Result):
-                    status = "executed" if reply.ok else "failed"
+            if not approvals.requester_may(approved.ctx.policy, row, released.request):
+                raise CoreError(f"{row['requester']} may no longer run `{row['command']}`")
+            async for reply in self._locked(approved):
+                ok = ok or (isinstance(reply, Result) and reply.ok)
                 yield reply
         finally:
-            self.engine.store.finish_approval(row["id"], status, f"approved by {approved_by}")
+            work.outcome, work.detail = approved.outcome, approved.detail
+            await asyncio.to_thread(approvals.finish, self.engine, released, ok)
+
+    @staticmethod
+    def _note(work: Work, reply: Reply) -> None:
+        if isinstance(reply, Result):
+            work.outcome, work.detail = ("ok" if reply.ok else "failed"), reply.title
+        elif isinstance(reply, Failure):
+            work.outcome, work.detail = reply.kind, reply.message
 
     def expire_due(self) -> list[tuple[str, str, Reply]]:
-        """Pending requests past their time become expired: (platform, channel, message)."""
-        out = []
-        for row in self.engine.store.due_approvals(time.time()):
-            if self.engine.store.decide_approval(row["id"], "expired", "nobody approved in time"):
-                self.engine.store.audit(
-                    user="shipbot",
-                    channel=row["channel"],
-                    command=row["command"],
-                    app=row["app"],
-                    env=row["env"],
-                    result="expired",
-                    detail=f"approval {row['id']} requested by {row['requester']}",
-                )
-                message = Message(
-                    f"request {row['id']} (`{row['command']}` by {row['requester']}) "
-                    "expired without approval; nothing was changed"
-                )
-                if row["platform"] != "console":
-                    self.engine.store.enqueue(
-                        platform=row["platform"],
-                        channel=row["channel"],
-                        kind="deploys",
-                        payload=encode(message),
-                    )
-                out.append((row["platform"], row["channel"], message))
-        return out
+        return approvals.expire_due(self.engine)
 
     async def run(self, request: ChatRequest) -> list[Reply]:
         return [reply async for reply in self.handle(request)]

@@ -8,17 +8,19 @@ usage line, the parser and ``help`` all come from that one definition.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import re
 import shlex
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-ENV_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
-REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+from core.names import APP_NAME_RE as NAME_RE
+from core.names import ENV_NAME_RE as ENV_RE
+from core.names import KEY_RE, ROLE_NAMES, USER_RE, is_ref
+
 MAX_TEXT = 4000
 
 
@@ -43,7 +45,7 @@ def _env_name(value: str) -> str:
 
 
 def _ref(value: str) -> str:
-    if not REF_RE.match(value) or ".." in value:
+    if not is_ref(value):
         raise ValueError(f"{value!r} is not a git ref or image tag")
     return value
 
@@ -58,10 +60,7 @@ def _release(value: str) -> int:
     return _count(value.removeprefix("r"))
 
 
-USER_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
 PATTERN_RE = re.compile(r"^[a-z0-9*?][a-z0-9*?-]{0,40}$")
-KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-ROLE_NAMES = ("viewer", "deployer", "admin")
 
 
 def _user(value: str) -> str:
@@ -147,6 +146,7 @@ class CommandSpec:
     changes_state: bool
     locks: bool  # takes the app/env lock while it runs
     approvable: bool  # may need approval in environments that ask for it
+    resolves: bool  # reads app.yml at a ref: the dispatcher resolves it once, before the gate
 
     @property
     def summary(self) -> str:
@@ -185,11 +185,12 @@ def command(
     changes_state: bool = False,
     locks: bool = False,
     approvable: bool = False,
+    resolves: bool = False,
 ) -> Callable[[type], type]:
     def register(cls: type) -> type:
         cls = dataclass(frozen=True)(cls)
         REGISTRY[name] = CommandSpec(
-            name, cls, permission, examples, changes_state or locks, locks, approvable
+            name, cls, permission, examples, changes_state or locks, locks, approvable, resolves
         )
         cls.spec = REGISTRY[name]  # type: ignore[attr-defined]
         return cls
@@ -222,7 +223,15 @@ def find(tokens: list[str]) -> tuple[CommandSpec, list[str]]:
             " | ".join(REGISTRY[n].usage for n in sorted(group)),
         )
     word = tokens[0] if tokens else ""
-    raise UsageError(f"unknown command {word!r}: type `help` to see the commands")
+    raise UsageError(
+        f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in REGISTRY})}: "
+        "type `help` to see the commands"
+    )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def parse(text: str) -> Any:
@@ -250,7 +259,8 @@ def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
             field = options.get(flag_name)
             if field is None:
                 known = ", ".join(options) or "none"
-                raise ValueError(f"unknown option {flag_name} (options: {known})")
+                hint = did_you_mean(flag_name, options)
+                raise ValueError(f"unknown option {flag_name}{hint} (options: {known})")
             if field.name in values:
                 raise ValueError(f"{flag_name} given twice")
             if field.metadata["kind"] == "flag":

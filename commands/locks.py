@@ -9,22 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import socket
 from collections.abc import AsyncIterator
 
+from core.deploy.record import ttl_seconds
 from core.errors import CoreError
 from core.store import Store
 
-DEFAULT_TTL = 60.0
 
 
 class LockBusy(CoreError):
     """Another deploy, rollback, scale or restart of the same app/env is running."""
-
-
-def ttl_seconds() -> float:
-    return float(os.environ.get("SHIPBOT_LOCK_TTL", DEFAULT_TTL))
 
 
 def lock_key(app: str, env: str) -> str:

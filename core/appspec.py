@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from docker.errors import DockerException
+from docker.utils import parse_bytes
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,16 +26,13 @@ from pydantic import (
 
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
+from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE
+from core.names import KEY_RE as ENV_KEY_RE
 
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
 VOLUME_RE = re.compile(
     r"^(?P<source>[a-zA-Z0-9][a-zA-Z0-9_.-]*|/[^:]*):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$"
 )
-_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 APP_FILE = "app.yml"
 DEFAULT_ENV = "production"
@@ -42,11 +41,10 @@ DEFAULT_ENV = "production"
 def _memory_bytes(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _MEMORY_RE.match(str(value).strip())
-    if not match:
-        raise ValueError(f"expected a size such as 256M or 1G, got {value!r}")
-    unit = (match.group(2) or "").lower()[:1]
-    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
+    try:
+        return parse_bytes(str(value).strip().lower().removesuffix("ib").removesuffix("b") or "x")
+    except DockerException as exc:
+        raise ValueError(f"expected a size such as 256M or 1G, got {value!r}") from exc
 
 
 def _env_value(value: Any) -> str:
@@ -69,7 +67,16 @@ class _Strict(BaseModel):
 class BuildSpec(_Strict):
     context: str = "."
     dockerfile: str = "Dockerfile"
+    target: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     args: dict[str, EnvValue] = Field(default_factory=dict)
+
+
+class Rollout(_Strict):
+    """How Swarm replaces tasks: ``parallelism`` at a time (0: half the replicas, rounded up,
+    so a deploy takes two batches whatever the count), new ones first by default."""
+
+    parallelism: int = Field(default=0, ge=0, le=100)
+    order: Literal["start-first", "stop-first"] = "start-first"
 
 
 class Healthcheck(_Strict):
@@ -99,10 +106,6 @@ class Resources(_Strict):
     memory: MemoryBytes | None = None
 
 
-ROLE_NAMES = ("viewer", "deployer", "admin")
-USER_ID_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
-
-
 class Approval(_Strict):
     """Who must approve a deploy or rollback to an environment before it runs."""
 
@@ -114,7 +117,7 @@ class Approval(_Strict):
     @classmethod
     def _roles_or_users(cls, value: list[str]) -> list[str]:
         for item in value:
-            if item not in ROLE_NAMES and not USER_ID_RE.match(item):
+            if item not in ROLE_NAMES and not USER_RE.match(item):
                 raise ValueError(
                     f"{item!r} is neither a role ({', '.join(ROLE_NAMES)}) nor a platform:id"
                 )
@@ -135,6 +138,7 @@ class AppSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     volumes: list[str] = Field(default_factory=list)
     stop_grace_period: Duration = parse_duration_ns("10s")
+    rollout: Rollout = Field(default_factory=Rollout)
     approval: Approval | None = None
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

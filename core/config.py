@@ -5,21 +5,22 @@ admins: [console:alice, slack:U024BE7LH]   # bootstrap admins, by immutable plat
 secret_key: null                           # Fernet key; default: secret.key beside the store
 notify:                                    # where deploy results, alerts, backups, certs go
   - {platform: slack, channel: C0123456, apps: ["*"], envs: [production], kinds: [deploys, alerts]}
+host_paths: []                             # host folders app.yml may bind-mount (none by default)
 ```
 """
 
 from __future__ import annotations
 
-import re
+import posixpath
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import CoreError
+from core.names import USER_RE
 
 CONFIG_FILE = "shipbot.yml"
-USER_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
 
 
 class ConfigError(CoreError):
@@ -55,6 +56,18 @@ class ControlConfig(BaseModel):
     admins: list[str] = Field(default_factory=list)
     secret_key: str | None = None
     notify: list[NotifyRoute] = Field(default_factory=list)
+    # Bind mounts are root on the host for whoever may deploy: only these folders (and what
+    # is under them) may be mounted from app.yml. shipbot's own app.yml needs
+    # /var/run/docker.sock here to be deployed by shipbot.
+    host_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("host_paths")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} is not an absolute path")
+        return [posixpath.normpath(path) for path in value]
 
     @field_validator("admins")
     @classmethod

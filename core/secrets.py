@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Iterable
@@ -13,7 +15,11 @@ from core.errors import CoreError
 
 KEY_FILE = "secret.key"
 MASK = "••••••"
-MIN_SECRET_LENGTH = 4  # shorter values can't be masked without mangling ordinary text
+# Shorter values can't be masked without mangling ordinary text, and a masker that hides
+# short values tells whoever probes it what they are.
+MIN_SECRET_LENGTH = 8
+# user:password@ in any URL, whatever secret it is
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 
 
 class SecretError(CoreError):
@@ -25,6 +31,7 @@ class Vault:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._mac_key = hashlib.sha256(b"shipbot digest:" + key).digest()
 
     @classmethod
     def open(cls, home: Path, key: str | None = None) -> Vault:
@@ -48,13 +55,27 @@ class Vault:
                 "a stored secret cannot be decrypted with this key: was secret.key replaced?"
             ) from exc
 
+    def digest(self, data: bytes, length: int = 12) -> str:
+        """A short keyed digest: equal for equal data, and no help guessing secrets in it."""
+        return hmac.new(self._mac_key, data, hashlib.sha256).hexdigest()[:length]
+
 
 class Masker:
-    """Replaces every known secret value in a text with a mask."""
+    """Masks the given secret values where they stand as whole values, and the password of
+    any ``user:password@`` in a URL.
+
+    Give it only the secrets of the app and environment a reply is about: masking every
+    app's secrets everywhere would let a user of one app learn another's by echoing
+    candidates and watching which get masked.
+    """
 
     def __init__(self, values: Iterable[str]) -> None:
         usable = sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, usable))) if usable else None
+        alternatives = "|".join(map(re.escape, usable))
+        self._pattern = (
+            re.compile(rf"(?<![A-Za-z0-9_])(?:{alternatives})(?![A-Za-z0-9_])") if usable else None
+        )
 
     def __call__(self, text: str) -> str:
+        text = _URL_CREDENTIALS.sub(MASK + "@", text)
         return self._pattern.sub(MASK, text) if self._pattern else text

@@ -229,7 +229,7 @@ async def test_image_app_with_ref_as_tag(bot, app, docker_client, tmp_path):
         assert result(await say(bot, f"deploy {name} 2.0")).ok
         assert {fetch(a) for a in task_addresses(docker_client, service)} == {"image two\n"}
         listed = table(await say(bot, f"releases {name}"))
-        assert [row[4] for row in listed.rows] == [f"{repo}:2.0"[:12], f"{repo}:1.0"[:12]]
+        assert [row[4] for row in listed.rows] == [f"{repo}:2.0", f"{repo}:1.0"]
         missing = failure(await say(bot, f"deploy {name} 9.9"))
         assert missing.message.startswith(f"pulling {repo}:9.9: ")
         assert "\n" not in missing.message

@@ -47,32 +47,36 @@ def test_parses(text, request_):
 
 
 USAGE_ERRORS = [
-    ("deploy", "deploy: missing APP", "deploy APP [REF] [--env ENV] [--dry-run]"),
+    (
+        "deploy",
+        "deploy: missing APP",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+    ),
     (
         "deploy hello --force",
-        "deploy: unknown option --force (options: --env, --dry-run)",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy: unknown option --force (options: --env, --dry-run, --break-glass)",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     (
         "deploy hello --env a --env b",
         "deploy: --env given twice",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     (
         "deploy hello --env",
         "deploy: --env needs a value (ENV)",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     (
         "deploy hello --dry-run=yes",
         "deploy: --dry-run takes no value",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     ("status a b", "status: unexpected argument 'b'", "status [APP]"),
     (
         "deploy 'hello;rm -rf /'",
         "deploy: 'hello;rm -rf /' is not an app name (a-z, 0-9 and '-', starting with a letter)",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     ("deploy 'hello", "cannot read the command: No closing quotation (check the quotes)", None),
     ("", "empty command: type `help` to see the commands", None),
@@ -82,11 +86,15 @@ USAGE_ERRORS = [
         "apps needs one of: add, list",
         "apps add NAME [--path DIR] [--git URL] [--ref REF] | apps list",
     ),
-    ("scale hello many", "scale: expected a whole number, got 'many'", "scale APP N [--env ENV]"),
+    (
+        "scale hello many",
+        "scale: expected a whole number, got 'many'",
+        "scale APP N [--env ENV] [--break-glass REASON]",
+    ),
     (
         "deploy hello ../../etc",
         "deploy: '../../etc' is not a git ref or image tag",
-        "deploy APP [REF] [--env ENV] [--dry-run]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
     ("deploy " + "a" * 5000, "message too long (5007 characters, at most 4000)", None),
 ]

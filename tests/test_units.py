@@ -65,8 +65,24 @@ def test_masking_every_text_field():
         "failed with s3cret-token",
         ("x s3cret-token",),
         {"f": "s3cret-token"},
-        ("log s3cret-tokens",),
+        ("log s3cret-token.", "s3cret-tokens is another word"),
     )
     assert mask(result, masker) == Result(
-        False, f"failed with {MASK}", (f"x {MASK}",), {"f": MASK}, (f"log {MASK}s",)
+        False,
+        f"failed with {MASK}",
+        (f"x {MASK}",),
+        {"f": MASK},
+        (f"log {MASK}.", "s3cret-tokens is another word"),
+    )
+
+
+def test_masking_whole_values_only_and_url_credentials():
+    masker = Masker(["production-key-1", "prod"])
+    assert masker("deploy to production with production-key-1") == (
+        f"deploy to production with {MASK}"
+    )
+    assert masker("KEY=production-key-1;") == f"KEY={MASK};"
+    # a token in any URL is masked without naming which secret it was
+    assert masker("cloning https://bob:ghp_abc123@git.example.com/x.git") == (
+        f"cloning https://{MASK}@git.example.com/x.git"
     )

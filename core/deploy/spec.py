@@ -1,10 +1,12 @@
 """Pure builder: an ``AppSpec`` and a release become an Engine API ``ServiceSpec`` dict.
 
-Nothing here talks to Docker; the executor in ``core.swarm`` posts what this returns.
+Nothing here talks to Docker; a swarm client (``core.swarm``) posts what this returns.
 """
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Callable
 from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
@@ -94,6 +96,11 @@ def resources(spec: AppSpec) -> dict[str, Any]:
     return {"Limits": limits} if limits else {}
 
 
+def parallelism(spec: AppSpec) -> int:
+    """Tasks replaced at once: app.yml's ``rollout.parallelism``, or half the replicas."""
+    return spec.rollout.parallelism or -(-spec.replicas // 2)
+
+
 def service_spec(
     spec: AppSpec, env: str, release: int, image: str, *, force_update: int = 0
 ) -> dict[str, Any]:
@@ -114,12 +121,12 @@ def service_spec(
         "TaskTemplate": task_template,
         "Mode": {"Replicated": {"Replicas": spec.replicas}},
         "UpdateConfig": {
-            "Parallelism": 1,
+            "Parallelism": parallelism(spec),
             "Delay": 0,
             "FailureAction": "rollback",
             "Monitor": monitor,
             "MaxFailureRatio": 0,
-            "Order": "start-first",
+            "Order": spec.rollout.order,
         },
         "RollbackConfig": {
             "Parallelism": 0,
@@ -127,7 +134,7 @@ def service_spec(
             "FailureAction": "pause",
             "Monitor": monitor,
             "MaxFailureRatio": 0,
-            "Order": "start-first",
+            "Order": spec.rollout.order,
         },
         # No IPVS is assumed: Traefik and peers reach tasks directly (DNS round robin).
         "EndpointSpec": {"Mode": "dnsrr"},
@@ -140,3 +147,31 @@ def with_replicas(spec: dict[str, Any], replicas: int) -> dict[str, Any]:
 
 def with_force_update(spec: dict[str, Any], force_update: int) -> dict[str, Any]:
     return {**spec, "TaskTemplate": {**spec["TaskTemplate"], "ForceUpdate": force_update}}
+
+
+def host_paths(spec: AppSpec) -> list[str]:
+    """The host folders an app's volumes would bind-mount, normalised (``..`` folded)."""
+    out = []
+    for volume in spec.volumes:
+        match = VOLUME_RE.match(volume)
+        assert match is not None  # appspec validated it
+        if match["source"].startswith("/"):
+            out.append(posixpath.normpath(match["source"]))
+    return out
+
+
+def refused_host_paths(
+    spec: AppSpec, allowed: tuple[str, ...], realpath: Callable[[str], str] = posixpath.normpath
+) -> list[str]:
+    """Bind mounts outside every prefix an admin allowed in shipbot.yml (none by default).
+
+    ``realpath`` resolves links on hosts the control plane can see, so a link planted under
+    an allowed folder cannot point a later mount elsewhere.
+    """
+    prefixes = [posixpath.normpath(p) for p in allowed]
+    refused = []
+    for path in host_paths(spec):
+        real = realpath(path)
+        if not any(p == "/" or real == p or real.startswith(p + "/") for p in prefixes):
+            refused.append(path)
+    return refused

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
-from core.swarm import Swarm
+from core.swarm import SwarmClient
 
 POLL_SECONDS = 0.2
+# The deadline's clock; the fast tier swaps in its fake swarm's, so no real time passes.
+clock: Callable[[], float] = time.monotonic
+# One failed look at the engine is not a failed rollout: look again after these pauses
+# (doubling), for as long as the deadline allows.
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 2.0
 FAILED_STATES = {"failed", "rejected"}
+# A task that ended this way failed only if its container was unhealthy: a server that
+# exits 0 on SIGTERM (gunicorn does) leaves its task ``complete`` when Swarm stops it.
+STOPPED_STATES = {"complete", "shutdown"}
+TIMED_OUT = ("timed out", "timeout", "deadline exceeded")
 
 
 @dataclass(frozen=True)
@@ -91,8 +102,34 @@ class Observation:
     updated_at: float  # when the service spec last changed, on the engine's clock
 
 
-def observe(swarm: Swarm, target: Target, since: float | None = None) -> Observation:
-    """One look at the service. ``since``: count failures from then (default: spec change)."""
+def transient(exc: BaseException) -> bool:
+    """An engine that stopped answering, or a call of it that timed out: worth a retry."""
+    if isinstance(exc, EngineUnavailable):
+        return True
+    return isinstance(exc, DeployError) and any(word in str(exc).lower() for word in TIMED_OUT)
+
+
+def _unhealthy(swarm: SwarmClient, task: dict[str, Any], seen: dict[str, bool]) -> bool:
+    """Its container ended unhealthy; ``seen`` keeps the answer (a stopped one is final)."""
+    container_id = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+    if not container_id:
+        return False
+    if container_id not in seen:
+        container = swarm.inspect_container(container_id) or {}
+        health = (container.get("State") or {}).get("Health") or {}
+        seen[container_id] = health.get("Status") == "unhealthy"
+    return seen[container_id]
+
+
+def observe(
+    swarm: SwarmClient,
+    target: Target,
+    since: float | None = None,
+    health: dict[str, bool] | None = None,
+) -> Observation:
+    """One look at the service. ``since``: count failures from then (default: spec change);
+    ``health``: what earlier looks learned of stopped containers' health."""
+    health = {} if health is None else health
     service = swarm.inspect_service(target.name) or {}
     status = service.get("UpdateStatus") or {}
     ours = status.get("StartedAt") and status.get("StartedAt") != target.previous_update
@@ -111,9 +148,12 @@ def observe(swarm: Swarm, target: Target, since: float | None = None) -> Observa
     failed = [
         t
         for t in tasks
-        if t["Status"]["State"] in FAILED_STATES
-        and _task_image(t) == target.image
+        if _task_image(t) == target.image
         and _ts(t.get("CreatedAt")) >= since
+        and (
+            t["Status"]["State"] in FAILED_STATES
+            or (t["Status"]["State"] in STOPPED_STATES and _unhealthy(swarm, t, health))
+        )
     ]
     failed.sort(key=lambda t: _ts(t.get("UpdatedAt")), reverse=True)
     converged = len(good) == target.replicas == len(desired)
@@ -121,14 +161,32 @@ def observe(swarm: Swarm, target: Target, since: float | None = None) -> Observa
 
 
 async def wait(
-    swarm: Swarm, target: Target, deadline_seconds: float
+    swarm: SwarmClient, target: Target, deadline_seconds: float
 ) -> AsyncIterator[Progress | Converged]:
-    """Yield progress as tasks come up, then one ``Converged``."""
-    deadline = time.monotonic() + deadline_seconds
+    """Yield progress as tasks come up, then one ``Converged``.
+
+    A look that fails for a transient reason is tried again with backoff; only an engine
+    still away at the deadline raises (the caller cannot know the outcome then).
+    """
+    deadline = clock() + deadline_seconds
     last: tuple[str | None, int] | None = None
     since: float | None = None  # our change; a rollback by Swarm changes the spec again
+    health: dict[str, bool] = {}
+    retry, away = RETRY_FIRST_SECONDS, False
     while True:
-        seen = await asyncio.to_thread(observe, swarm, target, since)
+        try:
+            seen = await asyncio.to_thread(observe, swarm, target, since, health)
+        except CoreError as exc:
+            left = deadline - clock()
+            if not transient(exc) or left <= 0:
+                raise
+            if not away:
+                away = True
+                yield Progress(f"lost the engine for a moment ({exc}); looking again")
+            await asyncio.sleep(min(retry, left))
+            retry = min(retry * 2, RETRY_MAX_SECONDS)
+            continue
+        retry, away = RETRY_FIRST_SECONDS, False
         since = seen.updated_at if since is None else since
         state, good, failed = seen.state, seen.good, seen.failed
         if (state, good) != last:
@@ -148,13 +206,15 @@ async def wait(
         if not target.expect_update and len(failed) > target.replicas:
             yield Converged("failed", failed[0])
             return
-        if time.monotonic() > deadline:
+        if clock() > deadline:
             yield Converged("timeout", failed[0] if failed else None)
             return
         await asyncio.sleep(POLL_SECONDS)
 
 
-def explain(swarm: Swarm, task: dict[str, Any] | None, tail: int = 10) -> tuple[str, list[str]]:
+def explain(
+    swarm: SwarmClient, task: dict[str, Any] | None, tail: int = 10
+) -> tuple[str, list[str]]:
     """Why a task failed, in one line, and the last lines its container logged."""
     if task is None:
         return "no task of the new release became healthy in time", []
@@ -163,13 +223,22 @@ def explain(swarm: Swarm, task: dict[str, Any] | None, tail: int = 10) -> tuple[
     container_id = (status.get("ContainerStatus") or {}).get("ContainerID")
     if not container_id:
         return reason, []
-    container = swarm.inspect_container(container_id) or {}
+    try:
+        container = swarm.inspect_container(container_id) or {}
+        lines = swarm.container_logs(container_id, tail)
+    except CoreError as exc:
+        if not transient(exc):
+            raise
+        return reason, []  # the verdict stands; only its explanation is lost
     health = (container.get("State") or {}).get("Health") or {}
     failures = [entry for entry in health.get("Log") or [] if entry.get("ExitCode") != 0]
-    if failures:
+    # A probe cut short by the container's stop dies of the signal (137, or -1): the last
+    # probe that ran to its end is the one that says why.
+    probes = [entry for entry in failures if 0 < entry.get("ExitCode", 0) < 128] or failures
+    if probes:
         check = container.get("Config", {}).get("Healthcheck", {}).get("Test", [])
         command = " ".join(check[1:]) if check[:1] in (["CMD"], ["CMD-SHELL"]) else " ".join(check)
-        last = failures[-1]
+        last = probes[-1]
         output = " ".join((last.get("Output") or "").split()) or "(no output)"
         reason = f"health check `{command}` failed (exit {last.get('ExitCode')}): {output}"
-    return reason, swarm.container_logs(container_id, tail)
+    return reason, lines

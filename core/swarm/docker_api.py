@@ -1,4 +1,4 @@
-"""Executor: applies builders' output to a Docker engine in swarm mode.
+"""The swarm client for a real Docker engine in swarm mode, through the docker SDK.
 
 Every method is blocking (the docker SDK is); the engine calls them through
 ``asyncio.to_thread``. Errors from the SDK become ``EngineUnavailable`` or ``DeployError``.
@@ -17,8 +17,9 @@ import docker.errors
 import requests
 from docker.utils import version_lt
 
+from core.deploy.spec import LABEL_APP, NETWORK
 from core.errors import DeployError, EngineUnavailable
-from core.swarm_spec import LABEL_APP, NETWORK
+from core.swarm import split_tag
 
 DEFAULT_TIMEOUT = 60
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
@@ -42,22 +43,14 @@ def engine_errors(action: str) -> Iterator[None]:
         raise EngineUnavailable(f"{action}: {exc}") from exc
 
 
-def split_tag(image: str) -> tuple[str, str | None]:
-    """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag or "@" in image:
-        return image, None
-    return name, tag
-
-
-class Swarm:
+class DockerSwarm:
     """One swarm manager's engine API."""
 
     def __init__(self, api: docker.APIClient) -> None:
         self.api = api
 
     @classmethod
-    def connect(cls, base_url: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> Swarm:
+    def connect(cls, base_url: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> DockerSwarm:
         """The engine at ``base_url``, else as the docker CLI finds it (``DOCKER_HOST``)."""
         options = docker.utils.kwargs_from_env()
         if base_url:
@@ -158,13 +151,20 @@ class Swarm:
         with engine_errors(f"listing tasks of {service}"):
             return self.api.tasks(filters={"service": service})
 
-    def service_logs(self, service: str, tail: int) -> list[str]:
+    def service_logs(self, service: str, tail: int) -> list[tuple[str, str, str]]:
+        """The last ``tail`` lines of every task: (timestamp, task id, line), unsorted."""
         with engine_errors(f"reading logs of {service}"):
             chunks = self.api.service_logs(
-                service, stdout=True, stderr=True, tail=tail, timestamps=False, follow=False
+                service,
+                stdout=True,
+                stderr=True,
+                tail=tail,
+                timestamps=True,
+                details=True,
+                follow=False,
             )
             text = b"".join(chunks).decode("utf-8", errors="replace")
-        return text.splitlines()[-tail:] if tail else []
+        return [entry for line in text.splitlines() if (entry := _log_entry(line))]
 
     # containers (only those on this engine's node)
     def inspect_container(self, container_id: str) -> dict[str, Any] | None:
@@ -190,11 +190,13 @@ class Swarm:
         tag: str,
         buildargs: dict[str, str],
         labels: dict[str, str],
+        target: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The engine's build stream, one decoded JSON message at a time."""
         with engine_errors(f"building {tag}"):
             yield from self.api.build(
                 path=context,
+                target=target,
                 dockerfile=dockerfile,
                 tag=tag,
                 buildargs=buildargs,
@@ -206,11 +208,9 @@ class Swarm:
             )
 
     def pull(self, image: str) -> None:
-        repository, _, tag = (
-            image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        )
+        repository, tag = split_tag(image)
         with engine_errors(f"pulling {image}"):
-            for message in self.api.pull(repository, tag=tag, stream=True, decode=True):
+            for message in self.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                 if "error" in message:
                     raise DeployError(f"pulling {image}: {message['error']}")
 
@@ -232,3 +232,16 @@ class Swarm:
             contextlib.suppress(docker.errors.NotFound, docker.errors.APIError),
         ):
             self.api.remove_image(ref, noprune=False)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api.close()
+
+
+def _log_entry(line: str) -> tuple[str, str, str] | None:
+    """``TIMESTAMP k=v,k=v,com.docker.swarm.task.id=ID,… MESSAGE`` (timestamps, details)."""
+    stamp, _, rest = line.partition(" ")
+    details, _, message = rest.partition(" ")
+    attrs = dict(item.partition("=")[::2] for item in details.split(","))
+    task = attrs.get("com.docker.swarm.task.id")
+    return (stamp, task, message) if task else None

@@ -1,0 +1,38 @@
+"""Every chat command, by family; importing the package registers them all."""
+
+from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, Unlock, Whoami
+from commands.catalog.apps import AppsAdd, AppsList
+from commands.catalog.context import Context
+from commands.catalog.decisions import Approve, Reject
+from commands.catalog.deploys import Deploy, Releases, Rollback
+from commands.catalog.outbox import Outbox, OutboxRetry
+from commands.catalog.running import Logs, Restart, Scale, Status
+from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
+
+__all__ = [
+    "Approve",
+    "AppsAdd",
+    "AppsList",
+    "Audit",
+    "Context",
+    "Deploy",
+    "EnvList",
+    "EnvSet",
+    "EnvUnset",
+    "GrantRole",
+    "Grants",
+    "Help",
+    "Logs",
+    "Outbox",
+    "OutboxRetry",
+    "Reject",
+    "Releases",
+    "Restart",
+    "RevokeRole",
+    "Rollback",
+    "Scale",
+    "SecretSet",
+    "Status",
+    "Unlock",
+    "Whoami",
+]

@@ -1,0 +1,47 @@
+"""What a command runs with, and the pieces every family of commands shares."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from commands.permissions import Policy
+from commands.replies import Log, Reply, Result, Step
+from core.appspec import DEFAULT_ENV
+from core.deploy.resolve import Resolved
+from core.engine import Engine
+from core.events import Event, LogLine, Outcome, Progress
+
+
+@dataclass(frozen=True)
+class Context:
+    engine: Engine
+    user: str
+    channel: str
+    platform: str
+    policy: Policy
+    secret: str | None = None  # a value given outside the channel (prompt, modal)
+    approved_by: str | None = None
+    resolved: Resolved | None = None  # what a deploy deploys, resolved once by the dispatcher
+
+
+def env_of(request: Any) -> str:
+    return getattr(request, "env", None) or DEFAULT_ENV
+
+
+async def relay(events: AsyncIterator[Event]) -> AsyncIterator[Reply]:
+    """The engine's events as chat replies."""
+    async for event in events:
+        if isinstance(event, Progress):
+            yield Step(event.text)
+        elif isinstance(event, LogLine):
+            yield Log(event.text)
+        elif isinstance(event, Outcome):
+            yield Result(
+                event.ok,
+                event.title,
+                tuple(event.details),
+                dict(event.fields),
+                tuple(event.log_tail),
+            )

@@ -1,0 +1,38 @@
+"""Approve and reject: the chat side of ``commands.approvals``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from commands import approvals
+from commands.catalog.context import Context
+from commands.grammar import arg, command
+from commands.permissions import PUBLIC
+from commands.replies import Reply
+
+
+@command("approve", permission=PUBLIC, changes_state=True, examples=("approve 17",))
+class Approve:
+    """Approve a pending change; it runs once enough people approved.
+
+    The last approval yields the released request; the dispatcher runs it as its requester.
+    """
+
+    id: int = arg("count", "ID")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply | approvals.Released]:
+        replies, released = await approvals.approve(ctx.engine, ctx.policy, ctx.user, self.id)
+        for reply in replies:
+            yield reply
+        if released is not None:
+            yield released
+
+
+@command("reject", permission=PUBLIC, changes_state=True, examples=("reject 17",))
+class Reject:
+    """Turn down a pending change (the requester may withdraw it too)."""
+
+    id: int = arg("count", "ID")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        yield await approvals.reject(ctx.engine, ctx.policy, ctx.user, self.id)

@@ -1,0 +1,118 @@
+"""Deploying, rolling back, and the releases behind them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from commands.catalog.context import Context, env_of, relay
+from commands.grammar import arg, command, flag, option
+from commands.permissions import DEPLOY, VIEW
+from commands.replies import Message, Reply, Table, when
+
+
+@command(
+    "deploy",
+    permission=DEPLOY,
+    locks=True,
+    approvable=True,
+    resolves=True,
+    examples=(
+        "deploy hello",
+        "deploy hello --env staging",
+        "deploy api v1.4.2 --env production",
+        "deploy hello --dry-run",
+    ),
+)
+class Deploy:
+    """Build (or pull) and roll out an app; a failed health check rolls it back.
+
+    REF is a branch, tag or commit for git apps, or the image tag for image apps.
+    --dry-run shows what would change (image, replicas, env keys, labels) and changes nothing.
+    """
+
+    app: str = arg("app", "APP")
+    ref: str | None = arg("ref", "REF", optional=True)
+    env: str | None = option("env", "ENV")
+    dry_run: bool = flag()
+    break_glass: str | None = option("text", "REASON")
+
+    @property
+    def changes(self) -> bool:
+        return not self.dry_run
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        assert ctx.resolved is not None
+        if self.dry_run:
+            lines = await ctx.engine.plan(ctx.resolved)
+            yield Message(
+                f"dry run of deploy {self.app} ({env_of(self)}): {lines[0]}\n"
+                + "\n".join(f"  {line}" for line in lines[1:])
+            )
+            return
+        events = ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by)
+        async for reply in relay(events):
+            yield reply
+
+
+@command(
+    "rollback",
+    permission=DEPLOY,
+    locks=True,
+    approvable=True,
+    examples=("rollback hello", "rollback hello 3", "rollback hello --env staging"),
+)
+class Rollback:
+    """Go back to an earlier release (the one before the live one by default)."""
+
+    app: str = arg("app", "APP")
+    release: int | None = arg("release", "RELEASE", optional=True)
+    env: str | None = option("env", "ENV")
+    break_glass: str | None = option("text", "REASON")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        events = ctx.engine.rollback(
+            self.app,
+            user=ctx.user,
+            env=self.env,
+            number=self.release,
+            approved_by=ctx.approved_by,
+        )
+        async for reply in relay(events):
+            yield reply
+
+
+def short_ref(ref: str | None) -> str:
+    """A git commit as its short form; image references whole."""
+    if ref and len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):
+        return ref[:12]
+    return ref or ""
+
+
+@command("releases", permission=VIEW, examples=("releases hello",))
+class Releases:
+    """List an app's last releases: number, status, who deployed it and when."""
+
+    app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        releases = await ctx.engine.releases(self.app, self.env)
+        if not releases:
+            yield Message(f"{self.app} has no releases yet: `deploy {self.app}`")
+            return
+        rows = tuple(
+            (
+                str(r.number),
+                r.status,
+                r.deployed_by,
+                when(r.created_at),
+                short_ref(r.source_ref),
+                r.message or "",
+            )
+            for r in releases
+        )
+        yield Table(
+            ("release", "status", "by", "when", "ref", "note"),
+            rows,
+            title=f"{self.app} ({env_of(self)})",
+        )

@@ -1,0 +1,103 @@
+"""What runs, its logs, and changing how it runs (scale, restart)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from commands.catalog.context import Context, relay
+from commands.grammar import UsageError, arg, command, flag, option
+from commands.permissions import DEPLOY, VIEW
+from commands.replies import Log, Message, Reply, Table
+
+MAX_TAIL = 5000
+
+
+@command("status", permission=VIEW, examples=("status", "status hello"))
+class Status:
+    """Show what runs: release, healthy tasks and update state, per app and environment."""
+
+    app: str | None = arg("app", "APP", optional=True)
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        services = [
+            s
+            for s in await ctx.engine.status(self.app)
+            if ctx.policy.allows(ctx.user, VIEW, s.app, s.env)
+        ]
+        if not services:
+            yield Message(
+                "nothing is deployed yet"
+                if self.app is None
+                else f"{self.app} is not deployed yet: `deploy {self.app}`"
+            )
+            return
+        rows = tuple(
+            (
+                s.app,
+                s.env,
+                s.release,
+                f"{s.running}/{s.desired} {'healthy' if s.healthchecked else 'running'}",
+                s.update_state or "",
+            )
+            for s in services
+        )
+        yield Table(("app", "env", "release", "tasks", "update"), rows)
+
+
+@command(
+    "logs",
+    permission=VIEW,
+    examples=("logs hello", "logs hello --tail 200", "logs hello --release 3", "logs hello --all"),
+)
+class Logs:
+    """Show the last lines the live release's running tasks logged, oldest first.
+
+    --release N shows that release's tasks (running or not); --all every task Swarm kept.
+    """
+
+    app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+    tail: int = option("count", "N", default=50)
+    release: int | None = option("release", "N")
+    all: bool = flag()
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        if not 1 <= self.tail <= MAX_TAIL:
+            raise UsageError(f"logs: --tail must be between 1 and {MAX_TAIL}", self.spec.usage)
+        if self.all and self.release is not None:
+            raise UsageError("logs: give --release or --all, not both", self.spec.usage)
+        lines = await ctx.engine.logs(
+            self.app, env=self.env, tail=self.tail, release=self.release, everything=self.all
+        )
+        if not lines:
+            yield Message(f"{self.app} has logged nothing yet")
+        for line in lines:
+            yield Log(line)
+
+
+@command("scale", permission=DEPLOY, locks=True, approvable=True, examples=("scale hello 3",))
+class Scale:
+    """Run N tasks of an app (0 stops it; the next deploy applies app.yml's count again)."""
+
+    app: str = arg("app", "APP")
+    replicas: int = arg("count", "N")
+    env: str | None = option("env", "ENV")
+    break_glass: str | None = option("text", "REASON")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        events = ctx.engine.scale(self.app, self.replicas, user=ctx.user, env=self.env)
+        async for reply in relay(events):
+            yield reply
+
+
+@command("restart", permission=DEPLOY, locks=True, approvable=True, examples=("restart hello",))
+class Restart:
+    """Replace every task of an app, new ones first."""
+
+    app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+    break_glass: str | None = option("text", "REASON")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        async for reply in relay(ctx.engine.restart(self.app, user=ctx.user, env=self.env)):
+            yield reply

@@ -1,0 +1,106 @@
+"""The registry of apps: where each one's code and app.yml come from."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from pathlib import Path
+
+from core import sources
+from core.appspec import AppConfig, load_app_config, parse_app_config
+from core.errors import CoreError, SourceError, UnknownApp
+from core.names import APP_NAME_RE
+from core.plane import Plane
+from core.store import App, Store
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def get_app(store: Store, name: str) -> App:
+    app = store.get_app(name)
+    if app is None:
+        names = [a.name for a in store.list_apps()]
+        raise UnknownApp(
+            f"no app named {name!r} (registered: {', '.join(names) or 'none yet'})"
+            f"{did_you_mean(name, names)}; register it with `apps add {name} --path DIR`"
+        )
+    return app
+
+
+def repo_folder(plane: Plane, app: App | str) -> Path:
+    return plane.home / "sources" / (app if isinstance(app, str) else app.name)
+
+
+def credential(plane: Plane, app: App) -> str | None:
+    return plane.vault.decrypt(app.credential) if app.credential else None
+
+
+def check_name(config: AppConfig, app: str, where: str) -> None:
+    """app.yml may not name another app: the service it would replace is that app's."""
+    if config.name != app:
+        raise CoreError(
+            f"{where} names the app {config.name!r}, not {app!r}: the name in app.yml must be "
+            "the registered one at every ref, so nothing was changed"
+        )
+
+
+async def read_config(
+    plane: Plane, app: App, ref: str | None = None
+) -> tuple[AppConfig, str | None]:
+    """app.yml of ``app`` at ``ref`` (git apps; the registered ref by default), and the commit."""
+    if app.source_kind != "git":
+        folder = Path(app.source)
+        if not folder.is_dir():
+            raise SourceError(f"the source folder of {app.name} is gone: {folder}")
+        config = await asyncio.to_thread(load_app_config, folder)
+        check_name(config, app.name, f"{folder}/app.yml")
+        return config, None
+    repo, token = repo_folder(plane, app), credential(plane, app)
+    commit = await asyncio.to_thread(sources.resolve, repo, ref or app.ref or "HEAD", token)
+    where = f"app.yml at {commit[:12]}"
+    try:
+        text = await asyncio.to_thread(sources.read_file, repo, commit, "app.yml")
+    except SourceError as exc:
+        raise SourceError(f"{app.name} has no readable app.yml at {commit[:12]}: {exc}") from exc
+    config = parse_app_config(text, source=where)
+    check_name(config, app.name, where)
+    return config, commit
+
+
+async def add_app(
+    plane: Plane,
+    name: str,
+    *,
+    user: str,
+    path: str | None = None,
+    git: str | None = None,
+    ref: str | None = None,
+) -> tuple[App, AppConfig]:
+    if not APP_NAME_RE.match(name):
+        raise CoreError(f"{name!r} is not a valid app name: use a-z, 0-9 and '-'")
+    token: str | None = None
+    if git is not None:
+        url, token = sources.split_credentials(git)
+        await asyncio.to_thread(sources.clone, url, repo_folder(plane, name), ref, token)
+        kind, source = "git", url
+    else:
+        folder = Path(path or ".").expanduser().resolve()
+        if not folder.is_dir():
+            raise SourceError(f"{folder} is not a folder")
+        kind, source = "path", str(folder)
+    app = App(
+        name=name,
+        source_kind=kind,
+        source=source,
+        ref=ref,
+        created_by=user,
+        created_at=time.time(),
+        credential=plane.vault.encrypt(token) if token else None,
+    )
+    config, _ = await read_config(plane, app, ref)
+    await plane.db.add_app(app)
+    return app, config

@@ -1,0 +1,105 @@
+"""Scale and restart: the running service's own spec, changed a little, applied and watched."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from core.deploy import record, rollout
+from core.deploy.apply import BASE_DEADLINE_SECONDS, apply
+from core.deploy.spec import service_name, with_force_update, with_replicas
+from core.durations import format_duration
+from core.errors import CoreError, DeployError
+from core.events import Event, Outcome, Progress
+from core.plane import Plane
+
+MAX_REPLICAS = 100
+
+
+async def scale(
+    plane: Plane, name: str, env: str, replicas: int, *, user: str
+) -> AsyncIterator[Event]:
+    if not 0 <= replicas <= MAX_REPLICAS:
+        raise CoreError(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}")
+    async for event in _adjust(
+        plane, name, env, user, "scale", lambda spec: with_replicas(spec, replicas), False
+    ):
+        yield event
+
+
+async def restart(plane: Plane, name: str, env: str, *, user: str) -> AsyncIterator[Event]:
+    def bump(spec: dict[str, Any]) -> dict[str, Any]:
+        return with_force_update(spec, spec["TaskTemplate"].get("ForceUpdate", 0) + 1)
+
+    async for event in _adjust(plane, name, env, user, "restart", bump, True):
+        yield event
+
+
+async def _adjust(
+    plane: Plane,
+    name: str,
+    env: str,
+    user: str,
+    kind: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    expect_update: bool,
+) -> AsyncIterator[Event]:
+    live = await plane.db.live_release(name, env)
+    if live is None:
+        raise DeployError(f"{name} has no live release on {env}: deploy it first")
+    swarm = await plane.servers.client(plane.server)
+    svc = service_name(name, env)
+    current = await asyncio.to_thread(swarm.inspect_service, svc)
+    if current is None:
+        raise DeployError(f"service {svc} is not on the swarm: deploy {name} again")
+    started = time.monotonic()
+    desired = change(current["Spec"])
+    replicas = desired["Mode"]["Replicated"]["Replicas"]
+    async with record.running(
+        plane.store, app=name, env=env, kind=kind, started_by=user, release=live.number
+    ) as run:
+        yield Progress(f"{kind} of {svc}: {replicas} replicas")
+        watch = rollout.Watch(
+            apply(
+                swarm,
+                current,
+                desired,
+                expect_update=expect_update,
+                deadline=BASE_DEADLINE_SECONDS * 2,
+            )
+        )
+        async for event in watch.progress():
+            yield event
+        result = watch.verdict
+        fields = {
+            "app": name,
+            "env": env,
+            "release": str(live.number),
+            "replicas": str(replicas),
+            "duration": format_duration(time.monotonic() - started),
+        }
+        if result.ok:
+            await run.finish("succeeded")
+            title = (
+                f"{name} ({env}) scaled to {replicas}"
+                if kind == "scale"
+                else f"{name} ({env}) restarted, {replicas} tasks replaced"
+            )
+            details = []
+            stored = live.spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
+            if kind == "scale" and stored != replicas:
+                details.append("app.yml still sets its own count: the next deploy applies it")
+            outcome = Outcome(True, title, details, fields)
+        else:
+            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
+            await run.finish("failed", reason)
+            outcome = Outcome(
+                False,
+                f"{kind} of {name} ({env}) did not converge",
+                [f"why: {reason}"],
+                fields,
+                tail,
+            )
+    yield outcome

@@ -1,0 +1,65 @@
+"""The one apply-and-watch path every change takes: post a service spec, then watch Swarm
+converge (or roll back) with a deadline. Deploy, rollback, scale and restart all end here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from core.appspec import AppSpec
+from core.deploy import rollout
+from core.events import Progress
+from core.swarm import SwarmClient
+
+BASE_DEADLINE_SECONDS = 60.0
+
+
+def deadline_seconds(spec: AppSpec | None) -> float:
+    """Time allowed for a rollout: a base plus what the health check needs, twice."""
+    check = spec.healthcheck if spec else None
+    if check is None:
+        return BASE_DEADLINE_SECONDS
+    one_verdict = check.start_period + (check.interval + check.timeout) * (check.retries + 1)
+    return BASE_DEADLINE_SECONDS + 2 * one_verdict / 1e9
+
+
+def force_update(service: dict[str, Any] | None) -> int:
+    """The service's ForceUpdate counter (a restart bumps it; every spec we post keeps it)."""
+    return (service or {}).get("Spec", {}).get("TaskTemplate", {}).get("ForceUpdate", 0)
+
+
+def target_of(
+    desired: dict[str, Any], current: dict[str, Any] | None, expect_update: bool
+) -> rollout.Target:
+    template = desired["TaskTemplate"]
+    return rollout.Target(
+        name=desired["Name"],
+        image=template["ContainerSpec"]["Image"].split("@")[0],
+        replicas=desired["Mode"]["Replicated"]["Replicas"],
+        force_update=template.get("ForceUpdate", 0),
+        expect_update=expect_update,
+        previous_update=rollout.update_started(current),
+    )
+
+
+async def apply(
+    swarm: SwarmClient,
+    current: dict[str, Any] | None,
+    desired: dict[str, Any],
+    *,
+    expect_update: bool,
+    deadline: float,
+) -> AsyncIterator[Progress | rollout.Converged]:
+    """Create or update the service, then yield progress and one ``Converged``.
+
+    ``current`` is the service as inspected before ``desired`` was built (None: create it).
+    ``expect_update``: the change touches the task template, so Swarm runs a rolling update.
+    """
+    target = target_of(desired, current, expect_update)
+    if current is None:
+        await asyncio.to_thread(swarm.create_service, desired)
+    else:
+        await asyncio.to_thread(swarm.update_service, desired)
+    async for event in rollout.wait(swarm, target, deadline):
+        yield event

@@ -1,0 +1,104 @@
+"""An image for a release: built from the app's source, or an image tag pulled and tagged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from core.appspec import AppSpec
+from core.deploy.spec import LABEL_RELEASE
+from core.errors import BuildError, DeployError
+from core.events import Event, LogLine, Progress
+from core.store import Release
+from core.swarm import SwarmClient, split_tag
+
+LOG_TAIL = 10
+
+
+def build_paths(folder: Path, spec: AppSpec, shown: str) -> tuple[Path, str]:
+    """The build context and the Dockerfile inside it; both must stay inside ``folder``
+    (``shown`` names the folder in errors: its path, or the commit it was taken from)."""
+    assert spec.build is not None
+    context = (folder / spec.build.context).resolve()
+    dockerfile = (context / spec.build.dockerfile).resolve()
+    if not context.is_dir() or folder.resolve() not in (context, *context.parents):
+        raise BuildError(f"build.context {spec.build.context!r} is not a folder inside {shown}")
+    if context not in dockerfile.parents:
+        raise BuildError(
+            f"build.dockerfile {spec.build.dockerfile!r} is outside build.context "
+            f"{spec.build.context!r}"
+        )
+    if not dockerfile.is_file():
+        where = Path(shown) / dockerfile.relative_to(folder.resolve())
+        raise BuildError(
+            f"no Dockerfile at {where}: add one, or set build.dockerfile in app.yml"
+        )
+    return context, str(dockerfile.relative_to(context))
+
+
+async def build(
+    swarm: SwarmClient, folder: Path, spec: AppSpec, release: Release, shown: str
+) -> AsyncIterator[Event]:
+    """Build ``release.image`` from ``folder``, streaming the build log line by line."""
+    assert spec.build is not None
+    context, dockerfile = build_paths(folder, spec, shown)
+    yield Progress(f"building {release.image}")
+    lines: list[str] = []
+    queue: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        try:
+            for message in swarm.build(
+                str(context),
+                dockerfile,
+                release.image,
+                dict(spec.build.args),
+                {LABEL_RELEASE: str(release.number)},
+                spec.build.target,
+            ):
+                loop.call_soon_threadsafe(queue.put_nowait, message)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except BaseException as exc:  # handed to the event loop, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+    pumping = asyncio.create_task(asyncio.to_thread(pump))
+    error: str | None = None
+    try:
+        while (message := await queue.get()) is not None:
+            if isinstance(message, BaseException):
+                raise message
+            if "error" in message:
+                error = str(message["error"]).strip()
+                lines.append(error)
+                yield LogLine(error)
+            for line in str(message.get("stream", "")).splitlines():
+                if line.strip():
+                    lines.append(line)
+                    yield LogLine(line)
+    finally:
+        await pumping
+    if error or await asyncio.to_thread(swarm.image_id, release.image) is None:
+        raise BuildError(
+            f"the build of {spec.name} failed: {error or 'no image was produced'}",
+            lines[-LOG_TAIL:],
+        )
+
+
+def _mutable_tag(image: str) -> bool:
+    """Pull again only what may have moved: ``latest`` or no tag (pinned tags pull once)."""
+    return "@" not in image and split_tag(image)[1] in (None, "latest")
+
+
+async def pull(swarm: SwarmClient, image: str, release: Release) -> None:
+    """Make ``image`` the release's image, pulling it when it is missing or may have moved."""
+    if _mutable_tag(image) or await asyncio.to_thread(swarm.image_id, image) is None:
+        try:
+            await asyncio.to_thread(swarm.pull, image)
+        except DeployError:
+            # Offline or private registry: a copy already on the engine is still usable.
+            if await asyncio.to_thread(swarm.image_id, image) is None:
+                raise
+    await asyncio.to_thread(swarm.tag, image, release.image)

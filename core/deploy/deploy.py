@@ -1,0 +1,199 @@
+"""Deploy: a resolved app.yml becomes a release, an image, and a service Swarm rolls out.
+
+The release's status comes from the rollout's verdict alone: once the spec went to Swarm,
+anything that stops us before the verdict (a lost engine, a cancelled task) leaves the
+release ``unknown``, and reconcile reads the truth back from Swarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from core.deploy import build, images, record, rollout
+from core.deploy.apply import apply, deadline_seconds, force_update
+from core.deploy.plan import diff
+from core.deploy.resolve import Resolved, source_tree
+from core.deploy.seal import seal, unseal
+from core.deploy.spec import image_ref, service_name, service_spec, with_force_update
+from core.deploy.verdicts import failure_title
+from core.durations import format_duration
+from core.errors import CoreError
+from core.events import Event, Outcome, Progress
+from core.plane import Plane
+from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
+from core.swarm import SwarmClient
+
+
+async def plan(plane: Plane, resolved: Resolved) -> list[str]:
+    """What deploying ``resolved`` would change, without building or touching the swarm."""
+    swarm = await plane.servers.client(plane.server)
+    name, env = resolved.app.name, resolved.env
+    current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
+    numbers = await plane.db.release_numbers(name)
+    number = 1 + max(numbers, default=0)
+    desired = service_spec(
+        resolved.spec, env, number, image_ref(name, number), force_update=force_update(current)
+    )
+    source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
+    commit = [f"commit {resolved.commit}"] if resolved.commit else []
+    return [
+        f"release {number} ({source})",
+        *commit,
+        f"digest {resolved.digest}",
+        *diff((current or {}).get("Spec"), desired, set(resolved.secret_keys)),
+    ]
+
+
+async def deploy(
+    plane: Plane, resolved: Resolved, *, user: str, approved_by: str | None = None
+) -> AsyncIterator[Event]:
+    spec, env, name = resolved.spec, resolved.env, resolved.app.name
+    swarm = await plane.servers.client(plane.server)
+    await asyncio.to_thread(swarm.ensure_network)
+    started = time.monotonic()
+    release = await plane.db.new_release(
+        app=name,
+        env=env,
+        image_for=lambda number: image_ref(name, number),
+        source_ref=resolved.source_ref,
+        deployed_by=user,
+    )
+    async with record.running(
+        plane.store,
+        app=name,
+        env=env,
+        kind="deploy",
+        started_by=user,
+        release=release.number,
+        approved_by=approved_by,
+    ) as run:
+        yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
+        applied = False
+        try:
+            if spec.build is not None:
+                async with source_tree(plane, resolved) as folder:
+                    shown = resolved.commit[:12] if resolved.commit else str(folder)
+                    async for event in build.build(swarm, folder, spec, release, shown):
+                        yield event
+            else:
+                assert spec.image is not None
+                await build.pull(swarm, spec.image, release)
+            image_id = await asyncio.to_thread(swarm.image_id, release.image)
+            current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
+            desired = service_spec(
+                spec, env, release.number, release.image, force_update=force_update(current)
+            )
+            sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
+            await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
+            live = await plane.db.live_release(name, env)
+            verb = "creating" if current is None else f"updating ({spec.rollout.order})"
+            yield Progress(f"{verb} service {desired['Name']}")
+            applied = True
+            watch = rollout.Watch(
+                apply(
+                    swarm,
+                    current,
+                    desired,
+                    expect_update=current is not None,
+                    deadline=deadline_seconds(spec),
+                )
+            )
+            async for event in watch.progress():
+                yield event
+            result = watch.verdict
+        except CoreError as exc:
+            if not applied:
+                await plane.db.update_release(release.id, status=RELEASE_FAILED, message=str(exc))
+                raise
+            # the spec is with Swarm, which goes on without us: say so, never guess
+            await plane.db.update_release(release.id, status=RELEASE_UNKNOWN, message=str(exc))
+            await run.finish("unknown", str(exc))
+            yield unknown_outcome(name, env, release, str(exc))
+            return
+        except BaseException as exc:
+            status = RELEASE_UNKNOWN if applied else RELEASE_FAILED
+            await asyncio.shield(
+                plane.db.update_release(release.id, status=status, message=repr(exc))
+            )
+            raise
+        fields = {
+            "app": name,
+            "env": env,
+            "release": str(release.number),
+            "image": release.image,
+            "replicas": str(spec.replicas),
+        }
+        if result.ok:
+            await plane.db.mark_live(release.id)
+            await run.finish("succeeded", f"release {release.number} is live")
+            await asyncio.to_thread(images.prune, swarm, plane.store, name)
+            fields["duration"] = format_duration(time.monotonic() - started)
+            outcome = Outcome(True, f"{name} release {release.number} is live on {env}", [], fields)
+        else:
+            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
+            await plane.db.update_release(release.id, status=RELEASE_FAILED, message=reason)
+            async for event in recover(plane, swarm, desired["Name"], result, live, current):
+                yield event
+            details = [f"why: {reason}"]
+            if live is not None:
+                details.append(f"{desired['Name']} still runs release {live.number}")
+            fields["duration"] = format_duration(time.monotonic() - started)
+            title = failure_title(name, release.number, result.state, live.number if live else None)
+            await run.finish("failed", reason)
+            outcome = Outcome(False, title, details, fields, tail)
+    # every record is written before the outcome is told: a reply that fails cannot undo it
+    yield outcome
+
+
+def unknown_outcome(name: str, env: str, release: Release, why: str) -> Outcome:
+    return Outcome(
+        False,
+        f"the outcome of {name} release {release.number} on {env} is unknown",
+        [
+            f"why: {why}",
+            "Swarm carries on with the rollout by itself; `status` and `releases` read "
+            "what it runs and record it",
+        ],
+        {"app": name, "env": env, "release": str(release.number)},
+    )
+
+
+async def recover(
+    plane: Plane,
+    swarm: SwarmClient,
+    name: str,
+    result: rollout.Converged,
+    live: Release | None,
+    current: dict | None,
+) -> AsyncIterator[Event]:
+    """Put the last good release back, unless Swarm already did."""
+    if result.state == "rolled_back":
+        yield Progress("Swarm rolled the update back")
+        return
+    if current is None and live is None:
+        yield Progress(f"removing {name}: its first release never became healthy")
+        await asyncio.to_thread(swarm.remove_service, name)
+        return
+    if live is not None:
+        yield Progress(f"rolling back to release {live.number}")
+        async for event in rollout.Watch(reapply(plane, swarm, live)).progress():
+            yield event
+
+
+async def reapply(
+    plane: Plane, swarm: SwarmClient, release: Release
+) -> AsyncIterator[Progress | rollout.Converged]:
+    """Apply a stored release's spec again and watch it (rollbacks and recoveries)."""
+    name = release.spec["Name"]
+    current = await asyncio.to_thread(swarm.inspect_service, name)
+    desired = with_force_update(unseal(release.spec, plane.vault.decrypt), force_update(current))
+    async for event in apply(
+        swarm,
+        current,
+        desired,
+        expect_update=current is not None,
+        deadline=deadline_seconds(None) * 2,
+    ):
+        yield event

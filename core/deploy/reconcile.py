@@ -1,0 +1,65 @@
+"""Records made true to Swarm: releases whose outcome nobody saw are read back from what
+Swarm runs (the service's release label and its tasks' images)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core.deploy.spec import LABEL_RELEASE, service_name
+from core.deploy.status import running_tasks, task_image
+from core.plane import Plane
+from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
+from core.swarm import SwarmClient
+
+SETTLED = {None, "completed", "rollback_completed", "paused", "rollback_paused"}
+
+
+def verdict(
+    release: Release, service: dict[str, Any] | None, tasks: list[dict[str, Any]]
+) -> str | None:
+    """``live``, ``failed``, or None while Swarm is still deciding."""
+    if service is None:
+        return "failed"
+    update = (service.get("UpdateStatus") or {}).get("State")
+    if update not in SETTLED:
+        return None
+    labelled = service["Spec"].get("Labels", {}).get(LABEL_RELEASE) == str(release.number)
+    desired = service["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0)
+    ours = [t for t in running_tasks(tasks) if task_image(t) == release.image]
+    if labelled and len(ours) == desired and update in (None, "completed"):
+        return "live"
+    return "failed"
+
+
+def _look(swarm: SwarmClient, release: Release) -> tuple[dict[str, Any] | None, list[dict]]:
+    name = service_name(release.app, release.env)
+    service = swarm.inspect_service(name)
+    return service, (swarm.tasks(name) if service else [])
+
+
+async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release, str]]:
+    """Settle every ``unknown`` release (of ``app``) from Swarm; returns what was decided."""
+    names = [app] if app else [a.name for a in await plane.db.list_apps()]
+    unknown = [
+        release
+        for name in names
+        for release in await plane.db.releases(name, None, limit=20)
+        if release.status == RELEASE_UNKNOWN
+    ]
+    if not unknown:
+        return []
+    swarm = await plane.servers.client(plane.server)
+    decided = []
+    for release in sorted(unknown, key=lambda r: r.number):
+        service, tasks = await asyncio.to_thread(_look, swarm, release)
+        outcome = verdict(release, service, tasks)
+        if outcome == "live":
+            await plane.db.mark_live(release.id, "live, as read back from Swarm")
+        elif outcome == "failed":
+            await plane.db.update_release(
+                release.id, status=RELEASE_FAILED, message="Swarm does not run it (read back)"
+            )
+        if outcome:
+            decided.append((release, outcome))
+    return decided

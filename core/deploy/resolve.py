@@ -1,0 +1,117 @@
+"""What a deploy would deploy, resolved once: app.yml at a commit, chat variables, secrets.
+
+The dry run, the approval card and the deploy itself all read this one ``Resolved``; its
+digest is what an approval binds to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import sources
+from core.apps import get_app, read_config, repo_folder
+from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
+from core.deploy.spec import refused_host_paths
+from core.errors import CoreError, SourceError
+from core.names import is_ref
+from core.plane import Plane
+from core.servers.registry import LOCAL
+from core.store import App
+from core.swarm import split_tag
+
+
+@dataclass(frozen=True)
+class Resolved:
+    app: App
+    env: str
+    ref: str | None  # as asked for
+    commit: str | None  # what a git ref resolved to
+    spec: AppSpec  # app.yml for ``env`` with chat variables and secrets merged in
+    secret_keys: frozenset[str]
+    digest: str  # short keyed digest of commit + spec: what an approval covers
+
+    @property
+    def source_ref(self) -> str | None:
+        return self.commit or self.spec.image or self.ref
+
+
+def check_env(config: AppConfig, env: str) -> None:
+    if env != DEFAULT_ENV and env not in config.environments:
+        declared = ", ".join([DEFAULT_ENV, *config.environments])
+        raise CoreError(f"{config.name} has no environment {env!r}: app.yml declares {declared}")
+
+
+def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, frozenset[str]]:
+    """app.yml's env, then variables set from chat, then secrets (decrypted)."""
+    merged, secret_keys = dict(spec.env), set()
+    for row in plane.store.variables(spec.name, env):
+        if row["secret"]:
+            merged[row["key"]] = plane.vault.decrypt(row["value"])
+            secret_keys.add(row["key"])
+        else:
+            merged[row["key"]] = row["value"]
+    return spec.model_copy(update={"env": merged}), frozenset(secret_keys)
+
+
+def _with_ref(app: App, spec: AppSpec, ref: str | None) -> AppSpec:
+    if ref is None or app.source_kind == "git":
+        return spec
+    if spec.build is not None:
+        raise SourceError(
+            f"{app.name} is built from the folder {app.source}; a ref applies to git apps "
+            "and to image apps (as the image tag)"
+        )
+    assert spec.image is not None
+    if not is_ref(ref):
+        raise SourceError(f"{ref!r} is not an image tag")
+    return spec.model_copy(update={"image": f"{split_tag(spec.image)[0]}:{ref}"})
+
+
+def check_mounts(plane: Plane, spec: AppSpec) -> None:
+    realpath = os.path.realpath if plane.server == LOCAL else os.path.normpath
+    refused = refused_host_paths(spec, plane.host_paths, realpath)
+    if refused:
+        allowed = ", ".join(plane.host_paths) or "none"
+        raise CoreError(
+            f"{spec.name}: volumes bind-mount host paths ({', '.join(refused)}) outside the "
+            f"folders shipbot.yml allows (host_paths: {allowed}); use a named volume "
+            "(`data:/var/lib/app`), or an admin adds the folder to host_paths"
+        )
+
+
+async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> Resolved:
+    env = env or DEFAULT_ENV
+    app = await asyncio.to_thread(get_app, plane.store, name)
+    config, commit = await read_config(plane, app, ref)
+    check_env(config, env)
+    spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
+    spec = _with_ref(app, spec, ref)
+    check_mounts(plane, spec)
+    body = json.dumps(
+        {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
+    )
+    digest = plane.vault.digest(body.encode())
+    return Resolved(app, env, ref, commit, spec, secret_keys, digest)
+
+
+@contextlib.asynccontextmanager
+async def source_tree(plane: Plane, resolved: Resolved) -> AsyncIterator[Path]:
+    """The folder a build reads: the app's own folder, or a private copy of the commit."""
+    app = resolved.app
+    if app.source_kind != "git":
+        yield Path(app.source)
+        return
+    assert resolved.commit is not None
+    with contextlib.ExitStack() as stack:
+        snapshot = sources.snapshot(repo_folder(plane, app), resolved.commit)
+        folder = await asyncio.to_thread(stack.enter_context, snapshot)
+        try:
+            yield folder
+        finally:
+            await asyncio.to_thread(stack.close)

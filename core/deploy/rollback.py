@@ -1,0 +1,84 @@
+"""Rollback: a kept release's stored spec, applied again and watched."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from core.deploy import record, rollout
+from core.deploy.deploy import reapply
+from core.deploy.verdicts import KEEP_RELEASES, rollback_to
+from core.durations import format_duration
+from core.errors import DeployError
+from core.events import Event, Outcome, Progress
+from core.plane import Plane
+from core.store import Release
+
+
+async def target(plane: Plane, name: str, env: str, number: int | None) -> Release:
+    live = await plane.db.live_release(name, env)
+    releases = await plane.db.releases(name, env, limit=KEEP_RELEASES + 1)
+    if number is not None and all(r.number != number for r in releases):
+        extra = await plane.db.release(name, env, number)
+        releases = [*releases, *([extra] if extra else [])]
+    return rollback_to(name, env, live, number, releases)
+
+
+async def rollback(
+    plane: Plane,
+    name: str,
+    env: str,
+    *,
+    user: str,
+    number: int | None = None,
+    approved_by: str | None = None,
+) -> AsyncIterator[Event]:
+    live = await plane.db.live_release(name, env)
+    chosen = await target(plane, name, env, number)
+    swarm = await plane.servers.client(plane.server)
+    if await asyncio.to_thread(swarm.image_id, chosen.image) is None:
+        raise DeployError(
+            f"the image of release {chosen.number} ({chosen.image}) is gone from the engine; "
+            f"only the last {KEEP_RELEASES} releases are kept"
+        )
+    started = time.monotonic()
+    async with record.running(
+        plane.store,
+        app=name,
+        env=env,
+        kind="rollback",
+        started_by=user,
+        release=chosen.number,
+        approved_by=approved_by,
+    ) as run:
+        yield Progress(f"rolling {name} ({env}) back to release {chosen.number}")
+        watch = rollout.Watch(reapply(plane, swarm, chosen))
+        async for event in watch.progress():
+            yield event
+        result = watch.verdict
+        fields = {
+            "app": name,
+            "env": env,
+            "release": str(chosen.number),
+            "image": chosen.image,
+            "duration": format_duration(time.monotonic() - started),
+        }
+        if result.ok:
+            await plane.db.mark_live(chosen.id, f"made live again by {user} (rollback)")
+            await run.finish("succeeded")
+            outcome = Outcome(
+                True, f"{name} is back on release {chosen.number} ({env})", [], fields
+            )
+        else:
+            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
+            await run.finish("failed", reason)
+            still = f"release {live.number}" if live else "what it ran before"
+            outcome = Outcome(
+                False,
+                f"rollback of {name} to release {chosen.number} failed; it still runs {still}",
+                [f"why: {reason}"],
+                fields,
+                tail,
+            )
+    yield outcome

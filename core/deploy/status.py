@@ -1,0 +1,97 @@
+"""What runs: services, their tasks and their logs, read from Swarm (the source of truth)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
+from core.errors import DeployError
+from core.plane import Plane
+from core.swarm import SwarmClient
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    app: str
+    env: str
+    release: str
+    running: int
+    desired: int
+    healthchecked: bool
+    update_state: str | None
+
+
+def running_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    ]
+
+
+def task_image(task: dict[str, Any]) -> str:
+    return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
+
+
+def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[ServiceStatus]:
+    out = []
+    for service in swarm.services(name):
+        spec = service["Spec"]
+        labels = spec.get("Labels", {})
+        if labels.get(LABEL_APP) not in apps:  # another control plane's, on a shared engine
+            continue
+        out.append(
+            ServiceStatus(
+                app=labels[LABEL_APP],
+                env=labels.get(LABEL_ENV, "?"),
+                release=labels.get(LABEL_RELEASE, "?"),
+                running=len(running_tasks(swarm.tasks(spec["Name"]))),
+                desired=spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 0),
+                healthchecked="Healthcheck" in spec["TaskTemplate"]["ContainerSpec"],
+                update_state=(service.get("UpdateStatus") or {}).get("State"),
+            )
+        )
+    return sorted(out, key=lambda s: (s.app, s.env))
+
+
+async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
+    """Services of this control plane's apps (one app's when ``name`` is given)."""
+    apps = {a.name for a in await plane.db.list_apps()}
+    swarm = await plane.servers.client(plane.server)
+    return await asyncio.to_thread(_status, swarm, apps, name)
+
+
+def pick_tasks(tasks: list[dict[str, Any]], image: str | None, running_only: bool) -> set[str]:
+    """Whose lines ``logs`` shows: tasks of ``image`` (None: any), running ones or all."""
+    chosen = running_tasks(tasks) if running_only else tasks
+    return {t["ID"] for t in chosen if image is None or task_image(t) == image}
+
+
+async def logs(
+    plane: Plane,
+    name: str,
+    env: str,
+    *,
+    tail: int = 50,
+    release: int | None = None,
+    everything: bool = False,
+) -> list[str]:
+    """The last lines of the live release's running tasks in time order; ``release``: that
+    release's tasks, running or not; ``everything``: every task the service kept."""
+    swarm = await plane.servers.client(plane.server)
+    svc = service_name(name, env)
+    service = await asyncio.to_thread(swarm.inspect_service, svc)
+    if service is None:
+        raise DeployError(f"{name} is not running on {env}: deploy it first")
+    tasks = await asyncio.to_thread(swarm.tasks, svc)
+    if everything:
+        ids = pick_tasks(tasks, None, running_only=False)
+    elif release is not None:
+        ids = pick_tasks(tasks, image_ref(name, release), running_only=False)
+    else:
+        live = service["Spec"].get("Labels", {}).get(LABEL_RELEASE)
+        image = image_ref(name, int(live)) if live and live.isdigit() else None
+        ids = pick_tasks(tasks, image, running_only=True)
+    entries = await asyncio.to_thread(swarm.service_logs, svc, tail)
+    lines = sorted((stamp, line) for stamp, task, line in entries if task in ids)
+    return [line for _, line in lines[-tail:]]

@@ -1,0 +1,48 @@
+"""What every operation of the engine needs, in one record: state, keys, servers, home.
+
+Operations are functions of a ``Plane`` (``core.deploy``, ``core.apps``); ``core.engine``
+is the facade the chat side calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.secrets import Vault
+from core.servers.registry import LOCAL, Servers
+from core.store import Store
+
+
+class OffLoop:
+    """The store's methods as coroutines run in a worker thread, so a busy SQLite file
+    never blocks the event loop (the store serialises its own connection)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Plane:
+    store: Store
+    vault: Vault
+    servers: Servers
+    home: Path
+    # host folders app.yml may bind-mount (shipbot.yml ``host_paths``); none by default
+    host_paths: tuple[str, ...] = ()
+    server: str = LOCAL  # every app runs on the local server until servers can be chosen
+    db: OffLoop = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = OffLoop(self.store)

@@ -1,0 +1,54 @@
+"""The swarm client protocol: what the engine asks of one Swarm manager.
+
+``docker_api.DockerSwarm`` speaks it to a real engine through the docker SDK;
+``fake.FakeSwarm`` keeps a swarm in memory for the fast tier, as httpx's mock transport
+does for HTTP. Every method is blocking; the engine calls them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from docker.utils import parse_repository_tag
+
+
+class SwarmClient(Protocol):
+    def ensure_network(self, name: str = ...) -> None: ...
+
+    # services
+    def inspect_service(self, name: str) -> dict[str, Any] | None: ...
+    def services(self, app: str | None = None) -> list[dict[str, Any]]: ...
+    def create_service(self, spec: dict[str, Any]) -> None: ...
+    def update_service(self, spec: dict[str, Any]) -> None: ...
+    def remove_service(self, name: str) -> None: ...
+    def tasks(self, service: str) -> list[dict[str, Any]]: ...
+    def service_logs(self, service: str, tail: int) -> list[tuple[str, str, str]]: ...
+
+    # containers (only those on this manager's node)
+    def inspect_container(self, container_id: str) -> dict[str, Any] | None: ...
+    def container_logs(self, container_id: str, tail: int) -> list[str]: ...
+
+    # images
+    def build(
+        self,
+        context: str,
+        dockerfile: str,
+        tag: str,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+        target: str | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+    def pull(self, image: str) -> None: ...
+    def image_id(self, ref: str) -> str | None: ...
+    def tag(self, image: str, ref: str) -> None: ...
+    def remove_image(self, ref: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def split_tag(image: str) -> tuple[str, str | None]:
+    """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
+    if "@" in image:
+        return image, None
+    return parse_repository_tag(image)
