@@ -27,6 +27,7 @@ from bot.discord_render import (
 )
 from bot.livelog import LIVE_LINES
 from commands.dispatch import ChatRequest, Dispatcher
+from commands.grammar import REGISTRY
 from commands.replies import Result
 from tests.fake_discord_api import (
     APP_ID,
@@ -360,7 +361,7 @@ async def test_typed_options_are_values_never_flags(harness: Harness):
         assert answer.body["data"]["content"].startswith(refusal)
         (usage,) = await until(lambda p=payload: harness.followups(p["token"]))
         assert usage.body["flags"] == 64
-        assert usage.body["content"] == "usage: `deploy APP [REF] [--env ENV] [--dry-run]`"
+        assert usage.body["content"] == f"usage: `{REGISTRY['deploy'].usage}`"
     assert harness.dispatcher.engine.store.audit_log() == []  # nothing ran
 
 
