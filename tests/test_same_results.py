@@ -1,4 +1,5 @@
-"""One table of command texts run through the console, Slack and Discord: same results."""
+"""One table of command texts run through the console, Slack and Discord: same results; and
+the conversation rules all chat adapters share, on a recording surface."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from rich.console import Console
 
 from bot.console import say as console_say
+from bot.conversation import Conversation, Lines, Surface, decide
 from bot.discord_adapter import DiscordBot
 from bot.slack import SlackBot, web_client
 from bot.terminal import Screen
 from commands.dispatch import Dispatcher
+from commands.replies import DENIED, Failure, Log, Message, Reply, Result, Step
 from tests import test_discord_adapter as d
 from tests import test_slack as s
 from tests.fake_discord_api import FakeDiscord
@@ -98,3 +101,88 @@ async def test_same_text_same_result_everywhere(platforms, text: str, expected: 
         want = expected.format(me=ME[platform])
         flat = " ".join(output.replace("\\n", " ").split())
         assert " ".join(want.split()) in flat, (platform, output)
+
+
+class Recorder(Surface):
+    """A surface that writes down what the conversation asked of it (errbot's test backend)."""
+
+    def __init__(self, status_fits: bool = True) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.status_fits = status_fits
+
+    async def post_status(self, text: str, user: str) -> None:
+        self.calls.append(("post_status", text))
+
+    async def finish_status(self, reply: Result | Failure, took: float) -> bool:
+        self.calls.append(("finish_status", reply))
+        return self.status_fits
+
+    async def point_to_thread(self, text: str) -> None:
+        self.calls.append(("point_to_thread", text))
+
+    async def decided(self, verb: str, user: str, text: str) -> None:
+        self.calls.append(("decided", text))
+
+    async def open_log(self, title: str, interval: float) -> Lines:
+        recorder = self
+
+        class Recorded:
+            def add(self, line: str) -> None:
+                recorder.calls.append(("line", line))
+
+            async def close(self) -> None:
+                recorder.calls.append(("close_log", title))
+
+        return Recorded()
+
+    async def say(self, reply: Reply) -> None:
+        self.calls.append(("say", reply))
+
+    async def whisper(self, reply: Reply) -> None:
+        self.calls.append(("whisper", reply))
+
+
+async def stream(*replies: Reply):
+    for reply in replies:
+        yield reply
+
+
+async def test_conversation_rules_every_platform_shares():
+    lines_only = Recorder()
+    await Conversation(lines_only, "logs web", "U1").show(
+        stream(Step("\x1b[1mpulling\x1b[0m"), Log("\x1b[32mGET / 200\x1b[0m"))
+    )
+    assert lines_only.calls == [
+        ("post_status", "logs web"),
+        ("line", "→ pulling"),
+        ("line", "GET / 200"),
+        ("close_log", "logs web"),
+        ("point_to_thread", "logs web"),
+    ]
+    refused = Recorder()
+    denial = Failure("slack:U1 may not deploy on shop/production", DENIED)
+    await Conversation(refused, "deploy shop", "U1").show(stream(denial))
+    assert refused.calls == [("whisper", denial)]
+    too_big = Recorder(status_fits=False)
+    failure = Failure("build failed", log_tail=("\x1b[31merror\x1b[0m",))
+    await Conversation(too_big, "deploy shop", "U1").show(stream(Log("building"), failure))
+    assert too_big.calls[-3:] == [
+        ("finish_status", Failure("build failed", log_tail=("error",))),
+        ("say", Failure("build failed", log_tail=("error",))),
+        ("point_to_thread", "deploy shop"),
+    ]
+
+
+async def test_a_click_that_decides_nothing_leaves_the_buttons():
+    partial = Recorder()
+    await decide(partial, "approve", "approve 7", "U2", stream(Message("approval 1 of 2")))
+    assert partial.calls == [("whisper", Message("approval 1 of 2"))]
+    decisive = Recorder()
+    done = Result(True, "shop release 2 is live")
+    await decide(decisive, "approve", "approve 7", "U3", stream(Step("running"), done))
+    assert decisive.calls == [
+        ("decided", "approve 7"),
+        ("line", "→ running"),
+        ("close_log", "approve 7"),
+        ("finish_status", done),
+    ]
