@@ -3,7 +3,8 @@
 Slack: ``SLACK_BOT_TOKEN`` plus ``SLACK_APP_TOKEN`` (Socket Mode, no inbound port) or
 ``SLACK_SIGNING_SECRET`` (HTTP mode on ``SHIPBOT_HTTP_HOST``:``SHIPBOT_HTTP_PORT``, default
 0.0.0.0:3000, path /slack/events). ``SLACK_API_URL`` points the Web API client elsewhere
-(a proxy, or a local fake in tests).
+(a proxy, or a local fake in tests). ``SHIPBOT_SLACK_WORKERS`` (default 4): how many commands
+start their work at once; more wait for a slot, already acknowledged.
 
 Discord: ``DISCORD_TOKEN`` (the bot token); ``DISCORD_GUILD_ID`` for guild commands;
 ``DISCORD_API_URL`` like ``SLACK_API_URL``. Commands are published with ``shipbot discord
