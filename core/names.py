@@ -20,3 +20,11 @@ ROLE_NAMES = ("viewer", "deployer", "admin")
 
 def is_ref(value: str) -> bool:
     return bool(REF_RE.match(value)) and ".." not in value
+
+
+# What shipbot writes on the services and networks it owns, so it finds them again.
+NETWORK = "shipbot"
+LABEL_APP = "shipbot.app"
+LABEL_ENV = "shipbot.env"
+LABEL_RELEASE = "shipbot.release"
+LABEL_MANAGED = "shipbot.managed"

@@ -11,12 +11,7 @@ from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
 from core.durations import parse_duration_ns
-
-NETWORK = "shipbot"
-LABEL_APP = "shipbot.app"
-LABEL_ENV = "shipbot.env"
-LABEL_RELEASE = "shipbot.release"
-LABEL_MANAGED = "shipbot.managed"
+from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.
 DEFAULT_MONITOR_NS = parse_duration_ns("5s")

@@ -17,8 +17,8 @@ import docker.errors
 import requests
 from docker.utils import version_lt
 
-from core.deploy.spec import LABEL_APP, NETWORK
 from core.errors import DeployError, EngineUnavailable
+from core.names import LABEL_APP, NETWORK
 from core.swarm import split_tag
 
 DEFAULT_TIMEOUT = 60
