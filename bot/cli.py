@@ -19,9 +19,8 @@ from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
 from bot.settings import CommonSettings, Settings, SettingsError, load
 from bot.terminal import output_for
-from commands.dispatch import Dispatcher, StartError
+from commands.dispatch import Dispatcher, StartError, stop_children
 from commands.replies import exit_code
-from core import sources
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
@@ -84,7 +83,7 @@ def _interruptible(work: Coroutine[Any, Any, T]) -> T:
             received.append(signum)
             loop.call_later(STOP_GRACE_SECONDS, _leave, 128 + signum)
             task.cancel()
-            sources.kill_children()
+            stop_children()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop, signum)

@@ -39,7 +39,9 @@ class ServeError(Exception):
 
 
 async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
-    """Expire unanswered approval requests (their notices go through the outbox)."""
+    """Read back from Swarm what nobody saw finish, then expire unanswered approval
+    requests (their notices go through the outbox)."""
+    await dispatcher.settle()
     while True:
         for platform, channel, message in dispatcher.expire_due():
             log.info("%s:%s %s", platform, channel, getattr(message, "text", message))

@@ -30,6 +30,7 @@ from commands.replies import (
     Reply,
     Result,
 )
+from core import sources
 from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig, load_config
 from core.engine import Engine
@@ -60,6 +61,11 @@ class ChatRequest:
     @property
     def identity(self) -> str:
         return self.user if ":" in self.user else f"{self.platform}:{self.user}"
+
+
+def stop_children() -> int:
+    """Kill the child processes (git) running for any command: a CLI leaving on a signal."""
+    return sources.kill_children()
 
 
 def needs_secret(text: str) -> str | None:
@@ -155,6 +161,10 @@ class Dispatcher:
             self.notifier.publish("alerts", row["app"], row["env"], notice)
             notices.append(notice)
         return notices
+
+    async def settle(self) -> None:
+        """Releases whose outcome nobody saw (a restart mid-rollout) read back from Swarm."""
+        await self.engine.settle()
 
     def policy(self) -> Policy:
         grants = [
