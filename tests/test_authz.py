@@ -1,49 +1,90 @@
 """Roles × commands × environments through the real dispatcher: deny by default, audited.
 
-The engine is pointed at a socket nobody listens on, so an allowed command shows that it
-got past authorization by reaching the engine (or succeeding where it needs none), and a
-denied one shows that it never did.
+The dispatcher's engine runs on an in-memory swarm (``tests.fast_plane``) where ``shop``
+(an image app) is already deployed, so every allowed cell must *succeed* with the reply its
+command gives (production asks for approval, staging does not), and every denied cell is
+refused, changes nothing, never reaches the swarm and is audited. Approving, rejecting and
+``secret set`` go through the same matrix. The tests at the end open the control plane as
+a host does, with its engine at a socket nobody listens on.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
-from commands.replies import DENIED, USAGE, ApprovalRequest, Failure, Message, Result, Table
+from commands.replies import (
+    DENIED,
+    USAGE,
+    ApprovalRequest,
+    Failure,
+    Log,
+    Message,
+    Result,
+    Step,
+    Table,
+)
+from core.swarm.fake import FakeSwarm
+from tests.fast_plane import dispatcher, fake_swarm
 
+# production asks for approval (the default approvers: deployer and admin), staging not
 APP_YML = """\
 name: shop
 image: shop:1
 replicas: 1
+env: {GREETING: hello}
+approval: true
 environments:
-  staging: {replicas: 1}
+  staging: {replicas: 1, approval: false}
 """
 
 ADMIN = "console:root"
+USER = "console:sam"
 DEAD_ENGINE = "unix:///nonexistent/docker.sock"
+SECRET = "long-enough-value"
+ENVS = ["production", "staging"]
+APPROVAL_ENV = "production"
 
-# (command text, permission it needs); {env} is production or staging
+# what an allowed command answers: CHANGE is a Result(ok=True) where no approval is asked
+# for, an ApprovalRequest where it is
+CHANGE = "change"
+
+
+class Command(NamedTuple):
+    template: str  # {env} is production or staging
+    permission: str
+    # env: needs the role on that environment; seen: view on shop anywhere (the reply shows
+    # only what the grant covers); app: on every environment of shop; all: on every app
+    reach: str
+    reply: type | str  # the kind of the last reply when allowed
+    audited: bool = False  # an allowed run writes an audit row (it changes state)
+    secret: str | None = None
+
+
 COMMANDS = [
-    ("status shop", "view"),
-    ("releases shop --env {env}", "view"),
-    ("logs shop --env {env}", "view"),
-    ("env list shop --env {env}", "view"),
-    ("deploy shop --env {env}", "deploy"),
-    ("deploy shop --env {env} --dry-run", "deploy"),
-    ("rollback shop --env {env}", "deploy"),
-    ("scale shop 2 --env {env}", "deploy"),
-    ("restart shop --env {env}", "deploy"),
-    ("env set shop COLOR=blue --env {env}", "deploy"),
-    ("env unset shop COLOR --env {env}", "deploy"),
-    ("unlock shop --env {env}", "admin"),
-    ("audit shop", "admin"),
-    ("grants", "admin"),
-    ("grant console:zed viewer --app shop", "admin"),
-    ("apps add shop --path {folder}", "admin"),
+    Command("status shop", "view", "seen", Table),
+    Command("releases shop --env {env}", "view", "env", Table),
+    Command("logs shop --env {env}", "view", "env", Log),
+    Command("env list shop --env {env}", "view", "env", Table),
+    Command("deploy shop --env {env}", "deploy", "env", CHANGE, True),
+    Command("deploy shop --env {env} --dry-run", "deploy", "env", Message),
+    Command("rollback shop --env {env}", "deploy", "env", CHANGE, True),
+    Command("scale shop 2 --env {env}", "deploy", "env", CHANGE, True),
+    Command("restart shop --env {env}", "deploy", "env", CHANGE, True),
+    Command("env set shop COLOR=blue --env {env}", "deploy", "env", CHANGE, True),
+    Command("env unset shop COLOR --env {env}", "deploy", "env", CHANGE, True),
+    Command("secret set shop TOKEN --env {env}", "deploy", "env", CHANGE, True, SECRET),
+    Command("unlock shop --env {env}", "admin", "env", Message, True),
+    Command("audit shop", "admin", "app", Table),
+    Command("grants", "admin", "all", Table),
+    Command("grant console:zed viewer --app shop", "admin", "app", Result, True),
+    Command("apps add shop --path {folder}", "admin", "app", Result, True),
 ]
 ROLES = {
     None: set(),
@@ -51,7 +92,20 @@ ROLES = {
     "deployer": {"view", "deploy"},
     "admin": {"view", "deploy", "admin"},
 }
-ENVS = ["production", "staging"]
+NEEDED = {"view": "viewer", "deploy": "deployer", "admin": "admin"}
+# the environments a grant covers: one, or every one ("*")
+SCOPES = [*ENVS, "*"]
+
+
+def allowed(role: str | None, scope: str, command: Command, env: str) -> bool:
+    if command.permission not in ROLES[role]:
+        return False
+    return {
+        "env": scope in ("*", env),
+        "seen": True,
+        "app": scope == "*",
+        "all": False,
+    }[command.reach]
 
 
 def snapshot(db: Path) -> dict[str, list[tuple]]:
@@ -86,53 +140,282 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-async def say(bot: Dispatcher, user: str, text: str):
-    return await bot.run(ChatRequest("console", user, "C-test", text))
+@dataclass
+class Plane:
+    bot: Dispatcher
+    swarm: FakeSwarm
+    home: Path
+    folder: Path
 
 
-@pytest.mark.parametrize("env", ENVS)
-@pytest.mark.parametrize("role", list(ROLES))
-async def test_every_cell(home: Path, tmp_path: Path, role: str | None, env: str):
-    bot = Dispatcher.open(home)
+@pytest.fixture
+async def plane(home: Path, tmp_path: Path, monkeypatch):
+    """shop registered by the admin and deployed twice to each environment (production
+    through break glass, as it asks for approval)."""
+    swarm = fake_swarm(monkeypatch, "shop:1")
+    bot = dispatcher(home, swarm, [ADMIN])
     folder = tmp_path / "shop"
-    assert isinstance((await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1], Result)
-    user = "console:sam"
-    # the role is granted on this environment only: the other one must stay out of reach
-    if role:
-        await say(bot, ADMIN, f"grant {user} {role} --app shop --env {env}")
-    other = "staging" if env == "production" else "production"
-    for template, permission in COMMANDS:
-        for target_env in (env, other):
-            text = template.format(env=target_env, folder=folder)
-            scoped = "{env}" in template
-            allowed = permission in ROLES[role] and (
-                target_env == env
-                if scoped
-                else role is not None and permission == "view" and text.startswith("status")
-            )
-            before = snapshot(home / "shipbot.db")
-            audit_before = len(bot.engine.store.audit_log(limit=1000))
-            replies = await say(bot, user, text)
-            denied = [r for r in replies if isinstance(r, Failure) and r.kind == DENIED]
-            if allowed:
-                assert not denied, (role, text, replies)
-                continue
-            assert len(replies) == 1 and denied, (role, text, replies)
-            needed = {"view": "viewer", "deploy": "deployer", "admin": "admin"}[permission]
-            assert f"may not {permission} on " in denied[0].message
-            assert f"needs the {needed} role" in denied[0].message
-            assert snapshot(home / "shipbot.db") == before, (role, text)
-            audit = bot.engine.store.audit_log(limit=1000)
-            assert len(audit) == audit_before + 1
-            assert (
-                audit[0]["user"],
-                audit[0]["command"],
-                audit[0]["result"],
-                audit[0]["channel"],
-            ) == (user, text, "denied", "C-test")
+    assert (await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1] == Result(
+        True,
+        "registered shop",
+        ("environments: production, staging",),
+        {"source": str(folder), "kind": "path"},
+    )
+    for text in ["deploy shop --env staging"] * 2 + [
+        "deploy shop --env production --break-glass 'seeding the test'"
+    ] * 2:
+        replies = await say(bot, ADMIN, text)
+        assert isinstance(replies[-1], Result) and replies[-1].ok, replies
+    yield Plane(bot, swarm, home, folder)
     bot.close()
 
 
+async def say(bot: Dispatcher, user: str, text: str, secret: str | None = None):
+    return await bot.run(ChatRequest("console", user, "C-test", text, secret))
+
+
+def assert_denied(plane: Plane, user: str, text: str, replies, before, calls, audit_before):
+    """Refused with the denial, nothing changed, the swarm never asked, one denied row."""
+    assert len(replies) == 1 and isinstance(replies[0], Failure), (user, text, replies)
+    assert replies[0].kind == DENIED, (user, text, replies)
+    assert snapshot(plane.home / "shipbot.db") == before, (user, text)
+    assert plane.swarm.calls[len(calls) :] == [], (user, text)
+    audit = plane.bot.engine.store.audit_log(limit=1000)
+    assert len(audit) == audit_before + 1, (user, text)
+    assert (
+        audit[0]["user"],
+        audit[0]["command"],
+        audit[0]["result"],
+        audit[0]["channel"],
+    ) == (user, text, "denied", "C-test")
+
+
+def state(plane: Plane):
+    return (
+        snapshot(plane.home / "shipbot.db"),
+        list(plane.swarm.calls),
+        len(plane.bot.engine.store.audit_log(limit=1000)),
+    )
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("role", list(ROLES))
+async def test_every_cell(plane: Plane, role: str | None, scope: str):
+    bot = plane.bot
+    # the role is granted on this environment only (or all): the others stay out of reach
+    if role:
+        granted = await say(bot, ADMIN, f"grant {USER} {role} --app shop --env '{scope}'")
+        assert granted == [Result(True, f"{USER} is {role} on shop/{scope}")]
+    for command in COMMANDS:
+        targets = ENVS if "{env}" in command.template else ENVS[:1]
+        for env in targets:
+            text = command.template.format(env=env, folder=plane.folder)
+            before, calls, audit_before = state(plane)
+            replies = await say(bot, USER, text, command.secret)
+            if not allowed(role, scope, command, env):
+                assert_denied(plane, USER, text, replies, before, calls, audit_before)
+                denial = replies[0].message
+                assert f"may not {command.permission} on " in denial
+                assert f"needs the {NEEDED[command.permission]} role" in denial
+                continue
+            assert replies and SECRET not in repr(replies), (role, text)
+            assert not [r for r in replies if isinstance(r, Failure)], (role, scope, text, replies)
+            assert all(r.ok for r in replies if isinstance(r, Result)), (role, text, replies)
+            kind = command.reply
+            if kind == CHANGE:
+                kind = ApprovalRequest if env == APPROVAL_ENV else Result
+            assert isinstance(replies[-1], kind), (role, scope, text, replies)
+            audit = bot.engine.store.audit_log(limit=1000)
+            if kind is ApprovalRequest:
+                asked = replies[-1]
+                assert (asked.requester, asked.approvers) == (USER, ("deployer", "admin"))
+                row = bot.engine.store.approval(asked.id)
+                assert (row["status"], row["command"], row["requester"]) == (
+                    "pending",
+                    text,
+                    USER,
+                )
+                assert len(audit) == audit_before + 1
+                assert (audit[0]["user"], audit[0]["result"]) == (USER, "pending")
+            elif command.audited:
+                assert len(audit) == audit_before + 1
+                assert (audit[0]["user"], audit[0]["command"], audit[0]["result"]) == (
+                    USER,
+                    text,
+                    "ok",
+                )
+            else:
+                assert len(audit) == audit_before, (role, text)
+            if command.template == "status shop":
+                covered = set(ENVS) if scope == "*" else {scope}
+                assert {row[1] for row in replies[-1].rows} == covered, replies
+            if command.template == "logs shop --env {env}":
+                assert all(isinstance(r, Log) for r in replies), replies
+            if command.reply == Table and command.template.startswith("env list"):
+                assert ("GREETING", "hello", "app.yml") in replies[-1].rows
+
+
+def test_the_matrix_allows_each_command_somewhere():
+    """Only `grants` (every app) is out of reach of a grant on shop."""
+    never = [
+        c.template
+        for c in COMMANDS
+        if not any(allowed(r, s, c, e) for r in ROLES for s in SCOPES for e in ENVS)
+    ]
+    assert never == ["grants"]
+
+
+# approving and rejecting: the requester is a deployer on production, whose changes there
+# wait for a deployer or admin of shop/production other than the requester
+REQUESTER = "console:req"
+APPROVER = "console:ann"
+REQUESTS = [
+    ("deploy shop --env production", None, "shop release 5 is live on production"),
+    ("rollback shop --env production", None, "shop is back on release 4 (production)"),
+    ("scale shop 2 --env production", None, "shop (production) scaled to 2"),
+    ("restart shop --env production", None, "shop (production) restarted, 2 tasks replaced"),
+    (
+        "env set shop COLOR=blue --env production",
+        None,
+        "COLOR set for shop (production); `deploy shop` to apply",
+    ),
+    (
+        "env unset shop COLOR --env production",
+        None,
+        "COLOR removed from shop (production); `deploy shop` to apply",
+    ),
+    (
+        "secret set shop TOKEN --env production",
+        SECRET,
+        "secret TOKEN stored for shop (production), encrypted; `deploy shop` to apply",
+    ),
+]
+# (role, scope) of the one deciding; "requester" is the requester themself
+DECIDERS = [(role, scope) for role in ROLES for scope in SCOPES if role or scope == "*"]
+
+
+def may_approve(role: str | None, scope: str) -> bool:
+    return role in ("deployer", "admin") and scope in ("*", APPROVAL_ENV)
+
+
+async def requested(plane: Plane) -> list[tuple[int, str, str | None, str]]:
+    """Every approvable change, asked for by the requester: (id, text, secret, its title)."""
+    assert await say(plane.bot, ADMIN, f"grant {REQUESTER} deployer --app shop --env production")
+    out = []
+    for text, secret, title in REQUESTS:
+        replies = await say(plane.bot, REQUESTER, text, secret)
+        assert len(replies) == 1 and isinstance(replies[0], ApprovalRequest), (text, replies)
+        out.append((replies[0].id, text, secret, title))
+    return out
+
+
+async def grant_decider(plane: Plane, decider: tuple[str | None, str] | str) -> str:
+    if decider == "requester":
+        return REQUESTER
+    role, scope = decider
+    if role:
+        await say(plane.bot, ADMIN, f"grant {APPROVER} {role} --app shop --env '{scope}'")
+    return APPROVER
+
+
+@pytest.mark.parametrize("decider", [*DECIDERS, "requester"], ids=str)
+async def test_approve(plane: Plane, decider):
+    asked = await requested(plane)
+    user = await grant_decider(plane, decider)
+    store = plane.bot.engine.store
+    for approval_id, text, secret, title in asked:
+        before, calls, audit_before = state(plane)
+        replies = await say(plane.bot, user, f"approve {approval_id}")
+        if decider == "requester":
+            assert replies == [
+                Failure(
+                    f"you requested {approval_id} yourself; someone else must approve it", DENIED
+                )
+            ]
+            assert_denied(
+                plane, user, f"approve {approval_id}", replies, before, calls, audit_before
+            )
+            continue
+        if not may_approve(*decider):
+            assert replies == [Failure(f"you may not approve request {approval_id}", DENIED)]
+            assert_denied(
+                plane, user, f"approve {approval_id}", replies, before, calls, audit_before
+            )
+            continue
+        # approved: the change runs now, as the requester, and succeeds
+        assert replies[0] == Step(f"{approval_id} approved by {user}: running `{text}`")
+        assert not [r for r in replies if isinstance(r, Failure)], (text, replies)
+        assert all(r.ok for r in replies if isinstance(r, Result)), (text, replies)
+        assert isinstance(replies[-1], Result) and replies[-1].title == title, replies
+        row = store.approval(approval_id)
+        assert (row["status"], json.loads(row["approved_by"])) == ("executed", [user])
+        audit = store.audit_log(limit=1000)
+        assert (audit[0]["user"], audit[0]["command"], audit[0]["result"]) == (
+            user,
+            f"approve {approval_id}",
+            "ok",
+        )
+        if secret is not None:  # the value sealed with the request is what was stored
+            assert plane.bot.engine.secret_values("shop", "production") == [secret]
+            assert all(secret not in repr(r) for r in replies)
+    if not (decider != "requester" and may_approve(*decider)):
+        assert [r.number for r in store.releases("shop", "production")] == [4, 3]
+        return
+    releases = store.releases("shop", "production")
+    # the approved deploy made release 5 as its requester; the approved rollback went back
+    assert [(r.number, r.deployed_by, r.status) for r in releases] == [
+        (5, REQUESTER, "superseded"),
+        (4, ADMIN, "live"),
+        (3, ADMIN, "superseded"),
+    ]
+    # nothing is left to approve, and nothing about an unknown request is told
+    assert (await say(plane.bot, user, f"approve {asked[0][0]}"))[0].kind == "failed"
+    unknown = await say(plane.bot, user, "approve 99")
+    assert unknown == [Failure("you may not approve request 99", DENIED)]
+
+
+@pytest.mark.parametrize("decider", [*DECIDERS, "requester"], ids=str)
+async def test_reject(plane: Plane, decider):
+    asked = await requested(plane)
+    user = await grant_decider(plane, decider)
+    store = plane.bot.engine.store
+    for approval_id, text, _secret, _title in asked:
+        before, calls, audit_before = state(plane)
+        replies = await say(plane.bot, user, f"reject {approval_id}")
+        if decider != "requester" and not may_approve(*decider):
+            assert replies == [Failure(f"you may not reject request {approval_id}", DENIED)]
+            assert_denied(
+                plane, user, f"reject {approval_id}", replies, before, calls, audit_before
+            )
+            assert store.approval(approval_id)["status"] == "pending"
+            continue
+        assert replies == [Result(True, f"request {approval_id} ({text}) rejected by {user}")]
+        assert store.approval(approval_id)["status"] == "rejected"
+        assert plane.swarm.calls == calls, text  # nothing ran
+        audit = store.audit_log(limit=1000)
+        assert (audit[0]["user"], audit[0]["command"], audit[0]["result"]) == (
+            user,
+            f"reject {approval_id}",
+            "ok",
+        )
+    assert [r.number for r in store.releases("shop", "production")] == [4, 3]
+    assert plane.bot.engine.secret_values("shop", "production") == []
+
+
+async def test_secret_set_needs_a_long_enough_value_before_any_approval(plane: Plane):
+    await say(plane.bot, ADMIN, f"grant {USER} deployer --app shop")
+    for env in ENVS:
+        for secret in (None, "short"):
+            before, calls, _ = state(plane)
+            replies = await say(plane.bot, USER, f"secret set shop TOKEN --env {env}", secret)
+            assert len(replies) == 1 and isinstance(replies[0], Failure), replies
+            assert replies[0].kind == "failed"
+            assert snapshot(plane.home / "shipbot.db") == before
+            assert plane.swarm.calls == calls
+    assert plane.bot.engine.store.db["approvals"].count == 0
+
+
+# the control plane as a host opens it: its engine at a socket nobody listens on
 async def test_allowed_cells_reach_the_engine(home: Path, tmp_path: Path):
     bot = Dispatcher.open(home)
     await say(bot, ADMIN, f"apps add shop --path {tmp_path / 'shop'}")
@@ -198,8 +481,7 @@ async def test_grant_revoke_and_bad_input(home: Path):
 
 async def test_approval_reply_needs_no_engine_to_be_denied(home: Path, tmp_path: Path):
     """An unauthorized requester never creates an approval request."""
-    folder = tmp_path / "shop"
-    (folder / "app.yml").write_text(APP_YML + "approval: true\n")
+    folder = tmp_path / "shop"  # its app.yml asks for approval on production
     bot = Dispatcher.open(home)
     await say(bot, ADMIN, f"apps add shop --path {folder}")
     await say(bot, ADMIN, "grant console:vic viewer --app shop")

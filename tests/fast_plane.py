@@ -1,0 +1,44 @@
+"""The real dispatcher and engine on an in-memory swarm: the fast tier's control plane.
+
+Everything is real (store, vault, policy, approvals, locks, the deploy path) except the
+Swarm manager, which is a ``FakeSwarm``. Rollouts are watched on the fake's clock, so a
+deploy finishes in as many Swarm steps as it takes, without real time passing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from commands.dispatch import Dispatcher
+from core.config import ControlConfig
+from core.deploy import rollout
+from core.engine import Engine
+from core.secrets import Vault
+from core.servers.registry import Servers
+from core.store import Store
+from core.swarm.fake import FakeSwarm
+
+
+def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:
+    """A swarm that knows ``images`` (healthy), with rollouts watched on its clock."""
+    swarm = FakeSwarm()
+    for ref in images:
+        swarm.add_image(ref)
+    monkeypatch.setattr(rollout, "clock", lambda: swarm.now)
+    monkeypatch.setattr(rollout, "POLL_SECONDS", 0)
+    monkeypatch.setattr(rollout, "RETRY_FIRST_SECONDS", 0)
+    monkeypatch.setattr(rollout, "RETRY_MAX_SECONDS", 0)
+    return swarm
+
+
+def dispatcher(home: Path, swarm: FakeSwarm, admins: list[str]) -> Dispatcher:
+    """The dispatcher whose engine's only server, ``local``, is ``swarm``."""
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: swarm}),
+        home=home,
+        vault=Vault.open(home),
+    )
+    return Dispatcher(engine, ControlConfig(admins=admins))
