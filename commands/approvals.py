@@ -9,6 +9,7 @@ app.yml at the app's registered ref, so a branch cannot lift its own approval.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ async def rule(engine: Engine, app: str, env: str, resolved: Resolved | None) ->
     check_env(config, env)
     registered = config.for_env(env).approval
     return registered or (resolved.spec.approval if resolved else None)
+
+
+async def pinned(engine: Engine, request: Any, app: str, env: str) -> Any:
+    """The request as it will be reviewed: a rollback names the release it goes back to,
+    so approving it later cannot land on another one."""
+    if "release" in {f.name for f in dataclasses.fields(request)} and request.release is None:
+        chosen = await engine.rollback_target(app, env)
+        return dataclasses.replace(request, release=chosen.number)
+    return request
 
 
 async def ask(

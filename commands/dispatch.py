@@ -301,7 +301,7 @@ class Dispatcher:
             return
         request = await approvals.ask(
             self.engine,
-            work.parsed,
+            await approvals.pinned(self.engine, work.parsed, work.app, work.env),
             user=work.ctx.user,
             channel=work.ctx.channel,
             platform=work.ctx.platform,

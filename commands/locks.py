@@ -17,7 +17,6 @@ from core.errors import CoreError
 from core.store import Store
 
 
-
 class LockBusy(CoreError):
     """Another deploy, rollback, scale or restart of the same app/env is running."""
 

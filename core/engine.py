@@ -91,6 +91,11 @@ class Engine:
             self.plane, name, env or DEFAULT_ENV, user=user, number=number, approved_by=approved_by
         )
 
+    async def rollback_target(
+        self, name: str, env: str | None = None, number: int | None = None
+    ) -> Release:
+        return await rollback.target(self.plane, name, env or DEFAULT_ENV, number)
+
     def scale(
         self, name: str, replicas: int, *, user: str, env: str | None = None
     ) -> AsyncIterator[Event]:

@@ -232,7 +232,7 @@ async def test_every_cell(plane: Plane, role: str | None, scope: str):
                 row = bot.engine.store.approval(asked.id)
                 assert (row["status"], row["command"], row["requester"]) == (
                     "pending",
-                    text,
+                    reviewed(text),
                     USER,
                 )
                 assert len(audit) == audit_before + 1
@@ -271,7 +271,7 @@ REQUESTER = "console:req"
 APPROVER = "console:ann"
 REQUESTS = [
     ("deploy shop --env production", None, "shop release 5 is live on production"),
-    ("rollback shop --env production", None, "shop is back on release 4 (production)"),
+    ("rollback shop --env production", None, "shop is back on release 3 (production)"),
     ("scale shop 2 --env production", None, "shop (production) scaled to 2"),
     ("restart shop --env production", None, "shop (production) restarted, 2 tasks replaced"),
     (
@@ -290,6 +290,17 @@ REQUESTS = [
         "secret TOKEN stored for shop (production), encrypted; `deploy shop` to apply",
     ),
 ]
+# A rollback is reviewed as the release it goes back to, pinned when it is asked for.
+PINNED = {
+    "rollback shop --env production": "rollback shop 3 --env production",
+    "rollback shop --env staging": "rollback shop 3 --env staging",
+}
+
+
+def reviewed(text: str) -> str:
+    return PINNED.get(text, text)
+
+
 # (role, scope) of the one deciding; "requester" is the requester themself
 DECIDERS = [(role, scope) for role in ROLES for scope in SCOPES if role or scope == "*"]
 
@@ -343,7 +354,7 @@ async def test_approve(plane: Plane, decider):
             )
             continue
         # approved: the change runs now, as the requester, and succeeds
-        assert replies[0] == Step(f"{approval_id} approved by {user}: running `{text}`")
+        assert replies[0] == Step(f"{approval_id} approved by {user}: running `{reviewed(text)}`")
         assert not [r for r in replies if isinstance(r, Failure)], (text, replies)
         assert all(r.ok for r in replies if isinstance(r, Result)), (text, replies)
         assert isinstance(replies[-1], Result) and replies[-1].title == title, replies
@@ -389,7 +400,9 @@ async def test_reject(plane: Plane, decider):
             )
             assert store.approval(approval_id)["status"] == "pending"
             continue
-        assert replies == [Result(True, f"request {approval_id} ({text}) rejected by {user}")]
+        assert replies == [
+            Result(True, f"request {approval_id} ({reviewed(text)}) rejected by {user}")
+        ]
         assert store.approval(approval_id)["status"] == "rejected"
         assert plane.swarm.calls == calls, text  # nothing ran
         audit = store.audit_log(limit=1000)
