@@ -376,8 +376,8 @@ async def test_approve(plane: Plane, decider):
     # the approved deploy made release 5 as its requester; the approved rollback went back
     assert [(r.number, r.deployed_by, r.status) for r in releases] == [
         (5, REQUESTER, "superseded"),
-        (4, ADMIN, "live"),
-        (3, ADMIN, "superseded"),
+        (4, ADMIN, "superseded"),
+        (3, ADMIN, "live"),  # the rollback went where it was reviewed to go
     ]
     # nothing is left to approve, and nothing about an unknown request is told
     assert (await say(plane.bot, user, f"approve {asked[0][0]}"))[0].kind == "failed"
