@@ -72,8 +72,8 @@ class BuildSpec(_Strict):
 
 
 class Rollout(_Strict):
-    """How Swarm replaces tasks: ``parallelism`` at a time (0: half the replicas, rounded up,
-    so a deploy takes two batches whatever the count), new ones first by default."""
+    """How Swarm replaces tasks: ``parallelism`` at a time (0: all of them in one batch, so a
+    deploy takes about as long whatever the count), new ones first by default."""
 
     parallelism: int = Field(default=0, ge=0, le=100)
     order: Literal["start-first", "stop-first"] = "start-first"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core.appspec import parse_app_config
-from core.plan import diff
+from core.deploy.plan import diff
+from core.deploy.spec import service_spec
 from core.secrets import MASK
-from core.swarm_spec import service_spec
 
 
 def spec(text: str, release: int = 1, env: dict[str, str] | None = None) -> dict:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.appspec import parse_app_config
-from core.swarm_spec import image_ref, service_name, service_spec, with_force_update, with_replicas
+from core.deploy.spec import (
+    image_ref,
+    parallelism,
+    service_name,
+    service_spec,
+    with_force_update,
+    with_replicas,
+)
 
 S = 1_000_000_000
 APP = """\
@@ -50,7 +59,7 @@ def test_service_spec_exact():
         },
         "Mode": {"Replicated": {"Replicas": 3}},
         "UpdateConfig": {
-            "Parallelism": 1,
+            "Parallelism": 3,  # all replicas in one start-first batch
             "Delay": 0,
             "FailureAction": "rollback",
             "Monitor": 6 * S,
@@ -67,6 +76,40 @@ def test_service_spec_exact():
         },
         "EndpointSpec": {"Mode": "dnsrr"},
     }
+
+
+def test_rollout_override_sets_both_update_and_rollback():
+    spec = parse_app_config(
+        "name: a\nimage: a:1\nreplicas: 6\nrollout: {parallelism: 1, order: stop-first}\n"
+    ).base
+    out = service_spec(spec, "production", 1, "x")
+    assert out["UpdateConfig"] == {
+        "Parallelism": 1,
+        "Delay": 0,
+        "FailureAction": "rollback",
+        "Monitor": 5 * S,
+        "MaxFailureRatio": 0,
+        "Order": "stop-first",
+    }
+    assert out["RollbackConfig"] == {
+        "Parallelism": 0,
+        "Delay": 0,
+        "FailureAction": "pause",
+        "Monitor": 5 * S,
+        "MaxFailureRatio": 0,
+        "Order": "stop-first",
+    }
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 6, 100])
+def test_default_parallelism_replaces_every_replica_in_one_batch(replicas):
+    spec = parse_app_config(f"name: a\nimage: a:1\nreplicas: {replicas}\n").base
+    assert parallelism(spec) == replicas
+
+
+def test_rollout_parallelism_wins_over_the_default():
+    spec = parse_app_config("name: a\nimage: a:1\nreplicas: 6\nrollout: {parallelism: 2}\n")
+    assert parallelism(spec.base) == 2
 
 
 def test_resources_volumes_command():

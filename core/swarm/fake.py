@@ -18,61 +18,25 @@ the server exits 0 on SIGTERM as gunicorn does, ``STUCK``: never finishes starti
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from core.deploy.spec import LABEL_APP
 from core.errors import CoreError, DeployError, EngineUnavailable
+from core.names import LABEL_APP
+from core.swarm.fake_orchestrator import (
+    EXITS_0,
+    HEALTHY,
+    STUCK,
+    UNHEALTHY,
+    Behaviour,
+    Orchestrator,
+    Rollout,
+    Service,
+    stamp,
+)
 
-EPOCH = 1_700_000_000.0
-HISTORY = 5  # ended tasks Swarm keeps per slot (its TaskHistoryRetentionLimit default)
-ENDED = {"complete", "failed", "rejected", "shutdown"}
-LIVE = {"starting", "running"}
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """What a task of an image does ``start_steps`` steps after it starts (or, for a task
-    already running when the behaviour is set, at the next step)."""
-
-    kind: Literal["healthy", "unhealthy", "exits_0", "stuck"] = "healthy"
-    start_steps: int = 1
-    probe_output: str = "wget: can't connect to remote host (127.0.0.1): Connection refused"
-    log: tuple[str, ...] = ("listening on :8080",)
-
-
-HEALTHY = Behaviour()
-UNHEALTHY = Behaviour("unhealthy", log=("listening on :9999",))
-EXITS_0 = Behaviour("exits_0", log=("listening on :9999", "SIGTERM: shutting down"))
-STUCK = Behaviour("stuck", log=("waiting for the database",))
-
-
-def stamp(seconds: float) -> str:
-    """The engine's timestamp format: RFC 3339 with nanoseconds, in UTC."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
-
-
-@dataclass
-class _Rollout:
-    config: dict[str, Any]  # UpdateConfig, or RollbackConfig when rolling back
-    rolling_back: bool
-    started: set[str] = field(default_factory=set)  # tasks this rollout started
-    batch: list[str] = field(default_factory=list)  # start-first: new tasks not yet counted
-
-
-@dataclass
-class _Service:
-    id: str
-    spec: dict[str, Any]
-    created_at: float
-    updated_at: float
-    version: int = 1
-    previous: dict[str, Any] | None = None
-    status: dict[str, Any] | None = None
-    rollout: _Rollout | None = None
+__all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeSwarm"]
 
 
 @dataclass
@@ -82,64 +46,23 @@ class _Fault:
     error: CoreError
 
 
-class FakeSwarm:
+class FakeSwarm(Orchestrator):
     """One Swarm manager in memory; see the module docstring for how to script it."""
 
     def __init__(self) -> None:
-        self.now = EPOCH
+        super().__init__()
         self.calls: list[str] = []  # every protocol method called, in order
         self.down = False  # True: every call raises EngineUnavailable, as a stopped dockerd
         self.networks: set[str] = set()
-        self.images: dict[str, str] = {}  # ref -> image id
-        self.behaviours: dict[str, Behaviour] = {}  # image id -> what its tasks do
         self.build_log: list[dict[str, Any]] = [{"stream": "Step 1/1 : FROM busybox\n"}]
         self.builds: list[dict[str, Any]] = []  # the arguments of every build
-        self.containers: dict[str, dict[str, Any]] = {}
-        self._logs: dict[str, list[str]] = {}  # container id -> what it printed
-        self._services: dict[str, _Service] = {}
-        self._tasks: list[dict[str, Any]] = []
-        self._born: dict[str, float] = {}  # task id -> when it last (re)started
         self._faults: list[_Fault] = []
-        self._ids = itertools.count(1)
 
-    # scripting
-    def add_image(self, ref: str, behaviour: Behaviour = HEALTHY) -> str:
-        image_id = f"sha256:{next(self._ids):064x}"
-        self.images[ref] = image_id
-        self.behaviours[image_id] = behaviour
-        return image_id
-
-    def behave(self, ref: str, behaviour: Behaviour) -> None:
-        """From the next step, tasks of ``ref``'s image (whatever its tags) do ``behaviour``."""
-        image_id = self.images[ref]
-        self.behaviours[image_id] = behaviour
-        for task in self._tasks:
-            if self._image_id(task) == image_id and task["Status"]["State"] == "running":
-                self._born[task["ID"]] = self.now
-
+    # scripting (and ``add_image``, ``behave``, ``step``, ``settle`` from Orchestrator)
     def fail_next(self, times: int, *methods: str, error: CoreError | None = None) -> None:
         """The next ``times`` calls of ``methods`` (any method if none) raise ``error``."""
         error = error or EngineUnavailable("the Docker engine stopped answering (fake outage)")
         self._faults.append(_Fault(times, frozenset(methods), error))
-
-    def step(self) -> None:
-        """One second of Swarm's work: tasks start or fail, rollouts move a batch on."""
-        self.now += 1.0
-        for service in self._services.values():
-            self._advance_tasks(service)
-            if service.rollout is not None:
-                self._advance_rollout(service)
-            else:
-                self._keep_replicas(service)
-        self._prune_history()
-
-    def settle(self, max_steps: int = 100) -> None:
-        """Step until no rollout is under way (Swarm carrying on while nobody watches)."""
-        for _ in range(max_steps):
-            if all(s.rollout is None for s in self._services.values()):
-                return
-            self.step()
-        raise AssertionError(f"the swarm did not settle in {max_steps} steps")
 
     # the protocol
     def ensure_network(self, name: str = "shipbot") -> None:
@@ -163,7 +86,7 @@ class FakeSwarm:
         self._enter("create_service")
         if spec["Name"] in self._services:
             raise DeployError(f"creating service {spec['Name']}: the Docker engine said: exists")
-        service = _Service(f"svc{next(self._ids)}", copy.deepcopy(spec), self.now, self.now)
+        service = Service(f"svc{next(self._ids)}", copy.deepcopy(spec), self.now, self.now)
         self._services[spec["Name"]] = service
         self._keep_replicas(service)
 
@@ -182,7 +105,7 @@ class FakeSwarm:
                 "StartedAt": stamp(self.now),
                 "Message": "update in progress",
             }
-            service.rollout = _Rollout(spec["UpdateConfig"], rolling_back=False)
+            service.rollout = Rollout(spec["UpdateConfig"], rolling_back=False)
 
     def remove_service(self, name: str) -> None:
         self._enter("remove_service")
@@ -261,7 +184,7 @@ class FakeSwarm:
     def close(self) -> None:
         self.calls.append("close")
 
-    # Swarm's work
+    # the engine's side
     def _enter(self, method: str) -> None:
         self.calls.append(method)
         # An unanswered call still takes time (the client's timeout): the clock moves on,
@@ -275,7 +198,7 @@ class FakeSwarm:
                 self.now += 1.0
                 raise fault.error
 
-    def _service_view(self, service: _Service) -> dict[str, Any]:
+    def _service_view(self, service: Service) -> dict[str, Any]:
         view: dict[str, Any] = {
             "ID": service.id,
             "Version": {"Index": service.version},
@@ -288,177 +211,3 @@ class FakeSwarm:
         if service.status is not None:
             view["UpdateStatus"] = service.status
         return copy.deepcopy(view)
-
-    def _tasks_of(self, service: _Service) -> list[dict[str, Any]]:
-        return [t for t in self._tasks if t["ServiceID"] == service.id]
-
-    def _image_id(self, task: dict[str, Any]) -> str | None:
-        return self.images.get(task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0])
-
-    def _behaviour(self, task: dict[str, Any]) -> Behaviour:
-        return self.behaviours.get(self._image_id(task) or "", HEALTHY)
-
-    def _lines(self, container_id: str) -> list[str]:
-        return list(self._logs.get(container_id, []))
-
-    def _start(self, service: _Service, slot: int) -> dict[str, Any]:
-        template = copy.deepcopy(service.spec["TaskTemplate"])
-        task_id, container_id = f"task{next(self._ids)}", f"{next(self._ids):064x}"
-        behaviour = self._behaviour({"Spec": template})
-        container: dict[str, Any] = {
-            "Id": container_id,
-            "Config": {"Image": template["ContainerSpec"]["Image"]},
-            "State": {"Status": "running", "ExitCode": 0},
-        }
-        self._logs[container_id] = list(behaviour.log)
-        check = template["ContainerSpec"].get("Healthcheck")
-        if check:
-            container["Config"]["Healthcheck"] = copy.deepcopy(check)
-            container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers[container_id] = container
-        task = {
-            "ID": task_id,
-            "ServiceID": service.id,
-            "Slot": slot,
-            "CreatedAt": stamp(self.now),
-            "UpdatedAt": stamp(self.now),
-            "DesiredState": "running",
-            "Spec": template,
-            "Status": {
-                "Timestamp": stamp(self.now),
-                "State": "starting",
-                "Message": "starting",
-                "ContainerStatus": {"ContainerID": container_id},
-            },
-        }
-        self._tasks.append(task)
-        self._born[task_id] = self.now
-        return task
-
-    def _set_state(self, task: dict[str, Any], state: str, message: str, **extra: Any) -> None:
-        task["UpdatedAt"] = stamp(self.now)
-        task["Status"].update(Timestamp=stamp(self.now), State=state, Message=message, **extra)
-
-    def _advance_tasks(self, service: _Service) -> None:
-        for task in self._tasks_of(service):
-            state = task["Status"]["State"]
-            behaviour = self._behaviour(task)
-            if state not in LIVE or self.now - self._born[task["ID"]] < behaviour.start_steps:
-                continue
-            container = self.containers[task["Status"]["ContainerStatus"]["ContainerID"]]
-            health = container["State"].get("Health")
-            if behaviour.kind == "healthy" and state == "starting":
-                self._set_state(task, "running", "started")
-                if health:
-                    health.update(Status="healthy")
-                    health["Log"].append({"ExitCode": 0, "Output": "ok"})
-            elif behaviour.kind in ("unhealthy", "exits_0"):
-                self._end(task, container, behaviour)
-
-    def _end(self, task: dict[str, Any], container: dict[str, Any], behaviour: Behaviour) -> None:
-        """The container fails: its health check (Swarm then stops it) or, with none, itself."""
-        health = container["State"].get("Health")
-        if health is None:
-            code = 1  # no health check: the failure is the process's own exit
-        else:
-            retries = container["Config"]["Healthcheck"].get("Retries") or 3
-            probe = {"ExitCode": 1, "Output": behaviour.probe_output + "\n"}
-            health.update(Status="unhealthy", FailingStreak=retries, Log=[probe] * retries)
-            code = 0 if behaviour.kind == "exits_0" else 137  # SIGTERM handled, or killed
-        container["State"].update(Status="exited", ExitCode=code)
-        task["DesiredState"] = "shutdown"
-        task["Status"]["ContainerStatus"]["ExitCode"] = code
-        if code == 0:
-            self._set_state(task, "complete", "finished")
-        else:
-            self._set_state(task, "failed", "started", Err=f"task: non-zero exit ({code})")
-
-    def _shutdown(self, task: dict[str, Any]) -> None:
-        task["DesiredState"] = "shutdown"
-        if task["Status"]["State"] in LIVE:
-            self._set_state(task, "shutdown", "shutdown")
-            container = self.containers[task["Status"]["ContainerStatus"]["ContainerID"]]
-            container["State"].update(Status="exited", ExitCode=0)
-
-    def _keep_replicas(self, service: _Service) -> None:
-        """The orchestrator: as many live tasks as replicas (restart policy ``any``)."""
-        live = [t for t in self._tasks_of(service) if t["DesiredState"] == "running"]
-        replicas = service.spec["Mode"]["Replicated"]["Replicas"]
-        for task in sorted(live, key=lambda t: t["Slot"])[replicas:]:
-            self._shutdown(task)
-        slots = {t["Slot"] for t in live}
-        free = (n for n in itertools.count(1) if n not in slots)
-        for _ in range(replicas - len(live)):
-            self._start(service, next(free))
-
-    def _advance_rollout(self, service: _Service) -> None:
-        rollout = service.rollout
-        assert rollout is not None
-        tasks = self._tasks_of(service)
-        if any(t["ID"] in rollout.started and t["Status"]["State"] in ENDED for t in tasks):
-            self._fail_rollout(service, rollout)
-            return
-        template = service.spec["TaskTemplate"]
-        live = [t for t in tasks if t["DesiredState"] == "running"]
-        fresh = [t for t in live if t["Spec"] == template]
-        stale = sorted((t for t in live if t["Spec"] != template), key=lambda t: t["Slot"])
-        if any(t["Status"]["State"] == "starting" for t in fresh):
-            return
-        for task in stale[: len(rollout.batch)]:  # start-first: the batch is up, retire as many
-            self._shutdown(task)
-        stale, rollout.batch = stale[len(rollout.batch) :], []
-        replicas = service.spec["Mode"]["Replicated"]["Replicas"]
-        missing = max(len(stale), replicas - len(fresh))
-        if missing > 0:
-            count = min(rollout.config.get("Parallelism") or missing, missing)
-            slots = [t["Slot"] for t in stale[:count]]
-            used = {t["Slot"] for t in live}
-            slots += [n for n in itertools.count(1) if n not in used][: count - len(slots)]
-            if rollout.config.get("Order") == "stop-first":
-                for task in stale[:count]:
-                    self._shutdown(task)
-            started = [self._start(service, slot)["ID"] for slot in slots]
-            rollout.started.update(started)
-            if rollout.config.get("Order") != "stop-first":
-                rollout.batch = started
-            return
-        assert service.status is not None
-        state = "rollback_completed" if rollout.rolling_back else "completed"
-        service.status.update(State=state, CompletedAt=stamp(self.now), Message=state)
-        service.rollout = None
-
-    def _fail_rollout(self, service: _Service, rollout: _Rollout) -> None:
-        assert service.status is not None
-        action = rollout.config.get("FailureAction", "pause")
-        if rollout.rolling_back or action != "rollback":
-            state = "rollback_paused" if rollout.rolling_back else "paused"
-            message = "update paused due to failure or early termination of task"
-            service.status.update(State=state, Message=message)
-            service.rollout = None
-            return
-        assert service.previous is not None
-        service.spec, service.previous = service.previous, service.spec
-        service.version += 1
-        service.updated_at = self.now
-        service.status = {
-            "State": "rollback_started",
-            "StartedAt": stamp(self.now),
-            "Message": "update rolled back due to failure or early termination of task",
-        }
-        service.rollout = _Rollout(service.spec["RollbackConfig"], rolling_back=True)
-
-    def _prune_history(self) -> None:
-        kept: dict[tuple[str, int], int] = {}
-        survivors = []
-        for task in reversed(self._tasks):  # newest first
-            if task["DesiredState"] != "running" and task["Status"]["State"] in ENDED:
-                key = (task["ServiceID"], task["Slot"])
-                kept[key] = kept.get(key, 0) + 1
-                if kept[key] > HISTORY:
-                    container_id = task["Status"]["ContainerStatus"]["ContainerID"]
-                    self.containers.pop(container_id, None)
-                    self._logs.pop(container_id, None)
-                    self._born.pop(task["ID"], None)
-                    continue
-            survivors.append(task)
-        self._tasks = survivors[::-1]
