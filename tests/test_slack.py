@@ -395,7 +395,9 @@ async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: P
         await slack.post(body, signed(body))
     await until(lambda: len(slack.fake.of("chat.postMessage")) >= 4)
     slack.fake.calls.clear()
-    body = slash("/rollback", name, "UB")
+    # a rollback is pinned to its release when asked for; with none there is nothing to
+    # ask for, so the change held for approval here is a scale
+    body = slash("/ship", f"scale {name} 2", "UB")
     await slack.post(body, signed(body))
     approval = (await until(lambda: slack.fake.of("chat.postMessage")))[0]
     request_id = approval.args["blocks"][-1]["elements"][0]["value"]
@@ -420,9 +422,9 @@ async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: P
         lambda: len(slack.fake.of("chat.update")) >= 2 and slack.fake.of("chat.update")
     )
     assert updates[0].args["text"].startswith(":white_check_mark: Approved by <@UD>")
-    # the rollback ran (and found nothing to roll back to): shown on the approval message
+    # the scale ran (and found nothing live to scale): shown on the approval message
     assert updates[-1].args["ts"] == "1700000000.555555"
-    assert f"{name} has no earlier good release on production" in updates[-1].args["text"]
+    assert f"{name} has no live release on production: deploy it first" in updates[-1].args["text"]
 
 
 # outside the bot's channels
@@ -524,7 +526,7 @@ async def test_approval_in_a_private_channel_goes_through_response_urls(
     slack.fake.closed.add("GOPS")
     slack.fake.calls.clear()
 
-    asked = await slack.command("/rollback", name, "UB", channel="GOPS")
+    asked = await slack.command("/ship", f"scale {name} 2", "UB", channel="GOPS")
     (approval,) = await until(lambda: slack.fake.responses(asked))
     assert approval.args["response_type"] == "in_channel"
     request_id = approval.args["blocks"][-2]["elements"][0]["value"]
@@ -550,7 +552,7 @@ async def test_approval_in_a_private_channel_goes_through_response_urls(
     assert banner.args["replace_original"] is True
     assert banner.args["text"] == f":white_check_mark: Approved by <@UD>: `approve {request_id}`"
     assert lines.args["replace_original"] is False
-    assert f"running `rollback {name}`" in lines.args["text"]
+    assert f"running `scale {name} 2`" in lines.args["text"]
     assert outcome.args["replace_original"] is True
-    assert f"{name} has no earlier good release on production" in outcome.args["text"]
+    assert f"{name} has no live release on production: deploy it first" in outcome.args["text"]
     assert all(not c.answer.get("ok") for c in slack.fake.calls if c.method.startswith("chat."))

@@ -32,9 +32,7 @@ def build_paths(folder: Path, spec: AppSpec, shown: str) -> tuple[Path, str]:
         )
     if not dockerfile.is_file():
         where = Path(shown) / dockerfile.relative_to(folder.resolve())
-        raise BuildError(
-            f"no Dockerfile at {where}: add one, or set build.dockerfile in app.yml"
-        )
+        raise BuildError(f"no Dockerfile at {where}: add one, or set build.dockerfile in app.yml")
     return context, str(dockerfile.relative_to(context))
 
 
