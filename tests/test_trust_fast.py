@@ -1,0 +1,119 @@
+"""Trust items that need no real engine: the real dispatcher and store on the fake swarm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from commands.dispatch import ChatRequest
+from commands.replies import USAGE, Log, Result, Table
+from core.swarm.fake_orchestrator import UNHEALTHY
+from tests.chat import failure, result, say, table
+from tests.fast_plane import dispatcher, fake_swarm
+
+ADMIN = "console:root"
+APP_YML = """\
+name: shop
+image: shop:1
+replicas: 2
+environments:
+  production: {replicas: 2}
+  staging: {replicas: 1}
+"""
+
+
+@pytest.fixture
+def plane(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "app.yml").write_text(APP_YML)
+    swarm = fake_swarm(monkeypatch, "shop:1")
+    bot = dispatcher(home, swarm, [ADMIN])
+    yield bot, swarm, folder
+    bot.close()
+
+
+async def test_a_reply_that_fails_after_the_outcome_does_not_rewrite_it(plane):
+    bot, _, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    replies = bot.handle(ChatRequest("console", ADMIN, "console", "deploy shop"))
+    with pytest.raises(RuntimeError):
+        async for reply in replies:
+            if isinstance(reply, Result):
+                raise RuntimeError("the chat went away")  # the channel post failed
+    await replies.aclose()
+    (release,) = bot.engine.store.releases("shop", "production")
+    assert release.status == "live"
+
+
+async def test_logs_show_the_live_release_unless_asked(plane):
+    bot, swarm, folder = plane
+    swarm.add_image("shop:2", UNHEALTHY)
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    assert result(await say(bot, "deploy shop", ADMIN)).ok
+    assert not result(await say(bot, "deploy shop 2", ADMIN)).ok  # rolled back by Swarm
+
+    def lines(replies: list) -> set[str]:
+        return {r.text for r in replies if isinstance(r, Log)}
+
+    assert lines(await say(bot, "logs shop", ADMIN)) == {"listening on :8080"}
+    assert lines(await say(bot, "logs shop --release 2", ADMIN)) == {"listening on :9999"}
+    assert lines(await say(bot, "logs shop --all", ADMIN)) == {
+        "listening on :8080",
+        "listening on :9999",
+    }
+
+
+async def test_status_lists_only_this_control_planes_apps(plane):
+    bot, swarm, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    assert result(await say(bot, "deploy shop", ADMIN)).ok
+    swarm.add_image("other:1")
+    swarm.create_service(
+        {
+            "Name": "other-production",
+            "Labels": {"shipbot.app": "other", "shipbot.env": "production"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "other:1"}, "ForceUpdate": 0},
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "UpdateConfig": {},
+            "RollbackConfig": {},
+            "EndpointSpec": {"Mode": "dnsrr"},
+        }
+    )
+    shown = table(await say(bot, "status", ADMIN))
+    assert [row[0] for row in shown.rows] == ["shop"]
+
+
+async def test_outbox_dead_letters_for_admins(plane):
+    bot, _, _ = plane
+    store = bot.engine.store
+    message_id = store.enqueue(platform="slack", channel="C1", kind="alerts", payload="{}")
+    statuses = [store.mark_retry(message_id, "channel_not_found", 0) for _ in range(8)]
+    assert statuses[-1] == "dead" and "dead" not in statuses[:-1]
+    shown = await say(bot, "outbox", ADMIN)
+    assert shown[0].text == "outbox: 1 dead, 0 pending, 0 sent"
+    dead = table(shown)
+    assert dead.rows[0][:4] == (str(message_id), "slack:C1", "alerts", "8")
+    assert result(await say(bot, f"outbox retry {message_id}", ADMIN)).ok
+    assert store.outbox_counts()["pending"] == 1
+    assert failure(await say(bot, "outbox", "console:nobody")).kind == "denied"
+
+
+async def test_did_you_mean_help_and_environments_once(plane):
+    bot, _, folder = plane
+    added = result(await say(bot, f"apps add shop --path {folder}", ADMIN))
+    assert added.details == ("environments: production, staging",)
+    typo = failure(await say(bot, "deplyo shop", ADMIN))
+    assert typo.kind == USAGE and "(did you mean deploy?)" in typo.message
+    flag = failure(await say(bot, "deploy shop --dryrun", ADMIN))
+    assert "unknown option --dryrun (did you mean --dry-run?)" in flag.message
+    app = failure(await say(bot, "deploy shpo", ADMIN))
+    assert app.message.startswith("no app named 'shpo' (registered: shop) (did you mean 'shop'?)")
+    helped = await say(bot, "help", ADMIN)
+    assert isinstance(helped[0], Table)
+    assert "act on production when it is not given" in helped[1].text
+    usage = await say(bot, "help scale", ADMIN)
+    assert "--env defaults to production." in usage[0].text
