@@ -27,10 +27,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from core.errors import SourceError
+from core.names import is_ref
 
 GIT_TIMEOUT = 120.0
 # A ref is passed to git as one argv item; refuse option-like or odd ones anyway.
-REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 SHA_RE = re.compile(r"^[0-9a-f]{4,64}$")
 # fd:: and ext:: run arbitrary commands or read the bot's own stdin; no app needs them.
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
@@ -49,7 +49,7 @@ _URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<useri
 
 
 def check_ref(ref: str) -> str:
-    if not REF_RE.match(ref) or ".." in ref:
+    if not is_ref(ref):
         raise SourceError(f"{ref!r} is not a valid git ref (letters, digits, '.', '_', '/', '-')")
     return ref
 
