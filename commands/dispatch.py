@@ -8,6 +8,7 @@ The request is parsed once and its app.yml resolved once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -209,8 +210,11 @@ class Dispatcher:
         )
         work.audit = dict(user=work.ctx.user, channel=request.channel, app=app, env=env)
         try:
-            async for reply in self._steps(work):
-                yield mask(reply, work.masker)
+            # each step closes the one it drives, so a reader that stops early (a chat post
+            # that failed) ends the whole chain now: its records and its lock included
+            async with contextlib.aclosing(self._steps(work)) as replies:
+                async for reply in replies:
+                    yield mask(reply, work.masker)
         finally:
             if work.changes or work.outcome == DENIED:
                 await asyncio.to_thread(self._audit, work, request.text)
@@ -242,8 +246,9 @@ class Dispatcher:
                     yield reply
                 if work.outcome != "ok":
                     return
-            async for reply in self._locked(work):
-                yield reply
+            async with contextlib.aclosing(self._locked(work)) as replies:
+                async for reply in replies:
+                    yield reply
         except UsageError as exc:
             work.outcome, work.detail = USAGE, str(exc)
             yield Failure(str(exc), USAGE, exc.usage or work.spec.usage)
@@ -315,35 +320,35 @@ class Dispatcher:
         yield request
 
     async def _locked(self, work: Work) -> AsyncIterator[Reply]:
-        if not (work.spec.locks and work.changes):
-            async for reply in self._run(work):
-                yield reply
-            return
-        assert work.app is not None and work.env is not None
-        ctx = work.ctx
-        who = f"{ctx.user}, approved by {ctx.approved_by}" if ctx.approved_by else ctx.user
-        async with locks.hold(
-            self.engine.store, work.app, work.env, ctx.user, f"`{render(work.parsed)}` for {who}"
-        ):
-            async for reply in self._run(work):
+        held: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+        if work.spec.locks and work.changes:
+            assert work.app is not None and work.env is not None
+            ctx = work.ctx
+            who = f"{ctx.user}, approved by {ctx.approved_by}" if ctx.approved_by else ctx.user
+            what = f"`{render(work.parsed)}` for {who}"
+            held = locks.hold(self.engine.store, work.app, work.env, ctx.user, what)
+        async with held, contextlib.aclosing(self._run(work)) as replies:
+            async for reply in replies:
                 yield reply
 
     async def _run(self, work: Work) -> AsyncIterator[Reply]:
-        async for item in work.parsed.run(work.ctx):
-            if isinstance(item, approvals.Released):
-                async for reply in self._released(work, item):
-                    yield reply
-                continue
-            self._note(work, item)
-            if isinstance(item, Result) and work.spec.locks:  # a change also goes to its channels
-                self.notifier.publish(
-                    "deploys",
-                    work.app,
-                    work.env,
-                    mask(item, work.masker),
-                    skip=(work.ctx.platform, work.ctx.channel),
-                )
-            yield item
+        async with contextlib.aclosing(work.parsed.run(work.ctx)) as items:
+            async for item in items:
+                if isinstance(item, approvals.Released):
+                    async with contextlib.aclosing(self._released(work, item)) as replies:
+                        async for reply in replies:
+                            yield reply
+                    continue
+                self._note(work, item)
+                if isinstance(item, Result) and work.spec.locks:  # also to the change's channels
+                    self.notifier.publish(
+                        "deploys",
+                        work.app,
+                        work.env,
+                        mask(item, work.masker),
+                        skip=(work.ctx.platform, work.ctx.channel),
+                    )
+                yield item
 
     async def _released(self, work: Work, released: approvals.Released) -> AsyncIterator[Reply]:
         """An approval completed: the request runs as its requester, through the lock."""
@@ -371,9 +376,10 @@ class Dispatcher:
         try:
             if not approvals.requester_may(approved.ctx.policy, row, released.request):
                 raise CoreError(f"{row['requester']} may no longer run `{row['command']}`")
-            async for reply in self._locked(approved):
-                ok = ok or (isinstance(reply, Result) and reply.ok)
-                yield reply
+            async with contextlib.aclosing(self._locked(approved)) as replies:
+                async for reply in replies:
+                    ok = ok or (isinstance(reply, Result) and reply.ok)
+                    yield reply
         finally:
             work.outcome, work.detail = approved.outcome, approved.detail
             await asyncio.to_thread(approvals.finish, self.engine, released, ok)

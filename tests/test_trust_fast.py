@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from commands.dispatch import ChatRequest
-from commands.replies import USAGE, Log, Result, Table
+from commands.replies import USAGE, Log, Result, Step, Table
 from core.swarm.fake_orchestrator import UNHEALTHY
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
@@ -47,6 +47,25 @@ async def test_a_reply_that_fails_after_the_outcome_does_not_rewrite_it(plane):
     await replies.aclose()
     (release,) = bot.engine.store.releases("shop", "production")
     assert release.status == "live"
+
+
+async def test_a_deploy_cut_off_mid_rollout_is_read_back_from_swarm(plane):
+    bot, _, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    replies = bot.handle(ChatRequest("console", ADMIN, "console", "deploy shop"))
+    async for reply in replies:
+        if isinstance(reply, Step) and "tasks up" in reply.text:
+            break  # the chat stopped reading once the spec was with Swarm
+    await replies.aclose()
+    # closing the reader closed the deploy: not failed, not live, but unknown; and unlocked
+    (release,) = bot.engine.store.releases("shop", "production")
+    assert release.status == "unknown"
+    assert bot.engine.store.db["locks"].count == 0
+    (row,) = bot.engine.store.db["deployments"].rows
+    assert row["status"] == "interrupted"
+    # Swarm finished the rollout by itself: reading releases records that
+    listed = table(await say(bot, "releases shop", ADMIN))
+    assert listed.rows[0][:2] == ("1", "live")
 
 
 async def test_logs_show_the_live_release_unless_asked(plane):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,17 +32,18 @@ def env_of(request: Any) -> str:
 
 
 async def relay(events: AsyncIterator[Event]) -> AsyncIterator[Reply]:
-    """The engine's events as chat replies."""
-    async for event in events:
-        if isinstance(event, Progress):
-            yield Step(event.text)
-        elif isinstance(event, LogLine):
-            yield Log(event.text)
-        elif isinstance(event, Outcome):
-            yield Result(
-                event.ok,
-                event.title,
-                tuple(event.details),
-                dict(event.fields),
-                tuple(event.log_tail),
-            )
+    """The engine's events as chat replies; closing this closes the operation too."""
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            if isinstance(event, Progress):
+                yield Step(event.text)
+            elif isinstance(event, LogLine):
+                yield Log(event.text)
+            elif isinstance(event, Outcome):
+                yield Result(
+                    event.ok,
+                    event.title,
+                    tuple(event.details),
+                    dict(event.fields),
+                    tuple(event.log_tail),
+                )

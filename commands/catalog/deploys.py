@@ -40,18 +40,19 @@ class Deploy:
     def changes(self) -> bool:
         return not self.dry_run
 
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+    def run(self, ctx: Context) -> AsyncIterator[Reply]:
         assert ctx.resolved is not None
         if self.dry_run:
-            lines = await ctx.engine.plan(ctx.resolved)
-            yield Message(
-                f"dry run of deploy {self.app} ({env_of(self)}): {lines[0]}\n"
-                + "\n".join(f"  {line}" for line in lines[1:])
-            )
-            return
-        events = ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by)
-        async for reply in relay(events):
-            yield reply
+            return self._plan(ctx)
+        return relay(ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by))
+
+    async def _plan(self, ctx: Context) -> AsyncIterator[Reply]:
+        assert ctx.resolved is not None
+        lines = await ctx.engine.plan(ctx.resolved)
+        yield Message(
+            f"dry run of deploy {self.app} ({env_of(self)}): {lines[0]}\n"
+            + "\n".join(f"  {line}" for line in lines[1:])
+        )
 
 
 @command(
@@ -69,16 +70,16 @@ class Rollback:
     env: str | None = option("env", "ENV")
     break_glass: str | None = option("text", "REASON")
 
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        events = ctx.engine.rollback(
-            self.app,
-            user=ctx.user,
-            env=self.env,
-            number=self.release,
-            approved_by=ctx.approved_by,
+    def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        return relay(
+            ctx.engine.rollback(
+                self.app,
+                user=ctx.user,
+                env=self.env,
+                number=self.release,
+                approved_by=ctx.approved_by,
+            )
         )
-        async for reply in relay(events):
-            yield reply
 
 
 def short_ref(ref: str | None) -> str:

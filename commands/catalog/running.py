@@ -84,10 +84,8 @@ class Scale:
     env: str | None = option("env", "ENV")
     break_glass: str | None = option("text", "REASON")
 
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        events = ctx.engine.scale(self.app, self.replicas, user=ctx.user, env=self.env)
-        async for reply in relay(events):
-            yield reply
+    def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        return relay(ctx.engine.scale(self.app, self.replicas, user=ctx.user, env=self.env))
 
 
 @command("restart", permission=DEPLOY, locks=True, approvable=True, examples=("restart hello",))
@@ -98,6 +96,5 @@ class Restart:
     env: str | None = option("env", "ENV")
     break_glass: str | None = option("text", "REASON")
 
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        async for reply in relay(ctx.engine.restart(self.app, user=ctx.user, env=self.env)):
-            yield reply
+    def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        return relay(ctx.engine.restart(self.app, user=ctx.user, env=self.env))

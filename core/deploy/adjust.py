@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,18 +24,23 @@ async def scale(
 ) -> AsyncIterator[Event]:
     if not 0 <= replicas <= MAX_REPLICAS:
         raise CoreError(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}")
-    async for event in _adjust(
+    change = _adjust(
         plane, name, env, user, "scale", lambda spec: with_replicas(spec, replicas), False
-    ):
-        yield event
+    )
+    async with contextlib.aclosing(change) as events:
+        async for event in events:
+            yield event
 
 
 async def restart(plane: Plane, name: str, env: str, *, user: str) -> AsyncIterator[Event]:
     def bump(spec: dict[str, Any]) -> dict[str, Any]:
         return with_force_update(spec, spec["TaskTemplate"].get("ForceUpdate", 0) + 1)
 
-    async for event in _adjust(plane, name, env, user, "restart", bump, True):
-        yield event
+    async with contextlib.aclosing(
+        _adjust(plane, name, env, user, "restart", bump, True)
+    ) as events:
+        async for event in events:
+            yield event
 
 
 async def _adjust(
