@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import time
 from pathlib import Path
 
@@ -48,27 +49,36 @@ def check_name(config: AppConfig, app: str, where: str) -> None:
         )
 
 
+def config_at(repo: Path, commit: str, app: str) -> AppConfig:
+    """app.yml in a clone at ``commit``, which must name ``app``."""
+    where = f"app.yml at {commit[:12]}"
+    try:
+        text = sources.read_file(repo, commit, "app.yml")
+    except SourceError as exc:
+        raise SourceError(f"{app} has no readable app.yml at {commit[:12]}: {exc}") from exc
+    config = parse_app_config(text, source=where)
+    check_name(config, app, where)
+    return config
+
+
+def config_in(folder: Path, app: str) -> AppConfig:
+    """app.yml in a folder app's folder, which must name ``app``."""
+    if not folder.is_dir():
+        raise SourceError(f"the source folder of {app} is gone: {folder}")
+    config = load_app_config(folder)
+    check_name(config, app, f"{folder}/app.yml")
+    return config
+
+
 async def read_config(
     plane: Plane, app: App, ref: str | None = None
 ) -> tuple[AppConfig, str | None]:
     """app.yml of ``app`` at ``ref`` (git apps; the registered ref by default), and the commit."""
     if app.source_kind != "git":
-        folder = Path(app.source)
-        if not folder.is_dir():
-            raise SourceError(f"the source folder of {app.name} is gone: {folder}")
-        config = await asyncio.to_thread(load_app_config, folder)
-        check_name(config, app.name, f"{folder}/app.yml")
-        return config, None
+        return await asyncio.to_thread(config_in, Path(app.source), app.name), None
     repo, token = repo_folder(plane, app), credential(plane, app)
     commit = await asyncio.to_thread(sources.resolve, repo, ref or app.ref or "HEAD", token)
-    where = f"app.yml at {commit[:12]}"
-    try:
-        text = await asyncio.to_thread(sources.read_file, repo, commit, "app.yml")
-    except SourceError as exc:
-        raise SourceError(f"{app.name} has no readable app.yml at {commit[:12]}: {exc}") from exc
-    config = parse_app_config(text, source=where)
-    check_name(config, app.name, where)
-    return config, commit
+    return await asyncio.to_thread(config_at, repo, commit, app.name), commit
 
 
 async def add_app(
@@ -80,17 +90,31 @@ async def add_app(
     git: str | None = None,
     ref: str | None = None,
 ) -> tuple[App, AppConfig]:
+    """Register an app; a git app's clone replaces an earlier one only once its app.yml at
+    ``ref`` is valid and names the app."""
     if not APP_NAME_RE.match(name):
         raise CoreError(f"{name!r} is not a valid app name: use a-z, 0-9 and '-'")
     token: str | None = None
     if git is not None:
         url, token = sources.split_credentials(git)
-        await asyncio.to_thread(sources.clone, url, repo_folder(plane, name), ref, token)
-        kind, source = "git", url
+        accepted: list[AppConfig] = []
+
+        def accept(clone: Path, commit: str) -> None:
+            accepted.append(config_at(clone, commit, name))
+
+        await asyncio.to_thread(
+            functools.partial(sources.clone, accept=accept),
+            url,
+            repo_folder(plane, name),
+            ref,
+            token,
+        )
+        config, kind, source = accepted[0], "git", url
     else:
         folder = Path(path or ".").expanduser().resolve()
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder")
+        config = await asyncio.to_thread(config_in, folder, name)
         kind, source = "path", str(folder)
     app = App(
         name=name,
@@ -101,6 +125,5 @@ async def add_app(
         created_at=time.time(),
         credential=plane.vault.encrypt(token) if token else None,
     )
-    config, _ = await read_config(plane, app, ref)
     await plane.db.add_app(app)
     return app, config

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,8 +306,12 @@ def clone(
     credential: str | None = None,
     *,
     timeout: float = GIT_TIMEOUT,
+    accept: Callable[[Path, str], None] | None = None,
 ) -> str:
-    """Clone ``url`` into ``dest`` at ``ref`` and return the commit; a failure keeps the old."""
+    """Clone ``url`` into ``dest`` at ``ref`` and return the commit; a failure keeps the old.
+
+    ``accept(clone, commit)`` may refuse the new clone (raise) before it replaces the old.
+    """
     url, inline = split_credentials(url)
     credential = credential or inline
     if url.startswith("-"):
@@ -323,8 +327,10 @@ def clone(
         )  # fmt: skip
         run(command, timeout)
         commit = _lookup(staging, ref or "HEAD", timeout)
-        # The work tree is for callers that still read the clone's folder directly.
+        # A work tree, so whoever looks into the clone on the host sees the registered files.
         _git("checkout", "--quiet", "--force", "--detach", commit, repo=staging, timeout=timeout)
+        if accept is not None:
+            accept(staging, commit)
         _swap_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -349,18 +355,6 @@ def _swap_into_place(staging: Path, dest: Path) -> None:
             shutil.rmtree(graveyard, ignore_errors=True)
             raise
     shutil.rmtree(graveyard, ignore_errors=True)
-
-
-def checkout(repo: Path, ref: str) -> str:
-    """Fetch ``ref`` and check it out in the shared clone; returns the commit.
-
-    Kept for callers not yet moved to ``resolve`` + ``snapshot``: a build reading this
-    folder sees the next checkout, which is why ``snapshot`` exists.
-    """
-    commit = resolve(repo, ref)
-    with _repo_lock(repo):
-        _git("checkout", "--quiet", "--force", "--detach", commit, repo=repo)
-    return commit
 
 
 @contextmanager

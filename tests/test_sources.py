@@ -423,6 +423,7 @@ def test_concurrent_snapshots_hold_their_own_commit(origin: Origin, tmp_path: Pa
     repo = tmp_path / "api"
     sources.clone(str(origin.bare), repo)
     both_open = threading.Barrier(2, timeout=PROMPTLY)
+    one_checkout = threading.Lock()  # git itself refuses two checkouts of one work tree
     seen: dict[str, dict[str, str]] = {}
     folders: dict[str, Path] = {}
 
@@ -430,7 +431,13 @@ def test_concurrent_snapshots_hold_their_own_commit(origin: Origin, tmp_path: Pa
         with sources.snapshot(repo, commit) as folder:
             both_open.wait()
             # A later checkout of the shared clone must not reach an open snapshot.
-            sources.checkout(repo, one if commit == two else two)
+            other = one if commit == two else two
+            with one_checkout:
+                subprocess.run(
+                    ["git", "-C", str(repo), "checkout", "-q", "--force", "--detach", other],
+                    check=True,
+                    capture_output=True,
+                )
             both_open.wait()
             folders[commit] = folder
             seen[commit] = {

@@ -333,5 +333,11 @@ async def test_a_failed_re_add_keeps_the_clone(tmp_path, home, made_apps):
     broken = failure(await say(bot, f"apps add {name} --git {tmp_path}/nothing-here", ADMIN))
     assert "git" in broken.message
     assert (clone / "app.yml").is_file()
+    # a repository that clones but whose app.yml names another app replaces nothing either
+    other = Repo(tmp_path / "other", app_folder(tmp_path / "other", unique("x")))
+    renamed = failure(await say(bot, f"apps add {name} --git {other.origin} --ref main", ADMIN))
+    assert f"not {name!r}" in renamed.message
+    assert yaml.safe_load((clone / "app.yml").read_text())["name"] == name
+    assert bot.engine.store.get_app(name).source == str(repo.origin)
     assert isinstance((await say(bot, f"deploy {name} --dry-run", ADMIN))[-1], Message)
     bot.close()
