@@ -123,10 +123,6 @@ def _already(row: dict[str, Any]) -> Failure:
     )
 
 
-def _row(engine: Engine, approval_id: int) -> dict[str, Any] | None:
-    return engine.store.approval(approval_id)
-
-
 def requester_may(policy: Policy, row: dict[str, Any], request: Any) -> bool:
     return policy.allows(row["requester"], spec_of(request).permission, row["app"], row["env"])
 
@@ -135,7 +131,7 @@ async def approve(
     engine: Engine, policy: Policy, user: str, approval_id: int
 ) -> tuple[list[Reply], Released | None]:
     """Record ``user``'s approval; the request is released once enough people approved."""
-    row = await asyncio.to_thread(_row, engine, approval_id)
+    row = await asyncio.to_thread(engine.store.approval, approval_id)
     if row is None or (user != row["requester"] and not may_decide(policy, user, row)):
         # nothing about a request goes to someone who could not approve it
         return [Failure(f"you may not approve request {approval_id}", DENIED)], None
@@ -170,7 +166,7 @@ async def approve(
     approvers.append(user)
     status = "approved" if len(approvers) >= row["required"] else "pending"
     if not await asyncio.to_thread(engine.store.record_approval, approval_id, approvers, status):
-        fresh = await asyncio.to_thread(_row, engine, approval_id)
+        fresh = await asyncio.to_thread(engine.store.approval, approval_id)
         return [_already(fresh or row)], None
     if status == "pending":
         return [
@@ -197,13 +193,13 @@ async def approve(
 
 
 async def reject(engine: Engine, policy: Policy, user: str, approval_id: int) -> Reply:
-    row = await asyncio.to_thread(_row, engine, approval_id)
+    row = await asyncio.to_thread(engine.store.approval, approval_id)
     if row is None or (user != row["requester"] and not may_decide(policy, user, row)):
         return Failure(f"you may not reject request {approval_id}", DENIED)
     if not await asyncio.to_thread(
         engine.store.decide_approval, approval_id, "rejected", f"by {user}"
     ):
-        return _already(await asyncio.to_thread(_row, engine, approval_id) or row)
+        return _already(await asyncio.to_thread(engine.store.approval, approval_id) or row)
     return Result(True, f"request {approval_id} ({row['command']}) rejected by {user}")
 
 
