@@ -43,7 +43,14 @@ def test_changes_with_secrets_masked():
         f"env ~TOKEN: {MASK} → {MASK}",
         "label shipbot.release: 1 → 2",
         "healthcheck changes",
+        "rollout: 1 at a time, start-first → 3 at a time, start-first",
     ]
+
+
+def test_a_rollout_change_alone_is_shown():
+    old = spec("name: a\nimage: a:1\nreplicas: 4\n")
+    new = spec("name: a\nimage: a:1\nreplicas: 4\nrollout: {parallelism: 1, order: stop-first}\n")
+    assert diff(old, new, set()) == ["rollout: 4 at a time, start-first → 1 at a time, stop-first"]
 
 
 def test_nothing():

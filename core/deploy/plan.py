@@ -20,6 +20,11 @@ def _replicas(spec: dict[str, Any] | None) -> int | None:
     return (spec or {}).get("Mode", {}).get("Replicated", {}).get("Replicas")
 
 
+def _rollout(spec: dict[str, Any] | None) -> str:
+    update = (spec or {}).get("UpdateConfig") or {}
+    return f"{update.get('Parallelism', '-')} at a time, {update.get('Order', '-')}"
+
+
 def diff(current: dict[str, Any] | None, desired: dict[str, Any], secrets: set[str]) -> list[str]:
     """Changes from the running service spec (None: not created yet) to the desired one."""
     lines = [] if current else [f"create service {desired['Name']}"]
@@ -57,4 +62,7 @@ def diff(current: dict[str, Any] | None, desired: dict[str, Any], secrets: set[s
         desired["TaskTemplate"].get("Resources") or {}
     ):
         lines.append("resources change")
+    old_rollout, new_rollout = _rollout(current), _rollout(desired)
+    if current and old_rollout != new_rollout:
+        lines.append(f"rollout: {old_rollout} → {new_rollout}")
     return lines or ["nothing would change"]
