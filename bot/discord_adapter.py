@@ -37,6 +37,7 @@ from commands.replies import USAGE, ApprovalRequest, Failure, Reply, Result
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"
+BREAK_GLASS = "admins only: skip the approval, with this reason (audited and announced)"
 FOLLOWUP_TTL = 14 * 60.0  # interaction tokens last 15 minutes; switch to channel messages before
 
 
@@ -273,6 +274,7 @@ class DiscordBot:
             ref="branch, tag or commit; image tag for image apps",
             env="environment (default production)",
             dry_run="show what would change, change nothing",
+            break_glass=BREAK_GLASS,
         )
         @app_commands.autocomplete(app=self.app_names)
         async def deploy(
@@ -281,19 +283,28 @@ class DiscordBot:
             ref: str | None = None,
             env: str | None = None,
             dry_run: bool = False,
+            break_glass: str | None = None,
         ) -> None:
-            options = {"app": app, "ref": ref, "env": env, "dry_run": dry_run}
+            options = {
+                "app": app,
+                "ref": ref,
+                "env": env,
+                "dry_run": dry_run,
+                "break_glass": break_glass,
+            }
             await self.run_options(interaction, "deploy", options)
 
         @self.tree.command(name="rollback", description="Go back to an earlier release")
+        @app_commands.describe(break_glass=BREAK_GLASS)
         @app_commands.autocomplete(app=self.app_names)
         async def rollback(
             interaction: discord.Interaction,
             app: str,
             release: int | None = None,
             env: str | None = None,
+            break_glass: str | None = None,
         ) -> None:
-            options = {"app": app, "release": release, "env": env}
+            options = {"app": app, "release": release, "env": env, "break_glass": break_glass}
             await self.run_options(interaction, "rollback", options)
 
         @self.tree.command(name="ship", description="Any shipbot command: help, status, logs…")

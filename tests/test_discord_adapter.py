@@ -375,6 +375,12 @@ async def test_typed_options_become_the_canonical_command(harness: Harness):
     harness.dispatch(payload)
     await until(lambda: harness.followups(payload["token"]))
     assert harness.dispatcher.engine.store.audit_log(limit=1)[0]["command"] == "rollback shop 3"
+    payload = slash("rollback", "700", app="shop", release=3, break_glass="db down --now")
+    harness.dispatch(payload)
+    await until(lambda: harness.followups(payload["token"]))
+    assert harness.dispatcher.engine.store.audit_log(limit=1)[0]["command"] == (
+        "rollback shop 3 --break-glass 'db down --now'"
+    )
 
 
 def autocomplete(user_id: str, typed: str) -> dict[str, Any]:
