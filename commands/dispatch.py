@@ -183,7 +183,6 @@ class Dispatcher:
 
     # the steps
     async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
-        await asyncio.to_thread(self.engine.store.flush_audit)
         try:
             parsed = parse(request.text)
         except UsageError as exc:

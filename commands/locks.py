@@ -28,7 +28,9 @@ def lock_key(app: str, env: str) -> str:
 @contextlib.asynccontextmanager
 async def hold(store: Store, app: str, env: str, owner: str, what: str) -> AsyncIterator[None]:
     key, ttl = lock_key(app, env), ttl_seconds()
-    holder = store.acquire_lock(key, owner=owner, what=what, ttl=ttl, host=socket.gethostname())
+    holder = await asyncio.to_thread(
+        store.acquire_lock, key, owner=owner, what=what, ttl=ttl, host=socket.gethostname()
+    )
     if holder is not None:
         since = dt.datetime.fromtimestamp(holder["acquired_at"], dt.UTC).strftime("%H:%M:%S UTC")
         raise LockBusy(
@@ -49,4 +51,4 @@ async def hold(store: Store, app: str, env: str, owner: str, what: str) -> Async
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
-        store.release_lock(key, owner)
+        await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))

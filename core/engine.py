@@ -21,7 +21,7 @@ from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
 from core.errors import CoreError
 from core.events import Event
-from core.plane import Plane
+from core.plane import OffLoop, Plane
 from core.secrets import Vault
 from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
@@ -50,6 +50,11 @@ class Engine:
     @property
     def store(self) -> Store:
         return self.plane.store
+
+    @property
+    def db(self) -> OffLoop:
+        """The store's methods as coroutines, for callers on the event loop."""
+        return self.plane.db
 
     @property
     def vault(self) -> Vault:

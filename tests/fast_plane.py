@@ -33,10 +33,12 @@ def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:
     return swarm
 
 
-def dispatcher(home: Path, swarm: FakeSwarm, admins: list[str]) -> Dispatcher:
+def dispatcher(
+    home: Path, swarm: FakeSwarm, admins: list[str], busy_timeout: float = 5.0
+) -> Dispatcher:
     """The dispatcher whose engine's only server, ``local``, is ``swarm``."""
     engine = Engine(
-        Store(home / "shipbot.db"),
+        Store(home / "shipbot.db", busy_timeout=busy_timeout),
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),

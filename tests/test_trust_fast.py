@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,32 @@ async def test_did_you_mean_help_and_environments_once(plane):
     assert "act on production when it is not given" in helped[1].text
     usage = await say(bot, "help scale", ADMIN)
     assert "--env defaults to production." in usage[0].text
+
+
+async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "app.yml").write_text(APP_YML)
+    swarm = fake_swarm(monkeypatch, "shop:1")
+    bot = dispatcher(home, swarm, [ADMIN], busy_timeout=0.5)
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    other = sqlite3.connect(home / "shipbot.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another shipbot process holds the write lock
+    try:
+        busy = failure(await say(bot, "env set shop COLOR=blue --env staging", ADMIN))
+        assert "is locked by another shipbot process" in busy.message
+        assert "try again in a moment" in busy.message
+        # reading goes on while the row waits (the file is WAL): no crash, no stall
+        assert table(await say(bot, "apps list", ADMIN)).rows[0][0] == "shop"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    rows = bot.engine.store.audit_log("shop")
+    assert (rows[0]["command"], rows[0]["result"]) == (
+        "env set shop COLOR=blue --env staging",
+        "failed",
+    )
+    assert bot.engine.store.variables("shop") == []
+    bot.close()

@@ -59,7 +59,9 @@ class AppsList:
     """List the registered apps and where they come from."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        apps = [a for a in ctx.engine.store.list_apps() if ctx.policy.sees(ctx.user, VIEW, a.name)]
+        apps = [
+            a for a in await ctx.engine.db.list_apps() if ctx.policy.sees(ctx.user, VIEW, a.name)
+        ]
         if not apps:
             yield Message("no apps yet: register one with `apps add NAME --path DIR`")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context, env_of
@@ -28,10 +29,10 @@ class EnvSet:
     break_glass: str | None = option("text", "REASON")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        ctx.engine.app(self.app)
+        await asyncio.to_thread(ctx.engine.app, self.app)
         key, value = self.assignment
         env = env_of(self)
-        ctx.engine.store.set_variable(
+        await ctx.engine.db.set_variable(
             app=self.app, env=env, key=key, value=value, secret=False, updated_by=ctx.user
         )
         yield Result(True, f"{key} set for {self.app} ({env}); `deploy {self.app}` to apply")
@@ -53,9 +54,9 @@ class EnvUnset:
     break_glass: str | None = option("text", "REASON")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        ctx.engine.app(self.app)
+        await asyncio.to_thread(ctx.engine.app, self.app)
         env = env_of(self)
-        if not ctx.engine.store.unset_variable(app=self.app, env=env, key=self.key):
+        if not await ctx.engine.db.unset_variable(app=self.app, env=env, key=self.key):
             yield Failure(f"{self.key} is not set from chat for {self.app} ({env})")
             return
         yield Result(
@@ -74,7 +75,7 @@ class EnvList:
         env = env_of(self)
         config = await ctx.engine.config(self.app)
         rows = {key: (key, value, "app.yml") for key, value in config.for_env(env).env.items()}
-        for row in ctx.engine.store.variables(self.app, env):
+        for row in await ctx.engine.db.variables(self.app, env):
             shown, source = (MASK, "secret") if row["secret"] else (row["value"], "chat")
             rows[row["key"]] = (row["key"], shown, f"{source} ({row['updated_by']})")
         if not rows:
@@ -119,11 +120,11 @@ class SecretSet:
             )
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        ctx.engine.app(self.app)
+        await asyncio.to_thread(ctx.engine.app, self.app)
         self.precheck(ctx)
         assert ctx.secret is not None
         env = env_of(self)
-        ctx.engine.store.set_variable(
+        await ctx.engine.db.set_variable(
             app=self.app,
             env=env,
             key=self.key,
