@@ -219,11 +219,13 @@ class Dispatcher:
                 await asyncio.to_thread(self._audit, work, request.text)
 
     def _audit(self, work: Work, text: str) -> None:
+        reason = getattr(work.parsed, "break_glass", None)
+        detail = f"break glass ({reason}): {work.detail}" if reason else work.detail
         self.engine.store.audit(
             **work.audit,
             command=work.masker(text),
             result=work.outcome,
-            detail=work.masker(work.detail),
+            detail=work.masker(detail),
         )
 
     async def _steps(self, work: Work) -> AsyncIterator[Reply]:
@@ -297,7 +299,6 @@ class Dispatcher:
                 f"{work.app}/{work.env} without approval: {reason}"
             )
             self.notifier.publish("alerts", work.app, work.env, notice)
-            work.audit["app"], work.detail = work.app, f"break glass: {reason}"
             yield notice
             return
         rule = await approvals.rule(self.engine, work.app, work.env, work.ctx.resolved)
