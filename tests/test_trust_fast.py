@@ -166,3 +166,52 @@ async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_pat
     )
     assert bot.engine.store.variables("shop") == []
     bot.close()
+
+
+async def test_an_environment_name_cannot_reach_into_another_apps_names(tmp_path, plane):
+    bot, swarm, folder = plane
+    longer = tmp_path / "shop-v2"
+    longer.mkdir()
+    (longer / "app.yml").write_text("name: shop-v2\nimage: shop:1\n")
+    (folder / "app.yml").write_text(
+        APP_YML
+        + "  v2-production: {replicas: 1}\n"
+        + "  v2: {volumes: ['production-data:/data']}\n"
+    )
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    assert result(await say(bot, f"apps add shop-v2 --path {longer}", ADMIN)).ok
+    assert result(await say(bot, "grant console:mal deployer --app shop", ADMIN)).ok
+    for text, name in (
+        ("deploy shop --env v2-production", "shop-v2-production"),  # shop-v2's service
+        ("deploy shop --env v2 --dry-run", "shop-v2-production-data"),  # and its volume
+    ):
+        refused = failure(await say(bot, text, "console:mal"))
+        assert f"would make {name!r}, which is app 'shop-v2''s name space" in refused.message
+    assert swarm.services() == []
+    # the shorter name's own environments are fine
+    assert result(await say(bot, "deploy shop --env staging", "console:mal")).ok
+
+
+async def test_a_service_shipbot_did_not_make_for_the_app_is_left_alone(plane):
+    bot, swarm, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    swarm.create_service(
+        {
+            "Name": "shop-production",
+            "Labels": {"team": "someone else's"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "shop:1"}, "ForceUpdate": 0},
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "UpdateConfig": {},
+            "RollbackConfig": {},
+            "EndpointSpec": {"Mode": "dnsrr"},
+        }
+    )
+    before = swarm.inspect_service("shop-production")["Version"]
+    for text in ("deploy shop", "deploy shop --dry-run"):
+        refused = failure(await say(bot, text, ADMIN))
+        assert refused.message == (
+            "service shop-production belongs to no shipbot app, not shop (production); "
+            "nothing was changed"
+        )
+    assert swarm.inspect_service("shop-production")["Version"] == before
+    assert bot.engine.store.releases("shop") == []

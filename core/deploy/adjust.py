@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.deploy import record, rollout
-from core.deploy.apply import BASE_DEADLINE_SECONDS, apply
+from core.deploy.apply import BASE_DEADLINE_SECONDS, apply, check_owner
 from core.deploy.spec import service_name, with_force_update, with_replicas
 from core.durations import format_duration
 from core.errors import CoreError, DeployError
@@ -60,6 +60,7 @@ async def _adjust(
     current = await asyncio.to_thread(swarm.inspect_service, svc)
     if current is None:
         raise DeployError(f"service {svc} is not on the swarm: deploy {name} again")
+    check_owner(current, name, env)
     started = time.monotonic()
     desired = change(current["Spec"])
     replicas = desired["Mode"]["Replicated"]["Replicas"]

@@ -9,7 +9,9 @@ from typing import Any
 
 from core.appspec import AppSpec
 from core.deploy import rollout
+from core.errors import DeployError
 from core.events import Progress
+from core.names import LABEL_APP, LABEL_ENV
 from core.swarm import SwarmClient
 
 BASE_DEADLINE_SECONDS = 60.0
@@ -22,6 +24,20 @@ def deadline_seconds(spec: AppSpec | None) -> float:
         return BASE_DEADLINE_SECONDS
     one_verdict = check.start_period + (check.interval + check.timeout) * (check.retries + 1)
     return BASE_DEADLINE_SECONDS + 2 * one_verdict / 1e9
+
+
+def check_owner(current: dict[str, Any] | None, app: str, env: str) -> None:
+    """Only a service shipbot made for this app and environment may be changed by it."""
+    if current is None:
+        return
+    labels = current.get("Spec", {}).get("Labels") or {}
+    owner = (labels.get(LABEL_APP), labels.get(LABEL_ENV))
+    if owner != (app, env):
+        name = current.get("Spec", {}).get("Name", "?")
+        whose = f"app {owner[0]!r} ({owner[1]})" if owner[0] else "no shipbot app"
+        raise DeployError(
+            f"service {name} belongs to {whose}, not {app} ({env}); nothing was changed"
+        )
 
 
 def force_update(service: dict[str, Any] | None) -> int:

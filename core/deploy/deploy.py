@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 from core.deploy import build, images, record, rollout
-from core.deploy.apply import apply, deadline_seconds, force_update
+from core.deploy.apply import apply, check_owner, deadline_seconds, force_update
 from core.deploy.plan import diff
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
@@ -31,6 +31,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     swarm = await plane.servers.client(plane.server)
     name, env = resolved.app.name, resolved.env
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
+    check_owner(current, name, env)
     numbers = await plane.db.release_numbers(name)
     number = 1 + max(numbers, default=0)
     desired = service_spec(
@@ -51,6 +52,7 @@ async def deploy(
 ) -> AsyncIterator[Event]:
     spec, env, name = resolved.spec, resolved.env, resolved.app.name
     swarm = await plane.servers.client(plane.server)
+    check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
     await asyncio.to_thread(swarm.ensure_network)
     started = time.monotonic()
     release = await plane.db.new_release(

@@ -17,7 +17,7 @@ from pathlib import Path
 from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
-from core.deploy.spec import refused_host_paths
+from core.deploy.spec import names_of_others, refused_host_paths
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
@@ -93,6 +93,14 @@ async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> 
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
     check_mounts(plane, spec)
+    others = [a.name for a in await plane.db.list_apps()]
+    taken = names_of_others(spec, env, others)
+    if taken:
+        name, other = taken[0]
+        raise CoreError(
+            f"{app.name} in environment {env!r} would make {name!r}, which is app {other!r}'s "
+            f"name space; pick another environment or volume name, nothing was changed"
+        )
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )

@@ -6,7 +6,7 @@ Nothing here talks to Docker; a swarm client (``core.swarm``) posts what this re
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
@@ -176,3 +176,17 @@ def refused_host_paths(
         if not any(p == "/" or real == p or real.startswith(p + "/") for p in prefixes):
             refused.append(path)
     return refused
+
+
+def derived_names(spec: AppSpec, env: str) -> list[str]:
+    """Every Swarm object name a deploy of ``spec`` to ``env`` makes: service and volumes."""
+    volumes = [m["Source"] for m in (_mount(spec.name, env, v) for v in spec.volumes)]
+    return [service_name(spec.name, env), *(v for v in volumes if not v.startswith("/"))]
+
+
+def names_of_others(spec: AppSpec, env: str, apps: Iterable[str]) -> list[tuple[str, str]]:
+    """Derived names that read as another app's: ``{app}-{env}`` is ambiguous where another
+    app's name extends this one's (app ``api``, env ``v2-production`` would be app
+    ``api-v2``'s production service). Returns (name, the other app)."""
+    longer = [a for a in apps if a != spec.name and a.startswith(spec.name + "-")]
+    return [(n, a) for n in derived_names(spec, env) for a in longer if n.startswith(a + "-")]
