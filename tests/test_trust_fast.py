@@ -215,3 +215,14 @@ async def test_a_service_shipbot_did_not_make_for_the_app_is_left_alone(plane):
         )
     assert swarm.inspect_service("shop-production")["Version"] == before
     assert bot.engine.store.releases("shop") == []
+
+
+async def test_an_app_cannot_run_another_apps_release_image(plane):
+    bot, swarm, folder = plane
+    swarm.add_image("shipbot/billing:3")
+    (folder / "app.yml").write_text(APP_YML.replace("image: shop:1", "image: shipbot/billing:3"))
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    for text in ("deploy shop", "deploy shop --dry-run", "deploy shop 3"):
+        refused = failure(await say(bot, text, ADMIN))
+        assert "is another app's release" in refused.message, text
+    assert swarm.services() == []

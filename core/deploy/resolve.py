@@ -17,7 +17,7 @@ from pathlib import Path
 from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
-from core.deploy.spec import names_of_others, refused_host_paths
+from core.deploy.spec import borrows_release_image, names_of_others, refused_host_paths
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
@@ -93,6 +93,11 @@ async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> 
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
     check_mounts(plane, spec)
+    if borrows_release_image(spec):
+        raise CoreError(
+            f"{app.name}: image {spec.image} is another app's release; an app runs its own "
+            "builds or images from a registry, nothing was changed"
+        )
     others = [a.name for a in await plane.db.list_apps()]
     taken = names_of_others(spec, env, others)
     if taken:

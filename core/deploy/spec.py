@@ -12,6 +12,7 @@ from typing import Any
 from core.appspec import VOLUME_RE, AppSpec
 from core.durations import parse_duration_ns
 from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK
+from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.
 DEFAULT_MONITOR_NS = parse_duration_ns("5s")
@@ -22,9 +23,20 @@ def service_name(app: str, env: str) -> str:
     return f"{app}-{env}"
 
 
+RELEASES_REPO = "shipbot"
+
+
 def image_ref(app: str, release: int) -> str:
     """The immutable tag of one release's image."""
-    return f"shipbot/{app}:{release}"
+    return f"{RELEASES_REPO}/{app}:{release}"
+
+
+def borrows_release_image(spec: AppSpec) -> bool:
+    """``image:`` naming another app's release image (its code and whatever was built in)."""
+    repository = split_tag(spec.image.split("@")[0])[0] if spec.image else ""
+    return repository.startswith(f"{RELEASES_REPO}/") and repository != (
+        f"{RELEASES_REPO}/{spec.name}"
+    )
 
 
 def monitor_ns(spec: AppSpec) -> int:
