@@ -121,7 +121,6 @@ class Work:
     audit: dict[str, Any] = field(default_factory=dict)
     outcome: str = "ok"
     detail: str = ""
-    released: approvals.Released | None = None
 
 
 class Dispatcher:
@@ -298,7 +297,7 @@ class Dispatcher:
                 f"⚠️ break glass: {work.ctx.user} ran `{render(work.parsed)}` on "
                 f"{work.app}/{work.env} without approval: {reason}"
             )
-            self.notifier.publish("alerts", work.app, work.env, notice)
+            await asyncio.to_thread(self.notifier.publish, "alerts", work.app, work.env, notice)
             yield notice
             return
         rule = await approvals.rule(self.engine, work.app, work.env, work.ctx.resolved)
@@ -341,7 +340,8 @@ class Dispatcher:
                     continue
                 self._note(work, item)
                 if isinstance(item, Result) and work.spec.locks:  # also to the change's channels
-                    self.notifier.publish(
+                    await asyncio.to_thread(
+                        self.notifier.publish,
                         "deploys",
                         work.app,
                         work.env,
