@@ -40,18 +40,12 @@ def _look(swarm: SwarmClient, release: Release) -> tuple[dict[str, Any] | None, 
 
 async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release, str]]:
     """Settle every ``unknown`` release (of ``app``) from Swarm; returns what was decided."""
-    names = [app] if app else [a.name for a in await plane.db.list_apps()]
-    unknown = [
-        release
-        for name in names
-        for release in await plane.db.releases(name, None, limit=20)
-        if release.status == RELEASE_UNKNOWN
-    ]
+    unknown = await plane.db.releases_with_status(RELEASE_UNKNOWN, app)
     if not unknown:
         return []
     swarm = await plane.servers.client(plane.server)
     decided = []
-    for release in sorted(unknown, key=lambda r: r.number):
+    for release in unknown:
         service, tasks = await asyncio.to_thread(_look, swarm, release)
         outcome = verdict(release, service, tasks)
         if outcome == "live":

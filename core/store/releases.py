@@ -103,6 +103,13 @@ class ReleasesTable(Connection):
             for row in self._rows("releases", where, args, order_by="number DESC", limit=limit)
         ]
 
+    def releases_with_status(self, status: str, app: str | None = None) -> list[Release]:
+        """Releases of every app (or one) in ``status``, oldest first."""
+        where, args = (
+            ("status = ?", [status]) if app is None else ("status = ? AND app = ?", [status, app])
+        )
+        return [Release.from_row(r) for r in self._rows("releases", where, args, order_by="id")]
+
     def release_numbers(self, app: str) -> list[int]:
         """Every release number the app has, in every environment, ascending."""
         rows = self._query("SELECT number FROM releases WHERE app = ? ORDER BY number", [app])
