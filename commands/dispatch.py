@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from commands import approvals, catalog, locks
+from commands.catalog.dns import after_deploy
 from commands.grammar import CommandSpec, UsageError, parse, render, spec_of
 from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW, Grant, Policy
@@ -141,6 +142,7 @@ class Dispatcher:
                 home=home,
                 vault=Vault.open(home, config.secret_key),
                 host_paths=config.host_paths,
+                edge=config.edge,
             )
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc
@@ -200,6 +202,7 @@ class Dispatcher:
                 request.platform,
                 policy,
                 request.secret,
+                config=self.config,
             ),
             app=app,
             env=env,
@@ -338,6 +341,8 @@ class Dispatcher:
                         async for reply in replies:
                             yield reply
                     continue
+                if isinstance(item, Result) and isinstance(work.parsed, catalog.Deploy):
+                    item = await after_deploy(work.ctx, work.parsed, item)  # DNS records
                 self._note(work, item)
                 if isinstance(item, Result) and work.spec.locks:  # also to the change's channels
                     await asyncio.to_thread(

@@ -20,11 +20,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from core.durations import parse_duration_ns
+from core.edge import domains as routing
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE
 from core.names import KEY_RE as ENV_KEY_RE
@@ -58,6 +60,8 @@ def _env_value(value: Any) -> str:
 Duration = Annotated[int, BeforeValidator(parse_duration_ns)]
 MemoryBytes = Annotated[int, BeforeValidator(_memory_bytes), Field(gt=0)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
+Hostname = Annotated[str, BeforeValidator(routing.hostname)]
+PathPrefix = Annotated[str, BeforeValidator(routing.path_prefix)]
 
 
 class _Strict(BaseModel):
@@ -130,7 +134,14 @@ class AppSpec(_Strict):
     name: str
     build: BuildSpec | None = None
     image: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)  # the port Traefik sends requests to
+    # Routing through the edge (core/edge/labels.py): none by default, so the app is reachable
+    # only inside the swarm network. ``https: false`` serves plain HTTP on port 80.
+    domains: list[Hostname] = Field(default_factory=list)
+    path_prefix: Annotated[list[PathPrefix], BeforeValidator(routing.one_or_many)] = Field(
+        default_factory=list
+    )
+    https: bool = True
     replicas: int = Field(default=1, ge=1, le=100)
     command: list[str] | None = None
     healthcheck: Healthcheck | None = None
@@ -189,6 +200,13 @@ class AppSpec(_Strict):
             if not ENV_NAME_RE.match(env):
                 raise ValueError(f"environment name {env!r} must match [a-z][a-z0-9-]{{0,20}}")
         return value
+
+    @field_validator("domains", "path_prefix")
+    @classmethod
+    def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.field_name == "domains" and value and info.data.get("port") is None:
+            raise ValueError("set 'port' too: the port the app listens on, where requests go")
+        return routing.distinct(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> AppSpec:
@@ -332,6 +350,8 @@ def _message(err: Any) -> str:
         return f"expected a whole number, got {value!r}"
     if kind in {"float_type", "float_parsing"}:
         return f"expected a number, got {value!r}"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"expected true or false, got {value!r}"
     if kind in {"string_type"}:
         return f"expected a string, got {value!r}"
     if kind in {"list_type"}:

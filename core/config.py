@@ -6,6 +6,8 @@ secret_key: null                           # Fernet key; default: secret.key bes
 notify:                                    # where deploy results, alerts, backups, certs go
   - {platform: slack, channel: C0123456, apps: ["*"], envs: [production], kinds: [deploys, alerts]}
 host_paths: []                             # host folders app.yml may bind-mount (none by default)
+dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
+edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy (core/edge/config.py has every key)
 ```
 """
 
@@ -17,6 +19,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.edge.config import EdgeConfig
+from core.edge.dns import DnsConfig
 from core.errors import CoreError
 from core.names import USER_RE
 
@@ -60,6 +64,8 @@ class ControlConfig(BaseModel):
     # is under them) may be mounted from app.yml. shipbot's own app.yml needs
     # /var/run/docker.sock here to be deployed by shipbot.
     host_paths: list[str] = Field(default_factory=list)
+    dns: DnsConfig | None = None  # Cloudflare records for app domains: core/edge/dns.py
+    edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
 
     @field_validator("host_paths")
     @classmethod

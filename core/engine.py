@@ -19,6 +19,7 @@ from core.deploy import adjust, deploy, reconcile, rollback, status
 from core.deploy.record import ttl_seconds
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
+from core.edge.config import EdgeConfig
 from core.errors import CoreError
 from core.events import Event
 from core.plane import OffLoop, Plane
@@ -37,6 +38,7 @@ class Engine:
         home: Path | None = None,
         vault: Vault | None = None,
         host_paths: Iterable[str] = (),
+        edge: EdgeConfig | None = None,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -45,6 +47,7 @@ class Engine:
             servers=servers or Servers.local(),
             home=home,
             host_paths=tuple(host_paths),
+            edge=edge or EdgeConfig(),
         )
 
     @property

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.edge.config import EdgeConfig
 from core.secrets import Vault
 from core.servers.registry import LOCAL, Servers
 from core.store import Store
@@ -42,6 +43,7 @@ class Plane:
     # host folders app.yml may bind-mount (shipbot.yml ``host_paths``); none by default
     host_paths: tuple[str, ...] = ()
     server: str = LOCAL  # every app runs on the local server until servers can be chosen
+    edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

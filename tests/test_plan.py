@@ -28,6 +28,24 @@ def test_first_deploy_is_a_create():
     ]
 
 
+def test_routing_shows_as_labels():
+    old = spec("name: a\nimage: a:1\nport: 80\n")
+    new = spec("name: a\nimage: a:1\nport: 80\ndomains: [a.test]\nhttps: false\n", 2)
+    assert diff(old, new, set()) == [
+        "image: shipbot/a:1 → shipbot/a:2",
+        "label shipbot.release: 1 → 2",
+        "label traefik.enable: - → true",
+        "label traefik.http.middlewares.a-production-retry.retry.attempts: - → 4",
+        "label traefik.http.middlewares.a-production-retry.retry.initialinterval: - → 50ms",
+        "label traefik.http.routers.a-production.entrypoints: - → web",
+        "label traefik.http.routers.a-production.middlewares: - → a-production-retry",
+        "label traefik.http.routers.a-production.rule: - → Host(`a.test`)",
+        "label traefik.http.routers.a-production.service: - → a-production",
+        "label traefik.http.services.a-production.loadbalancer.server.port: - → 80",
+        "label traefik.swarm.lbswarm: - → false",
+    ]
+
+
 def test_changes_with_secrets_masked():
     old = spec("name: a\nimage: a:1\n", 1, {"KEEP": "1", "GONE": "x", "TOKEN": "old-secret"})
     new = spec(

@@ -19,6 +19,8 @@ APP = """\
 name: hello
 build: .
 port: 8080
+domains: [hello.example.com]
+https: false
 replicas: 2
 healthcheck: {cmd: ["wget", "-qO-", "http://127.0.0.1:8080/"], interval: 2s, timeout: 2s,
   retries: 3, start_period: 2s}
@@ -36,9 +38,20 @@ def test_service_spec_exact():
         "shipbot.release": "7",
         "shipbot.managed": "true",
     }
+    routing = {
+        "traefik.enable": "true",
+        "traefik.swarm.lbswarm": "false",
+        "traefik.http.services.hello-production.loadbalancer.server.port": "8080",
+        "traefik.http.middlewares.hello-production-retry.retry.attempts": "4",
+        "traefik.http.middlewares.hello-production-retry.retry.initialinterval": "50ms",
+        "traefik.http.routers.hello-production.rule": "Host(`hello.example.com`)",
+        "traefik.http.routers.hello-production.service": "hello-production",
+        "traefik.http.routers.hello-production.middlewares": "hello-production-retry",
+        "traefik.http.routers.hello-production.entrypoints": "web",
+    }
     assert service_spec(spec, "production", 7, "shipbot/hello:7") == {
         "Name": "hello-production",
-        "Labels": labels,
+        "Labels": labels | routing,  # Traefik reads the service's labels, not the containers'
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": "shipbot/hello:7",

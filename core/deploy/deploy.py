@@ -19,6 +19,7 @@ from core.deploy.seal import seal, unseal
 from core.deploy.spec import image_ref, service_name, service_spec, with_force_update
 from core.deploy.verdicts import failure_title
 from core.durations import format_duration
+from core.edge.labels import urls
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
@@ -35,7 +36,12 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     numbers = await plane.db.release_numbers(name)
     number = 1 + max(numbers, default=0)
     desired = service_spec(
-        resolved.spec, env, number, image_ref(name, number), force_update=force_update(current)
+        resolved.spec,
+        env,
+        number,
+        image_ref(name, number),
+        force_update=force_update(current),
+        https_port=plane.edge.https_port,
     )
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
@@ -85,7 +91,12 @@ async def deploy(
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
             desired = service_spec(
-                spec, env, release.number, release.image, force_update=force_update(current)
+                spec,
+                env,
+                release.number,
+                release.image,
+                force_update=force_update(current),
+                https_port=plane.edge.https_port,
             )
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
@@ -132,6 +143,9 @@ async def deploy(
             await run.finish("succeeded", f"release {release.number} is live")
             await asyncio.to_thread(images.prune, swarm, plane.store, name)
             fields["duration"] = format_duration(time.monotonic() - started)
+            where = urls(spec, plane.edge.http_port, plane.edge.https_port)
+            if where:
+                fields["url"] = " ".join(where)
             outcome = Outcome(True, f"{name} release {release.number} is live on {env}", [], fields)
         else:
             reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
 from core.durations import parse_duration_ns
+from core.edge.labels import traefik_labels
 from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK
 from core.swarm import split_tag
 
@@ -115,9 +116,16 @@ def parallelism(spec: AppSpec) -> int:
 
 
 def service_spec(
-    spec: AppSpec, env: str, release: int, image: str, *, force_update: int = 0
+    spec: AppSpec,
+    env: str,
+    release: int,
+    image: str,
+    *,
+    force_update: int = 0,
+    https_port: int = 443,
 ) -> dict[str, Any]:
-    """The whole ServiceSpec: start-first rolling update that rolls back on failure."""
+    """The whole ServiceSpec: start-first rolling update that rolls back on failure, with
+    Traefik's routing labels when the app has domains (``https_port``: the proxy's)."""
     monitor = monitor_ns(spec)
     task_template: dict[str, Any] = {
         "ContainerSpec": container_spec(spec, env, release, image),
@@ -130,7 +138,7 @@ def service_spec(
         task_template["Resources"] = limits
     return {
         "Name": service_name(spec.name, env),
-        "Labels": labels(spec, env, release),
+        "Labels": labels(spec, env, release) | traefik_labels(spec, env, https_port),
         "TaskTemplate": task_template,
         "Mode": {"Replicated": {"Replicas": spec.replicas}},
         "UpdateConfig": {

@@ -1,0 +1,88 @@
+"""Pure builder: an app's routing in app.yml becomes the Traefik labels of its service.
+
+Traefik's swarm provider reads service labels (core/edge/proxy.py runs it with
+``exposedByDefault=false`` and a constraint on ``shipbot.managed``), so an app without
+``domains`` gets none of these and stays reachable only inside the swarm network.
+
+Per app and environment, named after its service (``api-production``):
+- router ``<svc>`` for the domains (and path prefixes): on ``websecure`` with TLS from the
+  ACME resolver, or on ``web`` when ``https: false``;
+- router ``<svc>-http`` on ``web`` that redirects to HTTPS (when ``https``);
+- middleware ``<svc>-retry``: a request that meets a task going away (refused, reset) is
+  sent again to another task, so a rollout drops none;
+- service ``<svc>`` to ``port`` on each task's own address (``lbswarm=false``: no IPVS).
+"""
+
+from __future__ import annotations
+
+from core.appspec import AppSpec
+
+ENTRY_HTTP = "web"
+ENTRY_HTTPS = "websecure"
+RESOLVER = "shipbot"  # the ACME resolver core/edge/proxy.py configures
+RETRY_ATTEMPTS = 4
+RETRY_INTERVAL = "50ms"
+
+
+def router_name(app: str, env: str) -> str:
+    return f"{app}-{env}"
+
+
+def rule(spec: AppSpec) -> str:
+    hosts = " || ".join(f"Host(`{domain}`)" for domain in spec.domains)
+    if len(spec.domains) > 1:
+        hosts = f"({hosts})"
+    if not spec.path_prefix:
+        return hosts
+    prefixes = " || ".join(f"PathPrefix(`{prefix}`)" for prefix in spec.path_prefix)
+    if len(spec.path_prefix) > 1:
+        prefixes = f"({prefixes})"
+    return f"{hosts} && {prefixes}"
+
+
+def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, str]:
+    """The labels that route ``spec``'s domains to it; none without domains.
+
+    ``https_port`` is where the redirect sends browsers (the proxy's published port).
+    """
+    if not spec.domains:
+        return {}
+    name = router_name(spec.name, env)
+    router = f"traefik.http.routers.{name}"
+    retry = f"{name}-retry"
+    out = {
+        "traefik.enable": "true",
+        "traefik.swarm.lbswarm": "false",
+        f"traefik.http.services.{name}.loadbalancer.server.port": str(spec.port),
+        f"traefik.http.middlewares.{retry}.retry.attempts": str(RETRY_ATTEMPTS),
+        f"traefik.http.middlewares.{retry}.retry.initialinterval": RETRY_INTERVAL,
+        f"{router}.rule": rule(spec),
+        f"{router}.service": name,
+        f"{router}.middlewares": retry,
+    }
+    if not spec.https:
+        out[f"{router}.entrypoints"] = ENTRY_HTTP
+        return out
+    redirect = f"{name}-https"
+    out |= {
+        f"{router}.entrypoints": ENTRY_HTTPS,
+        f"{router}.tls": "true",
+        f"{router}.tls.certresolver": RESOLVER,
+        f"{router}-http.rule": rule(spec),
+        f"{router}-http.entrypoints": ENTRY_HTTP,
+        f"{router}-http.service": name,
+        f"{router}-http.middlewares": redirect,
+        f"traefik.http.middlewares.{redirect}.redirectscheme.scheme": "https",
+        f"traefik.http.middlewares.{redirect}.redirectscheme.permanent": "true",
+    }
+    if https_port != 443:
+        out[f"traefik.http.middlewares.{redirect}.redirectscheme.port"] = str(https_port)
+    return out
+
+
+def urls(spec: AppSpec, http_port: int = 80, https_port: int = 443) -> list[str]:
+    """Where the app answers: one URL per domain (and path prefix)."""
+    scheme, port, default = ("https", https_port, 443) if spec.https else ("http", http_port, 80)
+    suffix = "" if port == default else f":{port}"
+    paths = spec.path_prefix or ["/"]
+    return [f"{scheme}://{domain}{suffix}{path}" for domain in spec.domains for path in paths]

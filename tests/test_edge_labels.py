@@ -1,0 +1,139 @@
+"""Routing in app.yml: validation, and the Traefik labels it becomes, compared whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.appspec import parse_app_config
+from core.edge.labels import rule, traefik_labels, urls
+from core.errors import AppSpecError
+
+APP = """\
+name: api
+image: team/api:1
+port: 8080
+domains: [api.example.com]
+environments:
+  staging: {domains: [staging.api.example.com], https: false}
+"""
+
+
+def test_https_app_exact():
+    spec = parse_app_config(APP).for_env("production")
+    assert traefik_labels(spec, "production") == {
+        "traefik.enable": "true",
+        "traefik.swarm.lbswarm": "false",
+        "traefik.http.services.api-production.loadbalancer.server.port": "8080",
+        "traefik.http.middlewares.api-production-retry.retry.attempts": "4",
+        "traefik.http.middlewares.api-production-retry.retry.initialinterval": "50ms",
+        "traefik.http.routers.api-production.rule": "Host(`api.example.com`)",
+        "traefik.http.routers.api-production.service": "api-production",
+        "traefik.http.routers.api-production.middlewares": "api-production-retry",
+        "traefik.http.routers.api-production.entrypoints": "websecure",
+        "traefik.http.routers.api-production.tls": "true",
+        "traefik.http.routers.api-production.tls.certresolver": "shipbot",
+        "traefik.http.routers.api-production-http.rule": "Host(`api.example.com`)",
+        "traefik.http.routers.api-production-http.entrypoints": "web",
+        "traefik.http.routers.api-production-http.service": "api-production",
+        "traefik.http.routers.api-production-http.middlewares": "api-production-https",
+        "traefik.http.middlewares.api-production-https.redirectscheme.scheme": "https",
+        "traefik.http.middlewares.api-production-https.redirectscheme.permanent": "true",
+    }
+
+
+def test_plain_http_environment_exact():
+    spec = parse_app_config(APP).for_env("staging")
+    assert traefik_labels(spec, "staging") == {
+        "traefik.enable": "true",
+        "traefik.swarm.lbswarm": "false",
+        "traefik.http.services.api-staging.loadbalancer.server.port": "8080",
+        "traefik.http.middlewares.api-staging-retry.retry.attempts": "4",
+        "traefik.http.middlewares.api-staging-retry.retry.initialinterval": "50ms",
+        "traefik.http.routers.api-staging.rule": "Host(`staging.api.example.com`)",
+        "traefik.http.routers.api-staging.service": "api-staging",
+        "traefik.http.routers.api-staging.middlewares": "api-staging-retry",
+        "traefik.http.routers.api-staging.entrypoints": "web",
+    }
+
+
+def test_redirect_names_a_published_port_other_than_443():
+    spec = parse_app_config(APP).base
+    labels = traefik_labels(spec, "production", https_port=18443)
+    assert labels["traefik.http.middlewares.api-production-https.redirectscheme.port"] == "18443"
+    assert "traefik.http.middlewares.api-production-https.redirectscheme.port" not in (
+        traefik_labels(spec, "production")
+    )
+
+
+def test_no_domains_no_labels():
+    spec = parse_app_config("name: a\nimage: a:1\nport: 80\n").base
+    assert traefik_labels(spec, "production") == {}
+    assert urls(spec) == []
+
+
+def test_rules_with_several_domains_and_prefixes():
+    one = parse_app_config("name: a\nimage: a:1\nport: 80\ndomains: [a.test]\npath_prefix: /api\n")
+    assert rule(one.base) == "Host(`a.test`) && PathPrefix(`/api`)"
+    many = parse_app_config(
+        "name: a\nimage: a:1\nport: 80\ndomains: [a.test, b.test]\npath_prefix: [/api, /v2]\n"
+    )
+    assert rule(many.base) == (
+        "(Host(`a.test`) || Host(`b.test`)) && (PathPrefix(`/api`) || PathPrefix(`/v2`))"
+    )
+
+
+def test_urls():
+    spec = parse_app_config(
+        "name: a\nimage: a:1\nport: 80\ndomains: [a.test, b.test]\npath_prefix: /api\n"
+    ).base
+    assert urls(spec) == ["https://a.test/api", "https://b.test/api"]
+    plain = parse_app_config(APP).for_env("staging")
+    assert urls(plain) == ["http://staging.api.example.com/"]
+    assert urls(plain, http_port=18080) == ["http://staging.api.example.com:18080/"]
+
+
+def test_domains_are_lowercased_hostnames():
+    spec = parse_app_config("name: a\nimage: a:1\nport: 80\ndomains: [API.Example.COM.]\n")
+    assert spec.base.domains == ["api.example.com"]
+    assert spec.base.https is True
+    assert spec.base.path_prefix == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "domains: ['*.example.com']",
+            "app.yml: domains[0]: '*.example.com': wildcard domains need DNS-01 certificates",
+        ),
+        (
+            "domains: [ok.test, 'bad host']",
+            "app.yml: domains[1]: 'bad host' is not a hostname such as api.example.com",
+        ),
+        ("domains: ['a`) || Host(`b']", "app.yml: domains[0]: 'a`) || Host(`b' is not a hostname"),
+        ("domains: [a.test, A.test]", "app.yml: domains: 'a.test' is listed twice"),
+        ("domains: a.test", "app.yml: domains: expected a list, got 'a.test'"),
+        (
+            "domains: [a.test]\npath_prefix: api",
+            "app.yml: path_prefix[0]: expected a URL path starting with '/', such as /api, "
+            "got 'api'",
+        ),
+        ("https: maybe", "app.yml: https: expected true or false, got 'maybe'"),
+        (
+            "environments: {staging: {domains: [x..test]}}",
+            "app.yml: environments.staging.domains[0]: 'x..test' is not a hostname",
+        ),
+    ],
+)
+def test_routing_errors_name_the_field(text, message):
+    with pytest.raises(AppSpecError) as info:
+        parse_app_config(f"name: a\nimage: a:1\nport: 80\n{text}\n")
+    assert str(info.value).startswith(message)
+
+
+def test_domains_need_a_port():
+    with pytest.raises(AppSpecError) as info:
+        parse_app_config("name: a\nimage: a:1\ndomains: [a.test]\n")
+    assert str(info.value) == (
+        "app.yml: domains: set 'port' too: the port the app listens on, where requests go"
+    )
