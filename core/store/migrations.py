@@ -180,8 +180,31 @@ def v4_requests_credentials_heartbeats(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE deployments SET heartbeat_at = started_at")
 
 
+def v5_cert_watch(db: sqlite_utils.Database) -> None:
+    """What the certificate watcher last saw and said per domain (serial, expiry, the
+    alert it left open), so an alert is posted once and closed once across restarts."""
+    db["cert_watch"].create(
+        {
+            "domain": str,
+            "app": str,
+            "env": str,
+            "serial": str,
+            "not_after": float,
+            "alert": str,
+            "error": str,
+        },
+        pk="domain",
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
-HISTORY = (v1_core, v2_governance, v3_outbox, v4_requests_credentials_heartbeats)
+HISTORY = (
+    v1_core,
+    v2_governance,
+    v3_outbox,
+    v4_requests_credentials_heartbeats,
+    v5_cert_watch,
+)
 for _step in HISTORY:
     MIGRATIONS()(_step)
 
