@@ -8,6 +8,7 @@ edge:
   https_port: 443
   address: 127.0.0.1         # where shipbot reaches those ports to probe an app's domain
   refresh_seconds: 1         # how often Traefik polls Swarm (its default, 15, drops requests)
+  acme: {email: ops@example.com}   # certificates: core/edge/acme.py has every key
 ```
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.edge.acme import AcmeConfig
 from core.names import APP_NAME_RE
 
 
@@ -27,3 +29,4 @@ class EdgeConfig(BaseModel):
     https_port: int = Field(default=443, ge=1, le=65535)
     address: str = Field(default="127.0.0.1", min_length=1)
     refresh_seconds: int = Field(default=1, ge=1, le=60)
+    acme: AcmeConfig = Field(default_factory=AcmeConfig)
