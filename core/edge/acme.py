@@ -20,7 +20,7 @@ edge:
 Two resolvers: ``shipbot`` answers HTTP-01 on the ``web`` entrypoint (every plain domain);
 ``shipbot-dns`` answers DNS-01 through Cloudflare, the only way to a wildcard. The token
 reaches Traefik as a Swarm secret (encrypted in the swarm's Raft log, never in the service
-spec) through lego's ``CF_DNS_API_CF_TOKEN_PATH``.
+spec) through lego's ``CF_DNS_API_TOKEN_FILE``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def acme_env(acme: AcmeConfig) -> dict[str, str]:
     if acme.ca_certificates:
         env["LEGO_CA_CERTIFICATES"] = CA_FILE
     if acme.dns_token_secret:
-        env["CF_DNS_API_CF_TOKEN_PATH"] = CF_TOKEN_PATH
+        env["CF_DNS_API_TOKEN_FILE"] = CF_TOKEN_PATH
     return env
 
 
