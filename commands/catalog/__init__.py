@@ -5,6 +5,7 @@ from commands.catalog.apps import AppsAdd, AppsList
 from commands.catalog.context import Context
 from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
+from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
@@ -16,6 +17,8 @@ __all__ = [
     "Audit",
     "Context",
     "Deploy",
+    "DnsList",
+    "DnsSync",
     "EnvList",
     "EnvSet",
     "EnvUnset",

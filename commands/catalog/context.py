@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from commands.permissions import Policy
 from commands.replies import Log, Reply, Result, Step
 from core.appspec import DEFAULT_ENV
+from core.config import ControlConfig
 from core.deploy.resolve import Resolved
 from core.engine import Engine
 from core.events import Event, LogLine, Outcome, Progress
@@ -25,6 +26,7 @@ class Context:
     secret: str | None = None  # a value given outside the channel (prompt, modal)
     approved_by: str | None = None
     resolved: Resolved | None = None  # what a deploy deploys, resolved once by the dispatcher
+    config: ControlConfig = field(default_factory=ControlConfig)  # shipbot.yml
 
 
 def env_of(request: Any) -> str:

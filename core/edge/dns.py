@@ -1,0 +1,247 @@
+"""DNS records for app domains: shipbot.yml's ``dns:`` section, and the pure builders.
+
+```yaml
+dns:
+  provider: cloudflare
+  zone: example.com                  # every app domain must be in this zone
+  addresses: [203.0.113.10]          # the cluster's public A/AAAA addresses, or instead:
+  # target: lb.example.net           # a CNAME target
+  proxied: false                     # through Cloudflare's proxy (orange cloud)
+  ttl: 1                             # seconds; 1 is Cloudflare's "automatic"
+  token_env: CLOUDFLARE_API_TOKEN    # the variable holding the API token (Zone.DNS edit)
+  api_url: null                      # another API base URL (a local fake, a proxy)
+```
+
+The token never sits in shipbot.yml: it is read from the environment variable ``token_env``
+names, when a sync runs, and masked in anything shipbot says.
+
+Records shipbot makes carry the comment ``managed by shipbot: APP/ENV``: that is how
+``dns list`` finds them, and what keeps one app from taking over another's name, or a
+record someone made by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.edge.domains import hostname
+from core.errors import CoreError
+
+ADDRESS_TYPES = ("A", "AAAA", "CNAME")
+AUTO_TTL = 1
+OWNER_PREFIX = "managed by shipbot: "
+
+
+class DnsError(CoreError):
+    """DNS records cannot be read or written; the message says what to fix."""
+
+
+class DnsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["cloudflare"] = "cloudflare"
+    zone: str
+    addresses: list[str] = Field(default_factory=list)
+    target: str | None = None
+    proxied: bool = False
+    ttl: int = AUTO_TTL
+    token_env: str = Field(default="CLOUDFLARE_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+
+    @field_validator("zone", "target")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        return None if value is None else hostname(value)
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_address(item)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IPv4 or IPv6 address") from exc
+        if len(set(out)) != len(out):
+            raise ValueError("an address is listed twice")
+        return out
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: int) -> int:
+        if value != AUTO_TTL and not 60 <= value <= 86400:
+            raise ValueError(f"must be 1 (automatic) or between 60 and 86400 seconds, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DnsConfig:
+        if bool(self.addresses) == (self.target is not None):
+            raise ValueError("set either 'addresses' (A/AAAA) or 'target' (a CNAME), not both")
+        return self
+
+
+@dataclass(frozen=True, order=True)
+class Record:
+    """A DNS record as shipbot wants it, or as Cloudflare holds it (``id`` set)."""
+
+    name: str
+    type: str
+    content: str
+    proxied: bool = False
+    ttl: int = AUTO_TTL
+    comment: str = ""
+    id: str = ""
+
+    def same(self, other: Record) -> bool:
+        return (self.name, self.type, self.content, self.proxied, self.ttl, self.comment) == (
+            other.name,
+            other.type,
+            other.content,
+            other.proxied,
+            other.ttl,
+            other.comment,
+        )
+
+    @property
+    def shown(self) -> str:
+        cloud = " (proxied)" if self.proxied else ""
+        return f"{self.type} {self.name} → {self.content}{cloud}"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a sync does to one record: ``create``, ``update`` (``old`` → ``record``),
+    ``delete`` (``old``), or ``keep`` (nothing)."""
+
+    kind: Literal["create", "update", "delete", "keep"]
+    record: Record | None = None
+    old: Record | None = None
+
+    @property
+    def shown(self) -> str:
+        if self.kind == "create":
+            assert self.record is not None
+            return f"created {self.record.shown}"
+        if self.kind == "update":
+            assert self.record is not None and self.old is not None
+            return f"updated {self.record.shown} (was {self.old.content})"
+        assert self.old is not None
+        return f"{'deleted' if self.kind == 'delete' else 'unchanged'} {self.old.shown}"
+
+
+def owner_comment(app: str, env: str) -> str:
+    return f"{OWNER_PREFIX}{app}/{env}"
+
+
+def owner_of(comment: str | None) -> tuple[str, str] | None:
+    """The app and environment a record's comment says made it, if shipbot did."""
+    if not comment or not comment.startswith(OWNER_PREFIX):
+        return None
+    app, slash, env = comment.removeprefix(OWNER_PREFIX).partition("/")
+    return (app, env) if slash and app and env else None
+
+
+def in_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)
+
+
+def desired(app: str, env: str, domains: list[str], config: DnsConfig) -> list[Record]:
+    """The records an app's domains need in one environment, sorted."""
+    outside = [d for d in domains if not in_zone(d, config.zone)]
+    if outside:
+        raise DnsError(
+            f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not in zone "
+            f"{config.zone}: shipbot manages records only there"
+        )
+    ttl = AUTO_TTL if config.proxied else config.ttl  # proxied records are always automatic
+    comment = owner_comment(app, env)
+    if config.target is not None:
+        targets = [("CNAME", config.target)]
+    else:
+        targets = [(_address_type(a), a) for a in config.addresses]
+    return sorted(
+        Record(domain, kind, content, config.proxied, ttl, comment)
+        for domain in domains
+        for kind, content in targets
+    )
+
+
+def _address_type(address: str) -> str:
+    return "A" if ipaddress.ip_address(address).version == 4 else "AAAA"
+
+
+def normal_content(kind: str, content: str) -> str:
+    """Content as shipbot compares it: addresses in canonical form, hostnames lowercased."""
+    if kind in ("A", "AAAA"):
+        try:
+            return str(ipaddress.ip_address(content))
+        except ValueError:
+            return content
+    return content.lower().removesuffix(".")
+
+
+def diff(want: list[Record], existing: list[Record], app: str, env: str) -> list[Action]:
+    """Actions that make ``existing`` (the records at the wanted names and those this
+    app/env made) hold ``want``: deletes first (a CNAME cannot sit beside an A), then
+    updates, then creates; ``keep`` for what is already right.
+
+    A name holding an A/AAAA/CNAME record that another app, or a person, made is refused
+    whole, before anything is written.
+    """
+    comment = owner_comment(app, env)
+    names = {r.name for r in want}
+    mine = [r for r in existing if r.comment == comment]
+    conflicts = [
+        r for r in existing if r.name in names and r.type in ADDRESS_TYPES and r.comment != comment
+    ]
+    if conflicts:
+        raise DnsError("; ".join(_conflict(r) for r in sorted(conflicts)))
+    actions: list[Action] = []
+    for name in sorted(names | {r.name for r in mine}):
+        have = sorted(r for r in mine if r.name == name)
+        pending = []
+        for record in (r for r in want if r.name == name):
+            match = next((r for r in have if _same_value(r, record)), None)
+            if match is None:
+                pending.append(record)
+                continue
+            have.remove(match)
+            kind = "keep" if match.same(_with_content(record, match.content)) else "update"
+            actions.append(Action(kind, record, match))
+        for record in pending:
+            match = next((r for r in have if r.type == record.type), None)
+            if match is None:
+                actions.append(Action("create", record))
+            else:
+                have.remove(match)
+                actions.append(Action("update", record, match))
+        actions.extend(Action("delete", old=r) for r in have)
+    order = {"delete": 0, "update": 1, "create": 2, "keep": 3}
+    return sorted(actions, key=lambda a: order[a.kind])
+
+
+def _same_value(old: Record, new: Record) -> bool:
+    return old.type == new.type and normal_content(old.type, old.content) == normal_content(
+        new.type, new.content
+    )
+
+
+def _with_content(record: Record, content: str) -> Record:
+    return Record(record.name, record.type, content, record.proxied, record.ttl, record.comment)
+
+
+def _conflict(record: Record) -> str:
+    owner = owner_of(record.comment)
+    what = f"{record.name} has a {record.type} record ({record.content})"
+    if owner is None:
+        return f"{what} that shipbot did not make: remove it in Cloudflare to let shipbot manage it"
+    return f"{what} of app {owner[0]} ({owner[1]}): one name serves one app"
+
+
+def writes(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if a.kind != "keep"]
