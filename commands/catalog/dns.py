@@ -22,8 +22,7 @@ NOT_CONFIGURED = (
 
 
 def domains_of(spec: AppSpec) -> list[str]:
-    # read defensively: app.yml's ``domains`` lands with the edge's routing
-    return list(getattr(spec, "domains", None) or [])
+    return list(spec.domains)
 
 
 def dns_config(ctx: Context) -> DnsConfig:
