@@ -7,6 +7,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from commands.catalog.certs import cert_rows
 from commands.notify import Notifier
 from commands.replies import Message, decode
 from core.config import NotifyRoute
@@ -22,7 +23,16 @@ from core.edge.certs import (
 from core.store import Store
 from core.swarm.fake import FakeSwarm
 from core.swarm.fake_orchestrator import Behaviour
-from core.watch.certs import EXPIRY, FAILED, CertState, CertWatch, DomainFacts, Post, step
+from core.watch.certs import (
+    EXPIRY,
+    FAILED,
+    CertState,
+    CertWatch,
+    DomainFacts,
+    EdgeReader,
+    Post,
+    step,
+)
 from tests.certgen import make_ca, make_leaf, pem, tls_server
 
 UTC = dt.UTC
@@ -329,13 +339,13 @@ async def test_the_watcher_reads_the_edge_and_posts_through_the_outbox_once(tmp_
 
     clock = [now]
     with tls_server({"*": default, "api.example.com": issued}, tmp_path) as port:
+        reader = EdgeReader(
+            client, address="127.0.0.1", https_port=port, proxy_service="shipbot-edge"
+        )
         watch = CertWatch(
-            client,
+            reader,
             store,
             lambda post: notifier.publish("certs", post.app, post.env, Message(post.text)),
-            address="127.0.0.1",
-            https_port=port,
-            proxy_service="shipbot-edge",
             clock=lambda: clock[0],
         )
         first = await watch.check()
@@ -365,3 +375,45 @@ async def test_the_watcher_reads_the_edge_and_posts_through_the_outbox_once(tmp_
 def test_probe_names_what_failed():
     with pytest.raises(CertError, match=r"TLS handshake with 127.0.0.1:1 for a.example.com failed"):
         probe("127.0.0.1", 1, "a.example.com", timeout=1)
+
+
+def test_the_certs_table_rows():
+    failed = AcmeOutcome(dt.datetime(2026, 1, 2, 10, tzinfo=UTC), False, ERROR)
+    items = [
+        api(facts()),
+        api(facts(), AcmeOutcome(MAR, False, "rate limited")),
+        DomainFacts("web", "staging", "web.example.com", DEFAULT, failed),
+        DomainFacts("web", "staging", "new.example.com", DEFAULT),
+        DomainFacts("web", "staging", "down.example.com", None),
+    ]
+    assert cert_rows(items, dt.datetime(2026, 3, 18, 12, tzinfo=UTC)) == (
+        ("api.example.com", "api", "production", "R11", "2026-04-01 00:00 UTC", "13", ""),
+        (
+            "api.example.com",
+            "api",
+            "production",
+            "R11",
+            "2026-04-01 00:00 UTC",
+            "13",
+            "renewal failed: rate limited",
+        ),
+        ("web.example.com", "web", "staging", "", "", "", f"not issued: {ERROR}"),
+        (
+            "new.example.com",
+            "web",
+            "staging",
+            "",
+            "",
+            "",
+            "not issued yet (the edge serves 'TRAEFIK DEFAULT CERT')",
+        ),
+        (
+            "down.example.com",
+            "web",
+            "staging",
+            "",
+            "",
+            "",
+            "the edge did not answer (is the proxy running? `proxy status`)",
+        ),
+    )

@@ -27,6 +27,7 @@ from core.edge.certs import (
     routed_domains,
 )
 from core.errors import CoreError
+from core.plane import Plane
 from core.swarm import SwarmClient
 
 ALERT_DAYS = 14
@@ -84,7 +85,7 @@ def expiry_window(cert: CertFacts, days: int = ALERT_DAYS) -> dt.timedelta:
     return min(dt.timedelta(days=days), (cert.not_after - cert.not_before) * _ALERT_SHARE)
 
 
-def _failing(facts: DomainFacts) -> str:
+def standing_error(facts: DomainFacts) -> str:
     """The ACME error that stands for this domain now, or ''. A failure older than the
     certificate served was followed by success."""
     outcome, cert = facts.outcome, facts.cert
@@ -102,7 +103,7 @@ def step_domain(
     posts: list[str] = []
     state = dataclasses.replace(prev, app=facts.app, env=facts.env)
     cert, domain = facts.cert, facts.domain
-    error = _failing(facts)
+    error = standing_error(facts)
     if cert is not None and cert.serial != prev.serial:
         closes = {
             EXPIRY: "; the expiry alert is closed",
@@ -184,31 +185,33 @@ class CertStore(Protocol):
     ) -> None: ...
 
 
-class CertWatch:
-    """Checks the edge's certificates and publishes what changed (see ``step``)."""
+class EdgeReader:
+    """Reads the edge: domains from shipbot's services, a handshake per domain, Traefik's
+    log for ACME outcomes."""
 
     def __init__(
         self,
         client: Callable[[], Awaitable[SwarmClient]],
-        store: CertStore,
-        publish: Publish,
         *,
         address: str,
         https_port: int,
         proxy_service: str,
-        alert_days: int = ALERT_DAYS,
-        clock: Clock = utc_now,
         timeout: float = 5.0,
     ) -> None:
         self._client = client
-        self.store = store
-        self.publish = publish
         self.address = address
         self.https_port = https_port
         self.proxy_service = proxy_service
-        self.alert_days = alert_days
-        self.clock = clock
         self.timeout = timeout
+
+    @classmethod
+    def of(cls, plane: Plane) -> EdgeReader:
+        return cls(
+            lambda: plane.servers.client(plane.server),
+            address=plane.edge.address,
+            https_port=plane.edge.https_port,
+            proxy_service=plane.edge.service,
+        )
 
     async def facts(self) -> list[DomainFacts]:
         client = await self._client()
@@ -235,9 +238,28 @@ class CertWatch:
         except CertError:
             return None
 
+
+class CertWatch:
+    """Checks the edge's certificates and publishes what changed (see ``step``)."""
+
+    def __init__(
+        self,
+        reader: EdgeReader,
+        store: CertStore,
+        publish: Publish,
+        *,
+        alert_days: int = ALERT_DAYS,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.reader = reader
+        self.store = store
+        self.publish = publish
+        self.alert_days = alert_days
+        self.clock = clock
+
     async def check(self) -> list[Post]:
         """One round: read, compare, keep, publish. Returns what was published."""
-        facts = await self.facts()
+        facts = await self.reader.facts()
         rows = await asyncio.to_thread(self.store.cert_states)
         previous = {row["domain"]: CertState(**row) for row in rows}
         posts, states = step(facts, previous, self.clock(), self.alert_days)
