@@ -19,8 +19,9 @@ from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
 from bot.settings import CommonSettings, Settings, SettingsError, load
 from bot.terminal import output_for
-from commands.dispatch import Dispatcher, StartError, stop_children
+from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
+from commands.request import stop_children
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")

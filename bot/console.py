@@ -9,8 +9,9 @@ import sys
 from rich.markup import escape
 
 from bot.terminal import Output
-from commands.dispatch import ChatRequest, Dispatcher, needs_secret
+from commands.dispatch import Dispatcher
 from commands.replies import Reply
+from commands.request import ChatRequest, needs_secret
 
 PROMPT = "shipbot> "
 PLATFORM = CHANNEL = "console"

@@ -31,9 +31,10 @@ from bot.discord_render import (
 )
 from bot.livelog import LiveLog
 from bot.text import without_ansi
-from commands.dispatch import ChatRequest, Dispatcher, needs_secret
+from commands.dispatch import Dispatcher
 from commands.grammar import PARSERS, REGISTRY, UsageError, render
 from commands.replies import USAGE, ApprovalRequest, Failure, Reply, Result
+from commands.request import ChatRequest, needs_secret
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"

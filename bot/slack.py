@@ -46,8 +46,9 @@ from bot.slack_render import (
     section,
 )
 from bot.text import tail, without_ansi
-from commands.dispatch import ChatRequest, Dispatcher, needs_secret
+from commands.dispatch import Dispatcher
 from commands.replies import Failure, Reply, Result
+from commands.request import ChatRequest, needs_secret
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"

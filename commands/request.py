@@ -1,0 +1,77 @@
+"""A chat request as it arrives, and what every step needs to know about it: the app and
+environment it is about, whether it needs a secret typed outside the channel, and how its
+replies are masked."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from commands import catalog
+from commands.grammar import UsageError, parse
+from commands.replies import Reply
+from core import sources
+from core.appspec import DEFAULT_ENV
+from core.secrets import Masker
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A message from any chat: who (immutable platform id), where, and what they typed.
+
+    ``secret`` carries a value entered outside the channel (a prompt or a modal).
+    """
+
+    platform: str
+    user: str
+    channel: str
+    text: str
+    secret: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.user if ":" in self.user else f"{self.platform}:{self.user}"
+
+
+def stop_children() -> int:
+    """Kill the child processes (git) running for any command: a CLI leaving on a signal."""
+    return sources.kill_children()
+
+
+def needs_secret(text: str) -> str | None:
+    """The prompt to show when the text asks for a value that must not go into the channel."""
+    try:
+        request = parse(text)
+    except UsageError:
+        return None
+    if isinstance(request, catalog.SecretSet):
+        return f"value of {request.key} for {request.app} (not echoed): "
+    return None
+
+
+def describe(request: Any) -> tuple[str | None, str | None]:
+    """The app and environment a request is about: for permissions, locks and the audit.
+
+    A command with an --env option that was not given acts on the default environment.
+    """
+    app = getattr(request, "app", None) or getattr(request, "name", None)
+    if not hasattr(request, "env"):
+        return app, None
+    return app, request.env or DEFAULT_ENV
+
+
+def mask(reply: Reply, masker: Masker) -> Reply:
+    """The same reply with every secret value in its text replaced."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker(value)
+        if isinstance(value, tuple):
+            return tuple(clean(item) for item in value)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return value
+
+    changes = {f.name: clean(getattr(reply, f.name)) for f in dataclasses.fields(reply)}
+    return dataclasses.replace(reply, **changes)
