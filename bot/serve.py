@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ from pydantic import SecretStr
 
 from bot.settings import Settings
 from bot.slack import SlackBot, web_client
+from commands.catalog.certs import watch as cert_watch
+from commands.catalog.certs import watch_round as cert_round
 from commands.dispatch import Dispatcher
 
 if TYPE_CHECKING:
@@ -40,11 +43,19 @@ class ServeError(Exception):
 
 async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     """Read back from Swarm what nobody saw finish, then expire unanswered approval
-    requests (their notices go through the outbox)."""
+    requests (their notices go through the outbox) and, every ``edge.acme.watch_seconds``,
+    check the edge's certificates."""
     await dispatcher.settle()
+    plane = dispatcher.engine.plane
+    certs = cert_watch(plane, dispatcher.notifier)
+    next_certs = 0.0
     while True:
         for platform, channel, message in dispatcher.expire_due():
             log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
+        if time.monotonic() >= next_certs:
+            next_certs = time.monotonic() + plane.edge.acme.watch_seconds
+            for text in await cert_round(certs):
+                log.info("certs: %s", text)
         await asyncio.sleep(interval)
 
 

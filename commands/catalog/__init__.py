@@ -2,6 +2,7 @@
 
 from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, Unlock, Whoami
 from commands.catalog.apps import AppsAdd, AppsList
+from commands.catalog.certs import Certs
 from commands.catalog.context import Context
 from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
@@ -15,6 +16,7 @@ __all__ = [
     "AppsAdd",
     "AppsList",
     "Audit",
+    "Certs",
     "Context",
     "Deploy",
     "DnsList",
