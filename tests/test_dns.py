@@ -353,3 +353,10 @@ async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path, m
         "DNS is not configured: add a `dns:` section"
     )
     bot.close()
+
+
+async def test_the_token_is_masked_in_any_dns_error(fake):
+    with pytest.raises(DnsError) as caught:
+        async with cloudflare.zone(config(fake), TOKEN):
+            raise DnsError(f"an answer that echoed {TOKEN} back")
+    assert str(caught.value) == "an answer that echoed •••••• back"
