@@ -19,6 +19,7 @@ from core.deploy import adjust, deploy, reconcile, rollback, status
 from core.deploy.record import ttl_seconds
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
+from core.edge import operate as edge
 from core.edge.config import EdgeConfig
 from core.errors import CoreError
 from core.events import Event
@@ -148,6 +149,17 @@ class Engine:
         """Releases nobody saw finish, read back from Swarm, when it answers."""
         with contextlib.suppress(CoreError):  # Swarm is away: status and releases retry
             await reconcile.reconcile(self.plane)
+
+    # the edge: Traefik in front of the swarm
+    def proxy_setup(self) -> AsyncIterator[Event]:
+        return edge.setup(self.plane)
+
+    async def proxy_status(self) -> edge.ProxyStatus | None:
+        return await edge.proxy_status(self.plane)
+
+    async def routes(self, name: str) -> list[edge.Route]:
+        """An app's domains, each probed once through the proxy."""
+        return await edge.routes(self.plane, name)
 
     # secrets
     def secret_values(self, app: str | None, env: str | None) -> list[str]:

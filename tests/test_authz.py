@@ -158,7 +158,10 @@ async def plane(home: Path, tmp_path: Path, monkeypatch):
     assert (await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1] == Result(
         True,
         "registered shop",
-        ("environments: production, staging",),
+        (
+            "environments: production, staging",
+            "no domains: reachable only inside the swarm network",
+        ),
         {"source": str(folder), "kind": "path"},
     )
     for text in ["deploy shop --env staging"] * 2 + [

@@ -125,7 +125,10 @@ async def test_outbox_dead_letters_for_admins(plane):
 async def test_did_you_mean_help_and_environments_once(plane):
     bot, _, folder = plane
     added = result(await say(bot, f"apps add shop --path {folder}", ADMIN))
-    assert added.details == ("environments: production, staging",)
+    assert added.details == (
+        "environments: production, staging",
+        "no domains: reachable only inside the swarm network",
+    )
     typo = failure(await say(bot, "deplyo shop", ADMIN))
     assert typo.kind == USAGE and "(did you mean deploy?)" in typo.message
     flag = failure(await say(bot, "deploy shop --dryrun", ADMIN))

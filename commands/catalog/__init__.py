@@ -7,6 +7,7 @@ from commands.catalog.context import Context
 from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
+from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
@@ -30,6 +31,8 @@ __all__ = [
     "Logs",
     "Outbox",
     "OutboxRetry",
+    "ProxySetup",
+    "ProxyStatus",
     "Reject",
     "Releases",
     "Restart",

@@ -46,6 +46,8 @@ class AppsAdd:
         )
         envs = ", ".join(dict.fromkeys([DEFAULT_ENV, *config.environments]))
         details = [f"environments: {envs}"]
+        if not any(config.for_env(env).domains for env in [None, *config.environments]):
+            details.append("no domains: reachable only inside the swarm network")
         yield Result(
             True,
             f"registered {app.name}",

@@ -42,6 +42,10 @@ class Status:
             for s in services
         )
         yield Table(("app", "env", "release", "tasks", "update"), rows)
+        if self.app is not None:
+            for route in await ctx.engine.routes(self.app):
+                if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):
+                    yield Message(f"{route.env}: {route.url} → {route.answer}")
 
 
 @command(

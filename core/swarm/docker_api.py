@@ -166,6 +166,13 @@ class DockerSwarm:
             text = b"".join(chunks).decode("utf-8", errors="replace")
         return [entry for line in text.splitlines() if (entry := _log_entry(line))]
 
+    def object_id(self, kind: str, name: str) -> str | None:
+        """The id of the Swarm ``config`` or ``secret`` named ``name``; None if none."""
+        with engine_errors(f"looking up the {kind} {name}"):
+            found = getattr(self.api, f"{kind}s")(filters={"name": name})
+            exact = [item["ID"] for item in found if item["Spec"]["Name"] == name]
+            return exact[0] if exact else None
+
     # containers (only those on this engine's node)
     def inspect_container(self, container_id: str) -> dict[str, Any] | None:
         with engine_errors(f"inspecting container {container_id[:12]}"):

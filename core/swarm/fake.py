@@ -54,6 +54,7 @@ class FakeSwarm(Orchestrator):
         self.calls: list[str] = []  # every protocol method called, in order
         self.down = False  # True: every call raises EngineUnavailable, as a stopped dockerd
         self.networks: set[str] = set()
+        self.objects: dict[tuple[str, str], str] = {}  # (config|secret, name) → id
         self.build_log: list[dict[str, Any]] = [{"stream": "Step 1/1 : FROM busybox\n"}]
         self.builds: list[dict[str, Any]] = []  # the arguments of every build
         self._faults: list[_Fault] = []
@@ -127,6 +128,10 @@ class FakeSwarm(Orchestrator):
             lines = self._lines(task["Status"]["ContainerStatus"]["ContainerID"])
             out += [(task["CreatedAt"], task["ID"], line) for line in lines[-tail:]]
         return out
+
+    def object_id(self, kind: str, name: str) -> str | None:
+        self._enter("object_id")
+        return self.objects.get((kind, name))
 
     def inspect_container(self, container_id: str) -> dict[str, Any] | None:
         self._enter("inspect_container")

@@ -1,0 +1,238 @@
+"""Executors of the edge: set the proxy up, say how it runs, probe an app through it.
+
+The proxy's spec comes from the pure builder in ``core.edge.proxy``; this module only posts
+it through the swarm client and watches the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import re
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from core.deploy.spec import service_name
+from core.deploy.status import running_tasks
+from core.edge.acme import acme_mounts
+from core.edge.config import EdgeConfig
+from core.edge.labels import ENTRY_HTTPS, router_name
+from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
+from core.errors import CoreError
+from core.events import Event, Outcome, Progress
+from core.plane import Plane
+from core.swarm import SwarmClient
+
+POLL_SECONDS = 0.5
+START_SECONDS = 90.0
+VERSION_LABEL = "org.opencontainers.image.version"
+HOST_RE = re.compile(r"Host\(`([^`]+)`\)")
+PREFIX_RE = re.compile(r"PathPrefix\(`([^`]+)`\)")
+
+
+class EdgeError(CoreError):
+    """The proxy cannot be set up or read."""
+
+
+@dataclass(frozen=True)
+class ProxyStatus:
+    service: str
+    image: str
+    ports: str
+    running: int
+    desired: int
+    version: str
+    state: str  # the last task's state and error, for a proxy that does not run
+
+
+@dataclass(frozen=True)
+class Route:
+    env: str
+    url: str
+    answer: str  # "200 OK", "404 Not Found", or why nothing answered
+
+
+def _object_ids(swarm: SwarmClient, config: EdgeConfig) -> dict[str, str]:
+    """The ids of the configs and secrets edge.acme names; each must exist already."""
+    ids = {}
+    wanted = acme_mounts(config.acme)
+    for kind, key in (("config", "ConfigName"), ("secret", "SecretName")):
+        for item in wanted[f"{kind.capitalize()}s"]:
+            name = str(item[key])
+            found = swarm.object_id(kind, name)
+            if found is None:
+                raise EdgeError(
+                    f"edge.acme names the Swarm {kind} {name}, which does not exist: "
+                    f"create it first (docker {kind} create {name} FILE)"
+                )
+            ids[name] = found
+    return ids
+
+
+def _owned(current: dict[str, Any] | None, name: str) -> None:
+    if current is not None and LABEL_EDGE not in (current["Spec"].get("Labels") or {}):
+        raise EdgeError(
+            f"a service named {name} exists and is not shipbot's proxy: remove it, or set "
+            "another edge.service in shipbot.yml"
+        )
+
+
+async def setup(plane: Plane) -> AsyncIterator[Event]:
+    """Create or update the proxy service (nothing when its spec is unchanged), then wait
+    until its task runs and answers its health check."""
+    config = plane.edge
+    swarm = await plane.servers.client(plane.server)
+    await asyncio.to_thread(swarm.ensure_network)
+    desired = proxy_spec(config, await asyncio.to_thread(_object_ids, swarm, config))
+    current = await asyncio.to_thread(swarm.inspect_service, config.service)
+    _owned(current, config.service)
+    if current is None:
+        yield Progress(f"creating service {config.service} ({config.image})")
+        await asyncio.to_thread(swarm.create_service, desired)
+        verb = "created"
+    elif current["Spec"]["Labels"].get(LABEL_DIGEST) == desired["Labels"][LABEL_DIGEST]:
+        yield Progress(f"{config.service} is up to date")
+        verb = "unchanged"
+    else:
+        yield Progress(f"updating service {config.service} ({config.image}, stop-first)")
+        await asyncio.to_thread(swarm.update_service, desired)
+        verb = "updated"
+    fields = {
+        "service": config.service,
+        "image": config.image,
+        "ports": ports_text(config.http_port, config.https_port),
+    }
+    why = await _wait_running(swarm, desired)
+    if why is None:
+        yield Outcome(True, f"proxy {config.service} runs ({verb})", [], fields)
+    else:
+        yield Outcome(False, f"proxy {config.service} did not start", [f"why: {why}"], fields)
+
+
+async def _wait_running(swarm: SwarmClient, desired: dict[str, Any]) -> str | None:
+    """None once one task of ``desired`` runs healthy and no other runs; else why not."""
+    image = desired["TaskTemplate"]["ContainerSpec"]["Image"]
+    args = desired["TaskTemplate"]["ContainerSpec"]["Args"]
+    deadline = time.monotonic() + START_SECONDS
+    last = "no task was scheduled"
+    while time.monotonic() < deadline:
+        tasks = await asyncio.to_thread(swarm.tasks, desired["Name"])
+        running = running_tasks(tasks)
+        fresh = [
+            t
+            for t in running
+            if t["Spec"]["ContainerSpec"]["Image"].split("@")[0] == image
+            and t["Spec"]["ContainerSpec"].get("Args") == args
+        ]
+        if fresh and len(fresh) == len(running):
+            return None
+        if tasks:
+            newest = max(tasks, key=lambda t: t.get("UpdatedAt", ""))
+            status = newest["Status"]
+            last = f"task {status['State']}: {status.get('Err') or status.get('Message', '')}"
+        await asyncio.sleep(POLL_SECONDS)
+    return f"{last} (after {START_SECONDS:.0f} s)"
+
+
+def ports_text(http_port: int, https_port: int) -> str:
+    return f"http {http_port}, https {https_port} (host mode)"
+
+
+def _published(spec: dict[str, Any]) -> str:
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    by_target = {p["TargetPort"]: p.get("PublishedPort") for p in ports}
+    if not by_target:
+        return "none published"
+    return ports_text(by_target.get(80, 0), by_target.get(443, 0))
+
+
+def _read_status(swarm: SwarmClient, config: EdgeConfig) -> ProxyStatus | None:
+    service = swarm.inspect_service(config.service)
+    if service is None:
+        return None
+    _owned(service, config.service)
+    spec = service["Spec"]
+    tasks = swarm.tasks(config.service)
+    running = running_tasks(tasks)
+    version = "?"
+    for task in running:
+        container = swarm.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])
+        labels = ((container or {}).get("Config") or {}).get("Labels") or {}
+        version = labels.get(VERSION_LABEL, version)
+    state = ""
+    if not running and tasks:
+        status = max(tasks, key=lambda t: t.get("UpdatedAt", ""))["Status"]
+        state = f"{status['State']}: {status.get('Err') or status.get('Message', '')}"
+    return ProxyStatus(
+        service=config.service,
+        image=spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0],
+        ports=_published(spec),
+        running=len(running),
+        desired=spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 0),
+        version=version,
+        state=state,
+    )
+
+
+async def proxy_status(plane: Plane) -> ProxyStatus | None:
+    """How the proxy runs, read from Swarm; None when there is none."""
+    swarm = await plane.servers.client(plane.server)
+    return await asyncio.to_thread(_read_status, swarm, plane.edge)
+
+
+def routes_of(labels: dict[str, str], app: str, env: str) -> tuple[list[str], list[str], bool]:
+    """Domains, path prefixes and https of a service, read back from its router's labels."""
+    router = f"traefik.http.routers.{router_name(app, env)}"
+    rule = labels.get(f"{router}.rule", "")
+    https = labels.get(f"{router}.entrypoints") == ENTRY_HTTPS
+    return HOST_RE.findall(rule), PREFIX_RE.findall(rule), https
+
+
+def probe(address: str, port: int, domain: str, path: str, https: bool, timeout: float) -> str:
+    """One GET through the proxy with the domain as Host (and as SNI over TLS): its status.
+
+    The certificate is not checked here (``certs`` says whether it is valid): this asks
+    whether the route reaches the app.
+    """
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        if https:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            raw = socket.create_connection((address, port), timeout=timeout)
+            conn.sock = context.wrap_socket(raw, server_hostname=domain)
+        conn.request("GET", path, headers={"Host": domain})
+        response = conn.getresponse()
+        return f"{response.status} {response.reason}"
+    except (OSError, http.client.HTTPException) as exc:
+        return f"no answer ({exc or type(exc).__name__})"
+    finally:
+        conn.close()
+
+
+async def routes(plane: Plane, name: str, timeout: float = 5.0) -> list[Route]:
+    """Each domain an app's services answer on, with one probe's answer through the edge."""
+    swarm = await plane.servers.client(plane.server)
+    config = plane.edge
+    out = []
+    for service in await asyncio.to_thread(swarm.services, name):
+        labels = service["Spec"].get("Labels") or {}
+        env = labels.get("shipbot.env", "")
+        if service["Spec"]["Name"] != service_name(name, env):
+            continue
+        domains, prefixes, https = routes_of(labels, name, env)
+        port = config.https_port if https else config.http_port
+        scheme, default = ("https", 443) if https else ("http", 80)
+        shown = "" if port == default else f":{port}"
+        path = prefixes[0] if prefixes else "/"
+        for domain in domains:
+            answer = await asyncio.to_thread(
+                probe, config.address, port, domain, path, https, timeout
+            )
+            out.append(Route(env, f"{scheme}://{domain}{shown}{path}", answer))
+    return sorted(out, key=lambda r: (r.env, r.url))

@@ -1,0 +1,188 @@
+"""The proxy's ServiceSpec builder, exactly, and `proxy setup` / `proxy status` / a deploy's
+URL through the real dispatcher on an in-memory swarm."""
+
+from __future__ import annotations
+
+import pytest
+
+from commands.replies import DENIED
+from core.edge import operate
+from core.edge.acme import AcmeConfig, acme_args
+from core.edge.config import EdgeConfig
+from core.edge.proxy import proxy_spec
+from tests.chat import failure, result, say, table
+from tests.fast_plane import dispatcher, fake_swarm
+
+S = 1_000_000_000
+
+
+def test_proxy_spec_exact():
+    config = EdgeConfig(image="traefik:v3.7", http_port=8000, https_port=8443)
+    spec = proxy_spec(config)
+    digest = spec["Labels"].pop("shipbot.edge.digest")
+    assert len(digest) == 16
+    assert spec == {
+        "Name": "shipbot-edge",
+        "Labels": {"shipbot.edge": "true"},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "traefik:v3.7",
+                "Args": [
+                    "--entrypoints.web.address=:80",
+                    "--entrypoints.websecure.address=:443",
+                    "--ping=true",
+                    "--log.format=json",
+                    "--global.checkNewVersion=false",
+                    "--global.sendAnonymousUsage=false",
+                    "--providers.swarm=true",
+                    "--providers.swarm.endpoint=unix:///var/run/docker.sock",
+                    "--providers.swarm.exposedByDefault=false",
+                    "--providers.swarm.network=shipbot",
+                    "--providers.swarm.refreshSeconds=1",
+                    "--providers.swarm.constraints=Label(`shipbot.managed`,`true`)",
+                    *acme_args(config.acme),  # exactly tested in test_acme.py
+                ],
+                "Labels": {"shipbot.edge": "true"},
+                "Env": [],
+                "Mounts": [
+                    {
+                        "Type": "bind",
+                        "Source": "/var/run/docker.sock",
+                        "Target": "/var/run/docker.sock",
+                        "ReadOnly": True,
+                    },
+                    {
+                        "Type": "volume",
+                        "Source": "shipbot-edge-acme",
+                        "Target": "/data",
+                        "ReadOnly": False,
+                    },
+                ],
+                "Healthcheck": {
+                    "Test": ["CMD", "traefik", "healthcheck", "--ping"],
+                    "Interval": 2 * S,
+                    "Timeout": 2 * S,
+                    "Retries": 3,
+                    "StartPeriod": 2 * S,
+                },
+                "StopGracePeriod": 10 * S,
+            },
+            "Placement": {"Constraints": ["node.role==manager"]},
+            "RestartPolicy": {"Condition": "any", "Delay": 1 * S, "MaxAttempts": 0},
+            "Networks": [{"Target": "shipbot"}],
+            "ForceUpdate": 0,
+        },
+        "Mode": {"Replicated": {"Replicas": 1}},
+        "UpdateConfig": {
+            "Parallelism": 1,
+            "Delay": 0,
+            "Order": "stop-first",
+            "Monitor": 5 * S,
+            "MaxFailureRatio": 0,
+            "FailureAction": "rollback",
+        },
+        "RollbackConfig": {
+            "Parallelism": 1,
+            "Delay": 0,
+            "Order": "stop-first",
+            "Monitor": 5 * S,
+            "MaxFailureRatio": 0,
+            "FailureAction": "pause",
+        },
+        "EndpointSpec": {
+            "Mode": "dnsrr",
+            "Ports": [
+                {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8000, "PublishMode": "host"},
+                {
+                    "Protocol": "tcp",
+                    "TargetPort": 443,
+                    "PublishedPort": 8443,
+                    "PublishMode": "host",
+                },
+            ],
+        },
+    }
+
+
+def test_digest_follows_the_config():
+    one = proxy_spec(EdgeConfig())["Labels"]["shipbot.edge.digest"]
+    assert proxy_spec(EdgeConfig())["Labels"]["shipbot.edge.digest"] == one
+    assert proxy_spec(EdgeConfig(refresh_seconds=2))["Labels"]["shipbot.edge.digest"] != one
+
+
+def test_acme_configs_and_secrets_carry_their_ids():
+    acme = AcmeConfig(ca_certificates="pebble-ca", dns_token_secret="cf-token")
+    spec = proxy_spec(EdgeConfig(acme=acme), {"pebble-ca": "cfg1", "cf-token": "sec1"})
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    assert [(c["ConfigName"], c["ConfigID"]) for c in container["Configs"]] == [
+        ("pebble-ca", "cfg1")
+    ]
+    assert [(s["SecretName"], s["SecretID"]) for s in container["Secrets"]] == [
+        ("cf-token", "sec1")
+    ]
+
+
+@pytest.fixture
+def swarm(monkeypatch):
+    monkeypatch.setattr(operate, "POLL_SECONDS", 0)
+    return fake_swarm(monkeypatch, "traefik:v3", "team/api:1")
+
+
+@pytest.fixture
+def bot(tmp_path, swarm):
+    home = tmp_path / "home"
+    home.mkdir()
+    made = dispatcher(home, swarm, ["console:alice"])
+    yield made
+    made.close()
+
+
+async def test_proxy_setup_creates_then_leaves_alone_then_updates(bot, swarm):
+    assert [r.text for r in await say(bot, "proxy status")] == [
+        "no proxy runs yet: an admin sets it up with `proxy setup`"
+    ]
+    created = result(await say(bot, "proxy setup"))
+    assert (created.ok, created.title) == (True, "proxy shipbot-edge runs (created)")
+    assert created.fields == {
+        "service": "shipbot-edge",
+        "image": "traefik:v3",
+        "ports": "http 80, https 443 (host mode)",
+    }
+    assert "shipbot" in swarm.networks
+    unchanged = result(await say(bot, "proxy setup"))
+    assert unchanged.title == "proxy shipbot-edge runs (unchanged)"
+    assert swarm.calls.count("update_service") == 0
+
+    bot.engine.plane.edge = EdgeConfig(refresh_seconds=3)
+    updated = result(await say(bot, "proxy setup"))
+    assert updated.title == "proxy shipbot-edge runs (updated)"
+    assert swarm.calls.count("update_service") == 1
+    status = table(await say(bot, "proxy status"))
+    assert status.rows == (
+        ("shipbot-edge", "traefik:v3", "http 80, https 443 (host mode)", "1/1 running", "?"),
+    )
+    bot.engine.store.flush_audit()
+    audited = [(row["command"], row["result"]) for row in bot.engine.store.audit_log()]
+    assert audited == [("proxy setup", "ok")] * 3
+
+
+async def test_a_service_of_that_name_that_is_not_the_proxy_is_left_alone(bot, swarm):
+    swarm.create_service({**proxy_spec(EdgeConfig()), "Labels": {}})
+    assert failure(await say(bot, "proxy setup")).message == (
+        "a service named shipbot-edge exists and is not shipbot's proxy: remove it, or set "
+        "another edge.service in shipbot.yml"
+    )
+
+
+async def test_missing_acme_config_is_named(bot, swarm):
+    bot.engine.plane.edge = EdgeConfig(acme=AcmeConfig(ca_certificates="pebble-ca"))
+    assert failure(await say(bot, "proxy setup")).message == (
+        "edge.acme names the Swarm config pebble-ca, which does not exist: create it first "
+        "(docker config create pebble-ca FILE)"
+    )
+
+
+async def test_viewers_may_not_set_the_proxy_up(bot):
+    denied = failure(await say(bot, "proxy setup", user="console:mallory"))
+    assert denied.kind == DENIED
+    assert denied.message.startswith("console:mallory may not admin on every app")
