@@ -9,6 +9,7 @@ from core.edge.acme import AcmeConfig, acme_args, acme_env, acme_mounts, resolve
 def test_http01_with_lets_encrypt_by_default():
     acme = AcmeConfig()
     assert acme_args(acme) == [
+        "--log.level=INFO",
         "--certificatesresolvers.shipbot.acme.caserver=https://acme-v02.api.letsencrypt.org/directory",
         "--certificatesresolvers.shipbot.acme.storage=/data/acme.json",
         "--certificatesresolvers.shipbot.acme.certificatesduration=2160",
@@ -32,6 +33,7 @@ def test_pebble_and_cloudflare_dns01_for_wildcards():
         dns_resolvers=["172.18.0.1:8053"],
     )
     assert acme_args(acme) == [
+        "--log.level=INFO",
         "--certificatesresolvers.shipbot.acme.caserver=https://172.18.0.1:14000/dir",
         "--certificatesresolvers.shipbot.acme.storage=/data/acme.json",
         "--certificatesresolvers.shipbot.acme.certificatesduration=1",

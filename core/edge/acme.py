@@ -57,7 +57,9 @@ def resolver_for(domain: str) -> str:
 
 def acme_args(acme: AcmeConfig) -> list[str]:
     """Traefik's command-line arguments for the resolvers."""
-    args: list[str] = []
+    # the watcher tells a failure that still stands from one followed by success by the
+    # success lines, which lego logs at INFO (Traefik's default level shows only errors)
+    args: list[str] = ["--log.level=INFO"]
     resolvers = [RESOLVER] + ([RESOLVER_DNS] if acme.dns_token_secret else [])
     for name in resolvers:
         prefix = f"--certificatesresolvers.{name}.acme"
