@@ -26,9 +26,8 @@ from pydantic import (
 )
 
 from core.durations import parse_duration_ns
-from core.edge import domains as routing
 from core.errors import AppSpecError
-from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE
+from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, hostname, path_prefix
 from core.names import KEY_RE as ENV_KEY_RE
 
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
@@ -57,11 +56,25 @@ def _env_value(value: Any) -> str:
     raise ValueError(f"expected a string or number, got {type(value).__name__}")
 
 
+def _one_or_many(value: Any) -> Any:
+    """``path_prefix: /api`` is short for ``path_prefix: [/api]``."""
+    return [value] if isinstance(value, str) else value
+
+
+def _distinct(values: list[str]) -> list[str]:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value)
+    return values
+
+
 Duration = Annotated[int, BeforeValidator(parse_duration_ns)]
 MemoryBytes = Annotated[int, BeforeValidator(_memory_bytes), Field(gt=0)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
-Hostname = Annotated[str, BeforeValidator(routing.hostname)]
-PathPrefix = Annotated[str, BeforeValidator(routing.path_prefix)]
+Hostname = Annotated[str, BeforeValidator(hostname)]
+PathPrefix = Annotated[str, BeforeValidator(path_prefix)]
 
 
 class _Strict(BaseModel):
@@ -138,7 +151,7 @@ class AppSpec(_Strict):
     # Routing through the edge (core/edge/labels.py): none by default, so the app is reachable
     # only inside the swarm network. ``https: false`` serves plain HTTP on port 80.
     domains: list[Hostname] = Field(default_factory=list)
-    path_prefix: Annotated[list[PathPrefix], BeforeValidator(routing.one_or_many)] = Field(
+    path_prefix: Annotated[list[PathPrefix], BeforeValidator(_one_or_many)] = Field(
         default_factory=list
     )
     https: bool = True
@@ -206,7 +219,7 @@ class AppSpec(_Strict):
     def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if info.field_name == "domains" and value and info.data.get("port") is None:
             raise ValueError("set 'port' too: the port the app listens on, where requests go")
-        return routing.distinct(value)
+        return _distinct(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> AppSpec:

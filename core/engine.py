@@ -15,12 +15,12 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
+from core.config import EdgeConfig
 from core.deploy import adjust, deploy, reconcile, rollback, status
 from core.deploy.record import ttl_seconds
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
 from core.edge import operate as edge
-from core.edge.config import EdgeConfig
 from core.errors import CoreError
 from core.events import Event
 from core.plane import OffLoop, Plane

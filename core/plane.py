@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.edge.config import EdgeConfig
+from core.config import EdgeConfig
 from core.secrets import Vault
 from core.servers.registry import LOCAL, Servers
 from core.store import Store

@@ -3,7 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from core.edge.acme import AcmeConfig, acme_args, acme_env, acme_mounts, resolver_for
+from core.config import AcmeConfig
+from core.edge.acme import acme_args, acme_env, acme_mounts, resolver_for
 
 
 def test_http01_with_lets_encrypt_by_default():

@@ -10,9 +10,9 @@ import pytest
 
 from commands.dispatch import Dispatcher
 from commands.replies import ApprovalRequest, Message
-from core.config import ConfigError, ControlConfig, load_config
+from core.config import ConfigError, ControlConfig, DnsConfig, load_config
 from core.edge import cloudflare
-from core.edge.dns import Action, DnsConfig, DnsError, Record, desired, diff
+from core.edge.dns import Action, DnsError, Record, desired, diff
 from core.engine import Engine
 from core.secrets import Vault
 from core.servers.registry import Servers

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from commands.replies import DENIED
+from core.config import AcmeConfig, EdgeConfig
 from core.edge import operate
-from core.edge.acme import AcmeConfig, acme_args
-from core.edge.config import EdgeConfig
+from core.edge.acme import acme_args
 from core.edge.proxy import proxy_spec
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm

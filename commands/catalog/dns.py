@@ -11,9 +11,10 @@ from commands.grammar import arg, command, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table
 from core.appspec import AppSpec
+from core.config import DnsConfig
 from core.deploy.resolve import check_env
 from core.edge import cloudflare
-from core.edge.dns import Action, DnsConfig, DnsError, owner_of, writes
+from core.edge.dns import Action, DnsError, owner_of, writes
 
 NOT_CONFIGURED = (
     "DNS is not configured: add a `dns:` section (zone, addresses or target, token_env) "

@@ -7,10 +7,10 @@ import asyncio
 from typing import Any
 
 from core.deploy.spec import LABEL_RELEASE, service_name
-from core.deploy.status import running_tasks, task_image
+from core.deploy.status import task_image
 from core.plane import Plane
 from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, running_tasks
 
 SETTLED = {None, "completed", "rollback_completed", "paused", "rollback_paused"}
 

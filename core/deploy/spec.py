@@ -12,16 +12,12 @@ from typing import Any
 from core.appspec import VOLUME_RE, AppSpec
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
-from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK
+from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK, service_name
 from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.
 DEFAULT_MONITOR_NS = parse_duration_ns("5s")
 MIN_MONITOR_NS = parse_duration_ns("2s")
-
-
-def service_name(app: str, env: str) -> str:
-    return f"{app}-{env}"
 
 
 RELEASES_REPO = "shipbot"

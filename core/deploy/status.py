@@ -9,7 +9,7 @@ from typing import Any
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
 from core.errors import DeployError
 from core.plane import Plane
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, running_tasks
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,6 @@ class ServiceStatus:
     desired: int
     healthchecked: bool
     update_state: str | None
-
-
-def running_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
-    ]
 
 
 def task_image(task: dict[str, Any]) -> str:

@@ -25,29 +25,13 @@ spec) through lego's ``CF_DNS_API_TOKEN_FILE``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from core.config import AcmeConfig
 from core.edge.labels import ENTRY_HTTP, RESOLVER
 
 RESOLVER_DNS = f"{RESOLVER}-dns"
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DATA_DIR = "/data"
 CA_FILE = "/etc/shipbot/acme-ca.pem"
 CF_TOKEN_PATH = "/run/secrets/cf-dns-api-token"  # noqa: S105 (a path, not a secret)
-
-
-class AcmeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
-    ca_server: str = Field(default=LETS_ENCRYPT, pattern=r"^https://\S+$")
-    ca_certificates: str | None = Field(default=None, min_length=1)
-    volume: str = Field(default="shipbot-edge-acme", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    certificates_duration: int = Field(default=2160, ge=1)
-    dns_token_secret: str | None = Field(default=None, min_length=1)
-    dns_resolvers: list[str] = Field(default_factory=list)
-    watch_seconds: float = Field(default=60.0, gt=0)
-    alert_days: int = Field(default=14, ge=1)
 
 
 def resolver_for(domain: str) -> str:

@@ -26,63 +26,15 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from core.edge.domains import hostname
+from core.config import AUTO_TTL, DnsConfig
 from core.errors import CoreError
 
 ADDRESS_TYPES = ("A", "AAAA", "CNAME")
-AUTO_TTL = 1
 OWNER_PREFIX = "managed by shipbot: "
 
 
 class DnsError(CoreError):
     """DNS records cannot be read or written; the message says what to fix."""
-
-
-class DnsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    provider: Literal["cloudflare"] = "cloudflare"
-    zone: str
-    addresses: list[str] = Field(default_factory=list)
-    target: str | None = None
-    proxied: bool = False
-    ttl: int = AUTO_TTL
-    token_env: str = Field(default="CLOUDFLARE_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    api_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    timeout_seconds: float = Field(default=15.0, gt=0, le=120)
-
-    @field_validator("zone", "target")
-    @classmethod
-    def _hostname(cls, value: str | None) -> str | None:
-        return None if value is None else hostname(value)
-
-    @field_validator("addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        out = []
-        for item in value:
-            try:
-                out.append(str(ipaddress.ip_address(item)))
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IPv4 or IPv6 address") from exc
-        if len(set(out)) != len(out):
-            raise ValueError("an address is listed twice")
-        return out
-
-    @field_validator("ttl")
-    @classmethod
-    def _ttl(cls, value: int) -> int:
-        if value != AUTO_TTL and not 60 <= value <= 86400:
-            raise ValueError(f"must be 1 (automatic) or between 60 and 86400 seconds, got {value}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_target(self) -> DnsConfig:
-        if bool(self.addresses) == (self.target is not None):
-            raise ValueError("set either 'addresses' (A/AAAA) or 'target' (a CNAME), not both")
-        return self
 
 
 @dataclass(frozen=True, order=True)

@@ -16,16 +16,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from core.deploy.spec import service_name
-from core.deploy.status import running_tasks
+from core.config import EdgeConfig
 from core.edge.acme import acme_mounts
-from core.edge.config import EdgeConfig
 from core.edge.labels import ENTRY_HTTPS, router_name
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
+from core.names import service_name
 from core.plane import Plane
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, running_tasks
 
 POLL_SECONDS = 0.5
 START_SECONDS = 90.0

@@ -16,9 +16,9 @@ import hashlib
 import json
 from typing import Any
 
+from core.config import EdgeConfig
 from core.durations import parse_duration_ns
 from core.edge.acme import acme_args, acme_env, acme_mounts
-from core.edge.config import EdgeConfig
 from core.edge.labels import ENTRY_HTTP, ENTRY_HTTPS
 from core.names import LABEL_MANAGED, NETWORK
 

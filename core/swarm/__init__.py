@@ -55,3 +55,10 @@ def split_tag(image: str) -> tuple[str, str | None]:
     if "@" in image:
         return image, None
     return parse_repository_tag(image)
+
+
+def running_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tasks Swarm wants running that are running (healthy, when the image checks health)."""
+    return [
+        t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    ]
