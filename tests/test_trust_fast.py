@@ -229,3 +229,30 @@ async def test_an_app_cannot_run_another_apps_release_image(plane):
         refused = failure(await say(bot, text, ADMIN))
         assert "is another app's release" in refused.message, text
     assert swarm.services() == []
+
+
+async def test_a_domain_routed_to_one_app_cannot_be_claimed_by_another(tmp_path, plane):
+    bot, swarm, folder = plane
+    (folder / "app.yml").write_text(APP_YML + "port: 8080\ndomains: [shop.example.com]\n")
+    other = tmp_path / "evil"
+    other.mkdir()
+    (other / "app.yml").write_text(
+        "name: evil\nimage: shop:1\nport: 8080\ndomains: [shop.example.com]\npath_prefix: /login\n"
+    )
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    assert result(await say(bot, f"apps add evil --path {other}", ADMIN)).ok
+    assert result(await say(bot, "deploy shop", ADMIN)).ok
+    assert result(await say(bot, "grant console:mal deployer --app evil", ADMIN)).ok
+    for text in ("deploy evil", "deploy evil --dry-run"):
+        refused = failure(await say(bot, text, "console:mal"))
+        assert refused.message == (
+            "shop.example.com is already routed to shop (production); a domain belongs to one "
+            "app and environment, nothing was changed"
+        )
+    assert swarm.inspect_service("evil-production") is None
+    # the same app in another environment is another owner too
+    assert "already routed to shop (production)" in (
+        failure(await say(bot, "deploy shop --env staging", ADMIN)).message
+    )
+    # its own environment deploys again
+    assert result(await say(bot, "deploy shop", ADMIN)).ok

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.appspec import AppSpec
 from core.deploy import rollout
+from core.edge.certs import routed_domains
 from core.errors import DeployError
 from core.events import Progress
 from core.names import LABEL_APP, LABEL_ENV
@@ -38,6 +39,18 @@ def check_owner(current: dict[str, Any] | None, app: str, env: str) -> None:
         raise DeployError(
             f"service {name} belongs to {whose}, not {app} ({env}); nothing was changed"
         )
+
+
+def check_domains(services: list[dict[str, Any]], spec: AppSpec, env: str) -> None:
+    """A domain routed to one app and environment cannot be claimed by another: Traefik
+    would split or steal its traffic."""
+    mine = set(spec.domains)
+    for routed in routed_domains(services):
+        if routed.domain in mine and (routed.app, routed.env) != (spec.name, env):
+            raise DeployError(
+                f"{routed.domain} is already routed to {routed.app} ({routed.env}); a domain "
+                "belongs to one app and environment, nothing was changed"
+            )
 
 
 def force_update(service: dict[str, Any] | None) -> int:

@@ -12,7 +12,13 @@ import time
 from collections.abc import AsyncIterator
 
 from core.deploy import build, images, record, rollout
-from core.deploy.apply import apply, check_owner, deadline_seconds, force_update
+from core.deploy.apply import (
+    apply,
+    check_domains,
+    check_owner,
+    deadline_seconds,
+    force_update,
+)
 from core.deploy.plan import diff
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
@@ -33,6 +39,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     name, env = resolved.app.name, resolved.env
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
     check_owner(current, name, env)
+    check_domains(await asyncio.to_thread(swarm.services), resolved.spec, env)
     numbers = await plane.db.release_numbers(name)
     number = 1 + max(numbers, default=0)
     desired = service_spec(
@@ -59,6 +66,7 @@ async def deploy(
     spec, env, name = resolved.spec, resolved.env, resolved.app.name
     swarm = await plane.servers.client(plane.server)
     check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
+    check_domains(await asyncio.to_thread(swarm.services), spec, env)
     await asyncio.to_thread(swarm.ensure_network)
     started = time.monotonic()
     release = await plane.db.new_release(
