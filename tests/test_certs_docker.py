@@ -18,7 +18,7 @@ import pytest
 
 from commands.catalog.certs import watch
 from commands.dispatch import Dispatcher
-from commands.replies import decode
+from commands.replies import Message, decode
 from core.edge.certs import CertError, acme_outcomes, probe
 from tests.chat import remove_apps, result, say
 from tests.pebble import Pebble, pebble
@@ -144,6 +144,10 @@ async def test_https_to_a_deployed_app_with_a_pebble_certificate(edge, ca):
     assert cert.issuer.startswith("Pebble Intermediate CA")
     answer = https_get("web.acme.test", ca.root())  # verified against pebble's root
     assert answer.startswith("HTTP/1.1 200") and answer.endswith("hello from shipbot\n")
+    # status shows the domain, the probe's answer and the certificate it was served
+    (line,) = [r.text for r in await say(edge, "status certweb") if isinstance(r, Message)]
+    assert line.startswith(f"production: https://web.acme.test:{HTTPS_PORT}/ → 200 OK; ")
+    assert f"certificate: {cert.issuer}, valid until " in line
     posts = await watch(edge.engine.plane, edge.notifier).check()
     assert [p.text.split(",")[0] for p in posts] == ["🔒 certificate issued for web.acme.test"]
     assert outbox(edge) == [p.text for p in posts]

@@ -3,13 +3,18 @@ URL through the real dispatcher on an in-memory swarm."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from commands.replies import DENIED
 from core.config import AcmeConfig, EdgeConfig
 from core.edge import operate
 from core.edge.acme import acme_args
+from core.edge.operate import certificate_note
 from core.edge.proxy import proxy_spec
+from tests.certgen import make_ca, make_leaf
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
 
@@ -186,3 +191,19 @@ async def test_viewers_may_not_set_the_proxy_up(bot):
     denied = failure(await say(bot, "proxy setup", user="console:mallory"))
     assert denied.kind == DENIED
     assert denied.message.startswith("console:mallory may not admin on every app")
+
+
+def test_the_certificate_note_says_issuer_and_life_or_that_none_is_issued():
+    authority = make_ca("Pebble Intermediate CA 6fc6bf")
+    now = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    leaf, _ = make_leaf(authority, ["shop.example.com"])  # valid until 2026-04-01
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    assert certificate_note(der, "shop.example.com", now) == (
+        "Pebble Intermediate CA 6fc6bf, valid until 2026-04-01 (30 days)"
+    )
+    default, _ = make_leaf(authority, ["other.example"], cn="TRAEFIK DEFAULT CERT")
+    assert (
+        certificate_note(default.public_bytes(serialization.Encoding.DER), "shop.example.com", now)
+        == "none issued yet (the edge serves TRAEFIK DEFAULT CERT's)"
+    )
+    assert certificate_note(None, "shop.example.com", now) == "none served"

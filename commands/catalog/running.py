@@ -45,7 +45,8 @@ class Status:
         if self.app is not None:
             for route in await ctx.engine.routes(self.app):
                 if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):
-                    yield Message(f"{route.env}: {route.url} → {route.answer}")
+                    cert = f"; certificate: {route.certificate}" if route.certificate else ""
+                    yield Message(f"{route.env}: {route.url} → {route.answer}{cert}")
 
 
 @command(

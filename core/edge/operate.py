@@ -7,6 +7,7 @@ it through the swarm client and watches the result.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import http.client
 import re
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 
 from core.config import EdgeConfig
 from core.edge.acme import acme_mounts
+from core.edge.certs import parse_certificate
 from core.edge.labels import ENTRY_HTTPS, router_name
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
 from core.errors import CoreError
@@ -53,6 +55,18 @@ class Route:
     env: str
     url: str
     answer: str  # "200 OK", "404 Not Found", or why nothing answered
+    certificate: str = ""  # over HTTPS: who issued what the edge served, until when
+
+
+def certificate_note(der: bytes | None, domain: str, now: dt.datetime) -> str:
+    """The served certificate in a few words: its issuer and life, or that none is issued."""
+    if not der:
+        return "none served"
+    facts = parse_certificate(der)
+    if not facts.covers(domain):
+        return f"none issued yet (the edge serves {facts.subject or 'another name'}'s)"
+    until = facts.not_after.strftime("%Y-%m-%d")
+    return f"{facts.issuer}, valid until {until} ({facts.days_left(now)} days)"
 
 
 def _object_ids(swarm: SwarmClient, config: EdgeConfig) -> dict[str, str]:
@@ -191,13 +205,16 @@ def routes_of(labels: dict[str, str], app: str, env: str) -> tuple[list[str], li
     return HOST_RE.findall(rule), PREFIX_RE.findall(rule), https
 
 
-def probe(address: str, port: int, domain: str, path: str, https: bool, timeout: float) -> str:
+def probe(
+    address: str, port: int, domain: str, path: str, https: bool, timeout: float
+) -> tuple[str, str]:
     """One GET through the proxy with the domain as Host (and as SNI over TLS): its status.
 
-    The certificate is not checked here (``certs`` says whether it is valid): this asks
-    whether the route reaches the app.
+    The certificate is read, not trusted (``certs`` judges it): this asks whether the route
+    reaches the app, and what it was served with. Returns (answer, certificate note).
     """
     conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    note = ""
     try:
         if https:
             context = ssl.create_default_context()
@@ -205,11 +222,13 @@ def probe(address: str, port: int, domain: str, path: str, https: bool, timeout:
             context.verify_mode = ssl.CERT_NONE
             raw = socket.create_connection((address, port), timeout=timeout)
             conn.sock = context.wrap_socket(raw, server_hostname=domain)
+            der = conn.sock.getpeercert(binary_form=True)
+            note = certificate_note(der, domain, dt.datetime.now(dt.UTC))
         conn.request("GET", path, headers={"Host": domain})
         response = conn.getresponse()
-        return f"{response.status} {response.reason}"
+        return f"{response.status} {response.reason}", note
     except (OSError, http.client.HTTPException) as exc:
-        return f"no answer ({exc or type(exc).__name__})"
+        return f"no answer ({exc or type(exc).__name__})", note
     finally:
         conn.close()
 
@@ -230,8 +249,8 @@ async def routes(plane: Plane, name: str, timeout: float = 5.0) -> list[Route]:
         shown = "" if port == default else f":{port}"
         path = prefixes[0] if prefixes else "/"
         for domain in domains:
-            answer = await asyncio.to_thread(
+            answer, note = await asyncio.to_thread(
                 probe, config.address, port, domain, path, https, timeout
             )
-            out.append(Route(env, f"{scheme}://{domain}{shown}{path}", answer))
+            out.append(Route(env, f"{scheme}://{domain}{shown}{path}", answer, note))
     return sorted(out, key=lambda r: (r.env, r.url))
