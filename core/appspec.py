@@ -27,7 +27,7 @@ from pydantic import (
 
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
-from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, hostname, path_prefix
+from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
 from core.names import KEY_RE as ENV_KEY_RE
 
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
@@ -73,7 +73,7 @@ def _distinct(values: list[str]) -> list[str]:
 Duration = Annotated[int, BeforeValidator(parse_duration_ns)]
 MemoryBytes = Annotated[int, BeforeValidator(_memory_bytes), Field(gt=0)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
-Hostname = Annotated[str, BeforeValidator(hostname)]
+Domain = Annotated[str, BeforeValidator(domain)]
 PathPrefix = Annotated[str, BeforeValidator(path_prefix)]
 
 
@@ -150,7 +150,7 @@ class AppSpec(_Strict):
     port: int | None = Field(default=None, ge=1, le=65535)  # the port Traefik sends requests to
     # Routing through the edge (core/edge/labels.py): none by default, so the app is reachable
     # only inside the swarm network. ``https: false`` serves plain HTTP on port 80.
-    domains: list[Hostname] = Field(default_factory=list)
+    domains: list[Domain] = Field(default_factory=list)
     path_prefix: Annotated[list[PathPrefix], BeforeValidator(_one_or_many)] = Field(
         default_factory=list
     )

@@ -40,16 +40,26 @@ PATH_PREFIX_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 
 def hostname(value: Any) -> str:
-    """A domain an app answers on, lowercased; wildcards are refused (HTTP-01 cannot prove
-    them)."""
+    """A host name, lowercased; no wildcard."""
     if not isinstance(value, str):
         raise ValueError(f"expected a hostname such as api.example.com, got {value!r}")
     name = value.strip().lower().removesuffix(".")
     if name.startswith("*."):
-        raise ValueError(f"{value!r}: wildcard domains need DNS-01 certificates")
+        raise ValueError(f"{value!r}: a wildcard is not a host name")
     if len(name) > 253 or not HOSTNAME_RE.match(name):
         raise ValueError(f"{value!r} is not a hostname such as api.example.com")
     return name
+
+
+def domain(value: Any) -> str:
+    """A domain an app answers on: a host name, or ``*.`` and one (every name one level
+    under it; its certificate needs DNS-01)."""
+    if isinstance(value, str) and value.strip().startswith("*."):
+        rest = value.strip()[2:]
+        if "*" in rest:
+            raise ValueError(f"{value!r}: a wildcard is one leading '*.', such as *.example.com")
+        return "*." + hostname(rest)
+    return hostname(value)
 
 
 def path_prefix(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.appspec import parse_app_config
+from core.edge.certs import routed_domains
 from core.edge.labels import rule, traefik_labels, urls
 from core.errors import AppSpecError
 
@@ -39,6 +40,43 @@ def test_https_app_exact():
         "traefik.http.middlewares.api-production-https.redirectscheme.scheme": "https",
         "traefik.http.middlewares.api-production-https.redirectscheme.permanent": "true",
     }
+
+
+def test_wildcard_domains_exact():
+    spec = parse_app_config(
+        "name: api\nimage: team/api:1\nport: 8080\ndomains: ['*.example.com', api.example.com]\n"
+    ).base
+    assert traefik_labels(spec, "production") == {
+        "traefik.enable": "true",
+        "traefik.swarm.lbswarm": "false",
+        "traefik.http.services.api-production.loadbalancer.server.port": "8080",
+        "traefik.http.middlewares.api-production-retry.retry.attempts": "4",
+        "traefik.http.middlewares.api-production-retry.retry.initialinterval": "50ms",
+        "traefik.http.routers.api-production.rule": (
+            "(HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) || Host(`api.example.com`))"
+        ),
+        "traefik.http.routers.api-production.service": "api-production",
+        "traefik.http.routers.api-production.middlewares": "api-production-retry",
+        "traefik.http.routers.api-production.priority": "1",
+        "traefik.http.routers.api-production-http.priority": "1",
+        "traefik.http.routers.api-production.tls.domains[0].main": "*.example.com",
+        "traefik.http.routers.api-production.tls.domains[1].main": "api.example.com",
+        "traefik.http.routers.api-production.entrypoints": "websecure",
+        "traefik.http.routers.api-production.tls": "true",
+        "traefik.http.routers.api-production.tls.certresolver": "shipbot-dns",
+        "traefik.http.routers.api-production-http.rule": (
+            "(HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) || Host(`api.example.com`))"
+        ),
+        "traefik.http.routers.api-production-http.entrypoints": "web",
+        "traefik.http.routers.api-production-http.service": "api-production",
+        "traefik.http.routers.api-production-http.middlewares": "api-production-https",
+        "traefik.http.middlewares.api-production-https.redirectscheme.scheme": "https",
+        "traefik.http.middlewares.api-production-https.redirectscheme.permanent": "true",
+    }
+    # read back from the labels: what claims and the certificate watch see
+    routed = routed_domains([{"Spec": {"Labels": {**traefik_labels(spec, "production"),
+        "shipbot.app": "api", "shipbot.env": "production"}}}])  # fmt: skip
+    assert [r.domain for r in routed] == ["*.example.com", "api.example.com"]
 
 
 def test_plain_http_environment_exact():
@@ -103,8 +141,9 @@ def test_domains_are_lowercased_hostnames():
     ("text", "message"),
     [
         (
-            "domains: ['*.example.com']",
-            "app.yml: domains[0]: '*.example.com': wildcard domains need DNS-01 certificates",
+            "domains: ['*.*.example.com']",
+            "app.yml: domains[0]: '*.*.example.com': a wildcard is one leading '*.', such as "
+            "*.example.com",
         ),
         (
             "domains: [ok.test, 'bad host']",

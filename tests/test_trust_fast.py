@@ -256,3 +256,12 @@ async def test_a_domain_routed_to_one_app_cannot_be_claimed_by_another(tmp_path,
     )
     # its own environment deploys again
     assert result(await say(bot, "deploy shop", ADMIN)).ok
+
+
+async def test_a_wildcard_domain_needs_a_dns_01_resolver(tmp_path, plane):
+    bot, swarm, folder = plane
+    (folder / "app.yml").write_text(APP_YML + "port: 8080\ndomains: ['*.shop.example']\n")
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    refused = failure(await say(bot, "deploy shop --dry-run", ADMIN))
+    assert refused.message.startswith("shop: *.shop.example needs a DNS-01 certificate")
+    assert swarm.services() == []

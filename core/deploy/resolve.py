@@ -93,6 +93,13 @@ async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> 
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
     check_mounts(plane, spec)
+    wildcards = [d for d in spec.domains if d.startswith("*.")]
+    if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
+        raise CoreError(
+            f"{app.name}: {wildcards[0]} needs a DNS-01 certificate (HTTP-01 cannot prove a "
+            "wildcard): an admin sets edge.acme.dns_token_secret in shipbot.yml; nothing "
+            "was changed"
+        )
     if borrows_release_image(spec):
         raise CoreError(
             f"{app.name}: image {spec.image} is another app's release; an app runs its own "

@@ -26,9 +26,8 @@ spec) through lego's ``CF_DNS_API_TOKEN_FILE``.
 from __future__ import annotations
 
 from core.config import AcmeConfig
-from core.edge.labels import ENTRY_HTTP, RESOLVER
+from core.edge.labels import ENTRY_HTTP, RESOLVER, RESOLVER_DNS
 
-RESOLVER_DNS = f"{RESOLVER}-dns"
 DATA_DIR = "/data"
 CA_FILE = "/etc/shipbot/acme-ca.pem"
 CF_TOKEN_PATH = "/run/secrets/cf-dns-api-token"  # noqa: S105 (a path, not a secret)

@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from core.edge.labels import wildcard_of
 from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV
 
@@ -29,6 +30,7 @@ ACME_FAILED = "Unable to obtain ACME certificate for domains"
 # success at DEBUG (Traefik) and at INFO (lego, inside Traefik)
 ACME_OBTAINED = ("Certificates obtained for domains", "Server responded with a certificate.")
 _HOST_RULE = re.compile(r"Host\(\s*`([^`]+)`\s*\)")
+_HOST_REGEXP_RULE = re.compile(r"HostRegexp\(\s*`([^`]+)`\s*\)")
 _ROUTER_RULE = re.compile(r"^traefik\.http\.routers\.[^.]+\.rule$")
 
 
@@ -177,7 +179,8 @@ def routed_domains(services: Iterable[Mapping[str, Any]]) -> list[Routed]:
             continue
         for key, rule in labels.items():
             if _ROUTER_RULE.match(key):
-                for domain in _HOST_RULE.findall(rule):
+                wildcards = filter(None, map(wildcard_of, _HOST_REGEXP_RULE.findall(rule)))
+                for domain in [*_HOST_RULE.findall(rule), *wildcards]:
                     found.setdefault(domain.lower(), Routed(app, env, domain.lower()))
     return [found[d] for d in sorted(found)]
 

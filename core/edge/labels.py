@@ -15,6 +15,8 @@ Per app and environment, named after its service (``api-production``):
 
 from __future__ import annotations
 
+import re
+
 from core.appspec import AppSpec
 
 ENTRY_HTTP = "web"
@@ -22,14 +24,30 @@ ENTRY_HTTPS = "websecure"
 RESOLVER = "shipbot"  # the ACME resolver core/edge/proxy.py configures
 RETRY_ATTEMPTS = 4
 RETRY_INTERVAL = "50ms"
+RESOLVER_DNS = f"{RESOLVER}-dns"  # DNS-01 through Cloudflare: the only way to a wildcard
+WILDCARD_LABEL = "[a-z0-9-]+"
 
 
 def router_name(app: str, env: str) -> str:
     return f"{app}-{env}"
 
 
+def host_rule(domain: str) -> str:
+    """``Host`` for a name; for ``*.example.com``, a ``HostRegexp`` of one label under it."""
+    if not domain.startswith("*."):
+        return f"Host(`{domain}`)"
+    return f"HostRegexp(`^{WILDCARD_LABEL}{re.escape('.' + domain[2:])}$`)"
+
+
+def wildcard_of(regexp: str) -> str | None:
+    """``*.example.com`` back from the ``HostRegexp`` pattern ``host_rule`` wrote."""
+    if not regexp.startswith(f"^{WILDCARD_LABEL}") or not regexp.endswith("$"):
+        return None
+    return "*" + regexp[len(WILDCARD_LABEL) + 1 : -1].replace("\\", "")
+
+
 def rule(spec: AppSpec) -> str:
-    hosts = " || ".join(f"Host(`{domain}`)" for domain in spec.domains)
+    hosts = " || ".join(host_rule(domain) for domain in spec.domains)
     if len(spec.domains) > 1:
         hosts = f"({hosts})"
     if not spec.path_prefix:
@@ -60,14 +78,21 @@ def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, 
         f"{router}.service": name,
         f"{router}.middlewares": retry,
     }
+    wildcard = any(domain.startswith("*.") for domain in spec.domains)
+    if wildcard:  # the weakest claim: any app's own name under it wins over it
+        out[f"{router}.priority"] = "1"
     if not spec.https:
         out[f"{router}.entrypoints"] = ENTRY_HTTP
         return out
     redirect = f"{name}-https"
+    if wildcard:
+        out[f"{router}-http.priority"] = "1"
+        for i, domain in enumerate(spec.domains):  # a HostRegexp names no domain to certify
+            out[f"{router}.tls.domains[{i}].main"] = domain
     out |= {
         f"{router}.entrypoints": ENTRY_HTTPS,
         f"{router}.tls": "true",
-        f"{router}.tls.certresolver": RESOLVER,
+        f"{router}.tls.certresolver": RESOLVER_DNS if wildcard else RESOLVER,
         f"{router}-http.rule": rule(spec),
         f"{router}-http.entrypoints": ENTRY_HTTP,
         f"{router}-http.service": name,

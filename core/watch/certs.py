@@ -39,6 +39,8 @@ EXPIRY = "expiry"
 FAILED = "failed"
 LOG_TAIL = 2000
 
+WILDCARD_PROBE = "shipbot-check"
+
 
 @dataclass(frozen=True)
 class DomainFacts:
@@ -231,10 +233,10 @@ class EdgeReader:
         ]
 
     async def _probe(self, domain: str) -> CertFacts | None:
+        # a wildcard is asked for by one name under it (SNI names one host)
+        name = f"{WILDCARD_PROBE}.{domain[2:]}" if domain.startswith("*.") else domain
         try:
-            return await asyncio.to_thread(
-                probe, self.address, self.https_port, domain, self.timeout
-            )
+            return await asyncio.to_thread(probe, self.address, self.https_port, name, self.timeout)
         except CertError:
             return None
 
