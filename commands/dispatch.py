@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from commands import approvals, catalog, locks
-from commands.catalog.dns import after_deploy
 from commands.grammar import CommandSpec, UsageError, parse, render, spec_of
 from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW, Grant, Policy
@@ -279,8 +278,6 @@ class Dispatcher:
                         async for reply in replies:
                             yield reply
                     continue
-                if isinstance(item, Result) and isinstance(work.parsed, catalog.Deploy):
-                    item = await after_deploy(work.ctx, work.parsed, item)  # DNS records
                 self._note(work, item)
                 if isinstance(item, Result) and work.spec.locks:  # also to the change's channels
                     await asyncio.to_thread(

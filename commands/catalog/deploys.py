@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context, env_of, relay
+from commands.catalog.dns import after_deploy
 from commands.grammar import arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
-from commands.replies import Message, Reply, Table, when
+from commands.replies import Message, Reply, Result, Table, when
 
 
 @command(
@@ -44,7 +46,16 @@ class Deploy:
         assert ctx.resolved is not None
         if self.dry_run:
             return self._plan(ctx)
-        return relay(ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by))
+        return self._deploy(ctx)
+
+    async def _deploy(self, ctx: Context) -> AsyncIterator[Reply]:
+        assert ctx.resolved is not None
+        events = ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by)
+        async with contextlib.aclosing(relay(events)) as replies:
+            async for reply in replies:
+                if isinstance(reply, Result):  # a live release's domains get their records
+                    reply = await after_deploy(ctx, self, reply)
+                yield reply
 
     async def _plan(self, ctx: Context) -> AsyncIterator[Reply]:
         assert ctx.resolved is not None
