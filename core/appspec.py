@@ -164,6 +164,10 @@ class AppSpec(_Strict):
     stop_grace_period: Duration = parse_duration_ns("10s")
     rollout: Rollout = Field(default_factory=Rollout)
     approval: Approval | None = None
+    # managed databases by name: each gives DATABASE_URL or REDIS_URL (core/data/databases.py)
+    databases: list[Annotated[str, Field(pattern=APP_NAME_RE.pattern)]] = Field(
+        default_factory=list
+    )
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -214,7 +218,7 @@ class AppSpec(_Strict):
                 raise ValueError(f"environment name {env!r} must match [a-z][a-z0-9-]{{0,20}}")
         return value
 
-    @field_validator("domains", "path_prefix")
+    @field_validator("domains", "path_prefix", "databases")
     @classmethod
     def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if info.field_name == "domains" and value and info.data.get("port") is None:

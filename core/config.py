@@ -8,6 +8,7 @@ notify:                                    # where deploy results, alerts, backu
 host_paths: []                             # host folders app.yml may bind-mount (none by default)
 dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
+data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
 ```
 """
 
@@ -148,6 +149,30 @@ class EdgeConfig(BaseModel):
     acme: AcmeConfig = Field(default_factory=AcmeConfig)
 
 
+# data: (managed databases; core/data/ builds from these)
+DB_KINDS = ("postgres", "mariadb", "mysql", "redis")
+DEFAULT_DB_IMAGES = {kind: f"{kind}:{{version}}" for kind in DB_KINDS}
+
+
+class DataConfig(BaseModel):
+    """``data:``: managed databases. ``images`` maps a kind to its image, ``{version}`` being
+    what `db create --version` asked for; the official images by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DB_IMAGES))
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, image in value.items():
+            if kind not in DB_KINDS:
+                raise ValueError(f"{kind!r} is not one of {', '.join(DB_KINDS)}")
+            if not image or any(c.isspace() for c in image):
+                raise ValueError(f"{kind}: {image!r} is not an image reference")
+        return {**DEFAULT_DB_IMAGES, **value}
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -160,6 +185,7 @@ class ControlConfig(BaseModel):
     host_paths: list[str] = Field(default_factory=list)
     dns: DnsConfig | None = None  # Cloudflare records for app domains: core/edge/dns.py
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
+    data: DataConfig = Field(default_factory=DataConfig)  # managed databases: core/data/
 
     @field_validator("host_paths")
     @classmethod

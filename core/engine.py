@@ -15,7 +15,8 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.config import EdgeConfig
+from core.config import DataConfig, EdgeConfig
+from core.data import databases
 from core.deploy import adjust, deploy, reconcile, rollback, status
 from core.deploy.record import ttl_seconds
 from core.deploy.resolve import Resolved, resolve
@@ -160,6 +161,30 @@ class Engine:
     async def routes(self, name: str) -> list[edge.Route]:
         """An app's domains, each probed once through the proxy."""
         return await edge.routes(self.plane, name)
+
+    # managed databases: core/data/databases.py
+    def create_database(
+        self, kind: str, name: str, version: str | None, *, user: str, config: DataConfig
+    ) -> AsyncIterator[Event]:
+        return databases.create(self.plane, config, kind, name, version, user=user)
+
+    def remove_database(self, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
+        return databases.remove(self.plane, name, delete_data=delete_data)
+
+    async def database(self, name: str) -> databases.Database:
+        return await databases.get(self.plane, name)
+
+    async def list_databases(self) -> list[databases.Database]:
+        return await asyncio.to_thread(databases.load_all, self.plane)
+
+    async def database_status(self, name: str) -> databases.DatabaseStatus:
+        return await databases.status(self.plane, name)
+
+    async def attach_database(self, name: str, app: str, *, user: str) -> bool:
+        return await databases.attach(self.plane, name, app, user=user)
+
+    async def detach_database(self, name: str, app: str) -> bool:
+        return await databases.detach(self.plane, name, app)
 
     # secrets
     def secret_values(self, app: str | None, env: str | None) -> list[str]:

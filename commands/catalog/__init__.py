@@ -4,6 +4,7 @@ from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, 
 from commands.catalog.apps import AppsAdd, AppsList
 from commands.catalog.certs import Certs
 from commands.catalog.context import Context
+from commands.catalog.data import DbAttach, DbCreate, DbDetach, DbList, DbRemove, DbStatus
 from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
@@ -19,6 +20,12 @@ __all__ = [
     "Audit",
     "Certs",
     "Context",
+    "DbAttach",
+    "DbCreate",
+    "DbDetach",
+    "DbList",
+    "DbRemove",
+    "DbStatus",
     "Deploy",
     "DnsList",
     "DnsSync",

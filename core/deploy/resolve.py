@@ -17,6 +17,7 @@ from pathlib import Path
 from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
+from core.data import databases
 from core.deploy.spec import borrows_release_image, names_of_others, refused_host_paths
 from core.errors import CoreError, SourceError
 from core.names import is_ref
@@ -48,7 +49,8 @@ def check_env(config: AppConfig, env: str) -> None:
 
 
 def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, frozenset[str]]:
-    """app.yml's env, then variables set from chat, then secrets (decrypted)."""
+    """app.yml's env, then variables set from chat, then secrets (decrypted), then the URLs
+    of the databases app.yml names (secrets too; only those attached to this app)."""
     merged, secret_keys = dict(spec.env), set()
     for row in plane.store.variables(spec.name, env):
         if row["secret"]:
@@ -56,6 +58,9 @@ def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, froz
             secret_keys.add(row["key"])
         else:
             merged[row["key"]] = row["value"]
+    urls = databases.urls_for(plane, spec.name, spec.databases)
+    merged.update(urls)
+    secret_keys.update(urls)
     return spec.model_copy(update={"env": merged}), frozenset(secret_keys)
 
 

@@ -14,6 +14,7 @@ from core.store.apps import AppsTable
 from core.store.audit import AuditLog
 from core.store.certs import CertWatchTable
 from core.store.connection import StoreBusy
+from core.store.databases import DatabasesTable
 from core.store.governance import GovernanceTables
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
@@ -58,7 +59,15 @@ def shipbot_home() -> Path:
     return home
 
 
-class Store(AppsTable, ReleasesTable, GovernanceTables, OutboxTable, CertWatchTable, AuditLog):
+class Store(
+    AppsTable,
+    ReleasesTable,
+    GovernanceTables,
+    OutboxTable,
+    CertWatchTable,
+    DatabasesTable,
+    AuditLog,
+):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""
 

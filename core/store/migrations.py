@@ -197,6 +197,29 @@ def v5_cert_watch(db: sqlite_utils.Database) -> None:
     )
 
 
+def v6_databases(db: sqlite_utils.Database) -> None:
+    """Managed databases (credentials encrypted by the vault) and the apps an admin
+    attached each one to: an app gets a database's URL only through such a row."""
+    db["databases"].create(
+        {
+            "name": str,
+            "kind": str,
+            "version": str,
+            "image": str,
+            "server": str,
+            "credentials": str,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="name",
+        not_null={"kind", "version", "image", "server", "credentials", "created_at"},
+    )
+    db["database_apps"].create(
+        {"database": str, "app": str, "attached_by": str, "attached_at": float},
+        pk=("database", "app"),
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -204,6 +227,7 @@ HISTORY = (
     v3_outbox,
     v4_requests_credentials_heartbeats,
     v5_cert_watch,
+    v6_databases,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

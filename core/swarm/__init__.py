@@ -12,6 +12,12 @@ from typing import Any, Protocol
 
 from docker.utils import parse_repository_tag
 
+from core.errors import DeployError
+
+
+class VolumeInUse(DeployError):
+    """A volume cannot be removed yet: a container (perhaps one stopping) still holds it."""
+
 
 class SwarmClient(Protocol):
     def ensure_network(self, name: str = ...) -> None: ...
@@ -31,6 +37,10 @@ class SwarmClient(Protocol):
     # containers (only those on this manager's node)
     def inspect_container(self, container_id: str) -> dict[str, Any] | None: ...
     def container_logs(self, container_id: str, tail: int) -> list[str]: ...
+
+    # named volumes (on this manager's node)
+    def inspect_volume(self, name: str) -> dict[str, Any] | None: ...
+    def remove_volume(self, name: str) -> None: ...
 
     # images
     def build(

@@ -19,7 +19,7 @@ from docker.utils import version_lt
 
 from core.errors import DeployError, EngineUnavailable
 from core.names import LABEL_APP, NETWORK
-from core.swarm import split_tag
+from core.swarm import VolumeInUse, split_tag
 
 DEFAULT_TIMEOUT = 60
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
@@ -188,6 +188,29 @@ class DockerSwarm:
             except docker.errors.NotFound:
                 return []
         return raw.decode("utf-8", errors="replace").splitlines()
+
+    # named volumes
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        with engine_errors(f"inspecting volume {name}"):
+            try:
+                return self.api.inspect_volume(name)
+            except docker.errors.NotFound:
+                return None
+
+    def remove_volume(self, name: str) -> None:
+        """Gone afterwards (absent is fine); ``VolumeInUse`` while a container holds it."""
+        try:
+            with (
+                engine_errors(f"removing volume {name}"),
+                contextlib.suppress(docker.errors.NotFound),
+            ):
+                self.api.remove_volume(name)
+        except DeployError as exc:
+            if isinstance(exc.__cause__, docker.errors.APIError) and (
+                exc.__cause__.status_code == 409
+            ):
+                raise VolumeInUse(str(exc)) from exc.__cause__
+            raise
 
     # images
     def build(

@@ -24,6 +24,7 @@ from typing import Any
 
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
+from core.swarm import VolumeInUse
 from core.swarm.fake_orchestrator import (
     EXITS_0,
     HEALTHY,
@@ -55,6 +56,7 @@ class FakeSwarm(Orchestrator):
         self.down = False  # True: every call raises EngineUnavailable, as a stopped dockerd
         self.networks: set[str] = set()
         self.objects: dict[tuple[str, str], str] = {}  # (config|secret, name) → id
+        self.volumes: dict[str, dict[str, Any]] = {}  # name → the engine's inspect view
         self.build_log: list[dict[str, Any]] = [{"stream": "Step 1/1 : FROM busybox\n"}]
         self.builds: list[dict[str, Any]] = []  # the arguments of every build
         self._faults: list[_Fault] = []
@@ -88,6 +90,8 @@ class FakeSwarm(Orchestrator):
         if spec["Name"] in self._services:
             raise DeployError(f"creating service {spec['Name']}: the Docker engine said: exists")
         service = Service(f"svc{next(self._ids)}", copy.deepcopy(spec), self.now, self.now)
+        for volume in _volumes_of(spec):  # made on first use, as the engine does
+            self.volumes.setdefault(volume, {"Name": volume, "Driver": "local", "Labels": {}})
         self._services[spec["Name"]] = service
         self._keep_replicas(service)
 
@@ -141,6 +145,18 @@ class FakeSwarm(Orchestrator):
     def container_logs(self, container_id: str, tail: int) -> list[str]:
         self._enter("container_logs")
         return self._lines(container_id)[-tail:] if tail else []
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        self._enter("inspect_volume")
+        found = self.volumes.get(name)
+        return copy.deepcopy(found) if found else None
+
+    def remove_volume(self, name: str) -> None:
+        self._enter("remove_volume")
+        users = [s.spec["Name"] for s in self._services.values() if name in _volumes_of(s.spec)]
+        if users:
+            raise VolumeInUse(f"removing volume {name}: volume is in use by {users[0]}")
+        self.volumes.pop(name, None)
 
     def build(
         self,
@@ -216,3 +232,8 @@ class FakeSwarm(Orchestrator):
         if service.status is not None:
             view["UpdateStatus"] = service.status
         return copy.deepcopy(view)
+
+
+def _volumes_of(spec: dict[str, Any]) -> list[str]:
+    mounts = spec["TaskTemplate"]["ContainerSpec"].get("Mounts") or []
+    return [m["Source"] for m in mounts if m.get("Type") == "volume"]

@@ -1,0 +1,285 @@
+"""Managed databases: create, read, attach, remove; the URLs an attached app receives.
+
+Builders live in ``core.data.db_spec``; these functions apply them through the plane's
+swarm client and remember each database (credentials encrypted by the vault) in the store.
+Backups and verification find a database here: ``load``/``get`` give its kind, service,
+volume and credentials, ``running_container`` the container of its running task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from core import apps
+from core.config import DataConfig
+from core.data import db_spec
+from core.data.db_spec import Credentials, Database
+from core.deploy import rollout
+from core.errors import CoreError
+from core.events import Event, Outcome, Progress
+from core.plane import Plane
+from core.swarm import SwarmClient, VolumeInUse, running_tasks
+
+READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
+VOLUME_RELEASE_SECONDS = 60.0  # the removed task's container lets go of its volume
+VOLUME_POLL_SECONDS = 0.5
+
+
+class DatabaseError(CoreError):
+    """A database cannot be created, found, attached or removed; the message says why."""
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    database: Database
+    apps: list[str]
+    service: dict[str, Any] | None  # None: the service is gone
+    tasks: list[dict[str, Any]]
+    volume: dict[str, Any] | None  # None: the volume is gone (or not made yet)
+
+    @property
+    def running(self) -> int:
+        return len(running_tasks(self.tasks))
+
+
+def _from_row(plane: Plane, row: dict[str, Any]) -> Database:
+    creds = Credentials(**json.loads(plane.vault.decrypt(row["credentials"])))
+    return Database(
+        name=row["name"],
+        kind=row["kind"],
+        version=row["version"],
+        image=row["image"],
+        credentials=creds,
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+    )
+
+
+def load(plane: Plane, name: str) -> Database:
+    """The database ``name`` with its credentials (blocking: call it off the event loop)."""
+    row = plane.store.database(name)
+    if row is None:
+        raise DatabaseError(f"no database {name!r}: `db list` shows them")
+    return _from_row(plane, row)
+
+
+async def get(plane: Plane, name: str) -> Database:
+    return await asyncio.to_thread(load, plane, name)
+
+
+def load_all(plane: Plane) -> list[Database]:
+    return [_from_row(plane, row) for row in plane.store.databases()]
+
+
+async def running_container(plane: Plane, name: str) -> str | None:
+    """The container id of the database's running task (on this manager's node), if any."""
+    swarm = await plane.servers.client(plane.server)
+    tasks = running_tasks(await asyncio.to_thread(swarm.tasks, db_spec.service_name(name)))
+    for task in tasks:
+        container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+        if container:
+            return str(container)
+    return None
+
+
+def _checked(kind: str, name: str, version: str) -> None:
+    try:
+        db_spec.check_kind(kind)
+        db_spec.check_name(name)
+        db_spec.check_version(version)
+    except ValueError as exc:
+        raise DatabaseError(str(exc)) from exc
+
+
+def _refuse_taken(plane: Plane, swarm: SwarmClient, db: Database) -> None:
+    if plane.store.database(db.name) is not None:
+        raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
+    if swarm.inspect_service(db.service) is not None:
+        raise DatabaseError(f"a service {db.service} runs already; pick another database name")
+    if swarm.inspect_volume(db.volume) is not None:
+        raise DatabaseError(
+            f"the volume {db.volume} holds data kept from an earlier database {db.name} "
+            "(its credentials are gone with it): pick another name, or remove the volume "
+            f"on the server (`docker volume rm {db.volume}`)"
+        )
+
+
+async def create(
+    plane: Plane,
+    config: DataConfig,
+    kind: str,
+    name: str,
+    version: str | None,
+    *,
+    user: str,
+) -> AsyncIterator[Event]:
+    """A new database service on its own volume, with fresh credentials; waits until its
+    health check passes."""
+    version = version or db_spec.DEFAULT_VERSIONS.get(kind, "")
+    _checked(kind, name, version)
+    db = Database(
+        name=name,
+        kind=kind,
+        version=version,
+        image=db_spec.image_for(config, kind, version),
+        credentials=db_spec.new_credentials(kind, name),
+        created_by=user,
+        created_at=time.time(),
+    )
+    swarm = await plane.servers.client(plane.server)
+    await asyncio.to_thread(_refuse_taken, plane, swarm, db)
+    if await asyncio.to_thread(swarm.image_id, db.image) is None:
+        yield Progress(f"pulling {db.image}")
+        await asyncio.to_thread(swarm.pull, db.image)
+    sealed = plane.vault.encrypt(json.dumps(dataclasses.asdict(db.credentials)))
+    row = {
+        "name": db.name,
+        "kind": db.kind,
+        "version": db.version,
+        "image": db.image,
+        "server": plane.server,
+        "credentials": sealed,
+        "created_by": user,
+        "created_at": db.created_at,
+    }
+    if not await plane.db.add_database(row):
+        raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
+    yield Progress(f"creating service {db.service} ({db.image}) on volume {db.volume}")
+    try:
+        await asyncio.to_thread(swarm.ensure_network)
+        await asyncio.to_thread(swarm.create_service, db_spec.service_spec(db))
+    except CoreError:
+        await plane.db.remove_database(db.name)  # nothing runs: nothing to remember
+        raise
+    async for event in _ready(swarm, db):
+        yield event
+
+
+async def _ready(swarm: SwarmClient, db: Database) -> AsyncIterator[Event]:
+    target = rollout.Target(db.service, db.image, 1, 0, False, None)
+    verdict = None
+    async for item in rollout.wait(swarm, target, READY_SECONDS):
+        if isinstance(item, Progress):
+            yield item
+        else:
+            verdict = item
+    assert verdict is not None
+    fields = {"service": db.service, "image": db.image, "volume": db.volume}
+    if verdict.ok:
+        yield Outcome(
+            True,
+            f"{db.kind} database {db.name} is up",
+            [
+                f"reachable on shipbot's network as {db.service}:{db.port}",
+                f"attach it with `db attach {db.name} APP`, then list it under `databases:` "
+                f"in the app's app.yml: its deploys get {db.variable}",
+            ],
+            fields,
+        )
+        return
+    why, tail = await asyncio.to_thread(rollout.explain, swarm, verdict.failed_task)
+    yield Outcome(
+        False,
+        f"{db.kind} database {db.name} did not become healthy: {why}",
+        [f"its service {db.service} stays; `db status {db.name}`, or `db remove {db.name}`"],
+        fields,
+        tail,
+    )
+
+
+async def status(plane: Plane, name: str) -> DatabaseStatus:
+    db = await get(plane, name)
+    swarm = await plane.servers.client(plane.server)
+
+    def read() -> DatabaseStatus:
+        service = swarm.inspect_service(db.service)
+        tasks = swarm.tasks(db.service) if service is not None else []
+        return DatabaseStatus(
+            db, plane.store.database_apps(name), service, tasks, swarm.inspect_volume(db.volume)
+        )
+
+    return await asyncio.to_thread(read)
+
+
+async def attach(plane: Plane, name: str, app: str, *, user: str) -> bool:
+    """Let ``app`` name the database in app.yml; False when it already could."""
+    await get(plane, name)
+    await asyncio.to_thread(apps.get_app, plane.store, app)
+    return await plane.db.attach_database(name, app, user, time.time())
+
+
+async def detach(plane: Plane, name: str, app: str) -> bool:
+    await get(plane, name)
+    return await plane.db.detach_database(name, app)
+
+
+async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
+    """Remove the service; the volume stays unless ``delete_data``. Refused while any app
+    is attached (its next deploy would lose its URL)."""
+    db = await get(plane, name)
+    attached = await plane.db.database_apps(name)
+    if attached:
+        raise DatabaseError(
+            f"database {name} is attached to {', '.join(attached)}: detach it first "
+            f"(`db detach {name} {attached[0]}`); nothing was changed"
+        )
+    swarm = await plane.servers.client(plane.server)
+    yield Progress(f"removing service {db.service}")
+    await asyncio.to_thread(swarm.remove_service, db.service)
+    await plane.db.remove_database(name)
+    if not delete_data:
+        yield Outcome(
+            True,
+            f"database {name} removed; its data stays on volume {db.volume}",
+            [f"`docker volume rm {db.volume}` on the server frees it"],
+        )
+        return
+    yield Progress(f"removing volume {db.volume}")
+    await _remove_volume(swarm, db.volume)
+    yield Outcome(True, f"database {name} removed with its data (volume {db.volume})")
+
+
+async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
+    deadline = rollout.clock() + VOLUME_RELEASE_SECONDS
+    while True:
+        try:
+            await asyncio.to_thread(swarm.remove_volume, volume)
+            return
+        except VolumeInUse as exc:
+            if rollout.clock() > deadline:
+                raise DatabaseError(
+                    f"the service is gone but its volume {volume} is still in use after "
+                    f"{VOLUME_RELEASE_SECONDS:g}s ({exc}); remove it on the server"
+                ) from exc
+        await asyncio.sleep(VOLUME_POLL_SECONDS)
+
+
+def urls_for(plane: Plane, app: str, names: Iterable[str]) -> dict[str, str]:
+    """The variables an app's deploy gets from the databases its app.yml names (blocking).
+
+    Only databases an admin attached to ``app`` resolve: naming another app's database is
+    refused, since its URL carries that database's password.
+    """
+    out: dict[str, str] = {}
+    given_by: dict[str, str] = {}
+    for name in names:
+        row = plane.store.database(name)
+        if row is None or app not in plane.store.database_apps(name):
+            raise DatabaseError(
+                f"{app}'s app.yml names database {name!r}, which is not attached to {app}: "
+                f"an admin runs `db attach {name} {app}`; nothing was changed"
+            )
+        db = _from_row(plane, row)
+        if db.variable in out:
+            raise DatabaseError(
+                f"{app}: databases {given_by[db.variable]} and {name} would both set "
+                f"{db.variable}; name one of them"
+            )
+        out[db.variable], given_by[db.variable] = db.url, name
+    return out

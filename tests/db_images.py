@@ -1,0 +1,104 @@
+"""Stand-ins for the official postgres, mariadb and redis images, built from Debian packages.
+
+Nothing can be pulled here, so `./dev` builds these once (cached by tag) on a debootstrap base:
+`python -m tests.db_images`. Each keeps the official image's environment contract
+(tests/dbimages/*/entrypoint.sh), so shipbot drives them exactly as it drives the real ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BASE = "shipbot-test/debian:bookworm"
+IMAGES = {
+    "postgres": "shipbot-test/postgres:15",
+    "mariadb": "shipbot-test/mariadb:10.11",
+    "redis": "shipbot-test/redis:7",
+}
+CONTEXTS = Path(__file__).parent / "dbimages"
+SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def cached(tag: str) -> bool:
+    probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+    return probe.returncode == 0
+
+
+def mirror() -> str:
+    """The Debian mirror this host's apt uses (never a name written here)."""
+    for path in SOURCES:
+        if not path.exists():
+            continue
+        text = path.read_text()
+        found = re.search(r"^URIs:\s*(\S+/debian)/?\s*$", text, re.M) or re.search(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s+bookworm\b", text, re.M
+        )
+        if found:
+            return found.group(1)
+    raise SystemExit("no Debian mirror in /etc/apt: cannot debootstrap the images' base")
+
+
+def build_base() -> None:
+    if cached(BASE):
+        say(f"image {BASE}: cached")
+        return
+    with tempfile.TemporaryDirectory() as root:
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", root, mirror()],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "import", "-", BASE], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
+        )
+        if tar.wait() != 0:
+            raise SystemExit("tar of the debootstrap root failed")
+    say(f"image {BASE}: debootstrapped")
+
+
+def build_images() -> None:
+    """Builds the missing ones side by side (each is mostly apt-get's download and unpack)."""
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    with contextlib.ExitStack() as stack:
+        running = {}
+        for kind, tag in IMAGES.items():
+            if cached(tag):
+                say(f"image {tag}: cached")
+                continue
+            log = stack.enter_context(tempfile.TemporaryFile())
+            argv = ["docker", "build", "-q", "-t", tag, str(CONTEXTS / kind)]
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[tag] = (process, log)
+        failed = []
+        for tag, (process, log) in running.items():
+            if process.wait() != 0:
+                log.seek(0)
+                say(log.read().decode(errors="replace"))
+                failed.append(tag)
+            else:
+                say(f"image {tag}: built from Debian packages")
+    if failed:
+        raise SystemExit(f"building {', '.join(failed)} failed")
+
+
+def main() -> None:
+    if all(cached(tag) for tag in IMAGES.values()):
+        say(f"images {', '.join(IMAGES.values())}: cached")
+        return
+    build_base()
+    build_images()
+
+
+if __name__ == "__main__":
+    main()
