@@ -173,6 +173,44 @@ class DataConfig(BaseModel):
         return {**DEFAULT_DB_IMAGES, **value}
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class S3Config(BaseModel):
+    """``backups.s3``: where backups go; the keys are read from the variables named here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str | None = Field(default=None, pattern=r"^https?://\S+$")  # None: AWS
+    region: str = Field(default="us-east-1", min_length=1)
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field(default="shipbot", pattern=r"^[A-Za-z0-9._/-]*$")
+    access_key_env: str = Field(default="SHIPBOT_S3_ACCESS_KEY", pattern=ENV_NAME)
+    secret_key_env: str = Field(default="SHIPBOT_S3_SECRET_KEY", pattern=ENV_NAME)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class RetentionConfig(BaseModel):
+    """``backups.retention``: how many good backups of each database are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_last: int = Field(default=7, ge=1, le=1000)
+
+
+class BackupsConfig(BaseModel):
+    """``backups:``: S3, retention and the sanity checks of each backup (core/data/backup.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    s3: S3Config
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    min_bytes: int = Field(default=64, ge=0)  # a smaller object is a failed backup
+    min_ratio: float = Field(default=0.5, ge=0, le=1)  # of the last good backup's size
+    age_recipients: list[str] = Field(default_factory=list)  # public keys: encrypt when set
+    age_identity_env: str = Field(default="SHIPBOT_AGE_IDENTITY", pattern=ENV_NAME)
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -185,6 +223,7 @@ class ControlConfig(BaseModel):
     host_paths: list[str] = Field(default_factory=list)
     dns: DnsConfig | None = None  # Cloudflare records for app domains: core/edge/dns.py
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
+    backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py
     data: DataConfig = Field(default_factory=DataConfig)  # managed databases: core/data/
 
     @field_validator("host_paths")

@@ -2,6 +2,7 @@
 
 from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, Unlock, Whoami
 from commands.catalog.apps import AppsAdd, AppsList
+from commands.catalog.backups import BackupList, BackupRun, Restore
 from commands.catalog.certs import Certs
 from commands.catalog.context import Context
 from commands.catalog.data import DbAttach, DbCreate, DbDetach, DbList, DbRemove, DbStatus
@@ -18,6 +19,8 @@ __all__ = [
     "AppsAdd",
     "AppsList",
     "Audit",
+    "BackupList",
+    "BackupRun",
     "Certs",
     "Context",
     "DbAttach",
@@ -43,6 +46,7 @@ __all__ = [
     "Reject",
     "Releases",
     "Restart",
+    "Restore",
     "RevokeRole",
     "Rollback",
     "Scale",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.store.apps import AppsTable
 from core.store.audit import AuditLog
+from core.store.backups import BackupsTable
 from core.store.certs import CertWatchTable
 from core.store.connection import StoreBusy
 from core.store.databases import DatabasesTable
@@ -66,6 +67,7 @@ class Store(
     OutboxTable,
     CertWatchTable,
     DatabasesTable,
+    BackupsTable,
     AuditLog,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for

@@ -220,6 +220,32 @@ def v6_databases(db: sqlite_utils.Database) -> None:
     )
 
 
+def v7_backups(db: sqlite_utils.Database) -> None:
+    """One row per backup run of a database: where its object is, what was sent (size,
+    sha256, the ETag S3 must report), its verdict and error, and when retention deleted it."""
+    db["backups"].create(
+        {
+            "id": int,
+            "database": str,
+            "kind": str,
+            "key": str,
+            "size": int,
+            "raw_size": int,
+            "sha256": str,
+            "etag": str,
+            "status": str,
+            "error": str,
+            "started_by": str,
+            "started_at": float,
+            "finished_at": float,
+            "deleted_at": float,
+        },
+        pk="id",
+        not_null={"database", "kind", "key", "status", "started_at"},
+    )
+    db["backups"].create_index(["database", "status", "id"])
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -228,6 +254,7 @@ HISTORY = (
     v4_requests_credentials_heartbeats,
     v5_cert_watch,
     v6_databases,
+    v7_backups,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

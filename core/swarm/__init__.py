@@ -7,7 +7,7 @@ does for HTTP. Every method is blocking; the engine calls them through ``asyncio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from docker.utils import parse_repository_tag
@@ -17,6 +17,19 @@ from core.errors import DeployError
 
 class VolumeInUse(DeployError):
     """A volume cannot be removed yet: a container (perhaps one stopping) still holds it."""
+
+
+class ExecStream(Protocol):
+    """A command running in a container: its stdout as it comes, then its end.
+
+    ``stdout`` may be iterated once; after it ends, ``exit_code`` is the command's exit
+    status (None when the engine never saw it end) and ``stderr`` its last lines.
+    """
+
+    def stdout(self) -> Iterator[bytes]: ...
+    def exit_code(self) -> int | None: ...
+    def stderr(self) -> str: ...
+    def close(self) -> None: ...
 
 
 class SwarmClient(Protocol):
@@ -37,6 +50,14 @@ class SwarmClient(Protocol):
     # containers (only those on this manager's node)
     def inspect_container(self, container_id: str) -> dict[str, Any] | None: ...
     def container_logs(self, container_id: str, tail: int) -> list[str]: ...
+    def exec_stream(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        stdin: Iterable[bytes] | None = None,
+    ) -> ExecStream: ...
 
     # named volumes (on this manager's node)
     def inspect_volume(self, name: str) -> dict[str, Any] | None: ...

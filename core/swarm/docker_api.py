@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import docker
@@ -20,6 +20,7 @@ from docker.utils import version_lt
 from core.errors import DeployError, EngineUnavailable
 from core.names import LABEL_APP, NETWORK
 from core.swarm import VolumeInUse, split_tag
+from core.swarm.docker_exec import DockerExec
 
 DEFAULT_TIMEOUT = 60
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
@@ -211,6 +212,17 @@ class DockerSwarm:
             ):
                 raise VolumeInUse(str(exc)) from exc.__cause__
             raise
+
+    def exec_stream(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        stdin: Iterable[bytes] | None = None,
+    ) -> DockerExec:
+        with engine_errors(f"running {argv[0]} in container {container_id[:12]}"):
+            return DockerExec(self.api, container_id, argv, env, user, stdin)
 
     # images
     def build(

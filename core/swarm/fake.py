@@ -18,8 +18,8 @@ the server exits 0 on SIGTERM as gunicorn does, ``STUCK``: never finishes starti
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import CoreError, DeployError, EngineUnavailable
@@ -37,7 +37,40 @@ from core.swarm.fake_orchestrator import (
     stamp,
 )
 
-__all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeSwarm"]
+__all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeExec", "FakeSwarm"]
+
+
+@dataclass
+class FakeExec:
+    """What a command run by ``exec_stream`` does: its stdout chunks, then its end.
+
+    ``broken_after``: the stream breaks (EngineUnavailable) after that many chunks, as when
+    the engine or the connection goes away mid-dump; ``stdin`` receives what was sent.
+    """
+
+    chunks: list[bytes] = field(default_factory=list)
+    code: int | None = 0
+    err: str = ""
+    broken_after: int | None = None
+    stdin: bytearray = field(default_factory=bytearray)
+
+    def stdout(self) -> Iterator[bytes]:
+        for index, chunk in enumerate(self.chunks):
+            if index == self.broken_after:
+                raise EngineUnavailable("the exec stream from the Docker engine broke (fake)")
+            yield chunk
+
+    def exit_code(self) -> int | None:
+        return self.code
+
+    def stderr(self) -> str:
+        return self.err
+
+    def close(self) -> None:
+        pass
+
+
+ExecHandler = Callable[[str, tuple[str, ...], dict[str, str]], FakeExec]
 
 
 @dataclass
@@ -60,6 +93,9 @@ class FakeSwarm(Orchestrator):
         self.build_log: list[dict[str, Any]] = [{"stream": "Step 1/1 : FROM busybox\n"}]
         self.builds: list[dict[str, Any]] = []  # the arguments of every build
         self._faults: list[_Fault] = []
+        # exec_stream: (container, argv, env) → what the command does; every call is kept
+        self.exec_handler: ExecHandler = lambda container, argv, env: FakeExec()
+        self.execs: list[tuple[str, tuple[str, ...], dict[str, str]]] = []
 
     # scripting (and ``add_image``, ``behave``, ``step``, ``settle`` from Orchestrator)
     def fail_next(self, times: int, *methods: str, error: CoreError | None = None) -> None:
@@ -157,6 +193,22 @@ class FakeSwarm(Orchestrator):
         if users:
             raise VolumeInUse(f"removing volume {name}: volume is in use by {users[0]}")
         self.volumes.pop(name, None)
+
+    def exec_stream(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        stdin: Iterable[bytes] | None = None,
+    ) -> FakeExec:
+        self._enter("exec_stream")
+        call = (container_id, tuple(argv), dict(env or {}))
+        self.execs.append(call)
+        result = self.exec_handler(*call)
+        for chunk in stdin or ():
+            result.stdin += chunk
+        return result
 
     def build(
         self,

@@ -1,0 +1,196 @@
+"""Backups from chat: run one now, list them, restore one into a database.
+
+Each backup's result (database, size, duration, location, retention) is also posted to the
+channels routed the ``backups`` kind, through the outbox. ``backup_and_post`` is what a
+schedule calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Mapping
+
+from commands.catalog.context import Context
+from commands.grammar import arg, command, option
+from commands.notify import Notifier
+from commands.permissions import ADMIN, DEPLOY, VIEW
+from commands.replies import Message, Reply, Result, Step, Table
+from core.config import BackupsConfig, ControlConfig
+from core.data import backup, restore
+from core.data.s3 import S3Store
+from core.errors import CoreError
+from core.plane import Plane
+from core.store import Store
+
+NOT_CONFIGURED = (
+    "backups are not configured: add a `backups:` section (s3: {bucket, endpoint, region, "
+    "access_key_env, secret_key_env}) to shipbot.yml"
+)
+
+
+def backups_config(config: ControlConfig) -> BackupsConfig:
+    if config.backups is None:
+        raise backup.BackupError(NOT_CONFIGURED)
+    return config.backups
+
+
+def human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def report_result(report: backup.Report) -> Result:
+    fields = {
+        "database": f"{report.database} ({report.kind})",
+        "size": human(report.size),
+        "duration": f"{report.seconds:.1f}s",
+        "location": report.location,
+    }
+    if not report.ok:
+        return Result(
+            False,
+            f"backup {report.id} of {report.database} failed",
+            tuple(f"why: {p}" for p in report.problems),
+            fields,
+        )
+    kept = (
+        f"retention deleted {len(report.deleted)}: {', '.join(report.deleted)}"
+        if report.deleted
+        else "retention: nothing to delete"
+    )
+    return Result(
+        True, f"backup {report.id} of {report.database} is stored", (kept, *report.notes), fields
+    )
+
+
+async def backup_and_post(
+    plane: Plane,
+    config: ControlConfig,
+    notifier: Notifier,
+    name: str,
+    by: str,
+    environ: Mapping[str, str] | None = None,
+) -> Result:
+    """One backup of database ``name``, recorded, and its result queued for the channels."""
+    settings = backups_config(config)
+    swarm = await plane.servers.client(plane.server)
+    s3 = S3Store(settings.s3, environ)
+    try:
+        located = await asyncio.to_thread(backup.locate, swarm, name)
+        report = await asyncio.to_thread(
+            backup.run_backup, swarm, plane.store, s3, settings, located, by
+        )
+    finally:
+        s3.close()
+    result = report_result(report)
+    await asyncio.to_thread(notifier.publish, "backups", name, None, result)
+    return result
+
+
+def failure_post(store: Store, config: ControlConfig, name: str, error: Exception) -> Result:
+    """A backup that could not even start (database down, no credentials), posted."""
+    result = Result(False, f"backup of {name} failed", (f"why: {error}",))
+    Notifier(store, list(config.notify)).publish("backups", name, None, result)
+    return result
+
+
+@command("backup run", permission=DEPLOY, changes_state=True, examples=("backup run maindb",))
+class BackupRun:
+    """Back up a database now: streamed to S3, verified, then retention applied."""
+
+    name: str = arg("app", "NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        backups_config(ctx.config)
+        yield Step(f"backing up {self.name}")
+        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        try:
+            result = await backup_and_post(
+                ctx.engine.plane, ctx.config, notifier, self.name, ctx.user
+            )
+        except CoreError as exc:  # it could not start: database down, no credentials
+            result = await asyncio.to_thread(
+                failure_post, ctx.engine.store, ctx.config, self.name, exc
+            )
+        yield result
+
+
+@command("backup list", permission=VIEW, examples=("backup list maindb",))
+class BackupList:
+    """List a database's backups, newest first: status, size, when, and why one failed."""
+
+    name: str = arg("app", "NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        rows = await ctx.engine.db.backups(self.name)
+        if not rows:
+            yield Message(f"{self.name} has no backups yet: `backup run {self.name}`")
+            return
+        out = []
+        for row in rows:
+            when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%m-%d %H:%M:%S")
+            status = "deleted" if row["deleted_at"] else row["status"]
+            size = human(row["size"]) if row["size"] is not None else ""
+            out.append((str(row["id"]), status, when, size, row["key"], row["error"] or ""))
+        yield Table(("id", "status", "started", "size", "key", "error"), tuple(out))
+
+
+@command(
+    "restore",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("restore maindb 12 --to maindb-copy",),
+)
+class Restore:
+    """Restore backup BACKUP_ID of NAME into the database --to names (which must exist and
+    be of the same kind), then count rows per table (keys for Redis).
+
+    Restoring over the live database itself is refused: it needs an approval step that is
+    not wired yet; restore into a copy and switch apps over.
+    """
+
+    name: str = arg("app", "NAME")
+    backup_id: int = arg("count", "BACKUP_ID")
+    to: str | None = option("app", "NEW_NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        settings = backups_config(ctx.config)
+        if self.to is None or self.to == self.name:
+            yield Result(
+                False,
+                f"not restoring over the live database {self.name}",
+                ("restore into another database with --to NEW_NAME",),
+            )
+            return
+        row = await ctx.engine.db.backup(self.backup_id)
+        if row is None or row["database"] != self.name:
+            yield Result(False, f"{self.name} has no backup {self.backup_id}")
+            return
+        swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
+        into = await asyncio.to_thread(backup.locate, swarm, self.to)
+        yield Step(f"restoring backup {self.backup_id} of {self.name} into {self.to}")
+        s3 = S3Store(settings.s3)
+        try:
+            done = await asyncio.to_thread(
+                restore.restore,
+                swarm,
+                s3,
+                row,
+                into,
+                os.environ.get(settings.age_identity_env),
+            )
+        finally:
+            s3.close()
+        counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
+        yield Result(
+            True,
+            f"backup {self.backup_id} of {self.name} restored into {self.to}",
+            tuple(counts) or ("the restored database is empty",),
+            {"size": human(done.size), "duration": f"{done.seconds:.1f}s"},
+        )

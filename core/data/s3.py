@@ -1,0 +1,189 @@
+"""S3 for backups, through boto3: a streamed multipart upload that proves what arrived.
+
+``upload`` sends a stream of chunks as parts of ``PART_SIZE`` (each with its Content-MD5,
+so S3 refuses a part damaged on the way), one part uploading while the next fills, so at
+most three parts are in memory. It returns the size, the sha256 of everything sent and the
+ETag S3 must report for exactly those parts (md5 of the parts' md5s, "-N"); ``head`` reads
+back what S3 holds. The keys come from the variables shipbot.yml names, never the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from core.config import S3Config
+from core.errors import CoreError
+
+PART_SIZE = 8 * 1024 * 1024  # S3's parts are ≥ 5 MiB but the last
+READ_SIZE = 1024 * 1024
+
+
+class S3Error(CoreError):
+    """S3 refused or could not be reached; the message says which and what to check."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    size: int
+    sha256: str
+    etag: str  # what S3 must report for these parts
+
+
+@dataclass(frozen=True)
+class Stored:
+    size: int
+    etag: str
+
+
+def _explain(action: str, exc: Exception, config: S3Config) -> S3Error:
+    where = config.endpoint or "AWS"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code == "NoSuchBucket":
+            return S3Error(f"{action}: the bucket {config.bucket} does not exist at {where}")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            return S3Error(
+                f"{action}: S3 at {where} refused the credentials ({code}): check "
+                f"{config.access_key_env} and {config.secret_key_env}"
+            )
+        return S3Error(f"{action}: S3 at {where} said {code}: {message}")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return S3Error(
+            f"{action}: no S3 credentials: set {config.access_key_env} and {config.secret_key_env}"
+        )
+    return S3Error(f"{action}: S3 at {where} cannot be reached ({type(exc).__name__}: {exc})")
+
+
+@contextlib.contextmanager
+def s3_errors(action: str, config: S3Config) -> Iterator[None]:
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise _explain(action, exc, config) from exc
+
+
+class S3Store:
+    """One bucket and prefix; blocking (callers use ``asyncio.to_thread``)."""
+
+    def __init__(self, config: S3Config, environ: Mapping[str, str] | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.config = config
+        access = environ.get(config.access_key_env)
+        secret = environ.get(config.secret_key_env)
+        if not access or not secret:
+            raise S3Error(
+                f"no S3 credentials: set {config.access_key_env} and {config.secret_key_env}"
+            )
+        self.client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=config.endpoint,
+            region_name=config.region,
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            config=Config(
+                connect_timeout=config.timeout_seconds,
+                read_timeout=config.timeout_seconds,
+                retries={"max_attempts": 2, "mode": "standard"},
+                # S3-compatible stores (MinIO, R2, B2, moto) answer on path-style URLs
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.config.prefix, *parts) if p.strip("/"))
+
+    def upload(
+        self, key: str, chunks: Iterable[bytes], finish: Callable[[], None] = lambda: None
+    ) -> Sent:
+        """Stream ``chunks`` to ``key``. ``finish`` runs when the stream ended, before the
+        object is made whole: raising there (the dump tool failed) aborts the upload, as
+        any other failure does, so no partial object is ever stored."""
+        bucket = self.config.bucket
+        with s3_errors(f"starting the upload of {key}", self.config):
+            upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        sha, size, digests, parts = hashlib.sha256(), 0, [], []
+        pending: Future[dict[str, Any]] | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                for body in _parts(chunks):
+                    sha.update(body)
+                    size += len(body)
+                    digest = hashlib.md5(body, usedforsecurity=False).digest()
+                    digests.append(digest)
+                    if pending is not None:
+                        parts.append(pending.result())
+                    pending = pool.submit(self._part, key, upload_id, len(digests), body, digest)
+                if pending is not None:
+                    parts.append(pending.result())
+            finish()
+            with s3_errors(f"finishing the upload of {key}", self.config):
+                self.client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        whole = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+        return Sent(size, sha.hexdigest(), f"{whole}-{len(digests)}")
+
+    def _part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> dict:
+        with s3_errors(f"uploading part {number} of {key}", self.config):
+            answer = self.client.upload_part(
+                Bucket=self.config.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentMD5=base64.b64encode(md5).decode(),
+            )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def head(self, key: str) -> Stored:
+        with s3_errors(f"reading back {key}", self.config):
+            found = self.client.head_object(Bucket=self.config.bucket, Key=key)
+        return Stored(found["ContentLength"], found["ETag"].strip('"'))
+
+    def download(self, key: str) -> Iterator[bytes]:
+        with s3_errors(f"downloading {key}", self.config):
+            body = self.client.get_object(Bucket=self.config.bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(READ_SIZE)
+            finally:
+                body.close()
+
+    def delete(self, key: str) -> None:
+        with s3_errors(f"deleting {key}", self.config):
+            self.client.delete_object(Bucket=self.config.bucket, Key=key)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def _parts(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The stream cut into ``PART_SIZE`` parts; at least one, possibly empty."""
+    buffer = bytearray()
+    emitted = False
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= PART_SIZE:
+            yield bytes(buffer[:PART_SIZE])
+            del buffer[:PART_SIZE]
+            emitted = True
+    if buffer or not emitted:
+        yield bytes(buffer)

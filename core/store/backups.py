@@ -1,0 +1,73 @@
+"""Backups of databases: one row per run, and when retention deleted its object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.store.connection import Connection
+
+BACKUP_RUNNING = "running"
+BACKUP_OK = "ok"
+BACKUP_FAILED = "failed"
+BACKUP_COLUMNS = (
+    "id",
+    "database",
+    "kind",
+    "key",
+    "size",
+    "raw_size",
+    "sha256",
+    "etag",
+    "status",
+    "error",
+    "started_by",
+    "started_at",
+    "finished_at",
+    "deleted_at",
+)
+
+
+class BackupsTable(Connection):
+    def start_backup(self, database: str, kind: str, key: str, by: str, at: float) -> int:
+        with self._write() as db:
+            table = db["backups"].insert(
+                {
+                    "database": database,
+                    "kind": kind,
+                    "key": key,
+                    "status": BACKUP_RUNNING,
+                    "started_by": by,
+                    "started_at": at,
+                }
+            )
+            return int(table.last_pk)
+
+    def finish_backup(self, backup_id: int, status: str, at: float, **facts: Any) -> None:
+        """``facts``: size, raw_size, sha256, etag, error."""
+        unknown = set(facts) - {"size", "raw_size", "sha256", "etag", "error"}
+        if unknown:
+            raise ValueError(f"not a backup fact: {', '.join(sorted(unknown))}")
+        with self._write() as db:
+            db["backups"].update(backup_id, {"status": status, "finished_at": at, **facts})
+
+    def backup(self, backup_id: int) -> dict[str, Any] | None:
+        rows = self._rows("backups", "id = ?", [backup_id])
+        return rows[0] if rows else None
+
+    def backups(self, database: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, deleted ones included (they say when retention removed them)."""
+        return self._rows("backups", "database = ?", [database], order_by="id DESC", limit=limit)
+
+    def good_backups(self, database: str) -> list[dict[str, Any]]:
+        """The verified backups whose objects are still kept, newest first."""
+        return self._rows(
+            "backups",
+            "database = ? AND status = ? AND deleted_at IS NULL",
+            [database, BACKUP_OK],
+            order_by="id DESC",
+        )
+
+    def mark_backups_deleted(self, ids: list[int], at: float) -> None:
+        with self._write() as db:
+            for backup_id in ids:
+                db["backups"].update(backup_id, {"deleted_at": at})
