@@ -339,3 +339,19 @@ def test_the_data_section_is_one_field_of_shipbot_yml():
         "mysql": "mysql:{version}",
         "redis": "redis:{version}",
     }
+
+
+async def test_an_app_cannot_make_a_database_s_service_or_volume(plane):
+    bot, swarm, folder = plane
+    assert result(await say(bot, "db create postgres maindb", ADMIN)).ok
+    (folder / "db").mkdir()
+    (folder / "db" / "app.yml").write_text(
+        "name: db\nimage: shop:1\nvolumes: ['data:/x']\nenvironments: {maindb: {}}\n"
+    )
+    assert result(await say(bot, f"apps add db --path {folder / 'db'}", ADMIN)).ok
+    refused = failure(await say(bot, "deploy db --env maindb", ADMIN))
+    assert refused.message == (
+        "db in environment 'maindb' would make 'db-maindb', which belongs to a managed "
+        "database; pick another environment or volume name, nothing was changed"
+    )
+    assert swarm.inspect_service("db-maindb")["Spec"]["Labels"]["shipbot.db"] == "maindb"

@@ -260,6 +260,15 @@ async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
         await asyncio.sleep(VOLUME_POLL_SECONDS)
 
 
+def holding(plane: Plane, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that are a database's service or volume (an app named ``db``
+    would otherwise make them), blocking."""
+    owned = set()
+    for row in plane.store.databases():
+        owned |= {db_spec.service_name(row["name"]), db_spec.volume_name(row["name"])}
+    return [name for name in names if name in owned]
+
+
 def urls_for(plane: Plane, app: str, names: Iterable[str]) -> dict[str, str]:
     """The variables an app's deploy gets from the databases its app.yml names (blocking).
 

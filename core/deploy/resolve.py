@@ -18,7 +18,12 @@ from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
 from core.data import databases
-from core.deploy.spec import borrows_release_image, names_of_others, refused_host_paths
+from core.deploy.spec import (
+    borrows_release_image,
+    derived_names,
+    names_of_others,
+    refused_host_paths,
+)
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
@@ -117,6 +122,12 @@ async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> 
         raise CoreError(
             f"{app.name} in environment {env!r} would make {name!r}, which is app {other!r}'s "
             f"name space; pick another environment or volume name, nothing was changed"
+        )
+    held = await asyncio.to_thread(databases.holding, plane, derived_names(spec, env))
+    if held:
+        raise CoreError(
+            f"{app.name} in environment {env!r} would make {held[0]!r}, which belongs to a "
+            "managed database; pick another environment or volume name, nothing was changed"
         )
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
