@@ -8,6 +8,8 @@ Nothing can be pulled here, so `./dev` builds these once (cached by tag) on a de
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -22,6 +24,7 @@ IMAGES = {
     "redis": "shipbot-test/redis:7",
 }
 CONTEXTS = Path(__file__).parent / "dbimages"
+LABEL = "shipbot.test.context"
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -29,9 +32,22 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def cached(tag: str) -> bool:
-    probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
-    return probe.returncode == 0
+def cached(tag: str, context: Path | None = None) -> bool:
+    """The tag exists (and, given its build context, was built from that context as it is)."""
+    argv = ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag]
+    probe = subprocess.run(argv, capture_output=True, text=True)
+    if probe.returncode != 0:
+        return False
+    labels = json.loads(probe.stdout) or {}
+    return context is None or labels.get(LABEL) == digest(context)
+
+
+def digest(context: Path) -> str:
+    """What an image is built from: a changed entrypoint builds it again."""
+    sha = hashlib.sha256()
+    for path in sorted(context.iterdir()):
+        sha.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
 
 
 def mirror() -> str:
@@ -73,11 +89,13 @@ def build_images() -> None:
     with contextlib.ExitStack() as stack:
         running = {}
         for kind, tag in IMAGES.items():
-            if cached(tag):
+            context = CONTEXTS / kind
+            if cached(tag, context):
                 say(f"image {tag}: cached")
                 continue
             log = stack.enter_context(tempfile.TemporaryFile())
-            argv = ["docker", "build", "-q", "-t", tag, str(CONTEXTS / kind)]
+            label = f"{LABEL}={digest(context)}"
+            argv = ["docker", "build", "-q", "--label", label, "-t", tag, str(context)]
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
             running[tag] = (process, log)
         failed = []
@@ -93,7 +111,7 @@ def build_images() -> None:
 
 
 def main() -> None:
-    if all(cached(tag) for tag in IMAGES.values()):
+    if all(cached(tag, CONTEXTS / kind) for kind, tag in IMAGES.items()):
         say(f"images {', '.join(IMAGES.values())}: cached")
         return
     build_base()

@@ -28,6 +28,7 @@ data:
     postgres: "shipbot-test/postgres:{version}"
     mariadb: "shipbot-test/mariadb:{version}"
     redis: "shipbot-test/redis:{version}"
+    mysql: "shipbot-test/mariadb:{version}"  # Debian's mariadb honours MYSQL_* as well
 """
 APP_YML = """\
 name: {name}
@@ -42,7 +43,7 @@ databases: [{databases}]
 def names(docker_client) -> Iterator[dict[str, str]]:
     """This test's database names; their services and volumes go at the end."""
     tag = uuid.uuid4().hex[:6]
-    made = {"postgres": f"pg{tag}", "mariadb": f"my{tag}", "redis": f"rd{tag}"}
+    made = {"postgres": f"pg{tag}", "mariadb": f"my{tag}", "redis": f"rd{tag}", "mysql": f"ms{tag}"}
     yield made
     for name in made.values():
         with contextlib.suppress(docker.errors.NotFound):
@@ -86,17 +87,19 @@ def run_in(container: Any, argv: list[str]) -> str:
 async def test_databases_serve_the_apps_they_are_attached_to(
     bot, docker_client, names, tmp_path, made_apps
 ):
-    pg, my, rd = names["postgres"], names["mariadb"], names["redis"]
+    pg, my, rd, ms = names["postgres"], names["mariadb"], names["redis"], names["mysql"]
     created = await asyncio.gather(
         say(bot, f"db create postgres {pg} --version 15", ADMIN),
         say(bot, f"db create mariadb {my} --version 10.11", ADMIN),
         say(bot, f"db create redis {rd} --version 7", ADMIN),
+        say(bot, f"db create mysql {ms} --version 10.11", ADMIN),
     )
     for replies in created:
         assert result(replies).ok, replies
     listed = {row[0]: row for row in table(await say(bot, "db list", ADMIN)).rows}
     assert listed[pg][1:4] == ("postgres", "shipbot-test/postgres:15", "1/1 healthy")
     assert listed[my][1:4] == ("mariadb", "shipbot-test/mariadb:10.11", "1/1 healthy")
+    assert listed[ms][1:4] == ("mysql", "shipbot-test/mariadb:10.11", "1/1 healthy")
 
     app = f"d{uuid.uuid4().hex[:8]}"
     made_apps.append(app)
@@ -126,12 +129,13 @@ async def test_databases_serve_the_apps_they_are_attached_to(
     assert answer.strip() == pg
     redis = container_of(docker_client, f"db-{rd}")
     assert run_in(redis, ["redis-cli", "--no-auth-warning", "-u", redis_url, "ping"]) == "PONG\n"
-    # mariadb, with the credentials shipbot keeps for it (the app has none)
-    maria = await bot.engine.database(my)
-    creds = maria.credentials
-    login = ["mariadb", "-h", f"db-{my}", "-u", creds.user, f"-p{creds.password}", creds.database]
-    answer = run_in(container_of(docker_client, f"db-{my}"), [*login, "-Nse", "SELECT 41+1"])
-    assert answer.strip() == "42"
+    # mariadb and mysql, with the credentials shipbot keeps (the app has none), the root too
+    for name in (my, ms):
+        creds = (await bot.engine.database(name)).credentials
+        inside = container_of(docker_client, f"db-{name}")
+        for user, password in ((creds.user, creds.password), ("root", creds.root_password)):
+            login = ["mariadb", "-h", f"db-{name}", "-u", user, f"-p{password}", creds.database]
+            assert run_in(inside, [*login, "-Nse", "SELECT 41+1"]).strip() == "42"
 
     # remove: the volume stays unless --delete-data
     assert result(await say(bot, f"db detach {pg} {app}", ADMIN)).ok

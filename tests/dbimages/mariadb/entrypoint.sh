@@ -26,6 +26,9 @@ if [ ! -d "$datadir/mysql" ]; then
   {
     # Debian's install adds anonymous users that shadow 'user'@'%' for local TCP logins
     echo "DELETE FROM mysql.global_priv WHERE User='';"
+    # and a password-less root for the container's own name and addresses, which would
+    # shadow 'root'@'%' as well
+    echo "DELETE FROM mysql.global_priv WHERE User='root' AND Host <> 'localhost';"
     echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$root_password';"
     echo "CREATE USER 'root'@'%' IDENTIFIED BY '$root_password';"
     echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
