@@ -239,9 +239,11 @@ async def test_an_app_gets_only_the_databases_attached_to_it(plane):
     for app in ("shop", "blog"):
         assert result(await say(bot, f"apps add {app} --path {folder / app}", ADMIN)).ok
     assert result(await say(bot, "db attach maindb shop", ADMIN)).ok
+    db = await bot.engine.database("maindb")
+    planned = str(await say(bot, "deploy shop --dry-run", ADMIN))
+    assert "env +DATABASE_URL=••••••" in planned and db.credentials.password not in planned
     deployed = result(await say(bot, "deploy shop", ADMIN))
     assert deployed.ok
-    db = await bot.engine.database("maindb")
     env = swarm.inspect_service("shop-production")["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
     assert f"DATABASE_URL={db.url}" in env
     (release,) = bot.engine.store.releases("shop", "production")
