@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.deploy import rollout
 from core.events import Event, Outcome
+from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
 
 CHECK = "wget -qO- http://127.0.0.1:8080/"

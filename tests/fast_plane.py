@@ -13,11 +13,11 @@ import pytest
 
 from commands.dispatch import Dispatcher
 from core.config import ControlConfig
-from core.deploy import rollout
 from core.engine import Engine
 from core.secrets import Vault
 from core.servers.registry import Servers
 from core.store import Store
+from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
 
 

@@ -13,7 +13,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from core.appspec import parse_app_config
-from core.deploy import rollout
 from core.deploy.seal import SEALED, seal, unseal
 from core.deploy.spec import service_spec
 from core.deploy.verdicts import failure_title, rollback_to
@@ -21,6 +20,7 @@ from core.errors import DeployError, EngineUnavailable
 from core.events import Progress
 from core.secrets import Vault
 from core.store import Release
+from core.swarm import rollout
 from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from tests.fake_plane import CHECK, PROBE_FAILED, WEB, drain, fast_swarm, running_images
 

@@ -20,11 +20,10 @@ from core import apps
 from core.config import DataConfig
 from core.data import db_spec
 from core.data.db_spec import Credentials, Database
-from core.deploy import rollout
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
-from core.swarm import SwarmClient, VolumeInUse, running_tasks
+from core.swarm import SwarmClient, VolumeInUse, rollout, running_tasks
 
 READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
 VOLUME_RELEASE_SECONDS = 60.0  # the removed task's container lets go of its volume

@@ -8,13 +8,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from core.deploy import record, rollout
+from core.deploy import record
 from core.deploy.apply import BASE_DEADLINE_SECONDS, apply, check_owner
 from core.deploy.spec import service_name, with_force_update, with_replicas
 from core.durations import format_duration
 from core.errors import CoreError, DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.swarm import rollout
 
 MAX_REPLICAS = 100
 

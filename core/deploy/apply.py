@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.appspec import AppSpec
-from core.deploy import rollout
 from core.edge.certs import routed_domains
 from core.errors import DeployError
 from core.events import Progress
 from core.names import LABEL_APP, LABEL_ENV
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, rollout
 
 BASE_DEADLINE_SECONDS = 60.0
 

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import build, images, record, rollout
+from core.deploy import build, images, record
 from core.deploy.apply import (
     apply,
     check_domains,
@@ -30,7 +30,7 @@ from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, rollout
 
 
 async def plan(plane: Plane, resolved: Resolved) -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import record, rollout
+from core.deploy import record
 from core.deploy.deploy import reapply
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
 from core.durations import format_duration
@@ -14,6 +14,7 @@ from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.store import Release
+from core.swarm import rollout
 
 
 async def target(plane: Plane, name: str, env: str, number: int | None) -> Release:
