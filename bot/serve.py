@@ -29,7 +29,11 @@ from bot.settings import Settings
 from bot.slack import SlackBot, web_client
 from commands.catalog.certs import watch as cert_watch
 from commands.catalog.certs import watch_round as cert_round
+from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
+from commands.replies import Message
+from core.scheduler.jobs import BackupScheduler
+from core.watch.backups import BackupWatch
 
 if TYPE_CHECKING:
     from bot.discord_adapter import DiscordBot
@@ -49,14 +53,31 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     plane = dispatcher.engine.plane
     certs = cert_watch(plane, dispatcher.notifier)
     next_certs = 0.0
-    while True:
-        for platform, channel, message in dispatcher.expire_due():
-            log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
-        if time.monotonic() >= next_certs:
-            next_certs = time.monotonic() + plane.edge.acme.watch_seconds
-            for text in await cert_round(certs):
-                log.info("certs: %s", text)
-        await asyncio.sleep(interval)
+    settings = dispatcher.config.backups
+    # backup schedules: rebuilt from shipbot.yml at every start; silence watched each round
+    scheduler = BackupScheduler(settings, Runner(plane, dispatcher.config, dispatcher.notifier))
+    scheduler.start()
+    backups = settings and BackupWatch(
+        plane.store,
+        settings,
+        lambda post: dispatcher.notifier.publish(
+            "backups", post.database, None, Message(post.text)
+        ),
+    )
+    try:
+        while True:
+            for platform, channel, message in dispatcher.expire_due():
+                log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
+            if time.monotonic() >= next_certs:
+                next_certs = time.monotonic() + plane.edge.acme.watch_seconds
+                for text in await cert_round(certs):
+                    log.info("certs: %s", text)
+            if backups:
+                for post in await backups.check():
+                    log.info("backups: %s", post.text)
+            await asyncio.sleep(interval)
+    finally:
+        scheduler.stop()
 
 
 async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
+from core.scheduler.cron import trigger as cron_trigger
 
 CONFIG_FILE = "shipbot.yml"
 
@@ -198,6 +199,28 @@ class RetentionConfig(BaseModel):
     keep_last: int = Field(default=7, ge=1, le=1000)
 
 
+def _crontab(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            cron_trigger(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a cron expression: {exc}") from exc
+    return value
+
+
+class BackupSchedule(BaseModel):
+    """``backups.schedules.NAME``: when to back up (and optionally verify) a database, as
+    five-field cron expressions in UTC; ``query``: the verify check instead of row counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str
+    verify: str | None = None
+    query: str | None = None
+
+    _cron = field_validator("cron", "verify")(_crontab)
+
+
 class BackupsConfig(BaseModel):
     """``backups:``: S3, retention and the sanity checks of each backup (core/data/backup.py)."""
 
@@ -209,6 +232,21 @@ class BackupsConfig(BaseModel):
     min_ratio: float = Field(default=0.5, ge=0, le=1)  # of the last good backup's size
     age_recipients: list[str] = Field(default_factory=list)  # public keys: encrypt when set
     age_identity_env: str = Field(default="SHIPBOT_AGE_IDENTITY", pattern=ENV_NAME)
+    # database → cron (UTC) or {cron, verify, query}: core/scheduler/jobs.py
+    schedules: dict[str, BackupSchedule] = Field(default_factory=dict)
+    misfire_grace_seconds: int = Field(default=600, ge=1)  # a late start still runs
+    alert_grace_seconds: int = Field(default=3600, ge=0)  # silence beyond this is alerted
+    heartbeat_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    report: str | None = None  # cron: post `backup report` to the backups channels
+
+    _report = field_validator("report")(_crontab)
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"cron": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 class ControlConfig(BaseModel):

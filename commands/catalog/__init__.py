@@ -11,6 +11,7 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.outbox import Outbox, OutboxRetry
+from commands.catalog.reports import BackupReport, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
 
@@ -20,7 +21,9 @@ __all__ = [
     "AppsList",
     "Audit",
     "BackupList",
+    "BackupReport",
     "BackupRun",
+    "BackupVerify",
     "Certs",
     "Context",
     "DbAttach",

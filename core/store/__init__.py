@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.store.apps import AppsTable
 from core.store.audit import AuditLog
+from core.store.backup_watch import BackupWatchTable
 from core.store.backups import BackupsTable
 from core.store.certs import CertWatchTable
 from core.store.connection import StoreBusy
@@ -68,6 +69,7 @@ class Store(
     CertWatchTable,
     DatabasesTable,
     BackupsTable,
+    BackupWatchTable,
     AuditLog,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for

@@ -246,6 +246,29 @@ def v7_backups(db: sqlite_utils.Database) -> None:
     db["backups"].create_index(["database", "status", "id"])
 
 
+def v8_backup_watch(db: sqlite_utils.Database) -> None:
+    """What the backup watcher last said per database, and each restore check's result."""
+    db["backup_watch"].create(
+        {"database": str, "since": float, "missed": float, "stale": float}, pk="database"
+    )
+    db["backup_verifies"].create(
+        {
+            "id": int,
+            "database": str,
+            "backup_id": int,
+            "ok": int,
+            "detail": str,
+            "counts": str,
+            "started_by": str,
+            "started_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        not_null={"database", "ok", "started_at"},
+    )
+    db["backup_verifies"].create_index(["database", "id"])
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -255,6 +278,7 @@ HISTORY = (
     v5_cert_watch,
     v6_databases,
     v7_backups,
+    v8_backup_watch,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

@@ -1,0 +1,211 @@
+"""Backups proven and reported: `backup verify`, `backup report`, and what the schedules run.
+
+``Runner`` is what ``shipbot serve``'s scheduler calls for each due job (core.scheduler.jobs):
+a backup under the database's lock (``db/NAME``: never two at once, across processes too)
+and then the heartbeat URL after a good one; a verify; the report. Every result is posted
+to the ``backups`` channels through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from commands.catalog.backups import backup_and_post, backups_config, failure_post
+from commands.catalog.context import Context
+from commands.grammar import arg, command
+from commands.notify import Notifier
+from commands.permissions import DEPLOY, VIEW
+from commands.replies import Message, Reply, Result, Step, Table
+from core.config import BackupsConfig, ControlConfig
+from core.data import databases, verify
+from core.data.s3 import S3Store
+from core.errors import CoreError
+from core.plane import Plane
+from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
+from core.store import Store
+from core.store.backups import BACKUP_FAILED
+from core.watch.backups import ago, when
+
+log = logging.getLogger("shipbot.backups")
+HEARTBEAT_TIMEOUT = 10.0
+SCHEDULE_USER = "schedule"
+REPORT_COLUMNS = ("database", "schedule", "last good", "age", "failures", "last failure")
+
+
+def ping(url: str, timeout: float = HEARTBEAT_TIMEOUT) -> str | None:
+    """GET the heartbeat URL; None when it answered 2xx, else why not (never raises)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (http(s) only, checked in config)
+            return None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+    except (OSError, ValueError) as exc:
+        return str(exc)
+
+
+async def guarded_backup(
+    plane: Plane,
+    config: ControlConfig,
+    notifier: Notifier,
+    name: str,
+    by: str,
+    environ: Mapping[str, str] | None = None,
+) -> Result:
+    """A backup under the database's lock, posted; then the heartbeat after a good one. A
+    backup already running for ``name`` makes this one a refusal, posted nowhere."""
+    settings = backups_config(config)
+    try:
+        async with database_lock(plane.store, name, by, "backup"):
+            try:
+                result = await backup_and_post(plane, config, notifier, name, by, environ)
+            except CoreError as exc:  # it could not start: database down, no credentials
+                return await asyncio.to_thread(failure_post, plane.store, config, name, exc)
+    except DatabaseBusy as exc:
+        log.warning("backup of %s not started: %s", name, exc)
+        return Result(False, f"backup of {name} not started", (f"why: {exc}",))
+    if result.ok and settings.heartbeat_url:
+        missed = await asyncio.to_thread(ping, settings.heartbeat_url)
+        if missed:
+            log.warning("backup heartbeat %s: %s", settings.heartbeat_url, missed)
+    return result
+
+
+def verify_result(done: verify.Verified) -> Result:
+    counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
+    fields = {"database": done.database, "duration": f"{done.seconds:.1f}s"}
+    if done.backup_id is not None:
+        fields["backup"] = str(done.backup_id)
+    if done.ok:
+        return Result(True, f"backup of {done.database} verified", (done.detail, *counts), fields)
+    return Result(False, f"verify of {done.database} failed", (f"why: {done.detail}",), fields)
+
+
+async def verify_and_post(
+    plane: Plane,
+    config: ControlConfig,
+    notifier: Notifier,
+    name: str,
+    by: str,
+    environ: Mapping[str, str] | None = None,
+) -> Result:
+    """Verify ``name``'s latest good backup (under its lock), record and post the result."""
+    settings = backups_config(config)
+    env = os.environ if environ is None else environ
+    schedule = settings.schedules.get(name)
+    try:
+        async with database_lock(plane.store, name, by, "verify"):
+            db = await databases.get(plane, name)
+            swarm = await plane.servers.client(plane.server)
+            s3 = S3Store(settings.s3, environ)
+            try:
+                done = await asyncio.to_thread(
+                    verify.verify,
+                    swarm,
+                    plane.store,
+                    s3,
+                    db,
+                    by=by,
+                    query=schedule.query if schedule else None,
+                    identity=env.get(settings.age_identity_env),
+                )
+            finally:
+                s3.close()
+    except DatabaseBusy as exc:
+        return Result(False, f"verify of {name} not started", (f"why: {exc}",))
+    result = verify_result(done)
+    await asyncio.to_thread(notifier.publish, "backups", name, None, result)
+    return result
+
+
+def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple[str, ...]]:
+    """Every database (managed or scheduled): its last good backup, age, and the failures
+    since then (the newest one's reason)."""
+    names = sorted({row["name"] for row in store.databases()} | set(settings.schedules))
+    rows = []
+    for name in names:
+        schedule = settings.schedules.get(name)
+        good = store.good_backups(name)
+        last_good = good[0]["finished_at"] if good else None
+        since = [
+            row
+            for row in store.backups(name)
+            if row["status"] == BACKUP_FAILED and (last_good is None or row["id"] > good[0]["id"])
+        ]
+        rows.append(
+            (
+                name,
+                schedule.cron if schedule else "",
+                when(last_good) if last_good else "never",
+                ago(now - last_good) if last_good else "",
+                str(len(since)),
+                (since[0]["error"] or "")[:160] if since else "",
+            )
+        )
+    return rows
+
+
+def report(store: Store, settings: BackupsConfig, now: float) -> Table | Message:
+    rows = report_rows(store, settings, now)
+    if not rows:
+        return Message("no databases yet: `db create KIND NAME`")
+    return Table(REPORT_COLUMNS, tuple(rows))
+
+
+class Runner:
+    """What the scheduler runs for each due job."""
+
+    def __init__(
+        self,
+        plane: Plane,
+        config: ControlConfig,
+        notifier: Notifier,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plane = plane
+        self.config = config
+        self.notifier = notifier
+        self.environ = environ
+        self.clock = clock
+
+    async def __call__(self, job: Job) -> Reply:
+        if job.what == BACKUP and job.database:
+            return await guarded_backup(
+                self.plane, self.config, self.notifier, job.database, SCHEDULE_USER, self.environ
+            )
+        if job.what == VERIFY and job.database:
+            return await verify_and_post(
+                self.plane, self.config, self.notifier, job.database, SCHEDULE_USER, self.environ
+            )
+        if job.what == REPORT:
+            settings = backups_config(self.config)
+            table = await asyncio.to_thread(report, self.plane.store, settings, self.clock())
+            await asyncio.to_thread(self.notifier.publish, "backups", None, None, table)
+            return table
+        raise ValueError(f"not a job: {job}")
+
+
+@command("backup verify", permission=DEPLOY, changes_state=True, examples=("backup verify maindb",))
+class BackupVerify:
+    """Prove a database's latest good backup restores: into a throwaway database of the same
+    kind, then row counts per table (or the schedule's `query`); recorded and posted."""
+
+    name: str = arg("app", "NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        backups_config(ctx.config)
+        yield Step(f"restoring the latest good backup of {self.name} into a throwaway database")
+        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        yield await verify_and_post(ctx.engine.plane, ctx.config, notifier, self.name, ctx.user)
+
+
+@command("backup report", permission=VIEW, examples=("backup report",))
+class BackupReport:
+    """Every database with its last good backup's age, and the failures since."""
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        settings = backups_config(ctx.config)
+        yield await asyncio.to_thread(report, ctx.engine.store, settings, time.time())

@@ -1,0 +1,175 @@
+"""Backup schedules: cron expressions from ``backups.schedules`` as APScheduler jobs.
+
+``BackupScheduler.start`` builds the jobs afresh at every start of ``shipbot serve`` (no
+job store: shipbot.yml is the only truth), with a misfire grace (a run that could not start
+on time still starts within ``backups.misfire_grace_seconds``), coalescing (a backlog is one
+run) and ``max_instances=1``. ``database_lock`` keeps two backups of one database from
+overlapping across processes too (the store's lock ``db/NAME``, with a heartbeat).
+
+The time functions take ``now`` so callers and tests use any clock: ``fire_times`` and
+``last_fire`` ask APScheduler's own ``CronTrigger`` when it fires, ``due`` says whether a
+schedule fired between two instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.config import BackupsConfig
+from core.deploy.record import ttl_seconds
+from core.errors import CoreError
+from core.scheduler.cron import trigger
+from core.store import Store
+
+log = logging.getLogger("shipbot.scheduler")
+UTC = dt.UTC
+TICK = dt.timedelta(microseconds=1)
+LOOKBACK_FIRST = dt.timedelta(minutes=2)
+LOOKBACK_MAX = dt.timedelta(days=800)
+
+BACKUP, VERIFY, REPORT = "backup", "verify", "report"
+
+
+class DatabaseBusy(CoreError):
+    """A backup or verify of the same database is already running."""
+
+
+def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
+    """Every fire time in [start, end], in order."""
+    cron_trigger = trigger(cron)
+    at = cron_trigger.get_next_fire_time(None, start)
+    while at is not None and at <= end:
+        yield at
+        at = cron_trigger.get_next_fire_time(at, at + TICK)
+
+
+def last_fire(cron: str, now: dt.datetime) -> dt.datetime | None:
+    """The latest fire time at or before ``now`` (None if none within ~2 years)."""
+    window = LOOKBACK_FIRST
+    while window <= LOOKBACK_MAX:
+        found = None
+        for found in fire_times(cron, now - window, now):  # noqa: B007 (the last one)
+            pass
+        if found is not None:
+            return found
+        window *= 2
+    return None
+
+
+def period(cron: str, now: dt.datetime) -> dt.timedelta:
+    """How far apart the schedule's runs are around ``now``: the last fire to the next."""
+    last = last_fire(cron, now)
+    upcoming = trigger(cron).get_next_fire_time(last, (last or now) + TICK)
+    if last is None or upcoming is None:
+        return dt.timedelta(days=1)
+    return upcoming - last
+
+
+def due(cron: str, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The latest fire time in (since, now], if the schedule fired in between."""
+    last = last_fire(cron, now)
+    return last if last is not None and last > since else None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str  # "backup/maindb", "verify/maindb", "report"
+    what: str  # BACKUP, VERIFY or REPORT
+    database: str | None
+    cron: str
+
+
+def jobs(config: BackupsConfig | None) -> list[Job]:
+    """The jobs ``backups.schedules`` asks for, in a stable order."""
+    out: list[Job] = []
+    for name, schedule in sorted((config.schedules if config else {}).items()):
+        out.append(Job(f"{BACKUP}/{name}", BACKUP, name, schedule.cron))
+        if schedule.verify:
+            out.append(Job(f"{VERIFY}/{name}", VERIFY, name, schedule.verify))
+    if config is not None and config.report:
+        out.append(Job(REPORT, REPORT, None, config.report))
+    return out
+
+
+def due_jobs(all_jobs: list[Job], since: dt.datetime, now: dt.datetime) -> list[Job]:
+    """The jobs whose schedule fired in (since, now]."""
+    return [job for job in all_jobs if due(job.cron, since, now) is not None]
+
+
+Run = Callable[[Job], Awaitable[object]]
+
+
+class BackupScheduler:
+    """The APScheduler behind ``shipbot serve``; ``run`` is called with each due ``Job``."""
+
+    def __init__(self, config: BackupsConfig | None, run: Run) -> None:
+        self.config = config
+        self.run = run
+        self.jobs = jobs(config)
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def start(self, paused: bool = False) -> AsyncIOScheduler:
+        """Build every job afresh and start; call it inside the running event loop."""
+        grace = self.config.misfire_grace_seconds if self.config else 600
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+        )
+        for job in self.jobs:
+            scheduler.add_job(self._run, trigger(job.cron), args=[job], id=job.id, name=job.id)
+        scheduler.start(paused=paused)
+        self.scheduler = scheduler
+        for job in self.jobs:
+            log.info("scheduled %s: %s", job.id, job.cron)
+        return scheduler
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.run(job)
+        except Exception:  # a job's failure is posted by the job; never kill the scheduler
+            log.exception("scheduled %s failed", job.id)
+
+    def stop(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+
+
+def lock_key(database: str) -> str:
+    return f"db/{database}"
+
+
+@contextlib.asynccontextmanager
+async def database_lock(store: Store, database: str, owner: str, what: str) -> AsyncIterator[None]:
+    """Hold ``db/NAME`` while ``what`` runs; ``DatabaseBusy`` if someone else holds it."""
+    key, ttl = lock_key(database), ttl_seconds()
+    holder = await asyncio.to_thread(
+        store.acquire_lock, key, owner=owner, what=what, ttl=ttl, host=socket.gethostname()
+    )
+    if holder is not None:
+        since = dt.datetime.fromtimestamp(holder["acquired_at"], UTC).strftime("%H:%M:%S UTC")
+        raise DatabaseBusy(
+            f"{database} is busy: {holder['what']} by {holder['owner']} since {since}"
+        )
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(ttl / 4)
+            await asyncio.to_thread(store.heartbeat_lock, key, owner)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))
