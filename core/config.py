@@ -22,9 +22,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.cron import trigger as cron_trigger
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
-from core.scheduler.cron import trigger as cron_trigger
 
 CONFIG_FILE = "shipbot.yml"
 

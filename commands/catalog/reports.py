@@ -193,13 +193,14 @@ class BackupVerify:
     """Prove a database's latest good backup restores: into a throwaway database of the same
     kind, then row counts per table (or the schedule's `query`); recorded and posted."""
 
-    name: str = arg("app", "NAME")
+    # ``db``, not ``name`` or ``app``: a database is no app, so no app's grant covers it
+    db: str = arg("app", "NAME")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         backups_config(ctx.config)
-        yield Step(f"restoring the latest good backup of {self.name} into a throwaway database")
+        yield Step(f"restoring the latest good backup of {self.db} into a throwaway database")
         notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
-        yield await verify_and_post(ctx.engine.plane, ctx.config, notifier, self.name, ctx.user)
+        yield await verify_and_post(ctx.engine.plane, ctx.config, notifier, self.db, ctx.user)
 
 
 @command("backup report", permission=VIEW, examples=("backup report",))

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.config import BackupsConfig
+from core.cron import trigger
 from core.deploy.record import ttl_seconds
 from core.errors import CoreError
-from core.scheduler.cron import trigger
 from core.store import Store
 
 log = logging.getLogger("shipbot.scheduler")
