@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from collections.abc import AsyncIterator, Mapping
 
-from commands.catalog.context import Context
+from commands.catalog.context import Context, relay
 from commands.grammar import arg, command, option
 from commands.notify import Notifier
 from commands.permissions import ADMIN, DEPLOY, VIEW
@@ -21,8 +21,10 @@ from core.config import BackupsConfig, ControlConfig
 from core.data import backup, restore
 from core.data.s3 import S3Store
 from core.errors import CoreError
+from core.events import Event
 from core.plane import Plane
 from core.store import Store
+from core.store.backups import BACKUP_OK
 
 NOT_CONFIGURED = (
     "backups are not configured: add a `backups:` section (s3: {bucket, endpoint, region, "
@@ -148,8 +150,9 @@ class BackupList:
     examples=("restore maindb 12 --to maindb-copy",),
 )
 class Restore:
-    """Restore backup BACKUP_ID of NAME into the database --to names (which must exist and
-    be of the same kind), then count rows per table (keys for Redis).
+    """Restore backup BACKUP_ID of NAME into the database --to names, then count rows per
+    table (keys for Redis). A --to database that does not exist yet is created first, of
+    the backup's kind and NAME's version: a restore goes into a fresh database.
 
     Restoring over the live database itself is refused: it needs an approval step that is
     not wired yet; restore into a copy and switch apps over.
@@ -172,6 +175,22 @@ class Restore:
         if row is None or row["database"] != self.name:
             yield Result(False, f"{self.name} has no backup {self.backup_id}")
             return
+        if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
+            state = "deleted by retention" if row["deleted_at"] else row["status"]
+            yield Result(False, f"backup {self.backup_id} of {self.name} is {state}")
+            return
+        if await ctx.engine.db.database(self.to) is None:
+            made: Result | None = None
+            async for reply in relay(await self._create(ctx, row["kind"])):
+                if isinstance(reply, Result):
+                    made = reply
+                else:
+                    yield reply
+            if made is None or not made.ok:
+                title = made.title if made else "it did not report"
+                yield Result(False, f"no database {self.to} to restore into: {title}")
+                return
+            yield Step(made.title)
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
         into = await asyncio.to_thread(backup.locate, swarm, self.to)
         yield Step(f"restoring backup {self.backup_id} of {self.name} into {self.to}")
@@ -193,4 +212,14 @@ class Restore:
             f"backup {self.backup_id} of {self.name} restored into {self.to}",
             tuple(counts) or ("the restored database is empty",),
             {"size": human(done.size), "duration": f"{done.seconds:.1f}s"},
+        )
+
+    async def _create(self, ctx: Context, kind: str) -> AsyncIterator[Event]:
+        """The --to database, of the backup's kind and the source's version (the kind's
+        default when the source is gone)."""
+        assert self.to is not None
+        source = await ctx.engine.db.database(self.name)
+        version = source["version"] if source and source["kind"] == kind else None
+        return ctx.engine.create_database(
+            kind, self.to, version, user=ctx.user, config=ctx.config.data
         )

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import docker
 import requests
@@ -40,6 +41,7 @@ class DockerExec:
         self._err = bytearray()
         self._code: int | None = None
         self._sock: socket.socket | None = None
+        self._raw: Any = None  # the SDK's file over the socket: it holds the fd open too
         self._writer_error: BaseException | None = None
         self.exec_id = api.exec_create(
             container_id,
@@ -68,23 +70,16 @@ class DockerExec:
             ) from exc
 
     def _stdout(self) -> Iterator[bytes]:
-        if self._stdin is None:
-            for out, err in self.api.exec_start(self.exec_id, stream=True, demux=True):
-                if err:
-                    self._keep_err(err)
-                if out:
-                    yield out
-        else:
-            yield from self._with_input(self._stdin)
-        self._code = self._wait_exit()
-
-    def _with_input(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        # the hijacked socket either way, closed here once the output ended (the SDK's
+        # stream=True leaves its socket open until the garbage collector finds it)
         raw = self.api.exec_start(self.exec_id, socket=True)
         sock: socket.socket = getattr(raw, "_sock", raw)
         sock.settimeout(IDLE_SECONDS)
-        self._sock = sock
-        writer = threading.Thread(target=self._write, args=(sock, chunks), daemon=True)
-        writer.start()
+        self._sock, self._raw = sock, raw
+        writer = None
+        if self._stdin is not None:
+            writer = threading.Thread(target=self._write, args=(sock, self._stdin), daemon=True)
+            writer.start()
         try:
             for stream, data in frames_iter(raw, tty=False):
                 if stream == STDERR:
@@ -92,9 +87,12 @@ class DockerExec:
                 elif data:
                     yield data
         finally:
-            writer.join(timeout=IDLE_SECONDS)
+            if writer is not None:
+                writer.join(timeout=IDLE_SECONDS)
+            self.close()
         if self._writer_error is not None:
             raise self._writer_error
+        self._code = self._wait_exit()
 
     def _write(self, sock: socket.socket, chunks: Iterable[bytes]) -> None:
         try:
@@ -121,6 +119,7 @@ class DockerExec:
         return self._err.decode("utf-8", errors="replace").strip()
 
     def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
+        for held in (self._raw, self._sock):
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    held.close()
