@@ -265,3 +265,17 @@ async def test_a_wildcard_domain_needs_a_dns_01_resolver(tmp_path, plane):
     refused = failure(await say(bot, "deploy shop --dry-run", ADMIN))
     assert refused.message.startswith("shop: *.shop.example needs a DNS-01 certificate")
     assert swarm.services() == []
+
+
+@pytest.mark.parametrize(
+    "text", ["backup run maindb", "backup verify maindb", "backup list maindb", "restore maindb 1"]
+)
+async def test_a_grant_on_an_app_named_like_a_database_does_not_cover_the_database(plane, text):
+    bot, _, _ = plane
+    # an app called maindb, and a deployer of it: the database maindb is not theirs
+    assert result(await say(bot, "grant console:mal deployer --app maindb", ADMIN)).ok
+    refused = failure(await say(bot, text, "console:mal"))
+    if text.startswith("backup list"):  # reading: the same answer as for no such database
+        assert refused.message.startswith("no database 'maindb': `db list` shows the ones")
+    else:
+        assert refused.kind == "denied", refused

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 
 from commands.catalog.context import Context, relay
+from commands.catalog.data import visible
 from commands.grammar import arg, command, option
 from commands.notify import Notifier
 from commands.permissions import ADMIN, DEPLOY, VIEW
@@ -106,19 +107,19 @@ def failure_post(store: Store, config: ControlConfig, name: str, error: Exceptio
 class BackupRun:
     """Back up a database now: streamed to S3, verified, then retention applied."""
 
-    name: str = arg("app", "NAME")
+    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         backups_config(ctx.config)
-        yield Step(f"backing up {self.name}")
+        yield Step(f"backing up {self.db}")
         notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
         try:
             result = await backup_and_post(
-                ctx.engine.plane, ctx.config, notifier, self.name, ctx.user
+                ctx.engine.plane, ctx.config, notifier, self.db, ctx.user
             )
         except CoreError as exc:  # it could not start: database down, no credentials
             result = await asyncio.to_thread(
-                failure_post, ctx.engine.store, ctx.config, self.name, exc
+                failure_post, ctx.engine.store, ctx.config, self.db, exc
             )
         yield result
 
@@ -127,12 +128,15 @@ class BackupRun:
 class BackupList:
     """List a database's backups, newest first: status, size, when, and why one failed."""
 
-    name: str = arg("app", "NAME")
+    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = await ctx.engine.db.backups(self.name)
+        if not visible(ctx, await ctx.engine.db.database_apps(self.db)):
+            # the same answer as for a database that does not exist
+            raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
+        rows = await ctx.engine.db.backups(self.db)
         if not rows:
-            yield Message(f"{self.name} has no backups yet: `backup run {self.name}`")
+            yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
         out = []
         for row in rows:
@@ -158,26 +162,26 @@ class Restore:
     not wired yet; restore into a copy and switch apps over.
     """
 
-    name: str = arg("app", "NAME")
+    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
     backup_id: int = arg("count", "BACKUP_ID")
     to: str | None = option("app", "NEW_NAME")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
-        if self.to is None or self.to == self.name:
+        if self.to is None or self.to == self.db:
             yield Result(
                 False,
-                f"not restoring over the live database {self.name}",
+                f"not restoring over the live database {self.db}",
                 ("restore into another database with --to NEW_NAME",),
             )
             return
         row = await ctx.engine.db.backup(self.backup_id)
-        if row is None or row["database"] != self.name:
-            yield Result(False, f"{self.name} has no backup {self.backup_id}")
+        if row is None or row["database"] != self.db:
+            yield Result(False, f"{self.db} has no backup {self.backup_id}")
             return
         if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
             state = "deleted by retention" if row["deleted_at"] else row["status"]
-            yield Result(False, f"backup {self.backup_id} of {self.name} is {state}")
+            yield Result(False, f"backup {self.backup_id} of {self.db} is {state}")
             return
         if await ctx.engine.db.database(self.to) is None:
             made: Result | None = None
@@ -193,7 +197,7 @@ class Restore:
             yield Step(made.title)
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
         into = await asyncio.to_thread(backup.locate, swarm, self.to)
-        yield Step(f"restoring backup {self.backup_id} of {self.name} into {self.to}")
+        yield Step(f"restoring backup {self.backup_id} of {self.db} into {self.to}")
         s3 = S3Store(settings.s3)
         try:
             done = await asyncio.to_thread(
@@ -209,7 +213,7 @@ class Restore:
         counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
         yield Result(
             True,
-            f"backup {self.backup_id} of {self.name} restored into {self.to}",
+            f"backup {self.backup_id} of {self.db} restored into {self.to}",
             tuple(counts) or ("the restored database is empty",),
             {"size": human(done.size), "duration": f"{done.seconds:.1f}s"},
         )
@@ -218,7 +222,7 @@ class Restore:
         """The --to database, of the backup's kind and the source's version (the kind's
         default when the source is gone)."""
         assert self.to is not None
-        source = await ctx.engine.db.database(self.name)
+        source = await ctx.engine.db.database(self.db)
         version = source["version"] if source and source["kind"] == kind else None
         return ctx.engine.create_database(
             kind, self.to, version, user=ctx.user, config=ctx.config.data

@@ -19,7 +19,7 @@ from core.data import db_spec
 from core.data.databases import DatabaseError
 
 
-def _visible(ctx: Context, apps: list[str]) -> bool:
+def visible(ctx: Context, apps: list[str]) -> bool:
     """Viewers of every app see every database; others those attached to apps they see."""
     policy = ctx.policy
     return policy.allows(ctx.user, VIEW, None, None) or any(
@@ -74,7 +74,7 @@ class DbList:
         rows = []
         for db in await ctx.engine.list_databases():
             status = await ctx.engine.database_status(db.name)
-            if not _visible(ctx, status.apps):
+            if not visible(ctx, status.apps):
                 continue
             tasks = f"{status.running}/1 healthy" if status.service else "service gone"
             apps = ", ".join(status.apps) or "none"
@@ -96,7 +96,7 @@ class DbStatus:
             status = await ctx.engine.database_status(self.db)
         except DatabaseError as exc:
             raise _unknown(self.db) from exc
-        if not _visible(ctx, status.apps):
+        if not visible(ctx, status.apps):
             raise _unknown(self.db)
         db = status.database
         volume = "present" if status.volume is not None else "missing"
