@@ -13,8 +13,10 @@ Retention runs only after a verified upload. Everything here blocks: callers use
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ from core.swarm import SwarmClient, running_tasks
 DB_SERVICE = "db-{name}"
 LABEL_DB_KIND = "shipbot.db.kind"
 BGSAVE_POLLS = 600  # × 0.1 s
+READ_AHEAD = 16  # chunks of the dump read ahead of the compressor (each ≤ a few hundred KB)
 EXTENSIONS = {"postgres": "pgdump", "mariadb": "sql", "mysql": "sql", "redis": "rdb"}
 
 
@@ -154,6 +157,46 @@ def _wait_bgsave(swarm: SwarmClient, located: Located) -> None:
     raise BackupError(f"redis BGSAVE did not finish within {BGSAVE_POLLS // 10} s")
 
 
+def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
+    """``chunks`` read by a thread of their own, at most ``depth`` ahead, so the engine's
+    stream keeps flowing while this thread compresses and hashes (zlib and hashlib let go
+    of the GIL on large buffers). An error on the reading side is raised here."""
+    ahead: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bytes | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((None, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((None, exc))
+
+    thread = threading.Thread(target=reader, name="dump reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, error = ahead.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        # no join: a reader blocked on the socket ends when the caller closes the exec
+        stop.set()
+
+
 def run_backup(
     swarm: SwarmClient,
     store: Store,
@@ -175,7 +218,7 @@ def run_backup(
             _wait_bgsave(swarm, located)
         command = dumps.dump(located.target)
         run = swarm.exec_stream(located.container, command.argv, command.env, command.user)
-        tap = stream.Tap(run.stdout())
+        tap = stream.Tap(read_ahead(run.stdout()))
         chunks: Iterator[bytes] = stream.gzip_chunks(tap)
         if config.age_recipients:
             chunks = stream.encrypt_chunks(chunks, config.age_recipients)
