@@ -256,6 +256,21 @@ async def test_two_due_runs_of_one_database_do_not_overlap(plane):
     assert bot.engine.store.acquire_lock("db/maindb", owner="t", what="t", ttl=60, host="h") is None
 
 
+async def test_a_backup_from_chat_waits_for_no_one_and_never_overlaps_a_scheduled_one(plane):
+    bot, swarm = plane
+    await create_db(bot, swarm)
+    gate = threading.Event()
+    entered = tools(swarm, gate=gate)
+    args = (bot.engine.plane, bot.config, bot.notifier, "maindb", "schedule")
+    scheduled = asyncio.create_task(guarded_backup(*args))
+    assert await asyncio.to_thread(entered.wait, 10)
+    typed = result(await say(bot, "backup run maindb", ADMIN))
+    gate.set()
+    assert (await scheduled).ok
+    assert not typed.ok and "maindb is busy: backup by schedule" in typed.details[0]
+    assert len(bot.engine.store.backups("maindb")) == 1
+
+
 async def test_missed_schedule_alerts_once_then_a_good_backup_recovers(plane):
     bot, swarm = plane
     await create_db(bot, swarm)

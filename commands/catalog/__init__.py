@@ -2,7 +2,7 @@
 
 from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, Unlock, Whoami
 from commands.catalog.apps import AppsAdd, AppsList
-from commands.catalog.backups import BackupList, BackupRun, Restore
+from commands.catalog.backups import BackupList, Restore
 from commands.catalog.certs import Certs
 from commands.catalog.context import Context
 from commands.catalog.data import DbAttach, DbCreate, DbDetach, DbList, DbRemove, DbStatus
@@ -11,7 +11,7 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.outbox import Outbox, OutboxRetry
-from commands.catalog.reports import BackupReport, BackupVerify
+from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
 

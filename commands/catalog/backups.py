@@ -16,7 +16,7 @@ from commands.catalog.context import Context, relay
 from commands.catalog.data import visible
 from commands.grammar import arg, command, option
 from commands.notify import Notifier
-from commands.permissions import ADMIN, DEPLOY, VIEW
+from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
 from core.data import backup, restore
@@ -101,27 +101,6 @@ def failure_post(store: Store, config: ControlConfig, name: str, error: Exceptio
     result = Result(False, f"backup of {name} failed", (f"why: {error}",))
     Notifier(store, list(config.notify)).publish("backups", name, None, result)
     return result
-
-
-@command("backup run", permission=DEPLOY, changes_state=True, examples=("backup run maindb",))
-class BackupRun:
-    """Back up a database now: streamed to S3, verified, then retention applied."""
-
-    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
-
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        backups_config(ctx.config)
-        yield Step(f"backing up {self.db}")
-        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
-        try:
-            result = await backup_and_post(
-                ctx.engine.plane, ctx.config, notifier, self.db, ctx.user
-            )
-        except CoreError as exc:  # it could not start: database down, no credentials
-            result = await asyncio.to_thread(
-                failure_post, ctx.engine.store, ctx.config, self.db, exc
-            )
-        yield result
 
 
 @command("backup list", permission=VIEW, examples=("backup list maindb",))

@@ -188,6 +188,23 @@ class Runner:
         raise ValueError(f"not a job: {job}")
 
 
+@command("backup run", permission=DEPLOY, changes_state=True, examples=("backup run maindb",))
+class BackupRun:
+    """Back up a database now: streamed to S3, verified, then retention applied.
+
+    It runs under the database's lock, as scheduled ones do (never two at once), and pings
+    the heartbeat URL after a good one.
+    """
+
+    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        backups_config(ctx.config)
+        yield Step(f"backing up {self.db}")
+        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        yield await guarded_backup(ctx.engine.plane, ctx.config, notifier, self.db, ctx.user)
+
+
 @command("backup verify", permission=DEPLOY, changes_state=True, examples=("backup verify maindb",))
 class BackupVerify:
     """Prove a database's latest good backup restores: into a throwaway database of the same
