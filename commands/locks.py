@@ -6,14 +6,12 @@ deploy, or an admin clears it at once with ``unlock``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
-import socket
-from collections.abc import AsyncIterator
+from typing import Any
 
-from core.deploy.record import ttl_seconds
 from core.errors import CoreError
+from core.locks import held
 from core.store import Store
 
 
@@ -25,30 +23,17 @@ def lock_key(app: str, env: str) -> str:
     return f"{app}/{env}"
 
 
-@contextlib.asynccontextmanager
-async def hold(store: Store, app: str, env: str, owner: str, what: str) -> AsyncIterator[None]:
-    key, ttl = lock_key(app, env), ttl_seconds()
-    holder = await asyncio.to_thread(
-        store.acquire_lock, key, owner=owner, what=what, ttl=ttl, host=socket.gethostname()
-    )
-    if holder is not None:
+def hold(
+    store: Store, app: str, env: str, owner: str, what: str
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The app/env lock while a change runs; ``LockBusy`` names who holds it and since when."""
+
+    def busy(holder: dict[str, Any]) -> LockBusy:
         since = dt.datetime.fromtimestamp(holder["acquired_at"], dt.UTC).strftime("%H:%M:%S UTC")
-        raise LockBusy(
-            f"{key} is being changed by {holder['owner']} ({holder['what']}) since {since}; "
-            f"wait for it to finish, or if that process died, an admin can `unlock {app} "
-            f"--env {env}`"
+        return LockBusy(
+            f"{lock_key(app, env)} is being changed by {holder['owner']} ({holder['what']}) "
+            f"since {since}; wait for it to finish, or if that process died, an admin can "
+            f"`unlock {app} --env {env}`"
         )
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(ttl / 4)
-            await asyncio.to_thread(store.heartbeat_lock, key, owner)
-
-    beating = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
-        await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))
+    return held(store, lock_key(app, env), owner, what, busy)

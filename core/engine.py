@@ -18,12 +18,12 @@ from core.appspec import DEFAULT_ENV, AppConfig
 from core.config import DataConfig, EdgeConfig
 from core.data import databases
 from core.deploy import adjust, deploy, reconcile, rollback, status
-from core.deploy.record import ttl_seconds
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
 from core.edge import operate as edge
 from core.errors import CoreError
 from core.events import Event
+from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
 from core.secrets import Vault
 from core.servers.registry import Servers

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+from core.locks import ttl_seconds
 from core.store import Store
-
-DEFAULT_TTL = 60.0
-
-
-def ttl_seconds() -> float:
-    """How long a silent heartbeat still counts as alive: for locks and deployment rows."""
-    return float(os.environ.get("SHIPBOT_LOCK_TTL", DEFAULT_TTL))
 
 
 class Deployment:

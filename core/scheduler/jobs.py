@@ -13,20 +13,19 @@ schedule fired between two instants.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.config import BackupsConfig
 from core.cron import trigger
-from core.deploy.record import ttl_seconds
 from core.errors import CoreError
+from core.locks import held
 from core.store import Store
 
 log = logging.getLogger("shipbot.scheduler")
@@ -147,29 +146,15 @@ def lock_key(database: str) -> str:
     return f"db/{database}"
 
 
-@contextlib.asynccontextmanager
-async def database_lock(store: Store, database: str, owner: str, what: str) -> AsyncIterator[None]:
+def database_lock(
+    store: Store, database: str, owner: str, what: str
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Hold ``db/NAME`` while ``what`` runs; ``DatabaseBusy`` if someone else holds it."""
-    key, ttl = lock_key(database), ttl_seconds()
-    holder = await asyncio.to_thread(
-        store.acquire_lock, key, owner=owner, what=what, ttl=ttl, host=socket.gethostname()
-    )
-    if holder is not None:
+
+    def busy(holder: dict[str, Any]) -> DatabaseBusy:
         since = dt.datetime.fromtimestamp(holder["acquired_at"], UTC).strftime("%H:%M:%S UTC")
-        raise DatabaseBusy(
+        return DatabaseBusy(
             f"{database} is busy: {holder['what']} by {holder['owner']} since {since}"
         )
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(ttl / 4)
-            await asyncio.to_thread(store.heartbeat_lock, key, owner)
-
-    beating = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
-        await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))
+    return held(store, lock_key(database), owner, what, busy)

@@ -1,0 +1,55 @@
+"""Locks held in SQLite with a heartbeat: one holder per key, across processes.
+
+A process that dies stops beating; after ``ttl_seconds()`` its lock is taken over by the next
+one (``SHIPBOT_LOCK_TTL``, 60 s by default; deployment rows use the same time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from core.store import Store
+
+DEFAULT_TTL = 60.0
+
+
+def ttl_seconds() -> float:
+    """How long a silent heartbeat still counts as alive: for locks and deployment rows."""
+    return float(os.environ.get("SHIPBOT_LOCK_TTL", DEFAULT_TTL))
+
+
+@contextlib.asynccontextmanager
+async def held(
+    store: Store,
+    key: str,
+    owner: str,
+    what: str,
+    busy: Callable[[dict[str, Any]], Exception],
+) -> AsyncIterator[None]:
+    """Hold ``key`` while the block runs, beating; ``busy(holder_row)`` is raised when
+    someone else holds it."""
+    ttl = ttl_seconds()
+    holder = await asyncio.to_thread(
+        store.acquire_lock, key, owner=owner, what=what, ttl=ttl, host=socket.gethostname()
+    )
+    if holder is not None:
+        raise busy(holder)
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(ttl / 4)
+            await asyncio.to_thread(store.heartbeat_lock, key, owner)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))
