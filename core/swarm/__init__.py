@@ -80,6 +80,9 @@ class SwarmClient(Protocol):
 
     def close(self) -> None: ...
 
+    # the whole swarm in one call, for status and drift over every app at once
+    def live_tasks(self, app: str | None = None) -> list[dict[str, Any]]: ...
+
 
 def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
