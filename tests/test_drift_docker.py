@@ -67,6 +67,9 @@ async def test_drift_behind_shipbots_back(bot, app, docker_client):
     assert messages(await say(bot, "status --drift")) == [NO_DRIFT]
     assert result(await say(bot, f"scale {name} 2")).ok
     assert messages(await say(bot, f"status {name} --drift")) == [NO_DRIFT]
+    # status counts tasks from one list of the whole swarm's live tasks, by label
+    rows = table(await say(bot, f"status {name}")).rows
+    assert rows == ((name, "production", "1", "2/2 healthy", ""),)
 
     # by hand: another tag of the same image, a variable, one replica
     other = f"zt-drift/{name}:other"
