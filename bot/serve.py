@@ -106,7 +106,10 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
         payload = encode(Message(text))
         return store.enqueue(platform=platform, channel=channel, kind="digest", payload=payload)
 
-    job = Digest(store, config, dispatcher.config.notify, enqueue)
+    def mask(app: str | None, env: str | None, text: str) -> str:
+        return dispatcher.masker(app, env)(text)
+
+    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask)
     return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds)
 
 

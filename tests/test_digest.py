@@ -14,7 +14,7 @@ from commands.replies import Message, decode, encode
 from core.config import ConfigError, ControlConfig, DigestConfig, NotifyRoute, load_config
 from core.deploy.drift import Drift
 from core.engine import Engine
-from core.secrets import Vault
+from core.secrets import MASK, Masker, Vault
 from core.servers.registry import Servers
 from core.store import Store
 from core.watch.backups import ago
@@ -23,6 +23,12 @@ from core.watch.drift import DriftWatch
 
 UTC = dt.UTC
 DAY = 86400.0
+SECRET = "hunter2-hunter2"  # api's, in production: a failure message that printed it
+
+
+def mask(app: str | None, env: str | None, text: str) -> str:
+    """As serve's: the secrets of the app and environment a line is about."""
+    return Masker([SECRET] if (app, env) == ("api", "production") else [])(text)
 
 
 def next_eight(after: float) -> dt.datetime:
@@ -56,7 +62,7 @@ def change(store: Store, app: str, env: str, kind: str, status: str, message: st
 def history(store: Store) -> float:
     """A day of news; returns when it happened."""
     change(store, "web", "production", "deploy", "succeeded", "release 3 is live", release=3)
-    change(store, "api", "production", "deploy", "failed", "health check failed", release=8)
+    change(store, "api", "production", "deploy", "failed", f"health check: {SECRET}", release=8)
     change(store, "web", "staging", "rollback", "succeeded", release=2)
     old = change(store, "web", "production", "deploy", "failed", "long ago", release=2)
     with store._write() as db:  # a failure two days before: outside the window
@@ -108,7 +114,9 @@ ROUTES = [
 def test_each_channel_gets_what_its_routes_take(store):
     happened = history(store)
     fire = next_eight(happened)
-    digest = Digest(store, DigestConfig(), ROUTES, enqueue_into(store), clock=Clock(fire))
+    digest = Digest(
+        store, DigestConfig(), ROUTES, enqueue_into(store), mask=mask, clock=Clock(fire)
+    )
     posted = digest.post_now()
     assert [(p.platform, p.channel) for p in posted] == [("slack", "ops"), ("slack", "web")]
     at = dt.datetime.fromtimestamp(happened, UTC).strftime("%m-%d %H:%M")
@@ -132,7 +140,8 @@ def test_each_channel_gets_what_its_routes_take(store):
         "*Drift: 1 open (`status --drift`)*",
     ]
     assert ops[1] == (
-        f"*Failures: 1*\n  ❌ api (production) deploy release 8 failed at {at}: health check failed"
+        "*Failures: 1*\n"
+        f"  ❌ api (production) deploy release 8 failed at {at}: health check: {MASK}"
     )
     assert ops[2].splitlines()[1].startswith("  ⚠️ api.example.com ends ")
     age = ago(fire.timestamp() - (happened - 3 * 3600 + 60))
@@ -153,13 +162,23 @@ def test_posted_once_per_fire_time_across_restarts(store, tmp_path):
     fire = next_eight(history(store))
     clock = Clock(fire + dt.timedelta(minutes=5))
     assert (
-        len(Digest(store, DigestConfig(), ROUTES, enqueue_into(store), clock=clock).post_now()) == 2
+        len(
+            Digest(
+                store, DigestConfig(), ROUTES, enqueue_into(store), mask=mask, clock=clock
+            ).post_now()
+        )
+        == 2
     )
     # a second run within the misfire grace, and a restarted process: nothing twice
-    assert Digest(store, DigestConfig(), ROUTES, enqueue_into(store), clock=clock).post_now() == []
+    assert (
+        Digest(
+            store, DigestConfig(), ROUTES, enqueue_into(store), mask=mask, clock=clock
+        ).post_now()
+        == []
+    )
     store.close()
     reopened = Store(tmp_path / "shipbot.db")
-    again = Digest(reopened, DigestConfig(), ROUTES, enqueue_into(reopened), clock=clock)
+    again = Digest(reopened, DigestConfig(), ROUTES, enqueue_into(reopened), mask=mask, clock=clock)
     assert again.post_now() == []
     clock.now += dt.timedelta(days=1)  # the next day's digest: news no more
     (ops, web) = again.post_now()
@@ -182,8 +201,9 @@ def test_a_section_provider_added_later_is_one_line(store):
         DigestConfig(hours=72),
         ROUTES,
         enqueue_into(store),
-        (*PROVIDERS, alerts),
-        Clock(fire),
+        mask=mask,
+        providers=(*PROVIDERS, alerts),
+        clock=Clock(fire),
     )
     ops, web = digest.post_now()
     assert ops.text.endswith("*Open alerts: 1*\n  🔥 web (production) crash loop")
@@ -208,22 +228,32 @@ async def test_serve_schedules_the_digest_on_apscheduler(tmp_path):
     engine = Engine(
         Store(home / "shipbot.db"), servers=Servers({}), home=home, vault=Vault.open(home)
     )
-    config = ControlConfig(digest="0 8 * * *", notify=ROUTES)
+    history(engine.store)
+    engine.store.set_variable(
+        app="api", env="production", key="TOKEN", value=engine.vault.encrypt(SECRET),
+        secret=True, updated_by="console:alice",
+    )  # fmt: skip
+    with engine.store._write() as db:  # an hour ago: inside the window of the latest fire
+        db.execute("UPDATE deployments SET finished_at = finished_at - 3600")
+    config = ControlConfig(digest="* * * * *", notify=ROUTES)
     bot = Dispatcher(engine, config)
     jobs = digest_jobs(bot)
     scheduler = jobs.start()
     try:
         (job,) = scheduler.get_jobs()
         assert job.id == "digest"
-        assert (job.next_run_time.hour, job.next_run_time.minute) == (8, 0)
+        assert 0 < (job.next_run_time - dt.datetime.now(UTC)).total_seconds() <= 60
         assert job.misfire_grace_time == 3600 and job.coalesce and job.max_instances == 1
         await job.func(*job.args)  # what APScheduler runs at the fire time
     finally:
         jobs.stop()
-    assert [(p, c, k) for p, c, k, _ in outbox(engine.store)] == [
+    sent = outbox(engine.store)
+    assert [(p, c, k) for p, c, k, _ in sent] == [
         ("slack", "ops", "digest"),
         ("slack", "web", "digest"),
     ]
+    assert "deploy release 8 failed at" in sent[0][3] and f"health check: {MASK}" in sent[0][3]
+    assert not any(SECRET in text for *_, text in sent)
     assert digest_jobs(Dispatcher(engine, ControlConfig())).entries == []
     bot.close()
 
@@ -235,7 +265,7 @@ async def test_the_digest_lists_what_the_drift_watcher_keeps_open(store):
     await DriftWatch(store, find, lambda post: None).check()
     fire = next_eight(time.time())
     (ops,) = Digest(
-        store, DigestConfig(), ROUTES[:1], enqueue_into(store), clock=Clock(fire)
+        store, DigestConfig(), ROUTES[:1], enqueue_into(store), mask=mask, clock=Clock(fire)
     ).post_now()
     assert ops.text.endswith(
         "*Drift: 1 open (`status --drift`)*\n  ⚠️ api (staging) on local: service missing"

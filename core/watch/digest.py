@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from core.config import DigestConfig, NotifyRoute
@@ -31,11 +31,16 @@ UTC = dt.UTC
 MAX_LINES = 10  # per list in a section; the rest is counted
 
 
+Mask = Callable[[str | None, str | None, str], str]  # app, env, text → text fit to show
+
+
 @dataclass(frozen=True)
 class Scope:
-    """One channel's routes: what it takes news of."""
+    """One channel's routes: what it takes news of; and ``mask``, which hides in a line
+    about one app and environment that one's secrets (and credentials in any URL)."""
 
     routes: tuple[NotifyRoute, ...]
+    mask: Mask = field(compare=False)
 
     def wants(self, kind: str, app: str | None = None, env: str | None = None) -> bool:
         return any(
@@ -92,7 +97,16 @@ def deploys(store: Store, scope: Scope, window: Window) -> Section | None:
     title = f"Deploys: {len(good)} succeeded, {len(rows) - len(good)} did not"
     return Section(
         title,
-        capped([f"✅ {_what(r)} by {r['started_by']} at {_at(r['finished_at'])}" for r in good]),
+        capped(
+            [
+                scope.mask(
+                    r["app"],
+                    r["env"],
+                    f"✅ {_what(r)} by {r['started_by']} at {_at(r['finished_at'])}",
+                )
+                for r in good
+            ]
+        ),
     )
 
 
@@ -108,7 +122,11 @@ def failures(store: Store, scope: Scope, window: Window) -> Section | None:
     if not bad:
         return Section("Failures: none")
     lines = [
-        f"❌ {_what(r)} {r['status']} at {_at(r['finished_at'])}: {(r['message'] or '?')[:200]}"
+        scope.mask(
+            r["app"],
+            r["env"],
+            f"❌ {_what(r)} {r['status']} at {_at(r['finished_at'])}: {r['message'] or '?'}",
+        )[:300]
         for r in bad
     ]
     return Section(f"Failures: {len(bad)}", capped(lines))
@@ -123,7 +141,8 @@ def certificates(store: Store, scope: Scope, window: Window) -> Section | None:
     lines = []
     for row in rows:
         if row["alert"] == FAILED or (row["error"] and not row["not_after"]):
-            lines.append(f"❌ {row['domain']}: {row['error'] or 'could not be obtained'}")
+            error = scope.mask(row["app"], row["env"], row["error"] or "could not be obtained")
+            lines.append(f"❌ {row['domain']}: {error}")
         elif row["alert"] == EXPIRY:
             lines.append(f"⚠️ {row['domain']} ends {when(row['not_after'])}, not renewed")
     good = sorted(
@@ -160,7 +179,8 @@ def backups(store: Store, scope: Scope, window: Window) -> Section | None:
             else "no good backup yet"
         )
         mine = [r for r in failed if r["database"] == name]
-        fails = f", {len(mine)} failed: {(mine[-1]['error'] or '?')[:160]}" if mine else ""
+        error = scope.mask(None, None, mine[-1]["error"] or "?")[:160] if mine else ""
+        fails = f", {len(mine)} failed: {error}" if mine else ""
         lines.append(f"{'⚠️' if mine or not good else '💾'} {name}: {last}{fails}")
     return Section(f"Backups: {len(names)} databases", capped(lines))
 
@@ -185,13 +205,13 @@ def render(fired: dt.datetime, window: Window, sections: Iterable[Section]) -> s
     return "\n\n".join((head, *body))
 
 
-def channels(routes: Iterable[NotifyRoute]) -> dict[tuple[str, str], Scope]:
+def channels(routes: Iterable[NotifyRoute], mask: Mask) -> dict[tuple[str, str], Scope]:
     """Every (platform, channel) one of whose routes takes ``digest``, with all its routes."""
     grouped: dict[tuple[str, str], list[NotifyRoute]] = {}
     for route in routes:
         grouped.setdefault((route.platform, route.channel), []).append(route)
     return {
-        where: Scope(tuple(found))
+        where: Scope(tuple(found), mask)
         for where, found in sorted(grouped.items())
         if any("digest" in r.kinds for r in found)
     }
@@ -221,12 +241,14 @@ class Digest:
         config: DigestConfig,
         routes: Iterable[NotifyRoute],
         enqueue: Enqueue,
+        *,
+        mask: Mask,
         providers: Sequence[Provider] = PROVIDERS,
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
         self.config = config
-        self.channels = channels(routes)
+        self.channels = channels(routes, mask)
         self.enqueue = enqueue
         self.providers = tuple(providers)
         self.clock = clock
