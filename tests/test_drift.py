@@ -173,6 +173,9 @@ def test_unknown_release_and_busy_apps():
             "it back when it has",
         )
     ]  # fmt: skip
+    # the service runs the unknown release: that is the one finding, not an image too
+    running = service(spec(image="shipbot/web:4", release=4))
+    assert [d.kind for d in check([release(), unknown], [running])] == [UNKNOWN]
     assert check([release()], [], busy=[("web", "production")]) == []
 
 
