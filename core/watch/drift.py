@@ -4,8 +4,9 @@ the alert channels, and a recovery post closes it when it is gone.
 
 ``step`` is pure (findings + open ones → posts + what stays open); ``DriftWatch.check``
 keeps the open findings in the store, written in the transaction that queues the posts, as
-the certificate and backup watchers do. A round in which the server does not answer changes
-nothing: an engine that is away is not a service that went missing.
+the certificate and backup watchers do. A round in which the server does not answer (or the
+state file stays locked) changes nothing: an engine that is away is not a service that went
+missing.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ class DriftWatch:
         """One round; returns what was published (nothing when the server is away)."""
         try:
             found = await self.find()
-        except CoreError as exc:
+            return await asyncio.to_thread(self._keep, found)
+        except CoreError as exc:  # the engine away, the state file busy: the next round
             log.warning("drift not checked: %s", exc)
             return []
-        return await asyncio.to_thread(self._keep, found)
 
     def _keep(self, found: list[Drift]) -> list[Post]:
         previous = {row["key"]: _drift(row) for row in self.store.drift_states()}
