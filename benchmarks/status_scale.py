@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import statistics
 import subprocess
 import sys
@@ -217,10 +218,19 @@ async def main(count: int, runs: int, wait: float) -> None:
     print(f"one tasks call per service / batched = {pass_before / pass_now:.2f}")
 
 
+def stop(*_: object) -> None:
+    """A SIGTERM (a CI time-out) unwinds like Ctrl-C, so the clean-up in main runs, once:
+    later signals (``timeout`` passes its own on) must not cut the clean-up short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise SystemExit(143)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=600, help="seconds to wait for tasks")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, stop)
     asyncio.run(main(args.services, args.runs, args.deadline))
