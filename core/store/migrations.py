@@ -269,7 +269,6 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
-# In order; the first three are the old ``user_version`` 1, 2 and 3.
 def v12_digest(db: sqlite_utils.Database) -> None:
     """The daily digest's posts, one per channel and fire time, so a restart inside the
     misfire grace or a second process never posts one twice; and the drift watcher's open
@@ -284,6 +283,7 @@ def v12_digest(db: sqlite_utils.Database) -> None:
     )
 
 
+# In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
     v2_governance,

@@ -80,7 +80,7 @@ class SwarmClient(Protocol):
 
     def close(self) -> None: ...
 
-    # the whole swarm in one call, for status and drift over every app at once
+    # every app's live tasks in one call: status over many services groups them in memory
     def live_tasks(self, app: str | None = None) -> list[dict[str, Any]]: ...
 
 
