@@ -85,7 +85,7 @@ async def test_drift_behind_shipbots_back(bot, app, docker_client):
         assert sorted(rows) == ["image differs", "replicas differ", "spec differs"]
         assert rows["image differs"][:3] == (name, "production", "local")
         assert rows["image differs"][4] == f"runs {other}; release 1 is shipbot/{name}:1"
-        assert rows["replicas differ"][4] == "Swarm wants 1 tasks; the store says 2"
+        assert rows["replicas differ"][4] == "Swarm wants 1 task; the store says 2"
         assert rows["spec differs"][4].startswith("env (DEBUG added) changed outside shipbot")
 
         # gone altogether

@@ -163,7 +163,8 @@ def compare_one(
         return out
     want, have = replicas_of(stored), replicas_of(spec)
     if want != have:
-        out.append(found(REPLICAS, f"Swarm wants {have} tasks; the store says {want}"))
+        tasks = "task" if have == 1 else "tasks"
+        out.append(found(REPLICAS, f"Swarm wants {have} {tasks}; the store says {want}"))
     changed = _spec_drift(stored, spec, digest)
     if changed:
         out.append(found(SPEC, changed))
