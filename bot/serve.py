@@ -31,9 +31,11 @@ from commands.catalog.certs import watch as cert_watch
 from commands.catalog.certs import watch_round as cert_round
 from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
-from commands.replies import Message
-from core.scheduler.jobs import BackupScheduler
+from commands.replies import Message, encode
+from core.scheduler.jobs import BackupScheduler, CronJobs
 from core.watch.backups import BackupWatch
+from core.watch.digest import Digest
+from core.watch.drift import DriftWatch
 
 if TYPE_CHECKING:
     from bot.discord_adapter import DiscordBot
@@ -48,7 +50,8 @@ class ServeError(Exception):
 async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     """Read back from Swarm what nobody saw finish, then expire unanswered approval
     requests (their notices go through the outbox) and, every ``edge.acme.watch_seconds``,
-    check the edge's certificates."""
+    check the edge's certificates; compare the store with what runs at start and every
+    ``drift.watch_seconds``; post the daily digest on ``digest.cron``."""
     await dispatcher.settle()
     plane = dispatcher.engine.plane
     certs = cert_watch(plane, dispatcher.notifier)
@@ -64,10 +67,22 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
             "backups", post.database, None, Message(post.text)
         ),
     )
+    drifts = DriftWatch(
+        plane.store,
+        dispatcher.engine.drift,
+        lambda post: dispatcher.notifier.publish("alerts", post.app, post.env, Message(post.text)),
+    )
+    next_drift = 0.0  # at start, then every drift.watch_seconds
+    daily = digest(dispatcher)
+    daily.start()
     try:
         while True:
             for platform, channel, message in dispatcher.expire_due():
                 log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
+            if time.monotonic() >= next_drift:
+                next_drift = time.monotonic() + dispatcher.config.drift.watch_seconds
+                for post in await drifts.check():
+                    log.info("drift: %s", post.text)
             if time.monotonic() >= next_certs:
                 next_certs = time.monotonic() + plane.edge.acme.watch_seconds
                 for text in await cert_round(certs):
@@ -78,6 +93,24 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
             await asyncio.sleep(interval)
     finally:
         scheduler.stop()
+        daily.stop()
+
+
+def digest(dispatcher: Dispatcher) -> CronJobs:
+    """The daily digest's job (none when shipbot.yml has no ``digest:``)."""
+    config, store = dispatcher.config.digest, dispatcher.engine.store
+    if config is None:
+        return CronJobs([], 1)
+
+    def enqueue(platform: str, channel: str, text: str) -> int:
+        payload = encode(Message(text))
+        return store.enqueue(platform=platform, channel=channel, kind="digest", payload=payload)
+
+    def mask(app: str | None, env: str | None, text: str) -> str:
+        return dispatcher.masker(app, env)(text)
+
+    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask)
+    return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds)
 
 
 async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:

@@ -33,7 +33,7 @@ class ConfigError(CoreError):
     """shipbot.yml is unreadable or invalid."""
 
 
-NOTIFY_KINDS = ("deploys", "alerts", "backups", "certs")
+NOTIFY_KINDS = ("deploys", "alerts", "backups", "certs", "digest")
 
 
 class NotifyRoute(BaseModel):
@@ -249,6 +249,29 @@ class BackupsConfig(BaseModel):
         return value
 
 
+class DriftConfig(BaseModel):
+    """``drift:``: how often ``shipbot serve`` compares the store with what runs
+    (core/deploy/drift.py); new differences go to the ``alerts`` channels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    watch_seconds: float = Field(default=300.0, gt=0)
+
+
+class DigestConfig(BaseModel):
+    """``digest:``: the daily post to every channel whose route takes ``digest`` (by
+    default all): deploys and failures of the last ``hours``, certificates, backups, open
+    alerts (core/watch/digest.py). ``digest: "0 8 * * *"`` is short for ``{cron: ...}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str = "0 8 * * *"  # UTC, crontab's fields
+    hours: int = Field(default=24, ge=1, le=24 * 31)
+    misfire_grace_seconds: int = Field(default=3600, ge=1)
+
+    _cron = field_validator("cron")(_crontab)
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -263,6 +286,13 @@ class ControlConfig(BaseModel):
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
     backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py
     data: DataConfig = Field(default_factory=DataConfig)  # managed databases: core/data/
+    drift: DriftConfig = Field(default_factory=DriftConfig)  # core/deploy/drift.py
+    digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
+
+    @field_validator("digest", mode="before")
+    @classmethod
+    def _digest(cls, value: Any) -> Any:
+        return {"cron": value} if isinstance(value, str) else value
 
     @field_validator("host_paths")
     @classmethod

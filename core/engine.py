@@ -18,6 +18,7 @@ from core.appspec import DEFAULT_ENV, AppConfig
 from core.config import DataConfig, EdgeConfig
 from core.data import databases
 from core.deploy import adjust, deploy, reconcile, rollback, status
+from core.deploy.drift import Drift, detect
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
 from core.edge import operate as edge
@@ -120,6 +121,12 @@ class Engine:
             await asyncio.to_thread(self.app, name)
         await reconcile.reconcile(self.plane, name)
         return await status.status(self.plane, name)
+
+    async def drift(self, name: str | None = None) -> list[Drift]:
+        """What runs that the store did not ask for (of ``name`` when given)."""
+        if name is not None:
+            await asyncio.to_thread(self.app, name)
+        return await detect(self.plane, name)
 
     async def logs(
         self,

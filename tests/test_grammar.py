@@ -72,7 +72,7 @@ USAGE_ERRORS = [
         "deploy: --dry-run takes no value",
         "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
     ),
-    ("status a b", "status: unexpected argument 'b'", "status [APP]"),
+    ("status a b", "status: unexpected argument 'b'", "status [APP] [--drift]"),
     (
         "deploy 'hello;rm -rf /'",
         "deploy: 'hello;rm -rf /' is not an app name (a-z, 0-9 and '-', starting with a letter)",

@@ -12,13 +12,21 @@ from commands.replies import Log, Message, Reply, Table
 MAX_TAIL = 5000
 
 
-@command("status", permission=VIEW, examples=("status", "status hello"))
+@command("status", permission=VIEW, examples=("status", "status hello", "status --drift"))
 class Status:
-    """Show what runs: release, healthy tasks and update state, per app and environment."""
+    """Show what runs: release, healthy tasks and update state, per app and environment.
+
+    --drift shows where the swarm differs from what shipbot deployed.
+    """
 
     app: str | None = arg("app", "APP", optional=True)
+    drift: bool = flag()
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        if self.drift:
+            async for reply in drift_replies(ctx, self.app):
+                yield reply
+            return
         services = [
             s
             for s in await ctx.engine.status(self.app)
@@ -47,6 +55,17 @@ class Status:
                 if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):
                     cert = f"; certificate: {route.certificate}" if route.certificate else ""
                     yield Message(f"{route.env}: {route.url} → {route.answer}{cert}")
+
+
+async def drift_replies(ctx: Context, app: str | None) -> AsyncIterator[Reply]:
+    found = [
+        d for d in await ctx.engine.drift(app) if ctx.policy.allows(ctx.user, VIEW, d.app, d.env)
+    ]
+    if not found:
+        yield Message("no drift: the swarm runs what shipbot deployed")
+        return
+    rows = tuple((d.app, d.env, d.server, d.kind, d.detail) for d in found)
+    yield Table(("app", "env", "server", "drift", "detail"), rows)
 
 
 @command(

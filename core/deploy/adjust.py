@@ -99,6 +99,8 @@ async def _adjust(
             stored = live.spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
             if kind == "scale" and stored != replicas:
                 details.append("app.yml still sets its own count: the next deploy applies it")
+            if kind == "scale" and live.spec:  # the store says what runs: drift compares it
+                await plane.db.update_release(live.id, spec=with_replicas(live.spec, replicas))
             outcome = Outcome(True, title, details, fields)
         else:
             reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)

@@ -27,9 +27,22 @@ def task_image(task: dict[str, Any]) -> str:
     return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
 
 
-def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[ServiceStatus]:
+def by_service(tasks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Tasks grouped by their service's id."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        out.setdefault(task["ServiceID"], []).append(task)
+    return out
+
+
+def summarize(
+    services: list[dict[str, Any]], tasks: list[dict[str, Any]], apps: set[str]
+) -> list[ServiceStatus]:
+    """Pure: one row per service of ``apps``, its running tasks counted from ``tasks`` (the
+    whole swarm's, listed once), sorted by app and environment."""
+    grouped = by_service(tasks)
     out = []
-    for service in swarm.services(name):
+    for service in services:
         spec = service["Spec"]
         labels = spec.get("Labels", {})
         if labels.get(LABEL_APP) not in apps:  # another control plane's, on a shared engine
@@ -39,13 +52,19 @@ def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[Servic
                 app=labels[LABEL_APP],
                 env=labels.get(LABEL_ENV, "?"),
                 release=labels.get(LABEL_RELEASE, "?"),
-                running=len(running_tasks(swarm.tasks(spec["Name"]))),
+                running=len(running_tasks(grouped.get(service["ID"], []))),
                 desired=spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 0),
                 healthchecked="Healthcheck" in spec["TaskTemplate"]["ContainerSpec"],
                 update_state=(service.get("UpdateStatus") or {}).get("State"),
             )
         )
     return sorted(out, key=lambda s: (s.app, s.env))
+
+
+def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[ServiceStatus]:
+    # two calls whatever the number of services: the list, then every live task at once
+    services = swarm.services(name)
+    return summarize(services, swarm.live_tasks(name) if services else [], apps)
 
 
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:

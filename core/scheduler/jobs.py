@@ -158,3 +158,40 @@ def database_lock(
         )
 
     return held(store, lock_key(database), owner, what, busy)
+
+
+class CronJobs:
+    """Posts on a cron of their own (the daily digest): each entry is (id, cron, run),
+    built afresh at every start, with a misfire grace, coalescing and one run at a time."""
+
+    def __init__(
+        self, entries: list[tuple[str, str, Callable[[], Awaitable[object]]]], grace: int
+    ) -> None:
+        self.entries = entries
+        self.grace = grace
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> AsyncIOScheduler:
+        """Call it inside the running event loop."""
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.grace},
+        )
+        for job_id, cron, run in self.entries:
+            scheduler.add_job(self._run, trigger(cron), args=[job_id, run], id=job_id)
+            log.info("scheduled %s: %s", job_id, cron)
+        scheduler.start()
+        self.scheduler = scheduler
+        return scheduler
+
+    @staticmethod
+    async def _run(job_id: str, run: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await run()
+        except Exception:  # never kill the scheduler; the next fire tries again
+            log.exception("scheduled %s failed", job_id)
+
+    def stop(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.scheduler = None

@@ -17,6 +17,7 @@ from core.store.backups import BackupsTable
 from core.store.certs import CertWatchTable
 from core.store.connection import StoreBusy
 from core.store.databases import DatabasesTable
+from core.store.digest import DigestTables
 from core.store.governance import GovernanceTables
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
@@ -71,6 +72,7 @@ class Store(
     BackupsTable,
     BackupWatchTable,
     AuditLog,
+    DigestTables,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

@@ -269,6 +269,20 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
+def v12_digest(db: sqlite_utils.Database) -> None:
+    """The daily digest's posts, one per channel and fire time, so a restart inside the
+    misfire grace or a second process never posts one twice; and the drift watcher's open
+    findings, so each difference is posted once and closed once across restarts."""
+    db["digest_posts"].create(
+        {"platform": str, "channel": str, "fired_at": float, "outbox_id": int},
+        pk=("platform", "channel", "fired_at"),
+    )
+    db["drift_watch"].create(
+        {"key": str, "server": str, "app": str, "env": str, "kind": str, "detail": str},
+        pk="key",
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -279,6 +293,7 @@ HISTORY = (
     v6_databases,
     v7_backups,
     v8_backup_watch,
+    v12_digest,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

@@ -80,6 +80,9 @@ class SwarmClient(Protocol):
 
     def close(self) -> None: ...
 
+    # every app's live tasks in one call: status over many services groups them in memory
+    def live_tasks(self, app: str | None = None) -> list[dict[str, Any]]: ...
+
 
 def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""

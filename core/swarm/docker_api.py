@@ -279,6 +279,14 @@ class DockerSwarm:
         with contextlib.suppress(Exception):
             self.api.close()
 
+    def live_tasks(self, app: str | None = None) -> list[dict[str, Any]]:
+        """Every task Swarm wants running, of every service labelled as ``app``'s (any
+        app's when None): one call for the whole swarm (the task filter ``label`` matches
+        the service's labels)."""
+        label = f"{LABEL_APP}={app}" if app else LABEL_APP
+        with engine_errors("listing tasks"):
+            return self.api.tasks(filters={"label": label, "desired-state": "running"})
+
 
 def _log_entry(line: str) -> tuple[str, str, str] | None:
     """``TIMESTAMP k=v,k=v,com.docker.swarm.task.id=ID,… MESSAGE`` (timestamps, details)."""

@@ -257,6 +257,20 @@ class FakeSwarm(Orchestrator):
     def close(self) -> None:
         self.calls.append("close")
 
+    def live_tasks(self, app: str | None = None) -> list[dict[str, Any]]:
+        self._enter("live_tasks")
+        self.step()
+        labelled = {
+            s.id
+            for s in self._services.values()
+            if LABEL_APP in s.spec["Labels"] and app in (None, s.spec["Labels"][LABEL_APP])
+        }
+        return [
+            copy.deepcopy(t)
+            for t in self._tasks
+            if t["ServiceID"] in labelled and t["DesiredState"] == "running"
+        ]
+
     # the engine's side
     def _enter(self, method: str) -> None:
         self.calls.append(method)
