@@ -249,6 +249,25 @@ class BackupsConfig(BaseModel):
         return value
 
 
+class ForgeConfig(BaseModel):
+    """``pipelines.forges.<github|gitlab|gitea>``: where its API answers (for comments on
+    pull requests); GitLab and Gitea default to the repository's own host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_url: str = Field(pattern=r"^https?://\S+$")
+
+
+class PipelinesConfig(BaseModel):
+    """``pipelines:``: git webhooks and preview environments (core/pipelines)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_previews: int = Field(default=5, ge=0, le=100)  # open previews at once, all apps
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=26_214_400)
+    forges: dict[Literal["github", "gitlab", "gitea"], ForgeConfig] = Field(default_factory=dict)
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -263,6 +282,7 @@ class ControlConfig(BaseModel):
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
     backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py
     data: DataConfig = Field(default_factory=DataConfig)  # managed databases: core/data/
+    pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)  # core/pipelines
 
     @field_validator("host_paths")
     @classmethod

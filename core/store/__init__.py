@@ -30,6 +30,7 @@ from core.store.models import (
     Release,
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
+from core.store.pipelines import PipelinesTable
 from core.store.releases import ReleasesTable
 
 __all__ = [
@@ -70,6 +71,7 @@ class Store(
     DatabasesTable,
     BackupsTable,
     BackupWatchTable,
+    PipelinesTable,
     AuditLog,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
