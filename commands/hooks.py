@@ -228,8 +228,8 @@ class Receiver:
                 self._publish(app, env, Failure(f"webhook `{text}` hit an internal error"))
 
     async def _relay(self, app: str, env: str, replies: AsyncIterator[Reply]) -> Result | None:
-        """Send a run's lines to the app's channels in posts of a few dozen, and what the
-        dispatcher does not publish itself; returns the result."""
+        """Send a run's lines to the app's channels (build lines in posts of a few dozen, up
+        to each step), and what the dispatcher does not publish itself; returns the result."""
         lines: list[str] = []
         result = None
 
@@ -240,10 +240,10 @@ class Receiver:
 
         async for reply in replies:
             if isinstance(reply, Step | Log):
-                if isinstance(reply, Step):
-                    flush()
                 lines.append(("→ " if isinstance(reply, Step) else "│ ") + reply.text)
-                if len(lines) >= LINES_PER_POST:
+                # a step ends a batch at once: the result that follows it is published by
+                # the dispatcher before this loop sees it
+                if isinstance(reply, Step) or len(lines) >= LINES_PER_POST:
                     flush()
                 continue
             flush()

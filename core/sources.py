@@ -405,15 +405,18 @@ def fetch_commit(
     where a fork's commits are), and return ``commit`` once the clone holds it."""
     if not (SHA_RE.match(commit) and len(commit) == 40):
         raise SourceError(f"{commit!r} is not a full commit id")
-    resolve(repo, "HEAD", credential, timeout=timeout)
     with _repo_lock(repo):
-        for refspec in refspecs:
+        for refspec in ["+refs/heads/*:refs/remotes/origin/*", *refspecs]:
             fetch = git_command(
                 "fetch", "--quiet", "--force", "origin", refspec,
                 cwd=repo, credential=credential, config=NO_DETACH,
             )  # fmt: skip
-            with suppress(SourceError):  # that forge does not publish it
+            try:
                 run(fetch, timeout)
+            except SourceError:
+                if refspec in refspecs:
+                    continue  # that forge does not publish it
+                raise
         try:
             return _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", repo=repo)
         except SourceError as exc:

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import hmac
+import io
 import json
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from bot.webhooks import hook_routes, start_http
 from commands.hooks import Receiver
 from commands.replies import ApprovalRequest, Failure
 from core.appspec import parse_app_config
@@ -267,3 +271,40 @@ async def test_a_gitlab_token_delivery(bot, repo, fake):
     await receiver.drain()
     assert right.status == 202
     assert bot.engine.store.releases("zpapp", "staging")[0].source_ref == commit
+
+
+async def test_the_http_endpoint_bounds_bodies_and_shares_its_server(bot, repo, fake):
+    receiver = Receiver(bot)
+    seen: list[str] = []
+
+    def other_routes(app: web.Application) -> None:  # a route set of another room (CI)
+        async def hello(request: web.Request) -> web.Response:
+            seen.append(request.path)
+            return web.Response(text="ci")
+
+        app.router.add_post("/ci/deploy", hello)
+
+    runner = await start_http("127.0.0.1", 0, [hook_routes(receiver), other_routes])
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    commit = repo.git("rev-parse", "HEAD").strip()
+    body = body_of(github_push(str(repo.origin), "main", commit))
+    headers = {"X-GitHub-Event": "push", **sign("github", SECRET, body)}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/hooks/github", data=body, headers=headers) as answer:
+                assert answer.status == 202
+                assert await answer.json() == {"result": "zpapp: deploying main to staging"}
+            huge = io.BytesIO(b"{" + b" " * (bot.config.pipelines.max_body_bytes + 1) + b"}")
+            async with session.post(f"{base}/hooks/github", data=huge, headers=headers) as answer:
+                assert answer.status == 413
+            async with session.post(f"{base}/hooks/bitbucket", data=body) as answer:
+                assert answer.status == 404
+            async with session.post(f"{base}/ci/deploy") as answer:
+                assert await answer.text() == "ci"
+        await receiver.drain()
+    finally:
+        await runner.cleanup()
+    assert bot.engine.store.releases("zpapp", "staging")[0].source_ref == commit
+    assert seen == ["/ci/deploy"]
+    refused = [r["detail"] for r in bot.engine.store.audit_log(None, 50)]
+    assert any(d.startswith("body over 1048576 bytes") for d in refused)

@@ -169,18 +169,17 @@ class PreviewDeploy:
         resolved = await resolve_preview(
             plane, self.app, self.number, row["head_sha"], row["forge"] or "github"
         )
-        volumes = [
-            n
-            for n in derived_names(resolved.spec, self.env)
-            if n != service_name(self.app, self.env)
-        ]
+        # every volume any of its pushes made, so the teardown finds those a later push dropped
+        volumes = set(json.loads(row["volumes"] or "[]"))
+        service = service_name(self.app, self.env)
+        volumes.update(n for n in derived_names(resolved.spec, self.env) if n != service)
         await ctx.engine.db.save_preview(
             {
                 "app": self.app,
                 "number": self.number,
                 "status": DEPLOYING,
                 "domain": resolved.spec.domains[0],
-                "volumes": json.dumps(volumes),
+                "volumes": json.dumps(sorted(volumes)),
             }
         )
         ctx = dataclasses.replace(ctx, resolved=resolved)
