@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -38,7 +39,8 @@ from core.store import App, Store
 
 log = logging.getLogger("shipbot.hooks")
 LINES_PER_POST = 40
-SHA_LENGTH = 40
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+MAX_NUMBER = 999_999_999  # pr-N stays a valid environment name
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,10 @@ class Receiver:
                 text = f"deploy {app.name} {event.branch} --env {env}"
                 self._start(app.name, env, head, text)
             return f"{app.name}: deploying {event.branch} to {', '.join(envs)}"
+        if not 0 < event.number <= MAX_NUMBER:
+            return await ignored(
+                f"pull request number {event.number} is out of range", None, "refused"
+            )
         previews = config.base.previews
         env = env_name(event.number)
         if previews is None:
@@ -178,8 +184,8 @@ class Receiver:
             return await ignored(
                 "pull request from a fork: previews.forks is off in app.yml", env, "refused"
             )
-        if len(event.head_sha) != SHA_LENGTH:
-            return await ignored(f"head {event.head_sha!r} is not a commit id", env, "refused")
+        if not SHA_RE.match(event.head_sha):
+            return await ignored(f"head {event.head_sha[:50]!r} is not a commit id", env, "refused")
         await self.dispatcher.engine.db.save_preview(
             {
                 "app": app.name,

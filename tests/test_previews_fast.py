@@ -10,13 +10,14 @@ from commands.dispatch import ChatRequest
 from commands.hooks import Receiver
 from commands.replies import Failure
 from core.appspec import parse_app_config
-from core.config import PipelinesConfig
+from core.config import DnsConfig, PipelinesConfig
 from core.pipelines import PipelineError
 from core.pipelines.events import PullRequest, Repository
 from core.pipelines.forge import api_url, comment_request
 from core.pipelines.preview import preview_spec, pull_refspec
 from tests import forge_payloads
 from tests.chat import result, say
+from tests.fake_cloudflare import FakeCloudflare
 from tests.forge_payloads import ADMIN, FakeForge, audit, deliver, github_pull, posted
 
 bot, fake, repo = forge_payloads.bot, forge_payloads.fake, forge_payloads.repo
@@ -202,3 +203,28 @@ async def test_a_pull_requests_app_yml_cannot_mount_the_host(bot, repo, fake):
     refusal = [p for p in posted(bot) if isinstance(p, Failure)][-1]
     assert "bind-mounts /var/run/docker.sock" in refusal.message
     assert audit(bot)[-1][:2] == ("webhook:zpapp", "failed")
+
+
+async def test_a_preview_gets_its_dns_record_and_its_close_deletes_it(bot, repo, fake, monkeypatch):
+    cloudflare = await FakeCloudflare(
+        zones={"preview.test": "0a1b2c3d4e5f"}, tokens={"cf-token": {"preview.test"}}
+    ).start()
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cf-token")
+    dns = DnsConfig(zone="preview.test", addresses=["203.0.113.10"], api_url=cloudflare.base_url)
+    bot.config = bot.config.model_copy(update={"dns": dns})
+    receiver = Receiver(bot)
+    try:
+        head = repo.pull_request(7, "change")
+        await deliver(receiver, "pull_request", github_pull(str(repo.origin), 7, "opened", head))
+        record = [
+            (r["type"], r["content"], r["comment"]) for r in cloudflare.of("pr-7.preview.test")
+        ]
+        assert record == [("A", "203.0.113.10", "managed by shipbot: zpapp/pr-7")]
+        await deliver(receiver, "pull_request", github_pull(str(repo.origin), 7, "closed", head))
+        assert cloudflare.of("pr-7.preview.test") == []
+        done = [
+            p for p in posted(bot) if getattr(p, "title", "") == "preview pr-7 of zpapp removed"
+        ]
+        assert "deleted A pr-7.preview.test → 203.0.113.10" in done[0].details
+    finally:
+        await cloudflare.stop()

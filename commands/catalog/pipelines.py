@@ -27,7 +27,7 @@ from core.pipelines.teardown import close_preview
 from core.secrets import MIN_SECRET_LENGTH
 
 WEBHOOK_PLATFORM = "webhook"
-LIVE, DEPLOYING, FAILED, PENDING = "live", "deploying", "failed", "pending"
+LIVE, FAILED = "live", "failed"
 
 
 def webhook_user(app: str) -> str:
@@ -143,20 +143,6 @@ class PreviewDeploy:
     def env(self) -> str:
         return env_name(self.number)
 
-    async def _check_room(self, ctx: Context) -> None:
-        limit = ctx.config.pipelines.max_previews
-        busy = [
-            r
-            for r in await ctx.engine.db.previews()
-            if r["status"] in (LIVE, DEPLOYING)
-            and (r["app"], r["number"]) != (self.app, self.number)
-        ]
-        if len(busy) >= limit:
-            raise CoreError(
-                f"{len(busy)} previews are open, the most shipbot.yml allows "
-                f"(pipelines.max_previews: {limit}): close one, or raise the limit"
-            )
-
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         row = await ctx.engine.db.preview(self.app, self.number)
         if row is None:
@@ -164,7 +150,6 @@ class PreviewDeploy:
                 f"{self.app} has no open pull request #{self.number}: previews start when the "
                 "forge sends the pull request's event"
             )
-        await self._check_room(ctx)
         plane = ctx.engine.plane
         resolved = await resolve_preview(
             plane, self.app, self.number, row["head_sha"], row["forge"] or "github"
@@ -173,15 +158,14 @@ class PreviewDeploy:
         volumes = set(json.loads(row["volumes"] or "[]"))
         service = service_name(self.app, self.env)
         volumes.update(n for n in derived_names(resolved.spec, self.env) if n != service)
-        await ctx.engine.db.save_preview(
-            {
-                "app": self.app,
-                "number": self.number,
-                "status": DEPLOYING,
-                "domain": resolved.spec.domains[0],
-                "volumes": json.dumps(sorted(volumes)),
-            }
-        )
+        limit = ctx.config.pipelines.max_previews
+        changes = {"domain": resolved.spec.domains[0], "volumes": json.dumps(sorted(volumes))}
+        others = await ctx.engine.db.claim_preview(self.app, self.number, limit, changes)
+        if others >= limit:
+            raise CoreError(
+                f"{others} previews are open, the most shipbot.yml allows "
+                f"(pipelines.max_previews: {limit}): close one, or raise the limit"
+            )
         ctx = dataclasses.replace(ctx, resolved=resolved)
         status, key = FAILED, {"app": self.app, "number": self.number}
         try:

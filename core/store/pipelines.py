@@ -51,6 +51,22 @@ class PipelinesTable(Connection):
             else:
                 db["previews"].insert({**values, "opened_at": now, "updated_at": now})
 
+    def claim_preview(self, app: str, number: int, limit: int, changes: dict[str, Any]) -> int:
+        """Mark the preview deploying with ``changes`` when fewer than ``limit`` others are
+        live or deploying, in one transaction (two pull requests cannot both take the last
+        slot); returns how many others there are (the claim failed when it is ``limit``)."""
+        with self._write() as db:
+            others = db.execute(
+                "SELECT count(*) FROM previews WHERE status IN ('live', 'deploying') "
+                "AND NOT (app = ? AND number = ?)",
+                [app, number],
+            ).fetchone()[0]
+            if others < limit:
+                db["previews"].update(
+                    (app, number), {**changes, "status": "deploying", "updated_at": time.time()}
+                )
+            return others
+
     def preview(self, app: str, number: int) -> dict[str, Any] | None:
         rows = self._rows("previews", "app = ? AND number = ?", [app, number])
         return rows[0] if rows else None
