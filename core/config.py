@@ -9,6 +9,7 @@ host_paths: []                             # host folders app.yml may bind-mount
 dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
+pipelines: {max_previews: 5}               # webhooks and previews: PipelinesConfig below
 ```
 """
 
