@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import json
+import os
+import signal
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,6 +25,7 @@ from core.pipelines.repos import repo_key, same_repository
 from core.pipelines.signatures import sign, verify
 from tests import forge_payloads
 from tests.chat import result, say
+from tests.fake_slack import FakeSlack
 from tests.forge_payloads import (
     ADMIN,
     SECRET,
@@ -32,6 +37,9 @@ from tests.forge_payloads import (
     gitlab_push,
     posted,
 )
+from tests.test_serve import free_port, spawn_cli
+from tests.test_slack import SECRET as SLACK_SECRET
+from tests.test_slack import signed, slash
 
 BODY = b'{"zen": "Keep it logically awesome."}'
 
@@ -308,3 +316,53 @@ async def test_the_http_endpoint_bounds_bodies_and_shares_its_server(bot, repo, 
     assert seen == ["/ci/deploy"]
     refused = [r["detail"] for r in bot.engine.store.audit_log(None, 50)]
     assert any(d.startswith("body over 1048576 bytes") for d in refused)
+
+
+async def test_shipbot_serve_answers_webhooks_beside_slacks_http_mode(tmp_path: Path):
+    fake_slack = await FakeSlack().start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text("admins: [slack:UADMIN]\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHIPBOT_HOME": str(home),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "SLACK_API_URL": fake_slack.base_url,
+        "SHIPBOT_HTTP_HOST": "127.0.0.1",
+        "SHIPBOT_HTTP_PORT": str(port),
+        "SHIPBOT_WEBHOOKS": "1",
+    }
+    proc = await spawn_cli(env)
+    body = body_of(github_push("https://github.com/team/nobody.git", "main", "a" * 40))
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(150):  # the listener starts a moment after the process
+                try:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/hooks/github",
+                        data=body,
+                        headers={"X-GitHub-Event": "push", **sign("github", SECRET, body)},
+                    ) as answer:
+                        answers.append((answer.status, await answer.json()))
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            slack_body = slash("/ship", "whoami", "UADMIN")
+            async with session.post(
+                f"http://127.0.0.1:{port}/slack/events",
+                data=slack_body.encode(),
+                headers=signed(slack_body),
+            ) as answer:
+                assert answer.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 10)
+        stderr = (await proc.stderr.read()).decode()
+        await fake_slack.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr
+    assert answers == [
+        (404, {"result": "refused: unknown repository team/app: no app is registered from it"})
+    ]
