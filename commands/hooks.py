@@ -156,7 +156,7 @@ class Receiver:
                 )
             for env in envs:
                 head = (
-                    f"{event.forge} push to {event.branch} by {event.who or '?'}: deploying "
+                    f"{event.forge} push to {event.branch} by {plain(event.who)}: deploying "
                     f"{app.name} ({env}) at {event.commit[:12]}"
                 )
                 text = f"deploy {app.name} {event.branch} --env {env}"
@@ -202,7 +202,7 @@ class Receiver:
             }
         )
         head = (
-            f"pull request #{event.number} ({event.title}) by {event.author or '?'}: "
+            f"pull request #{event.number} ({plain(event.title)}) by {plain(event.author)}: "
             f"deploying preview {env} of {app.name} at {event.head_sha[:12]}"
         )
         text = f"preview deploy {app.name} {event.number}"
@@ -285,6 +285,13 @@ class Receiver:
         """Wait for every delivery's work to end (tests, and a clean stop)."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def plain(text: str, limit: int = 80) -> str:
+    """A name or title from a payload, as shown in a channel: printable, without the angle
+    brackets and ampersands chat markup is made of (``<!channel>``), and short."""
+    kept = "".join(c for c in text if c.isprintable() and c not in "<>&")[:limit]
+    return kept or "?"
 
 
 def describe(event: Push | PullRequest | Other) -> str:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from bot.webhooks import hook_routes, start_http
-from commands.hooks import Receiver
+from commands.hooks import Receiver, plain
 from commands.replies import ApprovalRequest, Failure
 from core.appspec import parse_app_config
 from core.errors import AppSpecError
@@ -366,3 +366,9 @@ async def test_shipbot_serve_answers_webhooks_beside_slacks_http_mode(tmp_path: 
     assert answers == [
         (404, {"result": "refused: unknown repository team/app: no app is registered from it"})
     ]
+
+
+def test_names_from_a_payload_cannot_carry_chat_markup():
+    assert plain("fix <!channel> & <@U1>\x1b[31m") == "fix !channel  @U1[31m"
+    assert plain("") == "?"
+    assert len(plain("x" * 500)) == 80
