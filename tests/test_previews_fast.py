@@ -142,6 +142,8 @@ async def test_a_pull_request_gets_a_preview_updated_on_push_and_removed_on_clos
             "body": f"🚀 Preview `pr-7` of `{head[:12]}` is live: http://pr-7.preview.test/",
         }
     ]
+    live = [p for p in posted(bot) if getattr(p, "title", "") == "zpapp release 1 is live on pr-7"]
+    assert live[0].fields["url"] == "http://pr-7.preview.test/"  # in the app's channel
     row = bot.engine.store.preview("zpapp", 7)
     assert (row["status"], row["head_sha"], row["domain"]) == ("live", head, "pr-7.preview.test")
 
