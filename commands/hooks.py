@@ -17,6 +17,7 @@ audited too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -57,6 +58,7 @@ class Receiver:
         self.tasks: set[asyncio.Task[None]] = set()
         # one app and environment's events in the order they came (open, then each push)
         self.serial: dict[tuple[str, str], asyncio.Lock] = {}
+        self.waiting: dict[tuple[str, str], int] = {}
 
     @property
     def max_body_bytes(self) -> int:
@@ -203,7 +205,7 @@ class Receiver:
         )
         head = (
             f"pull request #{event.number} ({plain(event.title)}) by {plain(event.author)}: "
-            f"deploying preview {env} of {app.name} at {event.head_sha[:12]}"
+            f"deploying preview {env} of {app.name}"
         )
         text = f"preview deploy {app.name} {event.number}"
         self._start(app.name, env, head, text, comment_on=event)
@@ -221,17 +223,36 @@ class Receiver:
     async def _run(
         self, app: str, env: str, head: str, text: str, comment_on: PullRequest | None
     ) -> None:
-        lock = self.serial.setdefault((app, env), asyncio.Lock())
-        async with lock:
-            try:
-                self._publish(app, env, Message(head))
-                request = ChatRequest(WEBHOOK_PLATFORM, webhook_user(app), "webhook", text)
-                result = await self._relay(app, env, self.dispatcher.handle(request))
-                if comment_on is not None and result is not None:
-                    await self._comment(app, env, comment_on, result)
-            except Exception:
-                log.exception("webhook %r failed", text)
-                self._publish(app, env, Failure(f"webhook `{text}` hit an internal error"))
+        key = (app, env)
+        lock = self.serial.setdefault(key, asyncio.Lock())
+        self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                await self._run_one(app, env, head, text, comment_on)
+        finally:
+            self.waiting[key] -= 1
+            if not self.waiting[key]:  # the last of this environment's events: forget it
+                del self.waiting[key], self.serial[key]
+
+    async def _run_one(
+        self, app: str, env: str, head: str, text: str, comment_on: PullRequest | None
+    ) -> None:
+        try:
+            if comment_on is not None:  # a preview deploys the newest head it was sent
+                row = await self.dispatcher.engine.db.preview(app, comment_on.number)
+                live = await self.dispatcher.engine.db.live_release(app, env)
+                if row is None or (live is not None and live.source_ref == row["head_sha"]):
+                    return  # closed meanwhile, or an earlier event of it deployed this head
+                comment_on = dataclasses.replace(comment_on, head_sha=row["head_sha"])
+                head = f"{head} at {row['head_sha'][:12]}"
+            self._publish(app, env, Message(head))
+            request = ChatRequest(WEBHOOK_PLATFORM, webhook_user(app), "webhook", text)
+            result = await self._relay(app, env, self.dispatcher.handle(request))
+            if comment_on is not None and result is not None:
+                await self._comment(app, env, comment_on, result)
+        except Exception:
+            log.exception("webhook %r failed", text)
+            self._publish(app, env, Failure(f"webhook `{text}` hit an internal error"))
 
     async def _relay(self, app: str, env: str, replies: AsyncIterator[Reply]) -> Result | None:
         """Send a run's lines to the app's channels (build lines in posts of a few dozen, up

@@ -15,10 +15,20 @@ from core.pipelines import PipelineError
 from core.pipelines.events import PullRequest, Repository
 from core.pipelines.forge import api_url, comment_request
 from core.pipelines.preview import preview_spec, pull_refspec
+from core.pipelines.signatures import sign
 from tests import forge_payloads
 from tests.chat import result, say
 from tests.fake_cloudflare import FakeCloudflare
-from tests.forge_payloads import ADMIN, FakeForge, audit, deliver, github_pull, posted
+from tests.forge_payloads import (
+    ADMIN,
+    SECRET,
+    FakeForge,
+    audit,
+    body_of,
+    deliver,
+    github_pull,
+    posted,
+)
 
 bot, fake, repo = forge_payloads.bot, forge_payloads.fake, forge_payloads.repo
 
@@ -230,3 +240,25 @@ async def test_a_preview_gets_its_dns_record_and_its_close_deletes_it(bot, repo,
         assert "deleted A pr-7.preview.test → 203.0.113.10" in done[0].details
     finally:
         await cloudflare.stop()
+
+
+async def test_events_of_one_pull_request_run_one_at_a_time_and_end_at_its_newest_head(
+    bot, repo, fake
+):
+    receiver = Receiver(bot)
+
+    async def send(action: str, sha: str) -> None:
+        body = body_of(github_pull(str(repo.origin), 3, action, sha))
+        headers = {"X-GitHub-Event": "pull_request", **sign("github", SECRET, body)}
+        assert (await receiver.receive("github", headers, body)).status == 202
+
+    first = repo.pull_request(3, "first")
+    await send("opened", first)
+    second = repo.pull_request(3, "second")  # force-pushed: the first head leaves the forge
+    await send("synchronize", second)
+    await receiver.drain()  # the second waited for the first, whichever head that one found
+    releases = bot.engine.store.releases("zpapp", "pr-3")
+    assert releases[0].source_ref == second and releases[0].status == "live"
+    assert {r.source_ref for r in releases} <= {first, second}
+    assert not [p for p in posted(bot) if isinstance(p, Failure)]
+    assert receiver.serial == {} and receiver.waiting == {}

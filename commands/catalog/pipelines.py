@@ -12,14 +12,16 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from commands.catalog.context import Context, relay
 from commands.catalog.dns import after_deploy
 from commands.grammar import arg, command
 from commands.permissions import ADMIN, DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
+from core.deploy.resolve import Resolved
 from core.deploy.spec import derived_names
-from core.errors import CoreError
+from core.errors import CoreError, SourceError
 from core.names import service_name
 from core.pipelines.preview import env_name
 from core.pipelines.resolve import resolve_preview
@@ -143,6 +145,23 @@ class PreviewDeploy:
     def env(self) -> str:
         return env_name(self.number)
 
+    async def _resolve(self, ctx: Context, row: dict[str, Any]) -> Resolved:
+        """The head the pull request has now: a push while this waited (force-pushed, its
+        old head gone from the forge) is followed once."""
+        plane = ctx.engine.plane
+        try:
+            return await resolve_preview(
+                plane, self.app, self.number, row["head_sha"], row["forge"] or "github"
+            )
+        except SourceError:
+            newer = await ctx.engine.db.preview(self.app, self.number)
+            if newer is None or newer["head_sha"] == row["head_sha"]:
+                raise
+            row.update(head_sha=newer["head_sha"])
+            return await resolve_preview(
+                plane, self.app, self.number, newer["head_sha"], newer["forge"] or "github"
+            )
+
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         row = await ctx.engine.db.preview(self.app, self.number)
         if row is None:
@@ -150,10 +169,7 @@ class PreviewDeploy:
                 f"{self.app} has no open pull request #{self.number}: previews start when the "
                 "forge sends the pull request's event"
             )
-        plane = ctx.engine.plane
-        resolved = await resolve_preview(
-            plane, self.app, self.number, row["head_sha"], row["forge"] or "github"
-        )
+        resolved = await self._resolve(ctx, row)
         # every volume any of its pushes made, so the teardown finds those a later push dropped
         volumes = set(json.loads(row["volumes"] or "[]"))
         service = service_name(self.app, self.env)
