@@ -170,11 +170,10 @@ class Receiver:
             )
         previews = config.base.previews
         env = env_name(event.number)
-        if previews is None:
-            return await ignored("app.yml at the registered ref has no previews:", env)
-        if event.action == "other":
-            return await ignored(f"pull request {event.raw_action}: nothing to do", env)
-        if event.action == "close":
+        # a preview that exists goes when its pull request closes, even if app.yml dropped
+        # `previews:` since it was made
+        opened = await self.dispatcher.engine.db.preview(app.name, event.number)
+        if event.action == "close" and (previews is not None or opened is not None):
             self._start(
                 app.name,
                 env,
@@ -182,6 +181,10 @@ class Receiver:
                 f"preview close {app.name} {event.number}",
             )
             return f"{app.name}: closing preview {env}"
+        if previews is None:
+            return await ignored("app.yml at the registered ref has no previews:", env)
+        if event.action == "other":
+            return await ignored(f"pull request {event.raw_action}: nothing to do", env)
         if event.from_fork and not previews.forks:
             return await ignored(
                 "pull request from a fork: previews.forks is off in app.yml", env, "refused"
@@ -242,7 +245,9 @@ class Receiver:
                 row = await self.dispatcher.engine.db.preview(app, comment_on.number)
                 live = await self.dispatcher.engine.db.live_release(app, env)
                 if row is None or (live is not None and live.source_ref == row["head_sha"]):
-                    return  # closed meanwhile, or an earlier event of it deployed this head
+                    # closed meanwhile, or an earlier event of it deployed this head
+                    log.info("webhook %r: nothing left to deploy", text)
+                    return
                 comment_on = dataclasses.replace(comment_on, head_sha=row["head_sha"])
                 head = f"{head} at {row['head_sha'][:12]}"
             self._publish(app, env, Message(head))

@@ -262,3 +262,25 @@ async def test_events_of_one_pull_request_run_one_at_a_time_and_end_at_its_newes
     assert {r.source_ref for r in releases} <= {first, second}
     assert not [p for p in posted(bot) if isinstance(p, Failure)]
     assert receiver.serial == {} and receiver.waiting == {}
+
+
+async def test_a_preview_goes_at_close_even_after_app_yml_dropped_previews(bot, repo, fake):
+    receiver = Receiver(bot)
+    head = repo.pull_request(4, "change")
+    await deliver(receiver, "pull_request", github_pull(str(repo.origin), 4, "opened", head))
+    assert fake.inspect_service("zpapp-pr-4") is not None
+    doc = yaml.safe_load((repo.work / "app.yml").read_text())
+    del doc["previews"]
+    (repo.work / "app.yml").write_text(yaml.safe_dump(doc))
+    repo.push("main", "no more previews")
+    later = repo.pull_request(6, "another")
+    opened = await deliver(
+        receiver, "pull_request", github_pull(str(repo.origin), 6, "opened", later)
+    )
+    assert opened.text == "zpapp: ignored: app.yml at the registered ref has no previews:"
+    closed = await deliver(
+        receiver, "pull_request", github_pull(str(repo.origin), 4, "closed", head)
+    )
+    assert closed.text == "zpapp: closing preview pr-4"
+    assert fake.inspect_service("zpapp-pr-4") is None
+    assert bot.engine.store.previews("zpapp") == []

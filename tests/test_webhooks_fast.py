@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.webhooks import hook_routes, start_http
 from commands.hooks import Receiver, plain
 from commands.replies import ApprovalRequest, Failure
+from commands.request import needs_secret
 from core.appspec import parse_app_config
 from core.errors import AppSpecError
 from core.pipelines.events import PullRequest, Push, Repository, parse
@@ -372,3 +373,22 @@ def test_names_from_a_payload_cannot_carry_chat_markup():
     assert plain("fix <!channel> & <@U1>\x1b[31m") == "fix !channel  @U1[31m"
     assert plain("") == "?"
     assert len(plain("x" * 500)) == 80
+
+
+def test_webhook_secret_and_token_are_asked_for_outside_the_channel():
+    assert needs_secret("webhook secret api") == "webhook secret of api (not echoed): "
+    assert needs_secret("webhook token api") == "webhook forge token of api (not echoed): "
+
+
+async def test_an_expired_approval_a_webhook_asked_for_queues_nothing_undeliverable(
+    bot, repo, fake
+):
+    receiver = Receiver(bot)
+    commit = repo.push("release", "ship it")
+    await deliver(receiver, "push", github_push(str(repo.origin), "release", commit))
+    bot.engine.store.db.execute("UPDATE approvals SET expires_at = 0")
+    [(platform, channel, notice)] = bot.expire_due()
+    assert (platform, channel) == ("webhook", "webhook")
+    assert "expired without approval" in notice.text
+    assert bot.engine.store.due_messages("webhook", 1e12) == []
+    assert audit(bot)[-1][1] == "expired"
