@@ -86,6 +86,15 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
         scheduler.stop()
 
 
+def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
+    """The HTTP route sets ``shipbot serve`` offers besides Slack's, each an
+    ``add_routes(app)``: all served by one server."""
+    routes: list[RouteSet] = []
+    if settings.webhooks:
+        routes.append(hook_routes(Receiver(dispatcher)))
+    return routes
+
+
 async def serve(
     dispatcher: Dispatcher,
     settings: Settings,
@@ -93,9 +102,7 @@ async def serve(
     routes: Iterable[RouteSet] = (),
 ) -> None:
     jobs: list[Awaitable[None]] = []
-    routes = list(routes)
-    if settings.webhooks:
-        routes.append(hook_routes(Receiver(dispatcher)))
+    routes = [*route_sets(dispatcher, settings), *routes]
     http_served = False
     if settings.slack_bot_token:
         signing_secret = _reveal(settings.slack_signing_secret)
