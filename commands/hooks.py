@@ -105,7 +105,7 @@ class Receiver:
         except (ValueError, PipelineError) as exc:
             await asyncio.to_thread(self._audit, forge, "webhook", "refused", f"unreadable: {exc}")
             return Answer(400, f"unreadable delivery: {exc}")
-        what = describe(event)
+        what = plain(describe(event), 160)  # unchecked yet: bounded before the audit keeps it
         repository = event.repository
         if repository is None:
             await asyncio.to_thread(self._audit, forge, what, "ignored", "names no repository")
@@ -116,7 +116,7 @@ class Receiver:
             if app.source_kind == "git" and same_repository(app.source, repository.urls)
         ]
         if not candidates:
-            detail = f"unknown repository {repository.name or repository.urls[0]}"
+            detail = f"unknown repository {plain(repository.name or repository.urls[0])}"
             await asyncio.to_thread(self._audit, forge, what, "refused", detail)
             return Answer(404, f"refused: {detail}: no app is registered from it")
         proof = headers.get(PROOF_HEADER[forge])
