@@ -10,6 +10,10 @@ Discord: ``DISCORD_TOKEN`` (the bot token); ``DISCORD_GUILD_ID`` for guild comma
 ``DISCORD_API_URL`` like ``SLACK_API_URL``. Commands are published with ``shipbot discord
 sync``, not on every start.
 
+Git webhooks: ``SHIPBOT_WEBHOOKS=1`` serves /hooks/github, /hooks/gitlab and /hooks/gitea
+(bot/webhooks.py) on the same HTTP server as Slack's HTTP mode, or on its own at
+``SHIPBOT_HTTP_HOST``:``SHIPBOT_HTTP_PORT``. ``serve(..., routes=[...])`` adds more route sets.
+
 bot/settings.py reads and checks them all.
 """
 
@@ -20,17 +24,19 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from bot.settings import Settings
 from bot.slack import SlackBot, web_client
+from bot.webhooks import RouteSet, hook_routes, start_http
 from commands.catalog.certs import watch as cert_watch
 from commands.catalog.certs import watch_round as cert_round
 from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
+from commands.hooks import Receiver
 from commands.replies import Message, encode
 from core.scheduler.jobs import BackupScheduler, CronJobs
 from core.watch.backups import BackupWatch
@@ -113,8 +119,24 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
     return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds)
 
 
-async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:
+def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
+    """The HTTP route sets ``shipbot serve`` offers besides Slack's, each an
+    ``add_routes(app)``: all served by one server."""
+    routes: list[RouteSet] = []
+    if settings.webhooks:
+        routes.append(hook_routes(Receiver(dispatcher)))
+    return routes
+
+
+async def serve(
+    dispatcher: Dispatcher,
+    settings: Settings,
+    interval: float = 5.0,
+    routes: Iterable[RouteSet] = (),
+) -> None:
     jobs: list[Awaitable[None]] = []
+    routes = [*route_sets(dispatcher, settings), *routes]
+    http_served = False
     if settings.slack_bot_token:
         signing_secret = _reveal(settings.slack_signing_secret)
         bot = SlackBot(
@@ -127,7 +149,8 @@ async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.
             jobs.append(bot.serve_socket_mode(settings.slack_app_token.get_secret_value()))
             log.warning("slack: Socket Mode")
         elif signing_secret:
-            await bot.serve_http(settings.http_host, settings.http_port)
+            await bot.serve_http(settings.http_host, settings.http_port, routes)
+            http_served = True
             log.warning(
                 "slack: HTTP mode on %s:%s/slack/events", settings.http_host, settings.http_port
             )
@@ -142,6 +165,9 @@ async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.
         jobs.append(discord_bot.client.start(settings.discord_token.get_secret_value()))
         jobs.append(dispatcher.notifier.run("discord", discord_bot.deliver))
         log.warning("discord: gateway")
+    if routes and not http_served:
+        await start_http(settings.http_host, settings.http_port, routes)
+        log.warning("http: %s:%s", settings.http_host, settings.http_port)
     if not jobs:
         log.warning(
             "no chat adapter configured (SLACK_BOT_TOKEN, DISCORD_TOKEN); housekeeping only"

@@ -48,6 +48,8 @@ class Settings(CommonSettings):
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
     discord_guild_id: int | None = Field(None, ge=1, validation_alias="DISCORD_GUILD_ID")
     discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
+    # git webhooks at /hooks/<forge> on the HTTP server (bot/webhooks.py)
+    webhooks: bool = Field(False, validation_alias="SHIPBOT_WEBHOOKS")
 
 
 S = TypeVar("S", bound=CommonSettings)

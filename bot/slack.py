@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +46,7 @@ from bot.slack_render import (
     section,
 )
 from bot.text import tail, without_ansi
+from bot.webhooks import RouteSet, start_http
 from commands.dispatch import Dispatcher
 from commands.replies import Failure, Reply, Result
 from commands.request import ChatRequest, needs_secret
@@ -364,13 +365,13 @@ class SlackBot:
         finally:
             await handler.close_async()
 
-    async def serve_http(self, host: str, port: int) -> web.AppRunner:
+    async def serve_http(
+        self, host: str, port: int, routes: Iterable[RouteSet] = ()
+    ) -> web.AppRunner:
+        """Slack's events at /slack/events, on one server with the other ``routes``."""
         server = self.app.web_app(path="/slack/events")
         server.middlewares.append(_reject_unreadable)
-        runner = web.AppRunner(server)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await start_http(host, port, routes, server)
 
 
 @web.middleware

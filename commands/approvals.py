@@ -227,7 +227,7 @@ def expire_due(engine: Engine) -> list[tuple[str, str, Reply]]:
             f"request {row['id']} (`{row['command']}` by {row['requester']}) "
             "expired without approval; nothing was changed"
         )
-        if row["platform"] != "console":
+        if row["platform"] not in ("console", "webhook"):  # neither has a chat to post to
             engine.store.enqueue(
                 platform=row["platform"],
                 channel=row["channel"],

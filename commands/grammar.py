@@ -102,6 +102,12 @@ def _text(value: str) -> str:
     return value
 
 
+def _pull_number(value: str) -> int:
+    if not value.isdigit() or len(value) > 9 or int(value) < 1:
+        raise ValueError(f"expected a pull request number such as 7, got {value!r}")
+    return int(value)
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "app": _app_name,
     "env": _env_name,
@@ -114,6 +120,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "pattern": _pattern,
     "key": _key,
     "assignment": _assignment,
+    "pull": _pull_number,
 }
 
 

@@ -47,6 +47,9 @@ def needs_secret(text: str) -> str | None:
         return None
     if isinstance(request, catalog.SecretSet):
         return f"value of {request.key} for {request.app} (not echoed): "
+    if isinstance(request, catalog.WebhookSecret | catalog.WebhookToken):
+        what = "secret" if isinstance(request, catalog.WebhookSecret) else "forge token"
+        return f"webhook {what} of {request.app} (not echoed): "
     return None
 
 

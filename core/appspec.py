@@ -141,6 +141,48 @@ class Approval(_Strict):
         return value
 
 
+class DeployOnPush(_Strict):
+    """``deploy_on_push: {branch: main, env: staging}``: a signed push to ``branch`` of the
+    app's registered repository deploys that branch to ``env`` (core/pipelines)."""
+
+    branch: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    env: str = Field(default=DEFAULT_ENV, pattern=ENV_NAME_RE.pattern)
+
+
+def _preview_domain(value: Any) -> str:
+    if not isinstance(value, str) or value.count("{number}") != 1:
+        raise ValueError(
+            f"expected a host name holding '{{number}}' once, such as "
+            f"pr-{{number}}.preview.example.com, got {value!r}"
+        )
+    domain(value.replace("{number}", "1"))
+    return value.strip().lower()
+
+
+class Previews(_Strict):
+    """``previews:``: every pull request gets environment ``pr-N`` at ``domain`` (its
+    ``{number}`` filled in), with no secrets of the app (core/pipelines/preview.py)."""
+
+    domain: Annotated[str, BeforeValidator(_preview_domain)]
+    https: bool = True
+    replicas: int = Field(default=1, ge=1, le=10)
+    forks: bool = False  # pull requests from forks run someone else's code: off by default
+    env: dict[str, EnvValue] = Field(default_factory=dict)  # plain values for previews only
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not ENV_KEY_RE.match(key):
+                raise ValueError(f"{key!r} is not a valid variable name")
+        return value
+
+
+def _push_rules(value: Any) -> Any:
+    """``deploy_on_push: {branch: main}`` is short for a list of one rule."""
+    return [value] if isinstance(value, dict) else value
+
+
 class AppSpec(_Strict):
     """One app in one environment, after overrides are merged."""
 
@@ -169,6 +211,11 @@ class AppSpec(_Strict):
         default_factory=list
     )
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # pipelines (core/pipelines): read from app.yml at the registered ref, never a branch's
+    deploy_on_push: Annotated[list[DeployOnPush], BeforeValidator(_push_rules)] = Field(
+        default_factory=list
+    )
+    previews: Previews | None = None
 
     @field_validator("name")
     @classmethod

@@ -9,6 +9,7 @@ host_paths: []                             # host folders app.yml may bind-mount
 dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
+pipelines: {max_previews: 5}               # webhooks and previews: PipelinesConfig below
 ```
 """
 
@@ -249,6 +250,25 @@ class BackupsConfig(BaseModel):
         return value
 
 
+class ForgeConfig(BaseModel):
+    """``pipelines.forges.<github|gitlab|gitea>``: where its API answers (for comments on
+    pull requests); GitLab and Gitea default to the repository's own host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_url: str = Field(pattern=r"^https?://\S+$")
+
+
+class PipelinesConfig(BaseModel):
+    """``pipelines:``: git webhooks and preview environments (core/pipelines)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_previews: int = Field(default=5, ge=0, le=100)  # open previews at once, all apps
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=26_214_400)
+    forges: dict[Literal["github", "gitlab", "gitea"], ForgeConfig] = Field(default_factory=dict)
+
+
 class DriftConfig(BaseModel):
     """``drift:``: how often ``shipbot serve`` compares the store with what runs
     (core/deploy/drift.py); new differences go to the ``alerts`` channels."""
@@ -286,6 +306,7 @@ class ControlConfig(BaseModel):
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
     backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py
     data: DataConfig = Field(default_factory=DataConfig)  # managed databases: core/data/
+    pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)  # core/pipelines
     drift: DriftConfig = Field(default_factory=DriftConfig)  # core/deploy/drift.py
     digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
 

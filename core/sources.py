@@ -391,3 +391,35 @@ def read_file(repo: Path, commit: str, path: str, *, timeout: float = GIT_TIMEOU
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path} at {commit[:12]} is not UTF-8 text") from exc
+
+
+def fetch_commit(
+    repo: Path,
+    commit: str,
+    refspecs: list[str],
+    credential: str | None = None,
+    *,
+    timeout: float = GIT_TIMEOUT,
+) -> str:
+    """Fetch origin's branches, then each of ``refspecs`` origin has (a pull request's head,
+    where a fork's commits are), and return ``commit`` once the clone holds it."""
+    if not (SHA_RE.match(commit) and len(commit) == 40):
+        raise SourceError(f"{commit!r} is not a full commit id")
+    with _repo_lock(repo):
+        for refspec in ["+refs/heads/*:refs/remotes/origin/*", *refspecs]:
+            fetch = git_command(
+                "fetch", "--quiet", "--force", "origin", refspec,
+                cwd=repo, credential=credential, config=NO_DETACH,
+            )  # fmt: skip
+            try:
+                run(fetch, timeout)
+            except SourceError:
+                if refspec in refspecs:
+                    continue  # that forge does not publish it
+                raise
+        try:
+            return _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", repo=repo)
+        except SourceError as exc:
+            raise SourceError(
+                f"commit {commit[:12]} is not in the app's repository (nor its pull requests)"
+            ) from exc

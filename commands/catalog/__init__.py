@@ -11,6 +11,13 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.outbox import Outbox, OutboxRetry
+from commands.catalog.pipelines import (
+    PreviewClose,
+    PreviewDeploy,
+    PreviewList,
+    WebhookSecret,
+    WebhookToken,
+)
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
@@ -57,4 +64,9 @@ __all__ = [
     "Status",
     "Unlock",
     "Whoami",
+    "PreviewClose",
+    "PreviewDeploy",
+    "PreviewList",
+    "WebhookSecret",
+    "WebhookToken",
 ]

@@ -31,6 +31,7 @@ from core.store.models import (
     Release,
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
+from core.store.pipelines import PipelinesTable
 from core.store.releases import ReleasesTable
 
 __all__ = [
@@ -71,6 +72,7 @@ class Store(
     DatabasesTable,
     BackupsTable,
     BackupWatchTable,
+    PipelinesTable,
     AuditLog,
     DigestTables,
 ):

@@ -269,6 +269,35 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
+def v11_pipelines(db: sqlite_utils.Database) -> None:
+    """Git webhooks' secrets and forge tokens per app (encrypted by the vault), and the
+    preview environments open per pull request."""
+    db["webhooks"].create(
+        {"app": str, "secret": str, "forge_token": str, "set_by": str, "set_at": float},
+        pk="app",
+    )
+    db["previews"].create(
+        {
+            "app": str,
+            "number": int,
+            "env": str,
+            "forge": str,
+            "repository": str,
+            "head_sha": str,
+            "head_ref": str,
+            "author": str,
+            "title": str,
+            "domain": str,
+            "volumes": str,
+            "status": str,
+            "opened_at": float,
+            "updated_at": float,
+        },
+        pk=("app", "number"),
+        not_null={"app", "number", "env", "head_sha", "status", "opened_at"},
+    )
+
+
 def v12_digest(db: sqlite_utils.Database) -> None:
     """The daily digest's posts, one per channel and fire time, so a restart inside the
     misfire grace or a second process never posts one twice; and the drift watcher's open
@@ -293,6 +322,7 @@ HISTORY = (
     v6_databases,
     v7_backups,
     v8_backup_watch,
+    v11_pipelines,
     v12_digest,
 )
 for _step in HISTORY:

@@ -1,0 +1,63 @@
+"""What a preview deploys, resolved once: the pull request's head commit, its app.yml within
+what the registered app.yml's ``previews:`` allows (core/pipelines/preview.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from core import sources
+from core.apps import config_at, credential, get_app, read_config, repo_folder
+from core.appspec import Previews
+from core.data import databases
+from core.deploy.resolve import Resolved, check_mounts
+from core.deploy.spec import derived_names, names_of_others
+from core.pipelines import PipelineError
+from core.pipelines.preview import env_name, preview_spec, pull_refspec
+from core.plane import Plane
+
+
+async def previews_of(plane: Plane, name: str) -> Previews:
+    """``previews:`` of app.yml at the registered ref; refused when it has none."""
+    app = await asyncio.to_thread(get_app, plane.store, name)
+    if app.source_kind != "git":
+        raise PipelineError(f"{name} is built from a folder: previews need a git app")
+    registered, _ = await read_config(plane, app)
+    if registered.base.previews is None:
+        raise PipelineError(
+            f"{name} has no `previews:` in app.yml at its registered ref, so pull requests "
+            "get no preview environments"
+        )
+    return registered.base.previews
+
+
+async def resolve_preview(
+    plane: Plane, name: str, number: int, head_sha: str, forge: str
+) -> Resolved:
+    previews = await previews_of(plane, name)
+    app = await asyncio.to_thread(get_app, plane.store, name)
+    repo, token = repo_folder(plane, app), credential(plane, app)
+    commit = await asyncio.to_thread(
+        sources.fetch_commit, repo, head_sha, [pull_refspec(forge, number)], token
+    )
+    head = await asyncio.to_thread(config_at, repo, commit, name)
+    env = env_name(number)
+    spec = preview_spec(head.base, previews, number)
+    check_mounts(plane, spec)
+    others = [a.name for a in await plane.db.list_apps()]
+    taken = names_of_others(spec, env, others)
+    if taken:
+        raise PipelineError(
+            f"preview {env} of {name} would make {taken[0][0]!r}, which is app "
+            f"{taken[0][1]!r}'s name space; nothing was deployed"
+        )
+    held = await asyncio.to_thread(databases.holding, plane, derived_names(spec, env))
+    if held:
+        raise PipelineError(
+            f"preview {env} of {name} would make {held[0]!r}, which belongs to a managed "
+            "database; nothing was deployed"
+        )
+    body = json.dumps(
+        {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
+    )
+    return Resolved(app, env, commit, commit, spec, frozenset(), plane.vault.digest(body.encode()))

@@ -1,0 +1,88 @@
+"""Removing a preview: its service (and so its routes), volumes, release images, DNS
+records, and the store's rows about it. The audit keeps its history.
+
+Traefik keeps a certificate it obtained in its ACME store until it expires (it has no way
+to drop one); with the router gone, nothing serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from core.config import DnsConfig
+from core.deploy.apply import check_owner
+from core.edge import cloudflare
+from core.edge.dns import DnsError, writes
+from core.events import Event, Outcome, Progress
+from core.names import service_name
+from core.pipelines import PipelineError
+from core.pipelines.preview import env_name
+from core.plane import Plane
+from core.swarm import SwarmClient, VolumeInUse, rollout
+
+VOLUME_RELEASE_SECONDS = 60.0  # the removed tasks' containers let go of their volumes
+VOLUME_POLL_SECONDS = 0.5
+
+
+def volumes_of(service: dict[str, Any] | None, row: dict[str, Any] | None) -> list[str]:
+    """The named volumes a preview's service mounts, and those its row remembers."""
+    names = set(json.loads((row or {}).get("volumes") or "[]"))
+    template = ((service or {}).get("Spec") or {}).get("TaskTemplate") or {}
+    for mount in (template.get("ContainerSpec") or {}).get("Mounts") or []:
+        if mount.get("Type") == "volume":
+            names.add(mount["Source"])
+    return sorted(names)
+
+
+async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
+    deadline = rollout.clock() + VOLUME_RELEASE_SECONDS
+    while True:
+        try:
+            await asyncio.to_thread(swarm.remove_volume, volume)
+            return
+        except VolumeInUse as exc:
+            if rollout.clock() > deadline:
+                raise PipelineError(
+                    f"volume {volume} is still in use {VOLUME_RELEASE_SECONDS:g}s after its "
+                    f"service went ({exc}); remove it on the server"
+                ) from exc
+        await asyncio.sleep(VOLUME_POLL_SECONDS)
+
+
+async def close_preview(
+    plane: Plane, app: str, number: int, dns: DnsConfig | None
+) -> AsyncIterator[Event]:
+    env = env_name(number)
+    name = service_name(app, env)
+    swarm = await plane.servers.client(plane.server)
+    row = await plane.db.preview(app, number)
+    current = await asyncio.to_thread(swarm.inspect_service, name)
+    check_owner(current, app, env)
+    done: list[str] = []
+    if current is not None:
+        yield Progress(f"removing service {name} and its routes")
+        await asyncio.to_thread(swarm.remove_service, name)
+        done.append(f"service {name}")
+    for volume in volumes_of(current, row):
+        yield Progress(f"removing volume {volume}")
+        await _remove_volume(swarm, volume)
+        done.append(f"volume {volume}")
+    for release in await plane.db.releases(app, env, limit=1000):
+        await asyncio.to_thread(swarm.remove_image, release.image)
+    if dns is not None and row is not None and row.get("domain"):
+        try:
+            deleted = writes(await cloudflare.sync(dns, app, env, []))
+        except DnsError as exc:
+            done.append(f"DNS not cleaned: {exc}; delete the records of {row['domain']} by hand")
+        else:
+            done.extend(action.shown for action in deleted)
+    gone = await asyncio.to_thread(plane.store.forget_environment, app, env)
+    rows = sum(gone.values())
+    if not done and not rows:
+        yield Outcome(True, f"{app} has no preview {env}: nothing to remove")
+        return
+    done.append(f"{rows} records ({', '.join(f'{k} {v}' for k, v in gone.items() if v)})")
+    yield Outcome(True, f"preview {env} of {app} removed", done, {"app": app, "env": env})
