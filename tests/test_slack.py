@@ -410,7 +410,11 @@ async def test_one_approval_of_two_keeps_the_buttons(slack: Harness, tmp_path: P
         "text": f"approval 1 of 2 recorded for {request_id}",
     }
     assert slack.fake.of("chat.update") == []  # the buttons stay for the second approver
-    audit = slack.bot.dispatcher.engine.store.audit_log(limit=1)[0]
+    # the audit row is written as the request's chain ends, just after its last reply
+    store = slack.bot.dispatcher.engine.store
+    audit = (await until(lambda: [r for r in store.audit_log(limit=1) if r["user"] == "slack:UC"]))[
+        0
+    ]
     assert (audit["user"], audit["command"], audit["result"]) == (
         "slack:UC",
         f"approve {request_id}",
