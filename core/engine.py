@@ -77,8 +77,10 @@ class Engine:
         return (await apps.read_config(self.plane, app, ref))[0]
 
     # deploy
-    async def resolve(self, name: str, env: str | None = None, ref: str | None = None) -> Resolved:
-        return await resolve(self.plane, name, env, ref)
+    async def resolve(
+        self, name: str, env: str | None = None, ref: str | None = None, image: str | None = None
+    ) -> Resolved:
+        return await resolve(self.plane, name, env, ref, image)
 
     async def plan(self, resolved: Resolved) -> list[str]:
         return await deploy.plan(self.plane, resolved)

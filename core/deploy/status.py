@@ -9,7 +9,7 @@ from typing import Any
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
 from core.errors import DeployError
 from core.plane import Plane
-from core.swarm import SwarmClient, running_tasks
+from core.swarm import SwarmClient, comparable_image, running_tasks
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ServiceStatus:
 
 
 def task_image(task: dict[str, Any]) -> str:
-    return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    return comparable_image(task["Spec"]["ContainerSpec"]["Image"])
 
 
 def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[ServiceStatus]:

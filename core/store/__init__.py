@@ -30,6 +30,7 @@ from core.store.models import (
     Release,
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
+from core.store.pipelines import PipelinesTables
 from core.store.releases import ReleasesTable
 
 __all__ = [
@@ -71,6 +72,7 @@ class Store(
     BackupsTable,
     BackupWatchTable,
     AuditLog,
+    PipelinesTables,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""
