@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bot.console import repl, say
+from bot.pipelines_cli import ci_app, registry_app
 from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
 from bot.settings import CommonSettings, Settings, SettingsError, load
@@ -178,6 +179,10 @@ def discord_sync() -> None:
         else "all guilds (global commands can take up to an hour to appear)"
     )
     typer.echo(f"✅ synced {', '.join('/' + n for n in names)} to {where}")
+
+
+app.add_typer(registry_app, name="registry")
+app.add_typer(ci_app, name="ci")
 
 
 def main() -> None:

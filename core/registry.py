@@ -93,7 +93,8 @@ def credentials_for(store: Any, vault: Vault, app: str, registry: str) -> dict[s
 def explain(reference: str, registry: str, error: str, with_login: bool) -> RegistryError:
     """The engine's answer about a registry, as something a person can act on."""
     low = error.lower()
-    if any(w in low for w in ("unauthorized", "authentication required", "denied", "401")):
+    auth_words = ("unauthorized", "authentication required", "denied", "401", "basic auth")
+    if any(w in low for w in auth_words):
         if with_login:
             return RegistryError(
                 f"the registry {registry} refused shipbot's credentials for {reference}: "
