@@ -42,8 +42,8 @@ def add_ci_routes(app: web.Application, dispatcher: Dispatcher, path: str = PATH
     app.router.add_post(path, handle)
 
 
-def _answer(status: int, **body: Any) -> web.Response:
-    return web.json_response(body, status=status)
+def _answer(code: int, /, **body: Any) -> web.Response:
+    return web.json_response(body, status=code)
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -118,3 +118,16 @@ def push(client: Any, registry: Registry, local: str, repository: str, tag: str)
     client.api.remove_image(f"{remote}:{tag}")  # only the registry has it now
     assert digest is not None
     return digest
+
+
+@contextlib.contextmanager
+def with_web_images(client: Any, folder: Path) -> Iterator[tuple[Registry, dict[str, str]]]:
+    """A registry holding zi/web:v1 (serves "one") and zi/web:v2 ("two"), and their digests."""
+    with running(folder, "zi-ci", "zi-right-password") as registry:
+        digests = {}
+        for tag, page in (("v1", "one"), ("v2", "two")):
+            local = f"zi-web-{page}:latest"
+            build_web(client, folder, local, page)
+            digests[tag] = push(client, registry, local, "zi/web", tag)
+            client.api.remove_image(local)
+        yield registry, digests

@@ -29,16 +29,8 @@ stop_grace_period: 1s
 
 @pytest.fixture(scope="module")
 def registry(docker_client, tmp_path_factory):
-    """A registry holding zi/web:v1 ("one") and zi/web:v2 ("two"); the digests of both."""
-    folder = tmp_path_factory.mktemp("zi-registry")
-    with local_registry.running(folder, "zi-ci", "zi-right-password") as running:
-        digests = {}
-        for tag, page in (("v1", "one"), ("v2", "two")):
-            local = f"zi-web-{page}:latest"
-            local_registry.build_web(docker_client, folder, local, page)
-            digests[tag] = local_registry.push(docker_client, running, local, "zi/web", tag)
-            docker_client.api.remove_image(local)
-        yield running, digests
+    with local_registry.with_web_images(docker_client, tmp_path_factory.mktemp("zi")) as found:
+        yield found
 
 
 @pytest.fixture
