@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from bot.self_deploy import announce, beat
 from bot.settings import Settings
 from bot.slack import SlackBot, web_client
 from commands.catalog.certs import watch as cert_watch
@@ -66,6 +67,7 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     )
     try:
         while True:
+            await asyncio.to_thread(beat, plane.home)
             for platform, channel, message in dispatcher.expire_due():
                 log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
             if time.monotonic() >= next_certs:
@@ -82,6 +84,9 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
 
 async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:
     jobs: list[Awaitable[None]] = []
+    came_up = await asyncio.to_thread(announce, dispatcher)
+    if came_up:
+        log.warning("%s", came_up)
     if settings.slack_bot_token:
         signing_secret = _reveal(settings.slack_signing_secret)
         bot = SlackBot(
