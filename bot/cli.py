@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bot.console import repl, say
-from bot.pipelines_cli import ci_app, registry_app
+from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
 from bot.serve import ServeError, sync_discord
@@ -197,6 +197,7 @@ def health(
 
 app.add_typer(registry_app, name="registry")
 app.add_typer(ci_app, name="ci")
+app.add_typer(self_app, name="self")
 
 
 def main() -> None:

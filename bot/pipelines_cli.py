@@ -3,12 +3,16 @@ so a registry password or a CI token is not left in chat history."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import sys
 from typing import Annotated
 
 import typer
 
+from bot.console import say
+from bot.self_deploy import self_deploy_text
+from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
 from commands.pipelines import (
     PipelineError,
@@ -17,6 +21,7 @@ from commands.pipelines import (
     registry_logout,
     revoke_ci_token,
 )
+from commands.replies import exit_code
 
 registry_app = typer.Typer(help="Registry logins that registry images are pulled with.")
 ci_app = typer.Typer(help="Tokens a CI job deploys with (POST /ci/deploy).")
@@ -122,3 +127,26 @@ def token_list() -> None:
             typer.echo(f"{row['name']}  app={row['app']}  by={row['created_by']}")
     finally:
         bot.close()
+
+
+self_app = typer.Typer(help="shipbot deploying shipbot (the root app.yml).")
+
+
+@self_app.command("deploy")
+def self_deploy(
+    ref: Annotated[str | None, typer.Argument(help="A git ref of shipbot's source.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="A shipbot image CI pushed to a registry.")
+    ] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Who you are (an admin).")] = None,
+) -> None:
+    """Upgrade the running bot on its swarm: `deploy shipbot` through the usual path (grant,
+    approval, lock, audit). The new bot posts that it came up, and with which version."""
+    bot = _open()
+    try:
+        out = output_for()
+        user = as_user or f"console:{getpass.getuser()}"
+        replies = asyncio.run(say(bot, out, user, self_deploy_text(ref, image)))
+    finally:
+        bot.close()
+    raise typer.Exit(exit_code(replies))

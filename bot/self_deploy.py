@@ -67,3 +67,10 @@ def announce(dispatcher: Dispatcher) -> str | None:
     dispatcher.notifier.publish("deploys", SELF_APP, None, Message(text))
     path.write_text(now + "\n")
     return text
+
+
+def self_deploy_text(ref: str | None, image: str | None) -> str:
+    """The chat command ``shipbot self deploy`` sends: a deploy of the app shipbot, which
+    the root app.yml describes (register it once: ``apps add shipbot --git URL``)."""
+    parts = ["deploy", SELF_APP, *([ref] if ref else []), *(["--image", image] if image else [])]
+    return " ".join(parts)

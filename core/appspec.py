@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.appspec_swarm import Constraint, SwarmSecret, foreign_secrets
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
@@ -169,6 +170,9 @@ class AppSpec(_Strict):
         default_factory=list
     )
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # where tasks may run, and Swarm secrets they get as files (core/appspec_swarm.py)
+    placement: list[Constraint] = Field(default_factory=list)
+    swarm_secrets: list[SwarmSecret] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -229,6 +233,16 @@ class AppSpec(_Strict):
     def _one_source(self) -> AppSpec:
         if (self.build is None) == (self.image is None):
             raise ValueError("set exactly one of 'build' (a folder to build) or 'image'")
+        return self
+
+    @model_validator(mode="after")
+    def _own_secrets(self) -> AppSpec:
+        foreign = foreign_secrets(self.name, self.swarm_secrets)
+        if foreign:
+            raise ValueError(
+                f"swarm_secrets: {foreign[0]!r} is not {self.name}'s: an app mounts only "
+                f"Swarm secrets named {self.name}-…"
+            )
         return self
 
 

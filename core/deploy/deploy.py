@@ -23,6 +23,7 @@ from core.deploy.plan import diff
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
 from core.deploy.spec import service_name, service_spec, with_force_update
+from core.deploy.swarm_objects import secret_ids
 from core.deploy.verdicts import failure_title
 from core.durations import format_duration
 from core.edge.labels import urls
@@ -50,6 +51,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         images.release_image(resolved.spec, name, number),
         force_update=force_update(current),
         https_port=plane.edge.https_port,
+        secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
     )
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
@@ -69,6 +71,7 @@ async def deploy(
     check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     await asyncio.to_thread(swarm.ensure_network)
+    ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     started = time.monotonic()
     release = await plane.db.new_release(
         app=name,
@@ -110,6 +113,7 @@ async def deploy(
                 release.image,
                 force_update=force_update(current),
                 https_port=plane.edge.https_port,
+                secret_ids=ids,
             )
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
