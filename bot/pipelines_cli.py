@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.console import say
-from bot.self_deploy import self_deploy_text
+from bot.self_deploy import SELF_APP, self_deploy_text
 from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
 from commands.pipelines import (
@@ -139,6 +139,9 @@ def self_deploy(
         str | None, typer.Option("--image", help="A shipbot image CI pushed to a registry.")
     ] = None,
     as_user: Annotated[str | None, typer.Option("--as", help="Who you are (an admin).")] = None,
+    app: Annotated[
+        str, typer.Option("--app", help="The name shipbot is registered under.")
+    ] = SELF_APP,
 ) -> None:
     """Upgrade the running bot on its swarm: `deploy shipbot` through the usual path (grant,
     approval, lock, audit). The new bot posts that it came up, and with which version."""
@@ -146,7 +149,7 @@ def self_deploy(
     try:
         out = output_for()
         user = as_user or f"console:{getpass.getuser()}"
-        replies = asyncio.run(say(bot, out, user, self_deploy_text(ref, image)))
+        replies = asyncio.run(say(bot, out, user, self_deploy_text(ref, image, app)))
     finally:
         bot.close()
     raise typer.Exit(exit_code(replies))

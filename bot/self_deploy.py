@@ -69,8 +69,8 @@ def announce(dispatcher: Dispatcher) -> str | None:
     return text
 
 
-def self_deploy_text(ref: str | None, image: str | None) -> str:
+def self_deploy_text(ref: str | None, image: str | None, app: str = SELF_APP) -> str:
     """The chat command ``shipbot self deploy`` sends: a deploy of the app shipbot, which
     the root app.yml describes (register it once: ``apps add shipbot --git URL``)."""
-    parts = ["deploy", SELF_APP, *([ref] if ref else []), *(["--image", image] if image else [])]
+    parts = ["deploy", app, *([ref] if ref else []), *(["--image", image] if image else [])]
     return " ".join(parts)

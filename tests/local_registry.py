@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 BINARY = "/usr/bin/docker-registry"
@@ -97,6 +98,10 @@ def build_web(client: Any, folder: Path, tag: str, page: str) -> None:
     (context / "Dockerfile").write_text(
         'FROM busybox:latest\nCOPY www /www\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
     )
+    build_from(client, context, tag)
+
+
+def build_from(client: Any, context: Path, tag: str) -> None:
     for message in client.api.build(
         path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False
     ):
@@ -130,4 +135,16 @@ def with_web_images(client: Any, folder: Path) -> Iterator[tuple[Registry, dict[
             build_web(client, folder, local, page)
             digests[tag] = push(client, registry, local, "zi/web", tag)
             client.api.remove_image(local)
-        yield registry, digests
+        try:
+            yield registry, digests
+        finally:
+            forget(client, registry)
+
+
+def forget(client: Any, registry: Registry) -> None:
+    """Remove what the engine pulled from this registry (its port dies with it)."""
+    for image in client.api.images():
+        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+            if ref.startswith(f"{registry.host}/"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(ref, force=True)
