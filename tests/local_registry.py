@@ -96,7 +96,8 @@ def build_web(client: Any, folder: Path, tag: str, page: str) -> None:
     (context / "www").mkdir(parents=True, exist_ok=True)
     (context / "www" / "index.html").write_text(page + "\n")
     (context / "Dockerfile").write_text(
-        'FROM busybox:latest\nCOPY www /www\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        "FROM busybox:latest\nCOPY www /www\n"
+        'CMD ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]\n'
     )
     build_from(client, context, tag)
 

@@ -12,7 +12,7 @@ import pytest
 from commands.dispatch import Dispatcher
 from commands.pipelines import registry_login
 from tests import local_registry
-from tests.chat import failure, fetch, result, say, table, task_addresses
+from tests.chat import failure, fetch, logs, result, say, table, task_addresses
 
 pytestmark = pytest.mark.docker
 
@@ -97,6 +97,8 @@ async def test_registry_image_story(bot, registry, docker_client):
     pinned_v1 = f"{running.host}/zi/web@{digests['v1']}"
     assert service_image(docker_client, service) == pinned_v1
     assert page(docker_client, service) == ["one\n"]
+    shown = logs(await say(dispatcher, f"logs {name}"))
+    assert any("response:200" in line for line in shown), shown  # the live release's tasks
     releases = table(await say(dispatcher, f"releases {name}"))
     assert releases.rows[0][:2] == ("1", "live") and releases.rows[0][4] == pinned_v1
 
