@@ -14,6 +14,7 @@ from commands.pipelines import (
     registry_login,
     revoke_ci_token,
 )
+from core.deploy.verdicts import KEEP_RELEASES
 from core.registry import Reference, RegistryError, parse_reference
 from core.swarm import comparable_image
 from tests.chat import failure, result, say
@@ -194,3 +195,16 @@ def test_ci_bodies_become_checked_requests():
         deploy_request(caller, ["api"])
     with pytest.raises(PermissionError):
         deploy_request(caller, {"app": "other", "image": "r.io/api:v1"})
+
+
+async def test_old_registry_images_are_pruned_unless_a_kept_release_runs_them(bot, fake):
+    login(bot, "api")
+    fake.logins[HOST] = {"username": "ci", "password": "right-password"}
+    tags = [f"{HOST}/team/api:v{i}" for i in range(KEEP_RELEASES + 2)]
+    digests = [fake.push(tag) for tag in tags]
+    for tag in [tags[0], *tags]:  # v0 twice: release 1 and 2 run the same digest
+        assert result(await say(bot, f"deploy api --env staging --image {tag}")).ok
+    pulled = {ref for ref in fake.images if "@" in ref}
+    pinned = [f"{HOST}/team/api@{digest}" for digest in digests]
+    # releases 1-3 (v0, v0, v1) are past the kept ones: their images went
+    assert pulled == set(pinned[2:])

@@ -22,8 +22,16 @@ def to_prune(numbers: list[int], keep: int = KEEP_RELEASES) -> list[int]:
 
 
 def prune(swarm: SwarmClient, store: Store, app: str) -> None:
-    for number in to_prune(store.release_numbers(app)):
+    """Old releases' images go: their tags, and registry images pulled for them that no kept
+    release runs (a rollback to one pulls it again)."""
+    numbers = store.release_numbers(app)
+    old = set(to_prune(numbers))
+    for number in sorted(old):
         swarm.remove_image(image_ref(app, number))
+    releases = store.releases(app, None, limit=len(numbers))
+    kept = {r.image for r in releases if r.number not in old}
+    for image in {r.image for r in releases if r.number in old and is_pinned(r.image)} - kept:
+        swarm.remove_image(image)
 
 
 def release_image(spec: AppSpec, app: str, number: int) -> str:
