@@ -51,8 +51,12 @@ def login(
     user: Annotated[str, typer.Option("--user", help="The registry user name.")],
     app: AppOption = None,
 ) -> None:
-    """Store a login (the password or token is read from stdin, encrypted at rest)."""
-    password = sys.stdin.readline().rstrip("\n")
+    """Store a login: the password or token is read from stdin (prompted, not echoed, on a
+    terminal), and kept encrypted."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password or token for {user} at {registry} (not echoed): ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
     bot = _open()
     try:
         done = registry_login(
