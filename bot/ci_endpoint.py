@@ -54,11 +54,13 @@ def _bearer(request: web.Request) -> str | None:
 async def _body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(4096):  # a body may come in many
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
-        return json.loads(raw or b"null")
+        return json.loads(bytes(raw) or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PipelineError(f"the body is not JSON: {exc}") from exc
 

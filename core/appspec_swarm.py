@@ -59,6 +59,15 @@ def foreign_secrets(app: str, secrets: list[SwarmSecret]) -> list[str]:
     return [s.name for s in secrets if not s.name.startswith(f"{app}-")]
 
 
+def secrets_of_others(
+    app: str, secrets: list[SwarmSecret], apps: list[str]
+) -> list[tuple[str, str]]:
+    """Secrets whose names read as a longer-named app's (``api-v2-token`` for app ``api`` is
+    app ``api-v2``'s ``token``): (secret, that app)."""
+    longer = [a for a in apps if a != app and a.startswith(app + "-")]
+    return [(s.name, a) for s in secrets for a in longer if s.name.startswith(a + "-")]
+
+
 def secret_references(secrets: list[SwarmSecret], ids: dict[str, str]) -> list[dict[str, Any]]:
     """The ContainerSpec ``Secrets``: read-only files for the task's user (mode 0400 would
     hide them from a non-root process, so 0444 inside a task only it runs in)."""

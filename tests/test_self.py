@@ -120,3 +120,13 @@ def test_tokens_are_read_from_the_secrets_folder(tmp_path, monkeypatch):
     assert settings.slack_bot_token.get_secret_value() == "xoxb-from-a-swarm-secret"
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
     assert load(Settings).slack_bot_token.get_secret_value() == "xoxb-from-the-environment"
+
+
+async def test_a_secret_in_a_longer_named_apps_space_is_refused(bot, fake, tmp_path):
+    for name, extra in (("api", "swarm_secrets: [api-v2-token]\n"), ("api-v2", "")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "app.yml").write_text(f"name: {name}\nimage: {HOST}/api:1\n{extra}")
+        assert result(await say(bot, f"apps add {name} --path {folder}", "console:root")).ok
+    refused = failure(await say(bot, "deploy api", "console:root"))
+    assert "'api-v2-token', which is app 'api-v2''s name space" in refused.message

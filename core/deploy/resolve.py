@@ -17,6 +17,7 @@ from pathlib import Path
 from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
+from core.appspec_swarm import secrets_of_others
 from core.data import databases
 from core.deploy import images
 from core.deploy.spec import (
@@ -126,7 +127,9 @@ async def resolve(
             "builds or images from a registry, nothing was changed"
         )
     others = [a.name for a in await plane.db.list_apps()]
-    taken = names_of_others(spec, env, others)
+    taken = names_of_others(spec, env, others) + secrets_of_others(
+        spec.name, spec.swarm_secrets, others
+    )
     if taken:
         name, other = taken[0]
         raise CoreError(
