@@ -25,6 +25,7 @@ from core.errors import CoreError
 from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
+from core.registry import registry_passwords
 from core.secrets import Vault
 from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
@@ -194,7 +195,8 @@ class Engine:
         if app is None:
             return []
         rows = self.store.variables(app, env or DEFAULT_ENV)
-        return [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+        values = [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+        return values + registry_passwords(self.store, self.vault, app)
 
     def close(self) -> None:
         self.plane.servers.close()

@@ -35,6 +35,9 @@ class PipelinesTables(Connection):
         rows = self._rows("registry_logins", order_by="registry, app")
         return [{k: v for k, v in row.items() if k != "secret"} for row in rows]
 
+    def registry_logins_with_secrets(self) -> list[dict[str, Any]]:
+        return self._rows("registry_logins", order_by="registry, app")
+
     def remove_registry_login(self, app: str, registry: str) -> bool:
         with self._write() as db:
             cursor = db.execute(
