@@ -149,3 +149,63 @@ async def test_self_deploy_installs_then_upgrades_the_bot(home, registry, docker
     assert new.id != old.id
     wait_for_log(new, "🤖 shipbot 0.1.0 (zi-v2) is up (it was 0.1.0 (zi-v1))")
     assert new.attrs["State"]["Health"]["Status"] == "healthy"
+
+
+def inside(container, script: str, **env: str) -> tuple[int, str]:
+    """Run ``script`` in the bot's container as the bot runs: user shipbot with the socket's
+    group, so whatever it writes stays the bot's. Values come in through ``env``."""
+    gid = container.exec_run(["stat", "-c", "%g", "/var/run/docker.sock"]).output.decode()
+    done = container.exec_run(["sh", "-c", script], user=f"10001:{gid.strip()}", environment=env)
+    return done.exit_code, done.output.decode(errors="replace")
+
+
+async def test_the_bot_upgrades_itself_and_settles_its_own_release(home, registry, docker_client):
+    folder, name = home
+    running, digests = registry
+    service = f"{name}-production"
+    assert self_deploy(folder, name, f"{running.host}/zi/shipbot:v1").returncode == 0
+    old = bot_container(docker_client, service)
+    wait_for_log(old, "🤖 shipbot 0.1.0 (zi-v1) is up")
+
+    # the bot's own state (its volume) learns about itself, as an admin would set it up
+    code, out = inside(
+        old,
+        'mkdir -p /data/src && printf %s "$APP_YML" > /data/src/app.yml '
+        '&& printf %s "$CONFIG" > /data/shipbot.yml '
+        f'&& shipbot chat "apps add {name} --path /data/src" --as console:alice '
+        f'&& printf "%s\\n" "$PW" | shipbot registry login {running.host} --user zi-ci '
+        f"--app {name}",
+        APP_YML=(folder.parent / name / "app.yml").read_text(),
+        CONFIG="admins: [console:alice]\nhost_paths: [/run/docker.sock, /var/run/docker.sock]\n",
+        PW=running.password,
+    )
+    assert code == 0, out
+
+    # the running bot deploys its successor; stopping first, it is stopped mid-rollout
+    inside(
+        old,
+        f"shipbot self deploy --app {name} --image {running.host}/zi/shipbot:v2 --as console:alice",
+    )
+    deadline = time.monotonic() + LOG_WITHIN
+    while True:
+        found = docker_client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={service}", "status": "running"}
+        )
+        if found and found[0].id != old.id:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    new = found[0]
+    wait_for_log(new, "🤖 shipbot 0.1.0 (zi-v2) is up (it was 0.1.0 (zi-v1))")
+    image = docker_client.api.inspect_service(service)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert image["Image"] == f"{running.host}/zi/shipbot@{digests['v2']}"
+
+    # the new bot reads the outcome its predecessor could not see from Swarm
+    deadline = time.monotonic() + LOG_WITHIN
+    while True:
+        code, out = inside(new, f'shipbot chat "releases {name}" --as console:alice')
+        if "live" in out:
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(2)
+    assert code == 0 and "zi/shipbot@" in out
