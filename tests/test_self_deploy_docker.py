@@ -81,10 +81,11 @@ async def home(docker_client, tmp_path: Path, made_apps, registry):
     try:
         yield home, name
     finally:
-        local_registry_cleanup(docker_client, name, secret)
+        remove_bot(docker_client, name, secret)
 
 
-def local_registry_cleanup(client, name: str, secret) -> None:
+def remove_bot(client, name: str, secret) -> None:
+    """The bot's service, then (once its containers are gone) its volume and secret."""
     service = f"{name}-production"
     for found in client.api.services(filters={"name": service}):
         client.api.remove_service(found["ID"])
