@@ -15,6 +15,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bot.console import repl, say
+from bot.pipelines_cli import ci_app, registry_app, self_app
+from bot.self_deploy import MAX_AGE_SECONDS, home_folder
+from bot.self_deploy import health as check_health
 from bot.serve import ServeError, sync_discord
 from bot.serve import run as run_server
 from bot.settings import CommonSettings, Settings, SettingsError, load
@@ -178,6 +181,23 @@ def discord_sync() -> None:
         else "all guilds (global commands can take up to an hour to appear)"
     )
     typer.echo(f"✅ synced {', '.join('/' + n for n in names)} to {where}")
+
+
+@app.command()
+def health(
+    max_age: Annotated[
+        float, typer.Option(help="Seconds after which a silent `shipbot serve` is unhealthy.")
+    ] = MAX_AGE_SECONDS,
+) -> None:
+    """Exit 0 while `shipbot serve` beats (the image's HEALTHCHECK), 1 otherwise."""
+    ok, text = check_health(home_folder(), max_age)
+    typer.echo(("✅ " if ok else "❌ ") + text, err=not ok)
+    raise typer.Exit(0 if ok else 1)
+
+
+app.add_typer(registry_app, name="registry")
+app.add_typer(ci_app, name="ci")
+app.add_typer(self_app, name="self")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from bot.ci_endpoint import add_ci_routes
+from bot.self_deploy import announce, beat
 from bot.settings import Settings
 from bot.slack import SlackBot, web_client
 from bot.webhooks import RouteSet, hook_routes, start_http
@@ -83,6 +86,7 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     daily.start()
     try:
         while True:
+            await asyncio.to_thread(beat, plane.home)
             for platform, channel, message in dispatcher.expire_due():
                 log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
             if time.monotonic() >= next_drift:
@@ -125,6 +129,8 @@ def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
     routes: list[RouteSet] = []
     if settings.webhooks:
         routes.append(hook_routes(Receiver(dispatcher)))
+    if settings.ci_endpoint:
+        routes.append(functools.partial(add_ci_routes, dispatcher=dispatcher))
     return routes
 
 
@@ -137,6 +143,9 @@ async def serve(
     jobs: list[Awaitable[None]] = []
     routes = [*route_sets(dispatcher, settings), *routes]
     http_served = False
+    came_up = await asyncio.to_thread(announce, dispatcher)
+    if came_up:
+        log.warning("%s", came_up)
     if settings.slack_bot_token:
         signing_secret = _reveal(settings.slack_signing_secret)
         bot = SlackBot(

@@ -6,11 +6,13 @@ Mode off rather than failing.
 
 from __future__ import annotations
 
+import os
 from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SECRETS_DIR = "/run/secrets"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -50,15 +52,20 @@ class Settings(CommonSettings):
     discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
     # git webhooks at /hooks/<forge> on the HTTP server (bot/webhooks.py)
     webhooks: bool = Field(False, validation_alias="SHIPBOT_WEBHOOKS")
+    # the token-authenticated CI deploy endpoint, POST /ci/deploy (bot/ci_endpoint.py)
+    ci_endpoint: bool = Field(False, validation_alias="SHIPBOT_CI_ENDPOINT")
 
 
 S = TypeVar("S", bound=CommonSettings)
 
 
 def load(model: type[S]) -> S:
-    """``model`` read from the environment; a bad value raises SettingsError."""
+    """``model`` read from the environment, then from files named like the variables in
+    ``SHIPBOT_SECRETS_DIR`` (default /run/secrets, where Swarm and Kubernetes mount
+    secrets); a bad value raises SettingsError."""
+    folder = os.environ.get("SHIPBOT_SECRETS_DIR") or SECRETS_DIR
     try:
-        return model()
+        return model(_secrets_dir=folder) if os.path.isdir(folder) else model()
     except ValidationError as exc:
         raise SettingsError(describe(model, exc)) from exc
 

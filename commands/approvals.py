@@ -174,7 +174,9 @@ async def approve(
         ], None
     resolved = None
     if spec_of(request).resolves:
-        resolved = await engine.resolve(row["app"], row["env"], row["commit_sha"] or request.ref)
+        image = getattr(request, "image", None)  # pinned again: a moved tag is a change
+        ref = None if image else (row["commit_sha"] or request.ref)
+        resolved = await engine.resolve(row["app"], row["env"], ref, image)
         if resolved.digest != row["digest"]:
             await asyncio.to_thread(
                 engine.store.finish_approval, approval_id, "stale", "changed since requested"

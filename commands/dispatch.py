@@ -219,7 +219,12 @@ class Dispatcher:
 
     async def _resolve(self, work: Work) -> None:
         assert work.app is not None
-        resolved = await self.engine.resolve(work.app, work.env, getattr(work.parsed, "ref", None))
+        resolved = await self.engine.resolve(
+            work.app,
+            work.env,
+            getattr(work.parsed, "ref", None),
+            getattr(work.parsed, "image", None),
+        )
         work.ctx = dataclasses.replace(work.ctx, resolved=resolved)
 
     async def _gate(self, work: Work) -> AsyncIterator[Reply]:

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.appspec_errors import describe
+from core.appspec_swarm import Constraint, SwarmSecret, foreign_secrets
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
@@ -216,6 +218,9 @@ class AppSpec(_Strict):
         default_factory=list
     )
     previews: Previews | None = None
+    # where tasks may run, and Swarm secrets they get as files (core/appspec_swarm.py)
+    placement: list[Constraint] = Field(default_factory=list)
+    swarm_secrets: list[SwarmSecret] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -276,6 +281,16 @@ class AppSpec(_Strict):
     def _one_source(self) -> AppSpec:
         if (self.build is None) == (self.image is None):
             raise ValueError("set exactly one of 'build' (a folder to build) or 'image'")
+        return self
+
+    @model_validator(mode="after")
+    def _own_secrets(self) -> AppSpec:
+        foreign = foreign_secrets(self.name, self.swarm_secrets)
+        if foreign:
+            raise ValueError(
+                f"swarm_secrets: {foreign[0]!r} is not {self.name}'s: an app mounts only "
+                f"Swarm secrets named {self.name}-…"
+            )
         return self
 
 
@@ -353,75 +368,5 @@ def _validate(
     try:
         return AppSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(err, env, override or {}, base or {}) for err in exc.errors()]
+        problems = [describe(err, env, override or {}, base or {}) for err in exc.errors()]
         raise AppSpecError(f"{source}: " + "; ".join(problems)) from exc
-
-
-def _describe(err: Any, env: str | None, override: dict[str, Any], base: dict[str, Any]) -> str:
-    loc = [part for part in err["loc"] if not _is_union_tag(part)]
-    path = _path(loc)
-    reach = _depth(loc, override)
-    if env is not None and reach and reach >= _depth(loc, base):
-        path = f"environments.{env}.{path}" if path else f"environments.{env}"
-    return f"{path or '(top level)'}: {_message(err)}"
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the failing union member (e.g. 'list[str]') into the location
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "function-after"})
-
-
-def _path(loc: list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _depth(loc: list[Any], tree: Any) -> int:
-    """How far along ``loc`` a tree reaches; the override is at fault when it reaches as far
-    as the base (its value replaced the base's) or further."""
-    depth = 0
-    for part in loc:
-        in_map = isinstance(tree, dict) and part in tree
-        in_list = isinstance(tree, list) and isinstance(part, int) and part < len(tree)
-        if not (in_map or in_list):
-            break
-        tree = tree[part]
-        depth += 1
-    return depth
-
-
-def _message(err: Any) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        op = {
-            "greater_than_equal": "≥",
-            "greater_than": ">",
-            "less_than_equal": "≤",
-            "less_than": "<",
-        }[kind]
-        bound = next(iter(ctx.values()))
-        return f"must be {op} {bound}, got {value!r}"
-    if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return f"expected a whole number, got {value!r}"
-    if kind in {"float_type", "float_parsing"}:
-        return f"expected a number, got {value!r}"
-    if kind in {"bool_type", "bool_parsing"}:
-        return f"expected true or false, got {value!r}"
-    if kind in {"string_type"}:
-        return f"expected a string, got {value!r}"
-    if kind in {"list_type"}:
-        return f"expected a list, got {value!r}"
-    if kind in {"dict_type", "model_type", "model_attributes_type"}:
-        return f"expected a mapping, got {value!r}"
-    if kind == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return err["msg"][0].lower() + err["msg"][1:]

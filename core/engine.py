@@ -26,6 +26,7 @@ from core.errors import CoreError
 from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
+from core.registry import registry_passwords
 from core.secrets import Vault
 from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
@@ -78,8 +79,10 @@ class Engine:
         return (await apps.read_config(self.plane, app, ref))[0]
 
     # deploy
-    async def resolve(self, name: str, env: str | None = None, ref: str | None = None) -> Resolved:
-        return await resolve(self.plane, name, env, ref)
+    async def resolve(
+        self, name: str, env: str | None = None, ref: str | None = None, image: str | None = None
+    ) -> Resolved:
+        return await resolve(self.plane, name, env, ref, image)
 
     async def plan(self, resolved: Resolved) -> list[str]:
         return await deploy.plan(self.plane, resolved)
@@ -199,7 +202,8 @@ class Engine:
         if app is None:
             return []
         rows = self.store.variables(app, env or DEFAULT_ENV)
-        return [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+        values = [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+        return values + registry_passwords(self.store, self.vault, app)
 
     def close(self) -> None:
         self.plane.servers.close()

@@ -50,33 +50,33 @@ USAGE_ERRORS = [
     (
         "deploy",
         "deploy: missing APP",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     (
         "deploy hello --force",
-        "deploy: unknown option --force (options: --env, --dry-run, --break-glass)",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy: unknown option --force (options: --env, --dry-run, --break-glass, --image)",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     (
         "deploy hello --env a --env b",
         "deploy: --env given twice",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     (
         "deploy hello --env",
         "deploy: --env needs a value (ENV)",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     (
         "deploy hello --dry-run=yes",
         "deploy: --dry-run takes no value",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     ("status a b", "status: unexpected argument 'b'", "status [APP] [--drift]"),
     (
         "deploy 'hello;rm -rf /'",
         "deploy: 'hello;rm -rf /' is not an app name (a-z, 0-9 and '-', starting with a letter)",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     ("deploy 'hello", "cannot read the command: No closing quotation (check the quotes)", None),
     ("", "empty command: type `help` to see the commands", None),
@@ -94,7 +94,7 @@ USAGE_ERRORS = [
     (
         "deploy hello ../../etc",
         "deploy: '../../etc' is not a git ref or image tag",
-        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON]",
+        "deploy APP [REF] [--env ENV] [--dry-run] [--break-glass REASON] [--image IMAGE]",
     ),
     ("deploy " + "a" * 5000, "message too long (5007 characters, at most 4000)", None),
 ]

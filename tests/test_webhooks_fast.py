@@ -334,6 +334,7 @@ async def test_shipbot_serve_answers_webhooks_beside_slacks_http_mode(tmp_path: 
         "SHIPBOT_HTTP_HOST": "127.0.0.1",
         "SHIPBOT_HTTP_PORT": str(port),
         "SHIPBOT_WEBHOOKS": "1",
+        "SHIPBOT_CI_ENDPOINT": "1",
     }
     proc = await spawn_cli(env)
     body = body_of(github_push("https://github.com/team/nobody.git", "main", "a" * 40))
@@ -358,6 +359,13 @@ async def test_shipbot_serve_answers_webhooks_beside_slacks_http_mode(tmp_path: 
                 headers=signed(slack_body),
             ) as answer:
                 assert answer.status == 200
+            # the CI endpoint on the same server refuses a token it never issued
+            async with session.post(
+                f"http://127.0.0.1:{port}/ci/deploy",
+                json={"app": "zpapp", "env": "staging", "image": "registry.test/zp:1"},
+                headers={"Authorization": "Bearer not-a-token"},
+            ) as answer:
+                assert answer.status == 401
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 10)

@@ -23,12 +23,15 @@ from commands.replies import Message, Reply, Result, Table, when
         "deploy hello --env staging",
         "deploy api v1.4.2 --env production",
         "deploy hello --dry-run",
+        "deploy api --image registry.example.com/team/api:sha-abc --env staging",
     ),
 )
 class Deploy:
     """Build (or pull) and roll out an app; a failed health check rolls it back.
 
     REF is a branch, tag or commit for git apps, or the image tag for image apps.
+    --image runs an image CI pushed to a registry (by tag or @sha256: digest) instead of a
+    build; it is pinned to the digest the registry serves, and pulled with the app's login.
     --dry-run shows what would change (image, replicas, env keys, labels) and changes nothing.
     """
 
@@ -37,6 +40,7 @@ class Deploy:
     env: str | None = option("env", "ENV")
     dry_run: bool = flag()
     break_glass: str | None = option("text", "REASON")
+    image: str | None = option("text", "IMAGE")
 
     @property
     def changes(self) -> bool:

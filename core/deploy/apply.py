@@ -12,7 +12,7 @@ from core.edge.certs import routed_domains
 from core.errors import DeployError
 from core.events import Progress
 from core.names import LABEL_APP, LABEL_ENV
-from core.swarm import SwarmClient, rollout
+from core.swarm import SwarmClient, comparable_image, rollout
 
 BASE_DEADLINE_SECONDS = 60.0
 
@@ -63,7 +63,7 @@ def target_of(
     template = desired["TaskTemplate"]
     return rollout.Target(
         name=desired["Name"],
-        image=template["ContainerSpec"]["Image"].split("@")[0],
+        image=comparable_image(template["ContainerSpec"]["Image"]),
         replicas=desired["Mode"]["Replicated"]["Replicas"],
         force_update=template.get("ForceUpdate", 0),
         expect_update=expect_update,
@@ -78,16 +78,18 @@ async def apply(
     *,
     expect_update: bool,
     deadline: float,
+    registry_auth: dict[str, str] | None = None,
 ) -> AsyncIterator[Progress | rollout.Converged]:
     """Create or update the service, then yield progress and one ``Converged``.
 
     ``current`` is the service as inspected before ``desired`` was built (None: create it).
     ``expect_update``: the change touches the task template, so Swarm runs a rolling update.
+    ``registry_auth``: the credentials Swarm's nodes pull a registry image with.
     """
     target = target_of(desired, current, expect_update)
     if current is None:
-        await asyncio.to_thread(swarm.create_service, desired)
+        await asyncio.to_thread(swarm.create_service, desired, registry_auth)
     else:
-        await asyncio.to_thread(swarm.update_service, desired)
+        await asyncio.to_thread(swarm.update_service, desired, registry_auth)
     async for event in rollout.wait(swarm, target, deadline):
         yield event

@@ -22,13 +22,15 @@ from core.deploy.apply import (
 from core.deploy.plan import diff
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
-from core.deploy.spec import image_ref, service_name, service_spec, with_force_update
+from core.deploy.spec import service_name, service_spec, with_force_update
+from core.deploy.swarm_objects import secret_ids
 from core.deploy.verdicts import failure_title
 from core.durations import format_duration
 from core.edge.labels import urls
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.registry import is_pinned
 from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
 from core.swarm import SwarmClient, rollout
 
@@ -46,9 +48,10 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         resolved.spec,
         env,
         number,
-        image_ref(name, number),
+        images.release_image(resolved.spec, name, number),
         force_update=force_update(current),
         https_port=plane.edge.https_port,
+        secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
     )
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
@@ -68,11 +71,12 @@ async def deploy(
     check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     await asyncio.to_thread(swarm.ensure_network)
+    ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     started = time.monotonic()
     release = await plane.db.new_release(
         app=name,
         env=env,
-        image_for=lambda number: image_ref(name, number),
+        image_for=lambda number: images.release_image(spec, name, number),
         source_ref=resolved.source_ref,
         deployed_by=user,
     )
@@ -87,8 +91,12 @@ async def deploy(
     ) as run:
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
         applied = False
+        registry_auth = None
         try:
-            if spec.build is not None:
+            if is_pinned(release.image):
+                yield Progress(f"pulling {release.image}")
+                registry_auth = await images.fetch(plane, swarm, name, release.image)
+            elif spec.build is not None:
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
                     async for event in build.build(swarm, folder, spec, release, shown):
@@ -105,6 +113,7 @@ async def deploy(
                 release.image,
                 force_update=force_update(current),
                 https_port=plane.edge.https_port,
+                secret_ids=ids,
             )
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
@@ -119,6 +128,7 @@ async def deploy(
                     desired,
                     expect_update=current is not None,
                     deadline=deadline_seconds(spec),
+                    registry_auth=registry_auth,
                 )
             )
             async for event in watch.progress():
@@ -213,11 +223,15 @@ async def reapply(
     name = release.spec["Name"]
     current = await asyncio.to_thread(swarm.inspect_service, name)
     desired = with_force_update(unseal(release.spec, plane.vault.decrypt), force_update(current))
+    auth = None
+    if is_pinned(release.image):
+        auth = await asyncio.to_thread(images.login_for, plane, release.app, release.image)
     async for event in apply(
         swarm,
         current,
         desired,
         expect_update=current is not None,
         deadline=deadline_seconds(None) * 2,
+        registry_auth=auth,
     ):
         yield event

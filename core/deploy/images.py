@@ -1,11 +1,19 @@
-"""Release images kept on the engine: the last ``KEEP_RELEASES`` of each app, for rollback."""
+"""Release images: the last ``KEEP_RELEASES`` of each app kept on the engine for rollback,
+and registry images (``deploy APP --image REF``) pinned to a digest and pulled with the
+app's own registry credentials."""
 
 from __future__ import annotations
 
-from core.deploy.spec import image_ref
+import asyncio
+
+from core.appspec import AppSpec
+from core.deploy.spec import RELEASES_REPO, image_ref
 from core.deploy.verdicts import KEEP_RELEASES
+from core.errors import DeployError
+from core.plane import Plane
+from core.registry import RegistryError, credentials_for, explain, is_pinned, parse_reference
 from core.store import Store
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, split_tag
 
 
 def to_prune(numbers: list[int], keep: int = KEEP_RELEASES) -> list[int]:
@@ -14,5 +22,63 @@ def to_prune(numbers: list[int], keep: int = KEEP_RELEASES) -> list[int]:
 
 
 def prune(swarm: SwarmClient, store: Store, app: str) -> None:
-    for number in to_prune(store.release_numbers(app)):
+    """Old releases' images go: their tags, and registry images pulled for them that no kept
+    release runs (a rollback to one pulls it again)."""
+    numbers = store.release_numbers(app)
+    old = set(to_prune(numbers))
+    for number in sorted(old):
         swarm.remove_image(image_ref(app, number))
+    releases = store.releases(app, None, limit=len(numbers))
+    kept = {r.image for r in releases if r.number not in old}
+    for image in {r.image for r in releases if r.number in old and is_pinned(r.image)} - kept:
+        swarm.remove_image(image)
+
+
+def release_image(spec: AppSpec, app: str, number: int) -> str:
+    """What a release runs: a registry image by its digest, or the release's own tag (an
+    app.yml image is tagged as that, so prune and rollback treat it as a build)."""
+    return spec.image if spec.image and is_pinned(spec.image) else image_ref(app, number)
+
+
+def login_for(plane: Plane, app: str, image: str) -> dict[str, str]:
+    """The credentials ``app`` pulls ``image`` with; ``{}`` (anonymous), never the host's
+    own docker login, so one app cannot borrow what the host may pull."""
+    registry = parse_reference(image).registry
+    return credentials_for(plane.store, plane.vault, app, registry) or {}
+
+
+async def pin(plane: Plane, app: str, text: str) -> str:
+    """``text`` (by tag or by digest) as the digest its registry serves now, asked with
+    ``app``'s credentials: what a release runs and an approval binds to."""
+    reference = parse_reference(text)
+    repository = split_tag(reference.name)[0]
+    if repository.startswith(f"{RELEASES_REPO}/"):
+        raise RegistryError(
+            f"{text} is a shipbot release image; --image takes an image from a registry "
+            "(a release of this app comes back with `rollback`), nothing was changed"
+        )
+    auth = await asyncio.to_thread(login_for, plane, app, text)
+    swarm = await plane.servers.client(plane.server)
+    try:
+        digest = await asyncio.to_thread(swarm.registry_digest, str(reference), auth)
+    except DeployError as exc:
+        raise explain(str(reference), reference.registry, str(exc), bool(auth)) from exc
+    if reference.digest and digest != reference.digest:
+        raise RegistryError(
+            f"the registry {reference.registry} serves {digest} for {text}, not the digest "
+            "asked for; nothing was changed"
+        )
+    return reference.pinned(digest)
+
+
+async def fetch(plane: Plane, swarm: SwarmClient, app: str, image: str) -> dict[str, str]:
+    """Pull a pinned registry image with ``app``'s credentials, always through the registry
+    (a copy another app pulled must not stand in for access), and return those credentials
+    for Swarm's nodes."""
+    auth = await asyncio.to_thread(login_for, plane, app, image)
+    try:
+        await asyncio.to_thread(swarm.pull, image, auth)
+    except DeployError as exc:
+        registry = parse_reference(image).registry
+        raise explain(image, registry, str(exc), bool(auth)) from exc
+    return auth

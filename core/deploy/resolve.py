@@ -17,7 +17,9 @@ from pathlib import Path
 from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
+from core.appspec_swarm import secrets_of_others
 from core.data import databases
+from core.deploy import images
 from core.deploy.spec import (
     borrows_release_image,
     derived_names,
@@ -95,13 +97,22 @@ def check_mounts(plane: Plane, spec: AppSpec) -> None:
         )
 
 
-async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> Resolved:
+async def resolve(
+    plane: Plane, name: str, env: str | None, ref: str | None, image: str | None = None
+) -> Resolved:
+    """``image``: a registry image to run instead of what app.yml builds or names (app.yml
+    at the registered ref gives everything else); it is pinned to its digest here."""
     env = env or DEFAULT_ENV
+    if image is not None and ref is not None:
+        raise CoreError("give a REF or --image, not both: --image names what runs")
     app = await asyncio.to_thread(get_app, plane.store, name)
     config, commit = await read_config(plane, app, ref)
     check_env(config, env)
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
+    if image is not None:
+        pinned = await images.pin(plane, app.name, image)
+        spec, commit = spec.model_copy(update={"build": None, "image": pinned}), None
     check_mounts(plane, spec)
     wildcards = [d for d in spec.domains if d.startswith("*.")]
     if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
@@ -116,7 +127,9 @@ async def resolve(plane: Plane, name: str, env: str | None, ref: str | None) -> 
             "builds or images from a registry, nothing was changed"
         )
     others = [a.name for a in await plane.db.list_apps()]
-    taken = names_of_others(spec, env, others)
+    taken = names_of_others(spec, env, others) + secrets_of_others(
+        spec.name, spec.swarm_secrets, others
+    )
     if taken:
         name, other = taken[0]
         raise CoreError(

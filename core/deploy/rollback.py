@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import record
+from core.deploy import images, record
 from core.deploy.deploy import reapply
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
 from core.durations import format_duration
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.registry import is_pinned
 from core.store import Release
 from core.swarm import rollout
 
@@ -38,7 +39,9 @@ async def rollback(
     live = await plane.db.live_release(name, env)
     chosen = await target(plane, name, env, number)
     swarm = await plane.servers.client(plane.server)
-    if await asyncio.to_thread(swarm.image_id, chosen.image) is None:
+    if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
+        await images.fetch(plane, swarm, name, chosen.image)
+    elif await asyncio.to_thread(swarm.image_id, chosen.image) is None:
         raise DeployError(
             f"the image of release {chosen.number} ({chosen.image}) is gone from the engine; "
             f"only the last {KEEP_RELEASES} releases are kept"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
+from core.appspec_swarm import secret_references
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
 from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK, service_name
@@ -119,6 +120,7 @@ def service_spec(
     *,
     force_update: int = 0,
     https_port: int = 443,
+    secret_ids: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole ServiceSpec: start-first rolling update that rolls back on failure, with
     Traefik's routing labels when the app has domains (``https_port``: the proxy's)."""
@@ -132,6 +134,12 @@ def service_spec(
     limits = resources(spec)
     if limits:
         task_template["Resources"] = limits
+    if spec.swarm_secrets:  # ``secret_ids``: from the engine (core/deploy/swarm_objects.py)
+        task_template["ContainerSpec"]["Secrets"] = secret_references(
+            spec.swarm_secrets, secret_ids or {}
+        )
+    if spec.placement:
+        task_template["Placement"] = {"Constraints": list(spec.placement)}
     return {
         "Name": service_name(spec.name, env),
         "Labels": labels(spec, env, release) | traefik_labels(spec, env, https_port),

@@ -9,7 +9,7 @@ from typing import Any
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
 from core.errors import DeployError
 from core.plane import Plane
-from core.swarm import SwarmClient, running_tasks
+from core.swarm import SwarmClient, comparable_image, running_tasks
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ServiceStatus:
 
 
 def task_image(task: dict[str, Any]) -> str:
-    return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    return comparable_image(task["Spec"]["ContainerSpec"]["Image"])
 
 
 def by_service(tasks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -100,11 +100,21 @@ async def logs(
     if everything:
         ids = pick_tasks(tasks, None, running_only=False)
     elif release is not None:
-        ids = pick_tasks(tasks, image_ref(name, release), running_only=False)
+        image = await release_image(plane, name, env, release)
+        ids = pick_tasks(tasks, image, running_only=False)
     else:
         live = service["Spec"].get("Labels", {}).get(LABEL_RELEASE)
-        image = image_ref(name, int(live)) if live and live.isdigit() else None
+        image = (
+            await release_image(plane, name, env, int(live)) if live and live.isdigit() else None
+        )
         ids = pick_tasks(tasks, image, running_only=True)
     entries = await asyncio.to_thread(swarm.service_logs, svc, tail)
     lines = sorted((stamp, line) for stamp, task, line in entries if task in ids)
     return [line for _, line in lines[-tail:]]
+
+
+async def release_image(plane: Plane, name: str, env: str, number: int) -> str:
+    """The image a release's tasks run: its own tag, or the registry digest it was deployed
+    by (``deploy --image``)."""
+    found = await plane.db.release(name, env, number)
+    return comparable_image(found.image) if found else image_ref(name, number)

@@ -32,6 +32,7 @@ from core.store.models import (
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
 from core.store.pipelines import PipelinesTable
+from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
 
 __all__ = [
@@ -75,6 +76,7 @@ class Store(
     PipelinesTable,
     AuditLog,
     DigestTables,
+    RegistryTables,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

@@ -312,6 +312,35 @@ def v12_digest(db: sqlite_utils.Database) -> None:
     )
 
 
+def v13_images(db: sqlite_utils.Database) -> None:
+    """Registry logins (per app, or ``*`` for every app; the password encrypted) and the
+    tokens CI deploys with (only a keyed digest of each is kept)."""
+    db["registry_logins"].create(
+        {
+            "app": str,
+            "registry": str,
+            "username": str,
+            "secret": str,
+            "set_by": str,
+            "updated_at": float,
+        },
+        pk=("app", "registry"),
+        not_null={"app", "registry", "username", "secret"},
+    )
+    db["ci_tokens"].create(
+        {
+            "name": str,
+            "app": str,
+            "token_hash": str,
+            "created_by": str,
+            "created_at": float,
+            "used_at": float,
+        },
+        pk="name",
+        not_null={"name", "app", "token_hash"},
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -324,6 +353,7 @@ HISTORY = (
     v8_backup_watch,
     v11_pipelines,
     v12_digest,
+    v13_images,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import docker
+import docker.auth
 import docker.constants
 import docker.errors
 import requests
@@ -24,6 +25,15 @@ from core.swarm.docker_exec import DockerExec
 
 DEFAULT_TIMEOUT = 60
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
+SERVICE_KEYS = (
+    "Name",
+    "Labels",
+    "TaskTemplate",
+    "Mode",
+    "UpdateConfig",
+    "RollbackConfig",
+    "EndpointSpec",
+)
 
 
 @contextlib.contextmanager
@@ -116,7 +126,13 @@ class DockerSwarm:
         with engine_errors("listing services"):
             return self.api.services(filters={"label": label})
 
-    def create_service(self, spec: dict[str, Any]) -> None:
+    def create_service(
+        self, spec: dict[str, Any], registry_auth: dict[str, str] | None = None
+    ) -> None:
+        if registry_auth is not None:
+            with engine_errors(f"creating service {spec['Name']}"):
+                self._post_service("/services/create", {}, spec, registry_auth)
+            return
         with engine_errors(f"creating service {spec['Name']}"):
             self.api.create_service(
                 task_template=spec["TaskTemplate"],
@@ -128,10 +144,16 @@ class DockerSwarm:
                 endpoint_spec=spec["EndpointSpec"],
             )
 
-    def update_service(self, spec: dict[str, Any]) -> None:
+    def update_service(
+        self, spec: dict[str, Any], registry_auth: dict[str, str] | None = None
+    ) -> None:
         name = spec["Name"]
         with engine_errors(f"updating service {name}"):
             current = self.api.inspect_service(name)
+            if registry_auth is not None:
+                path, version = f"/services/{current['ID']}/update", current["Version"]["Index"]
+                self._post_service(path, {"version": version}, spec, registry_auth)
+                return
             self.api.update_service(
                 name,
                 current["Version"]["Index"],
@@ -249,10 +271,16 @@ class DockerSwarm:
                 pull=False,
             )
 
-    def pull(self, image: str) -> None:
-        repository, tag = split_tag(image)
+    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
+        repository, tag = split_tag(image)  # by digest: the whole reference, no tag
         with engine_errors(f"pulling {image}"):
-            for message in self.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            for message in self.api.pull(
+                repository,
+                tag=tag or (None if "@" in repository else "latest"),
+                stream=True,
+                decode=True,
+                auth_config=auth,
+            ):
                 if "error" in message:
                     raise DeployError(f"pulling {image}: {message['error']}")
 
@@ -286,6 +314,25 @@ class DockerSwarm:
         label = f"{LABEL_APP}={app}" if app else LABEL_APP
         with engine_errors("listing tasks"):
             return self.api.tasks(filters={"label": label, "desired-state": "running"})
+
+    # registry images
+    def registry_digest(self, image: str, auth: dict[str, str]) -> str:
+        """Asks the registry through the engine, with exactly ``auth`` (never the host's
+        docker config: ``{}`` goes as an anonymous header)."""
+        with engine_errors(f"asking the registry for {image}"):
+            answer = self.api.inspect_distribution(image, auth_config=auth)
+        return answer["Descriptor"]["digest"]
+
+    def _post_service(
+        self, path: str, params: dict[str, Any], spec: dict[str, Any], auth: dict[str, str]
+    ) -> None:
+        """POST a whole ServiceSpec with one registry's credentials, which the SDK's
+        service calls only take from the host's docker config (``--with-registry-auth``)."""
+        body = {key: spec[key] for key in SERVICE_KEYS if key in spec}
+        headers = {"X-Registry-Auth": docker.auth.encode_header(auth).decode()}
+        url = self.api._url(path)
+        response = self.api._post_json(url, data=body, headers=headers, params=params)
+        self.api._raise_for_status(response)
 
 
 def _log_entry(line: str) -> tuple[str, str, str] | None:

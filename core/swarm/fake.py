@@ -18,13 +18,16 @@ the server exits 0 on SIGTERM as gunicorn does, ``STUCK``: never finishes starti
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from docker.auth import resolve_repository_name
+
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
-from core.swarm import VolumeInUse
+from core.swarm import VolumeInUse, split_tag
 from core.swarm.fake_orchestrator import (
     EXITS_0,
     HEALTHY,
@@ -96,6 +99,9 @@ class FakeSwarm(Orchestrator):
         # exec_stream: (container, argv, env) → what the command does; every call is kept
         self.exec_handler: ExecHandler = lambda container, argv, env: FakeExec()
         self.execs: list[tuple[str, tuple[str, ...], dict[str, str]]] = []
+        self.registry: dict[str, tuple[str, str]] = {}  # ref → (digest, image id)
+        self.logins: dict[str, dict[str, str]] = {}  # registry host → username, password
+        self.registry_auths: list[tuple[str, dict[str, str] | None]] = []  # service, auth
 
     # scripting (and ``add_image``, ``behave``, ``step``, ``settle`` from Orchestrator)
     def fail_next(self, times: int, *methods: str, error: CoreError | None = None) -> None:
@@ -121,8 +127,11 @@ class FakeSwarm(Orchestrator):
             if LABEL_APP in s.spec["Labels"] and app in (None, s.spec["Labels"][LABEL_APP])
         ]
 
-    def create_service(self, spec: dict[str, Any]) -> None:
+    def create_service(
+        self, spec: dict[str, Any], registry_auth: dict[str, str] | None = None
+    ) -> None:
         self._enter("create_service")
+        self.registry_auths.append((spec["Name"], registry_auth))
         if spec["Name"] in self._services:
             raise DeployError(f"creating service {spec['Name']}: the Docker engine said: exists")
         service = Service(f"svc{next(self._ids)}", copy.deepcopy(spec), self.now, self.now)
@@ -131,8 +140,11 @@ class FakeSwarm(Orchestrator):
         self._services[spec["Name"]] = service
         self._keep_replicas(service)
 
-    def update_service(self, spec: dict[str, Any]) -> None:
+    def update_service(
+        self, spec: dict[str, Any], registry_auth: dict[str, str] | None = None
+    ) -> None:
         self._enter("update_service")
+        self.registry_auths.append((spec["Name"], registry_auth))
         service = self._services.get(spec["Name"])
         if service is None:
             raise DeployError(f"updating service {spec['Name']}: not found")
@@ -235,8 +247,12 @@ class FakeSwarm(Orchestrator):
             image_id = self.add_image(tag)
             yield {"stream": f"Successfully built {image_id[7:19]}\n"}
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
         self._enter("pull")
+        if image in self.registry:
+            self._registry_answer(image, auth or {})
+            self.images.setdefault(image, self.registry[image][1])
+            return
         if image not in self.images:
             raise DeployError(f"pulling {image}: manifest for {image} not found")
 
@@ -270,6 +286,30 @@ class FakeSwarm(Orchestrator):
             for t in self._tasks
             if t["ServiceID"] in labelled and t["DesiredState"] == "running"
         ]
+
+    # registry images: ``push`` puts one in the fake registry, ``logins`` its credentials
+    def push(self, ref: str, behaviour: Behaviour = HEALTHY) -> str:
+        """``ref`` (name:tag) served by the fake registry; returns the digest it serves."""
+        image_id = self.add_image(f"pushed/{ref}", behaviour)
+        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+        name = split_tag(ref)[0]
+        self.registry[ref] = self.registry[f"{name}@{digest}"] = (digest, image_id)
+        self.images.pop(f"pushed/{ref}")
+        return digest
+
+    def registry_digest(self, image: str, auth: dict[str, str]) -> str:
+        self._enter("registry_digest")
+        if image not in self.registry:
+            self._registry_answer(image, auth)
+            raise DeployError(f"asking the registry for {image}: manifest unknown")
+        return self._registry_answer(image, auth)
+
+    def _registry_answer(self, image: str, auth: dict[str, str]) -> str:
+        host = resolve_repository_name(image)[0]
+        wanted = self.logins.get(host)
+        if wanted is not None and {k: auth.get(k) for k in ("username", "password")} != wanted:
+            raise DeployError(f"{image}: the Docker engine said: unauthorized: authentication")
+        return self.registry[image][0] if image in self.registry else ""
 
     # the engine's side
     def _enter(self, method: str) -> None:

@@ -113,7 +113,8 @@ class Orchestrator:
         return [t for t in self._tasks if t["ServiceID"] == service.id]
 
     def _image_id(self, task: dict[str, Any]) -> str | None:
-        return self.images.get(task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0])
+        image = task["Spec"]["ContainerSpec"]["Image"]
+        return self.images.get(image) or self.images.get(image.split("@", 1)[0])
 
     def _behaviour(self, task: dict[str, Any]) -> Behaviour:
         return self.behaviours.get(self._image_id(task) or "", HEALTHY)

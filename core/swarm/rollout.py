@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
-from core.swarm import SwarmClient
+from core.swarm import SwarmClient, comparable_image
 
 POLL_SECONDS = 0.2
 # The deadline's clock; the fast tier swaps in its fake swarm's, so no real time passes.
@@ -82,7 +82,7 @@ def update_started(service: dict[str, Any] | None) -> str | None:
 
 
 def _task_image(task: dict[str, Any]) -> str:
-    return task["Spec"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    return comparable_image(task["Spec"]["ContainerSpec"]["Image"])
 
 
 def _ts(value: str | None) -> float:

@@ -1,0 +1,76 @@
+"""`shipbot registry …` and `shipbot ci token …` as an admin runs them on the host: the
+secret goes in through stdin and comes out once, and neither is ever listed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from commands.dispatch import Dispatcher
+from commands.pipelines import ci_caller
+from tests.chat import result, say
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipbot(*args: str, home: Path, given: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT,
+        input=given,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHIPBOT_HOME": str(home), "COLUMNS": "200"},
+        timeout=60,
+    )
+
+
+async def test_logins_and_tokens_from_the_host(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    app = tmp_path / "api"
+    app.mkdir()
+    (app / "app.yml").write_text("name: api\nimage: api:1\n")
+    bot = Dispatcher.open(tmp_path)
+    assert result(await say(bot, f"apps add api --path {app}", "console:ops")).ok
+    bot.close()
+
+    login = shipbot(
+        "registry",
+        "login",
+        "ghcr.io",
+        "--user",
+        "ci",
+        "--app",
+        "api",
+        home=tmp_path,
+        given="s3cret-registry-token\n",
+    )
+    assert (login.returncode, login.stdout) == (0, "✅ ghcr.io: ci for app api\n"), login.stderr
+    unknown = shipbot(
+        "registry", "login", "ghcr.io", "--user", "ci", "--app", "nope", home=tmp_path, given="x\n"
+    )
+    assert unknown.returncode == 1 and "no app named nope" in unknown.stderr
+    listed = shipbot("registry", "list", home=tmp_path)
+    assert listed.stdout == "ghcr.io  ci  app=api\n"
+
+    made = shipbot("ci", "token", "create", "github", "--app", "api", home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("sbci_github_")
+    tokens = shipbot("ci", "token", "list", home=tmp_path)
+    assert tokens.stdout.startswith("github  app=api  by=cli:") and token not in tokens.stdout
+
+    bot = Dispatcher.open(tmp_path)
+    try:
+        assert ci_caller(bot, token) is not None
+        row = bot.engine.store.registry_login("api", "ghcr.io")
+        assert "s3cret" not in row["secret"]
+        audit = " ".join(str(r) for r in bot.engine.store.audit_log(limit=10))
+        assert "s3cret" not in audit and token not in audit
+        assert "ci token create github --app api" in audit
+    finally:
+        bot.close()
+    assert shipbot("ci", "token", "revoke", "github", home=tmp_path).returncode == 0
+    assert shipbot("ci", "token", "revoke", "github", home=tmp_path).returncode == 1
