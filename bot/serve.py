@@ -32,6 +32,7 @@ from commands.catalog.certs import watch_round as cert_round
 from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
 from commands.replies import Message
+from commands.watching import watchers
 from core.scheduler.jobs import BackupScheduler
 from core.watch.backups import BackupWatch
 
@@ -57,6 +58,11 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     # backup schedules: rebuilt from shipbot.yml at every start; silence watched each round
     scheduler = BackupScheduler(settings, Runner(plane, dispatcher.config, dispatcher.notifier))
     scheduler.start()
+    # failure alerts and the guard after deploys: a watcher per server, on its own task
+    alerts = [
+        asyncio.create_task(watch.run())
+        for watch in watchers(plane, dispatcher.config, dispatcher.notifier)
+    ]
     backups = settings and BackupWatch(
         plane.store,
         settings,
@@ -78,6 +84,9 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
             await asyncio.sleep(interval)
     finally:
         scheduler.stop()
+        for task in alerts:
+            task.cancel()
+        await asyncio.gather(*alerts, return_exceptions=True)
 
 
 async def serve(dispatcher: Dispatcher, settings: Settings, interval: float = 5.0) -> None:

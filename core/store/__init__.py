@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
 from core.store.audit import AuditLog
 from core.store.backup_watch import BackupWatchTable
@@ -70,6 +71,7 @@ class Store(
     DatabasesTable,
     BackupsTable,
     BackupWatchTable,
+    AlertsTable,
     AuditLog,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
