@@ -89,6 +89,7 @@ class Guard:
             seconds=self.config.guard_seconds,
             platform=platform,
             channel=channel,
+            now=self.clock(),
         )
 
     async def check(self) -> list[str]:
@@ -242,7 +243,8 @@ class Guard:
         kind = CRASHLOOP if reason.startswith("it crash-loops") else REPLICAS
         key = alert_key(self.server, kind, row["service"])
         now = self.clock()
-        standing = {r["key"] for r in self.store.alert_states(self.server) if r["status"] == OPEN}
+        rows = await asyncio.to_thread(self.store.alert_states, self.server)
+        standing = {r["key"] for r in rows if r["status"] == OPEN}
         alert = Outcome(
             False,
             crash_title_for(app, env, self.server, reason, code),
@@ -273,7 +275,8 @@ class Guard:
                 )
 
         await asyncio.to_thread(self.store.set_guard, row["id"], status, reason, inside)
-        self.store.audit(
+        await asyncio.to_thread(
+            self.store.audit,
             user=GUARD_USER,
             channel=row["channel"] or "guard",
             command=f"rollback {app} --env {env} (guard of release {number})",

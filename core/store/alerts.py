@@ -36,8 +36,8 @@ GUARD_DONE = ("passed", "rolled_back", "superseded", "failed")
 class AlertsTable(Connection):
     # standing alerts
     def alert_states(self, server: str) -> list[dict[str, Any]]:
-        """The server's alerts that are pending or open."""
-        return self._rows("alerts", "server = ? AND status != 'closed'", [server], order_by="key")
+        """The server's alerts: pending, open, and closed (each key's last, with its time)."""
+        return self._rows("alerts", "server = ?", [server], order_by="key")
 
     def open_alerts(self) -> list[dict[str, Any]]:
         """Every server's posted, not yet recovered alerts, oldest first."""
@@ -46,10 +46,10 @@ class AlertsTable(Connection):
     def save_alert_states(
         self, server: str, rows: list[dict[str, Any]], inside: Callable[[], None] = lambda: None
     ) -> None:
-        """Replace the server's pending and open alerts with ``rows`` (closed ones are
-        kept as history) and run ``inside`` (which queues the posts) in one transaction."""
+        """Replace the server's alerts with ``rows`` and run ``inside`` (which queues the
+        posts) in one transaction."""
         with self._write() as db:
-            db.execute("DELETE FROM alerts WHERE server = ? AND status != 'closed'", [server])
+            db.execute("DELETE FROM alerts WHERE server = ?", [server])
             if rows:
                 db["alerts"].upsert_all(
                     ({k: row.get(k) for k in ALERT_COLUMNS} for row in rows), pk="key"
@@ -138,10 +138,11 @@ class AlertsTable(Connection):
         seconds: float,
         platform: str | None,
         channel: str | None,
+        now: float | None = None,
     ) -> int:
-        """Watch ``release`` for ``seconds``; an older guard of the same app/env ends as
-        superseded (a newer deploy owns the service now)."""
-        now = time.time()
+        """Watch ``release`` for ``seconds`` from ``now``; an older guard of the same app/env
+        ends as superseded (a newer deploy owns the service now)."""
+        now = time.time() if now is None else now
         with self._write() as db:
             db.execute(
                 "UPDATE guards SET status = 'superseded', finished_at = ?, "

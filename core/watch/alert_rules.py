@@ -129,7 +129,7 @@ def step(
         seen.add(alert.key)
 
     def close(alert: Alert, title: str) -> None:
-        seen.add(alert.key)
+        keep(dataclasses.replace(alert, status=CLOSED, closed_at=now))
         posts.append(
             Post(
                 alert.app,
@@ -138,10 +138,13 @@ def step(
             )
         )
 
+    # a closed alert is kept as the time it closed: a crash loop counts failures after it
+    standing = {k: a for k, a in previous.items() if a.status != CLOSED}
+    closed = {k: a.closed_at or 0.0 for k, a in previous.items() if a.status == CLOSED}
     for svc in facts.services:
-        _service(svc, facts, previous, now, config, posts, keep, close)
+        _service(svc, facts, standing, closed, now, config, posts, keep, close)
     for node in facts.nodes:
-        _node(node, server, previous, config, now, posts, keep, close)
+        _node(node, server, standing, config, now, posts, keep, close)
     services = {s.service for s in facts.services}
     nodes = {n.id for n in facts.nodes}
     for key, alert in previous.items():
@@ -163,6 +166,7 @@ def _service(
     svc: ServiceFacts,
     facts: Facts,
     previous: Mapping[str, Alert],
+    closed: Mapping[str, float],
     now: float,
     config: AlertsConfig,
     posts: list[Post],
@@ -191,8 +195,10 @@ def _service(
         )
 
     # crash loop: failed tasks of the current image within the window
+    crashing = False
     key = alert_key(server, CRASHLOOP, svc.service)
-    recent = [f for f in svc.failures if f.at >= now - config.crash_window_seconds]
+    after = max(now - config.crash_window_seconds, closed.get(key, 0.0))
+    recent = [f for f in svc.failures if f.at >= after and f.at > closed.get(key, 0.0)]
     prev = previous.get(key)
     if prev is not None and prev.status == OPEN:
         last = max([prev.last_seen, *(f.at for f in recent)])
@@ -205,6 +211,7 @@ def _service(
             )
         else:
             keep(dataclasses.replace(prev, last_seen=last))
+            crashing = True
     elif len(recent) >= config.crash_restarts and not svc.updating and not guarded:
         last = recent[-1]
         detail = f"exit code {last.exit_code}: {last.error}"
@@ -226,6 +233,7 @@ def _service(
             )
         )
         keep(dataclasses.replace(new(CRASHLOOP, OPEN, detail), last_seen=last.at))
+        crashing = True
 
     # OOM kills: noted from the event stream as pending, posted here
     key = alert_key(server, OOM, svc.service)
@@ -269,7 +277,7 @@ def _service(
             )
     elif prev is not None and prev.status == OPEN:
         keep(prev)
-    elif not (svc.updating or guarded):  # else the deploy or the guard reports on it
+    elif not (svc.updating or guarded or crashing):  # the deploy, guard or crash alert says it
         pending = prev or new(REPLICAS, PENDING, f"{svc.running}/{svc.desired}")
         below = now - pending.first_seen
         if below >= config.below_replicas_seconds:
