@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from core.locks import held
 from core.plane import Plane
 from core.store import RELEASE_FAILED
 from core.store.alerts import GUARD_ROLLING_BACK
+from core.watch import alerts as watch_alerts
 from core.watch.alert_rules import CRASHLOOP, OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import log_tail, service_facts
 
@@ -60,14 +60,14 @@ class Guard:
         config: AlertsConfig,
         tell: Tell,
         alert: Alert,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.plane = plane
         self.server = server
         self.config = config
         self.tell = tell
         self.alert = alert
-        self.clock = clock
+        self.clock = clock or watch_alerts.now
         self._below: dict[int, float] = {}  # guard id → since when below its replicas
 
     @property

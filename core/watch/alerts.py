@@ -47,6 +47,13 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 
 Publish = Callable[[Post], None]
 Clock = Callable[[], float]
+# The watch's clock (and the guard's), compared with the engine's task times; the fast tier
+# swaps in its fake swarm's, as it does for ``core.swarm.rollout.clock``.
+clock: Clock = time.time
+
+
+def now() -> float:
+    return clock()
 
 
 def engine_time(stamp: str) -> float:
@@ -171,7 +178,7 @@ class AlertWatch:
         config: AlertsConfig,
         publish: Publish,
         *,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         before: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.server = server
@@ -179,7 +186,7 @@ class AlertWatch:
         self.store = store
         self.config = config
         self.publish = publish
-        self.clock = clock
+        self.clock = clock or now
         self.before = before  # the guard's round, run first under the same turn
         self.turn = asyncio.Lock()  # one writer of this server's alerts at a time
         self.wake = asyncio.Event()
