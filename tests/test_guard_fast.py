@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack import SlackBot, web_client
 from commands.dispatch import Dispatcher
 from commands.watching import watchers
 from core.config import AlertsConfig, ControlConfig, NotifyRoute
@@ -17,11 +18,13 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.servers.registry import Servers
 from core.store import Store
-from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, FakeSwarm
+from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.watch import alerts
 from core.watch.alerts import AlertWatch
 from tests.chat import result, say
 from tests.fake_plane import WEB, fast_swarm
+from tests.fake_slack import FakeSlack
+from tests.test_slack import SECRET, Harness, until
 
 ALERTS = AlertsConfig(
     crash_restarts=2,
@@ -205,3 +208,59 @@ async def test_the_guard_carries_on_after_a_restart(bot, fake, tmp_path):
     finally:
         again.close()
     fake.behave("web:1", HEALTHY)
+
+
+async def test_on_slack_the_guard_edits_the_deploy_message_and_answers_in_its_thread(bot, fake):
+    slack = await FakeSlack().start()
+    chat = SlackBot(bot, web_client("xoxb-test", slack.base_url), signing_secret=SECRET)
+    runner = await chat.serve_http("127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    harness = Harness(slack, chat, f"http://{host}:{port}/slack/events", Path("."))
+    try:
+        bot.config = bot.config.model_copy(update={"admins": ["console:alice", "slack:UADMIN"]})
+        assert result(await say(bot, "deploy web 1")).ok
+        await harness.command("/deploy", "web 2", "UADMIN", channel="CTEAM")
+
+        def shown() -> list:
+            return [c for c in slack.of("chat.update") if "release 2 is live" in c.args["text"]]
+
+        status_ts = (await until(shown, timeout=20))[-1].args["ts"]
+        await until(lambda: bot.engine.store.guards("web", "production")[0]["anchor"], 10)
+        fake.behave("web:2", UNHEALTHY)
+        await rounds(the_watch(bot), fake, 30)
+        await bot.notifier.deliver_due("slack", chat.deliver)
+        title = "the guard rolled web back on production from release 2 to release 1"
+        edits = [c for c in slack.of("chat.update") if title in c.args["text"]]
+        assert [(c.args["channel"], c.args["ts"]) for c in edits] == [("CTEAM", status_ts)]
+        threaded = [c for c in slack.of("chat.postMessage") if title in c.args["text"]]
+        assert [(c.args["channel"], c.args.get("thread_ts")) for c in threaded] == [
+            ("CTEAM", status_ts),  # in the deploy's thread
+            ("CDEPLOYS", None),  # and the deploys channel
+        ]
+    finally:
+        await runner.cleanup()
+        await slack.stop()
+
+
+async def test_log_tails_in_alerts_mask_the_apps_secrets(bot, fake):
+    store, vault = bot.engine.store, bot.engine.vault
+    secret = "s3cr3t-token-value-42"
+    store.set_variable(
+        app="web",
+        env="production",
+        key="TOKEN",
+        value=vault.encrypt(secret),
+        secret=True,
+        updated_by="console:alice",
+    )
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    leaky = Behaviour("unhealthy", log=(f"connecting with {secret}", "refused"))
+    fake.behave("web:2", leaky)
+    await rounds(the_watch(bot), fake, 30)
+    payloads = [r["payload"] for r in store._rows("outbox")]
+    assert not any(secret in p for p in payloads)
+    (alert,) = [f for _, _, f in outbox(bot, "alerts") if not f["ok"]]
+    assert (
+        alert["log_tail"][0].startswith("connecting with ") and secret not in alert["log_tail"][0]
+    )

@@ -56,9 +56,9 @@ class Deploy:
         events = ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by)
         async with contextlib.aclosing(relay(events)) as replies:
             async for reply in replies:
-                if isinstance(reply, Result):  # a live release's domains get their records
-                    reply = await after_deploy(ctx, self, reply)
+                if isinstance(reply, Result):  # guarded, and its domains get their records
                     reply = await asyncio.to_thread(guarded, ctx, reply)
+                    reply = await after_deploy(ctx, self, reply)
                 yield reply
 
     async def _plan(self, ctx: Context) -> AsyncIterator[Reply]:

@@ -171,6 +171,19 @@ class AlertsTable(Connection):
                 .last_pk
             )
 
+    def set_guard_anchor(
+        self, *, platform: str, channel: str, app: str, env: str, release: int, anchor: str
+    ) -> bool:
+        """Remember the chat message that showed the deploy, so the guard's word on it
+        edits that message and answers in its thread."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE guards SET anchor = ? WHERE platform = ? AND channel = ? AND app = ? "
+                "AND env = ? AND release = ?",
+                [anchor, platform, channel, app, env, release],
+            )
+            return cursor.rowcount > 0
+
     def active_guards(self, server: str) -> list[dict[str, Any]]:
         return self._rows(
             "guards",

@@ -306,6 +306,7 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
             "channel": str,
             "reason": str,
             "finished_at": float,
+            "anchor": str,  # the deploy's message in its chat (a Slack ts), once known
         },
         pk="id",
         not_null={"server", "app", "env", "release", "service", "started_at", "until", "status"},
