@@ -121,6 +121,13 @@ def node_usage(
     finally:
         with contextlib.suppress(docker.errors.APIError):
             api.remove_service(name)
+    refused = [t for t in tasks if t["Status"]["State"] in ("rejected", "failed")]
+    if refused and len(refused) == len(tasks):
+        why = refused[0]["Status"].get("Err") or refused[0]["Status"].get("Message", "")
+        raise DeployError(
+            f"measuring the nodes: the probe ({image}) did not run: {why}; set "
+            "alerts.usage_image to an image with busybox that every node has, or null"
+        )
     lines: dict[str, list[str]] = {}
     for line in text.splitlines():
         details, _, message = line.partition(" ")
