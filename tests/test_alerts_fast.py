@@ -274,3 +274,16 @@ def test_engine_times_and_since():
     assert engine_time("2023-11-14T22:13:20.500000000Z") == 1700000000.5
     assert engine_time("2023-11-14T22:13:20Z") == 1700000000.0
     assert since_arg(1700000000_000000042) == "1700000000.000000042"
+
+
+async def test_an_oom_kill_whose_event_was_lost_is_found_on_its_task(plane, fake):
+    await ship(plane, "1")
+    posts: list[Post] = []
+    watch = watcher(plane, fake, posts)
+    fake.oom("web-production")  # the events are never read: the engine's buffer moved on
+    (oom,) = await watch.check()
+    assert oom.outcome.title == (
+        "💥 web (production) on local: a task was killed for running out of memory (OOM)"
+    )
+    assert oom.outcome.details[0] == "a task's container was OOM-killed (exit code 137)"
+    assert await rounds(watch, fake, 3) == []  # the same kill is not news again

@@ -45,6 +45,9 @@ class ServiceFacts:
     updating: bool = False  # a rollout is under way: the deploy reports on it
     failures: tuple[TaskFailure, ...] = ()  # of the current image, newest last
     log_tail: tuple[str, ...] = ()  # the newest failed task's last lines
+    # the newest failure whose container the kernel killed for memory (its State.OOMKilled,
+    # where the engine can inspect it): finds OOM kills whose event was lost
+    oom_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -235,9 +238,11 @@ def _service(
         keep(dataclasses.replace(new(CRASHLOOP, OPEN, detail), last_seen=last.at))
         crashing = True
 
-    # OOM kills: noted from the event stream as pending, posted here
+    # OOM kills: noted from the event stream as pending (or seen on a failed task), posted here
     key = alert_key(server, OOM, svc.service)
     prev = previous.get(key)
+    if prev is None and svc.oom_at is not None and svc.oom_at > closed.get(key, 0.0):
+        prev = new(OOM, PENDING, "a task's container was OOM-killed (exit code 137)")
     if prev is not None and prev.status == PENDING:
         posts.append(
             Post(
@@ -255,6 +260,7 @@ def _service(
         )
         keep(dataclasses.replace(prev, status=OPEN, opened_at=now))
     elif prev is not None and prev.status == OPEN:
+        prev = dataclasses.replace(prev, last_seen=max(prev.last_seen, svc.oom_at or 0.0))
         if at_replicas and now - prev.last_seen >= config.recover_seconds:
             close(
                 prev,

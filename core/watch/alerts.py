@@ -117,6 +117,27 @@ def log_tail(swarm: SwarmClient, service: str, task: str, lines: int) -> tuple[s
     return tuple(line for _, line in own[-lines:])
 
 
+def oom_killed_at(
+    swarm: SwarmClient, facts: ServiceFacts, tasks: list[dict[str, Any]]
+) -> float | None:
+    """When the newest failed task killed with 137 was an OOM kill, by its container's
+    state (containers on other nodes are not found: their events tell)."""
+    containers = {
+        t["ID"]: (t["Status"].get("ContainerStatus") or {}).get("ContainerID") for t in tasks
+    }
+    for failure in reversed(facts.failures):
+        if failure.exit_code != 137 or not containers.get(failure.task):
+            continue
+        try:
+            found = swarm.inspect_container(containers[failure.task]) or {}
+        except CoreError:
+            return None
+        if (found.get("State") or {}).get("OOMKilled"):
+            return failure.at
+        return None  # the newest 137 was a stop or a failed health check, not memory
+    return None
+
+
 def node_facts(
     node: dict[str, Any], apps: dict[str, set[str]], usage: dict[str, dict[str, float]] | None
 ) -> NodeFacts:
@@ -149,6 +170,7 @@ def read_facts(
         for task in running_tasks(tasks):
             if task.get("NodeID"):
                 apps_on.setdefault(task["NodeID"], set()).add(f"{facts.app} ({facts.env})")
+        facts = dataclasses.replace(facts, oom_at=oom_killed_at(swarm, facts, tasks))
         wants_tail = len(facts.failures) >= config.crash_restarts and not facts.updating
         if alert_key(server, OOM, facts.service) in open_keys or wants_tail:
             newest = facts.failures[-1].task if facts.failures else None
