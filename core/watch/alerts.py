@@ -160,7 +160,7 @@ def read_facts(
     config: AlertsConfig,
     guarded: frozenset[str],
     open_keys: set[str],
-    measure: bool,
+    usage: dict[str, dict[str, float]] | None,
 ) -> Facts:
     """Everything ``step`` needs from one server, read in one pass."""
     services: list[ServiceFacts] = []
@@ -178,12 +178,6 @@ def read_facts(
                 tail = log_tail(swarm, facts.service, newest, config.log_lines)
                 facts = dataclasses.replace(facts, log_tail=tail)
         services.append(facts)
-    usage = None
-    if measure and config.usage_image:
-        try:
-            usage = swarm.node_usage(config.usage_image)
-        except CoreError as exc:  # the alert is about the nodes, not the probe
-            log.warning("%s: disk and memory not measured: %s", server, exc)
     nodes = tuple(node_facts(n, apps_on, usage) for n in swarm.nodes())
     return Facts(server, tuple(services), nodes, guarded)
 
@@ -216,6 +210,8 @@ class AlertWatch:
         self.drops = 0  # how many times the stream ended and was opened again
         self._stream: EventStream | None = None
         self._next_usage = 0.0
+        self._measurer: asyncio.Task[None] | None = None  # ``run`` measures on its own task
+        self._usage: dict[str, dict[str, float]] | None = None  # measured, not yet checked
 
     # the periodic check
     async def check(self) -> list[Post]:
@@ -228,15 +224,15 @@ class AlertWatch:
     async def _check(self) -> list[Post]:
         swarm = await self.client()
         now = self.clock()
-        measure = time.monotonic() >= self._next_usage
-        if measure:
-            self._next_usage = time.monotonic() + self.config.usage_seconds
+        if self._measurer is None and time.monotonic() >= self._next_usage:
+            await self.measure()
+        usage, self._usage = self._usage, None
         rows = await asyncio.to_thread(self.store.alert_states, self.server)
         previous = alerts_from_rows(rows)
         guards = await asyncio.to_thread(self.store.active_guards, self.server)
         guarded = frozenset(g["service"] for g in guards)
         facts = await asyncio.to_thread(
-            read_facts, swarm, self.server, now, self.config, guarded, set(previous), measure
+            read_facts, swarm, self.server, now, self.config, guarded, set(previous), usage
         )
         posts, kept = step(facts, previous, now, self.config)
 
@@ -251,6 +247,24 @@ class AlertWatch:
             publish_all,
         )
         return posts
+
+    # disk and memory: a probe on every node, which takes seconds (``run`` keeps it off the
+    # checks' turn, so a slow probe never delays the guard)
+    async def measure(self) -> None:
+        self._next_usage = time.monotonic() + self.config.usage_seconds
+        if not self.config.usage_image:
+            return
+        try:
+            swarm = await self.client()
+            self._usage = await asyncio.to_thread(swarm.node_usage, self.config.usage_image)
+        except CoreError as exc:  # the alert is about the nodes, not the probe
+            log.warning("%s: disk and memory not measured: %s", self.server, exc)
+
+    async def _measure_forever(self) -> None:
+        while True:
+            await self.measure()
+            self.wake.set()
+            await asyncio.sleep(self.config.usage_seconds)
 
     # the event stream
     def absorb(self, swarm: SwarmClient, events: list[dict[str, Any]]) -> bool:
@@ -346,6 +360,7 @@ class AlertWatch:
         """Follow events and check every ``alerts.check_seconds``, or at once when an event
         asks for it; an unreachable engine is logged and tried again next round."""
         follower = asyncio.create_task(self.follow())
+        self._measurer = asyncio.create_task(self._measure_forever())
         try:
             while True:
                 try:
@@ -358,6 +373,7 @@ class AlertWatch:
                 self.wake.clear()
         finally:
             follower.cancel()
+            self._measurer.cancel()
             self.drop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            await asyncio.gather(follower, self._measurer, return_exceptions=True)
+            self._measurer = None
