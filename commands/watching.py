@@ -46,7 +46,8 @@ def guard_of(plane: Plane, config: ControlConfig, notifier: Notifier, server: st
         """To the channel the deploy was asked in, and the deploys channels."""
         reply = as_result(plane, outcome, row["app"], row["env"])
         origin = (row["platform"], row["channel"]) if row["platform"] else None
-        if origin is not None:
+        # a console session has ended by now: nobody delivers to it (as expired approvals)
+        if origin is not None and origin[0] != "console":
             # the deploy's own message is edited and answered in its thread where known
             told = Followup(**vars(reply), anchor=row["anchor"]) if row.get("anchor") else reply
             plane.store.enqueue(
