@@ -330,6 +330,8 @@ class AlertWatch:
                 pause = RECONNECT_FIRST  # it ran and ended: reopen soon
             except CoreError as exc:
                 log.warning("%s: event stream: %s; reopening in %.1fs", self.server, exc, pause)
+            except Exception:  # a connection closed under the SDK breaks in its own ways
+                log.exception("%s: event stream broke; reopening in %.1fs", self.server, pause)
             finally:
                 if self._stream is not None:
                     self._stream.close()
