@@ -33,7 +33,7 @@ from core.swarm.watch_api import EVENT_FILTERS, since_arg
 from core.watch import alerts
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch
-from tests.chat import result, say
+from tests.chat import remove_apps, result, say
 from tests.fake_slack import FakeSlack
 from tests.test_serve import free_port, spawn_cli
 from tests.test_slack import SECRET, until
@@ -144,6 +144,13 @@ async def test_guard_rolls_back_a_release_that_crash_loops_30s_after_going_healt
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         bot.close()
+        await asyncio.to_thread(remove_apps, docker_client, [name], 40.0)
+        # the same build elsewhere shares the image id, held by others' containers: untag ours
+        for image in docker_client.api.images(name=f"shipbot/{name}"):
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(f"shipbot/{name}:"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        docker_client.api.remove_image(tag)
 
 
 def below_replicas_service(client, name: str) -> None:
