@@ -44,6 +44,7 @@ log = logging.getLogger("shipbot.alerts")
 FAILED_STATES = ("failed", "rejected")
 SERVICE_LABEL = "com.docker.swarm.service.name"
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
+MIN_CHECK_GAP = 1.0  # seconds between checks that events asked for
 
 Publish = Callable[[Post], None]
 Clock = Callable[[], float]
@@ -372,6 +373,8 @@ class AlertWatch:
                     log.warning("%s: alert check failed: %s", self.server, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.config.check_seconds)
+                    # a burst of deaths is one check, not one per event
+                    await asyncio.sleep(min(MIN_CHECK_GAP, self.config.check_seconds))
                 self.wake.clear()
         finally:
             follower.cancel()
