@@ -294,10 +294,11 @@ async def test_event_stream_dropped_and_reopened_doubles_and_loses_nothing(
                 assert time.monotonic() < deadline
         await asyncio.sleep(3)
         ooms = [p for p in posts if "OOM" in p.outcome.title and p.app == name]
-        ended_ns = store.alert_cursor("local")[0]
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+        ended_ns = store.alert_cursor("local")[0]  # the last event the watcher handled
+        await asyncio.sleep(1)  # the witness is live too: let it reach that instant
         witness.close()
         await asyncio.gather(reader, return_exceptions=True)
         with contextlib.suppress(docker.errors.APIError):
