@@ -41,6 +41,7 @@ from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
 from commands.hooks import Receiver
 from commands.replies import Message, encode
+from commands.watching import watchers
 from core.scheduler.jobs import BackupScheduler, CronJobs
 from core.watch.backups import BackupWatch
 from core.watch.digest import Digest
@@ -69,6 +70,11 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     # backup schedules: rebuilt from shipbot.yml at every start; silence watched each round
     scheduler = BackupScheduler(settings, Runner(plane, dispatcher.config, dispatcher.notifier))
     scheduler.start()
+    # failure alerts and the guard after deploys: a watcher per server, on its own task
+    alerts = [
+        asyncio.create_task(watch.run())
+        for watch in watchers(plane, dispatcher.config, dispatcher.notifier)
+    ]
     backups = settings and BackupWatch(
         plane.store,
         settings,
@@ -104,6 +110,9 @@ async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
     finally:
         scheduler.stop()
         daily.stop()
+        for task in alerts:
+            task.cancel()
+        await asyncio.gather(*alerts, return_exceptions=True)
 
 
 def digest(dispatcher: Dispatcher) -> CronJobs:

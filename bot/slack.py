@@ -48,8 +48,9 @@ from bot.slack_render import (
 from bot.text import tail, without_ansi
 from bot.webhooks import RouteSet, start_http
 from commands.dispatch import Dispatcher
-from commands.replies import Failure, Reply, Result
+from commands.replies import Failure, Followup, Reply, Result
 from commands.request import ChatRequest, needs_secret
+from commands.watching import anchor
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
@@ -311,7 +312,7 @@ class SlackBot:
                 return
             surface = SlackSurface(self.client, channel, user, respond=respond)
             conv = Conversation(surface, text, user, interval=self.interval)
-            replies = self.request(user, channel, text)
+            replies = self._anchored(self.request(user, channel, text), surface)
             # the slot covers the burst of work up to the first reply; a long deploy then
             # waits on the engine without holding it
             async with self.working:
@@ -336,10 +337,26 @@ class SlackBot:
                 status_ts=body["container"]["message_ts"],
                 whisper_in_channel=True,
             )
-            replies = self.request(user, channel, text)
+            replies = self._anchored(self.request(user, channel, text), surface)
             await decide(surface, verb, text, user, replies, interval=self.interval)
 
         return listener
+
+    async def _anchored(
+        self, replies: AsyncIterator[Reply], surface: SlackSurface
+    ) -> AsyncIterator[Reply]:
+        """The replies, passed on; then the message that showed a deploy's result is
+        remembered, so the guard's later word edits it and answers in its thread."""
+        results = []
+        async for reply in replies:
+            if isinstance(reply, Result):
+                results.append(reply)
+            yield reply
+        if results and surface.status_ts and not surface.unreachable:
+            plane = self.dispatcher.engine.plane
+            await asyncio.to_thread(
+                anchor, plane, PLATFORM, surface.channel, results[-1], surface.status_ts
+            )
 
     async def _secret_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
@@ -354,6 +371,14 @@ class SlackBot:
     async def deliver(self, channel: str, reply: Reply) -> None:
         """Post a neutral reply to a channel (the outbox's ``send`` for Slack)."""
         text, blocks = render(without_ansi(reply))
+        if isinstance(reply, Followup) and reply.anchor:  # edit the message, tell its thread
+            await self.client.chat_update(
+                channel=channel, ts=reply.anchor, text=text, blocks=blocks
+            )
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=reply.anchor, text=text, blocks=blocks
+            )
+            return
         await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
     # running

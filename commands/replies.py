@@ -92,8 +92,18 @@ def exit_code(replies: list[Reply]) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Followup(Result):
+    """A later word on an operation whose message a chat already shows: ``anchor`` names
+    that message (a Slack ts), which the adapter edits and answers in its thread; adapters
+    that cannot show it as a plain ``Result``."""
+
+    anchor: str = ""
+
+
 _TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (Message, Step, Log, Table, Result, Failure, ApprovalRequest)
+    cls.__name__: cls
+    for cls in (Message, Step, Log, Table, Result, Failure, ApprovalRequest, Followup)
 }
 
 

@@ -292,6 +292,24 @@ class DigestConfig(BaseModel):
     _cron = field_validator("cron")(_crontab)
 
 
+class AlertsConfig(BaseModel):
+    """Failure alerts and the guard after a deploy (core/watch/alerts.py, core/deploy/guard.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check_seconds: float = Field(default=30.0, gt=0)  # periodic checks besides the events
+    crash_restarts: int = Field(default=3, ge=1)  # failed tasks within the window: a crash loop
+    crash_window_seconds: int = Field(default=600, ge=1)
+    below_replicas_seconds: int = Field(default=120, ge=0)  # below desired this long: alert
+    recover_seconds: int = Field(default=60, ge=0)  # quiet this long after a crash or OOM
+    disk_percent: int = Field(default=90, ge=1, le=100)  # of the engine's data root's disk
+    memory_percent: int = Field(default=90, ge=1, le=100)  # of the node's memory in use
+    usage_seconds: float = Field(default=300.0, gt=0)  # how often nodes are measured
+    usage_image: str | None = Field(default="busybox:latest", min_length=1)  # None: no probe
+    log_lines: int = Field(default=10, ge=1, le=100)
+    guard_seconds: int = Field(default=300, ge=0)  # after a deploy's success; 0: no guard
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -309,6 +327,7 @@ class ControlConfig(BaseModel):
     pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)  # core/pipelines
     drift: DriftConfig = Field(default_factory=DriftConfig)  # core/deploy/drift.py
     digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/watch/alerts.py
 
     @field_validator("digest", mode="before")
     @classmethod

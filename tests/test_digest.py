@@ -138,6 +138,7 @@ def test_each_channel_gets_what_its_routes_take(store):
         "*Certificates: 2*",
         "*Backups: 1 databases*",
         "*Drift: 1 open (`status --drift`)*",
+        "*Alerts: none open*",
     ]
     assert ops[1] == (
         "*Failures: 1*\n"
@@ -269,4 +270,54 @@ async def test_the_digest_lists_what_the_drift_watcher_keeps_open(store):
     ).post_now()
     assert ops.text.endswith(
         "*Drift: 1 open (`status --drift`)*\n  ⚠️ api (staging) on local: service missing"
+        "\n\n*Alerts: none open*"
     )
+
+
+def test_the_digest_lists_open_alerts_masked_and_not_closed_ones(store):
+    opened = time.time() - 600
+    row = dict(server="local", status="open", first_seen=opened, last_seen=opened, detail="")
+    store.put_alert(
+        {
+            **row,
+            "key": "crash:api-production",
+            "kind": "crash loop",
+            "app": "api",
+            "env": "production",
+            "subject": f"api-production exits 3 ({SECRET})",
+            "opened_at": opened,
+        }
+    )
+    store.put_alert(
+        {
+            **row,
+            "key": "node:n2",
+            "kind": "node down",
+            "app": None,
+            "env": None,
+            "subject": "node n2",
+            "opened_at": opened,
+        }
+    )
+    store.put_alert(
+        {
+            **row,
+            "key": "oom:web-staging",
+            "kind": "oom",
+            "app": "web",
+            "env": "staging",
+            "subject": "web-staging",
+            "status": "closed",
+            "opened_at": opened,
+            "closed_at": opened + 60,
+        }
+    )
+    fire = next_eight(time.time())
+    (ops,) = Digest(
+        store, DigestConfig(), ROUTES[:1], enqueue_into(store), mask=mask, clock=Clock(fire)
+    ).post_now()
+    section = ops.text[ops.text.index("*Alerts: 2 open*") :]
+    assert SECRET not in ops.text and MASK in section
+    assert "🚨 crash loop on local: api-production exits 3" in section
+    assert "🚨 node down on local: node n2" in section
+    assert "web-staging" not in section

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context, env_of, relay
 from commands.catalog.dns import after_deploy
 from commands.grammar import arg, command, flag, option
+from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
+from commands.watching import guard_deploy
 
 
 @command(
@@ -57,7 +60,8 @@ class Deploy:
         events = ctx.engine.deploy(ctx.resolved, user=ctx.user, approved_by=ctx.approved_by)
         async with contextlib.aclosing(relay(events)) as replies:
             async for reply in replies:
-                if isinstance(reply, Result):  # a live release's domains get their records
+                if isinstance(reply, Result):  # guarded, and its domains get their records
+                    reply = await asyncio.to_thread(guarded, ctx, reply)
                     reply = await after_deploy(ctx, self, reply)
                 yield reply
 
@@ -95,6 +99,15 @@ class Rollback:
                 approved_by=ctx.approved_by,
             )
         )
+
+
+def guarded(ctx: Context, result: Result) -> Result:
+    """A live release is watched for ``alerts.guard_seconds`` (commands/watching.py)."""
+    plane = ctx.engine.plane
+    notifier = Notifier(plane.store, list(ctx.config.notify))
+    return guard_deploy(
+        plane, ctx.config, notifier, result, platform=ctx.platform, channel=ctx.channel
+    )
 
 
 def short_ref(ref: str | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
 from core.store.audit import AuditLog
 from core.store.backup_watch import BackupWatchTable
@@ -74,6 +75,7 @@ class Store(
     BackupsTable,
     BackupWatchTable,
     PipelinesTable,
+    AlertsTable,
     AuditLog,
     DigestTables,
     RegistryTables,

@@ -341,6 +341,51 @@ def v13_images(db: sqlite_utils.Database) -> None:
     )
 
 
+def v10_alerts(db: sqlite_utils.Database) -> None:
+    """Standing alerts per server (open until a recovery post closes them), each server's
+    event cursor, and the guard window after every deploy."""
+    db["alerts"].create(
+        {
+            "key": str,
+            "server": str,
+            "kind": str,
+            "subject": str,
+            "app": str,
+            "env": str,
+            "status": str,
+            "first_seen": float,
+            "last_seen": float,
+            "opened_at": float,
+            "closed_at": float,
+            "detail": str,
+        },
+        pk="key",
+        not_null={"server", "kind", "subject", "status", "first_seen"},
+    )
+    db["alert_cursors"].create({"server": str, "since_ns": int, "events": int}, pk="server")
+    db["guards"].create(
+        {
+            "id": int,
+            "server": str,
+            "app": str,
+            "env": str,
+            "release": int,
+            "service": str,
+            "started_at": float,
+            "until": float,
+            "status": str,
+            "platform": str,
+            "channel": str,
+            "reason": str,
+            "finished_at": float,
+            "anchor": str,  # the deploy's message in its chat (a Slack ts), once known
+        },
+        pk="id",
+        not_null={"server", "app", "env", "release", "service", "started_at", "until", "status"},
+    )
+    db["guards"].create_index(["status"])
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -351,6 +396,7 @@ HISTORY = (
     v6_databases,
     v7_backups,
     v8_backup_watch,
+    v10_alerts,
     v11_pipelines,
     v12_digest,
     v13_images,

@@ -32,6 +32,14 @@ class ExecStream(Protocol):
     def close(self) -> None: ...
 
 
+class EventStream(Protocol):
+    """The engine's events as they happen, decoded; ``close`` ends the stream from any
+    thread (iteration then stops or raises ``EngineUnavailable``)."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
 class SwarmClient(Protocol):
     def ensure_network(self, name: str = ...) -> None: ...
 
@@ -93,6 +101,11 @@ class SwarmClient(Protocol):
     def registry_digest(self, image: str, auth: dict[str, str]) -> str:
         """The digest the registry serves for ``image`` (asked with ``auth``; ``{}``: none)."""
         ...
+
+    # the watch (core/watch/alerts.py): nodes, events, what each node uses
+    def nodes(self) -> list[dict[str, Any]]: ...
+    def events(self, since: int | None) -> EventStream: ...
+    def node_usage(self, image: str) -> dict[str, dict[str, float]]: ...
 
 
 def split_tag(image: str) -> tuple[str, str | None]:

@@ -22,6 +22,7 @@ from core.errors import DeployError, EngineUnavailable
 from core.names import LABEL_APP, NETWORK
 from core.swarm import VolumeInUse, split_tag
 from core.swarm.docker_exec import DockerExec
+from core.swarm.watch_api import DockerEvents, node_usage
 
 DEFAULT_TIMEOUT = 60
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
@@ -333,6 +334,20 @@ class DockerSwarm:
         url = self.api._url(path)
         response = self.api._post_json(url, data=body, headers=headers, params=params)
         self.api._raise_for_status(response)
+
+    # the watch
+    def nodes(self) -> list[dict[str, Any]]:
+        with engine_errors("listing the swarm's nodes"):
+            return self.api.nodes()
+
+    def events(self, since: int | None) -> DockerEvents:
+        """Container deaths, OOM kills and node changes from ``since`` (ns) on, streamed."""
+        with engine_errors("reading the engine's events"):
+            return DockerEvents(self.api, since)
+
+    def node_usage(self, image: str) -> dict[str, dict[str, float]]:
+        with engine_errors("measuring the nodes' disk and memory"):
+            return node_usage(self.api, image)
 
 
 def _log_entry(line: str) -> tuple[str, str, str] | None:

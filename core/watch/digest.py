@@ -196,7 +196,27 @@ def drift(store: Store, scope: Scope, window: Window) -> Section | None:
     return Section(f"Drift: {len(rows)} open (`status --drift`)", capped(lines))
 
 
-PROVIDERS: tuple[Provider, ...] = (deploys, failures, certificates, backups, drift)
+def alerts(store: Store, scope: Scope, window: Window) -> Section | None:
+    """Failure alerts (core/watch/alerts.py) posted and not yet closed by a recovery."""
+    if not scope.wants("alerts"):
+        return None
+    rows = [
+        r for r in store.open_alerts() if scope.wants("alerts", r["app"] or None, r["env"] or None)
+    ]
+    if not rows:
+        return Section("Alerts: none open")
+    lines = [
+        scope.mask(
+            r["app"] or None,
+            r["env"] or None,
+            f"🚨 {r['kind']} on {r['server']}: {r['subject']} (since {_at(r['opened_at'])})",
+        )
+        for r in rows
+    ]
+    return Section(f"Alerts: {len(rows)} open", capped(lines))
+
+
+PROVIDERS: tuple[Provider, ...] = (deploys, failures, certificates, backups, drift, alerts)
 
 
 def render(fired: dt.datetime, window: Window, sections: Iterable[Section]) -> str:

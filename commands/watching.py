@@ -1,0 +1,120 @@
+"""The watch wired to the chat side: one alert watcher per server (with its guard's round
+first), posting through the outbox; and the guard started after a deploy's success.
+
+``shipbot serve`` runs ``watchers(dispatcher)``; the deploy command calls ``guard_deploy``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from commands.notify import Notifier
+from commands.replies import Followup, Result, encode
+from commands.request import mask
+from core.appspec import DEFAULT_ENV
+from core.config import ControlConfig
+from core.deploy.guard import Guard, minutes
+from core.events import Outcome
+from core.names import service_name
+from core.plane import Plane
+from core.secrets import Masker
+from core.watch.alert_rules import Post
+from core.watch.alerts import AlertWatch
+
+
+def as_result(plane: Plane, outcome: Outcome, app: str | None, env: str | None) -> Result:
+    """An outcome as a reply, the app's secret values masked (log tails may print them)."""
+    reply = Result(
+        outcome.ok,
+        outcome.title,
+        tuple(outcome.details),
+        dict(outcome.fields),
+        tuple(outcome.log_tail),
+    )
+    if app is None:
+        return reply
+    rows = plane.store.variables(app, env or DEFAULT_ENV)
+    values = [plane.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+    masked = mask(reply, Masker(values))
+    assert isinstance(masked, Result)
+    return masked
+
+
+def guard_of(plane: Plane, config: ControlConfig, notifier: Notifier, server: str) -> Guard:
+    def tell(row: dict[str, Any], outcome: Outcome) -> None:
+        """To the channel the deploy was asked in, and the deploys channels."""
+        reply = as_result(plane, outcome, row["app"], row["env"])
+        origin = (row["platform"], row["channel"]) if row["platform"] else None
+        # a console session has ended by now: nobody delivers to it (as expired approvals)
+        if origin is not None and origin[0] != "console":
+            # the deploy's own message is edited and answered in its thread where known
+            told = Followup(**vars(reply), anchor=row["anchor"]) if row.get("anchor") else reply
+            plane.store.enqueue(
+                platform=origin[0], channel=origin[1], kind="deploys", payload=encode(told)
+            )
+        notifier.publish("deploys", row["app"], row["env"], reply, skip=origin)
+
+    return Guard(
+        plane, server, config.alerts, tell, lambda post: publish_alert(plane, notifier, post)
+    )
+
+
+def publish_alert(plane: Plane, notifier: Notifier, post: Post) -> None:
+    reply = as_result(plane, post.outcome, post.app, post.env)
+    notifier.publish("alerts", post.app, post.env, reply)
+
+
+def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[AlertWatch]:
+    """One watcher per server, each running its guard's round before its own."""
+    out = []
+    for server in plane.servers.names:
+        guard = guard_of(plane, config, notifier, server)
+        out.append(
+            AlertWatch(
+                server,
+                lambda server=server: plane.servers.client(server),
+                plane.store,
+                config.alerts,
+                lambda post: publish_alert(plane, notifier, post),
+                before=guard.check,
+            )
+        )
+    return out
+
+
+def guard_deploy(
+    plane: Plane,
+    config: ControlConfig,
+    notifier: Notifier,
+    result: Result,
+    *,
+    platform: str,
+    channel: str,
+) -> Result:
+    """After a deploy's success: start its guard and say so on the result."""
+    fields = result.fields
+    if not result.ok or "release" not in fields or config.alerts.guard_seconds <= 0:
+        return result
+    guard = guard_of(plane, config, notifier, plane.server)
+    app, env = fields["app"], fields["env"]
+    guard.start(app, env, int(fields["release"]), service_name(app, env), platform, channel)
+    window = minutes(config.alerts.guard_seconds)
+    note = f"🛡️ guarded for {window}: a crash loop or missing replicas rolls it back by itself"
+    return dataclasses.replace(result, details=(*result.details, note))
+
+
+def anchor(plane: Plane, platform: str, channel: str, result: Result, message: str) -> bool:
+    """The adapter's word that ``message`` shows ``result`` (a deploy's): its guard will
+    edit it and answer in its thread."""
+    fields = result.fields
+    if not result.ok or "release" not in fields or "app" not in fields:
+        return False
+    return plane.store.set_guard_anchor(
+        platform=platform,
+        channel=channel,
+        app=fields["app"],
+        env=fields["env"],
+        release=int(fields["release"]),
+        anchor=message,
+    )

@@ -1,0 +1,384 @@
+"""The failure watcher of one server: its Docker event stream plus periodic checks.
+
+Events (a container's death or OOM kill, a node's change) wake a check at once and OOM kills
+are noted as they come; every ``alerts.check_seconds`` a check reads the whole server anyway
+(services and their failed tasks, nodes, and now and then each node's disk and memory), so a
+lost event costs latency, never an alert. ``core.watch.alert_rules.step`` decides; the
+alerts it keeps and the posts it queues are written in one transaction.
+
+The stream's position (the last event's time, in ns) is kept in SQLite with what the events
+noted. When the stream drops, or shipbot restarts, it is read again ``since`` that time and
+events at or before it are skipped: none is handled twice, none is lost while the engine
+keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.config import AlertsConfig
+from core.errors import CoreError
+from core.names import LABEL_APP, LABEL_ENV
+from core.store import Store
+from core.swarm import EventStream, SwarmClient, running_tasks
+from core.watch.alert_rules import (
+    OOM,
+    Facts,
+    NodeFacts,
+    Post,
+    ServiceFacts,
+    TaskFailure,
+    alert_key,
+    alerts_from_rows,
+    step,
+)
+
+log = logging.getLogger("shipbot.alerts")
+FAILED_STATES = ("failed", "rejected")
+SERVICE_LABEL = "com.docker.swarm.service.name"
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
+MIN_CHECK_GAP = 1.0  # seconds between checks that events asked for
+
+Publish = Callable[[Post], None]
+Clock = Callable[[], float]
+# The watch's clock (and the guard's), compared with the engine's task times; the fast tier
+# swaps in its fake swarm's, as it does for ``core.swarm.rollout.clock``.
+clock: Clock = time.time
+
+
+def now() -> float:
+    return clock()
+
+
+def engine_time(stamp: str) -> float:
+    """The engine's RFC 3339 time with nanoseconds (``…T19:51:34.123456789Z``) in seconds."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    base = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    return base.timestamp() + (float(f"0.{frac}") if frac.isdigit() else 0.0)
+
+
+def _image(spec: dict[str, Any]) -> str:
+    return spec["ContainerSpec"]["Image"].split("@", 1)[0]
+
+
+def service_facts(
+    swarm: SwarmClient, service: dict[str, Any], now: float, config: AlertsConfig
+) -> tuple[ServiceFacts, list[dict[str, Any]]]:
+    """One service of an app as the engine shows it now, and its tasks."""
+    spec = service["Spec"]
+    name, labels = spec["Name"], spec.get("Labels") or {}
+    tasks = swarm.tasks(name)
+    mode = spec.get("Mode") or {}
+    if "Replicated" in mode:
+        desired = int(mode["Replicated"].get("Replicas") or 0)
+    else:  # global: one per node Swarm wants it on
+        desired = len([t for t in tasks if t["DesiredState"] == "running"])
+    image = _image(spec["TaskTemplate"])
+    failures = sorted(
+        (
+            TaskFailure(
+                t["ID"],
+                engine_time(t["Status"]["Timestamp"]),
+                (t["Status"].get("ContainerStatus") or {}).get("ExitCode"),
+                t["Status"].get("Err") or t["Status"].get("Message") or "failed",
+            )
+            for t in tasks
+            if t["Status"]["State"] in FAILED_STATES and _image(t["Spec"]) == image
+        ),
+        key=lambda f: f.at,
+    )
+    recent = tuple(f for f in failures if f.at >= now - config.crash_window_seconds)
+    state = (service.get("UpdateStatus") or {}).get("State")
+    facts = ServiceFacts(
+        name,
+        labels.get(LABEL_APP, ""),
+        labels.get(LABEL_ENV, ""),
+        desired,
+        len(running_tasks(tasks)),
+        updating=state in ("updating", "rollback_started"),
+        failures=recent,
+    )
+    return facts, tasks
+
+
+def log_tail(swarm: SwarmClient, service: str, task: str, lines: int) -> tuple[str, ...]:
+    """The last ``lines`` lines the task printed (from the service's logs: any node)."""
+    try:
+        entries = swarm.service_logs(service, lines * 4)
+    except CoreError as exc:
+        return (f"(its log could not be read: {exc})",)
+    own = sorted((stamp, line) for stamp, task_id, line in entries if task_id == task)
+    return tuple(line for _, line in own[-lines:])
+
+
+def oom_killed_at(
+    swarm: SwarmClient, facts: ServiceFacts, tasks: list[dict[str, Any]]
+) -> float | None:
+    """When the newest failed task killed with 137 was an OOM kill, by its container's
+    state (containers on other nodes are not found: their events tell)."""
+    containers = {
+        t["ID"]: (t["Status"].get("ContainerStatus") or {}).get("ContainerID") for t in tasks
+    }
+    for failure in reversed(facts.failures):
+        if failure.exit_code != 137 or not containers.get(failure.task):
+            continue
+        try:
+            found = swarm.inspect_container(containers[failure.task]) or {}
+        except CoreError:
+            return None
+        if (found.get("State") or {}).get("OOMKilled"):
+            return failure.at
+        return None  # the newest 137 was a stop or a failed health check, not memory
+    return None
+
+
+def node_facts(
+    node: dict[str, Any], apps: dict[str, set[str]], usage: dict[str, dict[str, float]] | None
+) -> NodeFacts:
+    found = (usage or {}).get(node["ID"], {})
+    return NodeFacts(
+        node["ID"],
+        (node.get("Description") or {}).get("Hostname", node["ID"][:12]),
+        (node.get("Status") or {}).get("State", "unknown"),
+        (node.get("Spec") or {}).get("Availability", "active"),
+        tuple(sorted(apps.get(node["ID"], ()))),
+        found.get("disk_percent"),
+        found.get("memory_percent"),
+    )
+
+
+def read_facts(
+    swarm: SwarmClient,
+    server: str,
+    now: float,
+    config: AlertsConfig,
+    guarded: frozenset[str],
+    open_keys: set[str],
+    usage: dict[str, dict[str, float]] | None,
+) -> Facts:
+    """Everything ``step`` needs from one server, read in one pass."""
+    services: list[ServiceFacts] = []
+    apps_on: dict[str, set[str]] = {}
+    for service in swarm.services():
+        facts, tasks = service_facts(swarm, service, now, config)
+        for task in running_tasks(tasks):
+            if task.get("NodeID"):
+                apps_on.setdefault(task["NodeID"], set()).add(f"{facts.app} ({facts.env})")
+        facts = dataclasses.replace(facts, oom_at=oom_killed_at(swarm, facts, tasks))
+        wants_tail = len(facts.failures) >= config.crash_restarts and not facts.updating
+        if alert_key(server, OOM, facts.service) in open_keys or wants_tail:
+            newest = facts.failures[-1].task if facts.failures else None
+            if newest:
+                tail = log_tail(swarm, facts.service, newest, config.log_lines)
+                facts = dataclasses.replace(facts, log_tail=tail)
+        services.append(facts)
+    nodes = tuple(node_facts(n, apps_on, usage) for n in swarm.nodes())
+    return Facts(server, tuple(services), nodes, guarded)
+
+
+class AlertWatch:
+    """One server's watcher. ``run`` follows events and checks periodically; ``check`` is
+    one round; ``absorb`` takes events (the follower's, or a test's)."""
+
+    def __init__(
+        self,
+        server: str,
+        client: Callable[[], Awaitable[SwarmClient]],
+        store: Store,
+        config: AlertsConfig,
+        publish: Publish,
+        *,
+        clock: Clock | None = None,
+        before: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.store = store
+        self.config = config
+        self.publish = publish
+        self.clock = clock or now
+        self.before = before  # the guard's round, run first under the same turn
+        self.turn = asyncio.Lock()  # one writer of this server's alerts at a time
+        self.wake = asyncio.Event()
+        self.handled: list[str] = []  # keys of the events handled by this process, in order
+        self.drops = 0  # how many times the stream ended and was opened again
+        self._stream: EventStream | None = None
+        self._next_usage = 0.0
+        self._measurer: asyncio.Task[None] | None = None  # ``run`` measures on its own task
+        self._usage: dict[str, dict[str, float]] | None = None  # measured, not yet checked
+
+    # the periodic check
+    async def check(self) -> list[Post]:
+        """One round (the guard's first, if any): read, decide, keep, publish."""
+        async with self.turn:
+            if self.before is not None:
+                await self.before()
+            return await self._check()
+
+    async def _check(self) -> list[Post]:
+        swarm = await self.client()
+        now = self.clock()
+        if self._measurer is None and time.monotonic() >= self._next_usage:
+            await self.measure()
+        usage, self._usage = self._usage, None
+        rows = await asyncio.to_thread(self.store.alert_states, self.server)
+        previous = alerts_from_rows(rows)
+        guards = await asyncio.to_thread(self.store.active_guards, self.server)
+        guarded = frozenset(g["service"] for g in guards)
+        facts = await asyncio.to_thread(
+            read_facts, swarm, self.server, now, self.config, guarded, set(previous), usage
+        )
+        posts, kept = step(facts, previous, now, self.config)
+
+        def publish_all() -> None:
+            for post in posts:
+                self.publish(post)
+
+        await asyncio.to_thread(
+            self.store.save_alert_states,
+            self.server,
+            [dataclasses.asdict(a) for a in kept.values()],
+            publish_all,
+        )
+        return posts
+
+    # disk and memory: a probe on every node, which takes seconds (``run`` keeps it off the
+    # checks' turn, so a slow probe never delays the guard)
+    async def measure(self) -> None:
+        self._next_usage = time.monotonic() + self.config.usage_seconds
+        if not self.config.usage_image:
+            return
+        try:
+            swarm = await self.client()
+            self._usage = await asyncio.to_thread(swarm.node_usage, self.config.usage_image)
+        except CoreError as exc:  # the alert is about the nodes, not the probe
+            log.warning("%s: disk and memory not measured: %s", self.server, exc)
+
+    async def _measure_forever(self) -> None:
+        while True:
+            await self.measure()
+            self.wake.set()
+            await asyncio.sleep(self.config.usage_seconds)
+
+    # the event stream
+    def absorb(self, swarm: SwarmClient, events: list[dict[str, Any]]) -> bool:
+        """Note what ``events`` say, past the cursor, and move it; True if a check should
+        run now. Blocking."""
+        cursor = self.store.alert_cursor(self.server)
+        since = cursor[0] if cursor else 0
+        fresh = [e for e in events if int(e.get("timeNano") or 0) > since]
+        if not fresh:
+            return False
+        wake = False
+        notes: list[dict[str, Any]] = []
+        for event in fresh:
+            action, actor = event.get("Action", ""), event.get("Actor") or {}
+            self.handled.append(
+                f"{event['timeNano']}/{event.get('Type')}/{action}/{actor.get('ID')}"
+            )
+            attributes = actor.get("Attributes") or {}
+            service = attributes.get(SERVICE_LABEL)
+            if event.get("Type") == "node" or (service and action == "die"):
+                wake = True
+            if service and action == "oom":
+                notes.append(self._oom_note(swarm, service, event))
+                wake = True
+
+        def note_all() -> None:
+            for note in notes:
+                self.store.note_alert(**note)
+
+        newest = max(int(e["timeNano"]) for e in fresh)
+        self.store.advance_cursor(self.server, newest, len(fresh), note_all)
+        return wake
+
+    def _oom_note(self, swarm: SwarmClient, service: str, event: dict[str, Any]) -> dict[str, Any]:
+        found = None
+        with contextlib.suppress(CoreError):
+            found = swarm.inspect_service(service)
+        labels = ((found or {}).get("Spec") or {}).get("Labels") or {}
+        at = int(event["timeNano"]) / 1e9
+        stamp = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M:%S UTC")
+        container = (event.get("Actor") or {}).get("ID", "")[:12]
+        return {
+            "key": alert_key(self.server, OOM, service),
+            "server": self.server,
+            "kind": OOM,
+            "subject": service,
+            "app": labels.get(LABEL_APP),
+            "env": labels.get(LABEL_ENV),
+            "at": at,
+            "detail": f"container {container} was OOM-killed at {stamp}",
+        }
+
+    async def follow(self) -> None:
+        """Read the event stream forever, reopening it from the cursor when it drops."""
+        pause = RECONNECT_FIRST
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                swarm = await self.client()
+                cursor = await asyncio.to_thread(self.store.alert_cursor, self.server)
+                self._stream = await asyncio.to_thread(swarm.events, cursor[0] if cursor else None)
+                await asyncio.to_thread(self._pump, swarm, self._stream, loop)
+                pause = RECONNECT_FIRST  # it ran and ended: reopen soon
+            except CoreError as exc:
+                log.warning("%s: event stream: %s; reopening in %.1fs", self.server, exc, pause)
+            except Exception:  # a connection closed under the SDK breaks in its own ways
+                log.exception("%s: event stream broke; reopening in %.1fs", self.server, pause)
+            finally:
+                if self._stream is not None:
+                    self._stream.close()
+                    self._stream = None
+            self.drops += 1
+            await asyncio.sleep(pause)
+            pause = min(RECONNECT_MAX, pause * 2)
+
+    def _pump(
+        self, swarm: SwarmClient, stream: EventStream, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        for event in stream:
+            future = asyncio.run_coroutine_threadsafe(self._take(swarm, event), loop)
+            future.result()
+
+    async def _take(self, swarm: SwarmClient, event: dict[str, Any]) -> None:
+        async with self.turn:
+            if await asyncio.to_thread(self.absorb, swarm, [event]):
+                self.wake.set()
+
+    def drop(self) -> None:
+        """Close the stream's connection now, as a network fault would (tests, shutdown)."""
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    async def run(self) -> None:
+        """Follow events and check every ``alerts.check_seconds``, or at once when an event
+        asks for it; an unreachable engine is logged and tried again next round."""
+        follower = asyncio.create_task(self.follow())
+        self._measurer = asyncio.create_task(self._measure_forever())
+        try:
+            while True:
+                try:
+                    for post in await self.check():
+                        log.info("%s: %s", self.server, post.outcome.title)
+                except CoreError as exc:
+                    log.warning("%s: alert check failed: %s", self.server, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.config.check_seconds)
+                    # a burst of deaths is one check, not one per event
+                    await asyncio.sleep(min(MIN_CHECK_GAP, self.config.check_seconds))
+                self.wake.clear()
+        finally:
+            follower.cancel()
+            self._measurer.cancel()
+            self.drop()
+            await asyncio.gather(follower, self._measurer, return_exceptions=True)
+            self._measurer = None

@@ -1,0 +1,266 @@
+"""The guard after a deploy, on the in-memory swarm and the real chat path: a release that
+crash-loops after going live is rolled back by itself with one alert; one that passes its
+window is told so; it waits for a lock held by a newer change, stands down for a newer
+deploy, and carries on after a restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.slack import SlackBot, web_client
+from commands.dispatch import Dispatcher
+from commands.watching import watchers
+from core.config import AlertsConfig, ControlConfig, NotifyRoute
+from core.engine import Engine
+from core.secrets import Vault
+from core.servers.registry import Servers
+from core.store import Store
+from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
+from core.watch import alerts
+from core.watch.alerts import AlertWatch
+from tests.chat import result, say
+from tests.fake_plane import WEB, fast_swarm
+from tests.fake_slack import FakeSlack
+from tests.test_slack import SECRET, Harness, until
+
+ALERTS = AlertsConfig(
+    crash_restarts=2,
+    crash_window_seconds=120,
+    below_replicas_seconds=20,
+    recover_seconds=10,
+    usage_image=None,
+    guard_seconds=60,
+)
+ROUTES = [
+    NotifyRoute(platform="slack", channel="CALERTS", kinds=["alerts"]),
+    NotifyRoute(platform="slack", channel="CDEPLOYS", kinds=["deploys"]),
+]
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeSwarm:
+    swarm = fast_swarm(monkeypatch)
+    monkeypatch.setattr(alerts, "clock", lambda: swarm.now)
+    return swarm
+
+
+def open_bot(home: Path, fake: FakeSwarm) -> Dispatcher:
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: fake}),
+        home=home,
+        vault=Vault.open(home),
+    )
+    config = ControlConfig(admins=["console:alice"], notify=ROUTES, alerts=ALERTS)
+    return Dispatcher(engine, config)
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, fake: FakeSwarm):
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "web"
+    folder.mkdir()
+    (folder / "app.yml").write_text(WEB)
+    dispatcher = open_bot(home, fake)
+    assert result(await say(dispatcher, f"apps add web --path {folder}")).ok
+    yield dispatcher
+    dispatcher.close()
+
+
+def the_watch(bot: Dispatcher) -> AlertWatch:
+    (watch,) = watchers(bot.engine.plane, bot.config, bot.notifier)
+    return watch
+
+
+def outbox(bot: Dispatcher, kind: str | None = None) -> list[tuple[str, str, dict]]:
+    rows = bot.engine.store._rows("outbox", order_by="id")
+    return [
+        (r["channel"], r["kind"], json.loads(r["payload"])["fields"])
+        for r in rows
+        if kind in (None, r["kind"])
+    ]
+
+
+async def rounds(watch: AlertWatch, fake: FakeSwarm, count: int) -> None:
+    for _ in range(count):
+        fake.step()
+        await watch.check()
+
+
+def statuses(bot: Dispatcher) -> list[tuple[int, str]]:
+    return [(r.number, r.status) for r in bot.engine.store.releases("web", "production")]
+
+
+async def test_a_release_that_crash_loops_after_going_live_is_rolled_back_once(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    second = result(await say(bot, "deploy web 2"))
+    assert second.ok
+    assert second.details[-1] == (
+        "🛡️ guarded for 1m: a crash loop or missing replicas rolls it back by itself"
+    )
+    fake.behave("web:2", UNHEALTHY)  # healthy at first, then its tasks fail and restart
+    watch = the_watch(bot)
+    await rounds(watch, fake, 30)
+    assert statuses(bot) == [(2, "failed"), (1, "live")]
+    images = {
+        t["Spec"]["ContainerSpec"]["Image"]
+        for t in fake.tasks("web-production")
+        if t["DesiredState"] == "running"
+    }
+    assert images == {"shipbot/web:1"}
+    (guard,) = bot.engine.store.guards("web", "production")[:1]
+    assert guard["status"] == "rolled_back"
+    assert guard["reason"].startswith("it crash-loops: ")
+    alerts_sent = [a for a in outbox(bot, "alerts") if not a[2]["ok"]]
+    assert len(alerts_sent) == 1, alerts_sent  # one alert, not one per restart
+    channel, _, alert = alerts_sent[0]
+    assert channel == "CALERTS"
+    assert (
+        alert["title"]
+        == "🔁 web (production) on local crash-looped after its deploy (exit code 137)"
+    )
+    assert alert["log_tail"] == ["listening on :9999"]
+    assert alert["fields"]["exit code"] == "137" and alert["fields"]["server"] == "local"
+    told = [(c, f["title"]) for c, k, f in outbox(bot, "deploys") if "guard" in f["title"]]
+    title = "🛡️ the guard rolled web back on production from release 2 to release 1"
+    assert told == [("CDEPLOYS", title)]  # (a console session has no outbox)
+    audit = bot.engine.store.audit_log("web", limit=1)[0]
+    assert (audit["user"], audit["result"]) == ("shipbot:guard", "ok")
+    assert audit["command"] == "rollback web --env production (guard of release 2)"
+    # the watcher keeps quiet about the same failure, then closes it once all is well
+    await rounds(watch, fake, 30)
+    assert [f["title"][:48] for _, _, f in outbox(bot, "alerts")] == [
+        alert["title"][:48],
+        "✅ web (production) on local recovered: 2/2 runni",
+    ]
+
+
+async def test_a_release_that_stays_healthy_passes_its_guard(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    watch = the_watch(bot)
+    await rounds(watch, fake, 20)
+    assert bot.engine.store.guards("web", "production")[0]["status"] == "watching"
+    await rounds(watch, fake, 30)
+    assert bot.engine.store.guards("web", "production")[0]["status"] == "passed"
+    passed = [f["title"] for _, _, f in outbox(bot, "deploys") if "guard" in f["title"]]
+    expected = (
+        "🛡️ web release 1 passed its guard on production: 1m with no crash loop and every "
+        "replica running"
+    )
+    assert passed == [expected]  # to the deploys channel (a console session has no outbox)
+    assert outbox(bot, "alerts") == []
+
+
+async def test_below_replicas_for_the_threshold_rolls_back(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    fake.behave("web:2", STUCK)
+    spec = fake.inspect_service("web-production")["Spec"]
+    spec["Mode"]["Replicated"]["Replicas"] = 3  # a third task that never starts
+    fake.update_service(spec)
+    await rounds(bot and the_watch(bot), fake, 20)
+    assert statuses(bot)[:2] == [(2, "failed"), (1, "live")]
+    guard = bot.engine.store.guards("web", "production")[0]
+    assert guard["reason"].startswith("it stayed below its replicas: 2/3 running for ")
+
+
+async def test_the_guard_waits_for_a_lock_held_by_a_newer_change(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    fake.behave("web:2", UNHEALTHY)
+    store = bot.engine.store
+    assert (
+        store.acquire_lock(
+            "web/production", owner="console:bob", what="deploy", ttl=60, host="here"
+        )
+        is None
+    )
+    watch = the_watch(bot)
+    await rounds(watch, fake, 20)
+    assert statuses(bot)[0] == (2, "live")  # not fought over
+    assert store.guards("web", "production")[0]["status"] == "watching"
+    store.release_lock("web/production", "console:bob")
+    await rounds(watch, fake, 5)
+    assert statuses(bot)[:2] == [(2, "failed"), (1, "live")]
+
+
+async def test_a_newer_deploy_supersedes_the_guard(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    guards = bot.engine.store.guards("web", "production")
+    assert [(g["release"], g["status"]) for g in guards] == [(2, "watching"), (1, "superseded")]
+
+
+async def test_the_guard_carries_on_after_a_restart(bot, fake, tmp_path):
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    fake.behave("web:2", UNHEALTHY)
+    bot.close()  # the process stops; its window is in SQLite
+    again = open_bot(tmp_path / "home", fake)
+    try:
+        await rounds(the_watch(again), fake, 30)
+        assert statuses(again)[:2] == [(2, "failed"), (1, "live")]
+        assert [f["ok"] for _, _, f in outbox(again, "alerts")] == [False, True]
+    finally:
+        again.close()
+    fake.behave("web:1", HEALTHY)
+
+
+async def test_on_slack_the_guard_edits_the_deploy_message_and_answers_in_its_thread(bot, fake):
+    slack = await FakeSlack().start()
+    chat = SlackBot(bot, web_client("xoxb-test", slack.base_url), signing_secret=SECRET)
+    runner = await chat.serve_http("127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    harness = Harness(slack, chat, f"http://{host}:{port}/slack/events", Path("."))
+    try:
+        bot.config = bot.config.model_copy(update={"admins": ["console:alice", "slack:UADMIN"]})
+        assert result(await say(bot, "deploy web 1")).ok
+        await harness.command("/deploy", "web 2", "UADMIN", channel="CTEAM")
+
+        def shown() -> list:
+            return [c for c in slack.of("chat.update") if "release 2 is live" in c.args["text"]]
+
+        status_ts = (await until(shown, timeout=20))[-1].args["ts"]
+        await until(lambda: bot.engine.store.guards("web", "production")[0]["anchor"], 10)
+        fake.behave("web:2", UNHEALTHY)
+        await rounds(the_watch(bot), fake, 30)
+        await bot.notifier.deliver_due("slack", chat.deliver)
+        title = "the guard rolled web back on production from release 2 to release 1"
+        edits = [c for c in slack.of("chat.update") if title in c.args["text"]]
+        assert [(c.args["channel"], c.args["ts"]) for c in edits] == [("CTEAM", status_ts)]
+        threaded = [c for c in slack.of("chat.postMessage") if title in c.args["text"]]
+        assert [(c.args["channel"], c.args.get("thread_ts")) for c in threaded] == [
+            ("CTEAM", status_ts),  # in the deploy's thread
+            ("CDEPLOYS", None),  # and the deploys channel
+        ]
+    finally:
+        await runner.cleanup()
+        await slack.stop()
+
+
+async def test_log_tails_in_alerts_mask_the_apps_secrets(bot, fake):
+    store, vault = bot.engine.store, bot.engine.vault
+    secret = "s3cr3t-token-value-42"
+    store.set_variable(
+        app="web",
+        env="production",
+        key="TOKEN",
+        value=vault.encrypt(secret),
+        secret=True,
+        updated_by="console:alice",
+    )
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    leaky = Behaviour("unhealthy", log=(f"connecting with {secret}", "refused"))
+    fake.behave("web:2", leaky)
+    await rounds(the_watch(bot), fake, 30)
+    payloads = [r["payload"] for r in store._rows("outbox")]
+    assert not any(secret in p for p in payloads)
+    (alert,) = [f for _, _, f in outbox(bot, "alerts") if not f["ok"]]
+    assert (
+        alert["log_tail"][0].startswith("connecting with ") and secret not in alert["log_tail"][0]
+    )
