@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.appspec import Approval
 from core.cron import trigger as cron_trigger
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
@@ -162,6 +163,9 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     images: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DB_IMAGES))
+    # who approves `db remove` and `restore` over a live database (someone else than the
+    # requester, holding the role on every app, or named)
+    approval: Approval = Field(default_factory=lambda: Approval(approvers=["admin"]))
 
     @field_validator("images")
     @classmethod

@@ -34,6 +34,11 @@ def test_postgres_commands():
     assert dumps.restore(PG).argv == (
         "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "-U", "app", "-d", "appdb"
     )  # fmt: skip
+    assert dumps.restore(PG, over=True).argv == (
+        "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--clean", "--if-exists",
+        "-U", "app", "-d", "appdb",
+    )  # fmt: skip
+    assert dumps.restore(MY, over=True) == dumps.restore(MY)  # the dump drops each table
     assert dumps.counts(PG).argv[:8] == (
         "psql", "--no-password", "-U", "app", "-d", "appdb", "-At", "-F"
     )  # fmt: skip

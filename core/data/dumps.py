@@ -100,11 +100,14 @@ def dump(target: Target) -> Exec:
     raise DumpError(f"{target.kind!r} is not one of {', '.join(KINDS)}")
 
 
-def restore(target: Target) -> Exec:
+def restore(target: Target, over: bool = False) -> Exec:
     """The command that reads a backup on stdin into ``target`` (for Redis: the RDB file,
-    loaded by ``redis_reload``)."""
+    loaded by ``redis_reload``). ``over``: into a database that holds data already, whose
+    objects the dump's replace (MariaDB/MySQL dumps drop each table before creating it)."""
     if target.kind == "postgres":
         argv = ("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error")
+        if over:
+            argv = (*argv, "--clean", "--if-exists")
         return Exec((*argv, "-U", target.user, "-d", target.database), _pg_env(target))
     if target.kind in ("mariadb", "mysql"):
         tool = _my_tool(target, "mariadb", "mysql")

@@ -55,8 +55,10 @@ def restore(
     row: Mapping[str, Any],
     into: Located,
     identity: str | None = None,
+    over: bool = False,
 ) -> Restored:
-    """Stream backup ``row`` (a record of ``core.store.backups``) into ``into``."""
+    """Stream backup ``row`` (a record of ``core.store.backups``) into ``into``; ``over``:
+    ``into`` holds data already, which the backup's objects replace."""
     if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
         raise BackupError(f"backup {row['id']} is not a kept good backup ({row['status']})")
     if row["kind"] != into.kind:
@@ -68,7 +70,7 @@ def restore(
         if not identity:
             raise BackupError("the backup is encrypted: set the age identity's variable")
         chunks = stream.decrypt_chunks(chunks, identity)
-    command = dumps.restore(into.target)
+    command = dumps.restore(into.target, over=over)
     run = swarm.exec_stream(
         into.container, command.argv, command.env, command.user, stdin=stream.gunzip_chunks(chunks)
     )
