@@ -242,6 +242,8 @@ class BackupsConfig(BaseModel):
     alert_grace_seconds: int = Field(default=3600, ge=0)  # silence beyond this is alerted
     heartbeat_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     report: str | None = None  # cron: post `backup report` to the backups channels
+    # apps' named volumes are tarred in a helper service of this image (core/data/volumes.py)
+    volume_image: str = Field(default="busybox:latest", pattern=r"^\S+$")
 
     _report = field_validator("report")(_crontab)
 

@@ -14,6 +14,7 @@ from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
+from commands.catalog.volumes import VolumeBackup, VolumeBackups, VolumeRestore
 
 __all__ = [
     "Approve",
@@ -57,4 +58,7 @@ __all__ = [
     "Status",
     "Unlock",
     "Whoami",
+    "VolumeBackup",
+    "VolumeBackups",
+    "VolumeRestore",
 ]

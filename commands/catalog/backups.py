@@ -22,7 +22,7 @@ from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
-from core.data import backup, restore, review
+from core.data import backup, restore, review, volumes
 from core.data.s3 import S3Store
 from core.engine import Engine
 from core.errors import CoreError
@@ -89,15 +89,22 @@ async def backup_and_post(
     settings = backups_config(config)
     swarm = await plane.servers.client(plane.server)
     s3 = S3Store(settings.s3, environ)
+    volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
     try:
-        located = await asyncio.to_thread(backup.locate, swarm, name)
-        report = await asyncio.to_thread(
-            backup.run_backup, swarm, plane.store, s3, settings, located, by
-        )
+        if volume is not None:
+            report = await asyncio.to_thread(
+                volumes.backup_volume, swarm, plane.store, s3, settings, volume, by
+            )
+        else:
+            located = await asyncio.to_thread(backup.locate, swarm, name)
+            report = await asyncio.to_thread(
+                backup.run_backup, swarm, plane.store, s3, settings, located, by
+            )
     finally:
         s3.close()
     result = report_result(report)
-    await asyncio.to_thread(notifier.publish, "backups", name, None, result)
+    app, env = (volume.app, volume.env) if volume else (name, None)
+    await asyncio.to_thread(notifier.publish, "backups", app, env, result)
     return result
 
 
@@ -122,13 +129,17 @@ class BackupList:
         if not rows:
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
-        out = []
-        for row in rows:
-            when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%m-%d %H:%M:%S")
-            status = "deleted" if row["deleted_at"] else row["status"]
-            size = human(row["size"]) if row["size"] is not None else ""
-            out.append((str(row["id"]), status, when, size, row["key"], row["error"] or ""))
-        yield Table(("id", "status", "started", "size", "key", "error"), tuple(out))
+        yield backups_table(rows)
+
+
+def backups_table(rows: list[dict[str, Any]]) -> Table:
+    out = []
+    for row in rows:
+        when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%m-%d %H:%M:%S")
+        status = "deleted" if row["deleted_at"] else row["status"]
+        size = human(row["size"]) if row["size"] is not None else ""
+        out.append((str(row["id"]), status, when, size, row["key"], row["error"] or ""))
+    return Table(("id", "status", "started", "size", "key", "error"), tuple(out))
 
 
 @command(

@@ -93,6 +93,9 @@ def locate(swarm: SwarmClient, name: str) -> Located:
 
 def object_key(s3: S3Store, located: Located, started: float, encrypted: bool) -> str:
     stamp = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    if located.kind == "volume":  # named APP/ENV/VOLUME
+        ext = "tar.gz" + (".age" if encrypted else "")
+        return s3.key("volumes", located.name, f"{stamp}.{ext}")
     ext = f"{EXTENSIONS[located.kind]}.gz" + (".age" if encrypted else "")
     return s3.key(located.name, f"{stamp}.{ext}")
 

@@ -171,6 +171,8 @@ def counts(target: Target, tables: list[str] | None = None) -> Exec:
         return Exec(argv, _my_env(target))
     if target.kind == "redis":
         return redis_cli(target, "INFO", "keyspace")
+    if target.kind == "volume":  # one line per file
+        return Exec(("find", target.path, "-type", "f"))
     raise DumpError(f"no row count check for {target.kind!r}")
 
 
@@ -187,6 +189,8 @@ def _quoted(name: str, quote: str) -> str:
 
 def parse_counts(kind: str, text: str) -> dict[str, int]:
     """The check's output as {table or redis db: rows or keys}."""
+    if kind == "volume":
+        return {"files": sum(1 for line in text.splitlines() if line.strip())}
     out: dict[str, int] = {}
     for line in text.splitlines():
         if kind == "redis":
