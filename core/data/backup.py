@@ -100,6 +100,13 @@ def object_key(s3: S3Store, located: Located, started: float, encrypted: bool) -
     return s3.key(located.name, f"{stamp}.{ext}")
 
 
+def exited(code: int) -> str:
+    """How a tool ended, naming the signal when a shell-style code says it was killed."""
+    if 128 < code < 160:
+        return f"exited {code} (killed by signal {code - 128})"
+    return f"exited {code}"
+
+
 def verdict(
     kind: str,
     code: int | None,
@@ -115,7 +122,7 @@ def verdict(
     if code is None:
         problems.append("the stream ended before the dump tool did (truncated)")
     elif code != 0:
-        problems.append(f"the dump tool exited {code}: {stderr or '(no stderr)'}")
+        problems.append(f"the dump tool {exited(code)}: {stderr or '(no stderr)'}")
     elif not complete:
         problems.append("the dump is incomplete: its stream ended without the tool's end marker")
     if stored.size != sent.size:
@@ -229,7 +236,7 @@ def run_backup(
         def finish() -> None:
             code = run.exit_code()
             if code != 0:
-                what = "ended before the tool did" if code is None else f"exited {code}"
+                what = "ended before the tool did" if code is None else exited(code)
                 raise BackupError(
                     f"{command.argv[0]} {what}: {run.stderr() or '(no stderr)'}; nothing was stored"
                 )
