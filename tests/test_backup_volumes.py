@@ -156,6 +156,22 @@ async def test_a_volume_the_app_does_not_mount_is_refused(plane):
     assert not bad.ok and "shop (production) mounts no named volume 'cache'" in bad.details[0]
     none = result(await say(bot, "volume backup blog data", ADMIN))
     assert not none.ok and "blog has no service in production" in none.details[0]
+    # app shop in environment a-b is not app shop-a in environment b (both "shop-a-b")
+    swarm.create_service(
+        {
+            "Name": "shop-a-b",
+            "Labels": {"shipbot.app": "shop-a", "shipbot.env": "b"},
+            "TaskTemplate": {
+                "ContainerSpec": {
+                    "Image": "busybox:latest",
+                    "Mounts": [{"Type": "volume", "Source": "shop-a-b-c", "Target": "/c"}],
+                }
+            },
+            "Mode": {"Replicated": {"Replicas": 1}},
+        }
+    )
+    other = result(await say(bot, "volume backup shop c --env a-b", ADMIN))
+    assert not other.ok and "shop has no service in a-b (shop-a-b)" in other.details[0]
     usage = failure(await say(bot, "volume restore shop data 1", ADMIN))
     assert usage.kind == USAGE and "--to NEW_VOLUME" in usage.message
     usage = failure(await say(bot, "volume backup shop ../etc", ADMIN))

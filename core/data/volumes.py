@@ -26,7 +26,14 @@ from core.config import BackupsConfig
 from core.data import dumps, restore
 from core.data.backup import BackupError, Located, Report, run_backup
 from core.data.s3 import S3Store
-from core.names import APP_NAME_RE, ENV_NAME_RE, LABEL_MANAGED, service_name
+from core.names import (
+    APP_NAME_RE,
+    ENV_NAME_RE,
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_MANAGED,
+    service_name,
+)
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -106,7 +113,9 @@ def source(swarm: SwarmClient, ref: VolumeRef) -> str | None:
     app's running task (None when scaled to zero)."""
     service = service_name(ref.app, ref.env)
     found = swarm.inspect_service(service)
-    if found is None:
+    labels = found["Spec"].get("Labels") or {} if found else {}
+    if found is None or (labels.get(LABEL_APP), labels.get(LABEL_ENV)) != (ref.app, ref.env):
+        # a name like APP-ENV is also that of app APP-X in ENV-Y: the labels tell them apart
         raise BackupError(f"{ref.app} has no service in {ref.env} ({service}): deploy it first")
     mounts = found["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts") or []
     if not any(m.get("Type") == "volume" and m.get("Source") == ref.engine_name for m in mounts):
