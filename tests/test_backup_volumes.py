@@ -51,6 +51,9 @@ def test_the_helper_service_exactly():
             "Placement": {"Constraints": ["node.id==n1"]},
         },
         "Mode": {"Replicated": {"Replicas": 1}},
+        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"},
+        "RollbackConfig": {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"},
+        "EndpointSpec": {"Mode": "dnsrr"},
     }
     unplaced = helper_spec("h2", "b", "v", read_only=False, node=None)
     assert "Placement" not in unplaced["TaskTemplate"]

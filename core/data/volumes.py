@@ -41,6 +41,7 @@ MOUNT = "/volume"
 LABEL_HELPER = "shipbot.volume.helper"  # on helper services: the volume they mount
 HELPER_SECONDS = 60.0  # for the helper's container to run (the image is local)
 HELPER_SLEEP = "3600"  # the helper idles this long at most, should shipbot die meanwhile
+ONCE = {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"}  # never updated
 SOURCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # app.yml's volume source names
 
 
@@ -102,6 +103,9 @@ def helper_spec(
             "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
         },
         "Mode": {"Replicated": {"Replicas": 1}},
+        "UpdateConfig": ONCE,
+        "RollbackConfig": ONCE,
+        "EndpointSpec": {"Mode": "dnsrr"},  # no ports, no virtual IP
     }
     if node:
         spec["TaskTemplate"]["Placement"] = {"Constraints": [f"node.id=={node}"]}
