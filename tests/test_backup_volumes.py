@@ -1,19 +1,23 @@
 """Backups of apps' named volumes without an engine: the helper service exactly, the command
 surface and its permissions through the real dispatcher, and the pipeline (tar through gzip
-into moto, verified, listed, restored into a new volume only) on the fake swarm."""
+into moto, verified, listed, restored into a new volume only) on the fake swarm; and the
+decisions of a restore into a Redis with appendonly on."""
 
 from __future__ import annotations
 
 import io
 import tarfile
 
+import pytest
+
 from commands.catalog.reports import Runner, report_rows
 from commands.replies import DENIED, USAGE
 from core.config import BackupSchedule
-from core.data import dumps, volumes
+from core.data import dumps, redis_aof, volumes
+from core.data.backup import BackupError, Located
 from core.data.volumes import VolumeRef, helper_spec, parse_key
 from core.scheduler.jobs import due_jobs, jobs
-from core.swarm.fake import FakeExec
+from core.swarm.fake import FakeExec, FakeSwarm
 from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, at, posted
@@ -229,3 +233,53 @@ async def test_a_scheduled_volume_backup_runs_and_posts(plane):
     assert any(f"backup {row['id']} of shop/production/data is stored" in p for p in posted(bot))
     (line,) = [r for r in report_rows(bot.engine.store, settings, 1e10) if r[0] == SHOP.key]
     assert line[1] == "0 4 * * *" and line[4] == "0"
+
+
+# restoring into a Redis with appendonly on (core/data/redis_aof.py): builders exactly, then
+# the decisions on the fake swarm; the real engine: tests/test_backups_more_docker.py
+REDIS = dumps.Target("redis", password="pw")
+AOF_ON = b"# Persistence\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\n"
+
+
+def test_aof_builders_exactly():
+    layout = redis_aof.AofLayout("/data", "appendonlydir", "appendonly.aof")
+    assert redis_aof.install(REDIS, layout) == dumps.Exec(
+        ("sh", "-c", redis_aof.INSTALL, "sh", "/data", "appendonlydir", "appendonly.aof",
+         "/data/dump.rdb"),
+        {"REDISCLI_AUTH": "pw"},
+    )  # fmt: skip
+    assert redis_aof.stop_aof(REDIS).argv == ("redis-cli", "CONFIG", "SET", "appendonly", "no")
+    assert redis_aof.parse_config("dir\n/data\nappenddirname\nappendonlydir\n") == {
+        "dir": "/data",
+        "appenddirname": "appendonlydir",
+    }
+
+
+def redis_answers(swarm, persistence: bytes, config: dict[str, str]) -> list[tuple]:
+    def handler(container, argv, env):
+        if argv[1:3] == ("INFO", "persistence"):
+            return FakeExec([persistence])
+        if argv[1:3] == ("CONFIG", "GET"):
+            value = config.get(argv[3])
+            return FakeExec([f"{argv[3]}\n{value}\n".encode()] if value is not None else [])
+        if argv[1:3] == ("CONFIG", "SET"):
+            return FakeExec([b"OK\n"])
+        return FakeExec(code=127, err=f"{argv[0]}: not found")
+
+    swarm.exec_handler = handler
+    return swarm.execs
+
+
+def test_aof_off_changes_nothing_and_redis_6_with_aof_is_refused():
+    swarm = FakeSwarm()
+    into = Located("cache", "redis", "c1", REDIS)
+    execs = redis_answers(swarm, b"aof_enabled:0\r\n", {})
+    assert redis_aof.prepare(swarm, into) is None
+    assert [e[1][1:3] for e in execs] == [("INFO", "persistence")]
+    redis_answers(swarm, AOF_ON, {"dir": "/data", "appendfilename": "appendonly.aof"})
+    with pytest.raises(BackupError, match="before 7"):
+        redis_aof.prepare(swarm, into)
+    config = {"dir": "/srv", "appenddirname": "aofs", "appendfilename": "a.aof"}
+    execs = redis_answers(swarm, AOF_ON, config)
+    assert redis_aof.prepare(swarm, into) == redis_aof.AofLayout("/srv", "aofs", "a.aof")
+    assert execs[-1][1] == ("redis-cli", "CONFIG", "SET", "appendonly", "no")
