@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -179,6 +180,10 @@ class DataConfig(BaseModel):
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# an app's named volume in backups.schedules (core/data/volumes.py)
+VOLUME_KEY = re.compile(
+    r"^[a-z][a-z0-9-]{0,40}/[a-z][a-z0-9-]{0,20}/[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+)
 
 
 class S3Config(BaseModel):
@@ -252,6 +257,19 @@ class BackupsConfig(BaseModel):
     def _schedules(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"cron": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _volume_schedules(cls, value: dict[str, BackupSchedule]) -> dict[str, BackupSchedule]:
+        """An app's named volume is scheduled as APP/ENV/VOLUME; it has no rows to verify."""
+        for name, schedule in value.items():
+            if "/" not in name:
+                continue
+            if not VOLUME_KEY.match(name):
+                raise ValueError(f"{name!r}: a volume is scheduled as APP/ENV/VOLUME")
+            if schedule.verify or schedule.query:
+                raise ValueError(f"{name}: verify and query are for databases, not volumes")
         return value
 
 

@@ -9,10 +9,11 @@ import io
 import tarfile
 
 import pytest
+from pydantic import ValidationError
 
 from commands.catalog.reports import Runner, report_rows
 from commands.replies import DENIED, USAGE
-from core.config import BackupSchedule
+from core.config import BackupSchedule, BackupsConfig
 from core.data import dumps, redis_aof, volumes
 from core.data.backup import BackupError, Located
 from core.data.volumes import VolumeRef, helper_spec, parse_key
@@ -283,3 +284,15 @@ def test_aof_off_changes_nothing_and_redis_6_with_aof_is_refused():
     execs = redis_answers(swarm, AOF_ON, config)
     assert redis_aof.prepare(swarm, into) == redis_aof.AofLayout("/srv", "aofs", "a.aof")
     assert execs[-1][1] == ("redis-cli", "CONFIG", "SET", "appendonly", "no")
+
+
+def test_volume_schedules_in_shipbot_yml():
+    s3 = {"bucket": "backups"}
+    fine = BackupsConfig(s3=s3, schedules={"shop/production/data": "0 3 * * *"})
+    assert parse_key(next(iter(fine.schedules))) == SHOP
+    with pytest.raises(ValidationError, match="a volume is scheduled as APP/ENV/VOLUME"):
+        BackupsConfig(s3=s3, schedules={"shop/data": "0 3 * * *"})
+    with pytest.raises(ValidationError, match="verify and query are for databases"):
+        BackupsConfig(
+            s3=s3, schedules={"shop/production/data": {"cron": "0 3 * * *", "verify": "0 4 * * *"}}
+        )
