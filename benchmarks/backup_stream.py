@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--prefix", default="bench", help="of the database's name")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "NAME"))
     args = parser.parse_args()
     os.environ.update(KEYS)
@@ -185,7 +186,7 @@ def main() -> None:
         child(Path(args.child[0]), args.child[1])
         return
     client = docker.from_env()
-    name = f"bench{uuid.uuid4().hex[:6]}"
+    name = f"{args.prefix}{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp, moto_server() as endpoint:
         home = Path(tmp)
         (home / "shipbot.yml").write_text(SHIPBOT_YML.format(endpoint=endpoint, bucket=BUCKET))

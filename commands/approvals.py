@@ -44,6 +44,17 @@ class Released:
     resolved: Resolved | None
 
 
+@dataclass(frozen=True)
+class Review:
+    """The approval a request that reads no app.yml (a database's) asks for: its rule, the
+    digest of what it names (checked again through ``request.bound`` when approved) and
+    what the approvers are shown."""
+
+    rule: Approval
+    digest: str
+    details: tuple[str, ...] = ()
+
+
 async def rule(engine: Engine, app: str, env: str, resolved: Resolved | None) -> Approval | None:
     """The approval an environment asks for: app.yml at the registered ref decides; the ref
     being deployed may add one, never remove it."""
@@ -74,6 +85,8 @@ async def ask(
     approval: Approval,
     resolved: Resolved | None,
     secret: str | None,
+    digest: str | None = None,
+    details: tuple[str, ...] = (),
 ) -> ApprovalRequest:
     now = time.time()
     text = render(request)
@@ -91,11 +104,10 @@ async def ask(
         "expires_at": now + approval.expires / 1e9,
         "note": "",
         "commit_sha": resolved.commit if resolved else None,
-        "digest": resolved.digest if resolved else None,
+        "digest": resolved.digest if resolved else digest,
         "request": json.dumps(sealed),
     }
     approval_id = await asyncio.to_thread(engine.store.add_approval, row)
-    details: tuple[str, ...] = ()
     if resolved is not None:
         details = tuple(await engine.plan(resolved))
     return ApprovalRequest(
@@ -185,6 +197,19 @@ async def approve(
                 Failure(
                     f"request {approval_id} changed since requested (digest {row['digest']}, "
                     f"now {resolved.digest}): request again; nothing was changed"
+                )
+            ], None
+    bound = getattr(request, "bound", None)  # what a request that resolves nothing reviewed
+    if bound is not None:
+        now = await bound(engine)
+        if now != row["digest"]:
+            await asyncio.to_thread(
+                engine.store.finish_approval, approval_id, "stale", "changed since requested"
+            )
+            return [
+                Failure(
+                    f"request {approval_id} changed since requested (what it names is not what "
+                    "was reviewed): request again; nothing was changed"
                 )
             ], None
     sealed = json.loads(row.get("request") or "{}")

@@ -230,7 +230,6 @@ class Dispatcher:
     async def _gate(self, work: Work) -> AsyncIterator[Reply]:
         """Hold a change for approval where its environment asks for one; admins may pass
         with an audited, announced ``--break-glass REASON``."""
-        assert work.app is not None and work.env is not None
         reason = getattr(work.parsed, "break_glass", None)
         if reason is not None:
             if not work.ctx.policy.allows(work.ctx.user, ADMIN, work.app, work.env):
@@ -240,11 +239,18 @@ class Dispatcher:
                 return
             notice = Message(
                 f"⚠️ break glass: {work.ctx.user} ran `{render(work.parsed)}` on "
-                f"{work.app}/{work.env} without approval: {reason}"
+                f"{work.app or 'every app'}/{work.env or 'every environment'} without "
+                f"approval: {reason}"
             )
             await asyncio.to_thread(self.notifier.publish, "alerts", work.app, work.env, notice)
             yield notice
             return
+        if hasattr(work.parsed, "review"):  # about no app (a database): its own rule
+            async with contextlib.aclosing(self._review(work)) as replies:
+                async for reply in replies:
+                    yield reply
+            return
+        assert work.app is not None and work.env is not None
         rule = await approvals.rule(self.engine, work.app, work.env, work.ctx.resolved)
         if rule is None:
             return
@@ -259,6 +265,27 @@ class Dispatcher:
             approval=rule,
             resolved=work.ctx.resolved,
             secret=work.ctx.secret,
+        )
+        work.outcome, work.detail = "pending", f"approval {request.id}"
+        yield request
+
+    async def _review(self, work: Work) -> AsyncIterator[Reply]:
+        review: approvals.Review | None = await work.parsed.review(work.ctx)
+        if review is None:
+            return
+        request = await approvals.ask(
+            self.engine,
+            work.parsed,
+            user=work.ctx.user,
+            channel=work.ctx.channel,
+            platform=work.ctx.platform,
+            app=work.app or "*",  # approvers and the requester need their role on every app
+            env=work.env or "*",
+            approval=review.rule,
+            resolved=None,
+            secret=work.ctx.secret,
+            digest=review.digest,
+            details=review.details,
         )
         work.outcome, work.detail = "pending", f"approval {request.id}"
         yield request

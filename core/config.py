@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.appspec import Approval
 from core.cron import trigger as cron_trigger
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
@@ -163,6 +165,9 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     images: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DB_IMAGES))
+    # who approves `db remove` and `restore` over a live database (someone else than the
+    # requester, holding the role on every app, or named)
+    approval: Approval = Field(default_factory=lambda: Approval(approvers=["admin"]))
 
     @field_validator("images")
     @classmethod
@@ -176,6 +181,10 @@ class DataConfig(BaseModel):
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# an app's named volume in backups.schedules (core/data/volumes.py)
+VOLUME_KEY = re.compile(
+    r"^[a-z][a-z0-9-]{0,40}/[a-z][a-z0-9-]{0,20}/[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+)
 
 
 class S3Config(BaseModel):
@@ -239,6 +248,8 @@ class BackupsConfig(BaseModel):
     alert_grace_seconds: int = Field(default=3600, ge=0)  # silence beyond this is alerted
     heartbeat_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     report: str | None = None  # cron: post `backup report` to the backups channels
+    # apps' named volumes are tarred in a helper service of this image (core/data/volumes.py)
+    volume_image: str = Field(default="busybox:latest", pattern=r"^\S+$")
 
     _report = field_validator("report")(_crontab)
 
@@ -247,6 +258,19 @@ class BackupsConfig(BaseModel):
     def _schedules(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"cron": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _volume_schedules(cls, value: dict[str, BackupSchedule]) -> dict[str, BackupSchedule]:
+        """An app's named volume is scheduled as APP/ENV/VOLUME; it has no rows to verify."""
+        for name, schedule in value.items():
+            if "/" not in name:
+                continue
+            if not VOLUME_KEY.match(name):
+                raise ValueError(f"{name!r}: a volume is scheduled as APP/ENV/VOLUME")
+            if schedule.verify or schedule.query:
+                raise ValueError(f"{name}: verify and query are for databases, not volumes")
         return value
 
 

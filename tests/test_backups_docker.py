@@ -25,7 +25,7 @@ import pytest_asyncio
 
 from commands.dispatch import Dispatcher
 from commands.replies import Result, decode
-from tests.chat import result, say
+from tests.chat import failure, result, say
 from tests.moto_s3 import KEYS, free_port, make_bucket, moto_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
@@ -265,8 +265,8 @@ async def test_backups_upload_post_keep_two_and_restore_into_a_new_database(
     else:
         assert "public.items: 5000" in restored.details or "items: 5000" in restored.details
     # a deleted backup is not restored
-    refused = result(await say(bot, f"restore {name} {rows[2]['id']} --to {copy}", ADMIN))
-    assert not refused.ok
+    refused = failure(await say(bot, f"restore {name} {rows[2]['id']} --to {copy}", ADMIN))
+    assert refused.message == f"backup {rows[2]['id']} of {name} is deleted by retention"
 
 
 def last_failure(bot: Dispatcher, name: str) -> str:

@@ -16,7 +16,7 @@ from commands.notify import Notifier
 from core.config import BackupsConfig, NotifyRoute, RetentionConfig
 from core.data import dumps, stream
 from core.data.backup import Located, run_backup, verdict
-from core.data.s3 import S3Store, Sent, Stored
+from core.data.s3 import S3Store, Sent, Stored, _parts, part_size
 from core.store import Store
 from core.swarm.fake import FakeExec, FakeSwarm
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
@@ -34,6 +34,11 @@ def test_postgres_commands():
     assert dumps.restore(PG).argv == (
         "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "-U", "app", "-d", "appdb"
     )  # fmt: skip
+    assert dumps.restore(PG, over=True).argv == (
+        "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--clean", "--if-exists",
+        "-U", "app", "-d", "appdb",
+    )  # fmt: skip
+    assert dumps.restore(MY, over=True) == dumps.restore(MY)  # the dump drops each table
     assert dumps.counts(PG).argv[:8] == (
         "psql", "--no-password", "-U", "app", "-d", "appdb", "-At", "-F"
     )  # fmt: skip
@@ -117,6 +122,18 @@ def test_floor():
         "postgres", 0, "", True, Sent(20, "", "e-1"), Stored(20, "e-1"), None, CONFIG
     )
     assert problems == ["only 20 bytes: below the floor of 100"]
+
+
+def test_parts_are_whole_buffers_of_at_least_the_part_size():
+    mib = 1024 * 1024
+    assert [part_size(n) for n in (1, 1000, 1001, 2001, 99_999)] == [
+        5 * mib, 5 * mib, 10 * mib, 20 * mib, 5 * mib << 10
+    ]  # fmt: skip
+    chunk = bytes(range(256)) * 1024  # 256 KiB
+    parts = list(_parts([chunk] * 41))  # 10.25 MiB
+    assert [len(p) for p in parts] == [5 * mib, 5 * mib, mib // 4]
+    assert b"".join(parts) == chunk * 41
+    assert list(_parts([])) == [bytearray()]  # an empty stream is one empty part
 
 
 # the pipeline, with a fake exec stream, into moto

@@ -217,10 +217,8 @@ async def test_usage_errors_name_the_problem(plane):
     bot, _, _ = plane
     bad = failure(await say(bot, "db create oracle maindb", ADMIN))
     assert bad.kind == USAGE and "'oracle' is not a database kind" in bad.message
-    bad = failure(await say(bot, "db remove maindb", ADMIN))
-    assert bad.kind == USAGE and "--confirm maindb" in bad.message
-    bad = failure(await say(bot, "db remove maindb --confirm other", ADMIN))
-    assert bad.kind == USAGE
+    bad = failure(await say(bot, "db remove maindb --confirm maindb", ADMIN))
+    assert bad.kind == USAGE and "unknown option --confirm" in bad.message
 
 
 async def test_only_admins_of_everything_manage_databases(plane):
@@ -303,11 +301,13 @@ async def test_remove_keeps_the_volume_unless_asked_and_waits_for_detach(plane):
     assert result(await say(bot, "db create redis cache", ADMIN)).ok
     assert result(await say(bot, f"apps add shop --path {folder / 'shop'}", ADMIN)).ok
     assert result(await say(bot, "db attach maindb shop", ADMIN)).ok
-    refused = failure(await say(bot, "db remove maindb --confirm maindb", ADMIN))
+    refused = failure(await say(bot, 'db remove maindb --break-glass "test"', ADMIN))
     assert refused.message.startswith("database maindb is attached to shop: detach it first")
+    asking = failure(await say(bot, "db remove maindb", ADMIN))
+    assert asking.message == "maindb is attached to shop: `db detach maindb APP` first"
     assert swarm.inspect_service("db-maindb") is not None
     assert result(await say(bot, "db detach maindb shop", ADMIN)).ok
-    kept = result(await say(bot, "db remove maindb --confirm maindb", ADMIN))
+    kept = result(await say(bot, 'db remove maindb --break-glass "test"', ADMIN))
     assert kept.title == "database maindb removed; its data stays on volume db-maindb-data"
     assert (
         swarm.inspect_service("db-maindb") is None and bot.engine.store.database("maindb") is None
@@ -316,11 +316,11 @@ async def test_remove_keeps_the_volume_unless_asked_and_waits_for_detach(plane):
     # a new database of that name would find the old files with credentials nobody has
     reused = failure(await say(bot, "db create postgres maindb", ADMIN))
     assert reused.message.startswith("the volume db-maindb-data holds data kept from")
-    gone = result(await say(bot, "db remove cache --confirm cache --delete-data", ADMIN))
+    gone = result(await say(bot, 'db remove cache --delete-data --break-glass "test"', ADMIN))
     assert gone.title == "database cache removed with its data (volume db-cache-data)"
     assert swarm.inspect_volume("db-cache-data") is None
     audit = [row["command"] for row in bot.engine.store.db["audit"].rows]
-    assert "db remove cache --confirm cache --delete-data" in audit
+    assert 'db remove cache --delete-data --break-glass "test"' in audit
 
 
 def test_the_fake_refuses_to_remove_a_volume_in_use(tmp_path: Path, monkeypatch):

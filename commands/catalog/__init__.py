@@ -21,6 +21,7 @@ from commands.catalog.pipelines import (
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
+from commands.catalog.volumes import VolumeBackup, VolumeBackups, VolumeRestore
 
 __all__ = [
     "Approve",
@@ -69,4 +70,7 @@ __all__ = [
     "PreviewList",
     "WebhookSecret",
     "WebhookToken",
+    "VolumeBackup",
+    "VolumeBackups",
+    "VolumeRestore",
 ]

@@ -8,10 +8,13 @@ schedule calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+from commands.approvals import Review
 from commands.catalog.context import Context, relay
 from commands.catalog.data import visible
 from commands.grammar import arg, command, option
@@ -19,11 +22,13 @@ from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
-from core.data import backup, restore
+from core.data import backup, restore, review, volumes
 from core.data.s3 import S3Store
+from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
+from core.scheduler.jobs import database_lock
 from core.store import Store
 from core.store.backups import BACKUP_OK
 
@@ -84,15 +89,22 @@ async def backup_and_post(
     settings = backups_config(config)
     swarm = await plane.servers.client(plane.server)
     s3 = S3Store(settings.s3, environ)
+    volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
     try:
-        located = await asyncio.to_thread(backup.locate, swarm, name)
-        report = await asyncio.to_thread(
-            backup.run_backup, swarm, plane.store, s3, settings, located, by
-        )
+        if volume is not None:
+            report = await asyncio.to_thread(
+                volumes.backup_volume, swarm, plane.store, s3, settings, volume, by
+            )
+        else:
+            located = await asyncio.to_thread(backup.locate, swarm, name)
+            report = await asyncio.to_thread(
+                backup.run_backup, swarm, plane.store, s3, settings, located, by
+            )
     finally:
         s3.close()
     result = report_result(report)
-    await asyncio.to_thread(notifier.publish, "backups", name, None, result)
+    app, env = (volume.app, volume.env) if volume else (name, None)
+    await asyncio.to_thread(notifier.publish, "backups", app, env, result)
     return result
 
 
@@ -117,52 +129,84 @@ class BackupList:
         if not rows:
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
-        out = []
-        for row in rows:
-            when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%m-%d %H:%M:%S")
-            status = "deleted" if row["deleted_at"] else row["status"]
-            size = human(row["size"]) if row["size"] is not None else ""
-            out.append((str(row["id"]), status, when, size, row["key"], row["error"] or ""))
-        yield Table(("id", "status", "started", "size", "key", "error"), tuple(out))
+        yield backups_table(rows)
+
+
+def backups_table(rows: list[dict[str, Any]]) -> Table:
+    out = []
+    for row in rows:
+        when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%m-%d %H:%M:%S")
+        status = "deleted" if row["deleted_at"] else row["status"]
+        size = human(row["size"]) if row["size"] is not None else ""
+        out.append((str(row["id"]), status, when, size, row["key"], row["error"] or ""))
+    return Table(("id", "status", "started", "size", "key", "error"), tuple(out))
 
 
 @command(
     "restore",
     permission=ADMIN,
     changes_state=True,
-    examples=("restore maindb 12 --to maindb-copy",),
+    approvable=True,
+    examples=("restore maindb 12 --to maindb-copy", "restore maindb 12"),
 )
 class Restore:
     """Restore backup BACKUP_ID of NAME into the database --to names, then count rows per
     table (keys for Redis). A --to database that does not exist yet is created first, of
     the backup's kind and NAME's version: a restore goes into a fresh database.
 
-    Restoring over the live database itself is refused: it needs an approval step that is
-    not wired yet; restore into a copy and switch apps over.
+    Without --to it restores over the live database NAME, once someone other than the
+    requester approved (shipbot.yml `data.approval`), or an admin passed `--break-glass
+    REASON`. The approval holds for that database and that backup as they were when asked.
+    Over a live database the restore holds its lock (no backup runs meanwhile); tables of
+    a Postgres database are replaced by the backup's, tables the backup does not have stay.
     """
 
     db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
     backup_id: int = arg("count", "BACKUP_ID")
     to: str | None = option("app", "NEW_NAME")
+    break_glass: str | None = option("text", "REASON")
+
+    @property
+    def live(self) -> bool:
+        return self.to is None or self.to == self.db
+
+    async def bound(self, engine: Engine) -> str:
+        database = await engine.db.database(self.db)
+        return review.digest(database, await engine.db.backup(self.backup_id))
+
+    async def review(self, ctx: Context) -> Review | None:
+        """Over the live database: approval, bound to the database and the backup."""
+        if not self.live:
+            return None
+        database = await ctx.engine.db.database(self.db)
+        row = await self._kept(ctx)
+        if database is None:
+            raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
+        when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        details = (
+            f"replaces the data of the live {database['kind']} database {self.db}",
+            f"with backup {row['id']} of {when} UTC ({human(row['size'] or 0)}, {row['key']})",
+        )
+        return Review(ctx.config.data.approval, review.digest(database, row), details)
+
+    async def _kept(self, ctx: Context) -> dict[str, Any]:
+        row = await ctx.engine.db.backup(self.backup_id)
+        if row is None or row["database"] != self.db:
+            raise CoreError(f"{self.db} has no backup {self.backup_id}: `backup list {self.db}`")
+        if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
+            state = "deleted by retention" if row["deleted_at"] else row["status"]
+            raise CoreError(f"backup {self.backup_id} of {self.db} is {state}")
+        return row
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
-        if self.to is None or self.to == self.db:
-            yield Result(
-                False,
-                f"not restoring over the live database {self.db}",
-                ("restore into another database with --to NEW_NAME",),
-            )
+        if self.live and ctx.approved_by is None and self.break_glass is None:
+            # the dispatcher's gate asks for approval first; nothing else runs this
+            yield Result(False, f"not restoring over the live database {self.db} unapproved")
             return
-        row = await ctx.engine.db.backup(self.backup_id)
-        if row is None or row["database"] != self.db:
-            yield Result(False, f"{self.db} has no backup {self.backup_id}")
-            return
-        if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
-            state = "deleted by retention" if row["deleted_at"] else row["status"]
-            yield Result(False, f"backup {self.backup_id} of {self.db} is {state}")
-            return
-        if await ctx.engine.db.database(self.to) is None:
+        row = await self._kept(ctx)
+        target = self.to or self.db
+        if not self.live and await ctx.engine.db.database(target) is None:
             made: Result | None = None
             async for reply in relay(await self._create(ctx, row["kind"])):
                 if isinstance(reply, Result):
@@ -171,31 +215,40 @@ class Restore:
                     yield reply
             if made is None or not made.ok:
                 title = made.title if made else "it did not report"
-                yield Result(False, f"no database {self.to} to restore into: {title}")
+                yield Result(False, f"no database {target} to restore into: {title}")
                 return
             yield Step(made.title)
+        held: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+        if self.live:
+            held = database_lock(ctx.engine.store, self.db, ctx.user, f"restore {self.backup_id}")
+        async with held:
+            done = await self._restore(ctx, settings, row, target)
+        counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
+        yield Result(
+            True,
+            f"backup {self.backup_id} of {self.db} restored into {target}",
+            tuple(counts) or ("the restored database is empty",),
+            {"size": human(done.size), "duration": f"{done.seconds:.1f}s"},
+        )
+
+    async def _restore(
+        self, ctx: Context, settings: BackupsConfig, row: dict[str, Any], target: str
+    ) -> restore.Restored:
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
-        into = await asyncio.to_thread(backup.locate, swarm, self.to)
-        yield Step(f"restoring backup {self.backup_id} of {self.db} into {self.to}")
+        into = await asyncio.to_thread(backup.locate, swarm, target)
         s3 = S3Store(settings.s3)
         try:
-            done = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 restore.restore,
                 swarm,
                 s3,
                 row,
                 into,
                 os.environ.get(settings.age_identity_env),
+                self.live,
             )
         finally:
             s3.close()
-        counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
-        yield Result(
-            True,
-            f"backup {self.backup_id} of {self.db} restored into {self.to}",
-            tuple(counts) or ("the restored database is empty",),
-            {"size": human(done.size), "duration": f"{done.seconds:.1f}s"},
-        )
 
     async def _create(self, ctx: Context, kind: str) -> AsyncIterator[Event]:
         """The --to database, of the backup's kind and the source's version (the kind's

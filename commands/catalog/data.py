@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 
+from commands.approvals import Review
 from commands.catalog.context import Context, relay
 from commands.grammar import arg, command, flag, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Table
-from core.data import db_spec
+from core.data import db_spec, review
 from core.data.databases import DatabaseError
+from core.engine import Engine
 
 
 def visible(ctx: Context, apps: list[str]) -> bool:
@@ -167,26 +169,48 @@ class DbDetach:
     "db remove",
     permission=ADMIN,
     changes_state=True,
-    examples=("db remove maindb --confirm maindb", "db remove cache --confirm cache --delete-data"),
+    approvable=True,
+    examples=(
+        "db remove maindb",
+        "db remove cache --delete-data",
+        'db remove cache --break-glass "disk full, approvers asleep"',
+    ),
 )
 class DbRemove:
     """Remove a database's service; its data stays on its volume unless --delete-data.
 
-    A database has no app.yml whose approval rules could cover it, so removal asks
-    instead that an admin (of every app) types its name again with --confirm. Refused
-    while any app is attached to it.
+    Someone other than the requester approves it first (shipbot.yml `data.approval`: one
+    admin of every app by default); admins may `--break-glass REASON` instead, announced
+    and audited. The approval holds for the database as it was when asked: one removed
+    and created again under the name since is not what was approved. Refused while any
+    app is attached to it.
     """
 
     db: str = arg("app", "NAME")
-    confirm: str | None = option("app", "NAME")
     delete_data: bool = flag()
+    break_glass: str | None = option("text", "REASON")
 
-    def __post_init__(self) -> None:
-        if self.confirm != self.db:
-            raise ValueError(
-                f"removing a database needs its name again: --confirm {self.db} "
-                "(its data stays unless --delete-data)"
+    async def bound(self, engine: Engine) -> str:
+        return review.digest(await engine.db.database(self.db))
+
+    async def review(self, ctx: Context) -> Review:
+        row = await ctx.engine.db.database(self.db)
+        if row is None:
+            raise _unknown(self.db)
+        apps = await ctx.engine.db.database_apps(self.db)
+        if apps:
+            raise DatabaseError(
+                f"{self.db} is attached to {', '.join(apps)}: `db detach {self.db} APP` first"
             )
+        volume = db_spec.volume_name(self.db)
+        data = (
+            f"its data is deleted with it (volume {volume})"
+            if self.delete_data
+            else f"its data stays on volume {volume}"
+        )
+        what = f"{row['kind']} {row['version']}, created {_when(row['created_at'])}"
+        details = (f"database {self.db}: {what} by {row['created_by']}", data)
+        return Review(ctx.config.data.approval, review.digest(row), details)
 
     def run(self, ctx: Context) -> AsyncIterator[Reply]:
         return relay(ctx.engine.remove_database(self.db, delete_data=self.delete_data))

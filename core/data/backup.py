@@ -93,8 +93,18 @@ def locate(swarm: SwarmClient, name: str) -> Located:
 
 def object_key(s3: S3Store, located: Located, started: float, encrypted: bool) -> str:
     stamp = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    if located.kind == "volume":  # named APP/ENV/VOLUME
+        ext = "tar.gz" + (".age" if encrypted else "")
+        return s3.key("volumes", located.name, f"{stamp}.{ext}")
     ext = f"{EXTENSIONS[located.kind]}.gz" + (".age" if encrypted else "")
     return s3.key(located.name, f"{stamp}.{ext}")
+
+
+def exited(code: int) -> str:
+    """How a tool ended, naming the signal when a shell-style code says it was killed."""
+    if 128 < code < 160:
+        return f"exited {code} (killed by signal {code - 128})"
+    return f"exited {code}"
 
 
 def verdict(
@@ -112,7 +122,7 @@ def verdict(
     if code is None:
         problems.append("the stream ended before the dump tool did (truncated)")
     elif code != 0:
-        problems.append(f"the dump tool exited {code}: {stderr or '(no stderr)'}")
+        problems.append(f"the dump tool {exited(code)}: {stderr or '(no stderr)'}")
     elif not complete:
         problems.append("the dump is incomplete: its stream ended without the tool's end marker")
     if stored.size != sent.size:
@@ -226,7 +236,7 @@ def run_backup(
         def finish() -> None:
             code = run.exit_code()
             if code != 0:
-                what = "ended before the tool did" if code is None else f"exited {code}"
+                what = "ended before the tool did" if code is None else exited(code)
                 raise BackupError(
                     f"{command.argv[0]} {what}: {run.stderr() or '(no stderr)'}; nothing was stored"
                 )

@@ -100,11 +100,14 @@ def dump(target: Target) -> Exec:
     raise DumpError(f"{target.kind!r} is not one of {', '.join(KINDS)}")
 
 
-def restore(target: Target) -> Exec:
+def restore(target: Target, over: bool = False) -> Exec:
     """The command that reads a backup on stdin into ``target`` (for Redis: the RDB file,
-    loaded by ``redis_reload``)."""
+    loaded by ``redis_reload``). ``over``: into a database that holds data already, whose
+    objects the dump's replace (MariaDB/MySQL dumps drop each table before creating it)."""
     if target.kind == "postgres":
         argv = ("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error")
+        if over:
+            argv = (*argv, "--clean", "--if-exists")
         return Exec((*argv, "-U", target.user, "-d", target.database), _pg_env(target))
     if target.kind in ("mariadb", "mysql"):
         tool = _my_tool(target, "mariadb", "mysql")
@@ -168,6 +171,8 @@ def counts(target: Target, tables: list[str] | None = None) -> Exec:
         return Exec(argv, _my_env(target))
     if target.kind == "redis":
         return redis_cli(target, "INFO", "keyspace")
+    if target.kind == "volume":  # one line per file
+        return Exec(("find", target.path, "-type", "f"))
     raise DumpError(f"no row count check for {target.kind!r}")
 
 
@@ -184,6 +189,8 @@ def _quoted(name: str, quote: str) -> str:
 
 def parse_counts(kind: str, text: str) -> dict[str, int]:
     """The check's output as {table or redis db: rows or keys}."""
+    if kind == "volume":
+        return {"files": sum(1 for line in text.splitlines() if line.strip())}
     out: dict[str, int] = {}
     for line in text.splitlines():
         if kind == "redis":

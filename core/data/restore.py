@@ -2,7 +2,8 @@
 
 S3 → sha256 checked against the record → age decryption (when the object is ``.age``)
 → gunzip → the kind's restore tool's stdin in the target's container. Redis takes the
-RDB file, then restarts without saving so the new server loads it. The check afterwards
+RDB file, then restarts without saving so the new server loads it (with appendonly on, as
+its AOF's base: ``core.data.redis_aof``). The check afterwards
 counts rows per table (keys per Redis db), for the reply and for comparison.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.data import dumps, stream
+from core.data import dumps, redis_aof, stream
 from core.data.backup import BackupError, Located, locate
 from core.data.s3 import S3Store
 from core.store.backups import BACKUP_OK
@@ -55,8 +56,10 @@ def restore(
     row: Mapping[str, Any],
     into: Located,
     identity: str | None = None,
+    over: bool = False,
 ) -> Restored:
-    """Stream backup ``row`` (a record of ``core.store.backups``) into ``into``."""
+    """Stream backup ``row`` (a record of ``core.store.backups``) into ``into``; ``over``:
+    ``into`` holds data already, which the backup's objects replace."""
     if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
         raise BackupError(f"backup {row['id']} is not a kept good backup ({row['status']})")
     if row["kind"] != into.kind:
@@ -68,7 +71,8 @@ def restore(
         if not identity:
             raise BackupError("the backup is encrypted: set the age identity's variable")
         chunks = stream.decrypt_chunks(chunks, identity)
-    command = dumps.restore(into.target)
+    aof = redis_aof.prepare(swarm, into) if into.kind == "redis" else None
+    command = dumps.restore(into.target, over=over)
     run = swarm.exec_stream(
         into.container, command.argv, command.env, command.user, stdin=stream.gunzip_chunks(chunks)
     )
@@ -81,6 +85,8 @@ def restore(
     if run.exit_code() != 0:
         said = run.stderr() or output.decode(errors="replace").strip() or "(no output)"
         raise BackupError(f"{command.argv[0]} exited {run.exit_code()}: {said}")
+    if aof is not None:
+        redis_aof.make_base(swarm, into, aof)
     if into.kind == "redis":
         into = _reload_redis(swarm, into)
     return Restored(

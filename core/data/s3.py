@@ -1,8 +1,8 @@
 """S3 for backups, through boto3: a streamed multipart upload that proves what arrived.
 
-``upload`` sends a stream of chunks as parts of ``PART_SIZE`` (each with its Content-MD5,
-so S3 refuses a part damaged on the way), one part uploading while the next fills, so at
-most three parts are in memory. It returns the size, the sha256 of everything sent and the
+``upload`` sends a stream of chunks as parts of about ``PART_SIZE`` (each with its
+Content-MD5, so S3 refuses a part damaged on the way), one part uploading while the next
+fills, so two parts are in memory. It returns the size, the sha256 of everything sent and the
 ETag S3 must report for exactly those parts (md5 of the parts' md5s, "-N"); ``head`` reads
 back what S3 holds. The keys come from the variables shipbot.yml names, never the file.
 """
@@ -25,7 +25,8 @@ from botocore.config import Config
 from core.config import S3Config
 from core.errors import CoreError
 
-PART_SIZE = 8 * 1024 * 1024  # S3's parts are ≥ 5 MiB but the last
+PART_SIZE = 5 * 1024 * 1024  # S3's parts are ≥ 5 MiB but the last
+PARTS_PER_SIZE = 1000  # then the part size doubles (S3 allows 10,000 parts)
 READ_SIZE = 1024 * 1024
 
 
@@ -141,7 +142,7 @@ class S3Store:
         whole = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
         return Sent(size, sha.hexdigest(), f"{whole}-{len(digests)}")
 
-    def _part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> dict:
+    def _part(self, key: str, upload_id: str, number: int, body: bytearray, md5: bytes) -> dict:
         with s3_errors(f"uploading part {number} of {key}", self.config):
             answer = self.client.upload_part(
                 Bucket=self.config.bucket,
@@ -175,15 +176,27 @@ class S3Store:
             self.client.close()
 
 
-def _parts(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The stream cut into ``PART_SIZE`` parts; at least one, possibly empty."""
+def part_size(number: int) -> int:
+    """The size part ``number`` (1-based) fills up to: S3's least (5 MiB) for the first
+    thousand, doubling every thousand after, so the 10,000 parts S3 allows still hold a
+    dump of terabytes while a usual one keeps each part, and the bot's memory, small."""
+    return PART_SIZE << min((number - 1) // PARTS_PER_SIZE, 10)
+
+
+def _parts(chunks: Iterable[bytes]) -> Iterator[bytearray]:
+    """The stream cut into parts of at least ``part_size``; at least one, possibly empty.
+
+    Each part is one buffer that grows in place and is handed over whole, never sliced
+    or copied: a part is a little over its size (by less than a chunk), which S3 allows,
+    and memory holds the filling part and the one uploading, nothing more.
+    """
     buffer = bytearray()
-    emitted = False
+    emitted = 0
     for chunk in chunks:
         buffer += chunk
-        while len(buffer) >= PART_SIZE:
-            yield bytes(buffer[:PART_SIZE])
-            del buffer[:PART_SIZE]
-            emitted = True
+        if len(buffer) >= part_size(emitted + 1):
+            yield buffer
+            buffer = bytearray()
+            emitted += 1
     if buffer or not emitted:
-        yield bytes(buffer)
+        yield buffer

@@ -42,7 +42,7 @@ class Tap:
             self.size += len(chunk)
             if len(self.head) < HEAD:
                 self.head = (self.head + chunk)[:HEAD]
-            self.tail = (self.tail + chunk)[-TAIL:]
+            self.tail = (self.tail + chunk[-TAIL:])[-TAIL:]  # never a copy of the whole chunk
             yield chunk
         self.ended = True
 
