@@ -47,6 +47,8 @@ def needs_secret(text: str) -> str | None:
         return None
     if isinstance(request, catalog.SecretSet):
         return f"value of {request.key} for {request.app} (not echoed): "
+    if isinstance(request, catalog.SshKey) and request.action == "import":
+        return f"private key {request.key}, unencrypted, as one paste (not echoed): "
     return None
 
 

@@ -141,6 +141,49 @@ class Approval(_Strict):
         return value
 
 
+_NODE_FIELD = (
+    r"(?:node\.(?:id|hostname|role|platform\.os|platform\.arch)"
+    r"|(?:node|engine)\.labels\.[A-Za-z0-9_.-]{1,64})"
+)
+CONSTRAINT_RE = re.compile(rf"^{_NODE_FIELD}\s*(?:==|!=)\s*[A-Za-z0-9_.:-]{{1,128}}$")
+SPREAD_RE = re.compile(rf"^{_NODE_FIELD}$")
+
+
+class Placement(_Strict):
+    """Where an environment's tasks may run in its server's swarm (Swarm's own placement):
+    ``constraints`` such as ``node.labels.zone==eu`` or ``node.role!=manager``; ``spread``
+    replicas evenly over the values of a node attribute (``node.id``: over nodes);
+    ``max_per_node`` caps the replicas one node runs (with start-first rollouts a node
+    must have room for the new task beside the old one, so leave spare nodes or use
+    ``rollout.order: stop-first``)."""
+
+    constraints: list[str] = Field(default_factory=list)
+    spread: str | None = None
+    max_per_node: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not CONSTRAINT_RE.match(item):
+                raise ValueError(
+                    f"{item!r} is not a placement constraint: write ATTRIBUTE==VALUE or "
+                    "ATTRIBUTE!=VALUE with node.id, node.hostname, node.role, "
+                    "node.platform.os/arch, node.labels.NAME or engine.labels.NAME"
+                )
+        return value
+
+    @field_validator("spread")
+    @classmethod
+    def _spread(cls, value: str | None) -> str | None:
+        if value is not None and not SPREAD_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a node attribute to spread over: node.id, node.hostname, "
+                "node.labels.NAME or engine.labels.NAME"
+            )
+        return value
+
+
 class AppSpec(_Strict):
     """One app in one environment, after overrides are merged."""
 
@@ -169,6 +212,9 @@ class AppSpec(_Strict):
         default_factory=list
     )
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # the server whose swarm runs this environment (`server list`); shipbot's own by default
+    server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)
+    placement: Placement = Field(default_factory=Placement)
 
     @field_validator("name")
     @classmethod

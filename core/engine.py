@@ -26,6 +26,7 @@ from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
 from core.secrets import Vault
+from core.servers import remote
 from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
 
@@ -51,6 +52,7 @@ class Engine:
             host_paths=tuple(host_paths),
             edge=edge or EdgeConfig(),
         )
+        remote.install(self.plane)  # servers added from chat (`server add`)
 
     @property
     def store(self) -> Store:

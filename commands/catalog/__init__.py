@@ -13,6 +13,14 @@ from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
+from commands.catalog.servers import (
+    ServerAdd,
+    ServerCheck,
+    ServerList,
+    ServerRemove,
+    ServerTrust,
+    SshKey,
+)
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
 
 __all__ = [
@@ -57,4 +65,10 @@ __all__ = [
     "Status",
     "Unlock",
     "Whoami",
+    "ServerAdd",
+    "ServerCheck",
+    "ServerList",
+    "ServerRemove",
+    "ServerTrust",
+    "SshKey",
 ]

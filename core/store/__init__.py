@@ -31,6 +31,7 @@ from core.store.models import (
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
 from core.store.releases import ReleasesTable
+from core.store.servers import ServersTable
 
 __all__ = [
     "DB_FILE",
@@ -70,6 +71,7 @@ class Store(
     DatabasesTable,
     BackupsTable,
     BackupWatchTable,
+    ServersTable,
     AuditLog,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for

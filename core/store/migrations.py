@@ -269,6 +269,30 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
+def v9_servers(db: sqlite_utils.Database) -> None:
+    """Remote servers with the host key pinned on first use, and SSH login keys (encrypted)."""
+    db["servers"].create(
+        {
+            "name": str,
+            "url": str,
+            "key": str,
+            "host_key_kind": str,
+            "host_key": str,
+            "role": str,
+            "swarm": str,
+            "added_by": str,
+            "added_at": float,
+        },
+        pk="name",
+        not_null={"url", "key", "host_key_kind", "host_key", "role", "swarm"},
+    )
+    db["ssh_keys"].create(
+        {"name": str, "private": str, "public": str, "created_by": str, "created_at": float},
+        pk="name",
+        not_null={"private", "public"},
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -279,6 +303,7 @@ HISTORY = (
     v6_databases,
     v7_backups,
     v8_backup_watch,
+    v9_servers,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)
