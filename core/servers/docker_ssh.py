@@ -28,7 +28,13 @@ _MOUNT = "http+docker://ssh"
 class PinnedSSHAdapter(SSHHTTPAdapter):
     def __init__(self, login: Login, timeout: int) -> None:
         self._login = login
-        super().__init__(login.url.docker_url, timeout=timeout)
+        # sshd allows 10 sessions per connection (MaxSessions) and each pool holds one:
+        # docker-py's own limit for SSH, which its API client passes and we must too
+        super().__init__(
+            login.url.docker_url,
+            timeout=timeout,
+            pool_connections=docker.constants.DEFAULT_NUM_POOLS_SSH,
+        )
 
     def _create_paramiko_client(self, base_url: str) -> None:
         self.ssh_client = paramiko.SSHClient()
@@ -46,6 +52,16 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
             **self._login.connect_kwargs(),
         }
         self.ssh_params.pop("channel_timeout", None)
+
+    def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """SSH trouble mid-request reads as the engine gone away (the swarm client's errors
+        name what was being done), not as an internal error."""
+        try:
+            return super().send(request, *args, **kwargs)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise requests.exceptions.ConnectionError(
+                f"the SSH connection to {self._login.name} failed: {exc}", request=request
+            ) from exc
 
 
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:

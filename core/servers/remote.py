@@ -15,6 +15,7 @@ from core.servers.errors import ServerError
 from core.servers.hostkeys import HostKey
 from core.servers.registry import Connector
 from core.servers.urls import parse_url
+from core.swarm.docker_api import engine_errors
 
 MANAGER, WORKER = "manager", "worker"
 LOAD_SECONDS = 600
@@ -60,7 +61,9 @@ async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
         return
     swarm = await plane.servers.client(server)
     api = swarm.api  # type: ignore[attr-defined] (a DockerSwarm: remote servers are real)
-    image_id = (await asyncio.to_thread(api.inspect_image, image))["Id"]
+    image_id = await asyncio.to_thread(swarm.image_id, image)
+    if image_id is None:
+        raise ServerError(f"image {image} is not on {server}'s manager, where it was built")
     others = [r for r in await plane.db.servers(row["swarm"]) if r["name"] != server]
     for other in others:
         login = await asyncio.to_thread(login_for, plane, other)
@@ -78,8 +81,9 @@ def _ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:
         channel.settimeout(LOAD_SECONDS)
         with contextlib.closing(channel):
             channel.exec_command("docker load -q")
-            for chunk in api.get_image(image, chunk_size=1 << 20):
-                channel.sendall(chunk)
+            with engine_errors(f"reading {image} from the manager"):
+                for chunk in api.get_image(image, chunk_size=1 << 20):
+                    channel.sendall(chunk)
             channel.shutdown_write()
             status = channel.recv_exit_status()
             err = channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""
