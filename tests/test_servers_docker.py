@@ -169,6 +169,16 @@ async def test_unreachable_host_and_changed_key_write_nothing(bot, nodes):
     assert "nothing was changed" in gone.message
     assert store.server("zs-9") is None and store.servers() == before
 
+    made = result(await say(bot, "ssh-key create stranger"))
+    assert made.ok
+    refused_key = failure(
+        await say(bot, f"server add zs-8 ssh://root@{up.nodes[1].ip} --key stranger")
+    )
+    assert refused_key.message.startswith(
+        f"server zs-8 (ssh://root@{up.nodes[1].ip}) refused shipbot's key: put its public line"
+    )
+    assert store.server("zs-8") is None and store.servers() == before
+
     node3 = up.nodes[2]
     node3.sh(
         "sh",

@@ -50,14 +50,14 @@ def import_key(plane: Plane, name: str, private: str, user: str) -> str:
 def _store_key(plane: Plane, name: str, private: str, user: str) -> str:
     public = keys.public_line(keys.load(private), f"shipbot-{name}")
     if not plane.store.add_ssh_key(name, plane.vault.encrypt(private), public, user, time.time()):
-        raise ServerError(f"a key named {name} exists: `server key show {name}` prints it")
+        raise ServerError(f"a key named {name} exists: `ssh-key show {name}` prints it")
     return public
 
 
 def public_key(plane: Plane, name: str) -> str:
     row = plane.store.ssh_key(name)
     if row is None:
-        raise ServerError(f"no key named {name}: `server key create {name}` makes one")
+        raise ServerError(f"no key named {name}: `ssh-key create {name}` makes one")
     return row["public"]
 
 
@@ -81,8 +81,8 @@ def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role
         raise ServerError("a server that starts its own swarm is its manager: drop --role")
     if plane.store.ssh_key(key) is None:
         raise ServerError(
-            f"no SSH key named {key}: `server key create {key}` makes one (put its public line "
-            f"in the host's authorized_keys), or `server key import {key}` takes yours"
+            f"no SSH key named {key}: `ssh-key create {key}` makes one (put its public line "
+            f"in the host's authorized_keys), or `ssh-key import {key}` takes yours"
         )
     existing = plane.store.server(name)
     if existing is not None and existing["url"] != str(parsed):

@@ -27,7 +27,7 @@ def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
     if key_row is None:
         raise ServerError(
             f"server {row['name']} logs in with key {row['key']!r}, which is gone: "
-            f"`server key create {row['key']}` and put its public line on the host"
+            f"`ssh-key create {row['key']}` and put its public line on the host"
         )
     pkey = keys.load(plane.vault.decrypt(key_row["private"]))
     recorded = HostKey(row["host_key_kind"], row["host_key"])

@@ -78,8 +78,8 @@ def connect(login: Login) -> Iterator[tuple[Connection, Pin]]:
             raise
         except paramiko.AuthenticationException as exc:
             raise ServerError(
-                f"server {login.name} ({login.url}) refused shipbot's key: add the key's public "
-                f"line (`server key show NAME`) to ~{login.url.user}/.ssh/authorized_keys there"
+                f"server {login.name} ({login.url}) refused shipbot's key: put its public line "
+                f"(`ssh-key show KEY`) in ~{login.url.user}/.ssh/authorized_keys there"
             ) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise unreachable(login, exc) from exc
