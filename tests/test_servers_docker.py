@@ -155,6 +155,13 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
         time.sleep(0.1)
     # each replica answers with its container's hostname: three containers on three nodes
     assert len(answers) == 3, answers
+
+    # what follows a deploy acts where the app runs: zs-1's swarm, not this host's
+    shown = [r for r in await say(bot, f"status {name}") if hasattr(r, "rows")][0]
+    assert shown.rows[0][:4] == (name, "production", "1", "3/3 healthy")
+    scaled = result(await say(bot, f"scale {name} 2"))
+    assert scaled.ok and scaled.title == f"{name} (production) scaled to 2", scaled
+    assert len(node_of_tasks(manager, f"{name}-production")) == 2
     print(
         f"bootstrap of 3 nodes: {bootstrapped:.1f}s; whole test: {time.monotonic() - started:.1f}s"
     )

@@ -115,6 +115,7 @@ async def deploy(
             live = await plane.db.live_release(name, env)
             verb = "creating" if current is None else f"updating ({spec.rollout.order})"
             yield Progress(f"{verb} service {desired['Name']}")
+            await plane.db.set_env_server(name, env, server, time.time())
             applied = True
             watch = rollout.Watch(
                 apply(

@@ -13,6 +13,7 @@ from core.durations import format_duration
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.servers.where import server_of
 from core.store import Release
 from core.swarm import rollout
 
@@ -37,7 +38,7 @@ async def rollback(
 ) -> AsyncIterator[Event]:
     live = await plane.db.live_release(name, env)
     chosen = await target(plane, name, env, number)
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(await server_of(plane, name, env))
     if await asyncio.to_thread(swarm.image_id, chosen.image) is None:
         raise DeployError(
             f"the image of release {chosen.number} ({chosen.image}) is gone from the engine; "

@@ -291,6 +291,12 @@ def v9_servers(db: sqlite_utils.Database) -> None:
         pk="name",
         not_null={"private", "public"},
     )
+    # the server each app environment was last deployed to (rollback, scale, status follow)
+    db["env_servers"].create(
+        {"app": str, "env": str, "server": str, "since": float},
+        pk=("app", "env"),
+        not_null={"server"},
+    )
 
 
 # In order; the first three are the old ``user_version`` 1, 2 and 3.

@@ -74,3 +74,17 @@ class ServersTable(Connection):
 
     def ssh_keys(self) -> list[dict[str, Any]]:
         return self._rows("ssh_keys", order_by="name")
+
+    def set_env_server(self, app: str, env: str, server: str, at: float) -> None:
+        with self._write() as db:
+            db["env_servers"].upsert(
+                {"app": app, "env": env, "server": server, "since": at}, pk=("app", "env")
+            )
+
+    def env_server(self, app: str, env: str) -> str | None:
+        rows = self._rows("env_servers", "app = ? AND env = ?", [app, env])
+        return rows[0]["server"] if rows else None
+
+    def env_servers(self) -> set[str]:
+        """Every server some app environment was deployed to."""
+        return {row["server"] for row in self._rows("env_servers")}
