@@ -13,18 +13,23 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from commands.dispatch import ChatRequest
+from commands.dispatch import ChatRequest, Dispatcher
 from commands.replies import DENIED, Failure, Message, Result, Table
 from commands.request import needs_secret
 from core.appspec import AppSpecError, parse_app_config
+from core.config import ControlConfig
 from core.deploy.spec import placement, service_spec
+from core.engine import Engine
 from core.errors import DeployError
+from core.secrets import Vault
 from core.servers import bootstrap, keys
 from core.servers.errors import HostKeyChanged, ServerError
 from core.servers.hostkeys import HostKey, Pin, disabled_host_keys
 from core.servers.registry import Servers
 from core.servers.urls import ServerURL, parse_url
 from core.store import Store
+from core.swarm import rollout
+from core.swarm.fake import FakeSwarm
 from tests.fast_plane import dispatcher, fake_swarm
 
 ADMIN = "console:root"
@@ -384,3 +389,50 @@ async def test_server_list_shows_the_pinned_fingerprint(bot, tmp_path):
     listed = (await say(bot, ADMIN, "server list"))[-1]
     assert isinstance(listed, Table)
     assert listed.rows[0][:5] == ("eu-1", "ssh://root@eu-1", "eu-1", "manager", fingerprint)
+
+
+# an environment on another server: deploy goes there, and so does everything after it
+TWO_SERVERS = """\
+name: shop
+image: shop:1
+environments:
+  production: {server: eu-1, replicas: 2}
+  staging: {replicas: 1}
+"""
+
+
+async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, monkeypatch):
+    local = fake_swarm(monkeypatch, "shop:1")
+    eu = FakeSwarm()
+    eu.add_image("shop:1")
+    # rollouts are watched on one clock: it moves as either fake swarm moves
+    monkeypatch.setattr(rollout, "clock", lambda: local.now + eu.now)
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "app.yml").write_text(TWO_SERVERS)
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: local, "eu-1": lambda: eu}),
+        home=home,
+        vault=Vault.open(home),
+    )
+    bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
+    try:
+        assert (await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1].ok
+        for text in ("deploy shop --env production", "deploy shop --env staging"):
+            replies = await say(bot, ADMIN, text)
+            assert isinstance(replies[-1], Result) and replies[-1].ok, replies
+        assert [s["Spec"]["Name"] for s in eu.services()] == ["shop-production"]
+        assert [s["Spec"]["Name"] for s in local.services()] == ["shop-staging"]
+        assert engine.store.env_server("shop", "production") == "eu-1"
+
+        scaled = await say(bot, ADMIN, "scale shop 3 --env production")
+        assert scaled[-1].ok, scaled
+        replicas = eu.inspect_service("shop-production")["Spec"]["Mode"]["Replicated"]
+        assert replicas == {"Replicas": 3}
+        shown = [r for r in await say(bot, ADMIN, "status shop") if isinstance(r, Table)][0]
+        assert [row[:2] for row in shown.rows] == [("shop", "production"), ("shop", "staging")]
+    finally:
+        bot.close()
