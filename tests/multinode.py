@@ -21,6 +21,7 @@ from pathlib import Path
 from tests.db_images import BASE, LABEL, build_base, cached, digest, say
 
 NODE_IMAGE = "shipbot-test/node:bookworm"
+BARE_IMAGE = "shipbot-test/node-bare:bookworm"  # sshd only: shipbot installs Docker
 CONTEXT = Path(__file__).parent / "multinode"
 START_SECONDS = 60
 
@@ -46,19 +47,23 @@ def docker(*argv: str, check: bool = True, **options) -> subprocess.CompletedPro
 
 
 def build() -> None:
-    if cached(NODE_IMAGE, CONTEXT):
-        say(f"image {NODE_IMAGE}: cached")
-        return
-    build_base()
-    label = f"{LABEL}={digest(CONTEXT)}"
-    started = time.monotonic()
-    argv = ["docker", "build", "-q", "--label", label, "-t", NODE_IMAGE, str(CONTEXT)]
-    done = subprocess.run(
-        argv, capture_output=True, text=True, env=dict(os.environ, DOCKER_BUILDKIT="0")
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"building {NODE_IMAGE} failed:\n{done.stdout}{done.stderr}")
-    say(f"image {NODE_IMAGE}: built from {BASE} in {time.monotonic() - started:.0f}s")
+    for tag, engine in ((NODE_IMAGE, "docker.io"), (BARE_IMAGE, "")):
+        if cached(tag, CONTEXT):
+            say(f"image {tag}: cached")
+            continue
+        build_base()
+        label = f"{LABEL}={digest(CONTEXT)}"
+        started = time.monotonic()
+        argv = ["docker", "build", "-q", "--label", label, "--build-arg", f"ENGINE={engine}"]
+        done = subprocess.run(
+            [*argv, "-t", tag, str(CONTEXT)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DOCKER_BUILDKIT="0"),
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"building {tag} failed:\n{done.stdout}{done.stderr}")
+        say(f"image {tag}: built from {BASE} in {time.monotonic() - started:.0f}s")
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Cluster:
     subnet: str
     count: int = 3
     nodes: list[Node] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
 
     @property
     def network(self) -> str:
@@ -108,6 +114,19 @@ class Cluster:
         for image in images:
             self.load(image)
 
+    def add(self, n: int, image: str, authorized_key: str) -> Node:
+        """One more node (``image``: BARE_IMAGE for a host without Docker); ``down``
+        removes it too."""
+        hosts = list(ipaddress.ip_network(self.subnet).hosts())
+        node = Node(f"{self.prefix}-node{n}", str(hosts[10 + n - 1]))
+        docker(
+            "run", "-d", "--name", node.name, "--hostname", node.name, *NODE_FLAGS,
+            "--network", self.network, "--ip", node.ip, "-v", "/var/lib/docker",
+            "-e", f"NODE_AUTHORIZED_KEY={authorized_key}", image,
+        )  # fmt: skip
+        self.extra.append(node.name)
+        return node
+
     def load(self, image: str, nodes: Sequence[Node] | None = None) -> None:
         """What a node would pull from a registry, streamed from this host's engine."""
         for node in nodes or self.nodes:
@@ -120,7 +139,8 @@ class Cluster:
 
     def down(self) -> None:
         names = [f"{self.prefix}-node{n}" for n in range(1, self.count + 1)]
-        docker("rm", "-f", "-v", *names, check=False)
+        docker("rm", "-f", "-v", *names, *self.extra, check=False)
+        self.extra.clear()
         for _ in range(20):  # the network is busy for a moment after its last container
             gone = docker("network", "rm", self.network, check=False)
             if gone.returncode == 0 or "not found" in gone.stderr:

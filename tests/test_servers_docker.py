@@ -15,7 +15,7 @@ import pytest
 from commands.dispatch import ChatRequest, Dispatcher
 from core.servers import keys
 from tests.chat import failure, result, say, steps, table
-from tests.multinode import Cluster, build, cluster
+from tests.multinode import BARE_IMAGE, Cluster, build, cluster
 
 pytestmark = pytest.mark.docker
 
@@ -215,3 +215,30 @@ async def test_unreachable_host_and_changed_key_write_nothing(bot, nodes):
     assert "zs-2, zs-3 joined zs-1's swarm" in refused_remove.message
     assert result(await say(bot, "server remove zs-3")).ok
     assert store.server("zs-3") is None
+
+
+async def test_a_host_without_docker_gets_it_from_apt_and_joins(bot, nodes):
+    up, _ = nodes
+    public = bot.engine.store.ssh_key("zs")["public"]
+    bare = up.add(4, BARE_IMAGE, public)
+    assert bare.sh("sh", "-c", "command -v docker", check=False).returncode != 0
+    deadline = time.monotonic() + 30
+    while bare.sh("test", "-f", "/run/sshd.pid", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "sshd never started on the bare node"
+        time.sleep(0.2)
+    started = time.monotonic()
+    added = await say(bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1")
+    assert result(added).ok, added
+    assert steps(added)[1:3] == [
+        "Docker is missing: installing docker.io with apt",
+        "docker.io installed",
+    ]
+    assert steps(added)[3].startswith("the engine answers (Docker 20.10")
+    assert "joined swarm zs-1 as worker" in steps(added)
+    print(f"apt install + join: {time.monotonic() - started:.1f}s")
+    nodes_seen = [r for r in await say(bot, "server check zs-1") if hasattr(r, "rows")][1]
+    assert ("zs-node4", "Ready") in [row[:2] for row in nodes_seen.rows]
+    again = await say(bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1")
+    assert steps(again)[0] == "zs-4 was added before: running its bootstrap again"
+    assert steps(again)[2] == "Docker is installed"
+    assert "already a node of swarm zs-1" in " ".join(steps(again))

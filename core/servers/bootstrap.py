@@ -21,9 +21,13 @@ from core.servers.errors import ServerError
 
 SWARM_PORT = 2377
 ENGINE_WAIT_SECONDS = 60
+STARTING_SECONDS = 10  # how long an engine just installed gets to come up by itself
 
 HAS_DOCKER = ["sh", "-c", "command -v docker"]
 SWARM_STATE = ["docker", "info", "--format", "{{json .Swarm}}"]
+ENGINE_VERSION = ["docker", "version", "--format", "{{.Server.Version}}"]
+# systemd runs this host (not merely installed): /run/systemd/system exists only then
+HAS_SYSTEMD = ["test", "-d", "/run/systemd/system"]
 
 
 def sudo(user: str, argv: list[str]) -> list[str]:
@@ -49,6 +53,13 @@ def install_docker(user: str) -> list[list[str]]:
             ],
         ),
     ]
+
+
+def start_engine(user: str, systemd: bool) -> list[str]:
+    """Start dockerd where the package did not (hosts without systemd start nothing)."""
+    if systemd:
+        return sudo(user, ["systemctl", "enable", "--now", "docker"])
+    return sudo(user, ["service", "docker", "start"])
 
 
 def swarm_init(address: str) -> list[str]:
@@ -98,9 +109,13 @@ def ensure_docker(conn: Connection, user: str) -> Iterator[str]:
         for argv in install_docker(user):
             ssh.check(conn, argv, " ".join(argv[:4]))
         yield "docker.io installed"
+    if not _answers(conn, STARTING_SECONDS):
+        systemd = ssh.run(conn, HAS_SYSTEMD).exited == 0
+        ssh.check(conn, start_engine(user, systemd), "starting dockerd")
+        yield "dockerd started"
     deadline = time.monotonic() + ENGINE_WAIT_SECONDS
     while True:
-        ran = ssh.run(conn, ["docker", "version", "--format", "{{.Server.Version}}"])
+        ran = ssh.run(conn, ENGINE_VERSION)
         if ran.exited == 0:
             yield f"the engine answers (Docker {ran.stdout.strip()})"
             return
@@ -110,6 +125,16 @@ def ensure_docker(conn: Connection, user: str) -> Iterator[str]:
                 f"{ran.stderr.strip()[-200:]} (is dockerd running? may the user use it?)"
             )
         time.sleep(1)
+
+
+def _answers(conn: Connection, seconds: float) -> bool:
+    """The engine answers within ``seconds`` (a package's start may still be under way)."""
+    deadline = time.monotonic() + seconds
+    while ssh.run(conn, ENGINE_VERSION).exited != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def swarm_state(conn: Connection) -> SwarmState:

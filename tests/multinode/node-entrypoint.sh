@@ -10,6 +10,13 @@ if [ -n "$NODE_AUTHORIZED_KEY" ]; then
 fi
 echo "$*" > /etc/node-dockerd-args
 /usr/sbin/sshd
-node-dockerd start
+if command -v dockerd >/dev/null; then
+  node-dockerd start
+else
+  # A bare host: this stands in for its init system, which starts the engine once the
+  # docker.io package is installed (systemd does on Debian; its SysV script cannot here,
+  # as it raises the open-files limit and these containers lack CAP_SYS_RESOURCE).
+  ( until command -v dockerd >/dev/null; do sleep 0.5; done; sleep 1; node-dockerd start ) &
+fi
 trap 'node-dockerd stop; kill $(cat /run/sshd.pid) 2>/dev/null; exit 0' TERM INT
 while :; do sleep 3600 & wait $! || true; done
