@@ -436,3 +436,27 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
         assert [row[:2] for row in shown.rows] == [("shop", "production"), ("shop", "staging")]
     finally:
         bot.close()
+
+
+def test_start_engine_uses_the_hosts_init_system():
+    assert bootstrap.start_engine("root", systemd=True) == [
+        "systemctl", "enable", "--now", "docker",
+    ]  # fmt: skip
+    assert bootstrap.start_engine("deploy", systemd=False) == [
+        "sudo", "-n", "service", "docker", "start",
+    ]  # fmt: skip
+
+
+async def test_a_server_apps_run_on_is_not_removed(bot):
+    store = bot.engine.store
+    store.add_server(row("eu-1"))
+    store.set_env_server("shop", "production", "eu-1", 1.0)
+    refused = (await say(bot, ADMIN, "server remove eu-1"))[-1]
+    assert isinstance(refused, Failure)
+    assert refused.message == (
+        "shop (production) run on eu-1: deploy them elsewhere (app.yml's server:) first"
+    )
+    assert store.server("eu-1") is not None
+    store.set_env_server("shop", "production", "local", 2.0)
+    assert (await say(bot, ADMIN, "server remove eu-1"))[-1].ok
+    assert store.server("eu-1") is None

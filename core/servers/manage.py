@@ -257,6 +257,10 @@ def remove(plane: Plane, name: str) -> None:
         raise ServerError(
             f"{', '.join(members)} joined {name}'s swarm through it: remove them first"
         )
+    running = plane.store.envs_on(row["swarm"]) if row["role"] == MANAGER else []
+    if running:
+        shown = ", ".join(f"{app} ({env})" for app, env in running)
+        raise ServerError(f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) first")
     plane.store.remove_server(name)
     plane.servers.forget(name)
 

@@ -85,6 +85,11 @@ class ServersTable(Connection):
         rows = self._rows("env_servers", "app = ? AND env = ?", [app, env])
         return rows[0]["server"] if rows else None
 
+    def envs_on(self, server: str) -> list[tuple[str, str]]:
+        """The (app, env) pairs last deployed to ``server``."""
+        rows = self._rows("env_servers", "server = ?", [server], order_by="app, env")
+        return [(row["app"], row["env"]) for row in rows]
+
     def env_servers(self) -> set[str]:
         """Every server some app environment was deployed to."""
         return {row["server"] for row in self._rows("env_servers")}
