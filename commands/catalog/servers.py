@@ -21,6 +21,7 @@ from commands.permissions import ADMIN
 from commands.replies import Message, Reply, Result, Table
 from core.servers import manage
 from core.servers.errors import ServerError
+from core.servers.hostkeys import HostKey
 from core.servers.keys import DEFAULT_KEY
 from core.servers.remote import MANAGER
 
@@ -111,10 +112,7 @@ class ServerAdd:
     join: str | None = option("app", "MANAGER")
     role: str | None = option("text", "worker|manager")
 
-    def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        return self._run(ctx)
-
-    async def _run(self, ctx: Context) -> AsyncIterator[Reply]:
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         role = self.role or ("worker" if self.join else MANAGER)
         plan = await asyncio.to_thread(
             manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
@@ -140,7 +138,7 @@ class ServerList:
                     r["url"],
                     r["swarm"],
                     r["role"],
-                    manage.HostKey(r["host_key_kind"], r["host_key"]).fingerprint,
+                    HostKey(r["host_key_kind"], r["host_key"]).fingerprint,
                     f"{_when(r['added_at'])} by {r['added_by']}",
                 )
                 for r in rows

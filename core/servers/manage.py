@@ -20,7 +20,7 @@ from core.names import APP_NAME_RE
 from core.plane import Plane
 from core.servers import bootstrap, keys, ssh
 from core.servers.errors import ServerError
-from core.servers.hostkeys import HostKey, changed_message
+from core.servers.hostkeys import HostKey
 from core.servers.registry import LOCAL
 from core.servers.remote import MANAGER, WORKER, login_for
 from core.servers.urls import ServerURL, parse_url
@@ -270,6 +270,3 @@ def _row(plane: Plane, name: str) -> dict[str, Any]:
     if row is None:
         raise ServerError(f"no server named {name!r}: `server list` shows them")
     return row
-
-
-__all__ = ["HostKey", "changed_message"]
