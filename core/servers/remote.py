@@ -64,7 +64,16 @@ async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
     image_id = await asyncio.to_thread(swarm.image_id, image)
     if image_id is None:
         raise ServerError(f"image {image} is not on {server}'s manager, where it was built")
-    others = [r for r in await plane.db.servers(row["swarm"]) if r["name"] != server]
+    members = await plane.db.servers(row["swarm"])
+    others = [r for r in members if r["name"] != server]
+    with engine_errors(f"listing the nodes of {server}'s swarm"):
+        nodes = await asyncio.to_thread(api.nodes)
+    if len(nodes) > len(members):
+        yield Progress(
+            f"{len(nodes) - len(members)} node(s) of {server}'s swarm were not added to shipbot "
+            "and get no image: tasks placed there cannot start (`server add NAME URL --join "
+            f"{row['swarm']}` adds one)"
+        )
     for other in others:
         login = await asyncio.to_thread(login_for, plane, other)
         shipped = await asyncio.to_thread(_ship, api, login, image, image_id)
