@@ -217,7 +217,7 @@ async def test_unreachable_host_and_changed_key_write_nothing(bot, nodes):
     assert store.server("zs-3") is None
 
 
-async def test_a_host_without_docker_gets_it_from_apt_and_joins(bot, nodes):
+async def test_a_host_without_docker_gets_it_from_apt_and_joins_as_manager(bot, nodes):
     up, _ = nodes
     public = bot.engine.store.ssh_key("zs")["public"]
     bare = up.add(4, BARE_IMAGE, public)
@@ -227,18 +227,24 @@ async def test_a_host_without_docker_gets_it_from_apt_and_joins(bot, nodes):
         assert time.monotonic() < deadline, "sshd never started on the bare node"
         time.sleep(0.2)
     started = time.monotonic()
-    added = await say(bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1")
+    added = await say(
+        bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1 --role manager"
+    )
     assert result(added).ok, added
     assert steps(added)[1:3] == [
         "Docker is missing: installing docker.io with apt",
         "docker.io installed",
     ]
     assert steps(added)[3].startswith("the engine answers (Docker 20.10")
-    assert "joined swarm zs-1 as worker" in steps(added)
+    assert "joined swarm zs-1 as manager" in steps(added)
     print(f"apt install + join: {time.monotonic() - started:.1f}s")
-    nodes_seen = [r for r in await say(bot, "server check zs-1") if hasattr(r, "rows")][1]
-    assert ("zs-node4", "Ready") in [row[:2] for row in nodes_seen.rows]
-    again = await say(bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1")
+    # a manager of its own: shipbot reads the swarm through it too
+    checked = [r for r in await say(bot, "server check zs-4") if hasattr(r, "rows")]
+    assert checked[0].rows[3][1].startswith("zs-1: manager, node ")
+    assert ("zs-node4", "Ready", "Active", "Reachable") in checked[1].rows
+    again = await say(
+        bot, f"server add zs-4 ssh://root@{bare.ip} --key zs --join zs-1 --role manager"
+    )
     assert steps(again)[0] == "zs-4 was added before: running its bootstrap again"
     assert steps(again)[2] == "Docker is installed"
     assert "already a node of swarm zs-1" in " ".join(steps(again))
