@@ -50,6 +50,8 @@ def needs_secret(text: str) -> str | None:
     if isinstance(request, catalog.WebhookSecret | catalog.WebhookToken):
         what = "secret" if isinstance(request, catalog.WebhookSecret) else "forge token"
         return f"webhook {what} of {request.app} (not echoed): "
+    if isinstance(request, catalog.SshKey) and request.action == "import":
+        return f"private key {request.key}, unencrypted, as one paste (not echoed): "
     return None
 
 

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from core.appspec_errors import describe
-from core.appspec_swarm import Constraint, SwarmSecret, foreign_secrets
+from core.appspec_swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
@@ -219,8 +219,12 @@ class AppSpec(_Strict):
     )
     previews: Previews | None = None
     # where tasks may run, and Swarm secrets they get as files (core/appspec_swarm.py)
-    placement: list[Constraint] = Field(default_factory=list)
     swarm_secrets: list[SwarmSecret] = Field(default_factory=list)
+    # the server whose swarm runs this environment (`server list`); shipbot's own by default
+    server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)
+    placement: Annotated[Placement, BeforeValidator(constraints_only)] = Field(
+        default_factory=Placement
+    )
 
     @field_validator("name")
     @classmethod

@@ -10,29 +10,62 @@ the service spec; the ids come from the engine at deploy time.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CONSTRAINT_RE = re.compile(
-    r"^(?:node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
-    r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(?:==|!=)\s*[A-Za-z0-9_.:-]+$"
+_NODE_FIELD = (
+    r"(?:node\.(?:id|hostname|role|platform\.os|platform\.arch)"
+    r"|(?:node|engine)\.labels\.[A-Za-z0-9_.-]{1,64})"
 )
+CONSTRAINT_RE = re.compile(rf"^{_NODE_FIELD}\s*(?:==|!=)\s*[A-Za-z0-9_.:-]{{1,128}}$")
+SPREAD_RE = re.compile(rf"^{_NODE_FIELD}$")
+
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MOUNT_FOLDER = "/run/secrets"
 
 
-def _constraint(value: str) -> str:
-    if not CONSTRAINT_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a placement constraint such as 'node.role == manager' or "
-            "'node.labels.disk == ssd'"
-        )
-    return value
+class Placement(BaseModel):
+    """Where an environment's tasks may run in its server's swarm (Swarm's own placement):
+    ``constraints`` such as ``node.labels.zone==eu`` or ``node.role!=manager``; ``spread``
+    replicas evenly over the values of a node attribute (``node.id``: over nodes);
+    ``max_per_node`` caps the replicas one node runs (with start-first rollouts a node
+    must have room for the new task beside the old one, so leave spare nodes or use
+    ``rollout.order: stop-first``). A bare list is short for ``constraints``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    constraints: list[str] = Field(default_factory=list)
+    spread: str | None = None
+    max_per_node: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not CONSTRAINT_RE.match(item):
+                raise ValueError(
+                    f"{item!r} is not a placement constraint: write ATTRIBUTE==VALUE or "
+                    "ATTRIBUTE!=VALUE with node.id, node.hostname, node.role, "
+                    "node.platform.os/arch, node.labels.NAME or engine.labels.NAME"
+                )
+        return value
+
+    @field_validator("spread")
+    @classmethod
+    def _spread(cls, value: str | None) -> str | None:
+        if value is not None and not SPREAD_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a node attribute to spread over: node.id, node.hostname, "
+                "node.labels.NAME or engine.labels.NAME"
+            )
+        return value
 
 
-Constraint = Annotated[str, AfterValidator(_constraint)]
+def constraints_only(value: Any) -> Any:
+    """``placement: [node.role == manager]`` is short for ``{constraints: [...]}``."""
+    return {"constraints": value} if isinstance(value, list) else value
 
 
 class SwarmSecret(BaseModel):

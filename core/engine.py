@@ -28,6 +28,7 @@ from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
 from core.registry import registry_passwords
 from core.secrets import Vault
+from core.servers import remote
 from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
 
@@ -53,6 +54,7 @@ class Engine:
             host_paths=tuple(host_paths),
             edge=edge or EdgeConfig(),
         )
+        remote.install(self.plane)  # servers added from chat (`server add`)
 
     @property
     def store(self) -> Store:

@@ -26,7 +26,7 @@ HOST = "registry.example.com"
 def test_the_root_app_yml_validates():
     spec = load_app_config(ROOT).for_env("production")
     assert spec.name == "shipbot" and spec.replicas == 1
-    assert spec.placement == ["node.role == manager"]
+    assert spec.placement.constraints == ["node.role == manager"]
     assert [(s.name, s.target) for s in spec.swarm_secrets] == [
         ("shipbot-slack-bot-token", "SLACK_BOT_TOKEN"),
         ("shipbot-slack-app-token", "SLACK_APP_TOKEN"),
@@ -73,7 +73,7 @@ async def test_self_deploy_runs_shipbot_on_a_manager_with_its_secrets(bot, fake)
     done = await say(bot, text, "console:root")
     assert result(done).ok, done
     template = fake.inspect_service("shipbot-production")["Spec"]["TaskTemplate"]
-    assert template["Placement"] == {"Constraints": ["node.role == manager"]}
+    assert template["Placement"]["Constraints"] == ["node.role==manager"]
     assert template["ContainerSpec"]["Image"] == parse_reference(f"{HOST}/shipbot").pinned(digest)
     assert template["ContainerSpec"]["Secrets"] == [
         {

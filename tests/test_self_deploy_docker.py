@@ -138,7 +138,7 @@ async def test_self_deploy_installs_then_upgrades_the_bot(home, registry, docker
     assert f"✅ {name} release 1 is live on production" in first.stdout
     spec = docker_client.api.inspect_service(service)["Spec"]["TaskTemplate"]
     assert spec["ContainerSpec"]["Image"] == f"{running.host}/zi/shipbot@{digests['v1']}"
-    assert spec["Placement"]["Constraints"] == ["node.role == manager"]
+    assert spec["Placement"]["Constraints"] == ["node.role==manager"]
     old = bot_container(docker_client, service)
     wait_for_log(old, "🤖 shipbot 0.1.0 (zi-v1) is up")
     assert old.exec_run(["cat", "/run/secrets/ZI_TOKEN"]).output == b"zi-secret-value"

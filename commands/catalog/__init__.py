@@ -20,6 +20,14 @@ from commands.catalog.pipelines import (
 )
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
+from commands.catalog.servers import (
+    ServerAdd,
+    ServerCheck,
+    ServerList,
+    ServerRemove,
+    ServerTrust,
+    SshKey,
+)
 from commands.catalog.variables import EnvList, EnvSet, EnvUnset, SecretSet
 from commands.catalog.volumes import VolumeBackup, VolumeBackups, VolumeRestore
 
@@ -73,4 +81,10 @@ __all__ = [
     "VolumeBackup",
     "VolumeBackups",
     "VolumeRestore",
+    "ServerAdd",
+    "ServerCheck",
+    "ServerList",
+    "ServerRemove",
+    "ServerTrust",
+    "SshKey",
 ]

@@ -15,6 +15,7 @@ from core.durations import format_duration
 from core.errors import CoreError, DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.servers.where import server_of
 from core.swarm import rollout
 
 MAX_REPLICAS = 100
@@ -56,7 +57,7 @@ async def _adjust(
     live = await plane.db.live_release(name, env)
     if live is None:
         raise DeployError(f"{name} has no live release on {env}: deploy it first")
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(await server_of(plane, name, env))
     svc = service_name(name, env)
     current = await asyncio.to_thread(swarm.inspect_service, svc)
     if current is None:

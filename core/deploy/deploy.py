@@ -37,7 +37,7 @@ from core.swarm import SwarmClient, rollout
 
 async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     """What deploying ``resolved`` would change, without building or touching the swarm."""
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(resolved.spec.server or plane.server)
     name, env = resolved.app.name, resolved.env
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
     check_owner(current, name, env)
@@ -67,7 +67,8 @@ async def deploy(
     plane: Plane, resolved: Resolved, *, user: str, approved_by: str | None = None
 ) -> AsyncIterator[Event]:
     spec, env, name = resolved.spec, resolved.env, resolved.app.name
-    swarm = await plane.servers.client(plane.server)
+    server = spec.server or plane.server
+    swarm = await plane.servers.client(server)
     check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     await asyncio.to_thread(swarm.ensure_network)
@@ -101,6 +102,9 @@ async def deploy(
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
                     async for event in build.build(swarm, folder, spec, release, shown):
                         yield event
+                # built on the server's manager: its other nodes get the image too
+                async for event in plane.servers.spread(server, release.image):
+                    yield event
             else:
                 assert spec.image is not None
                 await build.pull(swarm, spec.image, release)
@@ -120,6 +124,7 @@ async def deploy(
             live = await plane.db.live_release(name, env)
             verb = "creating" if current is None else f"updating ({spec.rollout.order})"
             yield Progress(f"{verb} service {desired['Name']}")
+            await plane.db.set_env_server(name, env, server, time.time())
             applied = True
             watch = rollout.Watch(
                 apply(

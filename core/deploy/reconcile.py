@@ -9,6 +9,7 @@ from typing import Any
 from core.deploy.spec import LABEL_RELEASE, service_name
 from core.deploy.status import task_image
 from core.plane import Plane
+from core.servers.where import server_of
 from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
 from core.swarm import SwarmClient, running_tasks
 
@@ -43,9 +44,9 @@ async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release,
     unknown = await plane.db.releases_with_status(RELEASE_UNKNOWN, app)
     if not unknown:
         return []
-    swarm = await plane.servers.client(plane.server)
     decided = []
     for release in unknown:
+        swarm = await plane.servers.client(await server_of(plane, release.app, release.env))
         service, tasks = await asyncio.to_thread(_look, swarm, release)
         outcome = verdict(release, service, tasks)
         if outcome == "live":

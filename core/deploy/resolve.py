@@ -86,7 +86,8 @@ def _with_ref(app: App, spec: AppSpec, ref: str | None) -> AppSpec:
 
 
 def check_mounts(plane: Plane, spec: AppSpec) -> None:
-    realpath = os.path.realpath if plane.server == LOCAL else os.path.normpath
+    local = (spec.server or plane.server) == LOCAL
+    realpath = os.path.realpath if local else os.path.normpath
     refused = refused_host_paths(spec, plane.host_paths, realpath)
     if refused:
         allowed = ", ".join(plane.host_paths) or "none"

@@ -14,6 +14,7 @@ from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.registry import is_pinned
+from core.servers.where import server_of
 from core.store import Release
 from core.swarm import rollout
 
@@ -38,7 +39,7 @@ async def rollback(
 ) -> AsyncIterator[Event]:
     live = await plane.db.live_release(name, env)
     chosen = await target(plane, name, env, number)
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(await server_of(plane, name, env))
     if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
         await images.fetch(plane, swarm, name, chosen.image)
     elif await asyncio.to_thread(swarm.image_id, chosen.image) is None:

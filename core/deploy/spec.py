@@ -138,8 +138,9 @@ def service_spec(
         task_template["ContainerSpec"]["Secrets"] = secret_references(
             spec.swarm_secrets, secret_ids or {}
         )
-    if spec.placement:
-        task_template["Placement"] = {"Constraints": list(spec.placement)}
+    where = placement(spec)
+    if where:
+        task_template["Placement"] = where
     return {
         "Name": service_name(spec.name, env),
         "Labels": labels(spec, env, release) | traefik_labels(spec, env, https_port),
@@ -214,3 +215,15 @@ def names_of_others(spec: AppSpec, env: str, apps: Iterable[str]) -> list[tuple[
     ``api-v2``'s production service). Returns (name, the other app)."""
     longer = [a for a in apps if a != spec.name and a.startswith(spec.name + "-")]
     return [(n, a) for n in derived_names(spec, env) for a in longer if n.startswith(a + "-")]
+
+
+def placement(spec: AppSpec) -> dict[str, Any]:
+    """app.yml's ``placement`` as Swarm's TaskTemplate.Placement (empty: Swarm decides)."""
+    out: dict[str, Any] = {}
+    if spec.placement.constraints:
+        out["Constraints"] = [c.replace(" ", "") for c in spec.placement.constraints]
+    if spec.placement.spread:
+        out["Preferences"] = [{"Spread": {"SpreadDescriptor": spec.placement.spread}}]
+    if spec.placement.max_per_node:
+        out["MaxReplicas"] = spec.placement.max_per_node
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
 from core.errors import DeployError
 from core.plane import Plane
+from core.servers.where import server_of, servers_in_use
 from core.swarm import SwarmClient, comparable_image, running_tasks
 
 
@@ -70,8 +71,11 @@ def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[Servic
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
     """Services of this control plane's apps (one app's when ``name`` is given)."""
     apps = {a.name for a in await plane.db.list_apps()}
-    swarm = await plane.servers.client(plane.server)
-    return await asyncio.to_thread(_status, swarm, apps, name)
+    out = []
+    for server in await servers_in_use(plane):
+        swarm = await plane.servers.client(server)
+        out += await asyncio.to_thread(_status, swarm, apps, name)
+    return sorted(out, key=lambda s: (s.app, s.env))
 
 
 def pick_tasks(tasks: list[dict[str, Any]], image: str | None, running_only: bool) -> set[str]:
@@ -91,7 +95,7 @@ async def logs(
 ) -> list[str]:
     """The last lines of the live release's running tasks in time order; ``release``: that
     release's tasks, running or not; ``everything``: every task the service kept."""
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(await server_of(plane, name, env))
     svc = service_name(name, env)
     service = await asyncio.to_thread(swarm.inspect_service, svc)
     if service is None:

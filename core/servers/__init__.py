@@ -1,5 +1,6 @@
-"""Servers: the swarms shipbot drives, each behind one swarm client.
+"""Servers: the swarms shipbot drives, each behind one swarm client (``registry.Servers``).
 
-Today there is one, ``local`` (the engine the control plane runs beside, or ``DOCKER_HOST``).
-Remote swarms over SSH plug into ``registry.Servers`` without touching deploy code.
+``local`` is the engine the control plane runs beside (or ``DOCKER_HOST``). Others are added
+from chat: reached over SSH with the host key pinned in the store, bootstrapped with Fabric
+(``bootstrap``, ``manage``) and driven with the docker SDK over ``ssh://`` (``docker_ssh``).
 """

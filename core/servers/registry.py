@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from core.errors import DeployError
+from core.events import Event
 from core.swarm import SwarmClient
 
 LOCAL = "local"
+
+Connector = Callable[[], SwarmClient]
+# the servers added from chat (core/servers/remote.py): a name's connector, or None
+Lookup = Callable[[str], Connector | None]
+# after a build on a server's manager: bring the image to the other nodes of its swarm
+Spreader = Callable[[str, str], AsyncIterator[Event]]
 
 
 class Servers:
@@ -19,6 +26,8 @@ class Servers:
         self._connectors = dict(connectors)
         self._clients: dict[str, SwarmClient] = {}
         self._connecting = threading.Lock()
+        self.lookup: Lookup | None = None
+        self.spreader: Spreader | None = None
 
     @classmethod
     def local(cls, connect: Callable[[], SwarmClient] | None = None) -> Servers:
@@ -33,8 +42,6 @@ class Servers:
         return sorted(self._connectors)
 
     async def client(self, server: str = LOCAL) -> SwarmClient:
-        if server not in self._connectors:
-            raise DeployError(f"no server named {server!r} (known: {', '.join(self.names)})")
         if server in self._clients:
             return self._clients[server]
         return await asyncio.to_thread(self._connect, server)
@@ -42,8 +49,31 @@ class Servers:
     def _connect(self, server: str) -> SwarmClient:
         with self._connecting:
             if server not in self._clients:
-                self._clients[server] = self._connectors[server]()
+                connector = self._connectors.get(server)
+                if connector is None and self.lookup is not None:
+                    connector = self.lookup(server)
+                if connector is None:
+                    known = ", ".join(self.names)
+                    raise DeployError(
+                        f"no server named {server!r} (known: {known}; `server list` shows the "
+                        "ones added from chat)"
+                    )
+                self._clients[server] = connector()
             return self._clients[server]
+
+    def forget(self, server: str) -> None:
+        """Drop a remote server's client (it was removed, or its host key was replaced)."""
+        with self._connecting:
+            client = self._clients.pop(server, None)
+        if client is not None:
+            client.close()
+
+    async def spread(self, server: str, image: str) -> AsyncIterator[Event]:
+        """Bring an image built on ``server``'s manager to the other nodes of its swarm."""
+        if server in self._connectors or self.spreader is None:
+            return
+        async for event in self.spreader(server, image):
+            yield event
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -35,6 +35,7 @@ from core.store.outbox import MAX_ATTEMPTS, OutboxTable
 from core.store.pipelines import PipelinesTable
 from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
+from core.store.servers import ServersTable
 
 __all__ = [
     "DB_FILE",
@@ -76,6 +77,7 @@ class Store(
     BackupWatchTable,
     PipelinesTable,
     AlertsTable,
+    ServersTable,
     AuditLog,
     DigestTables,
     RegistryTables,

@@ -269,6 +269,36 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
+def v9_servers(db: sqlite_utils.Database) -> None:
+    """Remote servers with the host key pinned on first use, and SSH login keys (encrypted)."""
+    db["servers"].create(
+        {
+            "name": str,
+            "url": str,
+            "key": str,
+            "host_key_kind": str,
+            "host_key": str,
+            "role": str,
+            "swarm": str,
+            "added_by": str,
+            "added_at": float,
+        },
+        pk="name",
+        not_null={"url", "key", "host_key_kind", "host_key", "role", "swarm"},
+    )
+    db["ssh_keys"].create(
+        {"name": str, "private": str, "public": str, "created_by": str, "created_at": float},
+        pk="name",
+        not_null={"private", "public"},
+    )
+    # the server each app environment was last deployed to (rollback, scale, status follow)
+    db["env_servers"].create(
+        {"app": str, "env": str, "server": str, "since": float},
+        pk=("app", "env"),
+        not_null={"server"},
+    )
+
+
 def v11_pipelines(db: sqlite_utils.Database) -> None:
     """Git webhooks' secrets and forge tokens per app (encrypted by the vault), and the
     preview environments open per pull request."""
@@ -396,6 +426,7 @@ HISTORY = (
     v6_databases,
     v7_backups,
     v8_backup_watch,
+    v9_servers,
     v10_alerts,
     v11_pipelines,
     v12_digest,

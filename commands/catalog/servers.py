@@ -1,0 +1,205 @@
+"""Remote servers from chat: SSH keys, add (bootstrap over SSH), list, check, trust, remove.
+
+Every command here is for admins of every app and environment (they name no app, so only
+an `admin` grant on `*`/`*` covers them): a server runs every app deployed to it, and its
+login key opens a root shell there.
+
+SSH login keys never pass through a channel: `ssh-key create` makes one and shows only its
+public line; `ssh-key import` reads a private key from the console's hidden prompt or the
+chat's form (like `secret set`). Either is stored encrypted by the vault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+from commands.catalog.context import Context, relay
+from commands.grammar import arg, command, option
+from commands.permissions import ADMIN
+from commands.replies import Message, Reply, Result, Table
+from core.servers import manage
+from core.servers.errors import ServerError
+from core.servers.hostkeys import HostKey
+from core.servers.keys import DEFAULT_KEY
+from core.servers.remote import MANAGER
+
+
+@command(
+    "ssh-key",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("ssh-key create default", "ssh-key import ops", "ssh-key show default"),
+)
+class SshKey:
+    """SSH login keys for servers: `create` makes one, `import` takes yours, `show` prints
+    its public line for the host's ~/.ssh/authorized_keys; `list` names them.
+
+    An imported private key is typed into the console's hidden prompt or the chat's form,
+    never into the channel, and is kept encrypted.
+    """
+
+    action: str = arg("text", "create|import|show|list")
+    key: str | None = arg("text", "NAME", optional=True)
+
+    def __post_init__(self) -> None:
+        if self.action not in ("create", "import", "show", "list"):
+            raise ValueError(f"expected create, import, show or list, got {self.action!r}")
+        if self.action != "list" and self.key is None:
+            raise ValueError(f"ssh-key {self.action} needs the key's NAME")
+
+    @property
+    def changes(self) -> bool:
+        return self.action in ("create", "import")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        plane, user = ctx.engine.plane, ctx.user
+        if self.action == "list":
+            rows = await ctx.engine.db.ssh_keys()
+            if not rows:
+                yield Message("no SSH keys: `ssh-key create default` makes one")
+                return
+            yield Table(
+                ("key", "public", "by"),
+                tuple((r["name"], r["public"][:40] + "…", r["created_by"]) for r in rows),
+            )
+            return
+        assert self.key is not None
+        if self.action == "show":
+            public = await asyncio.to_thread(manage.public_key, plane, self.key)
+            yield Message(public)
+            return
+        if self.action == "create":
+            public = await asyncio.to_thread(manage.create_key, plane, self.key, user)
+        else:
+            if not ctx.secret:
+                raise ServerError(
+                    "ssh-key import reads the private key from a prompt or form, never the "
+                    "channel: use the console or your chat's form"
+                )
+            public = await asyncio.to_thread(manage.import_key, plane, self.key, ctx.secret, user)
+        yield Result(
+            True,
+            f"SSH key {self.key} stored, encrypted; put this line in the host's "
+            "~/.ssh/authorized_keys",
+            (public,),
+        )
+
+
+@command(
+    "server add",
+    permission=ADMIN,
+    changes_state=True,
+    examples=(
+        "server add eu-1 ssh://root@203.0.113.7",
+        "server add eu-2 ssh://root@203.0.113.8 --join eu-1",
+        "server add eu-3 ssh://root@203.0.113.9 --join eu-1 --role manager --key ops",
+    ),
+)
+class ServerAdd:
+    """Add a server over SSH and bootstrap it with Fabric, step by step in the channel.
+
+    Installs Docker if it is missing (apt), then starts a swarm (its overlay network and
+    Traefik included) or, with --join, joins that server's swarm as a worker (or --role
+    manager). Opens nothing else. The host key is trusted on first use and checked
+    strictly afterwards. Safe to run again: each step checks before it acts.
+    """
+
+    server: str = arg("app", "NAME")
+    url: str = arg("text", "ssh://USER@HOST[:PORT]")
+    key: str = option("text", "KEY", default=DEFAULT_KEY)
+    join: str | None = option("app", "MANAGER")
+    role: str | None = option("text", "worker|manager")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        role = self.role or ("worker" if self.join else MANAGER)
+        plan = await asyncio.to_thread(
+            manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
+        )
+        async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user)):
+            yield reply
+
+
+@command("server list", permission=ADMIN, examples=("server list",))
+class ServerList:
+    """The servers added from chat: address, swarm, role and pinned host key."""
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        rows = await ctx.engine.db.servers()
+        if not rows:
+            yield Message("no servers yet (apps run on `local`): `server add` adds one")
+            return
+        yield Table(
+            ("server", "address", "swarm", "role", "host key", "added"),
+            tuple(
+                (
+                    r["name"],
+                    r["url"],
+                    r["swarm"],
+                    r["role"],
+                    HostKey(r["host_key_kind"], r["host_key"]).fingerprint,
+                    f"{_when(r['added_at'])} by {r['added_by']}",
+                )
+                for r in rows
+            ),
+        )
+
+
+@command("server check", permission=ADMIN, examples=("server check eu-1",))
+class ServerCheck:
+    """Reach a server with its pinned host key and show its engine and swarm."""
+
+    server: str = arg("app", "NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        report = await asyncio.to_thread(manage.check, ctx.engine.plane, self.server)
+        row = report.server
+        yield Table(
+            ("", self.server),
+            (
+                ("address", row["url"]),
+                ("host key", f"{report.fingerprint} (matches the record)"),
+                ("docker", report.docker),
+                ("swarm", f"{row['swarm']}: {report.swarm}"),
+            ),
+        )
+        if report.nodes:
+            yield Table(("node", "status", "availability", "manager"), tuple(report.nodes))
+
+
+@command(
+    "server trust",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("server trust eu-1 SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",),
+)
+class ServerTrust:
+    """Accept a server's changed host key, given the fingerprint you checked on the host
+    (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`)."""
+
+    server: str = arg("app", "NAME")
+    fingerprint: str = arg("text", "SHA256:FINGERPRINT")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        key = await asyncio.to_thread(manage.trust, ctx.engine.plane, self.server, self.fingerprint)
+        yield Result(True, f"{self.server}'s new host key {key.fingerprint} is trusted")
+
+
+@command("server remove", permission=ADMIN, changes_state=True, examples=("server remove eu-2",))
+class ServerRemove:
+    """Forget a server: shipbot stops driving it; the host and its swarm keep running."""
+
+    server: str = arg("app", "NAME")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        await asyncio.to_thread(manage.remove, ctx.engine.plane, self.server)
+        yield Result(
+            True,
+            f"server {self.server} removed from shipbot; the host still runs Docker and its "
+            "swarm (`docker swarm leave` there to leave it)",
+        )
+
+
+def _when(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

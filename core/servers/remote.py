@@ -1,0 +1,104 @@
+"""Servers added from chat, wired into the registry: a connector per name, and the image
+spreader that follows a build on a remote swarm's manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from core.events import Event, Progress
+from core.plane import Plane
+from core.servers import docker_ssh, keys, ssh
+from core.servers.errors import ServerError
+from core.servers.hostkeys import HostKey
+from core.servers.registry import Connector
+from core.servers.urls import parse_url
+from core.swarm.docker_api import engine_errors
+
+MANAGER, WORKER = "manager", "worker"
+LOAD_SECONDS = 600
+
+
+def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
+    """The Login of a recorded server: its key decrypted in memory, its host key pinned."""
+    key_row = plane.store.ssh_key(row["key"])
+    if key_row is None:
+        raise ServerError(
+            f"server {row['name']} logs in with key {row['key']!r}, which is gone: "
+            f"`ssh-key create {row['key']}` and put its public line on the host"
+        )
+    pkey = keys.load(plane.vault.decrypt(key_row["private"]))
+    recorded = HostKey(row["host_key_kind"], row["host_key"])
+    return ssh.Login(row["name"], parse_url(row["url"]), pkey, recorded)
+
+
+def install(plane: Plane) -> None:
+    """Let the registry find servers added from chat, and spread images across them."""
+    plane.servers.lookup = lambda name: lookup(plane, name)
+    plane.servers.spreader = lambda server, image: spread(plane, server, image)
+
+
+def lookup(plane: Plane, name: str) -> Connector | None:
+    row = plane.store.server(name)
+    if row is None:
+        return None
+    if row["role"] != MANAGER:
+        raise ServerError(
+            f"server {name} is a worker of swarm {row['swarm']}: deploy to a manager "
+            f"(`server list`), e.g. `server: {row['swarm']}` in app.yml"
+        )
+    login = login_for(plane, row)
+    return lambda: docker_ssh.connect(login)
+
+
+async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
+    """``docker save`` on the manager streamed into ``docker load`` on every other node of
+    its swarm that shipbot reaches, skipped where the node has that image already."""
+    row = await plane.db.server(server)
+    if row is None:
+        return
+    swarm = await plane.servers.client(server)
+    api = swarm.api  # type: ignore[attr-defined] (a DockerSwarm: remote servers are real)
+    image_id = await asyncio.to_thread(swarm.image_id, image)
+    if image_id is None:
+        raise ServerError(f"image {image} is not on {server}'s manager, where it was built")
+    members = await plane.db.servers(row["swarm"])
+    others = [r for r in members if r["name"] != server]
+    with engine_errors(f"listing the nodes of {server}'s swarm"):
+        nodes = await asyncio.to_thread(api.nodes)
+    if len(nodes) > len(members):
+        yield Progress(
+            f"{len(nodes) - len(members)} node(s) of {server}'s swarm were not added to shipbot "
+            "and get no image: tasks placed there cannot start (`server add NAME URL --join "
+            f"{row['swarm']}` adds one)"
+        )
+    for other in others:
+        login = await asyncio.to_thread(login_for, plane, other)
+        shipped = await asyncio.to_thread(_ship, api, login, image, image_id)
+        verb = "sent" if shipped else "already there"
+        yield Progress(f"image {image} on {other['name']}: {verb}")
+
+
+def _ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:
+    with ssh.connect(login) as (conn, _pin):
+        have = ssh.run(conn, ["docker", "image", "inspect", "--format", "{{.Id}}", image])
+        if have.exited == 0 and have.stdout.strip() == image_id:
+            return False
+        channel = conn.client.get_transport().open_session()
+        channel.settimeout(LOAD_SECONDS)
+        with contextlib.closing(channel):
+            channel.exec_command("docker load -q")
+            with engine_errors(f"reading {image} from the manager"):
+                for chunk in api.get_image(image, chunk_size=1 << 20):
+                    channel.sendall(chunk)
+            channel.shutdown_write()
+            status = channel.recv_exit_status()
+            err = channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""
+        if status != 0:
+            raise ServerError(
+                f"loading {image} on {login.name} failed (exit {status}): "
+                f"{err.decode(errors='replace').strip()[-300:]}"
+            )
+        return True
