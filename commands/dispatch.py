@@ -79,6 +79,7 @@ class Dispatcher:
                 home=home,
                 vault=Vault.open(home, config.secret_key),
                 host_paths=config.host_paths,
+                server_apps=config.server_apps,
                 edge=config.edge,
             )
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:

@@ -6,6 +6,7 @@ secret_key: null                           # Fernet key; default: secret.key bes
 notify:                                    # where deploy results, alerts, backups, certs go
   - {platform: slack, channel: C0123456, apps: ["*"], envs: [production], kinds: [deploys, alerts]}
 host_paths: []                             # host folders app.yml may bind-mount (none by default)
+server_apps: {eu-1: [api, "web-*"]}         # apps each SSH server may run (none by default)
 dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
@@ -344,6 +345,10 @@ class ControlConfig(BaseModel):
     # is under them) may be mounted from app.yml. shipbot's own app.yml needs
     # /var/run/docker.sock here to be deployed by shipbot.
     host_paths: list[str] = Field(default_factory=list)
+    # Which apps may run on each server added over SSH (app name patterns): app.yml's
+    # ``server:`` is written by whoever may deploy the app, so a server is open to no app
+    # until an admin says so here. The control plane's own server takes every app.
+    server_apps: dict[str, list[str]] = Field(default_factory=dict)
     dns: DnsConfig | None = None  # Cloudflare records for app domains: core/edge/dns.py
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
     backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 from core import apps
@@ -43,6 +43,7 @@ class Engine:
         home: Path | None = None,
         vault: Vault | None = None,
         host_paths: Iterable[str] = (),
+        server_apps: Mapping[str, Iterable[str]] | None = None,
         edge: EdgeConfig | None = None,
     ) -> None:
         home = home or shipbot_home()
@@ -52,6 +53,7 @@ class Engine:
             servers=servers or Servers.local(),
             home=home,
             host_paths=tuple(host_paths),
+            server_apps={k: tuple(v) for k, v in (server_apps or {}).items()},
             edge=edge or EdgeConfig(),
         )
         remote.install(self.plane)  # servers added from chat (`server add`)

@@ -42,6 +42,8 @@ class Plane:
     home: Path
     # host folders app.yml may bind-mount (shipbot.yml ``host_paths``); none by default
     host_paths: tuple[str, ...] = ()
+    # apps each server added over SSH may run (shipbot.yml ``server_apps``); none by default
+    server_apps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     server: str = LOCAL  # every app runs on the local server until servers can be chosen
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     db: OffLoop = field(init=False)

@@ -168,6 +168,7 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
         servers=Servers({"local": lambda: local, "eu-1": lambda: eu}),
         home=home,
         vault=Vault.open(home),
+        server_apps={"eu-1": ["shop"]},
     )
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
     try:
@@ -202,3 +203,42 @@ async def test_a_server_apps_run_on_is_not_removed(bot):
     store.set_env_server("shop", "production", "local", 2.0)
     assert (await say(bot, ADMIN, "server remove eu-1"))[-1].ok
     assert store.server("eu-1") is None
+
+
+@pytest.mark.parametrize("opened", [{}, {"eu-1": ["web", "shop-*"]}])
+async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
+    tmp_path, monkeypatch, opened
+):
+    """app.yml is written by whoever may deploy the app: it cannot put the app on another
+    team's server until shipbot.yml's server_apps opens that server to it."""
+    local = fake_swarm(monkeypatch, "shop:1")
+    eu = FakeSwarm()
+    eu.add_image("shop:1")
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "app.yml").write_text(TWO_SERVERS)
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: local, "eu-1": lambda: eu}),
+        home=home,
+        vault=Vault.open(home),
+        server_apps=opened,
+    )
+    bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
+    try:
+        assert (await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1].ok
+        refused = (await say(bot, ADMIN, "deploy shop --env production"))[-1]
+        assert isinstance(refused, Failure)
+        assert refused.message == (
+            "shop: app.yml puts it on server 'eu-1', which is not open to it; an admin opens "
+            "it in shipbot.yml (server_apps: {eu-1: [shop]})"
+        )
+        assert eu.services() == [] and local.services() == []
+        assert engine.store.env_server("shop", "production") is None
+        assert engine.store.releases("shop", "production") == []
+        # the environment on the control plane's own server is not affected
+        assert (await say(bot, ADMIN, "deploy shop --env staging"))[-1].ok
+    finally:
+        bot.close()

@@ -62,6 +62,7 @@ def bot(nodes, tmp_path_factory) -> Iterator[Dispatcher]:
     home = tmp_path_factory.mktemp("servers-home")
     (home / "shipbot.yml").write_text(
         "admins: [console:alice]\n"
+        "server_apps: {zs-1: ['zs*']}\n"
         f"edge: {{image: {TRAEFIK_IMAGE}, "
         "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
     )

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from core import sources
@@ -98,6 +99,21 @@ def check_mounts(plane: Plane, spec: AppSpec) -> None:
         )
 
 
+def check_server(plane: Plane, spec: AppSpec) -> None:
+    """A server added over SSH runs only the apps shipbot.yml opens it to (``server_apps``):
+    app.yml is written by whoever may deploy the app, and must not choose another team's
+    machines."""
+    server = spec.server or plane.server
+    if server in (LOCAL, plane.server):
+        return
+    patterns = plane.server_apps.get(server, ())
+    if not any(fnmatchcase(spec.name, pattern) for pattern in patterns):
+        raise CoreError(
+            f"{spec.name}: app.yml puts it on server {server!r}, which is not open to it; an "
+            f"admin opens it in shipbot.yml (server_apps: {{{server}: [{spec.name}]}})"
+        )
+
+
 async def resolve(
     plane: Plane, name: str, env: str | None, ref: str | None, image: str | None = None
 ) -> Resolved:
@@ -115,6 +131,7 @@ async def resolve(
         pinned = await images.pin(plane, app.name, image)
         spec, commit = spec.model_copy(update={"build": None, "image": pinned}), None
     check_mounts(plane, spec)
+    check_server(plane, spec)
     wildcards = [d for d in spec.domains if d.startswith("*.")]
     if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
         raise CoreError(

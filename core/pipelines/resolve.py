@@ -10,7 +10,7 @@ from core import sources
 from core.apps import config_at, credential, get_app, read_config, repo_folder
 from core.appspec import Previews
 from core.data import databases
-from core.deploy.resolve import Resolved, check_mounts
+from core.deploy.resolve import Resolved, check_mounts, check_server
 from core.deploy.spec import derived_names, names_of_others
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name, preview_spec, pull_refspec
@@ -44,6 +44,7 @@ async def resolve_preview(
     env = env_name(number)
     spec = preview_spec(head.base, previews, number)
     check_mounts(plane, spec)
+    check_server(plane, spec)
     others = [a.name for a in await plane.db.list_apps()]
     taken = names_of_others(spec, env, others)
     if taken:
