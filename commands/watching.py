@@ -66,9 +66,12 @@ def publish_alert(plane: Plane, notifier: Notifier, post: Post) -> None:
 
 
 def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[AlertWatch]:
-    """One watcher per server, each running its guard's round before its own."""
+    """One watcher per swarm, each running its guard's round before its own: the control
+    plane's own server, and the first manager of every swarm added over SSH (workers share
+    their manager's swarm: its events and nodes are theirs). Servers added while ``serve``
+    runs are watched from its next start."""
     out = []
-    for server in plane.servers.names:
+    for server in watched_servers(plane):
         guard = guard_of(plane, config, notifier, server)
         out.append(
             AlertWatch(
@@ -81,6 +84,15 @@ def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[Al
             )
         )
     return out
+
+
+def watched_servers(plane: Plane) -> list[str]:
+    names, swarms = list(plane.servers.names), set()
+    for row in plane.store.servers():
+        if row["role"] == "manager" and row["swarm"] not in swarms and row["name"] not in names:
+            swarms.add(row["swarm"])
+            names.append(row["name"])
+    return names
 
 
 def guard_deploy(
@@ -96,8 +108,10 @@ def guard_deploy(
     fields = result.fields
     if not result.ok or "release" not in fields or config.alerts.guard_seconds <= 0:
         return result
-    guard = guard_of(plane, config, notifier, plane.server)
     app, env = fields["app"], fields["env"]
+    # the server the release went to: its swarm is where the guard watches and rolls back
+    server = plane.store.env_server(app, env) or plane.server
+    guard = guard_of(plane, config, notifier, server)
     guard.start(app, env, int(fields["release"]), service_name(app, env), platform, channel)
     window = minutes(config.alerts.guard_seconds)
     note = f"🛡️ guarded for {window}: a crash loop or missing replicas rolls it back by itself"

@@ -186,6 +186,16 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
         assert replicas == {"Replicas": 3}
         shown = [r for r in await say(bot, ADMIN, "status shop") if isinstance(r, Table)][0]
         assert [row[:2] for row in shown.rows] == [("shop", "production"), ("shop", "staging")]
+        # the guard watches the release where it went, and drift reads each server
+        assert [g["server"] for g in engine.store.guards("shop", "production")] == ["eu-1"]
+        assert await engine.drift("shop") == []
+        eu.remove_service("shop-production")
+        (missing,) = await engine.drift("shop")
+        assert (missing.server, missing.env, missing.kind) == (
+            "eu-1",
+            "production",
+            "service missing",
+        )
     finally:
         bot.close()
 

@@ -25,6 +25,7 @@ from core.deploy.reconcile import reconcile
 from core.deploy.seal import unseal
 from core.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, service_name
 from core.plane import Plane
+from core.servers.where import servers_in_use
 from core.store import RELEASE_DEPLOYING, RELEASE_LIVE, RELEASE_UNKNOWN, Release
 
 MISSING = "service missing"
@@ -242,14 +243,19 @@ async def detect(plane: Plane, app: str | None = None) -> list[Drift]:
     ]
     busy = {(r.app, r.env) for r in await plane.db.releases_with_status(RELEASE_DEPLOYING, app)}
     busy |= set(await plane.db.changes_running())
-    swarm = await plane.servers.client(plane.server)
-    services = await asyncio.to_thread(swarm.services, app)
-    return compare(
-        plane.server,
-        apps,
-        releases,
-        services,
-        lambda spec: unseal(spec, plane.vault.decrypt),
-        plane.vault.digest,
-        busy,
-    )
+    placed = {(a, e): s for a, e, s in await plane.db.env_server_rows()}
+    found: list[Drift] = []
+    for server in await servers_in_use(plane):  # each server with the releases it runs
+        swarm = await plane.servers.client(server)
+        services = await asyncio.to_thread(swarm.services, app)
+        here = [r for r in releases if placed.get((r.app, r.env), plane.server) == server]
+        found += compare(
+            server,
+            apps,
+            here,
+            services,
+            lambda spec: unseal(spec, plane.vault.decrypt),
+            plane.vault.digest,
+            busy,
+        )
+    return found

@@ -90,6 +90,10 @@ class ServersTable(Connection):
         rows = self._rows("env_servers", "server = ?", [server], order_by="app, env")
         return [(row["app"], row["env"]) for row in rows]
 
+    def env_server_rows(self) -> list[tuple[str, str, str]]:
+        """(app, env, server) for every app environment deployed to a named server."""
+        return [(r["app"], r["env"], r["server"]) for r in self._rows("env_servers")]
+
     def env_servers(self) -> set[str]:
         """Every server some app environment was deployed to."""
         return {row["server"] for row in self._rows("env_servers")}
