@@ -42,6 +42,10 @@ env: {GREETING: hi}
 databases: [maindb]
 approval: true
 volumes: ["cache:/cache"]
+swarm_secrets: [api-stripe-live]
+placement: ["node.role == manager"]
+environments:
+  production: {server: eu-1}
 """
 
 
@@ -55,6 +59,8 @@ def test_a_preview_runs_the_heads_app_yml_within_the_registered_limits():
     assert spec.env == {"GREETING": "hi", "STRIPE_KEY": "sk_test_1"}
     assert (spec.replicas, spec.databases, spec.approval, spec.https) == (1, [], None, True)
     assert spec.volumes == ["cache:/cache"]  # becomes api-pr-7-cache
+    # the app's Swarm secrets, its servers and its placement stay production's own
+    assert (spec.swarm_secrets, spec.server, spec.placement.constraints) == ([], None, [])
 
 
 def test_a_preview_gets_no_host_path_and_needs_a_port():
@@ -64,6 +70,9 @@ def test_a_preview_gets_no_host_path_and_needs_a_port():
     mounted = parse_app_config("name: api\nimage: x:1\nport: 80\nvolumes: ['/etc:/host']\n")
     with pytest.raises(PipelineError, match="bind-mounts /etc:/host: previews get named volumes"):
         preview_spec(mounted.base, previews, 7)
+    borrowed = parse_app_config("name: api\nimage: shipbot/billing:3\nport: 80\n")
+    with pytest.raises(PipelineError, match="runs shipbot/billing:3, another app's release"):
+        preview_spec(borrowed.base, previews, 7)
     with pytest.raises(PipelineError, match="sets no port"):
         preview_spec(parse_app_config("name: api\nimage: x:1\n").base, previews, 7)
 

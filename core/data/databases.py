@@ -26,8 +26,6 @@ from core.plane import Plane
 from core.swarm import SwarmClient, VolumeInUse, rollout, running_tasks
 
 READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
-VOLUME_RELEASE_SECONDS = 60.0  # the removed task's container lets go of its volume
-VOLUME_POLL_SECONDS = 0.5
 
 
 class DatabaseError(CoreError):
@@ -245,18 +243,10 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
 
 
 async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
-    deadline = rollout.clock() + VOLUME_RELEASE_SECONDS
-    while True:
-        try:
-            await asyncio.to_thread(swarm.remove_volume, volume)
-            return
-        except VolumeInUse as exc:
-            if rollout.clock() > deadline:
-                raise DatabaseError(
-                    f"the service is gone but its volume {volume} is still in use after "
-                    f"{VOLUME_RELEASE_SECONDS:g}s ({exc}); remove it on the server"
-                ) from exc
-        await asyncio.sleep(VOLUME_POLL_SECONDS)
+    try:
+        await rollout.remove_volume(swarm, volume)
+    except VolumeInUse as exc:
+        raise DatabaseError(f"the service is gone but {exc}") from exc
 
 
 def holding(plane: Plane, names: Iterable[str]) -> list[str]:

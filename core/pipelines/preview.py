@@ -9,12 +9,16 @@ What a preview gets is decided here, and only from the app.yml at the registered
   set from chat for any environment, and no database URLs: a pull request's code (from a
   fork, when ``previews.forks`` allows them) must not read production's secrets;
 - named volumes of its own (``app-pr-N-*``), never host paths;
-- ``previews.replicas`` tasks, no approval and no environments of its own.
+- ``previews.replicas`` tasks, no approval and no environments of its own;
+- no Swarm secrets, no ``server:`` or placement of its own (it runs on the control plane's
+  server), and never another app's release image.
 """
 
 from __future__ import annotations
 
 from core.appspec import VOLUME_RE, AppSpec, Previews
+from core.appspec_swarm import Placement
+from core.deploy.spec import borrows_release_image
 from core.pipelines import PipelineError
 
 PREFIX = "pr-"
@@ -46,6 +50,11 @@ def preview_spec(head: AppSpec, previews: Previews, number: int) -> AppSpec:
             f"app.yml at the pull request's head bind-mounts {', '.join(binds)}: previews get "
             "named volumes only, so nothing was deployed"
         )
+    if borrows_release_image(head):
+        raise PipelineError(
+            f"app.yml at the pull request's head runs {head.image}, another app's release: "
+            "a preview runs its own build or a registry image, so nothing was deployed"
+        )
     if head.port is None:
         raise PipelineError(
             "app.yml at the pull request's head sets no port: a preview is reached through "
@@ -63,5 +72,8 @@ def preview_spec(head: AppSpec, previews: Previews, number: int) -> AppSpec:
             "environments": {},
             "deploy_on_push": [],
             "previews": None,
+            "swarm_secrets": [],
+            "server": None,
+            "placement": Placement(),
         }
     )

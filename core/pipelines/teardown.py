@@ -23,9 +23,6 @@ from core.pipelines.preview import env_name
 from core.plane import Plane
 from core.swarm import SwarmClient, VolumeInUse, rollout
 
-VOLUME_RELEASE_SECONDS = 60.0  # the removed tasks' containers let go of their volumes
-VOLUME_POLL_SECONDS = 0.5
-
 
 def volumes_of(service: dict[str, Any] | None, row: dict[str, Any] | None) -> list[str]:
     """The named volumes a preview's service mounts, and those its row remembers."""
@@ -38,18 +35,10 @@ def volumes_of(service: dict[str, Any] | None, row: dict[str, Any] | None) -> li
 
 
 async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
-    deadline = rollout.clock() + VOLUME_RELEASE_SECONDS
-    while True:
-        try:
-            await asyncio.to_thread(swarm.remove_volume, volume)
-            return
-        except VolumeInUse as exc:
-            if rollout.clock() > deadline:
-                raise PipelineError(
-                    f"volume {volume} is still in use {VOLUME_RELEASE_SECONDS:g}s after its "
-                    f"service went ({exc}); remove it on the server"
-                ) from exc
-        await asyncio.sleep(VOLUME_POLL_SECONDS)
+    try:
+        await rollout.remove_volume(swarm, volume)
+    except VolumeInUse as exc:
+        raise PipelineError(str(exc)) from exc
 
 
 async def close_preview(

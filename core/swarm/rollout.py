@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
-from core.swarm import SwarmClient, comparable_image
+from core.swarm import SwarmClient, VolumeInUse, comparable_image
 
 POLL_SECONDS = 0.2
 # The deadline's clock; the fast tier swaps in its fake swarm's, so no real time passes.
@@ -242,3 +242,24 @@ def explain(
         output = " ".join((last.get("Output") or "").split()) or "(no output)"
         reason = f"health check `{command}` failed (exit {last.get('ExitCode')}): {output}"
     return reason, lines
+
+
+VOLUME_RELEASE_SECONDS = 60.0  # a removed service's containers let go of their volumes
+VOLUME_POLL_SECONDS = 0.5
+
+
+async def remove_volume(swarm: SwarmClient, volume: str) -> None:
+    """Remove ``volume`` once the containers of a service just removed let go of it;
+    ``VolumeInUse`` if they still hold it after ``VOLUME_RELEASE_SECONDS``."""
+    deadline = clock() + VOLUME_RELEASE_SECONDS
+    while True:
+        try:
+            await asyncio.to_thread(swarm.remove_volume, volume)
+            return
+        except VolumeInUse as exc:
+            if clock() > deadline:
+                raise VolumeInUse(
+                    f"volume {volume} is still in use {VOLUME_RELEASE_SECONDS:g}s after its "
+                    f"service went ({exc}); remove it on the server"
+                ) from exc
+        await asyncio.sleep(VOLUME_POLL_SECONDS)
