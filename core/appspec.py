@@ -63,6 +63,13 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _valid_env_keys(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not ENV_KEY_RE.match(key):
+            raise ValueError(f"{key!r} is not a valid variable name")
+    return value
+
+
 def _distinct(values: list[str]) -> list[str]:
     seen = set()
     for value in values:
@@ -171,13 +178,7 @@ class Previews(_Strict):
     forks: bool = False  # pull requests from forks run someone else's code: off by default
     env: dict[str, EnvValue] = Field(default_factory=dict)  # plain values for previews only
 
-    @field_validator("env")
-    @classmethod
-    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_KEY_RE.match(key):
-                raise ValueError(f"{key!r} is not a valid variable name")
-        return value
+    _env_keys = field_validator("env")(_valid_env_keys)
 
 
 def _push_rules(value: Any) -> Any:
@@ -248,13 +249,7 @@ class AppSpec(_Strict):
             return {}
         return None if value is False else value
 
-    @field_validator("env")
-    @classmethod
-    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_KEY_RE.match(key):
-                raise ValueError(f"{key!r} is not a valid variable name")
-        return value
+    _env_keys = field_validator("env")(_valid_env_keys)
 
     @field_validator("volumes")
     @classmethod
