@@ -30,8 +30,9 @@ from commands.replies import (
     Message,
     Reply,
     Result,
+    mask,
 )
-from commands.request import ChatRequest, describe, mask
+from commands.request import ChatRequest, describe
 from core.config import ControlConfig, load_config
 from core.engine import Engine
 from core.errors import BuildError, CoreError

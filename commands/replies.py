@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,19 @@ def _tuples(value: object) -> object:
 def when(ts: float) -> str:
     """A time as chat replies show it (UTC, no year)."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%m-%d %H:%M:%S")
+
+
+def mask(reply: Reply, masker: Callable[[str], str]) -> Reply:
+    """The same reply with every secret value in its text replaced."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker(value)
+        if isinstance(value, tuple):
+            return tuple(clean(item) for item in value)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return value
+
+    changes = {f.name: clean(getattr(reply, f.name)) for f in dataclasses.fields(reply)}
+    return dataclasses.replace(reply, **changes)

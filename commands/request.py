@@ -4,16 +4,13 @@ replies are masked."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from commands import catalog
 from commands.grammar import UsageError, parse
-from commands.replies import Reply
 from core import sources
 from core.appspec import DEFAULT_ENV
-from core.secrets import Masker
 
 
 @dataclass(frozen=True)
@@ -64,19 +61,3 @@ def describe(request: Any) -> tuple[str | None, str | None]:
     if not hasattr(request, "env"):
         return app, None
     return app, request.env or DEFAULT_ENV
-
-
-def mask(reply: Reply, masker: Masker) -> Reply:
-    """The same reply with every secret value in its text replaced."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return masker(value)
-        if isinstance(value, tuple):
-            return tuple(clean(item) for item in value)
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        return value
-
-    changes = {f.name: clean(getattr(reply, f.name)) for f in dataclasses.fields(reply)}
-    return dataclasses.replace(reply, **changes)

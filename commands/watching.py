@@ -10,17 +10,16 @@ import dataclasses
 from typing import Any
 
 from commands.notify import Notifier
-from commands.replies import Followup, Result, encode
-from commands.request import mask
+from commands.replies import Followup, Result, encode, mask
 from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig
-from core.deploy.guard import Guard, minutes
 from core.events import Outcome
 from core.names import service_name
 from core.plane import Plane
 from core.secrets import Masker
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch
+from core.watch.guard import Guard, minutes
 
 
 def as_result(plane: Plane, outcome: Outcome, app: str | None, env: str | None) -> Result:

@@ -318,7 +318,7 @@ class DigestConfig(BaseModel):
 
 
 class AlertsConfig(BaseModel):
-    """Failure alerts and the guard after a deploy (core/watch/alerts.py, core/deploy/guard.py)."""
+    """Failure alerts and the guard after a deploy (core/watch/alerts.py, core/watch/guard.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -29,8 +29,8 @@ from core.plane import OffLoop, Plane
 from core.registry import registry_passwords
 from core.secrets import Vault
 from core.servers import remote
-from core.servers.registry import Servers
 from core.store import App, Release, Store, shipbot_home
+from core.swarm.servers import Servers
 
 ServiceStatus = status.ServiceStatus
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from core.config import EdgeConfig
 from core.secrets import Vault
-from core.servers.registry import LOCAL, Servers
 from core.store import Store
+from core.swarm.servers import LOCAL, Servers
 
 
 class OffLoop:

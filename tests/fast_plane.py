@@ -15,10 +15,10 @@ from commands.dispatch import Dispatcher
 from core.config import ControlConfig
 from core.engine import Engine
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import Store
 from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
+from core.swarm.servers import Servers
 
 
 def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:

@@ -19,9 +19,9 @@ from core.config import ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.pipelines.signatures import sign
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import Store
 from core.swarm.fake import FakeSwarm
+from core.swarm.servers import Servers
 from tests.chat import result, say
 from tests.fake_plane import fast_swarm
 

@@ -24,9 +24,9 @@ from core.data.s3 import S3Store
 from core.engine import Engine
 from core.scheduler.jobs import BackupScheduler, Job, due, due_jobs, jobs, last_fire, period
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import Store
 from core.swarm.fake import FakeExec, FakeSwarm
+from core.swarm.servers import Servers
 from core.watch.backups import BackupWatch, DbFacts, WatchState, step_db
 from tests.chat import result, say, table
 from tests.fast_plane import fake_swarm

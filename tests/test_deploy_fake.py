@@ -22,9 +22,9 @@ from core.errors import DeployError
 from core.events import Outcome, Progress
 from core.plane import Plane
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import App, Store
 from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
+from core.swarm.servers import Servers
 from tests.chat import result, say
 from tests.fake_plane import (
     PLAIN,

@@ -15,8 +15,8 @@ from core.config import ConfigError, ControlConfig, DigestConfig, NotifyRoute, l
 from core.deploy.drift import Drift
 from core.engine import Engine
 from core.secrets import MASK, Masker, Vault
-from core.servers.registry import Servers
 from core.store import Store
+from core.swarm.servers import Servers
 from core.watch.backups import ago
 from core.watch.digest import PROVIDERS, Digest, Scope, Section, Window
 from core.watch.drift import DriftWatch

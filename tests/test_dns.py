@@ -15,8 +15,8 @@ from core.edge import cloudflare
 from core.edge.dns import Action, DnsError, Record, desired, diff
 from core.engine import Engine
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import Store
+from core.swarm.servers import Servers
 from tests.chat import failure, result, say, table
 from tests.fake_cloudflare import FakeCloudflare
 from tests.fast_plane import fake_swarm

@@ -37,8 +37,8 @@ from core.deploy.seal import seal, unseal
 from core.errors import EngineUnavailable
 from core.plane import Plane
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import App, Release, Store
+from core.swarm.servers import Servers
 from core.watch.drift import DriftWatch, Post, step
 from tests.chat import say
 from tests.fake_plane import WEB, drain, fast_swarm

@@ -18,9 +18,9 @@ from core.errors import DeployError
 from core.servers import bootstrap, keys
 from core.servers.errors import HostKeyChanged, ServerError
 from core.servers.hostkeys import HostKey, Pin, disabled_host_keys
-from core.servers.registry import Servers
 from core.servers.urls import ServerURL, parse_url
 from core.store import Store
+from core.swarm.servers import Servers
 from tests.fast_plane import fake_swarm
 
 ADMIN = "console:root"

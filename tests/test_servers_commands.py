@@ -15,10 +15,10 @@ from core.config import ControlConfig
 from core.engine import Engine
 from core.secrets import Vault
 from core.servers import keys
-from core.servers.registry import Servers
 from core.store import Store
 from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
+from core.swarm.servers import Servers
 from tests.fast_plane import dispatcher, fake_swarm
 from tests.test_servers import ADMIN, row, ssh_keygen
 

@@ -12,8 +12,8 @@ from core.deploy.resolve import resolve
 from core.deploy.status import ServiceStatus, status, summarize
 from core.plane import Plane
 from core.secrets import Vault
-from core.servers.registry import Servers
 from core.store import App, Store
+from core.swarm.servers import Servers
 from tests.fake_plane import drain, fast_swarm
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.replies import Failure, Result, Table, exit_code
-from commands.request import mask
+from commands.replies import Failure, Result, Table, exit_code, mask
 from core.durations import format_duration, parse_duration_ns
 from core.secrets import MASK, Masker, SecretError, Vault
 

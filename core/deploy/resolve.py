@@ -30,9 +30,9 @@ from core.deploy.spec import (
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
-from core.servers.registry import LOCAL
 from core.store import App
 from core.swarm import split_tag
+from core.swarm.servers import LOCAL
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from core.plane import Plane
 from core.servers import bootstrap, keys, ssh
 from core.servers.errors import ServerError
 from core.servers.hostkeys import HostKey
-from core.servers.registry import LOCAL
 from core.servers.remote import MANAGER, WORKER, login_for
 from core.servers.urls import ServerURL, parse_url
+from core.swarm.servers import LOCAL
 
 ROLES = (MANAGER, WORKER)
 

@@ -13,9 +13,9 @@ from core.plane import Plane
 from core.servers import docker_ssh, keys, ssh
 from core.servers.errors import ServerError
 from core.servers.hostkeys import HostKey
-from core.servers.registry import Connector
 from core.servers.urls import parse_url
 from core.swarm.docker_api import engine_errors
+from core.swarm.servers import Connector
 
 MANAGER, WORKER = "manager", "worker"
 LOAD_SECONDS = 600

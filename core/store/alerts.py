@@ -1,5 +1,5 @@
 """The alert watcher's standing alerts and event cursor per server (``core.watch.alerts``),
-and the guard windows after deploys (``core.deploy.guard``).
+and the guard windows after deploys (``core.watch.guard``).
 
 An alert row is ``pending`` while a condition is seen but not yet alerted (under its
 threshold, or an OOM noted from the event stream), ``open`` once posted, and ``closed``
