@@ -11,6 +11,7 @@ from pathlib import Path
 from core import sources
 from core.appspec import AppConfig, load_app_config, parse_app_config
 from core.errors import CoreError, SourceError, UnknownApp
+from core.git_credentials import split_credentials
 from core.names import APP_NAME_RE
 from core.plane import Plane
 from core.store import App, Store
@@ -96,7 +97,7 @@ async def add_app(
         raise CoreError(f"{name!r} is not a valid app name: use a-z, 0-9 and '-'")
     token: str | None = None
     if git is not None:
-        url, token = sources.split_credentials(git)
+        url, token = split_credentials(git)
         accepted: list[AppConfig] = []
 
         def accept(clone: Path, commit: str) -> None:

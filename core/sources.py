@@ -10,7 +10,6 @@ they are in no argv, no stored URL and no error message.
 from __future__ import annotations
 
 import atexit
-import base64
 import fcntl
 import functools
 import os
@@ -24,9 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from core.errors import SourceError
+from core.git_credentials import basic_auth, scrub, split_credentials
 from core.names import is_ref
 
 GIT_TIMEOUT = 120.0
@@ -45,61 +44,11 @@ PASSTHROUGH_ENV = (*_PROXIES, *(p.lower() for p in _PROXIES), "SSH_AUTH_SOCK", "
 # Auto-gc would otherwise detach into its own session, out of reach of the timeout.
 NO_DETACH = {"gc.autoDetach": "false", "maintenance.autoDetach": "false"}
 
-_URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]*)@")
-
 
 def check_ref(ref: str) -> str:
     if not is_ref(ref):
         raise SourceError(f"{ref!r} is not a valid git ref (letters, digits, '.', '_', '/', '-')")
     return ref
-
-
-def split_credentials(url: str) -> tuple[str, str | None]:
-    """``url`` without its userinfo secret, and the secret removed (``user:TOKEN`` or ``TOKEN``)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc or not parts.scheme or "://" not in url:
-        return url, None  # a path or scp-like ``git@host:repo``: no password syntax there
-    userinfo, _, host = parts.netloc.rpartition("@")
-    if parts.scheme.lower() in ("http", "https"):
-        return urlunsplit(parts._replace(netloc=host)), userinfo
-    if ":" in userinfo:
-        raise SourceError(
-            f"{redact(url)}: git over {parts.scheme}:// cannot take a password in the URL; "
-            "use an SSH key, or an https:// URL with a token"
-        )
-    return url, None
-
-
-def redact(text: str) -> str:
-    """``text`` with the password (or bare token) of every URL in it masked."""
-
-    def mask(match: re.Match[str]) -> str:
-        scheme, userinfo = match["scheme"], match["userinfo"]
-        if ":" in userinfo:
-            return f"{scheme}{userinfo.partition(':')[0]}:***@"
-        if scheme.lower() in ("http://", "https://"):
-            return f"{scheme}***@"
-        return match[0]  # ssh://git@host: a user name, not a secret
-
-    return _URL_USERINFO_RE.sub(mask, text)
-
-
-def _basic_auth(credential: str) -> str:
-    user, _, password = credential.partition(":")
-    # A token-only credential is sent as the user name with an empty password.
-    raw = f"{unquote(user)}:{unquote(password)}".encode()
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _scrub(text: str, credential: str | None) -> str:
-    """``text`` with ``credential`` in each of its spellings, and URL passwords, masked."""
-    if credential:
-        secret = credential.partition(":")[2] or credential
-        pieces = {credential, unquote(credential), _basic_auth(credential), secret, unquote(secret)}
-        # Very short pieces would mask unrelated text and are no secret worth the name.
-        for piece in sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True):
-            text = text.replace(piece, "***")
-    return redact(text)
 
 
 @dataclass(frozen=True)
@@ -147,7 +96,7 @@ def git_command(
     }
     settings = dict(config or {})
     if credential:
-        settings["http.extraHeader"] = f"Authorization: Basic {_basic_auth(credential)}"
+        settings["http.extraHeader"] = f"Authorization: Basic {basic_auth(credential)}"
     for index, (key, value) in enumerate(settings.items()):
         child[f"GIT_CONFIG_KEY_{index}"] = key
         child[f"GIT_CONFIG_VALUE_{index}"] = value
@@ -226,7 +175,7 @@ def run(command: GitCommand, timeout: float = GIT_TIMEOUT) -> bytes:
             stopped = proc.pid in _stopped
             _stopped.discard(proc.pid)
     # All of it: git's first lines say what failed, its last ones what to do.
-    detail = _scrub(err.decode("utf-8", "replace").strip(), command.credential)[-MAX_ERROR_CHARS:]
+    detail = scrub(err.decode("utf-8", "replace").strip(), command.credential)[-MAX_ERROR_CHARS:]
     if "terminal prompts disabled" in detail:
         detail += "\n(a login is needed and none was accepted: give a token in the URL)"
     if stopped:

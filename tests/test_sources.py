@@ -18,6 +18,7 @@ import pytest
 
 from core import sources
 from core.errors import SourceError
+from core.git_credentials import redact, split_credentials
 
 TOKEN = "s3cr3t-t0ken-value"  # noqa: S105 (a test credential)
 # Generous bounds: these check "does not hang", not speed.
@@ -269,19 +270,19 @@ def test_a_reclone_replaces_the_old_clone(origin: Origin, tmp_path: Path) -> Non
 
 
 def test_split_credentials_and_redact() -> None:
-    assert sources.split_credentials("https://user:TOK%40EN@git.example:8443/x.git?a=1") == (
+    assert split_credentials("https://user:TOK%40EN@git.example:8443/x.git?a=1") == (
         "https://git.example:8443/x.git?a=1",
         "user:TOK%40EN",
     )
-    assert sources.split_credentials("https://TOKEN@git.example/x") == (
+    assert split_credentials("https://TOKEN@git.example/x") == (
         "https://git.example/x",
         "TOKEN",
     )
     for kept in ("ssh://git@git.example/x", "git@git.example:x.git", "/srv/x.git", "fd::0"):
-        assert sources.split_credentials(kept) == (kept, None)
+        assert split_credentials(kept) == (kept, None)
     with pytest.raises(SourceError, match=r"ssh://git:\*\*\*@git.example"):
-        sources.split_credentials("ssh://git:hunter22@git.example/x")
-    assert sources.redact("fatal: 'https://u:p@ss@h/x' and http://tok@h/y, ssh://git@h/z") == (
+        split_credentials("ssh://git:hunter22@git.example/x")
+    assert redact("fatal: 'https://u:p@ss@h/x' and http://tok@h/y, ssh://git@h/z") == (
         "fatal: 'https://u:***@h/x' and http://***@h/y, ssh://git@h/z"
     )
 
@@ -376,7 +377,7 @@ def test_a_url_token_reaches_git_only_through_its_environment(
         return real_run(command, timeout)
 
     monkeypatch.setattr(sources, "run", recording_run)
-    clean, credential = sources.split_credentials(url)
+    clean, credential = split_credentials(url)
     repo = tmp_path / "sources" / "api"
 
     assert sources.clone(url, repo) == first
@@ -391,7 +392,7 @@ def test_a_url_token_reaches_git_only_through_its_environment(
         ["grep", "-r", "--count", "--binary-files=text", TOKEN, str(repo)], capture_output=True
     )
     assert stored.returncode == 1, stored.stdout  # the token is in no file of the clone
-    assert sources.split_credentials(clean) == (clean, None)
+    assert split_credentials(clean) == (clean, None)
 
 
 def test_errors_of_a_url_with_a_token_never_show_it(

@@ -1,4 +1,4 @@
-"""Servers: the swarms shipbot drives, each behind one swarm client (``core.swarm.servers.Servers``).
+"""Servers: the swarms shipbot drives, each behind one swarm client (``swarm.servers``).
 
 ``local`` is the engine the control plane runs beside (or ``DOCKER_HOST``). Others are added
 from chat: reached over SSH with the host key pinned in the store, bootstrapped with Fabric
