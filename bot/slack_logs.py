@@ -1,0 +1,71 @@
+"""Where a Slack conversation's log lines go: a live message in the thread (and the whole
+log as a file), or, outside the bot's channels, one message through the response URL."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.livelog import LiveLog
+from bot.slack_render import SECTION_LIMIT, code_block, context, section
+from bot.text import tail
+
+
+class ThroughUrl(Protocol):
+    async def post_through_url(self, text: str, blocks: list[dict[str, Any]]) -> Any: ...
+
+
+class SlackLiveLog(LiveLog):
+    """The live log as one message in a thread, and the whole log as a file."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        title: str,
+        interval: float = 1.0,
+    ) -> None:
+        self.client, self.channel, self.thread_ts = client, channel, thread_ts
+        self.ts: str | None = None
+        super().__init__(title, interval)
+
+    async def post(self, lines: list[str]) -> None:
+        response = await self.client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=code_block(lines)
+        )
+        self.ts = response["ts"]
+
+    async def edit(self, lines: list[str]) -> None:
+        await self.client.chat_update(channel=self.channel, ts=self.ts, text=code_block(lines))
+
+    async def upload(self, filename: str, data: bytes, comment: str) -> None:
+        await self.client.files_upload_v2(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            title=self.title,
+            filename=filename,
+            content=data.decode(),
+            initial_comment=comment,
+        )
+
+
+class ResponseLog:
+    """Lines kept until they end, then sent as one message through the response URL."""
+
+    def __init__(self, surface: ThroughUrl) -> None:
+        self.surface = surface
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    async def close(self) -> None:
+        if not self.lines:
+            return
+        shown = tail(self.lines, SECTION_LIMIT - len("```\n\n```"))
+        blocks = [section(code_block(shown))]
+        if len(shown) < len(self.lines):
+            blocks.append(context(f"the last {len(shown)} of {len(self.lines)} lines"))
+        await self.surface.post_through_url("\n".join(shown), blocks)
