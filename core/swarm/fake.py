@@ -39,6 +39,7 @@ from core.swarm.fake_orchestrator import (
     Service,
     stamp,
 )
+from core.swarm.fake_watch import FakeWatch, fake_node
 
 __all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeExec", "FakeSwarm"]
 
@@ -83,7 +84,7 @@ class _Fault:
     error: CoreError
 
 
-class FakeSwarm(Orchestrator):
+class FakeSwarm(FakeWatch, Orchestrator):
     """One Swarm manager in memory; see the module docstring for how to script it."""
 
     def __init__(self) -> None:
@@ -314,49 +315,6 @@ class FakeSwarm(Orchestrator):
             raise DeployError(f"{image}: the Docker engine said: unauthorized: authentication")
         return self.registry[image][0] if image in self.registry else ""
 
-    # the watch: nodes, events (scripted with ``emit``), node usage (set ``usage``)
-    def nodes(self) -> list[dict[str, Any]]:
-        self._enter("nodes")
-        return copy.deepcopy(self.node_list)
-
-    def events(self, since: int | None) -> FakeEvents:
-        """The events emitted so far from ``since`` on; the stream then ends, as a dropped
-        connection does (the watcher reconnects)."""
-        self._enter("events")
-        return FakeEvents([e for e in self.event_log if since is None or e["timeNano"] >= since])
-
-    def node_usage(self, image: str) -> dict[str, dict[str, float]]:
-        self._enter("node_usage")
-        return copy.deepcopy(self.usage)
-
-    def emit(self, kind: str, action: str, actor: str, **attributes: str) -> dict[str, Any]:
-        """An engine event now (on the fake's clock), as the engine shapes them."""
-        self.now += 0.001
-        event = {
-            "Type": kind,
-            "Action": action,
-            "Actor": {"ID": actor, "Attributes": dict(attributes)},
-            "time": int(self.now),
-            "timeNano": int(self.now * 1e9),
-        }
-        self.event_log.append(event)
-        return event
-
-    def oom(self, service: str) -> dict[str, Any]:
-        """The kernel kills a running task of ``service`` for memory: its container exits
-        137 and the engine says ``oom`` then ``die``; Swarm starts a replacement."""
-        found = self._services[service]
-        task = next(t for t in self._tasks_of(found) if t["Status"]["State"] == "running")
-        container_id = task["Status"]["ContainerStatus"]["ContainerID"]
-        labels = {"com.docker.swarm.service.name": service, "com.docker.swarm.task.id": task["ID"]}
-        event = self.emit("container", "oom", container_id, **labels)
-        self.containers[container_id]["State"].update(Status="exited", ExitCode=137, OOMKilled=True)
-        task["DesiredState"] = "shutdown"
-        task["Status"]["ContainerStatus"]["ExitCode"] = 137
-        self._set_state(task, "failed", "started", Err="task: non-zero exit (137)")
-        self.emit("container", "die", container_id, exitCode="137", **labels)
-        return event
-
     # the engine's side
     def _enter(self, method: str) -> None:
         self.calls.append(method)
@@ -384,31 +342,6 @@ class FakeSwarm(Orchestrator):
         if service.status is not None:
             view["UpdateStatus"] = service.status
         return copy.deepcopy(view)
-
-
-@dataclass
-class FakeEvents:
-    events: list[dict[str, Any]]
-    closed: bool = False
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for event in self.events:
-            if self.closed:
-                return
-            yield copy.deepcopy(event)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def fake_node(node_id: str, hostname: str, role: str = "manager") -> dict[str, Any]:
-    """A ready, active node as ``GET /nodes`` shows it."""
-    return {
-        "ID": node_id,
-        "Description": {"Hostname": hostname},
-        "Spec": {"Role": role, "Availability": "active"},
-        "Status": {"State": "ready", "Addr": "127.0.0.1"},
-    }
 
 
 def _volumes_of(spec: dict[str, Any]) -> list[str]:
