@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from core.appspec_errors import describe
+from core.appspec_jobs import ReleaseCommand, release_shorthand
 from core.appspec_swarm import Constraint, SwarmSecret, foreign_secrets
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
@@ -221,6 +222,8 @@ class AppSpec(_Strict):
     # where tasks may run, and Swarm secrets they get as files (core/appspec_swarm.py)
     placement: list[Constraint] = Field(default_factory=list)
     swarm_secrets: list[SwarmSecret] = Field(default_factory=list)
+    # run once on the new image before traffic moves to it (core/deploy/release_job.py)
+    release: Annotated[ReleaseCommand | None, BeforeValidator(release_shorthand)] = None
 
     @field_validator("name")
     @classmethod

@@ -28,13 +28,13 @@ from docker.auth import resolve_repository_name
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
 from core.swarm import VolumeInUse, split_tag
+from core.swarm.fake_jobs import FakeJobs
 from core.swarm.fake_orchestrator import (
     EXITS_0,
     HEALTHY,
     STUCK,
     UNHEALTHY,
     Behaviour,
-    Orchestrator,
     Rollout,
     Service,
     stamp,
@@ -83,7 +83,7 @@ class _Fault:
     error: CoreError
 
 
-class FakeSwarm(Orchestrator):
+class FakeSwarm(FakeJobs):
     """One Swarm manager in memory; see the module docstring for how to script it."""
 
     def __init__(self) -> None:

@@ -1,0 +1,193 @@
+"""The release command on the fake swarm: app.yml's ``release:`` validated, the job's spec
+built exactly, and a deploy that runs it once before the service changes (or stops there)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from core.appspec import parse_app_config
+from core.deploy.deploy import deploy
+from core.deploy.release_job import ReleaseCommandFailed
+from core.deploy.resolve import resolve
+from core.errors import AppSpecError
+from core.events import LogLine, Progress
+from core.plane import Plane
+from core.secrets import MASK, Vault
+from core.servers.registry import Servers
+from core.store import App, Store
+from core.swarm import jobs
+from core.swarm.fake import FakeSwarm
+from core.swarm.jobs import job_labels, job_name, job_spec
+from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
+
+SECRET = "sk-live-0123456789"
+APP = """\
+name: mig
+image: web:1
+replicas: 2
+env: {MODE: web}
+volumes: ["data:/data"]
+release: [python, manage.py, migrate]
+"""
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeSwarm:
+    swarm = fast_swarm(monkeypatch)
+    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
+    return swarm
+
+
+@pytest.fixture
+def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
+    store = Store(tmp_path / "shipbot.db")
+    folder = tmp_path / "mig"
+    folder.mkdir()
+    (folder / "app.yml").write_text(APP)
+    store.add_app(App("mig", "path", str(folder), None, "console:alice", time.time()))
+    vault = Vault(Fernet.generate_key())
+    store.set_variable(
+        app="mig",
+        env="production",
+        key="API_KEY",
+        value=vault.encrypt(SECRET),
+        secret=True,
+        updated_by="console:alice",
+    )
+    yield Plane(store, vault, Servers({"local": lambda: fake}), tmp_path)
+    store.close()
+
+
+def statuses(plane: Plane) -> list[tuple[int, str]]:
+    return [(r.number, r.status) for r in plane.store.releases("mig", "production")]
+
+
+def test_release_shorthand_and_long_form():
+    short = parse_app_config("name: a\nimage: x\nrelease: [python, manage.py, migrate]\n")
+    assert short.base.release is not None
+    assert short.base.release.command == ["python", "manage.py", "migrate"]
+    assert short.base.release.timeout == 600 * 10**9
+    long = parse_app_config("name: a\nimage: x\nrelease: {command: [sh, -c, 'x'], timeout: 30s}\n")
+    assert long.base.release is not None and long.base.release.timeout == 30 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            'release: "python manage.py migrate"',
+            "release.command: expected argv (a list of strings) such as [python, manage.py, "
+            "migrate], got the string 'python manage.py migrate'; for a shell write "
+            "[sh, -c, 'python manage.py migrate']",
+        ),
+        ("release: []", "release.command: expected a non-empty list of strings (argv), got []"),
+        ("release: [['a']]", "release.command: argument 0 must be a string, got ['a']"),
+        ("release: {command: [a], timeout: 0s}", "release.timeout: must be between 1s and 6h"),
+        ("release: {command: [a], every: 1}", "release.every: unknown key"),
+        (
+            "environments: {staging: {release: ['']}}",
+            "environments.staging.release.command: the program (argument 0) is empty",
+        ),
+    ],
+)
+def test_release_errors_name_the_field(text, error):
+    with pytest.raises(AppSpecError) as caught:
+        parse_app_config(f"name: a\nimage: x\n{text}\n")
+    assert error in str(caught.value)
+
+
+def test_job_spec_is_the_service_run_once():
+    service = {
+        "Name": "mig-production",
+        "Labels": {"shipbot.app": "mig"},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "shipbot/mig:2",
+                "Labels": {"shipbot.app": "mig"},
+                "Env": ["MODE=web"],
+                "Args": ["serve"],
+                "Healthcheck": {"Test": ["CMD", "true"]},
+                "Mounts": [{"Type": "volume", "Source": "mig-production-data", "Target": "/d"}],
+            },
+            "RestartPolicy": {"Condition": "any", "MaxAttempts": 0},
+            "Networks": [{"Target": "shipbot"}],
+            "Resources": {"Limits": {"MemoryBytes": 1 << 28}},
+            "ForceUpdate": 3,
+        },
+        "Mode": {"Replicated": {"Replicas": 2}},
+    }
+    labels = job_labels("mig", "production", "release")
+    name = job_name("mig-production", "release", 2)
+    assert name == "mig-production_release-2"
+    assert job_spec(service, name, ["python", "manage.py", "migrate"], labels) == {
+        "Name": "mig-production_release-2",
+        "Labels": {
+            "shipbot.job.app": "mig",
+            "shipbot.job.env": "production",
+            "shipbot.job.kind": "release",
+        },
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "shipbot/mig:2",
+                "Labels": labels,
+                "Env": ["MODE=web"],
+                "Args": ["python", "manage.py", "migrate"],
+                "Mounts": [{"Type": "volume", "Source": "mig-production-data", "Target": "/d"}],
+            },
+            "RestartPolicy": {"Condition": "none", "MaxAttempts": 1},
+            "Networks": [{"Target": "shipbot"}],
+            "Resources": {"Limits": {"MemoryBytes": 1 << 28}},
+        },
+        "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+        "UpdateConfig": None,
+        "RollbackConfig": None,
+        "EndpointSpec": {"Mode": "dnsrr"},
+    }
+    assert service["TaskTemplate"]["ContainerSpec"]["Args"] == ["serve"]  # not changed
+    assert len(job_name("a" * 41 + "-" + "b" * 21, "run", 1733000000000)) <= 63
+
+
+async def test_release_runs_once_before_the_service_with_env_and_secrets_masked(plane, fake):
+    fake.job_handler = lambda argv, env: (0, [f"migrating with {env['API_KEY']}", "done"])
+    events = await drain(deploy(plane, await resolve(plane, "mig", None, None), user="u:a"))
+    assert outcome_of(events).ok
+    assert [(name, argv) for name, argv, _ in fake.jobs] == [
+        ("mig-production_release-1", ("python", "manage.py", "migrate"))
+    ]
+    env = fake.jobs[0][2]
+    assert env["MODE"] == "web" and env["API_KEY"] == SECRET
+    lines = [e.text for e in events if isinstance(e, LogLine)]
+    assert lines == [f"migrating with {MASK}", "done"]
+    created = [c for c in fake.calls if c == "create_service"]
+    assert len(created) == 2
+    job_created = fake.calls.index("create_service")
+    assert "remove_service" in fake.calls[job_created:]  # the job, before the service
+    removed = fake.calls.index("remove_service", job_created)
+    assert fake.calls.index("create_service", removed) > removed
+    assert fake.inspect_service("mig-production_release-1") is None
+    assert running_images(fake, "mig-production") == ["shipbot/mig:1"] * 2
+    texts = [e.text for e in events if isinstance(e, Progress)]
+    assert "running the release command `python manage.py migrate` on release 1" in texts
+
+
+async def test_a_failing_release_command_stops_the_deploy_and_the_old_release_serves(plane, fake):
+    first = await resolve(plane, "mig", None, None)
+    assert outcome_of(await drain(deploy(plane, first, user="u:a"))).ok
+    fake.job_handler = lambda argv, env: (3, ["relation users already exists", env["API_KEY"]])
+    resolved = await resolve(plane, "mig", None, "2")
+    with pytest.raises(ReleaseCommandFailed) as caught:
+        await drain(deploy(plane, resolved, user="u:a"))
+    assert str(caught.value) == (
+        "the release command `python manage.py migrate` of mig failed: it exited with 3. "
+        "Release 2 was not deployed; what ran before keeps serving"
+    )
+    assert caught.value.log_tail == ["relation users already exists", MASK]
+    assert statuses(plane) == [(2, "failed"), (1, "live")]
+    assert running_images(fake, "mig-production") == ["shipbot/mig:1"] * 2
+    assert fake.inspect_service("mig-production_release-2") is None
+    assert len(fake.jobs) == 2
