@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
 from core.config import DataConfig, EdgeConfig
 from core.data import databases
-from core.deploy import adjust, deploy, reconcile, rollback, status
+from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
@@ -208,3 +208,9 @@ class Engine:
     def close(self) -> None:
         self.plane.servers.close()
         self.store.close()
+
+    def run_once(
+        self, name: str, argv: Sequence[str], *, user: str, env: str | None = None
+    ) -> AsyncIterator[Event]:
+        """``argv`` once as a Swarm job on the live release of ``name`` (``run``)."""
+        return release_job.run_once(self.plane, name, env or DEFAULT_ENV, argv, user=user)

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from core.apps import get_app
 from core.appspec_jobs import DEFAULT_TIMEOUT_NS
 from core.deploy import images
 from core.deploy.seal import SEALED, unseal
@@ -104,6 +105,7 @@ async def run_once(
     plane: Plane, app: str, env: str, argv: Sequence[str], *, user: str
 ) -> AsyncIterator[Event]:
     """``run APP -- argv``: argv once, on the live release's image and spec."""
+    await asyncio.to_thread(get_app, plane.store, app)
     live: Release | None = await plane.db.live_release(app, env)
     if live is None or not live.spec:
         raise CoreError(f"{app} has no live release in {env}: deploy it first (`deploy {app}`)")
