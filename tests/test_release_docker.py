@@ -1,0 +1,146 @@
+"""Release commands and one-off ``run`` on the real engine: a Swarm job on the new image,
+before the service changes; a failure stops the deploy with the old release serving.
+
+Every service, volume and image here is named ``zr…`` (this suite's prefix)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from commands.dispatch import Dispatcher
+from commands.replies import FAILED
+from tests.chat import failure, fetch, logs, result, say, task_addresses
+
+pytestmark = pytest.mark.docker
+
+# Each task appends "serve <page>" to the shared volume as it starts; the release command
+# appends "release <page>", so the file's order shows which ran first.
+DOCKERFILE = """\
+FROM busybox
+COPY www /www
+CMD ["sh", "-c", "echo serve $(cat /www/index.html) >> /data/log; \
+exec httpd -f -p 8080 -h /www"]
+"""
+APP_YML = """\
+name: {name}
+build: .
+port: 8080
+replicas: 1
+volumes: ["data:/data"]
+env: {{GREETING: hi}}
+healthcheck: {{cmd: [wget, -qO-, "http://127.0.0.1:8080/"], interval: 1s, timeout: 2s,
+  retries: 3, start_period: 1s}}
+stop_grace_period: 1s
+release: {release}
+"""
+GOOD = '[sh, -c, "echo release $(cat /www/index.html) $GREETING >> /data/log; echo migrated"]'
+BAD = '[sh, -c, "echo release $(cat /www/index.html) >> /data/log; echo users exists; exit 4"]'
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> tuple[str, Path]:
+    name = f"zr{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    (folder / "www").mkdir(parents=True)
+    (folder / "Dockerfile").write_text(DOCKERFILE)
+    return name, folder
+
+
+@pytest.fixture
+def bot(docker_client, tmp_path: Path, app, made_apps):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text("admins: [console:alice]\n")
+    dispatcher = Dispatcher.open(home)
+    made_apps.append(app[0])
+    yield dispatcher
+    dispatcher.close()
+    _remove_volume(docker_client, f"{app[0]}-production-data")
+
+
+def _remove_volume(client: docker.DockerClient, name: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            client.api.remove_volume(name)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:  # a stopping container still holds it
+            time.sleep(0.5)
+
+
+def write(folder: Path, name: str, page: str, release: str) -> None:
+    (folder / "www" / "index.html").write_text(page + "\n")
+    (folder / "app.yml").write_text(APP_YML.format(name=name, release=release))
+
+
+def jobs_left(client: docker.DockerClient, name: str) -> list[str]:
+    return [s["Spec"]["Name"] for s in client.api.services() if s["Spec"]["Name"].startswith(name)]
+
+
+async def test_release_command_runs_once_before_traffic_and_a_failure_keeps_the_old_release(
+    bot, app, docker_client
+):
+    name, folder = app
+    service = f"{name}-production"
+    write(folder, name, "one", GOOD)
+    assert result(await say(bot, f"apps add {name} --path {folder}")).ok
+
+    first = await say(bot, f"deploy {name}")
+    assert result(first).ok, first
+    assert "migrated" in logs(first)  # the job's output streamed into the deploy
+    assert jobs_left(docker_client, name) == [service]  # the job service is gone
+    assert [fetch(a) for a in task_addresses(docker_client, service)] == ["one\n"]
+
+    # run: the live release's image, env and volume; output, then the exit code
+    shown = await say(bot, f"run {name} -- cat /data/log")
+    assert result(shown).ok, shown
+    assert logs(shown) == ["release one hi", "serve one"]  # once, and before the task
+    assert result(shown).title == f"`cat /data/log` on {name} (production): it exited with 0"
+    code = await say(bot, f"run {name} -- sh -c 'echo to stdout; echo to stderr >&2; exit 7'")
+    assert sorted(logs(code)) == ["to stderr", "to stdout"]
+    assert not result(code).ok and result(code).fields["exit code"] == "7"
+
+    # a release command that fails: the deploy stops, its output quoted, release 1 serves
+    write(folder, name, "two", BAD)
+    broken = await say(bot, f"deploy {name}")
+    stopped = failure(broken)
+    assert stopped.kind == FAILED
+    assert stopped.message == (
+        "the release command `sh -c 'echo release $(cat /www/index.html) >> /data/log; "
+        f"echo users exists; exit 4'` of {name} failed: it exited with 4. Release 2 was not "
+        "deployed; what ran before keeps serving"
+    )
+    assert stopped.log_tail == ("users exists",)
+    assert [fetch(a) for a in task_addresses(docker_client, service)] == ["one\n"]
+    spec = docker_client.api.inspect_service(service)["Spec"]
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"shipbot/{name}:1"
+    assert jobs_left(docker_client, name) == [service]
+    after = await say(bot, f"run {name} -- cat /data/log")
+    assert logs(after) == ["release one hi", "serve one", "release two"]
+    statuses = [(r.number, r.status) for r in bot.engine.store.releases(name, "production")]
+    assert statuses == [(2, "failed"), (1, "live")]
+    audit = [(r["command"].split()[0], r["result"]) for r in bot.engine.store.audit_log(name)]
+    assert audit[:4] == [("run", "ok"), ("deploy", "failed"), ("run", "failed"), ("run", "ok")]
+
+    # an update: the command runs once on release 3's image before its task starts
+    write(folder, name, "three", GOOD)
+    assert result(await say(bot, f"deploy {name}")).ok
+    assert [fetch(a) for a in task_addresses(docker_client, service)] == ["three\n"]
+    final = logs(await say(bot, f"run {name} -- cat /data/log"))
+    assert final == [
+        "release one hi",
+        "serve one",
+        "release two",
+        "release three hi",
+        "serve three",
+    ]
+    with contextlib.suppress(docker.errors.APIError):
+        docker_client.api.remove_image(f"shipbot/{name}:2", force=True)
