@@ -80,6 +80,7 @@ class Dispatcher:
                 vault=Vault.open(home, config.secret_key),
                 host_paths=config.host_paths,
                 edge=config.edge,
+                build=config.build,
             )
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc

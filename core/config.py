@@ -10,6 +10,7 @@ dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
 pipelines: {max_previews: 5}               # webhooks and previews: PipelinesConfig below
+build: {timeout_seconds: 1800, memory: 2G} # limits on image builds: BuildConfig below
 ```
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.appspec import MemoryBytes
 from core.cron import trigger as cron_trigger
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
@@ -292,6 +294,16 @@ class DigestConfig(BaseModel):
     _cron = field_validator("cron")(_crontab)
 
 
+class BuildConfig(BaseModel):
+    """``build:``: limits on every image build (core/deploy/build.py), so a build cannot
+    hold the engine or starve the apps beside it of memory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    memory: MemoryBytes | None = None  # each build step's container; beyond it, it is killed
+
+
 class ControlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -309,6 +321,7 @@ class ControlConfig(BaseModel):
     pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)  # core/pipelines
     drift: DriftConfig = Field(default_factory=DriftConfig)  # core/deploy/drift.py
     digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
+    build: BuildConfig = Field(default_factory=BuildConfig)  # image build limits
 
     @field_validator("digest", mode="before")
     @classmethod

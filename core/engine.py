@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.config import DataConfig, EdgeConfig
+from core.config import BuildConfig, DataConfig, EdgeConfig
 from core.data import databases
 from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
@@ -43,6 +43,7 @@ class Engine:
         vault: Vault | None = None,
         host_paths: Iterable[str] = (),
         edge: EdgeConfig | None = None,
+        build: BuildConfig | None = None,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -52,6 +53,7 @@ class Engine:
             home=home,
             host_paths=tuple(host_paths),
             edge=edge or EdgeConfig(),
+            build=build or BuildConfig(),
         )
 
     @property

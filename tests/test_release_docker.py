@@ -144,3 +144,68 @@ async def test_release_command_runs_once_before_traffic_and_a_failure_keeps_the_
     ]
     with contextlib.suppress(docker.errors.APIError):
         docker_client.api.remove_image(f"shipbot/{name}:2", force=True)
+
+
+# build limits (shipbot.yml ``build:``): a build over its time or memory fails and changes
+# nothing
+SLOW = "FROM busybox\nRUN echo started && sleep 60 && echo zr-too-late\n"
+GREEDY = "FROM busybox\nRUN dd if=/dev/zero of=/dev/null bs=300M count=1\n"
+
+
+@pytest.fixture
+def limited(docker_client, tmp_path: Path, made_apps):
+    home = tmp_path / "limited-home"
+    home.mkdir()
+    (home / "shipbot.yml").write_text(
+        "admins: [console:alice]\nbuild: {timeout_seconds: 4, memory: 48M}\n"
+    )
+    dispatcher = Dispatcher.open(home)
+    yield dispatcher
+    dispatcher.close()
+
+
+def sleeping_build_containers(client: docker.DockerClient) -> list[str]:
+    return [c["Id"] for c in client.api.containers(all=True) if "zr-too-late" in c["Command"]]
+
+
+async def test_a_build_over_its_time_limit_is_stopped_and_changes_nothing(
+    limited, app, docker_client, made_apps
+):
+    name, folder = app
+    made_apps.append(name)
+    (folder / "Dockerfile").write_text(SLOW)
+    write(folder, name, "one", GOOD)
+    assert result(await say(limited, f"apps add {name} --path {folder}")).ok
+    started = time.monotonic()
+    stopped = failure(await say(limited, f"deploy {name}"))
+    took = time.monotonic() - started
+    assert stopped.message == (
+        f"the build of {name} took longer than 4s (shipbot.yml build.timeout_seconds) and was "
+        "stopped; nothing was deployed"
+    )
+    assert "started" in stopped.log_tail
+    assert took < 30, took  # not the minute the step would take
+    assert docker_client.api.images(name=f"shipbot/{name}") == []
+    assert jobs_left(docker_client, name) == []
+    deadline = time.monotonic() + 10
+    while sleeping_build_containers(docker_client) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sleeping_build_containers(docker_client) == []  # the engine cancelled the step
+    assert [r.status for r in limited.engine.store.releases(name, "production")] == ["failed"]
+
+
+async def test_a_build_over_its_memory_limit_fails_with_the_limit_named(
+    limited, app, docker_client, made_apps
+):
+    name, folder = app
+    made_apps.append(name)
+    (folder / "Dockerfile").write_text(GREEDY)
+    write(folder, name, "one", GOOD)
+    assert result(await say(limited, f"apps add {name} --path {folder}")).ok
+    stopped = failure(await say(limited, f"deploy {name}"))
+    assert stopped.message.endswith(
+        "returned a non-zero code: 137 (a build step was killed: it may have needed more than "
+        "the 48 MiB shipbot.yml build.memory allows)"
+    ), stopped.message
+    assert docker_client.api.images(name=f"shipbot/{name}") == []
+    assert jobs_left(docker_client, name) == []

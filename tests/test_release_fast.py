@@ -11,6 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from core.appspec import parse_app_config
+from core.config import BuildConfig, ConfigError, load_config
+from core.deploy.build import memory_hint
 from core.deploy.deploy import deploy
 from core.deploy.release_job import ReleaseCommandFailed
 from core.deploy.resolve import resolve
@@ -21,7 +23,7 @@ from core.secrets import MASK, Vault
 from core.servers.registry import Servers
 from core.store import App, Store
 from core.swarm import jobs
-from core.swarm.fake import FakeSwarm
+from core.swarm.fake import Behaviour, FakeSwarm
 from core.swarm.jobs import job_labels, job_name, job_spec
 from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
 
@@ -191,3 +193,56 @@ async def test_a_failing_release_command_stops_the_deploy_and_the_old_release_se
     assert running_images(fake, "mig-production") == ["shipbot/mig:1"] * 2
     assert fake.inspect_service("mig-production_release-2") is None
     assert len(fake.jobs) == 2
+
+
+async def test_a_release_command_past_its_timeout_stops_the_deploy(plane, fake, tmp_path):
+    (tmp_path / "mig" / "app.yml").write_text(
+        APP.replace(
+            "release: [python, manage.py, migrate]", "release: {command: [sleep, 9], timeout: 1s}"
+        )
+    )
+    fake.add_image("web:1", Behaviour(start_steps=10**9))  # the job's task never finishes
+    with pytest.raises(ReleaseCommandFailed) as caught:
+        await drain(deploy(plane, await resolve(plane, "mig", None, None), user="u:a"))
+    assert str(caught.value) == (
+        "the release command `sleep 9` of mig failed: it did not finish within 1s and was "
+        "stopped. Release 1 was not deployed; what ran before keeps serving"
+    )
+    assert caught.value.log_tail == ["(the command printed nothing)"]
+    assert fake.inspect_service("mig-production_release-1") is None
+    assert fake.inspect_service("mig-production") is None
+
+
+def test_build_limits_are_configuration(tmp_path):
+    (tmp_path / "shipbot.yml").write_text("build: {timeout_seconds: 600, memory: 2G}\n")
+    limits = load_config(tmp_path).build
+    assert (limits.timeout_seconds, limits.memory) == (600, 2 * 2**30)
+    assert load_config(tmp_path / "nowhere").build == BuildConfig(timeout_seconds=1800)
+    (tmp_path / "shipbot.yml").write_text("build: {timeout_seconds: 0, memory: lots}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert "build.timeout_seconds: Input should be greater than 0" in str(caught.value)
+    assert "build.memory: Value error, expected a size such as 256M or 1G" in str(caught.value)
+
+
+async def test_builds_get_the_limits(plane, fake, tmp_path):
+    folder = tmp_path / "built"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM busybox\n")
+    (folder / "app.yml").write_text("name: built\nbuild: .\n")
+    plane.store.add_app(App("built", "path", str(folder), None, "u:a", time.time()))
+    plane.build = BuildConfig(timeout_seconds=90, memory=256 * 2**20)
+    assert outcome_of(
+        await drain(deploy(plane, await resolve(plane, "built", None, None), user="u:a"))
+    ).ok
+    assert [(b["memory"], b["timeout"]) for b in fake.builds] == [(256 * 2**20, 90)]
+
+
+def test_a_killed_step_under_a_memory_limit_names_the_limit():
+    error = "The command '/bin/sh -c make' returned a non-zero code: 137"
+    assert memory_hint(error, BuildConfig(memory=512 * 2**20)) == (
+        " (a build step was killed: it may have needed more than the 512 MiB shipbot.yml "
+        "build.memory allows)"
+    )
+    assert memory_hint(error, BuildConfig()) == ""
+    assert memory_hint("returned a non-zero code: 2", BuildConfig(memory=1)) == ""

@@ -104,7 +104,9 @@ async def deploy(
             elif spec.build is not None:
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
-                    async for event in build.build(swarm, folder, spec, release, shown):
+                    async for event in build.build(
+                        swarm, folder, spec, release, shown, plane.build
+                    ):
                         yield event
             else:
                 assert spec.image is not None

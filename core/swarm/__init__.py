@@ -77,6 +77,10 @@ class SwarmClient(Protocol):
         buildargs: dict[str, str],
         labels: dict[str, str],
         target: str | None = None,
+        # limits: each step's container's memory (bytes), and the whole build's seconds,
+        # past which the build stops with ``BuildTimedOut``
+        memory: int | None = None,
+        timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]: ...
     # ``auth``: credentials for this pull; ``{}`` pulls anonymously
     def pull(self, image: str, auth: dict[str, str] | None = None) -> None: ...

@@ -230,6 +230,8 @@ class FakeSwarm(FakeJobs):
         buildargs: dict[str, str],
         labels: dict[str, str],
         target: str | None = None,
+        memory: int | None = None,
+        timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
         self._enter("build")
         self.builds.append(
@@ -240,6 +242,8 @@ class FakeSwarm(FakeJobs):
                 "buildargs": buildargs,
                 "labels": labels,
                 "target": target,
+                "memory": memory,
+                "timeout": timeout,
             }
         )
         yield from copy.deepcopy(self.build_log)

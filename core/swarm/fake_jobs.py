@@ -29,7 +29,8 @@ class FakeJobs(Orchestrator):
         if not self._is_job(service):
             super()._keep_replicas(service)
         elif not self._tasks_of(service):  # one task, once: no restart
-            self._start(service, 1)
+            task = self._start(service, 1)
+            self._logs[task["Status"]["ContainerStatus"]["ContainerID"]] = []  # prints later
 
     def _advance_tasks(self, service: Service) -> None:
         if not self._is_job(service):
