@@ -14,7 +14,9 @@ import docker
 import pytest
 
 from commands.dispatch import Dispatcher
+from commands.pipelines import registry_login
 from commands.replies import FAILED
+from tests import local_registry
 from tests.chat import failure, fetch, logs, result, say, task_addresses
 
 pytestmark = pytest.mark.docker
@@ -209,3 +211,46 @@ async def test_a_build_over_its_memory_limit_fails_with_the_limit_named(
     ), stopped.message
     assert docker_client.api.images(name=f"shipbot/{name}") == []
     assert jobs_left(docker_client, name) == []
+
+
+async def test_release_command_of_a_registry_image_runs_with_the_apps_login(
+    docker_client, tmp_path: Path, made_apps
+):
+    """``deploy --image`` from a registry that wants a login: the job is posted with the
+    app's credentials for Swarm's nodes, as the service is, and runs before it."""
+    with local_registry.running(tmp_path / "registry", "zr-ci", "zr-registry-pass") as registry:
+        local = f"zr-web-{uuid.uuid4().hex[:6]}:latest"
+        local_registry.build_web(docker_client, tmp_path, local, "one")
+        local_registry.push(docker_client, registry, local, "zr/web", "v1")
+        docker_client.api.remove_image(local)
+        name = f"zr{uuid.uuid4().hex[:8]}"
+        made_apps.append(name)
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "Dockerfile").write_text("FROM zr-no-such-base\n")  # never built
+        (folder / "app.yml").write_text(
+            APP_YML.format(
+                name=name, release='[sh, -c, "echo release from $(cat /www/index.html)"]'
+            )
+        )
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "shipbot.yml").write_text("admins: [console:alice]\n")
+        bot = Dispatcher.open(home)
+        try:
+            assert result(await say(bot, f"apps add {name} --path {folder}")).ok
+            registry_login(
+                bot,
+                registry=registry.host,
+                username="zr-ci",
+                password=registry.password,
+                app=name,
+                by="t",
+            )
+            deployed = await say(bot, f"deploy {name} --image {registry.host}/zr/web:v1")
+            assert result(deployed).ok, deployed
+            assert "release from one" in logs(deployed)
+            assert jobs_left(docker_client, name) == [f"{name}-production"]
+        finally:
+            bot.close()
+            _remove_volume(docker_client, f"{name}-production-data")
