@@ -17,7 +17,7 @@ from commands.dispatch import Dispatcher
 from commands.pipelines import registry_login
 from commands.replies import FAILED
 from tests import local_registry
-from tests.chat import failure, fetch, logs, result, say, task_addresses
+from tests.chat import failure, fetch, logs, remove_apps, result, say, task_addresses
 
 pytestmark = pytest.mark.docker
 
@@ -63,6 +63,7 @@ def bot(docker_client, tmp_path: Path, app, made_apps):
     made_apps.append(app[0])
     yield dispatcher
     dispatcher.close()
+    remove_apps(docker_client, [app[0]])  # its tasks hold the volume
     _remove_volume(docker_client, f"{app[0]}-production-data")
 
 
@@ -81,6 +82,15 @@ def _remove_volume(client: docker.DockerClient, name: str) -> None:
 def write(folder: Path, name: str, page: str, release: str) -> None:
     (folder / "www" / "index.html").write_text(page + "\n")
     (folder / "app.yml").write_text(APP_YML.format(name=name, release=release))
+
+
+def job_containers(client: docker.DockerClient, name: str) -> list[str]:
+    """Containers of the app's jobs on this node (Swarm leaves a removed job's behind)."""
+    return [
+        c["Id"]
+        for c in client.api.containers(all=True)
+        if c["Labels"].get("com.docker.swarm.service.name", "").startswith(f"{name}-production_")
+    ]
 
 
 def jobs_left(client: docker.DockerClient, name: str) -> list[str]:
@@ -137,6 +147,7 @@ async def test_release_command_runs_once_before_traffic_and_a_failure_keeps_the_
     assert result(await say(bot, f"deploy {name}")).ok
     assert [fetch(a) for a in task_addresses(docker_client, service)] == ["three\n"]
     final = logs(await say(bot, f"run {name} -- cat /data/log"))
+    assert job_containers(docker_client, name) == []  # none holds the volume
     assert final == [
         "release one hi",
         "serve one",
@@ -251,6 +262,11 @@ async def test_release_command_of_a_registry_image_runs_with_the_apps_login(
             assert result(deployed).ok, deployed
             assert "release from one" in logs(deployed)
             assert jobs_left(docker_client, name) == [f"{name}-production"]
+            assert job_containers(docker_client, name) == []
         finally:
             bot.close()
+            remove_apps(docker_client, [name])
             _remove_volume(docker_client, f"{name}-production-data")
+            for image in docker_client.api.images(name=f"{registry.host}/zr/web"):
+                with contextlib.suppress(docker.errors.APIError):
+                    docker_client.api.remove_image(image["Id"], force=True)

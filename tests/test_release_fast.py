@@ -172,6 +172,8 @@ async def test_release_runs_once_before_the_service_with_env_and_secrets_masked(
     removed = fake.calls.index("remove_service", job_created)
     assert fake.calls.index("create_service", removed) > removed
     assert fake.inspect_service("mig-production_release-1") is None
+    assert fake.calls.count("remove_container") == 1  # Swarm would leave it holding /data
+    assert len(fake.containers) == 2  # the app's two tasks only
     assert running_images(fake, "mig-production") == ["shipbot/mig:1"] * 2
     texts = [e.text for e in events if isinstance(e, Progress)]
     assert "running the release command `python manage.py migrate` on release 1" in texts

@@ -98,6 +98,9 @@ class SwarmClient(Protocol):
         """The digest the registry serves for ``image`` (asked with ``auth``; ``{}``: none)."""
         ...
 
+    # a removed job's stopped containers stay (moby/moby#42789): removed by their id
+    def remove_container(self, container_id: str) -> None: ...
+
 
 def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""

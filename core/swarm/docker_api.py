@@ -348,6 +348,14 @@ class DockerSwarm:
             answer = self.api.inspect_distribution(image, auth_config=auth)
         return answer["Descriptor"]["digest"]
 
+    def remove_container(self, container_id: str) -> None:
+        """Gone afterwards, stopped first if it runs (absent is fine)."""
+        with (
+            engine_errors(f"removing container {container_id[:12]}"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
+            self.api.remove_container(container_id, force=True)
+
     def _post_service(
         self, path: str, params: dict[str, Any], spec: dict[str, Any], auth: dict[str, str]
     ) -> None:

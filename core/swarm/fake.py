@@ -316,6 +316,11 @@ class FakeSwarm(FakeJobs):
         return self.registry[image][0] if image in self.registry else ""
 
     # the engine's side
+    def remove_container(self, container_id: str) -> None:
+        self._enter("remove_container")
+        self.containers.pop(container_id, None)
+        self._logs.pop(container_id, None)
+
     def _enter(self, method: str) -> None:
         self.calls.append(method)
         # An unanswered call still takes time (the client's timeout): the clock moves on,

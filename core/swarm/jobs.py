@@ -116,10 +116,12 @@ async def run_job(
     await asyncio.to_thread(_clear_leftover, swarm, name, spec["Labels"])
     started = time.monotonic()
     shown: list[str] = []
+    containers: set[str] = set()
     try:
         await asyncio.to_thread(swarm.create_service, spec, registry_auth)
         while True:
             tasks = await asyncio.to_thread(swarm.tasks, name)
+            containers.update(filter(None, (_container_of(t) for t in tasks)))
             ended = _verdict(tasks)
             logged = await asyncio.to_thread(swarm.service_logs, name, MAX_LINES)
             for _, _, line in logged[len(shown) :]:
@@ -138,4 +140,16 @@ async def run_job(
                 return
             await asyncio.sleep(POLL_SECONDS)
     finally:
-        await asyncio.shield(asyncio.to_thread(swarm.remove_service, name))
+        await asyncio.shield(asyncio.to_thread(_remove, swarm, name, containers))
+
+
+def _container_of(task: dict[str, Any]) -> str | None:
+    return task["Status"].get("ContainerStatus", {}).get("ContainerID")
+
+
+def _remove(swarm: SwarmClient, name: str, containers: set[str]) -> None:
+    """The job service, then its containers: Swarm leaves a removed job's stopped
+    containers behind (moby/moby#42789), holding the app's volumes."""
+    swarm.remove_service(name)
+    for container in sorted(containers):
+        swarm.remove_container(container)
