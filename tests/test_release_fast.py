@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from core.appspec import parse_app_config
 from core.config import BuildConfig, ConfigError, load_config
 from core.deploy.build import memory_hint
-from core.deploy.deploy import deploy
+from core.deploy.deploy import deploy, plan
 from core.deploy.release_job import ReleaseCommandFailed
 from core.deploy.resolve import resolve
 from core.errors import AppSpecError
@@ -248,3 +248,13 @@ def test_a_killed_step_under_a_memory_limit_names_the_limit():
     )
     assert memory_hint(error, BuildConfig()) == ""
     assert memory_hint("returned a non-zero code: 2", BuildConfig(memory=1)) == ""
+
+
+async def test_the_dry_run_names_the_release_command(plane, fake):
+    lines = await plan(plane, await resolve(plane, "mig", None, None))
+    assert lines[:3] == [
+        "release 1 (image web:1)",
+        f"digest {(await resolve(plane, 'mig', None, None)).digest}",
+        "release command python manage.py migrate",
+    ]
+    assert fake.jobs == []  # nothing ran
