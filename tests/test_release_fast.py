@@ -24,7 +24,7 @@ from core.servers.registry import Servers
 from core.store import App, Store
 from core.swarm import jobs
 from core.swarm.fake import Behaviour, FakeSwarm
-from core.swarm.jobs import job_labels, job_name, job_spec
+from core.swarm.jobs import LogCursor, job_labels, job_name, job_spec
 from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
 
 SECRET = "sk-live-0123456789"
@@ -258,3 +258,15 @@ async def test_the_dry_run_names_the_release_command(plane, fake):
         "release command python manage.py migrate",
     ]
     assert fake.jobs == []  # nothing ran
+
+
+def test_the_log_cursor_shows_each_line_once_across_polls():
+    cursor = LogCursor()
+    a, b = "2026-11-23T20:57:19.474900879Z", "2026-11-23T20:57:19.5Z"
+    assert cursor.fresh([(a, "t", "one"), (a, "t", "two")]) == ["one", "two"]
+    # the next poll reads them again, with more at the same stamp and a later one
+    again = [(a, "t", "one"), (a, "t", "two"), (a, "t", "three"), (b, "t", "four")]
+    assert cursor.fresh(again) == ["three", "four"]
+    assert cursor.fresh(again) == []
+    # a poll whose window (tail) no longer holds the first lines
+    assert cursor.fresh([(b, "t", "four"), ("2026-11-23T20:57:20Z", "t", "five")]) == ["five"]

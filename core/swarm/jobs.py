@@ -27,7 +27,8 @@ LABEL_JOB_APP = "shipbot.job.app"
 LABEL_JOB_ENV = "shipbot.job.env"
 LABEL_JOB_KIND = "shipbot.job.kind"
 ENDED = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
-MAX_LINES = 2000  # kept for the verdict; what goes past it still streams
+MAX_LINES = 2000  # read per poll: more printed within one poll than this is not shown
+QUOTED = 200  # the last lines kept for the verdict
 POLL_SECONDS = 0.5
 NAME_ROOM = 40  # Swarm service names stop at 63 characters
 
@@ -97,6 +98,37 @@ def _clear_leftover(swarm: SwarmClient, name: str, labels: dict[str, str]) -> No
     swarm.remove_service(name)
 
 
+def _stamp(text: str) -> tuple[str, int]:
+    """An engine log timestamp (RFC 3339, UTC, up to nanoseconds) as a sortable key."""
+    seconds, _, fraction = text.removesuffix("Z").partition(".")
+    return seconds, int(fraction.ljust(9, "0")[:9] or 0)
+
+
+class LogCursor:
+    """What of a job's log was shown: each poll reads the last lines again (the engine
+    has no cursor), and only those after the last shown timestamp are new."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, int] = ("", -1)
+        self.seen_at_last = 0  # lines already shown that carry exactly ``last``
+
+    def fresh(self, logged: list[tuple[str, str, str]]) -> list[str]:
+        out, skip = [], self.seen_at_last
+        for stamp, _, line in logged:
+            key = _stamp(stamp)
+            if key < self.last:
+                continue
+            if key == self.last:
+                if skip:
+                    skip -= 1
+                    continue
+                self.seen_at_last += 1
+            else:
+                self.last, self.seen_at_last, skip = key, 1, 0
+            out.append(line)
+        return out
+
+
 def _verdict(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
     ended = [t for t in tasks if t["Status"]["State"] in ENDED]
     return max(ended, key=lambda t: t["Status"].get("Timestamp", "")) if ended else None
@@ -117,6 +149,7 @@ async def run_job(
     started = time.monotonic()
     shown: list[str] = []
     containers: set[str] = set()
+    cursor = LogCursor()
     try:
         await asyncio.to_thread(swarm.create_service, spec, registry_auth)
         while True:
@@ -124,7 +157,7 @@ async def run_job(
             containers.update(filter(None, (_container_of(t) for t in tasks)))
             ended = _verdict(tasks)
             logged = await asyncio.to_thread(swarm.service_logs, name, MAX_LINES)
-            for _, _, line in logged[len(shown) :]:
+            for line in cursor.fresh(logged):
                 shown.append(mask(line))
                 yield LogLine(shown[-1], source=source)
             seconds = time.monotonic() - started
@@ -133,10 +166,10 @@ async def run_job(
                 code = status.get("ContainerStatus", {}).get("ExitCode")
                 state = status["State"]
                 error = mask(status.get("Err", ""))
-                yield JobResult(name, state, code, error, shown[-MAX_LINES:], seconds)
+                yield JobResult(name, state, code, error, shown[-QUOTED:], seconds)
                 return
             if seconds > timeout:
-                yield JobResult(name, "timeout", None, "", shown[-MAX_LINES:], timeout)
+                yield JobResult(name, "timeout", None, "", shown[-QUOTED:], timeout)
                 return
             await asyncio.sleep(POLL_SECONDS)
     finally:
