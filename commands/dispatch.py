@@ -82,6 +82,7 @@ class Dispatcher:
                 host_paths=config.host_paths,
                 server_apps=config.server_apps,
                 edge=config.edge,
+                build=config.build,
             )
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc

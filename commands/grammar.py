@@ -22,6 +22,7 @@ from core.names import ENV_NAME_RE as ENV_RE
 from core.names import KEY_RE, ROLE_NAMES, USER_RE, is_ref
 
 MAX_TEXT = 4000
+ARGV_MARK = "--"  # what follows is argv, passed on word for word
 
 
 class UsageError(Exception):
@@ -108,6 +109,14 @@ def _pull_number(value: str) -> int:
     return int(value)
 
 
+def _argv(value: str) -> tuple[str, ...]:
+    """A typed option's text (a Discord field) to argv, split as a shell would quote it."""
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise ValueError(f"cannot read the command: {exc} (check the quotes)") from exc
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "app": _app_name,
     "env": _env_name,
@@ -121,6 +130,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "key": _key,
     "assignment": _assignment,
     "pull": _pull_number,
+    "argv": _argv,
 }
 
 
@@ -142,6 +152,13 @@ def option(kind: str, metavar: str, default: Any = None) -> Any:
 def flag() -> Any:
     """``--name`` with no value."""
     return dataclasses.field(default=False, metadata={"kind": "flag", "positional": False})
+
+
+def rest(metavar: str) -> Any:
+    """``-- WORDS…``: every token after ``--``, as argv (a tuple), never re-parsed."""
+    return dataclasses.field(
+        default=(), metadata={"kind": "argv", "metavar": metavar, "positional": False}
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,8 @@ class CommandSpec:
                 parts.append(f"[{meta['metavar']}]" if meta["optional"] else meta["metavar"])
             elif meta.get("kind") == "flag":
                 parts.append(f"[{_flag(field.name)}]")
+            elif meta.get("kind") == "argv":
+                parts.append(f"-- {meta['metavar']}…")
             else:
                 parts.append(f"[{_flag(field.name)} {meta['metavar']}]")
         return " ".join(parts)
@@ -256,11 +275,18 @@ def parse(text: str) -> Any:
 def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
     fields = dataclasses.fields(spec.request)
     positional = [f for f in fields if f.metadata.get("positional")]
-    options = {_flag(f.name): f for f in fields if not f.metadata.get("positional")}
+    options = {
+        ARGV_MARK if f.metadata.get("kind") == "argv" else _flag(f.name): f
+        for f in fields
+        if not f.metadata.get("positional")
+    }
     values: dict[str, Any] = {}
     seen_positional = 0
     items = iter(tokens)
     for token in items:
+        if token == ARGV_MARK and ARGV_MARK in options:
+            values[options[ARGV_MARK].name] = tuple(items)
+            break
         if token.startswith("--"):
             flag_name, eq, inline = token.partition("=")
             field = options.get(flag_name)
@@ -297,9 +323,13 @@ def render(request: Any) -> str:
     An approval stores this text and runs it when approved.
     """
     parts = [spec_of(request).name]
+    argv: list[str] = []
     for field in dataclasses.fields(request):
         value = getattr(request, field.name)
         meta = field.metadata
+        if meta.get("kind") == "argv":
+            argv = [ARGV_MARK, *value] if value else []
+            continue
         if value is None or value is False:
             continue
         if not meta.get("positional") and value == field.default:
@@ -312,4 +342,5 @@ def render(request: Any) -> str:
             parts.append(_flag(field.name))
         else:
             parts.extend([_flag(field.name), str(value)])
+    parts += argv
     return shlex.join(parts[:1]) if len(parts) == 1 else parts[0] + " " + shlex.join(parts[1:])

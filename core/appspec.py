@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from core.appspec_errors import describe
+from core.appspec_jobs import ReleaseCommand, release_shorthand
 from core.appspec_swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
@@ -226,6 +227,8 @@ class AppSpec(_Strict):
     placement: Annotated[Placement, BeforeValidator(constraints_only)] = Field(
         default_factory=Placement
     )
+    # run once on the new image before traffic moves to it (core/deploy/release_job.py)
+    release: Annotated[ReleaseCommand | None, BeforeValidator(release_shorthand)] = None
 
     @field_validator("name")
     @classmethod

@@ -11,6 +11,7 @@ dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
 pipelines: {max_previews: 5}               # webhooks and previews: PipelinesConfig below
+build: {timeout_seconds: 1800, memory: 2G} # limits on image builds: BuildConfig below
 ```
 """
 
@@ -25,8 +26,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.appspec import Approval
-from core.cron import trigger as cron_trigger
+from core.appspec import Approval, MemoryBytes
+from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
+from core.cron import crontab_field
 from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
 
@@ -210,15 +212,6 @@ class RetentionConfig(BaseModel):
     keep_last: int = Field(default=7, ge=1, le=1000)
 
 
-def _crontab(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            cron_trigger(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a cron expression: {exc}") from exc
-    return value
-
-
 class BackupSchedule(BaseModel):
     """``backups.schedules.NAME``: when to back up (and optionally verify) a database, as
     five-field cron expressions in UTC; ``query``: the verify check instead of row counts."""
@@ -229,7 +222,7 @@ class BackupSchedule(BaseModel):
     verify: str | None = None
     query: str | None = None
 
-    _cron = field_validator("cron", "verify")(_crontab)
+    _cron = field_validator("cron", "verify")(crontab_field)
 
 
 class BackupsConfig(BaseModel):
@@ -252,7 +245,7 @@ class BackupsConfig(BaseModel):
     # apps' named volumes are tarred in a helper service of this image (core/data/volumes.py)
     volume_image: str = Field(default="busybox:latest", pattern=r"^\S+$")
 
-    _report = field_validator("report")(_crontab)
+    _report = field_validator("report")(crontab_field)
 
     @field_validator("schedules", mode="before")
     @classmethod
@@ -294,45 +287,14 @@ class PipelinesConfig(BaseModel):
     forges: dict[Literal["github", "gitlab", "gitea"], ForgeConfig] = Field(default_factory=dict)
 
 
-class DriftConfig(BaseModel):
-    """``drift:``: how often ``shipbot serve`` compares the store with what runs
-    (core/deploy/drift.py); new differences go to the ``alerts`` channels."""
+class BuildConfig(BaseModel):
+    """``build:``: limits on every image build (core/deploy/build.py), so a build cannot
+    hold the engine or starve the apps beside it of memory."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    watch_seconds: float = Field(default=300.0, gt=0)
-
-
-class DigestConfig(BaseModel):
-    """``digest:``: the daily post to every channel whose route takes ``digest`` (by
-    default all): deploys and failures of the last ``hours``, certificates, backups, open
-    alerts (core/watch/digest.py). ``digest: "0 8 * * *"`` is short for ``{cron: ...}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cron: str = "0 8 * * *"  # UTC, crontab's fields
-    hours: int = Field(default=24, ge=1, le=24 * 31)
-    misfire_grace_seconds: int = Field(default=3600, ge=1)
-
-    _cron = field_validator("cron")(_crontab)
-
-
-class AlertsConfig(BaseModel):
-    """Failure alerts and the guard after a deploy (core/watch/alerts.py, core/watch/guard.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    check_seconds: float = Field(default=30.0, gt=0)  # periodic checks besides the events
-    crash_restarts: int = Field(default=3, ge=1)  # failed tasks within the window: a crash loop
-    crash_window_seconds: int = Field(default=600, ge=1)
-    below_replicas_seconds: int = Field(default=120, ge=0)  # below desired this long: alert
-    recover_seconds: int = Field(default=60, ge=0)  # quiet this long after a crash or OOM
-    disk_percent: int = Field(default=90, ge=1, le=100)  # of the engine's data root's disk
-    memory_percent: int = Field(default=90, ge=1, le=100)  # of the node's memory in use
-    usage_seconds: float = Field(default=300.0, gt=0)  # how often nodes are measured
-    usage_image: str | None = Field(default="busybox:latest", min_length=1)  # None: no probe
-    log_lines: int = Field(default=10, ge=1, le=100)
-    guard_seconds: int = Field(default=300, ge=0)  # after a deploy's success; 0: no guard
+    timeout_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    memory: MemoryBytes | None = None  # each build step's container; beyond it, it is killed
 
 
 class ControlConfig(BaseModel):
@@ -357,6 +319,7 @@ class ControlConfig(BaseModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)  # core/deploy/drift.py
     digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/watch/alerts.py
+    build: BuildConfig = Field(default_factory=BuildConfig)  # image build limits
 
     @field_validator("digest", mode="before")
     @classmethod

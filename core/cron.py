@@ -58,3 +58,13 @@ def trigger(cron: str) -> CronTrigger:
     return CronTrigger(
         minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone="UTC"
     )
+
+
+def crontab_field(value: str | None) -> str | None:
+    """A pydantic field check: ``value`` is a five-field cron expression (or absent)."""
+    if value is not None:
+        try:
+            trigger(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a cron expression: {exc}") from exc
+    return value

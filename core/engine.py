@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.config import DataConfig, EdgeConfig
+from core.config import BuildConfig, DataConfig, EdgeConfig
 from core.data import databases
-from core.deploy import adjust, deploy, reconcile, rollback, status
+from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
 from core.deploy.resolve import Resolved, resolve
 from core.deploy.verdicts import KEEP_RELEASES
@@ -45,6 +45,7 @@ class Engine:
         host_paths: Iterable[str] = (),
         server_apps: Mapping[str, Iterable[str]] | None = None,
         edge: EdgeConfig | None = None,
+        build: BuildConfig | None = None,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -55,6 +56,7 @@ class Engine:
             host_paths=tuple(host_paths),
             server_apps={k: tuple(v) for k, v in (server_apps or {}).items()},
             edge=edge or EdgeConfig(),
+            build=build or BuildConfig(),
         )
         remote.install(self.plane)  # servers added from chat (`server add`)
 
@@ -212,3 +214,9 @@ class Engine:
     def close(self) -> None:
         self.plane.servers.close()
         self.store.close()
+
+    def run_once(
+        self, name: str, argv: Sequence[str], *, user: str, env: str | None = None
+    ) -> AsyncIterator[Event]:
+        """``argv`` once as a Swarm job on the live release of ``name`` (``run``)."""
+        return release_job.run_once(self.plane, name, env or DEFAULT_ENV, argv, user=user)

@@ -36,3 +36,7 @@ class DeployError(CoreError):
 
 class SourceError(CoreError):
     """The app's source (a folder or a git repository) cannot be used."""
+
+
+class BuildTimedOut(BuildError):
+    """A build ran past its time limit and was stopped (shipbot.yml ``build.timeout_seconds``)."""

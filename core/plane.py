@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import EdgeConfig
+from core.config import BuildConfig, EdgeConfig
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import LOCAL, Servers
@@ -46,6 +46,7 @@ class Plane:
     server_apps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     server: str = LOCAL  # every app runs on the local server until servers can be chosen
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
+    build: BuildConfig = field(default_factory=BuildConfig)  # shipbot.yml's ``build:``
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

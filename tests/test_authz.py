@@ -77,6 +77,7 @@ COMMANDS = [
     Command("rollback shop --env {env}", "deploy", "env", CHANGE, True),
     Command("scale shop 2 --env {env}", "deploy", "env", CHANGE, True),
     Command("restart shop --env {env}", "deploy", "env", CHANGE, True),
+    Command("run shop --env {env} -- true", "deploy", "env", CHANGE, True),
     Command("env set shop COLOR=blue --env {env}", "deploy", "env", CHANGE, True),
     Command("env unset shop COLOR --env {env}", "deploy", "env", CHANGE, True),
     Command("secret set shop TOKEN --env {env}", "deploy", "env", CHANGE, True, SECRET),

@@ -139,12 +139,15 @@ async def test_databases_serve_the_apps_they_are_attached_to(
 
     # remove: the volume stays unless --delete-data
     assert result(await say(bot, f"db detach {pg} {app}", ADMIN)).ok
-    kept = result(await say(bot, f"db remove {pg} --confirm {pg}", ADMIN))
+    # an admin passes the approval with a reason (test_backups_more_docker.py waits for one)
+    kept = result(await say(bot, f"db remove {pg} --break-glass 'the test ends'", ADMIN))
     assert kept.ok, kept
     assert docker_client.api.inspect_volume(f"db-{pg}-data")["Name"] == f"db-{pg}-data"
     with pytest.raises(docker.errors.NotFound):
         docker_client.api.inspect_service(f"db-{pg}")
-    gone = result(await say(bot, f"db remove {my} --confirm {my} --delete-data", ADMIN))
+    gone = result(
+        await say(bot, f"db remove {my} --delete-data --break-glass 'the test ends'", ADMIN)
+    )
     assert gone.ok, gone
     with pytest.raises(docker.errors.NotFound):
         docker_client.api.inspect_volume(f"db-{my}-data")

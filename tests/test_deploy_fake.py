@@ -253,6 +253,8 @@ async def test_build_passes_its_target_and_args(plane, fake, tmp_path):
             "buildargs": {"MODE": "prod"},
             "labels": {"shipbot.release": "1"},
             "target": "runtime",
+            "memory": None,
+            "timeout": 1800.0,
         }
     ]
 

@@ -10,6 +10,7 @@ from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
+from commands.catalog.jobs import Run
 from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.pipelines import (
     PreviewClose,
@@ -87,4 +88,5 @@ __all__ = [
     "ServerRemove",
     "ServerTrust",
     "SshKey",
+    "Run",
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from core.appspec import AppSpec
+from core.config import BuildConfig
 from core.deploy.spec import LABEL_RELEASE
-from core.errors import BuildError, DeployError
+from core.errors import BuildError, BuildTimedOut, DeployError
 from core.events import Event, LogLine, Progress
 from core.store import Release
 from core.swarm import SwarmClient, split_tag
@@ -37,10 +38,17 @@ def build_paths(folder: Path, spec: AppSpec, shown: str) -> tuple[Path, str]:
 
 
 async def build(
-    swarm: SwarmClient, folder: Path, spec: AppSpec, release: Release, shown: str
+    swarm: SwarmClient,
+    folder: Path,
+    spec: AppSpec,
+    release: Release,
+    shown: str,
+    limits: BuildConfig | None = None,
 ) -> AsyncIterator[Event]:
-    """Build ``release.image`` from ``folder``, streaming the build log line by line."""
+    """Build ``release.image`` from ``folder``, streaming the build log line by line, within
+    shipbot.yml's ``build:`` limits (time, memory)."""
     assert spec.build is not None
+    limits = limits or BuildConfig()
     context, dockerfile = build_paths(folder, spec, shown)
     yield Progress(f"building {release.image}")
     lines: list[str] = []
@@ -56,6 +64,8 @@ async def build(
                 dict(spec.build.args),
                 {LABEL_RELEASE: str(release.number)},
                 spec.build.target,
+                memory=limits.memory,
+                timeout=limits.timeout_seconds,
             ):
                 loop.call_soon_threadsafe(queue.put_nowait, message)
             loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -66,6 +76,12 @@ async def build(
     error: str | None = None
     try:
         while (message := await queue.get()) is not None:
+            if isinstance(message, BuildTimedOut):
+                raise BuildTimedOut(
+                    f"the build of {spec.name} took longer than {limits.timeout_seconds:g}s "
+                    "(shipbot.yml build.timeout_seconds) and was stopped; nothing was deployed",
+                    lines[-LOG_TAIL:],
+                ) from message
             if isinstance(message, BaseException):
                 raise message
             if "error" in message:
@@ -80,9 +96,20 @@ async def build(
         await pumping
     if error or await asyncio.to_thread(swarm.image_id, release.image) is None:
         raise BuildError(
-            f"the build of {spec.name} failed: {error or 'no image was produced'}",
+            f"the build of {spec.name} failed: {error or 'no image was produced'}"
+            + memory_hint(error, limits),
             lines[-LOG_TAIL:],
         )
+
+
+def memory_hint(error: str | None, limits: BuildConfig) -> str:
+    """A step killed (137) under a memory limit most likely ran out of it: say which."""
+    if not error or limits.memory is None or "137" not in error:
+        return ""
+    return (
+        f" (a build step was killed: it may have needed more than the {limits.memory // 2**20} MiB "
+        "shipbot.yml build.memory allows)"
+    )
 
 
 def _mutable_tag(image: str) -> bool:

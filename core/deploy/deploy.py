@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import build, images, record
+from core.deploy import build, images, record, release_job
 from core.deploy.apply import (
     apply,
     check_domains,
@@ -59,6 +59,11 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         f"release {number} ({source})",
         *commit,
         f"digest {resolved.digest}",
+        *(
+            [f"release command {release_job.shown(resolved.spec.release.command)}"]
+            if resolved.spec.release
+            else []
+        ),
         *diff((current or {}).get("Spec"), desired, set(resolved.secret_keys)),
     ]
 
@@ -100,7 +105,9 @@ async def deploy(
             elif spec.build is not None:
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
-                    async for event in build.build(swarm, folder, spec, release, shown):
+                    async for event in build.build(
+                        swarm, folder, spec, release, shown, plane.build
+                    ):
                         yield event
                 # built on the server's manager: its other nodes get the image too
                 async for event in plane.servers.spread(server, release.image):
@@ -119,6 +126,19 @@ async def deploy(
                 https_port=plane.edge.https_port,
                 secret_ids=ids,
             )
+            if spec.release is not None:  # before traffic moves: a failure stops us here
+                async for event in release_job.release_phase(
+                    swarm,
+                    desired,
+                    app=name,
+                    env=env,
+                    release=release.number,
+                    argv=spec.release.command,
+                    timeout_ns=spec.release.timeout,
+                    secrets=[spec.env[key] for key in resolved.secret_keys if key in spec.env],
+                    registry_auth=registry_auth,
+                ):
+                    yield event
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
             live = await plane.db.live_release(name, env)

@@ -85,6 +85,10 @@ class SwarmClient(Protocol):
         buildargs: dict[str, str],
         labels: dict[str, str],
         target: str | None = None,
+        # limits: each step's container's memory (bytes), and the whole build's seconds,
+        # past which the build stops with ``BuildTimedOut``
+        memory: int | None = None,
+        timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]: ...
     # ``auth``: credentials for this pull; ``{}`` pulls anonymously
     def pull(self, image: str, auth: dict[str, str] | None = None) -> None: ...
@@ -106,6 +110,9 @@ class SwarmClient(Protocol):
     def nodes(self) -> list[dict[str, Any]]: ...
     def events(self, since: int | None) -> EventStream: ...
     def node_usage(self, image: str) -> dict[str, dict[str, float]]: ...
+
+    # a removed job's stopped containers stay (moby/moby#42789): removed by their id
+    def remove_container(self, container_id: str) -> None: ...
 
 
 def split_tag(image: str) -> tuple[str, str | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -16,9 +17,10 @@ import docker.auth
 import docker.constants
 import docker.errors
 import requests
+import urllib3
 from docker.utils import version_lt
 
-from core.errors import DeployError, EngineUnavailable
+from core.errors import BuildTimedOut, DeployError, EngineUnavailable
 from core.names import LABEL_APP, NETWORK
 from core.swarm import VolumeInUse, split_tag
 from core.swarm.docker_exec import DockerExec
@@ -256,10 +258,20 @@ class DockerSwarm:
         buildargs: dict[str, str],
         labels: dict[str, str],
         target: str | None = None,
+        memory: int | None = None,
+        timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """The engine's build stream, one decoded JSON message at a time."""
+        """The engine's build stream, one decoded JSON message at a time.
+
+        ``timeout`` bounds the whole build: checked after each message, and as the read
+        timeout of a step that prints nothing; the stream is closed then, and the engine
+        cancels a build whose client went away. ``memory`` caps each step's container
+        (no swap beyond it).
+        """
+        limits = {"memory": memory, "memswap": memory} if memory else None
+        deadline = None if timeout is None else time.monotonic() + timeout
         with engine_errors(f"building {tag}"):
-            yield from self.api.build(
+            stream = self.api.build(
                 path=context,
                 target=target,
                 dockerfile=dockerfile,
@@ -270,7 +282,20 @@ class DockerSwarm:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                container_limits=limits,
+                timeout=timeout,
             )
+            try:
+                for message in stream:
+                    yield message
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise BuildTimedOut(f"building {tag}: over {timeout:g}s")
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise BuildTimedOut(f"building {tag}: over {timeout:g}s") from exc
+                raise
+            finally:
+                stream.close()
 
     def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
         repository, tag = split_tag(image)  # by digest: the whole reference, no tag
@@ -323,6 +348,14 @@ class DockerSwarm:
         with engine_errors(f"asking the registry for {image}"):
             answer = self.api.inspect_distribution(image, auth_config=auth)
         return answer["Descriptor"]["digest"]
+
+    def remove_container(self, container_id: str) -> None:
+        """Gone afterwards, stopped first if it runs (absent is fine)."""
+        with (
+            engine_errors(f"removing container {container_id[:12]}"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
+            self.api.remove_container(container_id, force=True)
 
     def _post_service(
         self, path: str, params: dict[str, Any], spec: dict[str, Any], auth: dict[str, str]

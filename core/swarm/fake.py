@@ -28,13 +28,13 @@ from docker.auth import resolve_repository_name
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
 from core.swarm import VolumeInUse, split_tag
+from core.swarm.fake_jobs import FakeJobs
 from core.swarm.fake_orchestrator import (
     EXITS_0,
     HEALTHY,
     STUCK,
     UNHEALTHY,
     Behaviour,
-    Orchestrator,
     Rollout,
     Service,
     stamp,
@@ -84,7 +84,7 @@ class _Fault:
     error: CoreError
 
 
-class FakeSwarm(FakeWatch, Orchestrator):
+class FakeSwarm(FakeWatch, FakeJobs):
     """One Swarm manager in memory; see the module docstring for how to script it."""
 
     def __init__(self) -> None:
@@ -234,6 +234,8 @@ class FakeSwarm(FakeWatch, Orchestrator):
         buildargs: dict[str, str],
         labels: dict[str, str],
         target: str | None = None,
+        memory: int | None = None,
+        timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
         self._enter("build")
         self.builds.append(
@@ -244,6 +246,8 @@ class FakeSwarm(FakeWatch, Orchestrator):
                 "buildargs": buildargs,
                 "labels": labels,
                 "target": target,
+                "memory": memory,
+                "timeout": timeout,
             }
         )
         yield from copy.deepcopy(self.build_log)
@@ -316,6 +320,11 @@ class FakeSwarm(FakeWatch, Orchestrator):
         return self.registry[image][0] if image in self.registry else ""
 
     # the engine's side
+    def remove_container(self, container_id: str) -> None:
+        self._enter("remove_container")
+        self.containers.pop(container_id, None)
+        self._logs.pop(container_id, None)
+
     def _enter(self, method: str) -> None:
         self.calls.append(method)
         # An unanswered call still takes time (the client's timeout): the clock moves on,
