@@ -16,7 +16,7 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.servers import keys
 from core.store import Store
-from core.swarm import rollout
+from core.swarm import jobs, rollout
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
 from tests.fast_plane import dispatcher, fake_swarm
@@ -158,6 +158,7 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
     eu.add_image("shop:1")
     # rollouts are watched on one clock: it moves as either fake swarm moves
     monkeypatch.setattr(rollout, "clock", lambda: local.now + eu.now)
+    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
@@ -186,6 +187,10 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
         assert replicas == {"Replicas": 3}
         shown = [r for r in await say(bot, ADMIN, "status shop") if isinstance(r, Table)][0]
         assert [row[:2] for row in shown.rows] == [("shop", "production"), ("shop", "staging")]
+        # a one-off command runs where the release runs
+        ran = await say(bot, ADMIN, "run shop --env production --break-glass test -- echo hi")
+        assert isinstance(ran[-1], Result) and ran[-1].ok, ran
+        assert [argv for _, argv, _ in eu.jobs] == [("echo", "hi")] and local.jobs == []
         # the guard watches the release where it went, and drift reads each server
         assert [g["server"] for g in engine.store.guards("shop", "production")] == ["eu-1"]
         assert await engine.drift("shop") == []

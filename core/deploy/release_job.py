@@ -25,6 +25,7 @@ from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.registry import is_pinned, registry_passwords
 from core.secrets import Masker
+from core.servers.where import server_of
 from core.store import Release
 from core.swarm import SwarmClient
 from core.swarm.jobs import JobResult, job_labels, job_name, job_spec, run_job
@@ -109,7 +110,8 @@ async def run_once(
     live: Release | None = await plane.db.live_release(app, env)
     if live is None or not live.spec:
         raise CoreError(f"{app} has no live release in {env}: deploy it first (`deploy {app}`)")
-    swarm = await plane.servers.client(plane.server)
+    # where the live release runs: its environment's server (core/servers/where.py)
+    swarm = await plane.servers.client(await server_of(plane, app, env))
     desired = unseal(live.spec, plane.vault.decrypt)
     auth = None
     if is_pinned(live.image):
