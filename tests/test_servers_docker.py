@@ -5,6 +5,7 @@ an unreachable host and a changed host key are refused with nothing written."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import time
 import uuid
@@ -13,7 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
+from core.config import AlertsConfig
 from core.servers import keys
+from core.watch.alert_rules import Post
+from core.watch.alerts import AlertWatch
 from tests.chat import failure, result, say, steps, table
 from tests.multinode import BARE_IMAGE, Cluster, build, cluster
 
@@ -166,6 +170,45 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
     print(
         f"bootstrap of 3 nodes: {bootstrapped:.1f}s; whole test: {time.monotonic() - started:.1f}s"
     )
+
+
+async def test_a_node_whose_engine_stops_is_alerted_then_recovered(bot, nodes):
+    """The alert watcher of swarm zs-1 (through its manager, over SSH) on a real worker whose
+    dockerd stops, then starts again: one "down" post, then one recovery post."""
+    up, _ = nodes
+    worker = up.nodes[1]
+    posts: list[Post] = []
+    watch = AlertWatch(
+        "zs-1",
+        lambda: bot.engine.plane.servers.client("zs-1"),
+        bot.engine.store,
+        AlertsConfig(usage_image=None),
+        posts.append,
+    )
+
+    async def until(text: str) -> Post:
+        deadline = time.monotonic() + 90
+        while True:
+            await watch.check()
+            found = [p for p in posts if text in p.outcome.title]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, [p.outcome.title for p in posts]
+            await asyncio.sleep(1)
+
+    await watch.check()
+    assert not [p for p in posts if "zs-node2" in p.outcome.title]
+    worker.sh("node-dockerd", "stop")
+    try:
+        down = await until("zs-node2")
+        assert "of server zs-1 is down" in down.outcome.title
+        assert down.outcome.fields["server"] == "zs-1"
+    finally:
+        worker.sh("node-dockerd", "start")
+    back = await until("is ready again")
+    assert "zs-node2" in back.outcome.title
+    await watch.check()
+    assert len([p for p in posts if "zs-node2" in p.outcome.title]) == 2  # once each
 
 
 async def test_unreachable_host_and_changed_key_write_nothing(bot, nodes):
