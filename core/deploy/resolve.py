@@ -114,6 +114,22 @@ def check_server(plane: Plane, spec: AppSpec) -> None:
         )
 
 
+async def claimed(plane: Plane, spec: AppSpec, env: str) -> str | None:
+    """What of another app's, or of a managed database, ``spec`` in ``env`` would make or
+    mount (its service, volumes, Swarm secrets), in words; None when nothing."""
+    others = [a.name for a in await plane.db.list_apps()]
+    taken = names_of_others(spec, env, others) + secrets_of_others(
+        spec.name, spec.swarm_secrets, others
+    )
+    if taken:
+        name, other = taken[0]
+        return f"would make {name!r}, which is app {other!r}'s name space"
+    held = await asyncio.to_thread(databases.holding, plane, derived_names(spec, env))
+    if held:
+        return f"would make {held[0]!r}, which belongs to a managed database"
+    return None
+
+
 async def resolve(
     plane: Plane, name: str, env: str | None, ref: str | None, image: str | None = None
 ) -> Resolved:
@@ -144,21 +160,11 @@ async def resolve(
             f"{app.name}: image {spec.image} is another app's release; an app runs its own "
             "builds or images from a registry, nothing was changed"
         )
-    others = [a.name for a in await plane.db.list_apps()]
-    taken = names_of_others(spec, env, others) + secrets_of_others(
-        spec.name, spec.swarm_secrets, others
-    )
-    if taken:
-        name, other = taken[0]
+    claim = await claimed(plane, spec, env)
+    if claim:
         raise CoreError(
-            f"{app.name} in environment {env!r} would make {name!r}, which is app {other!r}'s "
-            f"name space; pick another environment or volume name, nothing was changed"
-        )
-    held = await asyncio.to_thread(databases.holding, plane, derived_names(spec, env))
-    if held:
-        raise CoreError(
-            f"{app.name} in environment {env!r} would make {held[0]!r}, which belongs to a "
-            "managed database; pick another environment or volume name, nothing was changed"
+            f"{app.name} in environment {env!r} {claim}; pick another environment or volume "
+            "name, nothing was changed"
         )
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True

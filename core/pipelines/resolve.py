@@ -9,9 +9,7 @@ import json
 from core import sources
 from core.apps import config_at, credential, get_app, read_config, repo_folder
 from core.appspec import Previews
-from core.data import databases
-from core.deploy.resolve import Resolved, check_mounts, check_server
-from core.deploy.spec import derived_names, names_of_others
+from core.deploy.resolve import Resolved, check_mounts, check_server, claimed
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name, preview_spec, pull_refspec
 from core.plane import Plane
@@ -45,19 +43,9 @@ async def resolve_preview(
     spec = preview_spec(head.base, previews, number)
     check_mounts(plane, spec)
     check_server(plane, spec)
-    others = [a.name for a in await plane.db.list_apps()]
-    taken = names_of_others(spec, env, others)
-    if taken:
-        raise PipelineError(
-            f"preview {env} of {name} would make {taken[0][0]!r}, which is app "
-            f"{taken[0][1]!r}'s name space; nothing was deployed"
-        )
-    held = await asyncio.to_thread(databases.holding, plane, derived_names(spec, env))
-    if held:
-        raise PipelineError(
-            f"preview {env} of {name} would make {held[0]!r}, which belongs to a managed "
-            "database; nothing was deployed"
-        )
+    claim = await claimed(plane, spec, env)
+    if claim:
+        raise PipelineError(f"preview {env} of {name} {claim}; nothing was deployed")
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )
