@@ -295,6 +295,9 @@ class BuildConfig(BaseModel):
 
     timeout_seconds: float = Field(default=1800.0, gt=0, le=86400)
     memory: MemoryBytes | None = None  # each build step's container; beyond it, it is killed
+    # where images are built: a server's engine (`server list`, or `local`), so builds never
+    # take memory from the apps; the image is then carried to the server that runs it
+    server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)
 
 
 class ControlConfig(BaseModel):

@@ -9,9 +9,9 @@ import socket
 import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
-from commands.replies import DENIED, Failure, Message, Result, Table
+from commands.replies import DENIED, Failure, Message, Result, Step, Table
 from commands.request import needs_secret
-from core.config import ControlConfig
+from core.config import BuildConfig, ControlConfig
 from core.engine import Engine
 from core.secrets import Vault
 from core.servers import keys
@@ -255,5 +255,41 @@ async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
         assert engine.store.releases("shop", "production") == []
         # the environment on the control plane's own server is not affected
         assert (await say(bot, ADMIN, "deploy shop --env staging"))[-1].ok
+    finally:
+        bot.close()
+
+
+async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(
+    tmp_path, monkeypatch
+):
+    """shipbot.yml's build.server: images are built on that engine, never on the server
+    whose apps serve traffic, then carried there (docker save | docker load)."""
+    local = fake_swarm(monkeypatch)
+    builder = FakeSwarm()
+    monkeypatch.setattr(rollout, "clock", lambda: local.now + builder.now)
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "built"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM busybox\n")
+    (folder / "app.yml").write_text("name: built\nbuild: .\n")
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: local, "builds": lambda: builder}),
+        home=home,
+        vault=Vault.open(home),
+        build=BuildConfig(server="builds"),
+    )
+    bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
+    try:
+        assert (await say(bot, ADMIN, f"apps add built --path {folder}"))[-1].ok
+        replies = await say(bot, ADMIN, "deploy built --break-glass test")
+        assert isinstance(replies[-1], Result) and replies[-1].ok, replies
+        said = [r.text for r in replies if isinstance(r, Step)]
+        assert "built on builds: carrying shipbot/built:1 to local" in said
+        assert [b["tag"] for b in builder.builds] == ["shipbot/built:1"] and local.builds == []
+        assert local.image_id("shipbot/built:1") == builder.image_id("shipbot/built:1")
+        assert [s["Spec"]["Name"] for s in local.services()] == ["built-production"]
+        assert builder.services() == []
     finally:
         bot.close()

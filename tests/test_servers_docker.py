@@ -67,6 +67,7 @@ def bot(nodes, tmp_path_factory) -> Iterator[Dispatcher]:
     (home / "shipbot.yml").write_text(
         "admins: [console:alice]\n"
         "server_apps: {zs-1: ['zs*']}\n"
+        "build: {server: local}\n"  # builds on this host's engine, never on zs-1's nodes
         f"edge: {{image: {TRAEFIK_IMAGE}, "
         "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
     )
@@ -143,6 +144,8 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
     assert result(await say(bot, f"apps add {name} --path {folder}")).ok
     deployed = await say(bot, f"deploy {name}")
     assert result(deployed).ok, deployed
+    assert f"built on local: carrying shipbot/{name}:1 to zs-1" in steps(deployed)
+    assert f"shipbot/{name}:1 is on zs-1" in steps(deployed)
     assert f"image shipbot/{name}:1 on zs-2: sent" in steps(deployed)
     assert f"image shipbot/{name}:1 on zs-3: sent" in steps(deployed)
     manager = up.nodes[0]

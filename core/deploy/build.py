@@ -127,3 +127,16 @@ async def pull(swarm: SwarmClient, image: str, release: Release) -> None:
             if await asyncio.to_thread(swarm.image_id, image) is None:
                 raise
     await asyncio.to_thread(swarm.tag, image, release.image)
+
+
+async def carry(
+    source: SwarmClient, target: SwarmClient, image: str, built_on: str, runs_on: str
+) -> AsyncIterator[Event]:
+    """``docker save`` on the build server streamed into ``docker load`` on the server that
+    runs the image (its manager; ``spread`` takes it on to the other nodes)."""
+    yield Progress(f"built on {built_on}: carrying {image} to {runs_on}")
+    chunks = await asyncio.to_thread(source.save_image, image)
+    await asyncio.to_thread(target.load_image, chunks)
+    if await asyncio.to_thread(target.image_id, image) is None:
+        raise BuildError(f"{image} was carried to {runs_on} but its engine does not have it")
+    yield Progress(f"{image} is on {runs_on}")

@@ -103,11 +103,14 @@ async def deploy(
                 yield Progress(f"pulling {release.image}")
                 registry_auth = await images.fetch(plane, swarm, name, release.image)
             elif spec.build is not None:
+                builder = plane.build.server or server
+                on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
-                    async for event in build.build(
-                        swarm, folder, spec, release, shown, plane.build
-                    ):
+                    async for event in build.build(on, folder, spec, release, shown, plane.build):
+                        yield event
+                if on is not swarm:  # built on the build server: carried to where it runs
+                    async for event in build.carry(on, swarm, release.image, builder, server):
                         yield event
                 # built on the server's manager: its other nodes get the image too
                 async for event in plane.servers.spread(server, release.image):

@@ -114,6 +114,10 @@ class SwarmClient(Protocol):
     # a removed job's stopped containers stay (moby/moby#42789): removed by their id
     def remove_container(self, container_id: str) -> None: ...
 
+    # an image built on a build server carried to the server that runs it
+    def save_image(self, ref: str) -> Iterator[bytes]: ...
+    def load_image(self, chunks: Iterator[bytes]) -> None: ...
+
 
 def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""

@@ -357,6 +357,17 @@ class DockerSwarm:
         ):
             self.api.remove_container(container_id, force=True)
 
+    def save_image(self, ref: str) -> Iterator[bytes]:
+        """``docker save``, streamed in 1 MiB chunks."""
+        with engine_errors(f"saving image {ref}"):
+            return iter(self.api.get_image(ref, chunk_size=1 << 20))
+
+    def load_image(self, chunks: Iterator[bytes]) -> None:
+        """``docker load`` of a streamed tar, never held whole."""
+        with engine_errors("loading an image"):
+            for _ in self.api.load_image(chunks, quiet=True):  # its answer: read to the end
+                pass
+
     def _post_service(
         self, path: str, params: dict[str, Any], spec: dict[str, Any], auth: dict[str, str]
     ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,10 @@ from core.swarm.fake_orchestrator import (
 from core.swarm.fake_watch import FakeWatch, fake_node
 
 __all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeExec", "FakeSwarm"]
+
+
+# images ``save_image`` wrote, by id: what their tasks do on the swarm that loads them
+SAVED: dict[str, Behaviour] = {}
 
 
 @dataclass
@@ -324,6 +329,20 @@ class FakeSwarm(FakeWatch, FakeJobs):
         self._enter("remove_container")
         self.containers.pop(container_id, None)
         self._logs.pop(container_id, None)
+
+    def save_image(self, ref: str) -> Iterator[bytes]:
+        self._enter("save_image")
+        image_id = self.images.get(ref)
+        if image_id is None:
+            raise DeployError(f"saving image {ref}: no such image")
+        SAVED[image_id] = self.behaviours.get(image_id, HEALTHY)
+        return iter([json.dumps({"ref": ref, "id": image_id}).encode()])
+
+    def load_image(self, chunks: Iterator[bytes]) -> None:
+        self._enter("load_image")
+        saved = json.loads(b"".join(chunks))
+        self.images[saved["ref"]] = saved["id"]
+        self.behaviours[saved["id"]] = SAVED[saved["id"]]
 
     def _enter(self, method: str) -> None:
         self.calls.append(method)
