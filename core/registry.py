@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from docker.auth import INDEX_NAME, resolve_repository_name
+from docker.auth import INDEX_NAME, INDEX_URL, resolve_repository_name
 
 from core.errors import CoreError
 from core.secrets import Vault
@@ -77,7 +77,7 @@ def is_pinned(image: str | None) -> bool:
 
 def auth_config(username: str, password: str, registry: str) -> dict[str, str]:
     """What the docker SDK and the engine take as one registry's credentials."""
-    address = "https://index.docker.io/v1/" if registry == INDEX_NAME else registry
+    address = INDEX_URL if registry == INDEX_NAME else registry
     return {"username": username, "password": password, "serveraddress": address}
 
 
