@@ -44,7 +44,7 @@ class Plane:
     host_paths: tuple[str, ...] = ()
     # apps each server added over SSH may run (shipbot.yml ``server_apps``); none by default
     server_apps: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    server: str = LOCAL  # every app runs on the local server until servers can be chosen
+    server: str = LOCAL  # the control plane's own server: apps without app.yml `server:` run here
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     build: BuildConfig = field(default_factory=BuildConfig)  # shipbot.yml's ``build:``
     db: OffLoop = field(init=False)

@@ -83,3 +83,19 @@ def remove_apps(client: Any, apps: list[str], timeout: float = 15.0) -> None:
         for image in client.api.images(name=f"shipbot/{app}"):
             with contextlib.suppress(docker.errors.APIError):  # a container may still stop
                 client.api.remove_image(image["Id"], force=True)
+
+
+def remove_volumes(client: Any, volumes: list[str], timeout: float = 60.0) -> None:
+    """Remove ``volumes``, retrying while a removed service's container still holds one."""
+    deadline = time.monotonic() + timeout
+    left = list(volumes)
+    while left and time.monotonic() < deadline:
+        for volume in list(left):
+            try:
+                client.api.remove_volume(volume)
+                left.remove(volume)
+            except docker.errors.NotFound:
+                left.remove(volume)
+            except docker.errors.APIError:  # in use until the task's container is gone
+                pass
+        time.sleep(0.3)

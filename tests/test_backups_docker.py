@@ -25,7 +25,7 @@ import pytest_asyncio
 
 from commands.dispatch import Dispatcher
 from commands.replies import Result, decode
-from tests.chat import failure, result, say
+from tests.chat import failure, remove_volumes, result, say
 from tests.moto_s3 import KEYS, free_port, make_bucket, moto_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
@@ -170,18 +170,7 @@ def names(docker_client) -> Iterator[dict[str, str]]:
     for name in gone:
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.api.remove_service(f"db-{name}")
-    left = [f"db-{name}-data" for name in gone]
-    deadline = time.monotonic() + 60
-    while left and time.monotonic() < deadline:
-        for volume in list(left):
-            try:
-                docker_client.api.remove_volume(volume)
-                left.remove(volume)
-            except docker.errors.NotFound:
-                left.remove(volume)
-            except docker.errors.APIError:  # in use until the task's container is gone
-                pass
-        time.sleep(0.3)
+    remove_volumes(docker_client, [f"db-{name}-data" for name in gone])
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

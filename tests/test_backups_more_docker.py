@@ -24,7 +24,7 @@ import pytest_asyncio
 
 from commands.dispatch import Dispatcher
 from commands.replies import ApprovalRequest
-from tests.chat import result, say
+from tests.chat import remove_volumes, result, say
 from tests.moto_s3 import KEYS, make_bucket, moto_server
 from tests.test_backups_docker import (
     SHIPBOT_YML,
@@ -75,21 +75,6 @@ def names(docker_client) -> Iterator[dict[str, str]]:
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.api.remove_service(service)
     remove_volumes(docker_client, volumes)
-
-
-def remove_volumes(client: Any, volumes: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    left = list(volumes)
-    while left and time.monotonic() < deadline:
-        for volume in list(left):
-            try:
-                client.api.remove_volume(volume)
-                left.remove(volume)
-            except docker.errors.NotFound:
-                left.remove(volume)
-            except docker.errors.APIError:  # in use until the task's container is gone
-                pass
-        time.sleep(0.3)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

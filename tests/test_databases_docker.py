@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import docker.errors
 import pytest
 
 from commands.dispatch import Dispatcher
-from tests.chat import failure, result, say, table
+from tests.chat import failure, remove_volumes, result, say, table
 
 pytestmark = pytest.mark.docker
 
@@ -48,18 +47,7 @@ def names(docker_client) -> Iterator[dict[str, str]]:
     for name in made.values():
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.api.remove_service(f"db-{name}")
-    deadline = time.monotonic() + 30
-    left = [f"db-{name}-data" for name in made.values()]
-    while left and time.monotonic() < deadline:
-        for volume in list(left):
-            try:
-                docker_client.api.remove_volume(volume)
-                left.remove(volume)
-            except docker.errors.NotFound:
-                left.remove(volume)
-            except docker.errors.APIError:  # in use until the task's container is gone
-                pass
-        time.sleep(0.3)
+    remove_volumes(docker_client, [f"db-{name}-data" for name in made.values()], timeout=30)
 
 
 @pytest.fixture
