@@ -7,6 +7,7 @@ first), posting through the outbox; and the guard started after a deploy's succe
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from commands.notify import Notifier
@@ -17,7 +18,7 @@ from core.events import Outcome
 from core.names import service_name
 from core.plane import Plane
 from core.secrets import Masker
-from core.watch.alert_rules import Post
+from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import AlertWatch
 from core.watch.guard import Guard, minutes
 
@@ -92,6 +93,42 @@ def watched_servers(plane: Plane) -> list[str]:
             swarms.add(row["swarm"])
             names.append(row["name"])
     return names
+
+
+def alert_failed_rollback(
+    plane: Plane, notifier: Notifier, result: Result, now: float | None = None
+) -> bool:
+    """A deploy whose rollback failed leaves its service below its replicas: one alert,
+    opened now (the watcher's replicas rule closes it once the service is back), its row
+    and its posts in one transaction."""
+    fields = result.fields
+    if result.ok or fields.get("rollback") != "failed" or "app" not in fields:
+        return False
+    app, env = fields["app"], fields["env"]
+    server = plane.store.env_server(app, env) or plane.server
+    service = service_name(app, env)
+    key = alert_key(server, REPLICAS, service)
+    if any(r["key"] == key and r["status"] == OPEN for r in plane.store.alert_states(server)):
+        return False
+    at = time.time() if now is None else now
+    post = Post(app, env, Outcome(False, f"📉 {result.title}", list(result.details), fields))
+    plane.store.put_alert(
+        {
+            "key": key,
+            "server": server,
+            "kind": REPLICAS,
+            "subject": service,
+            "app": app,
+            "env": env,
+            "status": OPEN,
+            "first_seen": at,
+            "last_seen": at,
+            "opened_at": at,
+            "detail": result.title,
+        },
+        lambda: publish_alert(plane, notifier, post),
+    )
+    return True
 
 
 def guard_deploy(

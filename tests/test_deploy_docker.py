@@ -83,7 +83,7 @@ async def test_deploy_fail_rollback_story(bot, app, docker_client):
         "why: health check `wget -qO- http://127.0.0.1:8080/` failed (exit 1): "
     ), outcome.details
     assert "Connection refused" in outcome.details[0] or "can't connect" in outcome.details[0]
-    assert outcome.details[1] == f"{service} still runs release 1"
+    assert outcome.details[1] == f"{service} still runs release 1: 2 of 2 tasks running"
     assert [fetch(a) for a in task_addresses(docker_client, service)] == ["release one\n"] * 2
     spec = docker_client.api.inspect_service(service)["Spec"]
     assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"shipbot/{name}:1"

@@ -78,7 +78,7 @@ async def test_deploy_rolled_back_by_swarm(plane, fake):
     assert outcome.title == "deploy of web release 2 failed and was rolled back to release 1"
     assert outcome.details == [
         f"why: {PROBE_FAILED}",
-        "web-production still runs release 1",
+        "web-production still runs release 1: 2 of 2 tasks running",
     ]
     assert outcome.log_tail == ["listening on :9999"]
     assert statuses(plane, "web") == [(2, "failed"), (1, "live")]
@@ -98,9 +98,15 @@ async def test_deploy_paused_when_the_rollback_fails_too(plane, fake, monkeypatc
     fake.behave("web:1", UNHEALTHY)  # release 1 now fails as well: Swarm's rollback pauses
     fake.behave("web:2", UNHEALTHY)
     outcome = await ship(plane, "web", "2")
-    assert outcome.title == "deploy of web release 2 stalled and was rolled back to release 1"
+    # told from what Swarm runs afterwards, never "rolled back" nor "still runs release 1"
+    assert outcome.title == (
+        "deploy of web release 2 stalled, and the rollback to release 1 failed too"
+    )
+    assert outcome.fields["rollback"] == "failed"
+    assert not any("still runs" in line for line in outcome.details), outcome.details
+    assert outcome.details[-1].startswith("web-production runs release 1: 0 of 2 tasks")
     assert fake.inspect_service("web-production")["UpdateStatus"]["State"] == "rollback_paused"
-    assert statuses(plane, "web") == [(2, "failed"), (1, "live")]
+    assert statuses(plane, "web") == [(2, "failed"), (1, "superseded")]
 
 
 async def test_deploy_timeout_puts_the_live_release_back(plane, fake):
@@ -112,7 +118,7 @@ async def test_deploy_timeout_puts_the_live_release_back(plane, fake):
     )
     assert outcome.details == [
         "why: no task of the new release became healthy in time",
-        "plain-production still runs release 1",
+        "plain-production still runs release 1: 2 of 2 tasks running",
     ]
     assert statuses(plane, "plain") == [(2, "failed"), (1, "live")]
     assert running_images(fake, "plain-production") == ["shipbot/plain:1"] * 2
@@ -288,4 +294,24 @@ async def test_real_server_exiting_0_on_sigterm_is_explained(docker_client, tmp_
         bot.close()
     assert outcome.title == f"deploy of {name} release 2 failed and was rolled back to release 1"
     assert outcome.details[0] == f"why: {PROBE_FAILED}"
-    assert outcome.details[1] == f"{name}-staging still runs release 1"
+    assert outcome.details[1] == f"{name}-staging still runs release 1: 1 of 1 task running"
+
+
+async def test_a_failed_rollback_says_what_swarm_runs_afterwards(plane, fake):
+    assert (await ship(plane, "web", "1")).ok
+    assert (await ship(plane, "web", "2")).ok
+    fake.behave("web:1", UNHEALTHY)  # release 1 cannot come back: Swarm keeps release 2
+    outcome = outcome_of(await drain(rollback.rollback(plane, "web", "production", user="u:1")))
+    assert outcome.title == "rollback of web to release 1 failed; it still runs release 2"
+    assert outcome.details[-1] == "web-production runs release 2: 2 of 2 tasks running"
+    assert running_images(fake, "web-production") == ["shipbot/web:2", "shipbot/web:2"]
+    assert statuses(plane, "web") == [(2, "live"), (1, "superseded")]
+
+
+async def test_a_rollback_to_a_pruned_image_fails_before_touching_the_service(plane, fake):
+    assert (await ship(plane, "web", "1")).ok
+    fake.behave("web:2", UNHEALTHY)
+    fake.images.pop("shipbot/web:1")  # pruned: the deploy's recovery cannot start it again
+    outcome = await ship(plane, "web", "2")
+    assert outcome.title == "deploy of web release 2 failed and was rolled back to release 1"
+    assert statuses(plane, "web") == [(2, "failed"), (1, "live")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import time
 from pathlib import Path
@@ -329,3 +330,14 @@ async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_p
     assert "web (production) service missing" in queued[0]["payload"]
     assert [row["kind"] for row in bot.engine.store.drift_states()] == [MISSING]
     bot.close()
+
+
+def test_a_release_by_digest_or_by_tag_is_no_drift_when_swarm_runs_exactly_it():
+    """Swarm's spec keeps the digest it pinned: like is compared with like."""
+    pinned = "127.0.0.1:5000/team/app@sha256:" + "a" * 64
+    by_digest = dataclasses.replace(release(), image=pinned, spec=spec(image=pinned))
+    assert check([by_digest], [service(spec(image=pinned))]) == []
+    tagged = spec(image="shipbot/web:3@sha256:" + "b" * 64)  # the tag, pinned by Swarm
+    assert check([release()], [service(tagged)]) == []
+    other = "127.0.0.1:5000/team/app@sha256:" + "c" * 64
+    assert [d.kind for d in check([by_digest], [service(spec(image=other))])] == [IMAGE]

@@ -12,7 +12,7 @@ from commands.grammar import arg, command, flag, option
 from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
-from commands.watching import guard_deploy
+from commands.watching import alert_failed_rollback, guard_deploy
 
 
 @command(
@@ -102,9 +102,11 @@ class Rollback:
 
 
 def guarded(ctx: Context, result: Result) -> Result:
-    """A live release is watched for ``alerts.guard_seconds`` (commands/watching.py)."""
+    """A live release is watched for ``alerts.guard_seconds`` (commands/watching.py); a
+    failed rollback opens an alert."""
     plane = ctx.engine.plane
     notifier = Notifier(plane.store, list(ctx.config.notify))
+    alert_failed_rollback(plane, notifier, result)
     return guard_deploy(
         plane, ctx.config, notifier, result, platform=ctx.platform, channel=ctx.channel
     )

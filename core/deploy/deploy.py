@@ -24,14 +24,21 @@ from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
 from core.deploy.spec import service_name, service_spec, with_force_update
 from core.deploy.swarm_objects import secret_ids
-from core.deploy.verdicts import failure_title
+from core.deploy.verdicts import (
+    KEEP_RELEASES,
+    VERDICT_WORDS,
+    Seen,
+    failure_title,
+    rollback_failed_title,
+    seen,
+)
 from core.durations import format_duration
 from core.edge.labels import urls
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.registry import is_pinned
-from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
+from core.store import RELEASE_FAILED, RELEASE_SUPERSEDED, RELEASE_UNKNOWN, Release
 from core.swarm import SwarmClient, rollout
 
 
@@ -196,15 +203,15 @@ async def deploy(
         else:
             reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
             await plane.db.update_release(release.id, status=RELEASE_FAILED, message=reason)
-            async for event in recover(plane, swarm, desired["Name"], result, live, current):
+            back = rollout.Watch(recover(plane, swarm, desired["Name"], result, live, current))
+            async for event in back.progress():
                 yield event
-            details = [f"why: {reason}"]
-            if live is not None:
-                details.append(f"{desired['Name']} still runs release {live.number}")
+            title, details = await told_after_failure(
+                plane, swarm, release, result, live, back.verdict_if_any, fields
+            )
             fields["duration"] = format_duration(time.monotonic() - started)
-            title = failure_title(name, release.number, result.state, live.number if live else None)
-            await run.finish("failed", reason)
-            outcome = Outcome(False, title, details, fields, tail)
+            await run.finish("failed", reason if "rollback" not in fields else title)
+            outcome = Outcome(False, title, [f"why: {reason}", *details], fields, tail)
     # every record is written before the outcome is told: a reply that fails cannot undo it
     yield outcome
 
@@ -230,7 +237,8 @@ async def recover(
     live: Release | None,
     current: dict | None,
 ) -> AsyncIterator[Event]:
-    """Put the last good release back, unless Swarm already did."""
+    """Put the last good release back, unless Swarm already did; ends with the rollback's
+    own verdict when it started one."""
     if result.state == "rolled_back":
         yield Progress("Swarm rolled the update back")
         return
@@ -239,9 +247,71 @@ async def recover(
         await asyncio.to_thread(swarm.remove_service, name)
         return
     if live is not None:
+        missing = await gone(swarm, live)
+        if missing:
+            yield Progress(f"cannot roll back to release {live.number}: {missing}")
+            yield rollout.Converged("failed", notes=[missing])
+            return
         yield Progress(f"rolling back to release {live.number}")
-        async for event in rollout.Watch(reapply(plane, swarm, live)).progress():
-            yield event
+        try:
+            async for event in reapply(plane, swarm, live):
+                yield event
+        except CoreError as exc:  # its image gone, the engine refused: Swarm is read next
+            yield rollout.Converged("failed", notes=[str(exc)])
+
+
+async def told_after_failure(
+    plane: Plane,
+    swarm: SwarmClient,
+    release: Release,
+    result: rollout.Converged,
+    live: Release | None,
+    rollback: rollout.Converged | None,
+    fields: dict[str, str],
+) -> tuple[str, list[str]]:
+    """The failure's title and details from what Swarm runs now, read after the recovery:
+    "still runs release N" only when every desired task of N was just seen running. A
+    rollback that did not bring N back is told as failed, N is no longer recorded live,
+    and ``fields["rollback"]`` says so (the deploy command opens an alert for it)."""
+    name = service_name(release.app, release.env)
+    now = await look(plane, swarm, release.app, release.env)
+    if live is None:
+        title = failure_title(release.app, release.number, result.state, None)
+        return title, ([now.words(name)] if now.release is not None else [])
+    if now.runs(live.number):
+        title = failure_title(release.app, release.number, result.state, live.number)
+        return title, [f"{name} still runs release {live.number}: {now.count()}"]
+    if rollback is not None and rollback.failed_task is not None:
+        why, _ = await asyncio.to_thread(rollout.explain, swarm, rollback.failed_task)
+    elif rollback is not None:
+        why = "; ".join(rollback.notes) or VERDICT_WORDS[rollback.state]
+    else:
+        why = "Swarm's own rollback did not bring it back"
+    message = f"not running: the rollback to it failed ({why})"
+    await plane.db.update_release(live.id, status=RELEASE_SUPERSEDED, message=message)
+    fields["rollback"] = "failed"
+    title = rollback_failed_title(release.app, release.number, result.state, live.number)
+    return title, [f"rollback: {why}", now.words(name)]
+
+
+async def look(plane: Plane, swarm: SwarmClient, app: str, env: str) -> Seen:
+    """What Swarm runs for ``app`` in ``env`` right now."""
+    name = service_name(app, env)
+    service = await asyncio.to_thread(swarm.inspect_service, name)
+    tasks = await asyncio.to_thread(swarm.tasks, name) if service else []
+    kept = await plane.db.releases(app, env, KEEP_RELEASES * 2)
+    return seen(service, tasks, {r.number: r.image for r in kept})
+
+
+async def gone(swarm: SwarmClient, release: Release) -> str | None:
+    """Why ``release`` cannot run again on ``swarm`` (its built image was pruned), or None.
+    A registry image is pulled again instead."""
+    if is_pinned(release.image) or await asyncio.to_thread(swarm.image_id, release.image):
+        return None
+    return (
+        f"the image of release {release.number} ({release.image}) is gone from the engine; "
+        f"only the last {KEEP_RELEASES} releases are kept"
+    )
 
 
 async def reapply(

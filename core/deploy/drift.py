@@ -27,6 +27,7 @@ from core.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, service_name
 from core.plane import Plane
 from core.servers.where import servers_in_use
 from core.store import RELEASE_DEPLOYING, RELEASE_LIVE, RELEASE_UNKNOWN, Release
+from core.swarm import comparable_image
 
 MISSING = "service missing"
 IMAGE = "image differs"
@@ -52,7 +53,13 @@ class Drift:
 
 
 def image_of(spec: dict[str, Any]) -> str:
-    return spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", "").split("@")[0]
+    return spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", "")
+
+
+def same_image(running: str, recorded: str) -> bool:
+    """Like with like: the tag Swarm pinned a digest to is the release's tag; a registry
+    image deployed by digest alone is compared by that digest."""
+    return comparable_image(running) == comparable_image(recorded)
 
 
 def replicas_of(spec: dict[str, Any]) -> int | None:
@@ -155,8 +162,9 @@ def compare_one(
         ]
     spec = service["Spec"]
     out = []
-    if image_of(spec) != release.image:
-        out.append(found(IMAGE, f"runs {image_of(spec)}; release {number} is {release.image}"))
+    if not same_image(image_of(spec), release.image):
+        shown = comparable_image(image_of(spec))
+        out.append(found(IMAGE, f"runs {shown}; release {number} is {release.image}"))
     label = spec.get("Labels", {}).get(LABEL_RELEASE)
     if label != str(number):
         out.append(found(RELEASE, f"labelled release {label}; the store's live one is {number}"))

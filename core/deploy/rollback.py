@@ -7,7 +7,8 @@ import time
 from collections.abc import AsyncIterator
 
 from core.deploy import images, record
-from core.deploy.deploy import reapply
+from core.deploy.deploy import gone, look, reapply
+from core.deploy.spec import service_name
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
 from core.durations import format_duration
 from core.errors import DeployError
@@ -15,7 +16,7 @@ from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.registry import is_pinned
 from core.servers.where import server_of
-from core.store import Release
+from core.store import RELEASE_SUPERSEDED, Release
 from core.swarm import rollout
 
 
@@ -42,11 +43,8 @@ async def rollback(
     swarm = await plane.servers.client(await server_of(plane, name, env))
     if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
         await images.fetch(plane, swarm, name, chosen.image)
-    elif await asyncio.to_thread(swarm.image_id, chosen.image) is None:
-        raise DeployError(
-            f"the image of release {chosen.number} ({chosen.image}) is gone from the engine; "
-            f"only the last {KEEP_RELEASES} releases are kept"
-        )
+    elif missing := await gone(swarm, chosen):
+        raise DeployError(missing)
     started = time.monotonic()
     async with record.running(
         plane.store,
@@ -78,12 +76,18 @@ async def rollback(
         else:
             reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
             await run.finish("failed", reason)
-            still = f"release {live.number}" if live else "what it ran before"
-            outcome = Outcome(
-                False,
-                f"rollback of {name} to release {chosen.number} failed; it still runs {still}",
-                [f"why: {reason}"],
-                fields,
-                tail,
-            )
+            now = await look(plane, swarm, name, env)
+            # "still runs" only when Swarm was just seen running all of it
+            if live is not None and now.runs(live.number):
+                title = f"rollback of {name} to release {chosen.number} failed; it still runs "
+                title += f"release {live.number}"
+            else:
+                title = f"rollback of {name} to release {chosen.number} failed"
+                if live is not None:
+                    message = f"not running after a failed rollback to {chosen.number}"
+                    await plane.db.update_release(
+                        live.id, status=RELEASE_SUPERSEDED, message=message
+                    )
+            service = service_name(name, env)
+            outcome = Outcome(False, title, [f"why: {reason}", now.words(service)], fields, tail)
     yield outcome

@@ -1,11 +1,16 @@
-"""Pure builders for what a rollout's end means: the failure title and the rollback target."""
+"""Pure builders for what a rollout's end means: the failure title, the rollback target,
+and what Swarm was seen running afterwards."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from core.errors import DeployError
+from core.names import LABEL_RELEASE
 from core.store import RELEASE_FAILED, Release
+from core.swarm import comparable_image, running_tasks
 
 KEEP_RELEASES = 10
 
@@ -50,3 +55,53 @@ def rollback_to(
         ):
             return candidate
     raise DeployError(f"{app} has no earlier good release on {env} to roll back to")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What Swarm was just seen running for one service: its release label, how many of
+    its desired tasks run that release's image."""
+
+    release: int | None
+    running: int
+    desired: int
+
+    def runs(self, number: int) -> bool:
+        """Swarm runs release ``number``, every desired task of it."""
+        return self.release == number and 0 < self.desired == self.running
+
+    def count(self) -> str:
+        return f"{self.running} of {self.desired} task{'s' if self.desired != 1 else ''} running"
+
+    def words(self, service: str) -> str:
+        if self.release is None:
+            return f"{service} is not running (Swarm has no such service)"
+        return f"{service} runs release {self.release}: {self.count()}"
+
+
+def seen(
+    service: dict[str, Any] | None, tasks: list[dict[str, Any]], images: dict[int, str]
+) -> Seen:
+    """``service`` and its ``tasks`` as read from Swarm; ``images``: release number → the
+    image it runs (from the store), to count only the labelled release's tasks."""
+    if service is None:
+        return Seen(None, 0, 0)
+    spec = service["Spec"]
+    label = spec.get("Labels", {}).get(LABEL_RELEASE)
+    number = int(label) if label and label.isdigit() else None
+    desired = spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 0)
+    image = images.get(number) if number is not None else None
+    running = [
+        t
+        for t in running_tasks(tasks)
+        if image is not None
+        and comparable_image(t["Spec"]["ContainerSpec"]["Image"]) == comparable_image(image)
+    ]
+    return Seen(number, len(running), desired)
+
+
+def rollback_failed_title(app: str, number: int, state: str, live: int) -> str:
+    return (
+        f"deploy of {app} release {number} {VERDICT_WORDS[state]}, and the rollback to "
+        f"release {live} failed too"
+    )

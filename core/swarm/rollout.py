@@ -76,6 +76,11 @@ class Watch:
         assert self._verdict is not None, "progress() was not run to its end"
         return self._verdict
 
+    @property
+    def verdict_if_any(self) -> Converged | None:
+        """The verdict, or None when the stream ended without one."""
+        return self._verdict
+
 
 def update_started(service: dict[str, Any] | None) -> str | None:
     return ((service or {}).get("UpdateStatus") or {}).get("StartedAt")
