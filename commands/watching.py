@@ -150,7 +150,13 @@ def guard_deploy(
     guard = guard_of(plane, config, notifier, server)
     guard.start(app, env, int(fields["release"]), service_name(app, env), platform, channel)
     window = minutes(config.alerts.guard_seconds)
-    note = f"🛡️ guarded for {window}: a crash loop or missing replicas rolls it back by itself"
+    if guard.watched():
+        note = f"🛡️ guarded for {window}: a crash loop or missing replicas rolls it back by itself"
+    else:  # the window is kept: a serve started within it guards the rest
+        note = (
+            f"🛡️ not guarded yet: no `shipbot serve` is watching {server}; one started within "
+            f"{window} guards the rest of the window"
+        )
     return dataclasses.replace(result, details=(*result.details, note))
 
 

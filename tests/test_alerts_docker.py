@@ -96,6 +96,13 @@ async def test_guard_rolls_back_a_release_that_crash_loops_30s_after_going_healt
     try:
         assert result(await say(bot, f"apps add {name} --path {folder}")).ok
         assert result(await say(bot, f"deploy {name}")).ok
+        tasks = [
+            asyncio.create_task(w.run())
+            for w in watchers(bot.engine.plane, bot.config, bot.notifier)
+        ]
+        store = bot.engine.store
+        # `shipbot serve` is watching before the deploy: its reply may promise the guard
+        await until(lambda: store.last_guard_round("local"), timeout=30)
         dockerfile = folder / "Dockerfile"
         dockerfile.write_text(
             dockerfile.read_text().replace(
@@ -106,11 +113,6 @@ async def test_guard_rolls_back_a_release_that_crash_loops_30s_after_going_healt
         assert second.ok, second  # healthy at first: the deploy itself succeeds
         assert second.details[-1].startswith("🛡️ guarded for 2.5m")
         went_live = time.monotonic()
-        tasks = [
-            asyncio.create_task(w.run())
-            for w in watchers(bot.engine.plane, bot.config, bot.notifier)
-        ]
-        store = bot.engine.store
 
         def ended() -> dict | None:
             guard = store.guards(name, "production")[0]

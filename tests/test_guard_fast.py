@@ -1,7 +1,9 @@
 """The guard after a deploy, on the in-memory swarm and the real chat path: a release that
 crash-loops after going live is rolled back by itself with one alert; one that passes its
 window is told so; it waits for a lock held by a newer change, stands down for a newer
-deploy, and carries on after a restart."""
+deploy, and carries on after a restart. It is a bounded contract: only its own release's
+tasks inside its window, back only to the release live just before, no action on a window
+nobody watched, every app's guard at once, and a promise only while a serve watches."""
 
 from __future__ import annotations
 
@@ -97,13 +99,14 @@ def statuses(bot: Dispatcher) -> list[tuple[int, str]]:
 
 async def test_a_release_that_crash_loops_after_going_live_is_rolled_back_once(bot, fake):
     assert result(await say(bot, "deploy web 1")).ok
+    watch = the_watch(bot)
+    await watch.check()  # a `shipbot serve` is watching: the reply may promise the guard
     second = result(await say(bot, "deploy web 2"))
     assert second.ok
     assert second.details[-1] == (
         "🛡️ guarded for 1m: a crash loop or missing replicas rolls it back by itself"
     )
     fake.behave("web:2", UNHEALTHY)  # healthy at first, then its tasks fail and restart
-    watch = the_watch(bot)
     await rounds(watch, fake, 30)
     assert statuses(bot) == [(2, "failed"), (1, "live")]
     images = {
@@ -264,3 +267,115 @@ async def test_log_tails_in_alerts_mask_the_apps_secrets(bot, fake):
     assert (
         alert["log_tail"][0].startswith("connecting with ") and secret not in alert["log_tail"][0]
     )
+
+
+async def test_without_a_serve_the_reply_promises_nothing_and_a_passed_window_does_nothing(
+    bot, fake
+):
+    assert result(await say(bot, "deploy web 1")).ok
+    second = result(await say(bot, "deploy web 2"))
+    assert second.details[-1] == (
+        "🛡️ not guarded yet: no `shipbot serve` is watching local; one started within 1m "
+        "guards the rest of the window"
+    )
+    fake.behave("web:2", UNHEALTHY)
+    for _ in range(200):  # the window passes while no serve runs
+        fake.step()
+    await rounds(the_watch(bot), fake, 3)  # then `shipbot serve` starts
+    assert statuses(bot)[:2] == [(2, "live"), (1, "superseded")]  # no action
+    guard = bot.engine.store.guards("web", "production")[0]
+    assert guard["status"] == "unwatched"
+    told = [
+        f["title"]
+        for _, _, f in outbox(bot, "deploys")
+        if "guard" in f["title"] or "watched" in f["title"]
+    ]
+    assert told == [
+        "🛡️ web release 2 was not watched on production: its 1m window ended while no "
+        "`shipbot serve` watched; nothing was done"
+    ]
+    fake.behave("web:2", HEALTHY)
+
+
+async def test_failures_of_another_release_are_not_the_guards(bot, fake):
+    assert result(await say(bot, "deploy web 1")).ok
+    watch = the_watch(bot)
+    await watch.check()
+    assert result(await say(bot, "deploy web 2")).ok
+    # Swarm runs release 1's image under release 2's name (a failed rollback, a hand update)
+    spec = fake.inspect_service("web-production")["Spec"]
+    spec["TaskTemplate"]["ContainerSpec"]["Image"] = "shipbot/web:1"
+    fake.behave("web:1", UNHEALTHY)
+    fake.update_service(spec)
+    await rounds(watch, fake, 30)
+    assert statuses(bot)[:2] == [(2, "live"), (1, "superseded")]  # nothing rolled back
+    guard = bot.engine.store.guards("web", "production")[0]
+    assert guard["status"] == "superseded"
+    assert (
+        guard["reason"] == "Swarm runs shipbot/web:1, not release 2's image: see `status --drift`"
+    )
+    fake.behave("web:1", HEALTHY)
+
+
+async def test_the_guard_goes_back_only_to_the_release_live_just_before(bot, fake):
+    fake.add_image("web:3")
+    watch = the_watch(bot)
+    await watch.check()
+    for text in ("deploy web 1", "deploy web 2", "rollback web 1", "deploy web 3"):
+        assert result(await say(bot, text)).ok, text
+    fake.behave("web:3", UNHEALTHY)
+    await rounds(watch, fake, 30)
+    # release 1 was live before release 3: not release 2, the newest good one below it
+    assert statuses(bot)[:3] == [(3, "failed"), (2, "superseded"), (1, "live")]
+
+
+async def test_a_failed_newer_deploy_ends_the_guard(bot, fake):
+    fake.add_image("web:3")
+    watch = the_watch(bot)
+    await watch.check()
+    assert result(await say(bot, "deploy web 1")).ok
+    assert result(await say(bot, "deploy web 2")).ok
+    fake.behave("web:3", UNHEALTHY)
+    assert not result(await say(bot, "deploy web 3")).ok  # Swarm keeps release 2 live
+    await watch.check()
+    guard = next(g for g in bot.engine.store.guards("web", "production") if g["release"] == 2)
+    assert (guard["status"], guard["reason"]) == ("superseded", "release 3 was deployed after it")
+
+
+async def test_two_apps_guards_roll_back_side_by_side(bot, fake, tmp_path):
+    folder = tmp_path / "api"
+    folder.mkdir()
+    (folder / "app.yml").write_text(WEB.replace("name: web", "name: api"))
+    assert result(await say(bot, f"apps add api --path {folder}")).ok
+    watch = the_watch(bot)
+    await watch.check()
+    for app in ("web", "api"):
+        assert result(await say(bot, f"deploy {app} 1")).ok
+        assert result(await say(bot, f"deploy {app} 2")).ok
+    order: list[str] = []
+    update, set_guard = fake.update_service, bot.engine.store.set_guard
+
+    def updated(spec, *args, **kwargs):
+        order.append(f"update {spec['Name']}")
+        return update(spec, *args, **kwargs)
+
+    def finished(guard_id, status, *args, **kwargs):
+        if status == "rolled_back":
+            order.append("one finished")
+        return set_guard(guard_id, status, *args, **kwargs)
+
+    fake.update_service = updated
+    bot.engine.store.set_guard = finished
+    fake.behave("web:2", UNHEALTHY)  # both apps run this image as their release 2
+    for _ in range(30):  # inside the window: failures pile up
+        fake.step()
+    await watch.check()
+    for app in ("web", "api"):
+        releases = bot.engine.store.releases(app, "production")
+        assert [(r.number, r.status) for r in releases] == [(2, "failed"), (1, "live")], app
+    # one round: both rollbacks were under way before either finished
+    assert order[:3] in (
+        ["update web-production", "update api-production", "one finished"],
+        ["update api-production", "update web-production", "one finished"],
+    ), order
+    assert order.count("one finished") == 2

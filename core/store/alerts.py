@@ -8,6 +8,7 @@ by the recovery post. State changes are written in the transaction that queues t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,7 @@ ALERT_COLUMNS = (
 )
 GUARD_WATCHING = "watching"
 GUARD_ROLLING_BACK = "rolling_back"
-GUARD_DONE = ("passed", "rolled_back", "superseded", "failed")
+GUARD_DONE = ("passed", "rolled_back", "superseded", "failed", "unwatched")
 
 
 class AlertsTable(Connection):
@@ -170,6 +171,17 @@ class AlertsTable(Connection):
                 )
                 .last_pk
             )
+
+    def note_guard_round(self, server: str, now: float) -> None:
+        """A guard round of ``server`` ran now (``shipbot serve`` is watching it)."""
+        with self._write() as db:
+            db["guard_rounds"].upsert(
+                {"server": server, "seen_at": now, "pid": os.getpid()}, pk="server"
+            )
+
+    def last_guard_round(self, server: str) -> float | None:
+        rows = self._rows("guard_rounds", "server = ?", [server])
+        return rows[0]["seen_at"] if rows else None
 
     def set_guard_anchor(
         self, *, platform: str, channel: str, app: str, env: str, release: int, anchor: str

@@ -416,6 +416,14 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
     db["guards"].create_index(["status"])
 
 
+def v21_truth(db: sqlite_utils.Database) -> None:
+    """Each release remembers the release live before it in its environment (the guard's
+    only rollback target), and each server's guard round leaves a heartbeat, so a deploy
+    promises a guard only while a ``shipbot serve`` watches."""
+    db["releases"].add_column("previous", int)
+    db["guard_rounds"].create({"server": str, "seen_at": float, "pid": int}, pk="server")
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -431,6 +439,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v21_truth,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

@@ -44,6 +44,7 @@ class Release:
     created_at: float
     finished_at: float | None
     message: str | None
+    previous: int | None = None  # the release live in its environment when it was made
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Release:

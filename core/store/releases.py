@@ -34,6 +34,10 @@ class ReleasesTable(Connection):
             number = db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE app = ?", [app]
             ).fetchone()[0]
+            live = db.execute(
+                "SELECT number FROM releases WHERE app = ? AND env = ? AND status = ?",
+                [app, env, RELEASE_LIVE],
+            ).fetchone()
             row = {
                 "app": app,
                 "env": env,
@@ -47,6 +51,7 @@ class ReleasesTable(Connection):
                 "created_at": time.time(),
                 "finished_at": None,
                 "message": None,
+                "previous": live[0] if live else None,
             }
             row_id = db["releases"].insert(row).last_pk
         return self.release_by_id(row_id)

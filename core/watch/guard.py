@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.config import AlertsConfig
+from core.deploy.drift import image_of
 from core.deploy.rollback import rollback
 from core.errors import CoreError, DeployError
 from core.events import Outcome
@@ -24,6 +25,7 @@ from core.locks import held
 from core.plane import Plane
 from core.store import RELEASE_FAILED
 from core.store.alerts import GUARD_ROLLING_BACK
+from core.swarm import comparable_image
 from core.watch import alerts as watch_alerts
 from core.watch.alert_rules import CRASHLOOP, OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import log_tail, service_facts
@@ -93,30 +95,47 @@ class Guard:
         )
 
     async def check(self) -> list[str]:
-        """One look at every active guard; returns what each ended as (if it did)."""
-        ended = []
-        for row in await asyncio.to_thread(self.store.active_guards, self.server):
-            try:
-                outcome = await self._one(row)
-            except GuardBusy as exc:
-                log.info("guard %s: %s", row["id"], exc)
-                continue
-            except CoreError as exc:
-                log.warning("guard %s of %s (%s): %s", row["id"], row["app"], row["env"], exc)
-                continue
-            if outcome:
-                ended.append(outcome)
-        return ended
+        """One look at every active guard, each app's at once (one app's rollback never
+        waits behind another's); returns what each ended as (if it did)."""
+        await asyncio.to_thread(self.store.note_guard_round, self.server, self.clock())
+        rows = await asyncio.to_thread(self.store.active_guards, self.server)
+        ended = await asyncio.gather(*(self._guarded(row) for row in rows))
+        return [outcome for outcome in ended if outcome]
+
+    async def _guarded(self, row: dict[str, Any]) -> str | None:
+        try:
+            return await self._one(row)
+        except GuardBusy as exc:
+            log.info("guard %s: %s", row["id"], exc)
+        except CoreError as exc:
+            log.warning("guard %s of %s (%s): %s", row["id"], row["app"], row["env"], exc)
+        return None
+
+    def watched(self) -> bool:
+        """A ``shipbot serve`` ran this server's guard round lately (within three rounds)."""
+        seen = self.store.last_guard_round(self.server)
+        return seen is not None and self.clock() - seen <= 3 * self.config.check_seconds
+
+    def late(self, row: dict[str, Any], now: float) -> bool:
+        """The window ended longer ago than two rounds: nobody watched its end."""
+        return now > row["until"] + 2 * self.config.check_seconds
 
     async def _one(self, row: dict[str, Any]) -> str | None:
         app, env, number = row["app"], row["env"], row["release"]
         live = await self.plane.db.live_release(app, env)
         if row["status"] == GUARD_ROLLING_BACK:  # a restart came mid-rollback: carry on
             return await self._roll_back(row, row["reason"] or "the guard was rolling back")
+        newest = await self.plane.db.releases(app, env, 1)
+        if newest and newest[0].number > number:  # whatever that deploy's outcome
+            reason = f"release {newest[0].number} was deployed after it"
+            await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
+            return "superseded"
         if live is None or live.number != number:
             reason = "a newer deploy or a rollback replaced it"
             await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
             return "superseded"
+        if self.late(row, self.clock()):
+            return await self._unwatched(row)
         swarm = await self.plane.servers.client(self.server)
         service = await asyncio.to_thread(swarm.inspect_service, row["service"])
         if service is None:
@@ -126,7 +145,14 @@ class Guard:
             return "superseded"
         now = self.clock()
         facts, _ = await asyncio.to_thread(service_facts, swarm, service, now, self.config)
-        failures = [f for f in facts.failures if f.at >= row["started_at"]]
+        # its own release's tasks (facts count the service's current image), inside its
+        # window: never another release's, never after the window
+        runs = comparable_image(image_of(service["Spec"]))
+        if runs != comparable_image(live.image):
+            reason = f"Swarm runs {runs}, not release {number}'s image: see `status --drift`"
+            await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
+            return "superseded"
+        failures = [f for f in facts.failures if row["started_at"] <= f.at <= row["until"]]
         reason = None
         if len(failures) >= self.config.crash_restarts:
             last = failures[-1]
@@ -164,6 +190,22 @@ class Guard:
             return "passed"
         return None
 
+    async def _unwatched(self, row: dict[str, Any]) -> str:
+        """The window passed while no ``shipbot serve`` watched: closed, nothing done."""
+        app, env, number = row["app"], row["env"], row["release"]
+        window = minutes(row["until"] - row["started_at"])
+        reason = f"its {window} window ended while no `shipbot serve` watched; nothing was done"
+        outcome = Outcome(
+            True,
+            f"🛡️ {app} release {number} was not watched on {env}: {reason}",
+            ["`status` shows how it runs now; the alert watcher covers it from here"],
+            {"app": app, "env": env, "release": str(number), "server": self.server},
+        )
+        await asyncio.to_thread(
+            self.store.set_guard, row["id"], "unwatched", reason, lambda: self.tell(row, outcome)
+        )
+        return "unwatched"
+
     async def _roll_back(self, row: dict[str, Any], reason: str) -> str:
         app, env, number = row["app"], row["env"], row["release"]
 
@@ -197,15 +239,18 @@ class Guard:
                         self.config.log_lines,
                     )
             if live is not None and live.number == number:
-                result = await self._rollback(app, env)
+                result = await self._rollback(app, env, live.previous)
             else:  # the rollback finished before a restart: only the telling is left
                 result = Outcome(True, f"{app} is back on release {live.number if live else '?'}")
             return await self._finish(row, reason, result, code, tail)
 
-    async def _rollback(self, app: str, env: str) -> Outcome:
+    async def _rollback(self, app: str, env: str, previous: int | None) -> Outcome:
+        """Back to the release live just before (none recorded: nothing to go back to)."""
+        if previous is None:
+            return Outcome(False, f"no release was live on {env} before it: nothing to go back to")
         outcome: Outcome | None = None
         try:
-            async for event in rollback(self.plane, app, env, user=GUARD_USER):
+            async for event in rollback(self.plane, app, env, user=GUARD_USER, number=previous):
                 if isinstance(event, Outcome):
                     outcome = event
         except CoreError as exc:
