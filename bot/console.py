@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 
 from rich.markup import escape
 
@@ -37,6 +38,17 @@ async def say(dispatcher: Dispatcher, out: Output, user: str, text: str) -> list
     return replies
 
 
+def printer(out: Output) -> Callable[[str, Reply], Awaitable[None]]:
+    """Deliver a notification routed to ``platform: console`` by showing it, under the
+    route's channel name (the outbox marks it sent)."""
+
+    async def send(channel: str, reply: Reply) -> None:
+        out.note(f"── notification for console:{escape(channel)} ──")
+        out.show(reply)
+
+    return send
+
+
 def show_expired(dispatcher: Dispatcher, out: Output) -> None:
     for platform, _channel, message in dispatcher.expire_due():
         if platform == PLATFORM:
@@ -44,9 +56,12 @@ def show_expired(dispatcher: Dispatcher, out: Output) -> None:
 
 
 async def _watch_expiry(dispatcher: Dispatcher, out: Output) -> None:
+    """Expired approvals, and the notifications routed to the console, as they come."""
+    send = printer(out)
     while True:
         await asyncio.sleep(EXPIRY_CHECK_SECONDS)
         show_expired(dispatcher, out)
+        await dispatcher.notifier.deliver_due(PLATFORM, send)
 
 
 async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:

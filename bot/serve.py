@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from bot.ci_endpoint import add_ci_routes
+from bot.console import printer
 from bot.self_deploy import announce, beat
 from bot.settings import Settings
 from bot.slack import SlackBot, web_client
+from bot.terminal import Output, output_for
 from bot.webhooks import RouteSet, hook_routes, start_http
 from commands.catalog.certs import watch as cert_watch
 from commands.catalog.certs import watch_round as cert_round
@@ -148,6 +150,7 @@ async def serve(
     settings: Settings,
     interval: float = 5.0,
     routes: Iterable[RouteSet] = (),
+    console_out: Output | None = None,
 ) -> None:
     jobs: list[Awaitable[None]] = []
     routes = [*route_sets(dispatcher, settings), *routes]
@@ -188,8 +191,11 @@ async def serve(
         log.warning("http: %s:%s", settings.http_host, settings.http_port)
     if not jobs:
         log.warning(
-            "no chat adapter configured (SLACK_BOT_TOKEN, DISCORD_TOKEN); housekeeping only"
+            "no chat adapter configured (SLACK_BOT_TOKEN, DISCORD_TOKEN); housekeeping only, "
+            "notifications routed to `platform: console` are printed here"
         )
+    # routes to the console are delivered as readable text on serve's own output
+    jobs.append(dispatcher.notifier.run("console", printer(console_out or output_for())))
     await asyncio.gather(housekeeping(dispatcher, interval), *jobs)
 
 

@@ -11,7 +11,7 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.jobs import Run
-from commands.catalog.outbox import Outbox, OutboxRetry
+from commands.catalog.outbox import Notifications, Outbox, OutboxRetry
 from commands.catalog.pipelines import (
     PreviewClose,
     PreviewDeploy,
@@ -59,6 +59,7 @@ __all__ = [
     "Grants",
     "Help",
     "Logs",
+    "Notifications",
     "Outbox",
     "OutboxRetry",
     "ProxySetup",

@@ -1,14 +1,19 @@
-"""The outbox for admins: what is waiting, what gave up (dead letters), and a retry."""
+"""The outbox for admins: what is waiting, what gave up (dead letters), a retry, and the
+recent notifications themselves (what a console user reads instead of a chat channel)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context
-from commands.grammar import arg, command
+from commands.grammar import arg, command, flag, option
 from commands.permissions import ADMIN
-from commands.replies import Failure, Message, Reply, Result, Table, when
+from commands.replies import Failure, Message, Reply, Result, Table, decode, when
+from core.config import NOTIFY_KINDS
+
+FOLLOW_SECONDS = 1.0
 
 
 def _summary(payload: str) -> str:
@@ -57,3 +62,42 @@ class OutboxRetry:
             yield Failure(f"no dead notification {self.id}: see `outbox`")
             return
         yield Result(True, f"notification {self.id} is queued again")
+
+
+@command(
+    "notifications",
+    permission=ADMIN,
+    examples=("notifications", "notifications --kind alerts", "notifications --follow"),
+)
+class Notifications:
+    """The recent notifications of every route (deploys, alerts, backups, certs, digest),
+    as their channels got them; `--follow` (console) shows new ones as they are queued."""
+
+    kind: str | None = option("text", "KIND")
+    follow: bool = flag()
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        if self.kind is not None and self.kind not in NOTIFY_KINDS:
+            yield Failure(
+                f"no kind {self.kind!r} of notification: use one of {', '.join(NOTIFY_KINDS)}"
+            )
+            return
+        if self.follow and ctx.platform != "console":
+            yield Failure("`--follow` runs in the console (`shipbot console`); here, ask again")
+            return
+        rows = await asyncio.to_thread(ctx.engine.store.recent_messages, self.kind)
+        if not rows and not self.follow:
+            yield Message("no notifications yet" + (f" of kind {self.kind}" if self.kind else ""))
+        last = 0
+        while True:
+            for row in rows:
+                yield Message(
+                    f"#{row['id']} {when(row['created_at'])} {row['kind']} → "
+                    f"{row['platform']}:{row['channel']} ({row['status']})"
+                )
+                yield decode(row["payload"])
+                last = row["id"]
+            if not self.follow:
+                return
+            await asyncio.sleep(FOLLOW_SECONDS)
+            rows = await asyncio.to_thread(ctx.engine.store.recent_messages, self.kind, last, 100)

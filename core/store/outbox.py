@@ -35,6 +35,17 @@ class OutboxTable(Connection):
                 .last_pk
             )
 
+    def recent_messages(
+        self, kind: str | None = None, after: int = 0, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` notifications (of ``kind``) with an id above ``after``,
+        oldest first."""
+        where, args = "id > ?", [after]
+        if kind is not None:
+            where, args = where + " AND kind = ?", [*args, kind]
+        rows = self._rows("outbox", where, args, order_by="id DESC", limit=limit)
+        return list(reversed(rows))
+
     def due_messages(self, platform: str, now: float, limit: int = 20) -> list[dict[str, Any]]:
         return self._rows(
             "outbox",
