@@ -60,7 +60,8 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     token = made.stdout.strip()
     assert token.startswith("sbci_github_")
     tokens = shipbot("ci", "token", "list", home=tmp_path)
-    assert tokens.stdout.startswith("github  app=api  by=cli:") and token not in tokens.stdout
+    assert tokens.stdout.startswith("github  scope=app:api  owner=cli:")
+    assert token not in tokens.stdout
 
     bot = Dispatcher.open(tmp_path)
     try:
