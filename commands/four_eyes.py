@@ -19,7 +19,7 @@ CI_USER_PREFIX = "ci:"  # a CI token's caller: ci:NAME (commands.pipelines.CiCal
 
 async def identities(engine: Engine, user: str) -> set[str]:
     """``user`` and the forge logins linked to them."""
-    return {user, user.lower(), *await engine.db.logins_of(user)}
+    return {user, *await engine.db.logins_of(user)}
 
 
 async def behind_it(engine: Engine, user: str, row: dict[str, Any]) -> Failure | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from commands.catalog.pipelines import WEBHOOK_PLATFORM
 from commands.dispatch import Dispatcher
-from core.pipelines.events import Event, Push
+from core.pipelines.events import Event, Other, PullRequest, Push, Repository
 from core.pipelines.repos import same_repository
 from core.pipelines.signatures import DELIVERY_HEADER, PROOF_HEADER, verify
 from core.store import App
@@ -43,10 +43,7 @@ async def signers(
     return found
 
 
-def of_repository(apps: list[App], event: Event) -> list[App]:
-    repository = event.repository
-    if repository is None:
-        return []
+def of_repository(apps: list[App], repository: Repository) -> list[App]:
     return [app for app in apps if same_repository(app.source, repository.urls)]
 
 
@@ -73,29 +70,42 @@ def delivery_row(
     }
 
 
+def describe(event: Push | PullRequest | Other) -> str:
+    """The delivery in a few words, as the audit's command."""
+    if isinstance(event, Push):
+        return f"{event.forge} push {event.branch or '(not a branch)'} {event.commit[:40]}"
+    if isinstance(event, PullRequest):
+        return (
+            f"{event.forge} pull request #{event.number} {event.raw_action} {event.head_sha[:40]}"
+        )
+    return f"{event.forge} {event.kind}"
+
+
 @dataclass
 class Refusals:
     """The audit of requests nobody proved: one row per forge and reason in each window,
     counting the requests since the previous row, so a flood writes a few rows, not one
     per request."""
 
-    bot: Dispatcher
     clock: Callable[[], float]
     last: dict[tuple[str, str], float] = field(default_factory=dict)
     unwritten: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def note(self, forge: str, reason: str) -> None:
+    def note(self, forge: str, reason: str) -> dict[str, str] | None:
+        """Count one refusal; the audit row to write now (``store.audit``'s fields), or None
+        when this window has its row already."""
         key = (forge, reason)
         count = self.unwritten.get(key, 0) + 1
         now = self.clock()
         if key in self.last and now - self.last[key] < REFUSAL_WINDOW:
             self.unwritten[key] = count
-            return
+            return None
         self.last[key], self.unwritten[key] = now, 0
-        self.bot.engine.store.audit(
-            user=f"{WEBHOOK_PLATFORM}:{forge}",
-            channel=forge,
-            command=f"{forge} webhook",
-            result="refused",
-            detail=f"{reason}: {count} request{'s' if count > 1 else ''} since the last such row",
-        )
+        return {
+            "user": f"{WEBHOOK_PLATFORM}:{forge}",
+            "channel": forge,
+            "command": f"{forge} webhook",
+            "result": "refused",
+            "detail": f"{reason}: {count} request{'s' if count > 1 else ''} since the last "
+            "such row",
+        }

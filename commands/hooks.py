@@ -34,6 +34,7 @@ from commands.hook_intake import (
     Refusals,
     delivery_id,
     delivery_row,
+    describe,
     of_repository,
     signers,
 )
@@ -74,7 +75,7 @@ class Receiver:
     def __init__(self, dispatcher: Dispatcher, clock: Callable[[], float] = time.time) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
-        self.refusals = Refusals(dispatcher, clock)
+        self.refusals = Refusals(clock)
         self.tasks: set[asyncio.Task[None]] = set()
         # one app and environment's events in the order they came (open, then each push)
         self.serial: dict[tuple[str, str], asyncio.Lock] = {}
@@ -107,9 +108,14 @@ class Receiver:
             detail=detail,
         )
 
+    async def _refused(self, forge: str, reason: str) -> None:
+        row = self.refusals.note(forge, reason)
+        if row is not None:
+            await asyncio.to_thread(lambda: self.store.audit(**row))
+
     async def too_large(self, forge: str, size: int | None) -> Answer:
         limit = self.max_body_bytes
-        await asyncio.to_thread(self.refusals.note, forge, f"body over {limit} bytes")
+        await self._refused(forge, f"body over {limit} bytes")
         shown = f" ({size})" if size is not None else ""
         where = "pipelines.max_body_bytes in shipbot.yml"
         return Answer(413, f"refused: body over {limit} bytes{shown} ({where})")
@@ -124,7 +130,7 @@ class Receiver:
             )
         signed = await signers(self.dispatcher, forge, headers, body)
         if not signed:
-            await asyncio.to_thread(self.refusals.note, forge, "no valid signature")
+            await self._refused(forge, "no valid signature")
             return Answer(401, UNSIGNED)
         delivery = delivery_id(forge, headers)
         if delivery is None:
@@ -138,7 +144,10 @@ class Receiver:
             await asyncio.to_thread(self._audit, forge, "webhook", "refused", detail)
             return Answer(400, f"unreadable delivery: {exc}")
         what = plain(f"{describe(event)} (delivery {delivery})", 200)
-        apps = of_repository(signed, event)
+        if event.repository is None:
+            await asyncio.to_thread(self._audit, forge, what, "ignored", "names no repository")
+            return Answer(202, "ignored: the event names no repository")
+        apps = of_repository(signed, event.repository)
         if not apps:
             names = ", ".join(app.name for app in signed)
             detail = f"signed for {names}, but names another repository"
@@ -147,7 +156,7 @@ class Receiver:
         row = delivery_row(forge, delivery, body, event, apps, self.clock())
         forget = self.clock() - KEEP_SECONDS
         if not await self.dispatcher.engine.db.record_delivery(row, forget_before=forget):
-            await asyncio.to_thread(self.refusals.note, forge, "a delivery handled already")
+            await self._refused(forge, "a delivery handled already")
             return Answer(200, f"already handled: delivery {delivery}; nothing was done again")
         answers = [await self._route(app, event, what) for app in apps]
         return Answer(202, "; ".join(answers))
@@ -381,14 +390,3 @@ def plain(text: str, limit: int = 80) -> str:
     brackets and ampersands chat markup is made of (``<!channel>``), and short."""
     kept = "".join(c for c in text if c.isprintable() and c not in "<>&")[:limit]
     return kept or "?"
-
-
-def describe(event: Push | PullRequest | Other) -> str:
-    """The delivery in a few words, as the audit's command."""
-    if isinstance(event, Push):
-        return f"{event.forge} push {event.branch or '(not a branch)'} {event.commit[:40]}"
-    if isinstance(event, PullRequest):
-        return (
-            f"{event.forge} pull request #{event.number} {event.raw_action} {event.head_sha[:40]}"
-        )
-    return f"{event.forge} {event.kind}"

@@ -338,7 +338,7 @@ async def test_shipbot_serve_answers_webhooks_beside_slacks_http_mode(tmp_path: 
     answers = []
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(150):  # the listener starts a moment after the process
+            for _ in range(600):  # the listener comes up seconds after the process
                 try:
                     async with session.post(
                         f"http://127.0.0.1:{port}/hooks/github",
