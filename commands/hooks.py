@@ -139,7 +139,7 @@ class Receiver:
             return Answer(400, f"refused: no delivery id ({header}), so a replay could not be told")
         try:
             event = parse(forge, headers, load_json(body))
-        except (ValueError, PipelineError) as exc:
+        except (ValueError, TypeError, PipelineError) as exc:
             detail = f"delivery {delivery} unreadable: {exc}"
             await asyncio.to_thread(self._audit, forge, "webhook", "refused", detail)
             return Answer(400, f"unreadable delivery: {exc}")
