@@ -13,7 +13,6 @@ lines), 500 shipbot's own error.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from commands.dispatch import Dispatcher
 from commands.pipelines import (
     PipelineError,
     audit_refusal,
+    ci_body,
     ci_caller,
     ci_deploy,
     deploy_request,
@@ -59,10 +59,7 @@ async def _body(request: web.Request) -> Any:
         raw += chunk
         if len(raw) > MAX_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
-    try:
-        return json.loads(bytes(raw) or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PipelineError(f"the body is not JSON: {exc}") from exc
+    return ci_body(bytes(raw))
 
 
 async def _deploy(dispatcher: Dispatcher, request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from commands.pipelines import (
     registry_login,
     registry_logout,
     revoke_ci_token,
+    scope_of,
 )
 from commands.replies import exit_code
 
@@ -97,11 +98,25 @@ def logins() -> None:
 
 
 @token_app.command("create")
-def token_create(name: str, app: AppOption = None) -> None:
+def token_create(
+    name: str,
+    app: Annotated[str | None, typer.Option("--app", help="The one app it deploys.")] = None,
+    all_apps: Annotated[
+        bool, typer.Option("--all-apps", help="It may deploy every app (say so explicitly).")
+    ] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="The person behind its deploys (platform:id), who may not approve them "
+            "(default: you).",
+        ),
+    ] = None,
+) -> None:
     """Make a token for ci:NAME (deployer on APP); it is printed once, keep it in CI's secrets."""
     bot = _open()
     try:
-        token = create_ci_token(bot, name=name, app=app, by=_by())
+        token = create_ci_token(bot, name=name, app=app, all_apps=all_apps, owner=owner, by=_by())
     except PipelineError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -124,11 +139,15 @@ def token_revoke(name: str) -> None:
 
 @token_app.command("list")
 def token_list() -> None:
-    """The tokens, whom each speaks for, and who made it (never the tokens)."""
+    """The tokens, what each may deploy, whom it speaks for, and who made it (never the
+    tokens)."""
     bot = _open()
     try:
         for row in bot.engine.store.ci_tokens():
-            typer.echo(f"{row['name']}  app={row['app']}  by={row['created_by']}")
+            owner = row.get("owner") or row["created_by"]
+            typer.echo(
+                f"{row['name']}  scope={scope_of(row)}  owner={owner}  by={row['created_by']}"
+            )
     finally:
         bot.close()
 

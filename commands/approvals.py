@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from commands import four_eyes
 from commands.grammar import parse, render, spec_of
 from commands.permissions import Policy
 from commands.replies import (
@@ -160,6 +161,8 @@ async def approve(
         return [
             Failure(f"you requested {approval_id} yourself; someone else must approve it", DENIED)
         ], None
+    if (behind := await four_eyes.behind_it(engine, user, row)) is not None:
+        return [behind], None
     approvers = json.loads(row["approved_by"])
     if user in approvers:
         return [Failure(f"you already approved {approval_id}; it needs someone else too")], None

@@ -1,47 +1,66 @@
 """Git webhook deliveries, from bytes to the dispatcher, for every forge.
 
-A delivery names a repository; the registered git apps with that repository are its
-candidates, and it must carry the proof (signature or token) of one candidate's webhook
-secret. Then, from app.yml at the registered ref:
+A delivery must first carry the proof (signature or token) of a git app's webhook secret,
+checked on the raw bytes (``commands.hook_intake``); a request nobody proved gets one
+answer, whatever it names, and its audit is counted, not written per request. A proved
+delivery is parsed (bounded), must name that app's repository and a delivery id not seen
+before (a replay deploys nothing). Then, from app.yml at the registered ref:
 
-- a push to a branch in ``deploy_on_push`` becomes ``deploy APP BRANCH --env ENV``;
+- a push to a branch in ``deploy_on_push`` becomes ``deploy APP COMMIT --env ENV`` for the
+  commit it names, if that is still the branch's head (else it was superseded);
 - a pull request against an app with ``previews:`` becomes ``preview deploy APP N`` on
   open and on every push, and ``preview close APP N`` when it closes or merges;
 
 each sent through the dispatcher as ``webhook:APP``, so grants, approvals, locks and the
 audit apply as to anyone. Its lines go to the app's channels (the outbox), and a preview's
-URL back to the pull request when a forge token is set. Everything refused or ignored is
-audited too.
+URL back to the pull request when a forge token is set. What is accepted, refused or
+ignored is audited with the delivery id and the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from commands.catalog.pipelines import WEBHOOK_PLATFORM, webhook_user
 from commands.dispatch import Dispatcher
+from commands.hook_intake import (
+    KEEP_SECONDS,
+    Refusals,
+    delivery_id,
+    delivery_row,
+    describe,
+    of_repository,
+    signers,
+)
 from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
 from commands.request import ChatRequest
+from core import sources
+from core.apps import credential, repo_folder
+from core.appspec import AppConfig
 from core.errors import CoreError
 from core.names import is_ref
 from core.pipelines import PipelineError
 from core.pipelines.events import Other, PullRequest, Push, parse
 from core.pipelines.forge import api_url, comment_request, post_comment
+from core.pipelines.payload import load_json
 from core.pipelines.preview import domain_for, env_name
-from core.pipelines.repos import same_repository
-from core.pipelines.signatures import FORGES, PROOF_HEADER, verify
+from core.pipelines.signatures import DELIVERY_HEADER, FORGES
 from core.store import App, Store
 
 log = logging.getLogger("shipbot.hooks")
 LINES_PER_POST = 40
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 MAX_NUMBER = 999_999_999  # pr-N stays a valid environment name
+# one answer for every request no app's secret proves, whatever repository it names
+UNSIGNED = "refused: no valid signature: sign with the app's webhook secret (`webhook secret APP`)"
+# audits a route's refusal or skip: (detail, env, result) -> the answer's part
+Ignore = Callable[..., Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -53,8 +72,10 @@ class Answer:
 
 
 class Receiver:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, clock: Callable[[], float] = time.time) -> None:
         self.dispatcher = dispatcher
+        self.clock = clock
+        self.refusals = Refusals(clock)
         self.tasks: set[asyncio.Task[None]] = set()
         # one app and environment's events in the order they came (open, then each push)
         self.serial: dict[tuple[str, str], asyncio.Lock] = {}
@@ -87,54 +108,63 @@ class Receiver:
             detail=detail,
         )
 
+    async def _refused(self, forge: str, reason: str) -> None:
+        row = self.refusals.note(forge, reason)
+        if row is not None:
+            await asyncio.to_thread(lambda: self.store.audit(**row))
+
     async def too_large(self, forge: str, size: int | None) -> Answer:
         limit = self.max_body_bytes
-        detail = f"body over {limit} bytes" + (f" ({size})" if size is not None else "")
-        await asyncio.to_thread(self._audit, forge, f"{forge} webhook", "refused", detail)
-        return Answer(413, f"refused: {detail} (pipelines.max_body_bytes in shipbot.yml)")
+        await self._refused(forge, f"body over {limit} bytes")
+        shown = f" ({size})" if size is not None else ""
+        where = "pipelines.max_body_bytes in shipbot.yml"
+        return Answer(413, f"refused: body over {limit} bytes{shown} ({where})")
 
     async def receive(self, forge: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        """Check and route one delivery; its deploys go on in the background."""
+        """Check and route one delivery; its deploys go on in the background. Nothing in
+        the body is read, nor audited, before an app's secret proves it."""
         headers = {key.lower(): value for key, value in headers.items()}
         if forge not in FORGES:
             return Answer(
                 404, f"no forge {forge!r}: use /hooks/github, /hooks/gitlab or /hooks/gitea"
             )
+        signed = await signers(self.dispatcher, forge, headers, body)
+        if not signed:
+            await self._refused(forge, "no valid signature")
+            return Answer(401, UNSIGNED)
+        delivery = delivery_id(forge, headers)
+        if delivery is None:
+            header = DELIVERY_HEADER[forge]
+            await asyncio.to_thread(self._audit, forge, "webhook", "refused", f"no {header}")
+            return Answer(400, f"refused: no delivery id ({header}), so a replay could not be told")
         try:
-            event = parse(forge, headers, json.loads(body))
-        except (ValueError, PipelineError) as exc:
-            await asyncio.to_thread(self._audit, forge, "webhook", "refused", f"unreadable: {exc}")
+            event = parse(forge, headers, load_json(body))
+        except (ValueError, TypeError, PipelineError) as exc:
+            detail = f"delivery {delivery} unreadable: {exc}"
+            await asyncio.to_thread(self._audit, forge, "webhook", "refused", detail)
             return Answer(400, f"unreadable delivery: {exc}")
-        what = plain(describe(event), 160)  # unchecked yet: bounded before the audit keeps it
-        repository = event.repository
-        if repository is None:
+        what = plain(f"{describe(event)} (delivery {delivery})", 200)
+        if event.repository is None:
             await asyncio.to_thread(self._audit, forge, what, "ignored", "names no repository")
             return Answer(202, "ignored: the event names no repository")
-        candidates = [
-            app
-            for app in await self.dispatcher.engine.db.list_apps()
-            if app.source_kind == "git" and same_repository(app.source, repository.urls)
-        ]
-        if not candidates:
-            detail = f"unknown repository {plain(repository.name or repository.urls[0])}"
-            await asyncio.to_thread(self._audit, forge, what, "refused", detail)
-            return Answer(404, f"refused: {detail}: no app is registered from it")
-        proof = headers.get(PROOF_HEADER[forge])
-        apps = [app for app in candidates if await self._proves(app, forge, body, proof)]
+        apps = of_repository(signed, event.repository)
         if not apps:
-            for app in candidates:
-                await asyncio.to_thread(
-                    self._audit, forge, what, "refused", "bad signature", app.name
-                )
-            return Answer(401, "refused: the signature does not match the app's webhook secret")
+            names = ", ".join(app.name for app in signed)
+            detail = f"signed for {names}, but names another repository"
+            await asyncio.to_thread(self._audit, forge, what, "refused", detail)
+            return Answer(403, f"refused: {detail}: nothing was done")
+        row = delivery_row(forge, delivery, body, event, apps, self.clock())
+        forget = self.clock() - KEEP_SECONDS
+        if not await self.dispatcher.engine.db.record_delivery(row, forget_before=forget):
+            await self._refused(forge, "a delivery handled already")
+            return Answer(200, f"already handled: delivery {delivery}; nothing was done again")
         answers = [await self._route(app, event, what) for app in apps]
         return Answer(202, "; ".join(answers))
 
-    async def _proves(self, app: App, forge: str, body: bytes, proof: str | None) -> bool:
-        row = await self.dispatcher.engine.db.webhook(app.name)
-        if row is None or not row["secret"]:
-            return False
-        return verify(forge, self.dispatcher.engine.vault.decrypt(row["secret"]), body, proof)
+    async def _branch_head(self, app: App, branch: str) -> str:
+        plane = self.dispatcher.engine.plane
+        repo, token = repo_folder(plane, app), credential(plane, app)
+        return await asyncio.to_thread(sources.resolve, repo, branch, token)
 
     async def _route(self, app: App, event: Push | PullRequest | Other, what: str) -> str:
         async def ignored(detail: str, env: str | None = None, result: str = "ignored") -> str:
@@ -148,22 +178,50 @@ class Receiver:
         except CoreError as exc:
             return await ignored(f"app.yml at the registered ref: {exc}", result="failed")
         if isinstance(event, Push):
-            if event.deleted or event.branch is None or not is_ref(event.branch):
-                return await ignored("not a push of a branch's commits")
-            envs = [rule.env for rule in config.base.deploy_on_push if rule.branch == event.branch]
-            if not envs:
-                deployed = ", ".join(r.branch for r in config.base.deploy_on_push) or "none"
-                return await ignored(
-                    f"branch {event.branch} is not deployed on push (deploy_on_push: {deployed})"
-                )
-            for env in envs:
-                head = (
-                    f"{event.forge} push to {event.branch} by {plain(event.who)}: deploying "
-                    f"{app.name} ({env}) at {event.commit[:12]}"
-                )
-                text = f"deploy {app.name} {event.branch} --env {env}"
-                self._start(app.name, env, head, text)
-            return f"{app.name}: deploying {event.branch} to {', '.join(envs)}"
+            return await self._push(app, event, config, what, ignored)
+        return await self._pull(app, event, config, ignored)
+
+    async def _push(
+        self, app: App, event: Push, config: AppConfig, what: str, ignored: Ignore
+    ) -> str:
+        if event.deleted or event.branch is None or not is_ref(event.branch):
+            return await ignored("not a push of a branch's commits")
+        envs = [rule.env for rule in config.base.deploy_on_push if rule.branch == event.branch]
+        if not envs:
+            deployed = ", ".join(r.branch for r in config.base.deploy_on_push) or "none"
+            return await ignored(
+                f"branch {event.branch} is not deployed on push (deploy_on_push: {deployed})"
+            )
+        if not SHA_RE.match(event.commit):
+            return await ignored(f"after {event.commit[:50]!r} is not a commit id", None, "refused")
+        try:
+            head = await self._branch_head(app, event.branch)
+        except CoreError as exc:
+            return await ignored(f"branch {event.branch}: {exc}", None, "failed")
+        if head != event.commit:
+            return await ignored(
+                f"superseded by {head}: {event.branch} has moved on since {event.commit[:12]}, "
+                "so nothing was deployed"
+            )
+        pushed = ", ".join(event.logins) or "an unnamed pusher"
+        for env in envs:
+            await asyncio.to_thread(
+                self._audit,
+                event.forge,
+                what,
+                "accepted",
+                f"deploying {event.commit} to {env}, pushed by {pushed}",
+                app.name,
+                env,
+            )
+            head_line = (
+                f"{event.forge} push to {event.branch} by {plain(event.who)}: deploying "
+                f"{app.name} ({env}) at {event.commit[:12]}"
+            )
+            self._start(app.name, env, head_line, f"deploy {app.name} {event.commit} --env {env}")
+        return f"{app.name}: deploying {event.branch} to {', '.join(envs)}"
+
+    async def _pull(self, app: App, event: PullRequest, config: AppConfig, ignored: Ignore) -> str:
         if not 0 < event.number <= MAX_NUMBER:
             return await ignored(
                 f"pull request number {event.number} is out of range", None, "refused"
@@ -187,7 +245,10 @@ class Receiver:
             return await ignored(f"pull request {event.raw_action}: nothing to do", env)
         if event.from_fork and not previews.forks:
             return await ignored(
-                "pull request from a fork: previews.forks is off in app.yml", env, "refused"
+                "pull request from a fork (or from a repository the forge no longer names): "
+                "previews.forks is off in app.yml",
+                env,
+                "refused",
             )
         if not SHA_RE.match(event.head_sha):
             return await ignored(f"head {event.head_sha[:50]!r} is not a commit id", env, "refused")
@@ -253,11 +314,22 @@ class Receiver:
             self._publish(app, env, Message(head))
             request = ChatRequest(WEBHOOK_PLATFORM, webhook_user(app), "webhook", text)
             result = await self._relay(app, env, self.dispatcher.handle(request))
+            if comment_on is not None:
+                await self._settle(app, comment_on.number)
             if comment_on is not None and result is not None:
                 await self._comment(app, env, comment_on, result)
         except Exception:
             log.exception("webhook %r failed", text)
             self._publish(app, env, Failure(f"webhook `{text}` hit an internal error"))
+
+    async def _settle(self, app: str, number: int) -> None:
+        """A preview its deploy never started (refused by a grant, a lock, its app.yml) is
+        recorded as refused, not left pending."""
+        row = await self.dispatcher.engine.db.preview(app, number)
+        if row is not None and row["status"] == "pending":
+            await self.dispatcher.engine.db.save_preview(
+                {"app": app, "number": number, "status": "refused"}
+            )
 
     async def _relay(self, app: str, env: str, replies: AsyncIterator[Reply]) -> Result | None:
         """Send a run's lines to the app's channels (build lines in posts of a few dozen, up
@@ -318,14 +390,3 @@ def plain(text: str, limit: int = 80) -> str:
     brackets and ampersands chat markup is made of (``<!channel>``), and short."""
     kept = "".join(c for c in text if c.isprintable() and c not in "<>&")[:limit]
     return kept or "?"
-
-
-def describe(event: Push | PullRequest | Other) -> str:
-    """The delivery in a few words, as the audit's command."""
-    if isinstance(event, Push):
-        return f"{event.forge} push {event.branch or '(not a branch)'} {event.commit[:12]}"
-    if isinstance(event, PullRequest):
-        return (
-            f"{event.forge} pull request #{event.number} {event.raw_action} {event.head_sha[:12]}"
-        )
-    return f"{event.forge} {event.kind}"

@@ -18,7 +18,9 @@ from commands.dispatch import Dispatcher
 from commands.grammar import parse
 from commands.replies import ApprovalRequest, Reply
 from commands.request import ChatRequest, describe
-from core.names import APP_NAME_RE, ENV_NAME_RE
+from core.names import APP_NAME_RE, ENV_NAME_RE, USER_RE
+from core.pipelines import PipelineError as CorePipelineError
+from core.pipelines.payload import load_json
 from core.registry import ANY_APP, RegistryError, parse_reference
 
 TOKEN_PREFIX = "sbci"  # noqa: S105 (a marker in front of every token, not a secret)
@@ -102,15 +104,34 @@ def _digest(bot: Dispatcher, token: str) -> str:
     return bot.engine.vault.digest(token.encode(), length=64)
 
 
-def create_ci_token(bot: Dispatcher, *, name: str, app: str | None, by: str) -> str:
-    """A new token for ``ci:NAME``, with the deployer grant it needs on ``app`` (or every
-    app); returned once, never stored."""
+def create_ci_token(
+    bot: Dispatcher,
+    *,
+    name: str,
+    app: str | None,
+    by: str,
+    all_apps: bool = False,
+    owner: str | None = None,
+) -> str:
+    """A new token for ``ci:NAME``, with the deployer grant it needs on ``app`` (or, said
+    explicitly with ``all_apps``, every app); returned once, never stored. ``owner`` (default:
+    ``by``) is the person behind its deploys, who may never approve one of them."""
     if not HOST_RE.match(name):
         raise PipelineError(f"{name!r} is not a token name (a-z, 0-9 and '-')")
+    if (app is None) == (not all_apps):
+        raise PipelineError(
+            "give --app APP for a token that deploys one app, or --all-apps for one that may "
+            "deploy every app (not both)"
+        )
+    owner = owner or by
+    if not USER_RE.match(owner):
+        raise PipelineError(f"--owner {owner!r}: write platform:id, e.g. slack:U024BE7LH")
     _known(bot, app)
     token = f"{TOKEN_PREFIX}_{name}_{secrets.token_urlsafe(32)}"
     store, scope = bot.engine.store, app or ANY_APP
-    if not store.add_ci_token(name=name, app=scope, token_hash=_digest(bot, token), created_by=by):
+    if not store.add_ci_token(
+        name=name, app=scope, token_hash=_digest(bot, token), created_by=by, owner=owner
+    ):
         raise PipelineError(f"a CI token named {name} exists: revoke it first")
     caller = CiCaller(name, scope)
     store.add_grant(user=caller.user, role="deployer", app=scope, env="*", granted_by=by)
@@ -118,11 +139,16 @@ def create_ci_token(bot: Dispatcher, *, name: str, app: str | None, by: str) -> 
         user=by,
         channel="cli",
         app=app,
-        command=f"ci token create {name}" + (f" --app {app}" if app else ""),
+        command=f"ci token create {name} " + (f"--app {app}" if app else "--all-apps"),
         result="ok",
-        detail=f"{caller.user} may deploy {app or 'every app'}",
+        detail=f"{caller.user} may deploy {app or 'every app'}; owned by {owner}",
     )
     return token
+
+
+def scope_of(row: dict[str, Any]) -> str:
+    """A token's scope as ``ci token list`` shows it."""
+    return "all-apps" if row["app"] == ANY_APP else f"app:{row['app']}"
 
 
 def revoke_ci_token(bot: Dispatcher, *, name: str, by: str) -> bool:
@@ -151,13 +177,23 @@ def ci_caller(bot: Dispatcher, token: str) -> CiCaller | None:
     return CiCaller(name, row["app"])
 
 
+def ci_body(raw: bytes) -> Any:
+    """A CI request's JSON, bounded in depth (a deep body is a 400, not a RecursionError)."""
+    try:
+        return load_json(raw or b"null")
+    except CorePipelineError as exc:
+        raise PipelineError(str(exc)) from exc
+
+
 def deploy_request(caller: CiCaller, body: Any) -> ChatRequest:
     """The chat request a CI call stands for; every field checked before it becomes text."""
     if not isinstance(body, dict):
         raise PipelineError('send a JSON object: {"app": …, "env": …, "image": …}')
-    app, env, image = body.get("app"), body.get("env", "production"), body.get("image")
+    app, env, image = body.get("app"), body.get("env"), body.get("image")
     if not isinstance(app, str) or not APP_NAME_RE.match(app):
         raise PipelineError("app: give the registered app's name")
+    if env is None:
+        raise PipelineError("env: required; name the environment, e.g. staging or production")
     if not isinstance(env, str) or not ENV_NAME_RE.match(env):
         raise PipelineError("env: give an environment name such as staging")
     if not isinstance(image, str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,21 +65,24 @@ class Repo:
         return commit
 
 
-def github_push(origin: str, branch: str, commit: str) -> dict[str, Any]:
+def github_push(origin: str, branch: str, commit: str, pusher: str = "dev") -> dict[str, Any]:
     return {
         "ref": f"refs/heads/{branch}",
         "before": "1" * 40,
         "after": commit,
         "deleted": False,
         "repository": {"full_name": "team/app", "clone_url": origin, "html_url": origin},
-        "pusher": {"name": "dev"},
+        "pusher": {"name": pusher},
+        "sender": {"login": pusher},
     }
 
 
 def github_pull(
-    origin: str, number: int, action: str, sha: str, fork: bool = False
+    origin: str, number: int, action: str, sha: str, fork: bool = False, gone: bool = False
 ) -> dict[str, Any]:
-    head_repo = "mallory/app" if fork else "team/app"
+    """``fork``: the head is mallory's; ``gone``: the head repository is null, as the forge
+    sends once a fork was deleted."""
+    head_repo = None if gone else {"full_name": "mallory/app" if fork else "team/app"}
     return {
         "action": action,
         "number": number,
@@ -86,7 +90,7 @@ def github_pull(
             "number": number,
             "title": f"change {number}",
             "user": {"login": "dev"},
-            "head": {"sha": sha, "ref": f"feature-{number}", "repo": {"full_name": head_repo}},
+            "head": {"sha": sha, "ref": f"feature-{number}", "repo": head_repo},
             "base": {"ref": "main", "repo": {"full_name": "team/app"}},
             "merged": action == "closed",
         },
@@ -208,11 +212,24 @@ def audit(bot: Dispatcher) -> list[tuple[str, str, str]]:
     ]
 
 
+def github_headers(event: str, body: bytes, secret: str = SECRET, delivery: str = "") -> dict:
+    """What GitHub sends with ``body``: the event, a delivery id (new unless given), the
+    signature."""
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        **sign("github", secret, body),
+    }
+
+
 async def deliver(
-    receiver: Receiver, event: str, payload: dict[str, Any], secret: str = SECRET
+    receiver: Receiver,
+    event: str,
+    payload: dict[str, Any],
+    secret: str = SECRET,
+    delivery: str = "",
 ) -> Answer:
     body = body_of(payload)
-    headers = {"X-GitHub-Event": event, **sign("github", secret, body)}
-    answer = await receiver.receive("github", headers, body)
+    answer = await receiver.receive("github", github_headers(event, body, secret, delivery), body)
     await receiver.drain()
     return answer

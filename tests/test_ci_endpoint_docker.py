@@ -56,7 +56,10 @@ async def setup(docker_client, tmp_path: Path, made_apps, registry):
     registry_login(
         bot, registry=running.host, username="zi-ci", password=running.password, app=None, by="t"
     )
-    token = create_ci_token(bot, name="zi-pipeline", app=names[0], by="console:alice")
+    # the pipeline's owner is not alice, who approves its production deploy (four eyes)
+    token = create_ci_token(
+        bot, name="zi-pipeline", app=names[0], by="console:alice", owner="console:zi-dev"
+    )
     app = web.Application()
     add_ci_routes(app, bot)
     async with TestClient(TestServer(app)) as client:

@@ -173,7 +173,7 @@ def test_logins_are_encrypted_and_tokens_kept_as_digests(bot):
     assert ci_caller(bot, token.replace("pipeline", "other")) is None
     assert ci_caller(bot, "Bearer") is None
     with pytest.raises(PipelineError, match="exists"):
-        create_ci_token(bot, name="pipeline", app=None, by="console:alice")
+        create_ci_token(bot, name="pipeline", app="api", by="console:alice")
     grants = bot.engine.store.grants("ci:pipeline")
     assert [(g["role"], g["app"], g["env"]) for g in grants] == [("deployer", "api", "*")]
     assert revoke_ci_token(bot, name="pipeline", by="console:alice")
@@ -194,7 +194,7 @@ def test_ci_bodies_become_checked_requests():
     with pytest.raises(PipelineError, match="^send a JSON object"):
         deploy_request(caller, ["api"])
     with pytest.raises(PermissionError):
-        deploy_request(caller, {"app": "other", "image": "r.io/api:v1"})
+        deploy_request(caller, {"app": "other", "env": "staging", "image": "r.io/api:v1"})
 
 
 async def test_old_registry_images_are_pruned_unless_a_kept_release_runs_them(bot, fake):

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from commands.dispatch import Dispatcher
-from commands.pipelines import ci_caller
+from commands.pipelines import PipelineError, ci_caller, create_ci_token
 from tests.chat import result, say
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +61,21 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("sbci_github_")
+    every = shipbot(
+        "ci", "token", "create", "deployall", "--all-apps", "--owner", "slack:U42", home=tmp_path
+    )
+    assert every.returncode == 0, every.stderr
     tokens = shipbot("ci", "token", "list", home=tmp_path)
-    assert tokens.stdout.startswith("github  app=api  by=cli:") and token not in tokens.stdout
+    [all_apps, one_app] = tokens.stdout.splitlines()
+    assert all_apps.startswith("deployall  scope=all-apps  owner=slack:U42  by=cli:")
+    assert one_app.startswith("github  scope=app:api  owner=cli:")
+    assert token not in tokens.stdout
 
     bot = Dispatcher.open(tmp_path)
     try:
         assert ci_caller(bot, token) is not None
+        with pytest.raises(PipelineError, match="give --app APP for a token that deploys one app"):
+            create_ci_token(bot, name="everything", app=None, by="cli:ops")
         row = bot.engine.store.registry_login("api", "ghcr.io")
         assert "s3cret" not in row["secret"]
         audit = " ".join(str(r) for r in bot.engine.store.audit_log(limit=10))

@@ -15,22 +15,25 @@ from core.pipelines import PipelineError
 from core.pipelines.events import PullRequest, Repository
 from core.pipelines.forge import api_url, comment_request
 from core.pipelines.preview import preview_spec, pull_refspec
-from core.pipelines.signatures import sign
 from tests import forge_payloads
 from tests.chat import result, say
 from tests.fake_cloudflare import FakeCloudflare
 from tests.forge_payloads import (
     ADMIN,
-    SECRET,
     FakeForge,
     audit,
     body_of,
     deliver,
+    github_headers,
     github_pull,
     posted,
 )
 
 bot, fake, repo = forge_payloads.bot, forge_payloads.fake, forge_payloads.repo
+FORK_REFUSAL = (
+    "pull request from a fork (or from a repository the forge no longer names): "
+    "previews.forks is off in app.yml"
+)
 
 HEAD_YML = """\
 name: api
@@ -202,16 +205,10 @@ async def test_a_pull_request_from_a_fork_is_refused_unless_previews_forks(bot, 
     receiver = Receiver(bot)
     payload = github_pull(str(repo.origin), 9, "opened", head, fork=True)
     answer = await deliver(receiver, "pull_request", payload)
-    assert (
-        answer.text == "zpapp: refused: pull request from a fork: previews.forks is off in app.yml"
-    )
+    assert answer.text == f"zpapp: refused: {FORK_REFUSAL}"
     assert fake.inspect_service("zpapp-pr-9") is None
     assert bot.engine.store.preview("zpapp", 9) is None
-    assert audit(bot)[-1] == (
-        "webhook:github",
-        "refused",
-        "pull request from a fork: previews.forks is off in app.yml",
-    )
+    assert audit(bot)[-1] == ("webhook:github", "refused", FORK_REFUSAL)
 
 
 async def test_a_pull_requests_app_yml_cannot_mount_the_host(bot, repo, fake):
@@ -258,7 +255,7 @@ async def test_events_of_one_pull_request_run_one_at_a_time_and_end_at_its_newes
 
     async def send(action: str, sha: str) -> None:
         body = body_of(github_pull(str(repo.origin), 3, action, sha))
-        headers = {"X-GitHub-Event": "pull_request", **sign("github", SECRET, body)}
+        headers = github_headers("pull_request", body)
         assert (await receiver.receive("github", headers, body)).status == 202
 
     first = repo.pull_request(3, "first")

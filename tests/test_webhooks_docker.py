@@ -1,6 +1,7 @@
 """Git webhooks on the real engine: a signed GitHub push to the local endpoint deploys the
-app at that commit from a local bare repository; a bad signature, an unknown repository
-and another branch are refused or ignored, and audited, and change nothing."""
+app at that commit from a local bare repository, once: the same delivery again deploys
+nothing; a bad signature, another repository and another branch are refused or ignored,
+and audited, and change nothing."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pytest
 from bot.webhooks import hook_routes, start_http
 from commands.dispatch import ChatRequest, Dispatcher
 from commands.hooks import Receiver
-from core.pipelines.signatures import sign
 from tests.chat import fetch, result, say, task_addresses
-from tests.forge_payloads import Repo, body_of, github_push
+from tests.forge_payloads import Repo, body_of, github_headers, github_push
 
 pytestmark = pytest.mark.docker
 
@@ -25,9 +25,11 @@ ADMIN = "console:alice"
 SECRET = "zp-webhook-secret-1"
 
 
-async def post(base: str, payload: dict, secret: str = SECRET) -> tuple[int, str]:
+async def post(
+    base: str, payload: dict, secret: str = SECRET, delivery: str = ""
+) -> tuple[int, str]:
     body = body_of(payload)
-    headers = {"X-GitHub-Event": "push", **sign("github", secret, body)}
+    headers = github_headers("push", body, secret, delivery)
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{base}/hooks/github", data=body, headers=headers) as answer,
@@ -60,16 +62,23 @@ async def test_a_signed_push_deploys_that_commit_and_the_rest_is_refused(
 
         (folder / "www" / "index.html").write_text("pushed by zp\n")
         commit = repo.push("main", "a change")
-        assert await post(base, github_push(str(repo.origin), "main", commit)) == (
+        push = github_push(str(repo.origin), "main", commit)
+        assert await post(base, push, delivery=f"{name}-1") == (
             202,
             f"{name}: deploying main to staging",
+        )
+        await receiver.drain()
+        # the same delivery again (a replay, or the forge's redelivery) deploys nothing
+        assert await post(base, push, delivery=f"{name}-1") == (
+            200,
+            f"already handled: delivery {name}-1; nothing was done again",
         )
         bad = await post(base, github_push(str(repo.origin), "main", commit), "wrong-secret-00")
         unknown = await post(base, github_push(str(tmp_path / "other.git"), "main", commit))
         other = await post(base, github_push(str(repo.origin), "feature", commit))
         await receiver.drain()
 
-        assert bad[0] == 401 and unknown[0] == 404 and other[0] == 202
+        assert bad[0] == 401 and unknown[0] == 403 and other[0] == 202
         [release] = bot.engine.store.releases(name, "staging")
         assert (release.status, release.source_ref, release.deployed_by) == (
             "live",
@@ -84,8 +93,17 @@ async def test_a_signed_push_deploys_that_commit_and_the_rest_is_refused(
 
         rows = [(r["user"], r["result"], r["detail"]) for r in bot.engine.store.audit_log(None, 50)]
         assert (f"webhook:{name}", "ok", f"{name} release 1 is live on staging") in rows
-        assert ("webhook:github", "refused", "bad signature") in rows
-        assert any(d.startswith("unknown repository") for _, r, d in rows if r == "refused")
+        unproved = (
+            "webhook:github",
+            "refused",
+            "no valid signature: 1 request since the last such row",
+        )
+        assert unproved in rows
+        assert (
+            "webhook:github",
+            "refused",
+            f"signed for {name}, but names another repository",
+        ) in rows
         assert (
             "webhook:github",
             "ignored",

@@ -12,6 +12,7 @@ from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.jobs import Run
 from commands.catalog.outbox import Notifications, Outbox, OutboxRetry
+from commands.catalog.people import People, PeopleLink, PeopleUnlink
 from commands.catalog.pipelines import (
     PreviewClose,
     PreviewDeploy,
@@ -61,6 +62,9 @@ __all__ = [
     "Logs",
     "Notifications",
     "Outbox",
+    "People",
+    "PeopleLink",
+    "PeopleUnlink",
     "OutboxRetry",
     "ProxySetup",
     "ProxyStatus",

@@ -174,13 +174,19 @@ class PreviewDeploy:
         volumes = set(json.loads(row["volumes"] or "[]"))
         service = service_name(self.app, self.env)
         volumes.update(n for n in derived_names(resolved.spec, self.env) if n != service)
-        limit = ctx.config.pipelines.max_previews
+        limits = ctx.config.pipelines.max_previews, ctx.config.pipelines.max_previews_per_app
         changes = {"domain": resolved.spec.domains[0], "volumes": json.dumps(sorted(volumes))}
-        others = await ctx.engine.db.claim_preview(self.app, self.number, limit, changes)
-        if others >= limit:
+        others, mine = await ctx.engine.db.claim_preview(self.app, self.number, limits, changes)
+        if others >= limits[0]:
             raise CoreError(
                 f"{others} previews are open, the most shipbot.yml allows "
-                f"(pipelines.max_previews: {limit}): close one, or raise the limit"
+                f"(pipelines.max_previews: {limits[0]}): close one, or an admin raises the limit"
+            )
+        if mine >= limits[1]:
+            raise CoreError(
+                f"{mine} previews of {self.app} are open, the most shipbot.yml allows one app "
+                f"(pipelines.max_previews_per_app: {limits[1]}): close one of them, or an "
+                "admin raises the limit; preview refused"
             )
         ctx = dataclasses.replace(ctx, resolved=resolved)
         status, key = FAILED, {"app": self.app, "number": self.number}

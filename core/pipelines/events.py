@@ -50,6 +50,8 @@ class Push:
     commit: str
     who: str
     deleted: bool = False
+    # every forge login the payload names as pushing it (``github:alice``), for four eyes
+    logins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,18 @@ def _branch(ref: str) -> str | None:
     return ref.removeprefix(BRANCH_PREFIX) if ref.startswith(BRANCH_PREFIX) else None
 
 
+def _logins(forge: str, *names: str) -> tuple[str, ...]:
+    return tuple(sorted({f"{forge}:{name.lower()}" for name in names if name}))
+
+
+def _from_fork(pull: Any, base: Repository) -> bool:
+    """Whether the head lives in another repository than the base: a head repository the
+    payload does not name (the forge sends null once a fork is deleted) counts as a fork."""
+    head = _text(pull, "head", "repo", "full_name")
+    against = _text(pull, "base", "repo", "full_name") or base.name
+    return not head or not against or head.lower() != against.lower()
+
+
 def parse(forge: str, headers: Mapping[str, str], payload: Any) -> Event:
     """The event a forge's delivery carries; ``headers`` with lowercase names."""
     if not isinstance(payload, dict):
@@ -133,21 +147,24 @@ def parse(forge: str, headers: Mapping[str, str], payload: Any) -> Event:
         return _gitlab(kind, payload)
     if kind == "push":
         after = _text(payload, "after")
+        names = [
+            _text(payload, *path)
+            for path in (("pusher", "name"), ("pusher", "login"), ("pusher", "username"))
+        ]
+        sender = _text(payload, "sender", "login")
         return Push(
             forge,
             _repository(_get(payload, "repository")),
             _branch(str(_get(payload, "ref"))),
             after,
-            _text(payload, "pusher", "name")
-            or _text(payload, "pusher", "login")
-            or _text(payload, "sender", "login"),
+            next((name for name in names if name), sender),
             deleted=bool(payload.get("deleted")) or after == NO_COMMIT,
+            logins=_logins(forge, *names, sender),
         )
     if kind == "pull_request":
         pull = _get(payload, "pull_request")
         raw = str(_get(payload, "action"))
         base = _repository(_get(payload, "repository"))
-        head_repo = _text(pull, "head", "repo", "full_name")
         return PullRequest(
             forge,
             base,
@@ -156,13 +173,19 @@ def parse(forge: str, headers: Mapping[str, str], payload: Any) -> Event:
             raw,
             str(_get(pull, "head", "sha")),
             _text(pull, "head", "ref"),
-            bool(head_repo) and head_repo != base.name,
+            _from_fork(pull, base),
             _text(pull, "title"),
             _text(pull, "user", "login"),
             merged=bool(pull.get("merged")),
         )
     block = payload.get("repository")
     return Other(forge, kind or "unknown", _repository(block) if block else None)
+
+
+def _gitlab_fork(attrs: Any) -> bool:
+    """A merge request from another project, or from one the payload does not name."""
+    source, target = _text(attrs, "source_project_id"), _text(attrs, "target_project_id")
+    return not source or not target or source != target
 
 
 def _gitlab(kind: str, payload: dict[str, Any]) -> Event:
@@ -175,6 +198,7 @@ def _gitlab(kind: str, payload: dict[str, Any]) -> Event:
             after,
             _text(payload, "user_username") or _text(payload, "user_name"),
             deleted=after in ("", NO_COMMIT),
+            logins=_logins("gitlab", _text(payload, "user_username")),
         )
     if kind == "Merge Request Hook":
         attrs = _get(payload, "object_attributes")
@@ -190,7 +214,7 @@ def _gitlab(kind: str, payload: dict[str, Any]) -> Event:
             raw,
             str(_get(attrs, "last_commit", "id")),
             _text(attrs, "source_branch"),
-            _text(attrs, "source_project_id") != _text(attrs, "target_project_id"),
+            _gitlab_fork(attrs),
             _text(attrs, "title"),
             _text(payload, "user", "username"),
             merged=raw == "merge",

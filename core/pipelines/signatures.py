@@ -18,6 +18,13 @@ PROOF_HEADER = {
     "gitea": "x-gitea-signature",
 }
 
+# the header naming each delivery (a redelivery keeps it); Forgejo sends Gitea's too
+DELIVERY_HEADER = {
+    "github": "x-github-delivery",
+    "gitlab": "x-gitlab-event-uuid",
+    "gitea": "x-gitea-delivery",
+}
+
 
 def hmac_hex(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

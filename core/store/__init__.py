@@ -18,6 +18,7 @@ from core.store.backups import BackupsTable
 from core.store.certs import CertWatchTable
 from core.store.connection import StoreBusy
 from core.store.databases import DatabasesTable
+from core.store.deliveries import DeliveriesTable
 from core.store.digest import DigestTables
 from core.store.governance import GovernanceTables
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
@@ -76,6 +77,7 @@ class Store(
     BackupsTable,
     BackupWatchTable,
     PipelinesTable,
+    DeliveriesTable,
     AlertsTable,
     ServersTable,
     AuditLog,

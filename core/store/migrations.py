@@ -371,6 +371,34 @@ def v13_images(db: sqlite_utils.Database) -> None:
     )
 
 
+def v18_deliveries(db: sqlite_utils.Database) -> None:
+    """Webhook deliveries already handled (by the forge's delivery id and by the digest of
+    the signed body, kept a week and more) with the commit and who pushed it; the forge
+    logins an admin links to chat users; and the person behind each CI token."""
+    db["deliveries"].create(
+        {
+            "key": str,
+            "forge": str,
+            "delivery": str,
+            "body_digest": str,
+            "app": str,
+            "commit_sha": str,
+            "pushed_by": str,
+            "received_at": float,
+        },
+        pk="key",
+        not_null={"forge", "delivery", "body_digest", "received_at"},
+    )
+    db["deliveries"].create_index(["forge", "body_digest"], unique=True)
+    db["deliveries"].create_index(["app", "commit_sha"])
+    db["deliveries"].create_index(["received_at"])
+    db["people"].create(
+        {"user": str, "login": str, "added_by": str, "added_at": float},
+        pk=("user", "login"),
+    )
+    db["ci_tokens"].add_column("owner", str)
+
+
 def v10_alerts(db: sqlite_utils.Database) -> None:
     """Standing alerts per server (open until a recovery post closes them), each server's
     event cursor, and the guard window after every deploy."""
@@ -439,6 +467,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v18_deliveries,
     v21_truth,
 )
 for _step in HISTORY:

@@ -51,21 +51,23 @@ class PipelinesTable(Connection):
             else:
                 db["previews"].insert({**values, "opened_at": now, "updated_at": now})
 
-    def claim_preview(self, app: str, number: int, limit: int, changes: dict[str, Any]) -> int:
-        """Mark the preview deploying with ``changes`` when fewer than ``limit`` others are
-        live or deploying, in one transaction (two pull requests cannot both take the last
-        slot); returns how many others there are (the claim failed when it is ``limit``)."""
+    def claim_preview(
+        self, app: str, number: int, limits: tuple[int, int], changes: dict[str, Any]
+    ) -> tuple[int, int]:
+        """Mark the preview deploying with ``changes`` when fewer than ``limits`` (all apps,
+        this app) others are live or deploying, in one transaction (two pull requests cannot
+        both take the last slot); else mark it refused. Returns how many others there are,
+        of all apps and of this one."""
         with self._write() as db:
-            others = db.execute(
-                "SELECT count(*) FROM previews WHERE status IN ('live', 'deploying') "
-                "AND NOT (app = ? AND number = ?)",
-                [app, number],
-            ).fetchone()[0]
-            if others < limit:
-                db["previews"].update(
-                    (app, number), {**changes, "status": "deploying", "updated_at": time.time()}
-                )
-            return others
+            others, mine = db.execute(
+                "SELECT count(*), coalesce(sum(app = ?), 0) FROM previews "
+                "WHERE status IN ('live', 'deploying') AND NOT (app = ? AND number = ?)",
+                [app, app, number],
+            ).fetchone()
+            fits = others < limits[0] and mine < limits[1]
+            status = {**changes, "status": "deploying"} if fits else {"status": "refused"}
+            db["previews"].update((app, number), {**status, "updated_at": time.time()})
+            return others, mine
 
     def preview(self, app: str, number: int) -> dict[str, Any] | None:
         rows = self._rows("previews", "app = ? AND number = ?", [app, number])

@@ -46,13 +46,16 @@ class RegistryTables(Connection):
             return cursor.rowcount > 0
 
     # CI tokens; ``token_hash`` is a keyed digest of the whole token
-    def add_ci_token(self, *, name: str, app: str, token_hash: str, created_by: str) -> bool:
-        """False when a token of that name exists (revoke it first)."""
+    def add_ci_token(
+        self, *, name: str, app: str, token_hash: str, created_by: str, owner: str
+    ) -> bool:
+        """False when a token of that name exists (revoke it first). ``owner``: the person
+        behind the token's deploys, who may not approve them."""
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO ci_tokens (name, app, token_hash, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [name, app, token_hash, created_by, time.time()],
+                "INSERT OR IGNORE INTO ci_tokens "
+                "(name, app, token_hash, created_by, created_at, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                [name, app, token_hash, created_by, time.time(), owner],
             )
             return cursor.rowcount == 1
 
