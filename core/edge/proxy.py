@@ -44,6 +44,9 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         f"--providers.swarm.network={NETWORK}",
         f"--providers.swarm.refreshSeconds={config.refresh_seconds}",
         f"--providers.swarm.constraints=Label(`{LABEL_MANAGED}`,`true`)",
+        # a routed app with no running task keeps its router and answers 503, instead of
+        # leaving its name to whichever wildcard matches it
+        "--providers.swarm.allowEmptyServices=true",
         *acme_args(config.acme),
     ]
 
