@@ -1,0 +1,25 @@
+"""The one check every way to a route or a DNS record passes (deploy, preview, dns sync):
+the domains must be covered by the app's grants (``core.edge.grants``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.edge.grants import DomainError, from_rows, refusal
+from core.plane import OffLoop
+
+
+async def require_grants(
+    db: OffLoop,
+    app: str,
+    env: str,
+    domains: Iterable[str],
+    ask: tuple[str, str] | None = None,
+) -> None:
+    """Refuse, naming the grant an admin would give, unless every domain is granted."""
+    domains = list(domains)
+    if not domains:
+        return
+    why = refusal(from_rows(await db.domain_grants()), app, env, domains, ask)
+    if why is not None:
+        raise DomainError(f"{why}; nothing was changed")
