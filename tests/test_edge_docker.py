@@ -134,6 +134,7 @@ async def test_proxy_routes_domains_to_every_replica(bot, edge, tmp_path, made_a
     folder = make_app(tmp_path, name, f"domains: [{domain}]\nhttps: false")
     added = result(await say(bot, f"apps add {name} --path {folder}"))
     assert added.details == ("environments: production",)
+    assert result(await say(bot, f"domain grant {name} {domain}")).ok
     deployed = result(await say(bot, f"deploy {name}"))
     assert deployed.ok, deployed
     assert deployed.fields["url"] == f"http://{domain}:{edge['http']}/"
