@@ -161,9 +161,25 @@ async def test_a_push_cannot_route_a_domain_no_grant_covers(plane):
         in failure(await say(bot, "deploy mine --env staging", MAL)).message
     )
     assert swarm.services() == []
-    # what the grant covers deploys, wildcard included
+    # what the grant covers deploys, wildcard included; its router leaves shop's name alone
     mine.write_text(app_yml("mine", "domains: ['*.example.com', app.example.com]"))
     assert result(await say(bot, "deploy mine", MAL)).ok
+    labels = swarm.inspect_service("mine-production")["Spec"]["Labels"]
+    assert labels["traefik.http.routers.mine-production-wildcard.rule"] == (
+        "HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) && !Host(`shop.example.com`)"
+    )
+    assert labels["traefik.http.routers.mine-production.rule"] == "Host(`app.example.com`)"
+    # a name granted under a live wildcard: the reply says when the wildcard lets go of it
+    later = result(await say(bot, "domain grant shop api.example.com", ADMIN))
+    assert later.details == (
+        "mine's *.example.com stops matching it at that app's next deploy (its routing "
+        "labels leave out the names granted to other apps)",
+    )
+    assert result(await say(bot, "deploy mine", MAL)).ok
+    labels = swarm.inspect_service("mine-production")["Spec"]["Labels"]
+    assert labels["traefik.http.routers.mine-production-wildcard.rule"].endswith(
+        "&& !(Host(`api.example.com`) || Host(`shop.example.com`))"
+    )
     assert result(await say(bot, "deploy shop", ADMIN)).ok  # shop's app.yml routes nothing
 
 

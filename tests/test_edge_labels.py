@@ -99,6 +99,22 @@ def test_wildcard_domains_exact():
     )
 
 
+def test_a_wildcard_router_leaves_out_the_names_of_other_apps():
+    spec = parse_app_config(
+        "name: w\nimage: w:1\nport: 80\nhttps: false\npath_prefix: /api\n"
+        "domains: ['*.example.com']\n"
+    ).base
+    labels = traefik_labels(spec, "production", excluded=("a.example.com", "b.example.com"))
+    assert labels["traefik.http.routers.w-production.rule"] == (
+        "HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) && PathPrefix(`/api`) "
+        "&& !(Host(`a.example.com`) || Host(`b.example.com`))"
+    )
+    # the names it leaves out are not read back as its own
+    routed = routed_domains([{"Spec": {"Labels": {**labels,
+        "shipbot.app": "w", "shipbot.env": "production"}}}])  # fmt: skip
+    assert [r.domain for r in routed] == ["*.example.com"]
+
+
 def test_plain_http_environment_exact():
     spec = parse_app_config(APP).for_env("staging")
     assert traefik_labels(spec, "staging") == {

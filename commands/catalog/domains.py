@@ -79,13 +79,22 @@ class DomainGrant(_DomainGrantFields):
         if not added:
             yield Result(True, f"{what} already: nothing changed")
             return
-        others = [
-            g.pattern
-            for g in from_rows(await ctx.engine.db.domain_grants())
-            if g.app != self.app and g.pattern != self.pattern and matches(self.pattern, g.pattern)
-        ]
-        details = (f"names other apps hold under it stay theirs: {', '.join(others)}",)
-        yield Result(True, what, details if others else ())
+        grants = [g for g in from_rows(await ctx.engine.db.domain_grants()) if g.app != self.app]
+        inside = sorted(
+            {g.pattern for g in grants if matches(self.pattern, g.pattern)} - {self.pattern}
+        )
+        over = sorted(
+            {f"{g.app}'s {g.pattern}" for g in grants if matches(g.pattern, self.pattern)}
+        )
+        details = []
+        if inside:
+            details.append(f"names other apps hold under it stay theirs: {', '.join(inside)}")
+        if over:
+            details.append(
+                f"{', '.join(over)} stops matching it at that app's next deploy (its routing "
+                "labels leave out the names granted to other apps)"
+            )
+        yield Result(True, what, tuple(details))
 
 
 def _taken(pattern: str, taken: dict[str, Any]) -> str:

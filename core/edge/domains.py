@@ -1,11 +1,12 @@
 """The one check every way to a route or a DNS record passes (deploy, preview, dns sync):
-the domains must be covered by the app's grants (``core.edge.grants``)."""
+the domains must be covered by the app's grants (``core.edge.grants``); and the names a
+wildcard router must leave to the apps granted them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.edge.grants import DomainError, from_rows, refusal
+from core.edge.grants import DomainError, excluded_names, from_rows, refusal
 from core.plane import OffLoop
 
 
@@ -23,3 +24,10 @@ async def require_grants(
     why = refusal(from_rows(await db.domain_grants()), app, env, domains, ask)
     if why is not None:
         raise DomainError(f"{why}; nothing was changed")
+
+
+async def wildcard_exclusions(db: OffLoop, app: str, domains: Iterable[str]) -> tuple[str, ...]:
+    """Other apps' granted names under ``app``'s wildcards (for its routing labels)."""
+    if not any(d.startswith("*.") for d in domains):
+        return ()
+    return excluded_names(from_rows(await db.domain_grants()), app, domains)

@@ -104,6 +104,23 @@ def refusal(
     return None
 
 
+def excluded_names(grants: list[DomainGrant], app: str, domains: Iterable[str]) -> tuple[str, ...]:
+    """Other apps' exact names under ``app``'s wildcards: its wildcard router never matches
+    them, so their requests never reach it, even while their own router is gone."""
+    wildcards = [d for d in domains if d.startswith("*.")]
+    return tuple(
+        sorted(
+            {
+                g.pattern
+                for g in grants
+                if g.app != app
+                and not g.pattern.startswith("*.")
+                and any(matches(w, g.pattern) for w in wildcards)
+            }
+        )
+    )
+
+
 def shown_env(env: str) -> str:
     return "every environment" if env == EVERY_ENV else f"environment {env}"
 

@@ -18,7 +18,7 @@ Per app and environment, named after its service (``api-production``):
 from __future__ import annotations
 
 from core.appspec import AppSpec
-from core.edge.rules import host_rule
+from core.edge.rules import EXCLUDED, host_rule
 
 ENTRY_HTTP = "web"
 ENTRY_HTTPS = "websecure"
@@ -36,16 +36,20 @@ def router_name(app: str, env: str) -> str:
     return f"{app}-{env}"
 
 
-def rule(domains: list[str], path_prefix: list[str]) -> str:
-    hosts = " || ".join(host_rule(domain) for domain in domains)
-    if len(domains) > 1:
-        hosts = f"({hosts})"
-    if not path_prefix:
-        return hosts
-    prefixes = " || ".join(f"PathPrefix(`{prefix}`)" for prefix in path_prefix)
-    if len(path_prefix) > 1:
-        prefixes = f"({prefixes})"
-    return f"{hosts} && {prefixes}"
+def _any(parts: list[str]) -> str:
+    joined = " || ".join(parts)
+    return f"({joined})" if len(parts) > 1 else joined
+
+
+def rule(domains: list[str], path_prefix: list[str], excluded: tuple[str, ...] = ()) -> str:
+    """The router's rule; ``excluded``: names a wildcard must never match (last, negated:
+    ``hosts_in`` reads only what stands before it)."""
+    out = _any([host_rule(domain) for domain in domains])
+    if path_prefix:
+        out += " && " + _any([f"PathPrefix(`{prefix}`)" for prefix in path_prefix])
+    if excluded:
+        out += f"{EXCLUDED}{_any([host_rule(name) for name in excluded])}"
+    return out
 
 
 def routers(spec: AppSpec, env: str) -> list[tuple[str, list[str], int]]:
@@ -61,10 +65,15 @@ def routers(spec: AppSpec, env: str) -> list[tuple[str, list[str], int]]:
     return out
 
 
-def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, str]:
+def traefik_labels(
+    spec: AppSpec, env: str, https_port: int = 443, excluded: tuple[str, ...] = ()
+) -> dict[str, str]:
     """The labels that route ``spec``'s domains to it; none without domains.
 
     ``https_port`` is where the redirect sends browsers (the proxy's published port).
+    ``excluded``: other apps' names under this app's wildcards, which its wildcard router
+    never matches: while such an app has no running task (Traefik then drops its router),
+    its requests get a 404 from the edge instead of reaching this app.
     """
     if not spec.domains:
         return {}
@@ -80,8 +89,9 @@ def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, 
     redirect = f"{name}-https"
     for router_id, domains, priority in routers(spec, env):
         router = f"traefik.http.routers.{router_id}"
+        unless = excluded if priority == WILDCARD_PRIORITY else ()
         out |= {
-            f"{router}.rule": rule(domains, spec.path_prefix),
+            f"{router}.rule": rule(domains, spec.path_prefix, unless),
             f"{router}.service": name,
             f"{router}.middlewares": retry,
             f"{router}.priority": str(priority),
@@ -97,7 +107,7 @@ def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, 
             f"{router}.entrypoints": ENTRY_HTTPS,
             f"{router}.tls": "true",
             f"{router}.tls.certresolver": RESOLVER_DNS if wildcard else RESOLVER,
-            f"{router}-http.rule": rule(domains, spec.path_prefix),
+            f"{router}-http.rule": rule(domains, spec.path_prefix, unless),
             f"{router}-http.entrypoints": ENTRY_HTTP,
             f"{router}-http.service": name,
             f"{router}-http.middlewares": redirect,

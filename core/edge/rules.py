@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 WILDCARD_LABEL = "[a-z0-9-]+"
+EXCLUDED = " && !"  # what follows names hosts a rule never matches (``labels.rule``)
 # the name a wildcard is probed with: one label under it, as any client would ask
 WILDCARD_PROBE = "shipbot-check"
 _HOST = re.compile(r"Host\(\s*`([^`]+)`\s*\)")
@@ -32,7 +33,9 @@ def wildcard_of(regexp: str) -> str | None:
 
 
 def hosts_in(rule: str) -> list[str]:
-    """The domains a router rule routes, lowercased: its names, then its wildcards."""
+    """The domains a router rule routes, lowercased: its names, then its wildcards (the
+    names it excludes are not among them)."""
+    rule = rule.partition(EXCLUDED)[0]
     wildcards = [w for w in map(wildcard_of, _HOST_REGEXP.findall(rule)) if w]
     return [d.lower() for d in [*_HOST.findall(rule), *wildcards]]
 
