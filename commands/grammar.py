@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core.edge.grants import grant_pattern
 from core.names import APP_NAME_RE as NAME_RE
 from core.names import ENV_NAME_RE as ENV_RE
 from core.names import KEY_RE, ROLE_NAMES, USER_RE, is_ref
@@ -127,6 +128,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "user": _user,
     "role": _role,
     "pattern": _pattern,
+    "domain": grant_pattern,
     "key": _key,
     "assignment": _assignment,
     "pull": _pull_number,

@@ -194,6 +194,8 @@ async def repo(tmp_path: Path, bot: Dispatcher) -> Repo:
     (folder / "app.yml").write_text(APP_YML.format(name="zpapp"))
     repo = Repo(tmp_path, folder)
     assert result(await say(bot, f"apps add zpapp --git {repo.origin} --ref main", ADMIN)).ok
+    grant = "domain grant zpapp '*.preview.test' --env 'pr-*'"
+    assert result(await say(bot, grant, ADMIN)).ok
     replies = await bot.run(
         ChatRequest("console", ADMIN, "console", "webhook secret zpapp", SECRET)
     )

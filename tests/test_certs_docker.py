@@ -97,6 +97,7 @@ def app_dir(tmp: Path, name: str, domain: str) -> Path:
 async def deploy(bot: Dispatcher, tmp: Path, name: str, domain: str) -> None:
     folder = app_dir(tmp, name, domain)
     assert result(await say(bot, f"apps add {name} --path {folder}")).ok
+    assert result(await say(bot, f"domain grant {name} {domain}")).ok
     assert result(await say(bot, f"deploy {name}")).ok
 
 

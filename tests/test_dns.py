@@ -278,6 +278,9 @@ async def plane(tmp_path: Path, monkeypatch, fake):
     swarm = fake_swarm(monkeypatch, "shop:1")
     bot = bot_with(home, swarm, config(fake))
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    assert result(await say(bot, "domain grant shop shop.example.com", ADMIN)).ok
+    grant = "domain grant shop staging.shop.example.com --env staging"
+    assert result(await say(bot, grant, ADMIN)).ok
     yield bot, swarm, home
     bot.close()
 

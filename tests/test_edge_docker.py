@@ -134,6 +134,7 @@ async def test_proxy_routes_domains_to_every_replica(bot, edge, tmp_path, made_a
     folder = make_app(tmp_path, name, f"domains: [{domain}]\nhttps: false")
     added = result(await say(bot, f"apps add {name} --path {folder}"))
     assert added.details == ("environments: production",)
+    assert result(await say(bot, f"domain grant {name} {domain}")).ok
     deployed = result(await say(bot, f"deploy {name}"))
     assert deployed.ok, deployed
     assert deployed.fields["url"] == f"http://{domain}:{edge['http']}/"
@@ -161,3 +162,93 @@ async def test_an_app_without_domains_gets_no_router(bot, edge, tmp_path, made_a
     labels = docker_client.api.inspect_service(f"{name}-production")["Spec"]["Labels"]
     assert not [key for key in labels if key.startswith("traefik.")]
     assert get(edge["http"], f"{name}.test")[0] == 404
+
+
+WILDCARD_DOCKERFILE = """\
+FROM busybox
+CMD echo "wildcard" > /www/index.html && exec httpd -f -vv -p 8080 -h /www
+"""
+ONE_REPLICA_YML = """\
+name: {name}
+build: .
+port: 8080
+healthcheck:
+  cmd: ["wget", "-qO-", "http://127.0.0.1:8080/"]
+  interval: 1s
+  timeout: 2s
+  start_period: 1s
+stop_grace_period: 1s
+https: false
+domains: ['{domain}']
+"""
+
+
+def get_path(port: int, host: str, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def request_log(docker_client, service: str) -> str:
+    """What busybox httpd -vv wrote for every request its tasks received (``url:/…``)."""
+    out = []
+    for task in docker_client.api.tasks(filters={"service": service}):
+        container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+        if container:
+            out.append(docker_client.api.logs(container, stdout=True, stderr=True).decode())
+    return "".join(out)
+
+
+async def test_an_app_with_no_running_task_never_reaches_another_apps_wildcard(
+    bot, edge, tmp_path, made_apps, docker_client
+):
+    assert result(await say(bot, "proxy setup")).ok
+    run = uuid.uuid4().hex[:8]
+    zone = f"z{run}.test"
+    apps = {f"shop{run}": f"shop.{zone}", f"wild{run}": f"*.{zone}"}
+    made_apps.extend(apps)
+    for name, domain in apps.items():
+        folder = tmp_path / name
+        (folder / "www").mkdir(parents=True)
+        wildcard = domain.startswith("*.")
+        (folder / "Dockerfile").write_text(WILDCARD_DOCKERFILE if wildcard else DOCKERFILE)
+        (folder / "app.yml").write_text(ONE_REPLICA_YML.format(name=name, domain=domain))
+        assert result(await say(bot, f"apps add {name} --path {folder}")).ok
+        assert result(await say(bot, f"domain grant {name} '{domain}'")).ok
+    for name in apps:
+        deployed = result(await say(bot, f"deploy {name}"))
+        assert deployed.ok, deployed
+    shop, wild = f"shop.{zone}", f"wild{run}-production"
+
+    # the exact name is shop's (once Traefik has read its router); any other name the
+    # wildcard's
+    deadline = time.monotonic() + 20
+    while not get_path(edge["http"], shop, "/")[1].startswith("hello from "):
+        assert time.monotonic() < deadline, "shop's own router never answered"
+        time.sleep(0.3)
+    assert until_status(edge["http"], f"other.{zone}", 200) == "wildcard\n"
+
+    # shop has no running task: Traefik drops its router, and its name still never
+    # reaches the wildcard app (the edge answers itself: 404, or 503 with a Traefik
+    # whose swarm provider honours allowEmptyServices)
+    assert result(await say(bot, f"scale shop{run} 0")).ok
+    deadline = time.monotonic() + 20
+    answers = [get_path(edge["http"], shop, f"/?probe-{run}")]
+    while answers[-1][0] == 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        answers.append(get_path(edge["http"], shop, f"/?probe-{run}"))
+    answers += [get_path(edge["http"], shop, f"/?probe-{run}") for _ in range(5)]
+    gone = answers[-6:]
+    assert {a for a in gone} <= {(404, "404 page not found\n"), (503, "Service Unavailable")}, (
+        answers
+    )
+    assert get_path(edge["http"], f"other.{zone}", f"/control-{run}")[0] == 404  # busybox's
+    log = request_log(docker_client, wild)
+    assert f"url:/control-{run}" in log  # the request log shows what reached the wildcard
+    assert f"probe-{run}" not in log
+    status = [r.text for r in await say(bot, f"status wild{run}") if type(r).__name__ == "Message"]
+    assert status == [f"production: http://*.{zone}:{edge['http']}/ → 200 OK"]

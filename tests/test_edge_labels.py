@@ -7,6 +7,7 @@ import pytest
 from core.appspec import parse_app_config
 from core.edge.certs import routed_domains
 from core.edge.labels import rule, traefik_labels, urls
+from core.edge.operate import routes_of
 from core.errors import AppSpecError
 
 APP = """\
@@ -30,6 +31,7 @@ def test_https_app_exact():
         "traefik.http.routers.api-production.rule": "Host(`api.example.com`)",
         "traefik.http.routers.api-production.service": "api-production",
         "traefik.http.routers.api-production.middlewares": "api-production-retry",
+        "traefik.http.routers.api-production.priority": "10000",
         "traefik.http.routers.api-production.entrypoints": "websecure",
         "traefik.http.routers.api-production.tls": "true",
         "traefik.http.routers.api-production.tls.certresolver": "shipbot",
@@ -37,46 +39,80 @@ def test_https_app_exact():
         "traefik.http.routers.api-production-http.entrypoints": "web",
         "traefik.http.routers.api-production-http.service": "api-production",
         "traefik.http.routers.api-production-http.middlewares": "api-production-https",
+        "traefik.http.routers.api-production-http.priority": "10000",
         "traefik.http.middlewares.api-production-https.redirectscheme.scheme": "https",
         "traefik.http.middlewares.api-production-https.redirectscheme.permanent": "true",
     }
 
 
 def test_wildcard_domains_exact():
+    """A wildcard beside an exact name gets a router of its own, at the lowest priority."""
     spec = parse_app_config(
         "name: api\nimage: team/api:1\nport: 8080\ndomains: ['*.example.com', api.example.com]\n"
     ).base
+    exact = "traefik.http.routers.api-production"
+    wild = "traefik.http.routers.api-production-wildcard"
+    regexp = "HostRegexp(`^[a-z0-9-]+\\.example\\.com$`)"
     assert traefik_labels(spec, "production") == {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
         "traefik.http.services.api-production.loadbalancer.server.port": "8080",
         "traefik.http.middlewares.api-production-retry.retry.attempts": "4",
         "traefik.http.middlewares.api-production-retry.retry.initialinterval": "50ms",
-        "traefik.http.routers.api-production.rule": (
-            "(HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) || Host(`api.example.com`))"
-        ),
-        "traefik.http.routers.api-production.service": "api-production",
-        "traefik.http.routers.api-production.middlewares": "api-production-retry",
-        "traefik.http.routers.api-production.priority": "1",
-        "traefik.http.routers.api-production-http.priority": "1",
-        "traefik.http.routers.api-production.tls.domains[0].main": "*.example.com",
-        "traefik.http.routers.api-production.tls.domains[1].main": "api.example.com",
-        "traefik.http.routers.api-production.entrypoints": "websecure",
-        "traefik.http.routers.api-production.tls": "true",
-        "traefik.http.routers.api-production.tls.certresolver": "shipbot-dns",
-        "traefik.http.routers.api-production-http.rule": (
-            "(HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) || Host(`api.example.com`))"
-        ),
-        "traefik.http.routers.api-production-http.entrypoints": "web",
-        "traefik.http.routers.api-production-http.service": "api-production",
-        "traefik.http.routers.api-production-http.middlewares": "api-production-https",
+        f"{exact}.rule": "Host(`api.example.com`)",
+        f"{exact}.service": "api-production",
+        f"{exact}.middlewares": "api-production-retry",
+        f"{exact}.priority": "10000",
+        f"{exact}.entrypoints": "websecure",
+        f"{exact}.tls": "true",
+        f"{exact}.tls.certresolver": "shipbot",
+        f"{exact}-http.rule": "Host(`api.example.com`)",
+        f"{exact}-http.entrypoints": "web",
+        f"{exact}-http.service": "api-production",
+        f"{exact}-http.middlewares": "api-production-https",
+        f"{exact}-http.priority": "10000",
+        f"{wild}.rule": regexp,
+        f"{wild}.service": "api-production",
+        f"{wild}.middlewares": "api-production-retry",
+        f"{wild}.priority": "1",
+        f"{wild}.tls.domains[0].main": "*.example.com",
+        f"{wild}.entrypoints": "websecure",
+        f"{wild}.tls": "true",
+        f"{wild}.tls.certresolver": "shipbot-dns",
+        f"{wild}-http.rule": regexp,
+        f"{wild}-http.entrypoints": "web",
+        f"{wild}-http.service": "api-production",
+        f"{wild}-http.middlewares": "api-production-https",
+        f"{wild}-http.priority": "1",
         "traefik.http.middlewares.api-production-https.redirectscheme.scheme": "https",
         "traefik.http.middlewares.api-production-https.redirectscheme.permanent": "true",
     }
-    # read back from the labels: what claims and the certificate watch see
-    routed = routed_domains([{"Spec": {"Labels": {**traefik_labels(spec, "production"),
+    # read back from the labels, by the one reader: what claims, certificates and status see
+    labels = traefik_labels(spec, "production")
+    routed = routed_domains([{"Spec": {"Labels": {**labels,
         "shipbot.app": "api", "shipbot.env": "production"}}}])  # fmt: skip
     assert [r.domain for r in routed] == ["*.example.com", "api.example.com"]
+    assert routes_of(labels, "api", "production") == (
+        ["api.example.com", "*.example.com"],
+        [],
+        True,
+    )
+
+
+def test_a_wildcard_router_leaves_out_the_names_of_other_apps():
+    spec = parse_app_config(
+        "name: w\nimage: w:1\nport: 80\nhttps: false\npath_prefix: /api\n"
+        "domains: ['*.example.com']\n"
+    ).base
+    labels = traefik_labels(spec, "production", excluded=("a.example.com", "b.example.com"))
+    assert labels["traefik.http.routers.w-production.rule"] == (
+        "HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) && PathPrefix(`/api`) "
+        "&& !(Host(`a.example.com`) || Host(`b.example.com`))"
+    )
+    # the names it leaves out are not read back as its own
+    routed = routed_domains([{"Spec": {"Labels": {**labels,
+        "shipbot.app": "w", "shipbot.env": "production"}}}])  # fmt: skip
+    assert [r.domain for r in routed] == ["*.example.com"]
 
 
 def test_plain_http_environment_exact():
@@ -90,6 +126,7 @@ def test_plain_http_environment_exact():
         "traefik.http.routers.api-staging.rule": "Host(`staging.api.example.com`)",
         "traefik.http.routers.api-staging.service": "api-staging",
         "traefik.http.routers.api-staging.middlewares": "api-staging-retry",
+        "traefik.http.routers.api-staging.priority": "10000",
         "traefik.http.routers.api-staging.entrypoints": "web",
     }
 
@@ -111,11 +148,11 @@ def test_no_domains_no_labels():
 
 def test_rules_with_several_domains_and_prefixes():
     one = parse_app_config("name: a\nimage: a:1\nport: 80\ndomains: [a.test]\npath_prefix: /api\n")
-    assert rule(one.base) == "Host(`a.test`) && PathPrefix(`/api`)"
+    assert rule(one.base.domains, one.base.path_prefix) == "Host(`a.test`) && PathPrefix(`/api`)"
     many = parse_app_config(
         "name: a\nimage: a:1\nport: 80\ndomains: [a.test, b.test]\npath_prefix: [/api, /v2]\n"
     )
-    assert rule(many.base) == (
+    assert rule(many.base.domains, many.base.path_prefix) == (
         "(Host(`a.test`) || Host(`b.test`)) && (PathPrefix(`/api`) || PathPrefix(`/v2`))"
     )
 

@@ -45,6 +45,7 @@ def test_proxy_spec_exact():
                     "--providers.swarm.network=shipbot",
                     "--providers.swarm.refreshSeconds=1",
                     "--providers.swarm.constraints=Label(`shipbot.managed`,`true`)",
+                    "--providers.swarm.allowEmptyServices=true",
                     *acme_args(config.acme),  # exactly tested in test_acme.py
                 ],
                 "Labels": {"shipbot.edge": "true"},

@@ -39,6 +39,7 @@ def test_routing_shows_as_labels():
         "label traefik.http.middlewares.a-production-retry.retry.initialinterval: - → 50ms",
         "label traefik.http.routers.a-production.entrypoints: - → web",
         "label traefik.http.routers.a-production.middlewares: - → a-production-retry",
+        "label traefik.http.routers.a-production.priority: - → 10000",
         "label traefik.http.routers.a-production.rule: - → Host(`a.test`)",
         "label traefik.http.routers.a-production.service: - → a-production",
         "label traefik.http.services.a-production.loadbalancer.server.port: - → 80",

@@ -84,6 +84,8 @@ async def test_a_pull_request_gets_a_preview_and_its_close_removes_every_trace(
     repo = Repo(tmp_path, folder)
     assert result(await say(bot, "proxy setup", ADMIN)).ok
     assert result(await say(bot, f"apps add {name} --git {repo.origin} --ref main", ADMIN)).ok
+    grant = f"domain grant {name} '*.{name}.test' --env 'pr-*'"
+    assert result(await say(bot, grant, ADMIN)).ok
     secret = ChatRequest("console", ADMIN, "console", f"webhook secret {name}", SECRET)
     assert result(await bot.run(secret)).ok
     receiver = Receiver(bot)

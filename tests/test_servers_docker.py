@@ -142,6 +142,7 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
     (folder / "Dockerfile").write_text(DOCKERFILE)
     (folder / "app.yml").write_text(APP_YML.format(name=name))
     assert result(await say(bot, f"apps add {name} --path {folder}")).ok
+    assert result(await say(bot, f"domain grant {name} {name}.test")).ok
     deployed = await say(bot, f"deploy {name}")
     assert result(deployed).ok, deployed
     assert f"built on local: carrying shipbot/{name}:1 to zs-1" in steps(deployed)

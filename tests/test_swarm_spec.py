@@ -47,6 +47,7 @@ def test_service_spec_exact():
         "traefik.http.routers.hello-production.rule": "Host(`hello.example.com`)",
         "traefik.http.routers.hello-production.service": "hello-production",
         "traefik.http.routers.hello-production.middlewares": "hello-production-retry",
+        "traefik.http.routers.hello-production.priority": "10000",
         "traefik.http.routers.hello-production.entrypoints": "web",
     }
     assert service_spec(spec, "production", 7, "shipbot/hello:7") == {

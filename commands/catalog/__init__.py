@@ -9,6 +9,7 @@ from commands.catalog.data import DbAttach, DbCreate, DbDetach, DbList, DbRemove
 from commands.catalog.decisions import Approve, Reject
 from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
+from commands.catalog.domains import DomainGrant, DomainRevoke, Domains
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.jobs import Run
 from commands.catalog.outbox import Notifications, Outbox, OutboxRetry
@@ -53,6 +54,9 @@ __all__ = [
     "Deploy",
     "DnsList",
     "DnsSync",
+    "DomainGrant",
+    "DomainRevoke",
+    "Domains",
     "EnvList",
     "EnvSet",
     "EnvUnset",

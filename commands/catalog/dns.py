@@ -15,6 +15,8 @@ from core.config import DnsConfig
 from core.deploy.resolve import check_env
 from core.edge import cloudflare
 from core.edge.dns import Action, DnsError, owner_of, writes
+from core.edge.domains import require_grants
+from core.edge.grants import DomainError
 
 NOT_CONFIGURED = (
     "DNS is not configured: add a `dns:` section (zone, addresses or target, token_env) "
@@ -80,8 +82,9 @@ class DnsList:
 class DnsSync:
     """Create or update the DNS records of an app's domains (app.yml at its registered ref).
 
-    Records point at the cluster's addresses (or CNAME target) from shipbot.yml's `dns:`.
-    A second sync changes nothing.
+    Records point at the cluster's addresses (or CNAME target) from shipbot.yml's `dns:`,
+    only for domains an admin granted the app (`domains APP`); a wildcard or the zone's
+    apex only when that very wildcard or apex is granted. A second sync changes nothing.
     """
 
     app: str = arg("app", "APP")
@@ -97,6 +100,7 @@ class DnsSync:
         if not domains:
             yield Message(f"{self.app} ({env}) has no domains in app.yml: no DNS records to keep")
             return
+        await require_grants(ctx.engine.db, self.app, env, domains)
         actions = await cloudflare.sync(config, self.app, env, domains)
         yield Result(
             True,
@@ -113,8 +117,9 @@ async def after_deploy(ctx: Context, request: Any, result: Result) -> Result:
         return result
     env = env_of(request)
     try:
+        await require_grants(ctx.engine.db, request.app, env, domains_of(spec))
         actions = await cloudflare.sync(ctx.config.dns, request.app, env, domains_of(spec))
-    except DnsError as exc:
+    except (DnsError, DomainError) as exc:
         line = f"DNS not updated: {exc}; `dns sync {request.app}` to try again"
     else:
         changed = writes(actions)

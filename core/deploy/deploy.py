@@ -33,6 +33,7 @@ from core.deploy.verdicts import (
     seen,
 )
 from core.durations import format_duration
+from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
@@ -59,6 +60,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         force_update=force_update(current),
         https_port=plane.edge.https_port,
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
+        excluded=await wildcard_exclusions(plane.db, name, resolved.spec.domains),
     )
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
@@ -135,6 +137,7 @@ async def deploy(
                 force_update=force_update(current),
                 https_port=plane.edge.https_port,
                 secret_ids=ids,
+                excluded=await wildcard_exclusions(plane.db, name, spec.domains),
             )
             if spec.release is not None:  # before traffic moves: a failure stops us here
                 async for event in release_job.release_phase(

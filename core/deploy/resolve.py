@@ -27,6 +27,7 @@ from core.deploy.spec import (
     names_of_others,
     refused_host_paths,
 )
+from core.edge.domains import require_grants
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
@@ -148,6 +149,7 @@ async def resolve(
         spec, commit = spec.model_copy(update={"build": None, "image": pinned}), None
     check_mounts(plane, spec)
     check_server(plane, spec)
+    await require_grants(plane.db, app.name, env, spec.domains)
     wildcards = [d for d in spec.domains if d.startswith("*.")]
     if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
         raise CoreError(

@@ -121,9 +121,11 @@ def service_spec(
     force_update: int = 0,
     https_port: int = 443,
     secret_ids: dict[str, str] | None = None,
+    excluded: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The whole ServiceSpec: start-first rolling update that rolls back on failure, with
-    Traefik's routing labels when the app has domains (``https_port``: the proxy's)."""
+    Traefik's routing labels when the app has domains (``https_port``: the proxy's;
+    ``excluded``: other apps' names under its wildcards, core/edge/domains.py)."""
     monitor = monitor_ns(spec)
     task_template: dict[str, Any] = {
         "ContainerSpec": container_spec(spec, env, release, image),
@@ -143,7 +145,7 @@ def service_spec(
         task_template["Placement"] = where
     return {
         "Name": service_name(spec.name, env),
-        "Labels": labels(spec, env, release) | traefik_labels(spec, env, https_port),
+        "Labels": labels(spec, env, release) | traefik_labels(spec, env, https_port, excluded),
         "TaskTemplate": task_template,
         "Mode": {"Replicated": {"Replicas": spec.replicas}},
         "UpdateConfig": {

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from core.edge.labels import wildcard_of
+from core.edge.rules import hosts_in
 from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV
 
@@ -29,8 +29,6 @@ DEFAULT_CERT_CN = "TRAEFIK DEFAULT CERT"
 ACME_FAILED = "Unable to obtain ACME certificate for domains"
 # success at DEBUG (Traefik) and at INFO (lego, inside Traefik)
 ACME_OBTAINED = ("Certificates obtained for domains", "Server responded with a certificate.")
-_HOST_RULE = re.compile(r"Host\(\s*`([^`]+)`\s*\)")
-_HOST_REGEXP_RULE = re.compile(r"HostRegexp\(\s*`([^`]+)`\s*\)")
 _ROUTER_RULE = re.compile(r"^traefik\.http\.routers\.[^.]+\.rule$")
 
 
@@ -170,7 +168,7 @@ class Routed:
 
 
 def routed_domains(services: Iterable[Mapping[str, Any]]) -> list[Routed]:
-    """Every ``Host(`…`)`` in the router rules of shipbot's services, sorted by domain."""
+    """Every domain in the router rules of shipbot's services (``hosts_in``), sorted."""
     found: dict[str, Routed] = {}
     for service in services:
         labels = service.get("Spec", {}).get("Labels") or {}
@@ -179,9 +177,8 @@ def routed_domains(services: Iterable[Mapping[str, Any]]) -> list[Routed]:
             continue
         for key, rule in labels.items():
             if _ROUTER_RULE.match(key):
-                wildcards = filter(None, map(wildcard_of, _HOST_REGEXP_RULE.findall(rule)))
-                for domain in [*_HOST_RULE.findall(rule), *wildcards]:
-                    found.setdefault(domain.lower(), Routed(app, env, domain.lower()))
+                for domain in hosts_in(rule):
+                    found.setdefault(domain, Routed(app, env, domain))
     return [found[d] for d in sorted(found)]
 
 

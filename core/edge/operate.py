@@ -22,6 +22,7 @@ from core.edge.acme import acme_mounts
 from core.edge.certs import parse_certificate
 from core.edge.labels import ENTRY_HTTPS, router_name
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
+from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.names import service_name
@@ -31,7 +32,6 @@ from core.swarm import SwarmClient, running_tasks
 POLL_SECONDS = 0.5
 START_SECONDS = 90.0
 VERSION_LABEL = "org.opencontainers.image.version"
-HOST_RE = re.compile(r"Host\(`([^`]+)`\)")
 PREFIX_RE = re.compile(r"PathPrefix\(`([^`]+)`\)")
 
 
@@ -198,11 +198,12 @@ async def proxy_status(plane: Plane) -> ProxyStatus | None:
 
 
 def routes_of(labels: dict[str, str], app: str, env: str) -> tuple[list[str], list[str], bool]:
-    """Domains, path prefixes and https of a service, read back from its router's labels."""
+    """Domains, path prefixes and https of a service, read back from its routers' labels
+    (``<svc>``, and ``<svc>-wildcard`` beside exact names)."""
     router = f"traefik.http.routers.{router_name(app, env)}"
-    rule = labels.get(f"{router}.rule", "")
+    rules = [labels.get(f"{router}{part}.rule", "") for part in ("", "-wildcard")]
     https = labels.get(f"{router}.entrypoints") == ENTRY_HTTPS
-    return HOST_RE.findall(rule), PREFIX_RE.findall(rule), https
+    return [d for r in rules for d in hosts_in(r)], PREFIX_RE.findall(rules[0]), https
 
 
 def probe(
@@ -250,7 +251,7 @@ async def routes(plane: Plane, name: str, timeout: float = 5.0) -> list[Route]:
         path = prefixes[0] if prefixes else "/"
         for domain in domains:
             answer, note = await asyncio.to_thread(
-                probe, config.address, port, domain, path, https, timeout
+                probe, config.address, port, probe_name(domain), path, https, timeout
             )
             out.append(Route(env, f"{scheme}://{domain}{shown}{path}", answer, note))
     return sorted(out, key=lambda r: (r.env, r.url))

@@ -44,6 +44,10 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         f"--providers.swarm.network={NETWORK}",
         f"--providers.swarm.refreshSeconds={config.refresh_seconds}",
         f"--providers.swarm.constraints=Label(`{LABEL_MANAGED}`,`true`)",
+        # a routed app with no running task keeps its router and answers 503, once Traefik's
+        # swarm provider honours this (traefik/traefik#9907; 3.7 still drops the router).
+        # Either way its name never reaches another app's wildcard: core/edge/labels.py
+        "--providers.swarm.allowEmptyServices=true",
         *acme_args(config.acme),
     ]
 

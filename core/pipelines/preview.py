@@ -4,7 +4,8 @@ What a preview gets is decided here, and only from the app.yml at the registered
 (``previews:``), never from the pull request's own app.yml:
 
 - its one domain, ``previews.domain`` with the number filled in (a pull request cannot
-  route a production domain to its code);
+  route a production domain to its code), and only when an admin granted it to the app
+  (``domain grant APP '*.preview.example.com' --env 'pr-*'``);
 - app.yml's plain ``env`` at its head, then ``previews.env``; **no** variables or secrets
   set from chat for any environment, and no database URLs: a pull request's code (from a
   fork, when ``previews.forks`` allows them) must not read production's secrets;
@@ -30,6 +31,14 @@ def env_name(number: int) -> str:
 
 def domain_for(previews: Previews, number: int) -> str:
     return previews.domain.replace("{number}", str(number))
+
+
+def grant_to_ask(domain: str) -> tuple[str, str]:
+    """The domain grant that covers every preview at once: the wildcard one label above
+    the preview's domain, in the preview environments (the domain itself when that
+    wildcard would sit over a top-level domain)."""
+    parent = domain.partition(".")[2]
+    return (f"*.{parent}" if "." in parent else domain), f"{PREFIX}*"
 
 
 def pull_refspec(forge: str, number: int) -> str:

@@ -10,8 +10,9 @@ from core import sources
 from core.apps import config_at, credential, get_app, read_config, repo_folder
 from core.appspec import Previews
 from core.deploy.resolve import Resolved, check_mounts, check_server, claimed
+from core.edge.domains import require_grants
 from core.pipelines import PipelineError
-from core.pipelines.preview import env_name, preview_spec, pull_refspec
+from core.pipelines.preview import env_name, grant_to_ask, preview_spec, pull_refspec
 from core.plane import Plane
 
 
@@ -43,6 +44,7 @@ async def resolve_preview(
     spec = preview_spec(head.base, previews, number)
     check_mounts(plane, spec)
     check_server(plane, spec)
+    await require_grants(plane.db, name, env, spec.domains, grant_to_ask(spec.domains[0]))
     claim = await claimed(plane, spec, env)
     if claim:
         raise PipelineError(f"preview {env} of {name} {claim}; nothing was deployed")

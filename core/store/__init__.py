@@ -20,6 +20,7 @@ from core.store.connection import StoreBusy
 from core.store.databases import DatabasesTable
 from core.store.deliveries import DeliveriesTable
 from core.store.digest import DigestTables
+from core.store.domains import DomainGrantsTable
 from core.store.governance import GovernanceTables
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
@@ -83,6 +84,7 @@ class Store(
     AuditLog,
     DigestTables,
     RegistryTables,
+    DomainGrantsTable,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

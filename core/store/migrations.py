@@ -10,9 +10,13 @@ tables.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from core.edge.rules import hosts_in
 
 MIGRATIONS = Migrations("shipbot")
 
@@ -452,6 +456,40 @@ def v21_truth(db: sqlite_utils.Database) -> None:
     db["guard_rounds"].create({"server": str, "seen_at": float, "pid": int}, pk="server")
 
 
+def v16_domain_grants(db: sqlite_utils.Database) -> None:
+    """Which domains each app may route (core/edge/grants.py). What live releases route
+    today was routed before grants existed: it is granted to the app in that environment,
+    by ``upgrade``; anything new needs an admin's ``domain grant``."""
+    db["domain_grants"].create(
+        {
+            "id": int,
+            "app": str,
+            "pattern": str,
+            "env": str,
+            "granted_by": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"app", "pattern", "env", "granted_by", "created_at"},
+    )
+    db["domain_grants"].create_index(["app", "pattern", "env"], unique=True)
+    db["domain_grants"].create_index(["pattern"])
+    live = db.execute("SELECT app, env, spec FROM releases WHERE status = 'live'").fetchall()
+    for app, env, spec in live:
+        labels = json.loads(spec or "{}").get("Labels") or {}
+        rules = [
+            v
+            for k, v in labels.items()
+            if k.startswith("traefik.http.routers.") and k.endswith(".rule")
+        ]
+        for domain in sorted({d for r in rules if isinstance(r, str) for d in hosts_in(r)}):
+            db.execute(
+                "INSERT OR IGNORE INTO domain_grants (app, pattern, env, granted_by, created_at) "
+                "VALUES (?, ?, ?, 'upgrade', ?)",
+                [app, domain, env, time.time()],
+            )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -467,6 +505,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v16_domain_grants,
     v18_deliveries,
     v21_truth,
 )

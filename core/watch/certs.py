@@ -26,6 +26,7 @@ from core.edge.certs import (
     probe,
     routed_domains,
 )
+from core.edge.rules import probe_name
 from core.errors import CoreError
 from core.plane import Plane
 from core.swarm import SwarmClient
@@ -38,8 +39,6 @@ _ALERT_SHARE = 14 / 90
 EXPIRY = "expiry"
 FAILED = "failed"
 LOG_TAIL = 2000
-
-WILDCARD_PROBE = "shipbot-check"
 
 
 @dataclass(frozen=True)
@@ -234,7 +233,7 @@ class EdgeReader:
 
     async def _probe(self, domain: str) -> CertFacts | None:
         # a wildcard is asked for by one name under it (SNI names one host)
-        name = f"{WILDCARD_PROBE}.{domain[2:]}" if domain.startswith("*.") else domain
+        name = probe_name(domain)
         try:
             return await asyncio.to_thread(probe, self.address, self.https_port, name, self.timeout)
         except CertError:
