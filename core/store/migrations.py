@@ -416,6 +416,21 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
     db["guards"].create_index(["status"])
 
 
+def v17_env_attachments(db: sqlite_utils.Database) -> None:
+    """A database is attached to an app *in one environment*: a staging deploy never gets
+    production's URL because app.yml names it. Every attachment made before was per app
+    and becomes a production one; other environments need an admin's `db attach --env`."""
+    db["database_attachments"].create(
+        {"database": str, "app": str, "env": str, "attached_by": str, "attached_at": float},
+        pk=("database", "app", "env"),
+    )
+    db.execute(
+        "INSERT INTO database_attachments (database, app, env, attached_by, attached_at) "
+        "SELECT database, app, 'production', attached_by, attached_at FROM database_apps"
+    )
+    db["database_apps"].drop()
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -431,6 +446,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v17_env_attachments,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)
