@@ -1,8 +1,8 @@
-"""Masking is no oracle: a deployer of one app environment who types a value and reads it
-back (`env set`, then `env list`) learns nothing about secrets they may not read. Registry
-logins (host-wide or the app's own) and other apps' and environments' secrets are never in
-the masking set; the secrets of the app environment itself (readable through `run`) are.
-Through the real dispatcher on the fake swarm."""
+"""Masking is no oracle: a deployer of one app environment who types a value and reads
+it back (`env set`, then `env list`; `run … -- echo`) learns nothing about secrets they may
+not read. Registry logins (host-wide or the app's own) and other apps' and environments'
+secrets are never in the masking set; the secrets of the app environment itself (readable
+through `run`) are. Through the real dispatcher on the fake swarm."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from commands.dispatch import ChatRequest
 from commands.pipelines import registry_login
 from core.secrets import MASK
-from tests.chat import result, say, table
+from core.swarm import jobs
+from tests.chat import logs, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
 
 ADMIN = "console:alice"
@@ -29,7 +30,10 @@ STAGINGS_SECRET = "mines-staging-token-9"
 async def bot(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
-    bot = dispatcher(home, fake_swarm(monkeypatch), [ADMIN])
+    swarm = fake_swarm(monkeypatch, "mine:1")
+    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
+    bot = dispatcher(home, swarm, [ADMIN])
+    bot.swarm = swarm  # type: ignore[attr-defined]
     for name in ("mine", "other"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "app.yml").write_text(APP_YML.format(name=name))
@@ -75,3 +79,12 @@ async def test_the_masking_set_of_an_app_environment_is_its_own_secrets(bot):
     assert bot.engine.secret_values("mine", "staging") == [STAGINGS_SECRET]
     assert bot.engine.secret_values("mine", None) == [PRODUCTIONS_SECRET]
     assert bot.engine.secret_values(None, None) == []
+
+
+async def test_run_echoes_a_registry_login_as_it_echoes_anything(bot):
+    assert result(await say(bot, "deploy mine --env staging")).ok
+    bot.swarm.job_handler = lambda argv, env: (0, [argv[-1]])
+    for guess in ("not-any-secret-at-all", HOST_WIDE, MINES_LOGIN, PRODUCTIONS_SECRET):
+        replies = await say(bot, f"run mine --env staging -- echo {guess}", DEV)
+        assert logs(replies) == [guess] and result(replies).ok
+    assert logs(await say(bot, f"run mine --env staging -- echo {STAGINGS_SECRET}", DEV)) == [MASK]
