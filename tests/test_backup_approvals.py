@@ -200,7 +200,7 @@ async def test_the_data_family_shows_what_db_status_shows(plane, tmp_path):
     assert result(await say(bot, "grant console:bea viewer --app blog", ADMIN)).ok
     nothing = await say(bot, "backup report", "console:bea")
     assert [r.text for r in nothing if isinstance(r, Message)] == [
-        "no databases you may see: an admin creates one with `db create`"
+        "no databases you may see: an admin creates one with `db create KIND NAME`"
     ]
 
 

@@ -214,9 +214,8 @@ class Restore:
             # the request was reviewed as new lands here too
             yield Result(
                 False,
-                f"not restoring over the existing database {target} unapproved: "
-                f"request `restore {self.db} {self.backup_id} --to {target}` again; "
-                "someone other than you approves it; nothing was changed",
+                f"not restoring over the existing database {target} unapproved: ask again "
+                "and someone other than you approves it; nothing was changed",
             )
             return
         row = await self._kept(ctx)

@@ -149,12 +149,12 @@ def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple
 
 
 def report(store: Store, settings: BackupsConfig, now: float) -> Table | Message:
-    return report_table(report_rows(store, settings, now))
+    return report_table(report_rows(store, settings, now), "no databases yet")
 
 
-def report_table(rows: list[tuple[str, ...]]) -> Table | Message:
+def report_table(rows: list[tuple[str, ...]], empty: str) -> Table | Message:
     if not rows:
-        return Message("no databases you may see: an admin creates one with `db create`")
+        return Message(f"{empty}: an admin creates one with `db create KIND NAME`")
     return Table(REPORT_COLUMNS, tuple(rows))
 
 
@@ -232,4 +232,5 @@ class BackupReport:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
         rows = await asyncio.to_thread(report_rows, ctx.engine.store, settings, time.time())
-        yield report_table([row for row in rows if await may_see(ctx, row[0])])
+        shown = [row for row in rows if await may_see(ctx, row[0])]
+        yield report_table(shown, "no databases you may see")
