@@ -26,7 +26,6 @@ from core.errors import CoreError
 from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
-from core.registry import registry_passwords
 from core.secrets import Vault
 from core.servers import remote
 from core.store import App, Release, Store, shipbot_home
@@ -196,20 +195,24 @@ class Engine:
     async def database_status(self, name: str) -> databases.DatabaseStatus:
         return await databases.status(self.plane, name)
 
-    async def attach_database(self, name: str, app: str, *, user: str) -> bool:
-        return await databases.attach(self.plane, name, app, user=user)
+    async def attach_database(self, name: str, app: str, env: str, *, user: str) -> bool:
+        return await databases.attach(self.plane, name, app, env, user=user)
 
-    async def detach_database(self, name: str, app: str) -> bool:
-        return await databases.detach(self.plane, name, app)
+    async def detach_database(self, name: str, app: str, env: str) -> bool:
+        return await databases.detach(self.plane, name, app, env)
 
     # secrets
     def secret_values(self, app: str | None, env: str | None) -> list[str]:
-        """The secrets of one app and environment, decrypted: what its replies must mask."""
+        """The secrets of one app and environment, decrypted: what its replies must mask.
+
+        Only values its deployers can read anyway (through `run`): a registry login, or
+        any secret of another app or environment, in this set would let whoever echoes a
+        guess tell from the masking whether it was right.
+        """
         if app is None:
             return []
         rows = self.store.variables(app, env or DEFAULT_ENV)
-        values = [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
-        return values + registry_passwords(self.store, self.vault, app)
+        return [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
 
     def close(self) -> None:
         self.plane.servers.close()

@@ -90,16 +90,6 @@ def credentials_for(store: Any, vault: Vault, app: str, registry: str) -> dict[s
     return None
 
 
-def registry_passwords(store: Any, vault: Vault, app: str) -> list[str]:
-    """The passwords ``app`` may pull with (its own logins and the host-wide ones, which
-    every app shares anyway): masked in its replies like its secrets."""
-    return [
-        vault.decrypt(row["secret"])
-        for row in store.registry_logins_with_secrets()
-        if row["app"] in (app, ANY_APP)
-    ]
-
-
 def explain(reference: str, registry: str, error: str, with_login: bool) -> RegistryError:
     """The engine's answer about a registry, as something a person can act on."""
     low = error.lower()

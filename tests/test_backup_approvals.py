@@ -1,6 +1,7 @@
-"""`db remove` and `restore` over a live database wait for someone else's approval, bound to
-the database and the backup reviewed; admins may break the glass. Through the real
-dispatcher, store and approvals, on the fake swarm with moto as S3."""
+"""`db remove` and `restore` over a database that exists (the live one, or an existing --to
+one) wait for someone else's approval, bound to the database and the backup reviewed;
+admins may break the glass. What the data family shows follows `db status`'s rule. Through
+the real dispatcher, store and approvals, on the fake swarm with moto as S3."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from commands.replies import DENIED, ApprovalRequest, Message
 from core.data import review
 from tests import test_backup_schedules as schedules
-from tests.chat import failure, result, say, steps
+from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, create_db, tools
 
 plane, s3_url = schedules.plane, schedules.s3_url  # the same fixtures: moto, fake swarm
@@ -132,6 +133,75 @@ async def test_a_restore_approval_holds_for_the_backup_it_reviewed(plane):
     assert gone.message == f"backup {backup['id']} of maindb is deleted by retention"
     nosuch = failure(await say(bot, "restore maindb 99", ADMIN))
     assert nosuch.message == "maindb has no backup 99: `backup list maindb`"
+
+
+async def test_restore_into_an_existing_database_waits_for_approval(plane):
+    """Issue 20, item 11: `restore OTHER ID --to EXISTING` replaced EXISTING at once."""
+    bot, swarm = plane
+    await create_db(bot, swarm)
+    target = await create_db(bot, swarm, "live")
+    await two_admins(bot)
+    tools(swarm)
+    assert result(await say(bot, "backup run maindb", ADMIN)).ok
+    (backup,) = bot.engine.store.good_backups("maindb")
+    swarm.execs.clear()
+    request = asked(await say(bot, f"restore maindb {backup['id']} --to live", ADMIN))
+    assert request.details[0] == "replaces the data of the existing postgres database live"
+    assert request.details[1].startswith(f"with backup {backup['id']} of maindb from ")
+    assert not [e for e in swarm.execs if e[1][0] == "pg_restore"]  # nothing ran yet
+    assert bot.engine.store.approval(request.id)["status"] == "pending"
+    own = failure(await say(bot, f"approve {request.id}", ADMIN))
+    assert own.kind == DENIED
+    done = result(await say(bot, f"approve {request.id}", BOB))
+    assert done.title == f"backup {backup['id']} of maindb restored into live"
+    (restored,) = [e for e in swarm.execs if e[1][0] == "pg_restore"]
+    assert restored[0] == target and restored[1][4:6] == ("--clean", "--if-exists")
+    assert bot.engine.store.acquire_lock("db/live", owner="t", what="t", ttl=60, host="h") is None
+    # the approval holds for the target as created: made again since, it is stale
+    request = asked(await say(bot, f"restore maindb {backup['id']} --to live", ADMIN))
+    assert result(await say(bot, 'db remove live --delete-data --break-glass "redo"', BOB)).ok
+    await create_db(bot, swarm, "live")
+    swarm.execs.clear()
+    stale = failure(await say(bot, f"approve {request.id}", BOB))
+    assert "changed since requested" in stale.message
+    assert not [e for e in swarm.execs if e[1][0] == "pg_restore"]
+
+
+async def test_the_data_family_shows_what_db_status_shows(plane, tmp_path):
+    """Issue 20, item 17b: `backup report` listed databases and failures `db status` hid."""
+    bot, swarm = plane
+    await create_db(bot, swarm)
+    await create_db(bot, swarm, "secretdb")
+    tools(swarm, dump=b"PGDMP tiny")
+    failed = result(await say(bot, "backup run secretdb", ADMIN))
+    assert not failed.ok
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "app.yml").write_text("name: shop\nimage: shop:1\n")
+    assert result(await say(bot, f"apps add shop --path {tmp_path / 'shop'}", ADMIN)).ok
+    assert result(await say(bot, "db attach maindb shop", ADMIN)).ok
+    assert result(await say(bot, "db attach secretdb shop --env staging", ADMIN)).ok
+    viewer = "console:vera"  # views shop in production only
+    assert result(await say(bot, f"grant {viewer} viewer --app shop --env production", ADMIN)).ok
+    everything = table(await say(bot, "backup report", ADMIN))
+    assert [r[0] for r in everything.rows] == ["maindb", "secretdb"]
+    assert everything.rows[1][4] == "1"  # secretdb's failure
+    report = table(await say(bot, "backup report", viewer))
+    assert [r[0] for r in report.rows] == ["maindb"]
+    assert [r[0] for r in table(await say(bot, "db list", viewer)).rows] == ["maindb"]
+    hidden = "no database 'secretdb': `db list` shows the ones you may see"
+    assert failure(await say(bot, "db status secretdb", viewer)).message == hidden
+    assert failure(await say(bot, "backup list secretdb", viewer)).message == hidden
+    # of the app environments a database is attached to, each sees those they view
+    assert result(await say(bot, "db attach maindb shop --env staging", ADMIN)).ok
+    details = dict((await say(bot, "db status maindb", viewer))[0].rows)
+    assert details["apps"] == "shop (production)"
+    details = dict((await say(bot, "db status maindb", ADMIN))[0].rows)
+    assert details["apps"] == "shop (production), shop (staging)"
+    assert result(await say(bot, "grant console:bea viewer --app blog", ADMIN)).ok
+    nothing = await say(bot, "backup report", "console:bea")
+    assert [r.text for r in nothing if isinstance(r, Message)] == [
+        "no databases you may see: an admin creates one with `db create KIND NAME`"
+    ]
 
 
 async def test_restore_into_a_new_database_asks_no_approval(plane):

@@ -154,6 +154,11 @@ async def test_back_up_list_and_restore_into_a_new_volume(plane):
     assert swarm.inspect_service(helpers[1]["Name"]) is None
     again = failure(await say(bot, f"volume restore shop data {row['id']} --to data-copy", ADMIN))
     assert "exists already" in again.message  # never over a volume that exists
+    live = failure(await say(bot, f"volume restore shop data {row['id']} --to data", ADMIN))
+    assert live.message == (
+        "the volume shop-production-data exists already: restore into a new one (--to)"
+    )
+    assert len(helpers) == 2 and received == [archive]  # no helper, nothing written
 
 
 async def test_a_volume_the_app_does_not_mount_is_refused(plane):

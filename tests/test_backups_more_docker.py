@@ -204,7 +204,11 @@ async def test_restore_into_a_redis_with_appendonly_on_gives_identical_keys(
     redis(docker_client, aof, "SET", "stale", "from-before")
     assert result(await say(bot, f"backup run {rd}", ADMIN)).ok
     newest = bot.engine.store.good_backups(rd)[0]["id"]
-    restored = result(await say(bot, f"restore {rd} {newest} --to {aof}", ADMIN))
+    # into a database that exists: a second admin approves it first
+    replies = await say(bot, f"restore {rd} {newest} --to {aof}", ADMIN)
+    (request,) = [r for r in replies if isinstance(r, ApprovalRequest)]
+    assert redis(docker_client, aof, "GET", "stale").strip() == "from-before"
+    restored = result(await say(bot, f"approve {request.id}", BOB))
     assert restored.ok, restored
     assert "aof_enabled:1" in redis(docker_client, aof, "INFO", "persistence")
     assert contents(docker_client, "redis", aof) == contents(docker_client, "redis", rd)

@@ -249,12 +249,14 @@ async def test_an_app_gets_only_the_databases_attached_to_it(plane):
     # blog names the same database in its app.yml: the cross-app hole stays shut
     refused = failure(await say(bot, "deploy blog", ADMIN))
     assert refused.message == (
-        "blog's app.yml names database 'maindb', which is not attached to blog: an admin "
-        "runs `db attach maindb blog`; nothing was changed"
+        "blog's app.yml names database 'maindb' in production, which is not attached to blog "
+        "(production): an admin runs `db attach maindb blog --env production`; nothing was "
+        "changed"
     )
     assert swarm.inspect_service("blog-production") is None
     assert result(await say(bot, "db detach maindb shop", ADMIN)).ok
-    assert "not attached to shop" in failure(await say(bot, "deploy shop", ADMIN)).message
+    detached = failure(await say(bot, "deploy shop", ADMIN))
+    assert "not attached to shop (production)" in detached.message
 
 
 async def test_two_databases_for_one_variable_are_refused(plane):
@@ -281,7 +283,7 @@ async def test_viewers_see_the_databases_of_apps_they_view(plane):
     assert result(await say(bot, f"grant {VIEWER} viewer --app shop", ADMIN)).ok
     everything = table(await say(bot, "db list", ADMIN))
     assert [r[:2] for r in everything.rows] == [("cache", "redis"), ("maindb", "postgres")]
-    assert everything.rows[1][3:] == ("1/1 healthy", "shop")
+    assert everything.rows[1][3:] == ("1/1 healthy", "shop (production)")
     mine = table(await say(bot, "db list", VIEWER))
     assert [r[0] for r in mine.rows] == ["maindb"]
     hidden = failure(await say(bot, "db status cache", VIEWER))
@@ -290,7 +292,8 @@ async def test_viewers_see_the_databases_of_apps_they_view(plane):
     assert absent.message == "no database 'nosuch': `db list` shows the ones you may see"
     shown = await say(bot, "db status maindb", VIEWER)
     details = dict(shown[0].rows)
-    assert details["volume"] == "db-maindb-data (present)" and details["apps"] == "shop"
+    assert details["volume"] == "db-maindb-data (present)"
+    assert details["apps"] == "shop (production)"
     assert details["variable"] == "DATABASE_URL"
     assert shown[1].rows[0][1:3] == ("running", "running")
 
@@ -302,9 +305,14 @@ async def test_remove_keeps_the_volume_unless_asked_and_waits_for_detach(plane):
     assert result(await say(bot, f"apps add shop --path {folder / 'shop'}", ADMIN)).ok
     assert result(await say(bot, "db attach maindb shop", ADMIN)).ok
     refused = failure(await say(bot, 'db remove maindb --break-glass "test"', ADMIN))
-    assert refused.message.startswith("database maindb is attached to shop: detach it first")
+    assert refused.message == (
+        "database maindb is attached to shop (production): detach it first "
+        "(`db detach maindb shop --env production`); nothing was changed"
+    )
     asking = failure(await say(bot, "db remove maindb", ADMIN))
-    assert asking.message == "maindb is attached to shop: `db detach maindb APP` first"
+    assert asking.message == (
+        "maindb is attached to shop (production): `db detach maindb APP --env ENV` first"
+    )
     assert swarm.inspect_service("db-maindb") is not None
     assert result(await say(bot, "db detach maindb shop", ADMIN)).ok
     kept = result(await say(bot, 'db remove maindb --break-glass "test"', ADMIN))

@@ -99,7 +99,10 @@ async def test_databases_serve_the_apps_they_are_attached_to(
         assert result(await say(bot, f"db attach {name} {app}", ADMIN)).ok
     # the mariadb is not attached to this app: naming it is refused
     refused = failure(await say(bot, f"deploy {app}", ADMIN))
-    assert f"names database '{my}', which is not attached to {app}" in refused.message
+    assert (
+        f"names database '{my}' in production, which is not attached to {app} (production)"
+        in refused.message
+    )
     (folder / "app.yml").write_text(APP_YML.format(name=app, databases=f"{pg}, {rd}"))
     deployed = result(await say(bot, f"deploy {app}", ADMIN))
     assert deployed.ok, deployed

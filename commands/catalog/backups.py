@@ -16,7 +16,7 @@ from typing import Any
 
 from commands.approvals import Review
 from commands.catalog.context import Context, relay
-from commands.catalog.data import visible
+from commands.catalog.data import may_see
 from commands.grammar import arg, command, option
 from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW
@@ -122,7 +122,7 @@ class BackupList:
     db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if not visible(ctx, await ctx.engine.db.database_apps(self.db)):
+        if not await may_see(ctx, self.db):
             # the same answer as for a database that does not exist
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
         rows = await ctx.engine.db.backups(self.db)
@@ -152,13 +152,14 @@ def backups_table(rows: list[dict[str, Any]]) -> Table:
 class Restore:
     """Restore backup BACKUP_ID of NAME into the database --to names, then count rows per
     table (keys for Redis). A --to database that does not exist yet is created first, of
-    the backup's kind and NAME's version: a restore goes into a fresh database.
+    the backup's kind and NAME's version: a restore into a fresh database asks no one.
 
-    Without --to it restores over the live database NAME, once someone other than the
-    requester approved (shipbot.yml `data.approval`), or an admin passed `--break-glass
-    REASON`. The approval holds for that database and that backup as they were when asked.
-    Over a live database the restore holds its lock (no backup runs meanwhile); tables of
-    a Postgres database are replaced by the backup's, tables the backup does not have stay.
+    Over a database that exists (NAME itself without --to, or an existing --to database)
+    it runs once someone other than the requester approved (shipbot.yml `data.approval`),
+    or an admin passed `--break-glass REASON`. The approval holds for that database and
+    that backup as they were when asked. Over an existing database the restore holds its
+    lock (no backup runs meanwhile); tables of a Postgres database are replaced by the
+    backup's, tables the backup does not have stay.
     """
 
     db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
@@ -167,25 +168,31 @@ class Restore:
     break_glass: str | None = option("text", "REASON")
 
     @property
+    def target(self) -> str:
+        return self.to or self.db
+
+    @property
     def live(self) -> bool:
-        return self.to is None or self.to == self.db
+        return self.target == self.db
 
     async def bound(self, engine: Engine) -> str:
-        database = await engine.db.database(self.db)
+        database = await engine.db.database(self.target)
         return review.digest(database, await engine.db.backup(self.backup_id))
 
     async def review(self, ctx: Context) -> Review | None:
-        """Over the live database: approval, bound to the database and the backup."""
-        if not self.live:
-            return None
-        database = await ctx.engine.db.database(self.db)
+        """Over a database that exists: approval, bound to it and to the backup."""
+        database = await ctx.engine.db.database(self.target)
+        if database is None and not self.live:
+            return None  # a fresh database: nothing in it to lose
         row = await self._kept(ctx)
         if database is None:
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
         when = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        live = "live " if self.live else "existing "
         details = (
-            f"replaces the data of the live {database['kind']} database {self.db}",
-            f"with backup {row['id']} of {when} UTC ({human(row['size'] or 0)}, {row['key']})",
+            f"replaces the data of the {live}{database['kind']} database {self.target}",
+            f"with backup {row['id']} of {self.db} from {when} UTC "
+            f"({human(row['size'] or 0)}, {row['key']})",
         )
         return Review(ctx.config.data.approval, review.digest(database, row), details)
 
@@ -200,13 +207,19 @@ class Restore:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
-        if self.live and ctx.approved_by is None and self.break_glass is None:
-            # the dispatcher's gate asks for approval first; nothing else runs this
-            yield Result(False, f"not restoring over the live database {self.db} unapproved")
+        target = self.target
+        over = self.live or await ctx.engine.db.database(target) is not None
+        if over and ctx.approved_by is None and self.break_glass is None:
+            # the dispatcher's gate asks for approval first; a --to database made since
+            # the request was reviewed as new lands here too
+            yield Result(
+                False,
+                f"not restoring over the existing database {target} unapproved: ask again "
+                "and someone other than you approves it; nothing was changed",
+            )
             return
         row = await self._kept(ctx)
-        target = self.to or self.db
-        if not self.live and await ctx.engine.db.database(target) is None:
+        if not over:
             made: Result | None = None
             async for reply in relay(await self._create(ctx, row["kind"])):
                 if isinstance(reply, Result):
@@ -219,10 +232,10 @@ class Restore:
                 return
             yield Step(made.title)
         held: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
-        if self.live:
-            held = database_lock(ctx.engine.store, self.db, ctx.user, f"restore {self.backup_id}")
+        if over:
+            held = database_lock(ctx.engine.store, target, ctx.user, f"restore {self.backup_id}")
         async with held:
-            done = await self._restore(ctx, settings, row, target)
+            done = await self._restore(ctx, settings, row, target, over)
         counts = [f"{table}: {count}" for table, count in sorted(done.counts.items())]
         yield Result(
             True,
@@ -232,7 +245,7 @@ class Restore:
         )
 
     async def _restore(
-        self, ctx: Context, settings: BackupsConfig, row: dict[str, Any], target: str
+        self, ctx: Context, settings: BackupsConfig, row: dict[str, Any], target: str, over: bool
     ) -> restore.Restored:
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
         into = await asyncio.to_thread(backup.locate, swarm, target)
@@ -245,7 +258,7 @@ class Restore:
                 row,
                 into,
                 os.environ.get(settings.age_identity_env),
-                self.live,
+                over,
             )
         finally:
             s3.close()

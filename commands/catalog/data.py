@@ -2,8 +2,9 @@
 
 Creating, attaching and removing databases is for admins of every app and environment
 (the commands name no app, so only an `admin` grant on `*`/`*` covers them): a database's
-URL carries its password, and attaching one to an app hands that password to whoever
-deploys the app. A viewer sees the databases attached to apps they may view.
+URL carries its password, and attaching one to an app environment hands that password to
+whoever deploys the app there. A viewer sees the databases attached to the app
+environments they may view.
 """
 
 from __future__ import annotations
@@ -12,21 +13,44 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 from commands.approvals import Review
-from commands.catalog.context import Context, relay
+from commands.catalog.context import Context, env_of, relay
 from commands.grammar import arg, command, flag, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Table
-from core.data import db_spec, review
-from core.data.databases import DatabaseError
+from core.data import db_spec, review, volumes
+from core.data.databases import DatabaseError, shown
 from core.engine import Engine
+from core.errors import CoreError
 
 
-def visible(ctx: Context, apps: list[str]) -> bool:
-    """Viewers of every app see every database; others those attached to apps they see."""
-    policy = ctx.policy
-    return policy.allows(ctx.user, VIEW, None, None) or any(
-        policy.sees(ctx.user, VIEW, app) for app in apps
-    )
+def seen(ctx: Context, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The attachments (app, environment) ``ctx.user`` may view."""
+    return [(app, env) for app, env in pairs if ctx.policy.allows(ctx.user, VIEW, app, env)]
+
+
+def visible(ctx: Context, pairs: list[tuple[str, str]]) -> bool:
+    """Viewers of every app see every database; others those attached to the app
+    environments they may view. Every command of the data family asks this."""
+    return ctx.policy.allows(ctx.user, VIEW, None, None) or bool(seen(ctx, pairs))
+
+
+async def may_see(ctx: Context, name: str) -> bool:
+    """``visible`` for what backups are kept under: a database's name, or an app's volume
+    as ``APP/ENV/VOLUME`` (seen by the viewers of that app environment)."""
+    volume = volumes.parse_key(name)
+    if volume is not None:
+        return ctx.policy.allows(ctx.user, VIEW, volume.app, volume.env)
+    return visible(ctx, await ctx.engine.db.database_attachments(name))
+
+
+def everywhere(ctx: Context) -> None:
+    """Attaching is for admins of every app and environment, whatever --env names: an
+    admin of staging alone must not hand staging a production database's password."""
+    if not ctx.policy.allows(ctx.user, ADMIN, None, None):
+        raise CoreError(
+            f"{ctx.user} may not attach or detach databases: that needs the admin role on "
+            f"every app and environment. An admin of everything runs it; nothing was changed"
+        )
 
 
 def _unknown(name: str) -> DatabaseError:
@@ -76,10 +100,10 @@ class DbList:
         rows = []
         for db in await ctx.engine.list_databases():
             status = await ctx.engine.database_status(db.name)
-            if not visible(ctx, status.apps):
+            if not visible(ctx, status.attachments):
                 continue
             tasks = f"{status.running}/1 healthy" if status.service else "service gone"
-            apps = ", ".join(status.apps) or "none"
+            apps = shown(seen(ctx, status.attachments)) or "none"
             rows.append((db.name, db.kind, db.image, tasks, apps))
         if not rows:
             yield Message("no databases you may see: an admin creates one with `db create`")
@@ -98,7 +122,7 @@ class DbStatus:
             status = await ctx.engine.database_status(self.db)
         except DatabaseError as exc:
             raise _unknown(self.db) from exc
-        if not visible(ctx, status.apps):
+        if not visible(ctx, status.attachments):
             raise _unknown(self.db)
         db = status.database
         volume = "present" if status.volume is not None else "missing"
@@ -108,7 +132,7 @@ class DbStatus:
             ("service", db.service if status.service else f"{db.service} (gone)"),
             ("address", f"{db.service}:{db.port}"),
             ("volume", f"{db.volume} ({volume})"),
-            ("apps", ", ".join(status.apps) or "none"),
+            ("apps", shown(seen(ctx, status.attachments)) or "none"),
             ("variable", db.variable),
             ("created", f"{_when(db.created_at)} by {db.created_by}"),
         )
@@ -131,38 +155,63 @@ class DbStatus:
             )
 
 
-@command("db attach", permission=ADMIN, changes_state=True, examples=("db attach maindb hello",))
+@command(
+    "db attach",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("db attach maindb hello", "db attach stagingdb hello --env staging"),
+)
 class DbAttach:
-    """Let an app use a database: list it under `databases:` in its app.yml, and its
-    deploys get DATABASE_URL (REDIS_URL for redis). An app cannot name a database that
-    is not attached to it."""
+    """Let an app in one environment (production unless --env names another) use a
+    database: list it under `databases:` in its app.yml, and its deploys there get
+    DATABASE_URL (REDIS_URL for redis). An app cannot name a database that is not
+    attached to it in the environment it deploys: each environment is attached apart."""
 
     db: str = arg("app", "NAME")
     to_app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+
+    def precheck(self, ctx: Context) -> None:
+        everywhere(ctx)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if await ctx.engine.attach_database(self.db, self.to_app, user=ctx.user):
+        env = env_of(self)
+        if await ctx.engine.attach_database(self.db, self.to_app, env, user=ctx.user):
             yield Result(
                 True,
-                f"database {self.db} attached to {self.to_app}",
-                (f"add `databases: [{self.db}]` to its app.yml, then `deploy {self.to_app}`",),
+                f"database {self.db} attached to {self.to_app} ({env})",
+                (
+                    f"add `databases: [{self.db}]` to its app.yml for {env}, then "
+                    f"`deploy {self.to_app} --env {env}`",
+                ),
             )
         else:
-            yield Message(f"database {self.db} is attached to {self.to_app} already")
+            yield Message(f"database {self.db} is attached to {self.to_app} ({env}) already")
 
 
-@command("db detach", permission=ADMIN, changes_state=True, examples=("db detach maindb hello",))
+@command(
+    "db detach",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("db detach maindb hello", "db detach stagingdb hello --env staging"),
+)
 class DbDetach:
-    """Take a database away from an app: its next deploy that still names it is refused."""
+    """Take a database away from an app in one environment (production unless --env):
+    its next deploy there that still names it is refused."""
 
     db: str = arg("app", "NAME")
     to_app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+
+    def precheck(self, ctx: Context) -> None:
+        everywhere(ctx)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if await ctx.engine.detach_database(self.db, self.to_app):
-            yield Result(True, f"database {self.db} detached from {self.to_app}")
+        env = env_of(self)
+        if await ctx.engine.detach_database(self.db, self.to_app, env):
+            yield Result(True, f"database {self.db} detached from {self.to_app} ({env})")
         else:
-            yield Message(f"database {self.db} is not attached to {self.to_app}")
+            yield Message(f"database {self.db} is not attached to {self.to_app} ({env})")
 
 
 @command(
@@ -197,10 +246,11 @@ class DbRemove:
         row = await ctx.engine.db.database(self.db)
         if row is None:
             raise _unknown(self.db)
-        apps = await ctx.engine.db.database_apps(self.db)
-        if apps:
+        pairs = await ctx.engine.db.database_attachments(self.db)
+        if pairs:
             raise DatabaseError(
-                f"{self.db} is attached to {', '.join(apps)}: `db detach {self.db} APP` first"
+                f"{self.db} is attached to {shown(pairs)}: "
+                f"`db detach {self.db} APP --env ENV` first"
             )
         volume = db_spec.volume_name(self.db)
         data = (

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 from commands.catalog.backups import backup_and_post, backups_config, failure_post
 from commands.catalog.context import Context
+from commands.catalog.data import may_see
 from commands.grammar import arg, command
 from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
@@ -148,9 +149,12 @@ def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple
 
 
 def report(store: Store, settings: BackupsConfig, now: float) -> Table | Message:
-    rows = report_rows(store, settings, now)
+    return report_table(report_rows(store, settings, now), "no databases yet")
+
+
+def report_table(rows: list[tuple[str, ...]], empty: str) -> Table | Message:
     if not rows:
-        return Message("no databases yet: `db create KIND NAME`")
+        return Message(f"{empty}: an admin creates one with `db create KIND NAME`")
     return Table(REPORT_COLUMNS, tuple(rows))
 
 
@@ -222,8 +226,11 @@ class BackupVerify:
 
 @command("backup report", permission=VIEW, examples=("backup report",))
 class BackupReport:
-    """Every database with its last good backup's age, and the failures since."""
+    """Every database you may see (as `db status` does) with its last good backup's age,
+    and the failures since."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
-        yield await asyncio.to_thread(report, ctx.engine.store, settings, time.time())
+        rows = await asyncio.to_thread(report_rows, ctx.engine.store, settings, time.time())
+        shown = [row for row in rows if await may_see(ctx, row[0])]
+        yield report_table(shown, "no databases you may see")

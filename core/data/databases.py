@@ -35,7 +35,7 @@ class DatabaseError(CoreError):
 @dataclass(frozen=True)
 class DatabaseStatus:
     database: Database
-    apps: list[str]
+    attachments: list[tuple[str, str]]  # (app, environment)
     service: dict[str, Any] | None  # None: the service is gone
     tasks: list[dict[str, Any]]
     volume: dict[str, Any] | None  # None: the volume is gone (or not made yet)
@@ -174,8 +174,8 @@ async def _ready(swarm: SwarmClient, db: Database) -> AsyncIterator[Event]:
             f"{db.kind} database {db.name} is up",
             [
                 f"reachable on shipbot's network as {db.service}:{db.port}",
-                f"attach it with `db attach {db.name} APP`, then list it under `databases:` "
-                f"in the app's app.yml: its deploys get {db.variable}",
+                f"attach it with `db attach {db.name} APP [--env ENV]`, then list it under "
+                f"`databases:` in the app's app.yml: its deploys there get {db.variable}",
             ],
             fields,
         )
@@ -198,33 +198,39 @@ async def status(plane: Plane, name: str) -> DatabaseStatus:
         service = swarm.inspect_service(db.service)
         tasks = swarm.tasks(db.service) if service is not None else []
         return DatabaseStatus(
-            db, plane.store.database_apps(name), service, tasks, swarm.inspect_volume(db.volume)
+            db, attached(plane, name), service, tasks, swarm.inspect_volume(db.volume)
         )
 
     return await asyncio.to_thread(read)
 
 
-async def attach(plane: Plane, name: str, app: str, *, user: str) -> bool:
-    """Let ``app`` name the database in app.yml; False when it already could."""
+def attached(plane: Plane, name: str) -> list[tuple[str, str]]:
+    """The (app, environment) pairs an admin attached database ``name`` to: the app
+    environments whose deploys get its URL (blocking)."""
+    return plane.store.database_attachments(name)
+
+
+async def attach(plane: Plane, name: str, app: str, env: str, *, user: str) -> bool:
+    """Let ``app`` in ``env`` name the database in app.yml; False when it already could."""
     await get(plane, name)
     await asyncio.to_thread(apps.get_app, plane.store, app)
-    return await plane.db.attach_database(name, app, user, time.time())
+    return await plane.db.attach_database(name, app, env, user, time.time())
 
 
-async def detach(plane: Plane, name: str, app: str) -> bool:
+async def detach(plane: Plane, name: str, app: str, env: str) -> bool:
     await get(plane, name)
-    return await plane.db.detach_database(name, app)
+    return await plane.db.detach_database(name, app, env)
 
 
 async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
     """Remove the service; the volume stays unless ``delete_data``. Refused while any app
     is attached (its next deploy would lose its URL)."""
     db = await get(plane, name)
-    attached = await plane.db.database_apps(name)
-    if attached:
+    pairs = await asyncio.to_thread(attached, plane, name)
+    if pairs:
         raise DatabaseError(
-            f"database {name} is attached to {', '.join(attached)}: detach it first "
-            f"(`db detach {name} {attached[0]}`); nothing was changed"
+            f"database {name} is attached to {shown(pairs)}: detach it first "
+            f"(`db detach {name} {pairs[0][0]} --env {pairs[0][1]}`); nothing was changed"
         )
     swarm = await plane.servers.client(plane.server)
     yield Progress(f"removing service {db.service}")
@@ -258,20 +264,28 @@ def holding(plane: Plane, names: Iterable[str]) -> list[str]:
     return [name for name in names if name in owned]
 
 
-def urls_for(plane: Plane, app: str, names: Iterable[str]) -> dict[str, str]:
-    """The variables an app's deploy gets from the databases its app.yml names (blocking).
+def shown(pairs: Iterable[tuple[str, str]]) -> str:
+    """Attachments in words: ``shop (production), shop (staging)``."""
+    return ", ".join(f"{app} ({env})" for app, env in pairs)
 
-    Only databases an admin attached to ``app`` resolve: naming another app's database is
-    refused, since its URL carries that database's password.
+
+def urls_for(plane: Plane, app: str, env: str, names: Iterable[str]) -> dict[str, str]:
+    """The variables a deploy of ``app`` in ``env`` gets from the databases its app.yml
+    names (blocking).
+
+    Only databases an admin attached to ``app`` in ``env`` resolve: naming another app's
+    database, or one attached to another environment of the app (production's, in
+    staging), is refused, since its URL carries that database's password.
     """
     out: dict[str, str] = {}
     given_by: dict[str, str] = {}
     for name in names:
         row = plane.store.database(name)
-        if row is None or app not in plane.store.database_apps(name):
+        if row is None or (app, env) not in attached(plane, name):
             raise DatabaseError(
-                f"{app}'s app.yml names database {name!r}, which is not attached to {app}: "
-                f"an admin runs `db attach {name} {app}`; nothing was changed"
+                f"{app}'s app.yml names database {name!r} in {env}, which is not attached "
+                f"to {app} ({env}): an admin runs `db attach {name} {app} --env {env}`; "
+                "nothing was changed"
             )
         db = _from_row(plane, row)
         if db.variable in out:

@@ -23,7 +23,7 @@ from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
-from core.registry import is_pinned, registry_passwords
+from core.registry import is_pinned
 from core.secrets import Masker
 from core.servers.where import server_of
 from core.store import Release
@@ -63,7 +63,7 @@ async def release_phase(
         job_labels(app, env, "release"),
     )
     yield Progress(f"running the release command `{shown(argv)}` on release {release}")
-    masker = Masker([*secrets, *(registry_auth or {}).values()])
+    masker = Masker(secrets)  # not the registry login: a masked echo would confirm a guess
     result: JobResult | None = None
     stream = run_job(
         swarm,
@@ -117,7 +117,6 @@ async def run_once(
     if is_pinned(live.image):
         auth = await asyncio.to_thread(images.login_for, plane, app, live.image)
     secrets = sealed_values(live.spec, desired)
-    secrets += await asyncio.to_thread(registry_passwords, plane.store, plane.vault, app)
     rows = await plane.db.variables(app, env)
     secrets += [plane.vault.decrypt(row["value"]) for row in rows if row["secret"]]
     number = time.time_ns() // 1_000_000

@@ -59,7 +59,7 @@ def check_env(config: AppConfig, env: str) -> None:
 
 def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, frozenset[str]]:
     """app.yml's env, then variables set from chat, then secrets (decrypted), then the URLs
-    of the databases app.yml names (secrets too; only those attached to this app)."""
+    of the databases app.yml names (secrets too; only those attached to this app and env)."""
     merged, secret_keys = dict(spec.env), set()
     for row in plane.store.variables(spec.name, env):
         if row["secret"]:
@@ -67,7 +67,7 @@ def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, froz
             secret_keys.add(row["key"])
         else:
             merged[row["key"]] = row["value"]
-    urls = databases.urls_for(plane, spec.name, spec.databases)
+    urls = databases.urls_for(plane, spec.name, env, spec.databases)
     merged.update(urls)
     secret_keys.update(urls)
     return spec.model_copy(update={"env": merged}), frozenset(secret_keys)

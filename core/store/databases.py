@@ -1,4 +1,5 @@
-"""Managed databases and the apps an admin attached each one to (``core.data.databases``).
+"""Managed databases and the app environments an admin attached each one to
+(``core.data.databases``).
 
 Credentials are stored as the vault encrypted them; this module never sees them in clear.
 """
@@ -40,34 +41,29 @@ class DatabasesTable(Connection):
     def remove_database(self, name: str) -> bool:
         """Forget a database and its attachments; False if there was none."""
         with self._write() as db:
-            db.execute("DELETE FROM database_apps WHERE database = ?", [name])
+            db.execute("DELETE FROM database_attachments WHERE database = ?", [name])
             return db.execute("DELETE FROM databases WHERE name = ?", [name]).rowcount == 1
 
-    def attach_database(self, name: str, app: str, by: str, at: float) -> bool:
-        """Let ``app`` use database ``name``; False when it already may."""
+    def attach_database(self, name: str, app: str, env: str, by: str, at: float) -> bool:
+        """Let ``app`` in ``env`` use database ``name``; False when it already may."""
         with self._write() as db:
-            if db["database_apps"].count_where("database = ? AND app = ?", [name, app]):
+            where = "database = ? AND app = ? AND env = ?"
+            if db["database_attachments"].count_where(where, [name, app, env]):
                 return False
-            db["database_apps"].insert(
-                {"database": name, "app": app, "attached_by": by, "attached_at": at}
+            db["database_attachments"].insert(
+                {"database": name, "app": app, "env": env, "attached_by": by, "attached_at": at}
             )
             return True
 
-    def detach_database(self, name: str, app: str) -> bool:
+    def detach_database(self, name: str, app: str, env: str) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "DELETE FROM database_apps WHERE database = ? AND app = ?", [name, app]
+                "DELETE FROM database_attachments WHERE database = ? AND app = ? AND env = ?",
+                [name, app, env],
             )
             return cursor.rowcount == 1
 
-    def database_apps(self, name: str) -> list[str]:
-        """The apps attached to database ``name``."""
-        rows = self._rows("database_apps", "database = ?", [name], order_by="app")
-        return [row["app"] for row in rows]
-
-    def attachments(self) -> dict[str, list[str]]:
-        """Every database's attached apps (databases with none are absent)."""
-        out: dict[str, list[str]] = {}
-        for row in self._rows("database_apps", order_by="database, app"):
-            out.setdefault(row["database"], []).append(row["app"])
-        return out
+    def database_attachments(self, name: str) -> list[tuple[str, str]]:
+        """The (app, environment) pairs database ``name`` is attached to."""
+        rows = self._rows("database_attachments", "database = ?", [name], order_by="app, env")
+        return [(row["app"], row["env"]) for row in rows]

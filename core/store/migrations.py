@@ -490,6 +490,21 @@ def v16_domain_grants(db: sqlite_utils.Database) -> None:
             )
 
 
+def v17_env_attachments(db: sqlite_utils.Database) -> None:
+    """A database is attached to an app *in one environment*: a staging deploy never gets
+    production's URL because app.yml names it. Every attachment made before was per app
+    and becomes a production one; other environments need an admin's `db attach --env`."""
+    db["database_attachments"].create(
+        {"database": str, "app": str, "env": str, "attached_by": str, "attached_at": float},
+        pk=("database", "app", "env"),
+    )
+    db.execute(
+        "INSERT INTO database_attachments (database, app, env, attached_by, attached_at) "
+        "SELECT database, app, 'production', attached_by, attached_at FROM database_apps"
+    )
+    db["database_apps"].drop()
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -506,6 +521,7 @@ HISTORY = (
     v12_digest,
     v13_images,
     v16_domain_grants,
+    v17_env_attachments,
     v18_deliveries,
     v21_truth,
 )

@@ -1,0 +1,81 @@
+"""Databases are attached per app *and environment* (issue 20, item 6): production's
+attachment does not reach staging because a push lists the database under `staging:`; only
+an admin of every app and environment attaches it there. Through the real dispatcher on the
+fake swarm, and migration v17 on a store made before it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from core.data import databases
+from core.store import Store
+from core.store.migrations import HISTORY, v17_env_attachments
+from tests import test_databases
+from tests.chat import failure, result, say
+from tests.test_databases import ADMIN, APP_YML
+from tests.test_store import old_format_db
+
+plane = test_databases.plane  # the same fixture: the fake swarm, apps shop and blog
+
+
+async def test_each_environment_is_attached_apart(plane):
+    """Issue 20, item 6: production's attachment does not reach staging because a push
+    lists the database under staging; only an admin of everything attaches it there."""
+    bot, swarm, folder = plane
+    (folder / "shop" / "app.yml").write_text(APP_YML + "environments:\n  staging: {}\n")
+    assert result(await say(bot, "db create postgres maindb", ADMIN)).ok
+    assert result(await say(bot, f"apps add shop --path {folder / 'shop'}", ADMIN)).ok
+    attached = result(await say(bot, "db attach maindb shop", ADMIN))
+    assert attached.title == "database maindb attached to shop (production)"
+    for grant in (
+        "console:dev deployer --app shop --env staging",
+        "console:ops admin --env staging",
+    ):
+        assert result(await say(bot, f"grant {grant}", ADMIN)).ok
+    refused = failure(await say(bot, "deploy shop --env staging", "console:dev"))
+    assert refused.message == (
+        "shop's app.yml names database 'maindb' in staging, which is not attached to shop "
+        "(staging): an admin runs `db attach maindb shop --env staging`; nothing was changed"
+    )
+    assert swarm.inspect_service("shop-staging") is None
+    # an admin of every app in staging alone may not hand staging a database either
+    for verb in ("attach", "detach"):
+        denied = failure(await say(bot, f"db {verb} maindb shop --env staging", "console:ops"))
+        assert denied.message == (
+            "console:ops may not attach or detach databases: that needs the admin role on "
+            "every app and environment. An admin of everything runs it; nothing was changed"
+        )
+    assert bot.engine.store.database_attachments("maindb") == [("shop", "production")]
+    assert databases.attached(bot.engine.plane, "maindb") == [("shop", "production")]
+    attached = result(await say(bot, "db attach maindb shop --env staging", ADMIN))
+    assert attached.details == (
+        "add `databases: [maindb]` to its app.yml for staging, then `deploy shop --env staging`",
+    )
+    audit = [(r["command"], r["env"], r["result"]) for r in bot.engine.store.db["audit"].rows]
+    assert ("db attach maindb shop --env staging", "staging", "ok") in audit
+    assert result(await say(bot, "deploy shop --env staging", "console:dev")).ok
+    db = await bot.engine.database("maindb")
+    spec = swarm.inspect_service("shop-staging")["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert f"DATABASE_URL={db.url}" in spec["Env"]
+    assert result(await say(bot, "db detach maindb shop --env staging", ADMIN)).ok
+    assert bot.engine.store.database_attachments("maindb") == [("shop", "production")]
+    again = failure(await say(bot, "deploy shop --env staging", "console:dev"))
+    assert again.message == refused.message
+
+
+def test_attachments_made_per_app_become_production_ones(tmp_path: Path):
+    path = tmp_path / "s.db"
+    old_format_db(path, HISTORY.index(v17_env_attachments))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO database_apps (database, app, attached_by, attached_at) "
+            "VALUES ('maindb', 'a', 'console:x', 5.0)"
+        )
+    conn.close()
+    store = Store(path)
+    assert store.database_attachments("maindb") == [("a", "production")]
+    (row,) = store.db["database_attachments"].rows
+    assert (row["attached_by"], row["attached_at"]) == ("console:x", 5.0)
+    assert not store.db["database_apps"].exists()
+    store.close()
