@@ -225,8 +225,13 @@ async def test_previews_are_capped_per_app_and_a_refused_one_is_recorded(bot, re
     bot.config = bot.config.model_copy(
         update={"pipelines": PipelinesConfig(max_previews=2, max_previews_per_app=1)}
     )
-    other = forge_payloads.Repo(tmp_path, _app_folder(tmp_path, "zpother"))
+    folder = _app_folder(tmp_path, "zpother")
+    yml = folder / "app.yml"  # its previews on a domain of its own, granted to it
+    yml.write_text(yml.read_text().replace("preview.test", "other.test"))
+    other = forge_payloads.Repo(tmp_path, folder)
     assert result(await say(bot, f"apps add zpother --git {other.origin} --ref main", ADMIN)).ok
+    grant = "domain grant zpother '*.other.test' --env 'pr-*'"
+    assert result(await say(bot, grant, ADMIN)).ok
     secret = ChatRequest("console", ADMIN, "console", "webhook secret zpother", SECRET)
     assert result(await bot.run(secret)).ok
     receiver = Receiver(bot)
