@@ -102,7 +102,8 @@ async def deploy(
             if is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
                 registry_auth = await images.fetch(plane, swarm, name, release.image)
-            elif spec.build is not None:
+            else:
+                assert spec.build is not None  # resolve pinned app.yml's image: above
                 builder = plane.build.server or server
                 on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:
@@ -115,9 +116,6 @@ async def deploy(
                 # built on the server's manager: its other nodes get the image too
                 async for event in plane.servers.spread(server, release.image):
                     yield event
-            else:
-                assert spec.image is not None
-                await build.pull(swarm, spec.image, release)
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
             desired = service_spec(

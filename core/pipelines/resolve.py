@@ -9,6 +9,7 @@ import json
 from core import sources
 from core.apps import config_at, credential, get_app, read_config, repo_folder
 from core.appspec import Previews
+from core.deploy import images
 from core.deploy.resolve import Resolved, check_mounts, check_server, claimed
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name, preview_spec, pull_refspec
@@ -40,7 +41,7 @@ async def resolve_preview(
     )
     head = await asyncio.to_thread(config_at, repo, commit, name)
     env = env_name(number)
-    spec = preview_spec(head.base, previews, number)
+    spec = await images.pin_spec(plane, name, preview_spec(head.base, previews, number))
     check_mounts(plane, spec)
     check_server(plane, spec)
     claim = await claimed(plane, spec, env)

@@ -27,6 +27,7 @@ from core.swarm.docker_exec import DockerExec
 from core.swarm.watch_api import DockerEvents, node_usage
 
 DEFAULT_TIMEOUT = 60
+LOGIN_TIMEOUT = 20  # a registry that does not answer: the engine itself would wait longer
 MINIMUM_API = "1.41"  # Docker Engine 20.10, Debian bookworm's docker.io
 SERVICE_KEYS = (
     "Name",
@@ -297,7 +298,7 @@ class DockerSwarm:
             finally:
                 stream.close()
 
-    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
+    def pull(self, image: str, auth: dict[str, str]) -> None:
         repository, tag = split_tag(image)  # by digest: the whole reference, no tag
         with engine_errors(f"pulling {image}"):
             for message in self.api.pull(
@@ -348,6 +349,21 @@ class DockerSwarm:
         with engine_errors(f"asking the registry for {image}"):
             answer = self.api.inspect_distribution(image, auth_config=auth)
         return answer["Descriptor"]["digest"]
+
+    def check_login(self, auth: dict[str, str]) -> None:
+        """The engine's ``/auth``, called directly: the SDK's ``login`` would keep the
+        credentials in this client, where a later call without auth would pick them up."""
+        registry = auth["serveraddress"]
+        with engine_errors(f"logging in to {registry}"):
+            try:
+                response = self.api._post_json(
+                    self.api._url("/auth"), data=auth, timeout=LOGIN_TIMEOUT
+                )
+            except requests.exceptions.Timeout as exc:
+                raise DeployError(
+                    f"logging in to {registry}: no answer within {LOGIN_TIMEOUT}s"
+                ) from exc
+            self.api._raise_for_status(response)
 
     def remove_container(self, container_id: str) -> None:
         """Gone afterwards, stopped first if it runs (absent is fine)."""

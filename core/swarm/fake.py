@@ -260,10 +260,10 @@ class FakeSwarm(FakeWatch, FakeJobs):
             image_id = self.add_image(tag)
             yield {"stream": f"Successfully built {image_id[7:19]}\n"}
 
-    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
+    def pull(self, image: str, auth: dict[str, str]) -> None:
         self._enter("pull")
         if image in self.registry:
-            self._registry_answer(image, auth or {})
+            self._registry_answer(image, auth)
             self.images.setdefault(image, self.registry[image][1])
             return
         if image not in self.images:
@@ -316,6 +316,16 @@ class FakeSwarm(FakeWatch, FakeJobs):
             self._registry_answer(image, auth)
             raise DeployError(f"asking the registry for {image}: manifest unknown")
         return self._registry_answer(image, auth)
+
+    def check_login(self, auth: dict[str, str]) -> None:
+        self._enter("check_login")
+        host = resolve_repository_name(f"{auth['serveraddress'].split('://')[-1]}/x")[0]
+        wanted = self.logins.get(host)
+        if wanted is not None and {k: auth.get(k) for k in ("username", "password")} != wanted:
+            raise DeployError(
+                f'logging in to {host}: the Docker engine said: Get "https://{host}/v2/": '
+                "unauthorized: incorrect username or password"
+            )
 
     def _registry_answer(self, image: str, auth: dict[str, str]) -> str:
         host = resolve_repository_name(image)[0]
