@@ -154,13 +154,14 @@ async def test_another_apps_private_digest_on_the_engine_is_refused(bot, fake, t
 async def test_app_yml_image_runs_the_digest_pulled_with_the_apps_login(bot, fake, tmp_path):
     digest = fake.push(f"{HOST}/team/api:v1")
     await add(bot, tmp_path, "api", f"{HOST}/team/api:v1")
-    login(bot, "api")
+    login(bot, "api")  # the fake registry refuses anyone else
     assert result(await say(bot, "deploy api --env staging")).ok
     pinned = f"{HOST}/team/api@{digest}"
     spec = fake.inspect_service("api-staging")["Spec"]
-    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == pinned
-    assert fake.registry_auths == [("api-staging", {**LOGIN, "serveraddress": HOST})]
-    assert bot.engine.store.releases("api", "staging")[0].image == pinned
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == "shipbot/api:1"  # as a build
+    assert fake.images["shipbot/api:1"] == fake.images[pinned] == fake.registry[pinned][1]
+    release = bot.engine.store.releases("api", "staging")[0]
+    assert (release.image, release.source_ref) == ("shipbot/api:1", pinned)
 
 
 async def test_an_approval_covers_app_yml_images_digest(bot, fake, tmp_path):

@@ -30,14 +30,14 @@ async def preview_of(bot, repo, number: int, image: str) -> None:
     ("image", "refusal"),
     [
         ("docker.io/shipbot/other:1", "runs docker.io/shipbot/other:1, another app's release"),
-        ("web:1", "web:1 is not in the registry docker.io"),
+        ("local:1", "local:1 is not in the registry docker.io"),
         (ID, f"{ID!r} is not an image reference"),
     ],
 )
 async def test_a_preview_runs_no_release_image_id_or_engine_only_image(
     bot, repo, fake, image, refusal
 ):
-    for ref in ("shipbot/other:1", "web:1"):
+    for ref in ("shipbot/other:1", "local:1"):
         fake.add_image(ref)
     await preview_of(bot, repo, 4, image)
     assert fake.services() == []
@@ -46,8 +46,10 @@ async def test_a_preview_runs_no_release_image_id_or_engine_only_image(
     assert audit(bot)[-1][:2] == ("webhook:zpapp", "failed")
 
 
-async def test_a_preview_runs_a_registry_image_by_digest(bot, repo, fake):
+async def test_a_preview_runs_a_registry_image_pulled_by_digest(bot, repo, fake):
     digest = fake.push(f"{HOST}/team/app:pr")
     await preview_of(bot, repo, 4, f"{HOST}/team/app:pr")
     spec = fake.inspect_service("zpapp-pr-4")["Spec"]
-    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"{HOST}/team/app@{digest}"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == "shipbot/zpapp:1"
+    served = fake.registry[f"{HOST}/team/app@{digest}"][1]
+    assert fake.images["shipbot/zpapp:1"] == fake.images[f"{HOST}/team/app@{digest}"] == served

@@ -48,7 +48,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         resolved.spec,
         env,
         number,
-        images.release_image(resolved.spec, name, number),
+        images.release_image(resolved.spec, name, number, resolved.app_image),
         force_update=force_update(current),
         https_port=plane.edge.https_port,
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
@@ -82,7 +82,7 @@ async def deploy(
     release = await plane.db.new_release(
         app=name,
         env=env,
-        image_for=lambda number: images.release_image(spec, name, number),
+        image_for=lambda number: images.release_image(spec, name, number, resolved.app_image),
         source_ref=resolved.source_ref,
         deployed_by=user,
     )
@@ -99,11 +99,16 @@ async def deploy(
         applied = False
         registry_auth = None
         try:
-            if is_pinned(release.image):
+            if resolved.app_image:
+                assert spec.image is not None
+                yield Progress(f"pulling {spec.image}")
+                await images.fetch(plane, swarm, name, spec.image)
+                await asyncio.to_thread(swarm.tag, spec.image, release.image)
+            elif is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
                 registry_auth = await images.fetch(plane, swarm, name, release.image)
             else:
-                assert spec.build is not None  # resolve pinned app.yml's image: above
+                assert spec.build is not None
                 builder = plane.build.server or server
                 on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:

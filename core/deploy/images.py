@@ -34,10 +34,11 @@ def prune(swarm: SwarmClient, store: Store, app: str) -> None:
         swarm.remove_image(image)
 
 
-def release_image(spec: AppSpec, app: str, number: int) -> str:
-    """What a release runs: a registry image by the digest ``resolve`` pinned it to, or the
-    release's own tag for a build."""
-    return spec.image if spec.image and is_pinned(spec.image) else image_ref(app, number)
+def release_image(spec: AppSpec, app: str, number: int, app_image: bool = False) -> str:
+    """What a release runs: an ``--image`` by the digest ``resolve`` pinned it to, else the
+    release's own tag (a build, or app.yml's ``image:`` pulled by its digest and tagged)."""
+    pinned = spec.image and is_pinned(spec.image) and not app_image
+    return spec.image if pinned else image_ref(app, number)
 
 
 def login_for(plane: Plane, app: str, image: str) -> dict[str, str]:

@@ -43,6 +43,9 @@ class Resolved:
     spec: AppSpec  # app.yml for ``env`` with chat variables and secrets merged in
     secret_keys: frozenset[str]
     digest: str  # short keyed digest of commit + spec: what an approval covers
+    # app.yml's ``image:``, pinned here: pulled by that digest with the app's login and
+    # tagged as the release's own image (so prune and rollback treat it as a build)
+    app_image: bool = False
 
     @property
     def source_ref(self) -> str | None:
@@ -166,7 +169,8 @@ async def resolve(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )
     digest = plane.vault.digest(body.encode())
-    return Resolved(app, env, ref, commit, spec, secret_keys, digest)
+    app_image = image is None and spec.build is None
+    return Resolved(app, env, ref, commit, spec, secret_keys, digest, app_image)
 
 
 @contextlib.asynccontextmanager

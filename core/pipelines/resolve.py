@@ -50,4 +50,5 @@ async def resolve_preview(
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )
-    return Resolved(app, env, commit, commit, spec, frozenset(), plane.vault.digest(body.encode()))
+    digest = plane.vault.digest(body.encode())
+    return Resolved(app, env, commit, commit, spec, frozenset(), digest, spec.build is None)

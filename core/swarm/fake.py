@@ -303,11 +303,18 @@ class FakeSwarm(FakeWatch, FakeJobs):
     # registry images: ``push`` puts one in the fake registry, ``logins`` its credentials
     def push(self, ref: str, behaviour: Behaviour = HEALTHY) -> str:
         """``ref`` (name:tag) served by the fake registry; returns the digest it serves."""
-        image_id = self.add_image(f"pushed/{ref}", behaviour)
-        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
-        name = split_tag(ref)[0]
-        self.registry[ref] = self.registry[f"{name}@{digest}"] = (digest, image_id)
+        digest = self.publish(f"pushed/{ref}", behaviour, ref)
         self.images.pop(f"pushed/{ref}")
+        return digest
+
+    def publish(self, ref: str, behaviour: Behaviour = HEALTHY, served_as: str = "") -> str:
+        """``ref`` on the engine and served by the fake registry (as ``served_as``, by
+        default ``ref``): an image this engine pulled before. Returns its digest."""
+        image_id = self.add_image(ref, behaviour)
+        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+        served_as = served_as or ref
+        name = split_tag(served_as)[0]
+        self.registry[served_as] = self.registry[f"{name}@{digest}"] = (digest, image_id)
         return digest
 
     def registry_digest(self, image: str, auth: dict[str, str]) -> str:
