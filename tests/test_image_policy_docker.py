@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from commands.dispatch import Dispatcher
 from commands.pipelines import PipelineError, registry_login
+from core.swarm import registry_api
 from tests import local_registry
 from tests.chat import failure, fetch, result, say, task_addresses
 
@@ -66,6 +68,10 @@ def write(folder: Path, name: str, image: str) -> None:
     (folder / "app.yml").write_text(APP_YML.format(name=name, image=image))
 
 
+def serves(client, service: str) -> list[str]:
+    return [fetch(address) for address in task_addresses(client, service)]
+
+
 def nothing_of(bot: Dispatcher, client, name: str) -> None:
     for env in ("staging", "production"):
         assert client.api.services(filters={"name": f"{name}-{env}"}) == []
@@ -108,10 +114,18 @@ async def test_an_app_yml_image_is_the_apps_own_registry_image(plane, registry, 
     )
     deployed = await say(bot, f"deploy {a} --env staging")
     assert result(deployed).ok, deployed
-    service = docker_client.api.inspect_service(f"{a}-staging")["Spec"]
-    assert service["TaskTemplate"]["ContainerSpec"]["Image"] == f"{web}@{digests['v1']}"
-    addresses = task_addresses(docker_client, f"{a}-staging")
-    assert [fetch(address) for address in addresses] == ["one\n"]
+    assert serves(docker_client, f"{a}-staging") == ["one\n"]
+    release = f"shipbot/{a}:1"  # the release's own tag, as for a build
+    assert docker_client.api.inspect_image(release)["RepoDigests"] == [f"{web}@{digests['v1']}"]
+    # a ref is the tag; one the registry does not have changes nothing
+    assert result(await say(bot, f"deploy {a} v2 --env staging")).ok
+    assert serves(docker_client, f"{a}-staging") == ["two\n"]
+    missing = failure(await say(bot, f"deploy {a} v9 --env staging"))
+    assert missing.message == (
+        f"{web}:v9 is not in the registry {running.host}: check the tag or digest CI pushed; "
+        "nothing was changed"
+    )
+    assert bot.engine.store.release_numbers(a) == [1, 2]
 
     # the copy a pulled is on the engine; b naming its digest still asks the registry
     assert docker_client.api.inspect_image(f"{web}@{digests['v1']}")["Id"]
@@ -151,4 +165,21 @@ async def test_an_app_yml_image_is_the_apps_own_registry_image(plane, registry, 
     stale = failure(await say(bot, f"approve {request.id}"))
     assert stale.message.startswith(f"request {request.id} changed since requested")
     assert docker_client.api.services(filters={"name": f"{a}-production"}) == []
-    assert bot.engine.store.release_numbers(a) == [1]
+    assert bot.engine.store.release_numbers(a) == [1, 2]
+
+
+async def test_a_registry_that_does_not_answer_the_login_check(plane, monkeypatch):
+    bot, _, _ = plane
+    monkeypatch.setattr(registry_api, "LOGIN_TIMEOUT", 2)
+    with socket.socket() as silent:  # takes the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(PipelineError) as slow:
+            registry_login(bot, registry=host, username="ci", password="pw", app=None, by="t")
+    assert str(slow.value) == (
+        f"the registry {host} did not answer shipbot's login check in time: check that {host} "
+        f"is up and that the Docker engine reaches it, then run `shipbot registry login {host} "
+        "--user ci` again; nothing was stored"
+    )
+    assert bot.engine.store.registry_logins() == []
