@@ -46,11 +46,6 @@ class Reference:
         """The registry host the engine asks (``docker.io`` for Docker Hub names)."""
         return resolve_repository_name(self.name)[0]
 
-    @property
-    def repository(self) -> str:
-        """The repository as Docker resolves it (see ``canonical``)."""
-        return canonical(self.name)
-
     def pinned(self, digest: str) -> str:
         """The reference by digest alone: what a release runs, whatever the tag does later."""
         return f"{self.name}@{digest}"

@@ -104,6 +104,8 @@ async def deploy(
                 yield Progress(f"pulling {spec.image}")
                 await images.fetch(plane, swarm, name, spec.image)
                 await asyncio.to_thread(swarm.tag, spec.image, release.image)
+                async for event in plane.servers.spread(server, release.image):  # as a build
+                    yield event
             elif is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
                 registry_auth = await images.fetch(plane, swarm, name, release.image)

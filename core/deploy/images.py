@@ -34,7 +34,7 @@ def prune(swarm: SwarmClient, store: Store, app: str) -> None:
         swarm.remove_image(image)
 
 
-def release_image(spec: AppSpec, app: str, number: int, app_image: bool = False) -> str:
+def release_image(spec: AppSpec, app: str, number: int, app_image: bool) -> str:
     """What a release runs: an ``--image`` by the digest ``resolve`` pinned it to, else the
     release's own tag (a build, or app.yml's ``image:`` pulled by its digest and tagged)."""
     pinned = spec.image and is_pinned(spec.image) and not app_image
