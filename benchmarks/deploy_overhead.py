@@ -24,15 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
+from commands.pipelines import registry_login  # noqa: E402
 from commands.replies import Result  # noqa: E402
+from tests import local_registry  # noqa: E402
 from tests.chat import remove_apps  # noqa: E402
 
 APP = "bench-overhead"
 SERVICE = f"{APP}-production"
 IMAGE = "shipbot-bench/web"
-APP_YML = f"""\
-name: {APP}
-image: {IMAGE}:1
+APP_YML = """\
+name: {app}
+image: {image}
 port: 8080
 replicas: 2
 healthcheck: {{cmd: ["wget", "-qO-", "http://127.0.0.1:8080/"], interval: 1s, timeout: 2s,
@@ -76,10 +78,16 @@ async def main(runs: int) -> None:
     client.images.build(path=str(ROOT / "examples" / "hello"), tag=f"{IMAGE}:1", rm=True)
     for tag in ("a", "b"):
         client.api.tag(f"{IMAGE}:1", IMAGE, tag)
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_registry.running(Path(tmp) / "registry", "bench", "bench-password") as registry,
+    ):
+        # app.yml's image comes from a registry, with the app's login (as in production)
+        local_registry.push(client, registry, f"{IMAGE}:1", "bench/web", "1")
         folder = Path(tmp) / APP
         folder.mkdir()
-        (folder / "app.yml").write_text(APP_YML)
+        image = f"{registry.host}/bench/web:1"
+        (folder / "app.yml").write_text(APP_YML.format(app=APP, image=image))
         home = Path(tmp) / "home"
         home.mkdir()
         (home / "shipbot.yml").write_text("admins: [console:bench]\n")
@@ -87,6 +95,14 @@ async def main(runs: int) -> None:
         try:
             await bot.run(
                 ChatRequest("console", "console:bench", "bench", f"apps add {APP} --path {folder}")
+            )
+            registry_login(
+                bot,
+                registry=registry.host,
+                username=registry.user,
+                password=registry.password,
+                app=APP,
+                by="bench",
             )
             await shipbot_deploy(bot)  # creates the service; not timed
             ours, raw = [], []
@@ -97,6 +113,7 @@ async def main(runs: int) -> None:
         finally:
             bot.close()
             remove_apps(client, [APP])
+            local_registry.forget(client, registry)
     ratio = statistics.median(ours) / statistics.median(raw)
     print(f"raw docker service update --detach=false: median {statistics.median(raw):.2f}s")
     print(f"shipbot deploy (chat path, same image):   median {statistics.median(ours):.2f}s")

@@ -18,10 +18,11 @@ from commands.dispatch import Dispatcher
 from commands.grammar import parse
 from commands.replies import ApprovalRequest, Reply
 from commands.request import ChatRequest, describe
+from core.errors import CoreError
 from core.names import APP_NAME_RE, ENV_NAME_RE, USER_RE
 from core.pipelines import PipelineError as CorePipelineError
 from core.pipelines.payload import load_json
-from core.registry import ANY_APP, RegistryError, parse_reference
+from core.registry import ANY_APP, RegistryError, check_login, parse_reference
 
 TOKEN_PREFIX = "sbci"  # noqa: S105 (a marker in front of every token, not a secret)
 CI_PLATFORM = "ci"
@@ -59,7 +60,8 @@ def _registry_host(registry: str) -> str:
 def registry_login(
     bot: Dispatcher, *, registry: str, username: str, password: str, app: str | None, by: str
 ) -> str:
-    """Store (or replace) a login to ``registry``: for ``app`` only, or for every app."""
+    """Store (or replace) a login to ``registry``: for ``app`` only, or for every app, once
+    the registry accepted it."""
     owner = app or ANY_APP
     try:
         host = _registry_host(registry)
@@ -68,7 +70,15 @@ def registry_login(
     _known(bot, app)
     if not username or not password:
         raise PipelineError("a registry login needs a user name and a password (or token)")
-    store, vault = bot.engine.store, bot.engine.vault
+    plane, store, vault = bot.engine.plane, bot.engine.store, bot.engine.vault
+    command = f"registry login {host} --user {username}" + (f" --app {app}" if app else "")
+    try:
+        check_login(plane.servers.connect(plane.server), username, password, host)
+    except CoreError as exc:  # refused, unreachable, or the engine is down
+        store.audit(
+            user=by, channel="cli", app=app, command=command, result="failed", detail=str(exc)
+        )
+        raise PipelineError(str(exc)) from exc
     store.set_registry_login(
         app=owner, registry=host, username=username, secret=vault.encrypt(password), set_by=by
     )
@@ -77,7 +87,7 @@ def registry_login(
         user=by,
         channel="cli",
         app=app,
-        command=f"registry login {host} --user {username}" + (f" --app {app}" if app else ""),
+        command=command,
         result="ok",
         detail=f"login to {host} for {scope}",
     )

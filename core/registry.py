@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from docker.auth import INDEX_NAME, INDEX_URL, resolve_repository_name
+from docker.errors import InvalidRepository
 
-from core.errors import CoreError
+from core.errors import CoreError, DeployError
 from core.secrets import Vault
 
 # docker/distribution's reference grammar, lowercase path components, optional host[:port]
@@ -70,6 +71,20 @@ def parse_reference(text: str) -> Reference:
     return Reference(match["name"], match["tag"], match["digest"])
 
 
+def canonical(name: str) -> str:
+    """A repository (no tag, no digest) as Docker resolves it: ``busybox``,
+    ``library/busybox``, ``docker.io/library/busybox`` and ``index.docker.io/busybox`` are
+    all ``docker.io/library/busybox``."""
+    try:
+        host, path = resolve_repository_name(name)
+    except InvalidRepository as exc:
+        raise RegistryError(f"{name[:80]!r} is not an image repository: {exc}") from exc
+    host = host.lower()
+    if host == INDEX_NAME and "/" not in path:
+        path = f"library/{path}"
+    return f"{host}/{path}"
+
+
 def is_pinned(image: str | None) -> bool:
     """A reference by digest: the engine pulls exactly that content from its registry."""
     return bool(image) and "@sha256:" in str(image)
@@ -88,6 +103,31 @@ def credentials_for(store: Any, vault: Vault, app: str, registry: str) -> dict[s
         if row is not None:
             return auth_config(row["username"], vault.decrypt(row["secret"]), registry)
     return None
+
+
+def check_login(swarm: Any, username: str, password: str, registry: str) -> None:
+    """The registry accepts this login, asked through the engine; else a ``RegistryError``
+    that says what to do (a login is stored only after this)."""
+    again = f"`shipbot registry login {registry} --user {username}`"
+    try:
+        swarm.check_login(auth_config(username, password, registry))
+    except DeployError as exc:
+        error = str(exc)
+        low = error.lower()
+        if any(w in low for w in ("unauthorized", "incorrect", "denied", "401")):
+            raise RegistryError(
+                f"the registry {registry} refused the login of {username}: check the user "
+                f"name and the password (or token), then run {again} again; nothing was stored"
+            ) from exc
+        if any(w in low for w in ("no answer within", "timeout", "timed out", "deadline")):
+            raise RegistryError(
+                f"the registry {registry} did not answer shipbot's login check in time: check "
+                f"that {registry} is up and that the Docker engine reaches it, then run "
+                f"{again} again; nothing was stored"
+            ) from exc
+        raise RegistryError(
+            f"cannot check the login at the registry {registry}: {error}; nothing was stored"
+        ) from exc
 
 
 def explain(reference: str, registry: str, error: str, with_login: bool) -> RegistryError:

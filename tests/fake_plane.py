@@ -28,10 +28,11 @@ PROBE_FAILED = (
 
 
 def fast_swarm(monkeypatch: pytest.MonkeyPatch) -> FakeSwarm:
-    """A fake swarm holding web:1 and web:2; rollouts wait on its clock, never in real time."""
+    """A fake swarm holding web:1 and web:2 (pulled from its registry); rollouts wait on
+    its clock, never in real time."""
     swarm = FakeSwarm()
     for ref in ("web:1", "web:2"):
-        swarm.add_image(ref)
+        swarm.publish(ref)
     monkeypatch.setattr(rollout, "clock", lambda: swarm.now)
     monkeypatch.setattr(rollout, "POLL_SECONDS", 0)
     monkeypatch.setattr(rollout, "RETRY_FIRST_SECONDS", 0)

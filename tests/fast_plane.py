@@ -22,10 +22,11 @@ from core.swarm.servers import Servers
 
 
 def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:
-    """A swarm that knows ``images`` (healthy), with rollouts watched on its clock."""
+    """A swarm that knows ``images`` (healthy, pulled from its registry), with rollouts
+    watched on its clock."""
     swarm = FakeSwarm()
     for ref in images:
-        swarm.add_image(ref)
+        swarm.publish(ref)
     monkeypatch.setattr(rollout, "clock", lambda: swarm.now)
     monkeypatch.setattr(rollout, "POLL_SECONDS", 0)
     monkeypatch.setattr(rollout, "RETRY_FIRST_SECONDS", 0)

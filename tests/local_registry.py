@@ -7,6 +7,7 @@ The engine treats 127.0.0.0/8 registries as insecure by default, so plain HTTP w
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import shutil
 import socket
@@ -124,6 +125,32 @@ def push(client: Any, registry: Registry, local: str, repository: str, tag: str)
     client.api.remove_image(f"{remote}:{tag}")  # only the registry has it now
     assert digest is not None
     return digest
+
+
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
+
+def retag(registry: Registry, repository: str, source: str, target: str) -> None:
+    """Point ``target`` at what ``source`` serves, in the registry alone (a CI job pushing a
+    new ``latest``): the manifest read and put back under the new tag."""
+    login = base64.b64encode(f"{registry.user}:{registry.password}".encode()).decode()
+    base = f"http://{registry.host}/v2/{repository}/manifests"
+    headers = {"Authorization": f"Basic {login}", "Accept": ", ".join(MANIFEST_TYPES)}
+    asked = urllib.request.Request(f"{base}/{source}", headers=headers)  # noqa: S310 (loopback)
+    with urllib.request.urlopen(asked, timeout=10) as answer:  # noqa: S310
+        body, kind = answer.read(), answer.headers["Content-Type"]
+    put = urllib.request.Request(
+        f"{base}/{target}",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"Basic {login}", "Content-Type": kind},
+    )
+    urllib.request.urlopen(put, timeout=10).close()  # noqa: S310
 
 
 @contextlib.contextmanager

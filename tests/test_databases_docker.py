@@ -31,7 +31,7 @@ data:
 """
 APP_YML = """\
 name: {name}
-image: busybox:latest
+build: .
 command: ["sleep", "3600"]
 stop_grace_period: 1s
 databases: [{databases}]
@@ -94,6 +94,7 @@ async def test_databases_serve_the_apps_they_are_attached_to(
     folder = tmp_path / app
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML.format(name=app, databases=f"{pg}, {rd}, {my}"))
+    (folder / "Dockerfile").write_text("FROM busybox:latest\n")  # app.yml images: registry only
     assert result(await say(bot, f"apps add {app} --path {folder}", ADMIN)).ok
     for name in (pg, rd):
         assert result(await say(bot, f"db attach {name} {app}", ADMIN)).ok

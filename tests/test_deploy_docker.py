@@ -210,29 +210,3 @@ async def test_git_source(bot, app, docker_client, tmp_path):
     commit = subprocess.run([*git, "rev-parse", "v2"], capture_output=True, text=True).stdout
     assert listed.rows[0][4] == commit.strip()[:12]
     assert "rolling" not in " ".join(steps(deployed))
-
-
-async def test_image_app_with_ref_as_tag(bot, app, docker_client, tmp_path):
-    name, folder = app
-    repo = f"shipbot-test/{name}"
-    for tag, page in (("1.0", "image one"), ("2.0", "image two")):
-        set_page(folder, page)
-        docker_client.images.build(path=str(folder), tag=f"{repo}:{tag}", rm=True)
-    yml = folder / "app.yml"
-    yml.write_text(yml.read_text().replace("build: .", f"image: {repo}:1.0"))
-    try:
-        assert result(await say(bot, f"apps add {name} --path {folder}")).ok
-        first = await say(bot, f"deploy {name}")
-        assert result(first).ok, first
-        service = f"{name}-production"
-        assert {fetch(a) for a in task_addresses(docker_client, service)} == {"image one\n"}
-        assert result(await say(bot, f"deploy {name} 2.0")).ok
-        assert {fetch(a) for a in task_addresses(docker_client, service)} == {"image two\n"}
-        listed = table(await say(bot, f"releases {name}"))
-        assert [row[4] for row in listed.rows] == [f"{repo}:2.0", f"{repo}:1.0"]
-        missing = failure(await say(bot, f"deploy {name} 9.9"))
-        assert missing.message.startswith(f"pulling {repo}:9.9: ")
-        assert "\n" not in missing.message
-    finally:
-        for tag in ("1.0", "2.0"):
-            docker_client.api.remove_image(f"{repo}:{tag}", force=True)

@@ -318,7 +318,7 @@ async def test_failures_of_another_release_are_not_the_guards(bot, fake):
 
 
 async def test_the_guard_goes_back_only_to_the_release_live_just_before(bot, fake):
-    fake.add_image("web:3")
+    fake.publish("web:3")
     watch = the_watch(bot)
     await watch.check()
     for text in ("deploy web 1", "deploy web 2", "rollback web 1", "deploy web 3"):
@@ -330,7 +330,7 @@ async def test_the_guard_goes_back_only_to_the_release_live_just_before(bot, fak
 
 
 async def test_a_failed_newer_deploy_ends_the_guard(bot, fake):
-    fake.add_image("web:3")
+    fake.publish("web:3")
     watch = the_watch(bot)
     await watch.check()
     assert result(await say(bot, "deploy web 1")).ok

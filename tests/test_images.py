@@ -122,10 +122,11 @@ async def test_another_apps_login_is_never_used(bot, fake):
     login(bot, "other")  # other's login only: api asks the registry anonymously
     refused = failure(await say(bot, f"deploy api --env staging --image {HOST}/team/other:v1"))
     assert refused.message.startswith(f"the registry {HOST} wants credentials")
-    login(bot, None, given="wrong")  # a host-wide login, used by every app
+    login(bot, None)  # a host-wide login, used by every app
+    fake.logins[HOST] = {"username": "ci", "password": "rotated"}  # since changed
     wrong = failure(await say(bot, f"deploy api --env staging --image {HOST}/team/other:v1"))
     assert wrong.message.startswith(f"the registry {HOST} refused shipbot's credentials")
-    login(bot, "api")  # the app's own login wins over the host-wide one
+    login(bot, "api", given="rotated")  # the app's own login wins over the host-wide one
     assert result(await say(bot, f"deploy api --env staging --image {HOST}/team/other:v1")).ok
 
 

@@ -203,7 +203,7 @@ async def test_a_release_command_past_its_timeout_stops_the_deploy(plane, fake, 
             "release: [python, manage.py, migrate]", "release: {command: [sleep, 9], timeout: 1s}"
         )
     )
-    fake.add_image("web:1", Behaviour(start_steps=10**9))  # the job's task never finishes
+    fake.publish("web:1", Behaviour(start_steps=10**9))  # the job's task never finishes
     with pytest.raises(ReleaseCommandFailed) as caught:
         await drain(deploy(plane, await resolve(plane, "mig", None, None), user="u:a"))
     assert str(caught.value) == (
@@ -253,7 +253,7 @@ def test_a_killed_step_under_a_memory_limit_names_the_limit():
 async def test_the_dry_run_names_the_release_command(plane, fake):
     lines = await plan(plane, await resolve(plane, "mig", None, None))
     assert lines[:3] == [
-        "release 1 (image web:1)",
+        f"release 1 (image web@{fake.registry['web:1'][0]})",  # pinned to what it serves
         f"digest {(await resolve(plane, 'mig', None, None)).digest}",
         "release command python manage.py migrate",
     ]

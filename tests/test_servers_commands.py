@@ -155,7 +155,7 @@ environments:
 async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, monkeypatch):
     local = fake_swarm(monkeypatch, "shop:1")
     eu = FakeSwarm()
-    eu.add_image("shop:1")
+    eu.publish("shop:1")
     # rollouts are watched on one clock: it moves as either fake swarm moves
     monkeypatch.setattr(rollout, "clock", lambda: local.now + eu.now)
     monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
@@ -228,7 +228,7 @@ async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
     team's server until shipbot.yml's server_apps opens that server to it."""
     local = fake_swarm(monkeypatch, "shop:1")
     eu = FakeSwarm()
-    eu.add_image("shop:1")
+    eu.publish("shop:1")
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"

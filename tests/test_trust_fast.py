@@ -71,7 +71,7 @@ async def test_a_deploy_cut_off_mid_rollout_is_read_back_from_swarm(plane):
 
 async def test_logs_show_the_live_release_unless_asked(plane):
     bot, swarm, folder = plane
-    swarm.add_image("shop:2", UNHEALTHY)
+    swarm.publish("shop:2", UNHEALTHY)
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
     assert result(await say(bot, "deploy shop", ADMIN)).ok
     assert not result(await say(bot, "deploy shop 2", ADMIN)).ok  # rolled back by Swarm
@@ -227,7 +227,7 @@ async def test_an_app_cannot_run_another_apps_release_image(plane):
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
     for text in ("deploy shop", "deploy shop --dry-run", "deploy shop 3"):
         refused = failure(await say(bot, text, ADMIN))
-        assert "is another app's release" in refused.message, text
+        assert "is a shipbot release image" in refused.message, text
     assert swarm.services() == []
 
 

@@ -1,4 +1,4 @@
-"""An image for a release: built from the app's source, or an image tag pulled and tagged."""
+"""An image for a release: built from the app's source, and carried to where it runs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from core.appspec import AppSpec
 from core.config import BuildConfig
 from core.deploy.spec import LABEL_RELEASE
-from core.errors import BuildError, BuildTimedOut, DeployError
+from core.errors import BuildError, BuildTimedOut
 from core.events import Event, LogLine, Progress
 from core.store import Release
-from core.swarm import SwarmClient, split_tag
+from core.swarm import SwarmClient
 
 LOG_TAIL = 10
 
@@ -110,23 +110,6 @@ def memory_hint(error: str | None, limits: BuildConfig) -> str:
         f" (a build step was killed: it may have needed more than the {limits.memory // 2**20} MiB "
         "shipbot.yml build.memory allows)"
     )
-
-
-def _mutable_tag(image: str) -> bool:
-    """Pull again only what may have moved: ``latest`` or no tag (pinned tags pull once)."""
-    return "@" not in image and split_tag(image)[1] in (None, "latest")
-
-
-async def pull(swarm: SwarmClient, image: str, release: Release) -> None:
-    """Make ``image`` the release's image, pulling it when it is missing or may have moved."""
-    if _mutable_tag(image) or await asyncio.to_thread(swarm.image_id, image) is None:
-        try:
-            await asyncio.to_thread(swarm.pull, image)
-        except DeployError:
-            # Offline or private registry: a copy already on the engine is still usable.
-            if await asyncio.to_thread(swarm.image_id, image) is None:
-                raise
-    await asyncio.to_thread(swarm.tag, image, release.image)
 
 
 async def carry(

@@ -56,7 +56,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         resolved.spec,
         env,
         number,
-        images.release_image(resolved.spec, name, number),
+        images.release_image(resolved.spec, name, number, resolved.app_image),
         force_update=force_update(current),
         https_port=plane.edge.https_port,
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
@@ -91,7 +91,7 @@ async def deploy(
     release = await plane.db.new_release(
         app=name,
         env=env,
-        image_for=lambda number: images.release_image(spec, name, number),
+        image_for=lambda number: images.release_image(spec, name, number, resolved.app_image),
         source_ref=resolved.source_ref,
         deployed_by=user,
     )
@@ -108,10 +108,18 @@ async def deploy(
         applied = False
         registry_auth = None
         try:
-            if is_pinned(release.image):
+            if resolved.app_image:
+                assert spec.image is not None
+                yield Progress(f"pulling {spec.image}")
+                await images.fetch(plane, swarm, name, spec.image)
+                await asyncio.to_thread(swarm.tag, spec.image, release.image)
+                async for event in plane.servers.spread(server, release.image):  # as a build
+                    yield event
+            elif is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
                 registry_auth = await images.fetch(plane, swarm, name, release.image)
-            elif spec.build is not None:
+            else:
+                assert spec.build is not None
                 builder = plane.build.server or server
                 on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:
@@ -124,9 +132,6 @@ async def deploy(
                 # built on the server's manager: its other nodes get the image too
                 async for event in plane.servers.spread(server, release.image):
                     yield event
-            else:
-                assert spec.image is not None
-                await build.pull(swarm, spec.image, release)
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
             desired = service_spec(

@@ -1,19 +1,19 @@
 """Release images: the last ``KEEP_RELEASES`` of each app kept on the engine for rollback,
-and registry images (``deploy APP --image REF``) pinned to a digest and pulled with the
-app's own registry credentials."""
+and registry images (``deploy APP --image REF`` and app.yml's ``image:``) pinned to a
+digest and pulled with the app's own registry credentials."""
 
 from __future__ import annotations
 
 import asyncio
 
 from core.appspec import AppSpec
-from core.deploy.spec import RELEASES_REPO, image_ref
+from core.deploy.spec import image_ref, release_of
 from core.deploy.verdicts import KEEP_RELEASES
 from core.errors import DeployError
 from core.plane import Plane
 from core.registry import RegistryError, credentials_for, explain, is_pinned, parse_reference
 from core.store import Store
-from core.swarm import SwarmClient, split_tag
+from core.swarm import SwarmClient
 
 
 def to_prune(numbers: list[int], keep: int = KEEP_RELEASES) -> list[int]:
@@ -34,10 +34,11 @@ def prune(swarm: SwarmClient, store: Store, app: str) -> None:
         swarm.remove_image(image)
 
 
-def release_image(spec: AppSpec, app: str, number: int) -> str:
-    """What a release runs: a registry image by its digest, or the release's own tag (an
-    app.yml image is tagged as that, so prune and rollback treat it as a build)."""
-    return spec.image if spec.image and is_pinned(spec.image) else image_ref(app, number)
+def release_image(spec: AppSpec, app: str, number: int, app_image: bool) -> str:
+    """What a release runs: an ``--image`` by the digest ``resolve`` pinned it to, else the
+    release's own tag (a build, or app.yml's ``image:`` pulled by its digest and tagged)."""
+    pinned = spec.image and is_pinned(spec.image) and not app_image
+    return spec.image if pinned else image_ref(app, number)
 
 
 def login_for(plane: Plane, app: str, image: str) -> dict[str, str]:
@@ -47,14 +48,15 @@ def login_for(plane: Plane, app: str, image: str) -> dict[str, str]:
     return credentials_for(plane.store, plane.vault, app, registry) or {}
 
 
-async def pin(plane: Plane, app: str, text: str) -> str:
+async def pin(plane: Plane, app: str, text: str, source: str = "--image") -> str:
     """``text`` (by tag or by digest) as the digest its registry serves now, asked with
-    ``app``'s credentials: what a release runs and an approval binds to."""
+    ``app``'s credentials: what a release runs and an approval binds to. No copy on the
+    engine stands in for the registry's answer, so an image id or an image only the engine
+    has is refused like a missing one."""
     reference = parse_reference(text)
-    repository = split_tag(reference.name)[0]
-    if repository.startswith(f"{RELEASES_REPO}/"):
+    if release_of(str(reference)) is not None:
         raise RegistryError(
-            f"{text} is a shipbot release image; --image takes an image from a registry "
+            f"{text} is a shipbot release image; {source} takes an image from a registry "
             "(a release of this app comes back with `rollback`), nothing was changed"
         )
     auth = await asyncio.to_thread(login_for, plane, app, text)
@@ -71,14 +73,24 @@ async def pin(plane: Plane, app: str, text: str) -> str:
     return reference.pinned(digest)
 
 
+async def pin_spec(plane: Plane, app: str, spec: AppSpec) -> AppSpec:
+    """app.yml's ``image:`` pinned like ``--image``: checked against its registry with the
+    app's own login, by the digest served now (so an approval covers the content)."""
+    if spec.image is None or spec.build is not None:
+        return spec
+    pinned = await pin(plane, app, spec.image, "app.yml's `image:`")
+    return spec.model_copy(update={"image": pinned})
+
+
 async def fetch(plane: Plane, swarm: SwarmClient, app: str, image: str) -> dict[str, str]:
-    """Pull a pinned registry image with ``app``'s credentials, always through the registry
-    (a copy another app pulled must not stand in for access), and return those credentials
+    """Pull a pinned registry image with ``app``'s credentials, asking the registry first
+    (the engine answers a pull by digest from its cache even when the registry refuses: a
+    copy another app pulled must not stand in for access), and return those credentials
     for Swarm's nodes."""
     auth = await asyncio.to_thread(login_for, plane, app, image)
     try:
+        await asyncio.to_thread(swarm.registry_digest, image, auth)
         await asyncio.to_thread(swarm.pull, image, auth)
     except DeployError as exc:
-        registry = parse_reference(image).registry
-        raise explain(image, registry, str(exc), bool(auth)) from exc
+        raise explain(image, parse_reference(image).registry, str(exc), bool(auth)) from exc
     return auth

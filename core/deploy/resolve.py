@@ -22,7 +22,6 @@ from core.appspec_swarm import secrets_of_others
 from core.data import databases
 from core.deploy import images
 from core.deploy.spec import (
-    borrows_release_image,
     derived_names,
     names_of_others,
     refused_host_paths,
@@ -45,6 +44,9 @@ class Resolved:
     spec: AppSpec  # app.yml for ``env`` with chat variables and secrets merged in
     secret_keys: frozenset[str]
     digest: str  # short keyed digest of commit + spec: what an approval covers
+    # app.yml's ``image:``, pinned here: pulled by that digest with the app's login and
+    # tagged as the release's own image (so prune and rollback treat it as a build)
+    app_image: bool = False
 
     @property
     def source_ref(self) -> str | None:
@@ -157,22 +159,20 @@ async def resolve(
             "wildcard): an admin sets edge.acme.dns_token_secret in shipbot.yml; nothing "
             "was changed"
         )
-    if borrows_release_image(spec):
-        raise CoreError(
-            f"{app.name}: image {spec.image} is another app's release; an app runs its own "
-            "builds or images from a registry, nothing was changed"
-        )
     claim = await claimed(plane, spec, env)
     if claim:
         raise CoreError(
             f"{app.name} in environment {env!r} {claim}; pick another environment or volume "
             "name, nothing was changed"
         )
+    if image is None:  # app.yml's own image: checked and pinned like --image
+        spec = await images.pin_spec(plane, app.name, spec)
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )
     digest = plane.vault.digest(body.encode())
-    return Resolved(app, env, ref, commit, spec, secret_keys, digest)
+    app_image = image is None and spec.build is None
+    return Resolved(app, env, ref, commit, spec, secret_keys, digest, app_image)
 
 
 @contextlib.asynccontextmanager

@@ -9,11 +9,14 @@ import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from docker.auth import INDEX_NAME
+
 from core.appspec import VOLUME_RE, AppSpec
 from core.appspec_swarm import secret_references
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
 from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK, service_name
+from core.registry import RegistryError, canonical
 from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.
@@ -29,12 +32,21 @@ def image_ref(app: str, release: int) -> str:
     return f"{RELEASES_REPO}/{app}:{release}"
 
 
+def release_of(image: str) -> str | None:
+    """The app whose release image ``image`` names, under any spelling Docker resolves to
+    shipbot's release repository (``docker.io/shipbot/APP``, ``index.docker.io/…``)."""
+    try:
+        repository = canonical(split_tag(image.split("@")[0])[0])
+    except RegistryError:
+        return None
+    prefix = f"{INDEX_NAME}/{RELEASES_REPO}/"
+    return repository.removeprefix(prefix) if repository.startswith(prefix) else None
+
+
 def borrows_release_image(spec: AppSpec) -> bool:
     """``image:`` naming another app's release image (its code and whatever was built in)."""
-    repository = split_tag(spec.image.split("@")[0])[0] if spec.image else ""
-    return repository.startswith(f"{RELEASES_REPO}/") and repository != (
-        f"{RELEASES_REPO}/{spec.name}"
-    )
+    owner = release_of(spec.image) if spec.image else None
+    return owner is not None and owner != spec.name
 
 
 def monitor_ns(spec: AppSpec) -> int:

@@ -9,6 +9,7 @@ import json
 from core import sources
 from core.apps import config_at, credential, get_app, read_config, repo_folder
 from core.appspec import Previews
+from core.deploy import images
 from core.deploy.resolve import Resolved, check_mounts, check_server, claimed
 from core.edge.domains import require_grants
 from core.pipelines import PipelineError
@@ -41,7 +42,7 @@ async def resolve_preview(
     )
     head = await asyncio.to_thread(config_at, repo, commit, name)
     env = env_name(number)
-    spec = preview_spec(head.base, previews, number)
+    spec = await images.pin_spec(plane, name, preview_spec(head.base, previews, number))
     check_mounts(plane, spec)
     check_server(plane, spec)
     await require_grants(plane.db, name, env, spec.domains, grant_to_ask(spec.domains[0]))
@@ -51,4 +52,5 @@ async def resolve_preview(
     body = json.dumps(
         {"commit": commit, "env": env, "spec": spec.model_dump(mode="json")}, sort_keys=True
     )
-    return Resolved(app, env, commit, commit, spec, frozenset(), plane.vault.digest(body.encode()))
+    digest = plane.vault.digest(body.encode())
+    return Resolved(app, env, commit, commit, spec, frozenset(), digest, spec.build is None)

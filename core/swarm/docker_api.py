@@ -22,7 +22,7 @@ from docker.utils import version_lt
 
 from core.errors import BuildTimedOut, DeployError, EngineUnavailable
 from core.names import LABEL_APP, NETWORK
-from core.swarm import VolumeInUse, split_tag
+from core.swarm import VolumeInUse, registry_api, split_tag
 from core.swarm.docker_exec import DockerExec
 from core.swarm.watch_api import DockerEvents, node_usage
 
@@ -297,18 +297,9 @@ class DockerSwarm:
             finally:
                 stream.close()
 
-    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
-        repository, tag = split_tag(image)  # by digest: the whole reference, no tag
+    def pull(self, image: str, auth: dict[str, str]) -> None:
         with engine_errors(f"pulling {image}"):
-            for message in self.api.pull(
-                repository,
-                tag=tag or (None if "@" in repository else "latest"),
-                stream=True,
-                decode=True,
-                auth_config=auth,
-            ):
-                if "error" in message:
-                    raise DeployError(f"pulling {image}: {message['error']}")
+            registry_api.pull(self.api, image, auth)
 
     def image_id(self, ref: str) -> str | None:
         with engine_errors(f"inspecting image {ref}"):
@@ -343,11 +334,12 @@ class DockerSwarm:
 
     # registry images
     def registry_digest(self, image: str, auth: dict[str, str]) -> str:
-        """Asks the registry through the engine, with exactly ``auth`` (never the host's
-        docker config: ``{}`` goes as an anonymous header)."""
         with engine_errors(f"asking the registry for {image}"):
-            answer = self.api.inspect_distribution(image, auth_config=auth)
-        return answer["Descriptor"]["digest"]
+            return registry_api.registry_digest(self.api, image, auth)
+
+    def check_login(self, auth: dict[str, str]) -> None:
+        with engine_errors(f"logging in to {auth['serveraddress']}"):
+            registry_api.check_login(self.api, auth)
 
     def remove_container(self, container_id: str) -> None:
         """Gone afterwards, stopped first if it runs (absent is fine)."""

@@ -260,10 +260,10 @@ class FakeSwarm(FakeWatch, FakeJobs):
             image_id = self.add_image(tag)
             yield {"stream": f"Successfully built {image_id[7:19]}\n"}
 
-    def pull(self, image: str, auth: dict[str, str] | None = None) -> None:
+    def pull(self, image: str, auth: dict[str, str]) -> None:
         self._enter("pull")
         if image in self.registry:
-            self._registry_answer(image, auth or {})
+            self._registry_answer(image, auth)
             self.images.setdefault(image, self.registry[image][1])
             return
         if image not in self.images:
@@ -303,11 +303,18 @@ class FakeSwarm(FakeWatch, FakeJobs):
     # registry images: ``push`` puts one in the fake registry, ``logins`` its credentials
     def push(self, ref: str, behaviour: Behaviour = HEALTHY) -> str:
         """``ref`` (name:tag) served by the fake registry; returns the digest it serves."""
-        image_id = self.add_image(f"pushed/{ref}", behaviour)
-        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
-        name = split_tag(ref)[0]
-        self.registry[ref] = self.registry[f"{name}@{digest}"] = (digest, image_id)
+        digest = self.publish(f"pushed/{ref}", behaviour, ref)
         self.images.pop(f"pushed/{ref}")
+        return digest
+
+    def publish(self, ref: str, behaviour: Behaviour = HEALTHY, served_as: str = "") -> str:
+        """``ref`` on the engine and served by the fake registry (as ``served_as``, by
+        default ``ref``): an image this engine pulled before. Returns its digest."""
+        image_id = self.add_image(ref, behaviour)
+        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+        served_as = served_as or ref
+        name = split_tag(served_as)[0]
+        self.registry[served_as] = self.registry[f"{name}@{digest}"] = (digest, image_id)
         return digest
 
     def registry_digest(self, image: str, auth: dict[str, str]) -> str:
@@ -316,6 +323,16 @@ class FakeSwarm(FakeWatch, FakeJobs):
             self._registry_answer(image, auth)
             raise DeployError(f"asking the registry for {image}: manifest unknown")
         return self._registry_answer(image, auth)
+
+    def check_login(self, auth: dict[str, str]) -> None:
+        self._enter("check_login")
+        host = resolve_repository_name(f"{auth['serveraddress'].split('://')[-1]}/x")[0]
+        wanted = self.logins.get(host)
+        if wanted is not None and {k: auth.get(k) for k in ("username", "password")} != wanted:
+            raise DeployError(
+                f'logging in to {host}: the Docker engine said: Get "https://{host}/v2/": '
+                "unauthorized: incorrect username or password"
+            )
 
     def _registry_answer(self, image: str, auth: dict[str, str]) -> str:
         host = resolve_repository_name(image)[0]

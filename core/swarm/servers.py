@@ -23,9 +23,9 @@ class Servers:
     """Swarm clients keyed by server name; each is connected once, when first asked for."""
 
     def __init__(self, connectors: Mapping[str, Callable[[], SwarmClient]]) -> None:
-        self._connectors = dict(connectors)
+        self.connectors = dict(connectors)
         self._clients: dict[str, SwarmClient] = {}
-        self._connecting = threading.Lock()
+        self.connecting = threading.Lock()
         self.lookup: Lookup | None = None
         self.spreader: Spreader | None = None
 
@@ -39,17 +39,18 @@ class Servers:
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._connectors)
+        return sorted(self.connectors)
 
     async def client(self, server: str = LOCAL) -> SwarmClient:
         if server in self._clients:
             return self._clients[server]
-        return await asyncio.to_thread(self._connect, server)
+        return await asyncio.to_thread(self.connect, server)
 
-    def _connect(self, server: str) -> SwarmClient:
-        with self._connecting:
+    def connect(self, server: str) -> SwarmClient:
+        """``client`` for a blocking caller (the host's CLI, a worker thread)."""
+        with self.connecting:
             if server not in self._clients:
-                connector = self._connectors.get(server)
+                connector = self.connectors.get(server)
                 if connector is None and self.lookup is not None:
                     connector = self.lookup(server)
                 if connector is None:
@@ -63,14 +64,14 @@ class Servers:
 
     def forget(self, server: str) -> None:
         """Drop a remote server's client (it was removed, or its host key was replaced)."""
-        with self._connecting:
+        with self.connecting:
             client = self._clients.pop(server, None)
         if client is not None:
             client.close()
 
     async def spread(self, server: str, image: str) -> AsyncIterator[Event]:
         """Bring an image built on ``server``'s manager to the other nodes of its swarm."""
-        if server in self._connectors or self.spreader is None:
+        if server in self.connectors or self.spreader is None:
             return
         async for event in self.spreader(server, image):
             yield event
