@@ -13,6 +13,7 @@ from core.durations import format_duration
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.policy import gate as policy_gate
 from core.registry import is_pinned
 from core.servers.where import server_of
 from core.store import Release
@@ -39,6 +40,7 @@ async def rollback(
 ) -> AsyncIterator[Event]:
     live = await plane.db.live_release(name, env)
     chosen = await target(plane, name, env, number)
+    await policy_gate.check_release(plane, name, env, chosen.number, chosen.spec)
     swarm = await plane.servers.client(await server_of(plane, name, env))
     if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
         await images.fetch(plane, swarm, name, chosen.image)

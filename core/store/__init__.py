@@ -33,6 +33,7 @@ from core.store.models import (
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
 from core.store.pipelines import PipelinesTable
+from core.store.policies import PoliciesTable
 from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
 from core.store.servers import ServersTable
@@ -81,6 +82,7 @@ class Store(
     AuditLog,
     DigestTables,
     RegistryTables,
+    PoliciesTable,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""
