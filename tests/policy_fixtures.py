@@ -95,4 +95,6 @@ async def act(bot: Dispatcher, repo: Repo, action: str) -> tuple[list[Reply], An
 
 
 def policy_audit(bot: Dispatcher) -> list[dict[str, Any]]:
-    return [r for r in bot.engine.store.audit_log(APP, 200) if r["command"].startswith("policy")]
+    """Rows of `policy accept`, newest first, but the one `apps add` wrote."""
+    rows = bot.engine.store.audit_log(APP, 200)
+    return [r for r in rows if r["command"].startswith("policy") and "apps add" not in r["detail"]]

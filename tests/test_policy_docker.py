@@ -75,8 +75,11 @@ async def test_a_push_lifts_no_approval_and_leaks_no_secret_until_an_admin_accep
     # the admin accepts what main proposes: production deploys at once, with no approval
     accepted = result(await say(bot, f"policy accept {mine}", ADMIN))
     assert "environments.production.approval: " in accepted.title
-    [row] = [r for r in bot.engine.store.audit_log(mine, 50) if r["command"].startswith("policy")]
-    assert "environments.production.approval: " in row["detail"] and row["user"] == ADMIN
+    rows = [r for r in bot.engine.store.audit_log(mine, 50) if r["command"].startswith("policy")]
+    registered, accepting = rows[1], rows[0]  # newest first
+    assert registered["detail"].startswith("accepted with `apps add` at ")
+    assert len(rows) == 2 and accepting["user"] == ADMIN
+    assert "environments.production.approval: " in accepting["detail"]
     replies = await say(bot, f"deploy {mine} --env production", MALLORY)
     assert not any(isinstance(r, ApprovalRequest) for r in replies)
     assert result(replies).ok, replies

@@ -140,3 +140,14 @@ async def test_help_names_the_policy_commands(pbot, prepo):
         usages
     )
     assert not any(isinstance(r, Failure) for r in await say(pbot, "help policy accept"))
+
+
+async def test_apps_add_audits_the_policy_it_accepts(pbot, prepo):
+    commit = prepo.git("rev-parse", "HEAD").strip()
+    rows = pbot.engine.store.audit_log(APP, 200)
+    [row] = [r for r in rows if r["command"] == f"policy accept {APP}"]
+    assert row["user"] == ADMIN and row["result"] == "ok"
+    assert row["detail"].startswith(
+        f"accepted with `apps add` at {commit[:12]}: deploy_on_push: main -> qa; previews: "
+    )
+    assert "environments.qa.swarm_secrets: none" in row["detail"]
