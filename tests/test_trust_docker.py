@@ -265,9 +265,12 @@ async def test_allowed_host_path_and_named_volumes_deploy(tmp_path, home, docker
     bot = Dispatcher.open(home)
     assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
     # a link planted under the allowed folder does not lead out of it
+    # (each host path is also one the admin accepts for this app: core/policy)
     edit_yml(folder, volumes=[f"{shared}/escape:/host"])
+    assert result(await say(bot, f"policy accept {name}", ADMIN)).ok
     assert "outside the folders" in failure(await say(bot, f"deploy {name}", ADMIN)).message
     edit_yml(folder, volumes=[f"{shared}:/shared:ro", "data:/data"])
+    assert result(await say(bot, f"policy accept {name}", ADMIN)).ok
     assert result(await say(bot, f"deploy {name}", ADMIN)).ok
     mounts = docker_client.api.inspect_service(f"{name}-production")["Spec"]["TaskTemplate"][
         "ContainerSpec"
