@@ -98,11 +98,6 @@ def env_value(policy: Policy, env: str, name: str) -> Any:
     return policy["environments"].get(env, {}).get(name, key.empty)
 
 
-def app_value(policy: Policy, name: str) -> Any:
-    key = next(k for k in APP_KEYS if k.name == name)
-    return policy["app"].get(name, key.empty)
-
-
 def with_env(accepted: Policy, proposed: Policy, env: str) -> Policy:
     """``accepted`` with ``env``'s part taken from ``proposed`` (``policy accept --env``)."""
     environments = dict(accepted["environments"])
