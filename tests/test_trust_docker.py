@@ -228,8 +228,10 @@ async def test_a_branch_cannot_lift_its_own_approval(tmp_path, home, docker_clie
     assert result(await say(bot, f"grant {MALLORY} deployer --app {name}", ADMIN)).ok
     edit_yml(repo.work, environments={})
     repo.push("no-approval", "approval? what approval")
-    asked = await say(bot, f"deploy {name} no-approval", MALLORY)
-    assert any(isinstance(r, ApprovalRequest) for r in asked), asked
+    # a widening of the accepted policy (core/policy): refused, not even asked for
+    refused = failure(await say(bot, f"deploy {name} no-approval", MALLORY))
+    assert "environments.production.approval: " in refused.message
+    assert f"`policy accept {name} no-approval --env production`" in refused.message
     assert docker_client.api.services(filters={"name": f"{name}-production"}) == []
     bot.close()
 
