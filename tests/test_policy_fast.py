@@ -46,9 +46,11 @@ async def test_a_push_that_adds_an_approval_is_honoured_at_once(pbot, prepo):
 async def test_the_accepted_approval_holds_for_commands_that_read_no_ref(pbot, prepo, fake):
     write(prepo, {"environments": {"staging": {"approval": False}}})
     prepo.push("main", "no approval on staging")
-    replies = await say(pbot, f"scale {APP} 2 --env staging", DEPLOYER)
-    [card] = [r for r in replies if isinstance(r, ApprovalRequest)]
-    assert (card.required, card.approvers) == (2, ("admin",))
+    for text in (f"scale {APP} 2 --env staging", f"run {APP} --env staging -- ls /"):
+        replies = await say(pbot, text, DEPLOYER)
+        [card] = [r for r in replies if isinstance(r, ApprovalRequest)]
+        assert (card.required, card.approvers) == (2, ("admin",))
+    assert fake.services() == []
 
 
 async def test_a_deployer_cannot_accept_and_not_accepting_keeps_it_refused(pbot, prepo, fake):

@@ -26,7 +26,10 @@ async def target(plane: Plane, name: str, env: str, number: int | None) -> Relea
     if number is not None and all(r.number != number for r in releases):
         extra = await plane.db.release(name, env, number)
         releases = [*releases, *([extra] if extra else [])]
-    return rollback_to(name, env, live, number, releases)
+    chosen = rollback_to(name, env, live, number, releases)
+    # checked here, so a rollback that waits for approval is refused before it is asked
+    await policy_gate.check_release(plane, name, env, chosen.number, chosen.spec)
+    return chosen
 
 
 async def rollback(
@@ -40,7 +43,6 @@ async def rollback(
 ) -> AsyncIterator[Event]:
     live = await plane.db.live_release(name, env)
     chosen = await target(plane, name, env, number)
-    await policy_gate.check_release(plane, name, env, chosen.number, chosen.spec)
     swarm = await plane.servers.client(await server_of(plane, name, env))
     if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
         await images.fetch(plane, swarm, name, chosen.image)
