@@ -55,7 +55,7 @@ async def test_a_push_lifts_no_approval_and_leaks_no_secret_until_an_admin_accep
     repo.push("main", "no approval on production")
     refused = failure(await say(bot, f"deploy {mine} --env production", MALLORY))
     assert (
-        'environments.production.approval: {"approvers": ["admin"], "expires": 1800000000000, '
+        'environments.production.approval: {"approvers": ["admin"], "expires": "30m00s", '
         '"required": 1} → none (widens)' in refused.message
     )
     assert f"`policy accept {mine} --env production`" in refused.message

@@ -24,7 +24,7 @@ async def test_apps_add_accepts_the_policy_at_the_registered_ref(pbot, prepo):
     rows = dict(shown.rows)
     assert rows["deploy_on_push"] == "main -> qa"
     assert rows["environments.staging.approval"] == (
-        '{"approvers": ["admin"], "expires": 1800000000000, "required": 2}'
+        '{"approvers": ["admin"], "expires": "30m00s", "required": 2}'
     )
     assert rows["environments.qa.swarm_secrets"] == "none"
     same = await say(pbot, f"policy diff {APP}", DEPLOYER)

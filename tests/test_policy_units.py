@@ -184,3 +184,8 @@ def test_the_swarm_secrets_of_a_stored_service_spec():
     }
     assert secrets_of(spec) == ["mine-a", "mine-b"]
     assert secrets_of({"TaskTemplate": {"ContainerSpec": {}}}) == []
+
+
+def test_an_approval_shows_its_expiry_as_a_duration():
+    held = policy()["environments"]["production"]["approval"]
+    assert shown(held) == '{"approvers": ["admin"], "expires": "10m00s", "required": 2}'

@@ -35,6 +35,10 @@ class Change:
         return f"{self.where}: {shown(self.before)} → {shown(self.after)} ({verb})"
 
 
+def _expires(value: int) -> str:
+    return format_duration(value / 1e9)
+
+
 def shown(value: Any) -> str:
     """A value in a reply or the audit: names only, never longer than ``MAX_VALUE``."""
     if value is None or value == []:
@@ -42,6 +46,8 @@ def shown(value: Any) -> str:
     elif isinstance(value, list):
         text = ", ".join(str(v) for v in value)
     elif isinstance(value, dict):
+        if isinstance(value.get("expires"), int):  # an approval's, kept in nanoseconds
+            value = {**value, "expires": _expires(value["expires"])}
         text = json.dumps(value, sort_keys=True)
     else:
         text = str(value)
@@ -60,10 +66,6 @@ def compare_set(env: str | None, key: str, before: Any, after: Any) -> list[Chan
     if removed:
         out.append(Change(env, key, removed, [], False))
     return out
-
-
-def _expires(value: int) -> str:
-    return format_duration(value / 1e9)
 
 
 def compare_approval(env: str | None, key: str, before: Any, after: Any) -> list[Change]:
