@@ -3,7 +3,7 @@
 A request is bound to what was reviewed: the typed command, and for a deploy the resolved
 commit and the digest of the spec it would run. When enough people approve, the deploy
 runs exactly that, or is refused as changed. Which environments ask for approval comes from
-app.yml at the app's registered ref, so a branch cannot lift its own approval.
+the app's accepted policy, so a push cannot lift its own approval.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from commands.replies import (
 from core.appspec import Approval
 from core.deploy.resolve import Resolved, check_env
 from core.engine import Engine
+from core.policy import gate as policy_gate
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,12 @@ class Review:
 
 
 async def rule(engine: Engine, app: str, env: str, resolved: Resolved | None) -> Approval | None:
-    """The approval an environment asks for: app.yml at the registered ref decides; the ref
-    being deployed may add one, never remove it."""
+    """The approval an environment asks for: the accepted policy's (core/policy), which
+    app.yml at the registered ref and the ref being deployed may tighten, never loosen."""
     config = await engine.config(app)
     check_env(config, env)
-    registered = config.for_env(env).approval
-    return registered or (resolved.spec.approval if resolved else None)
+    offered = config.for_env(env).approval, resolved.spec.approval if resolved else None
+    return await policy_gate.approval(engine.plane, app, env, *offered)
 
 
 async def pinned(engine: Engine, request: Any, app: str, env: str) -> Any:

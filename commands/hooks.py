@@ -4,7 +4,9 @@ A delivery must first carry the proof (signature or token) of a git app's webhoo
 checked on the raw bytes (``commands.hook_intake``); a request nobody proved gets one
 answer, whatever it names, and its audit is counted, not written per request. A proved
 delivery is parsed (bounded), must name that app's repository and a delivery id not seen
-before (a replay deploys nothing). Then, from app.yml at the registered ref:
+before (a replay deploys nothing). Then, from app.yml at the registered ref, within the app's
+accepted policy (core/policy: a rule or ``previews:`` setting an admin has not accepted is
+refused):
 
 - a push to a branch in ``deploy_on_push`` becomes ``deploy APP COMMIT --env ENV`` for the
   commit it names, if that is still the branch's head (else it was superseded);
@@ -42,7 +44,7 @@ from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Resu
 from commands.request import ChatRequest
 from core import sources
 from core.apps import credential, repo_folder
-from core.appspec import AppConfig
+from core.appspec import DEFAULT_ENV, AppConfig
 from core.errors import CoreError
 from core.names import is_ref
 from core.pipelines import PipelineError
@@ -51,6 +53,8 @@ from core.pipelines.forge import api_url, comment_request, post_comment
 from core.pipelines.payload import load_json
 from core.pipelines.preview import domain_for, env_name
 from core.pipelines.signatures import DELIVERY_HEADER, FORGES
+from core.policy import gate as policy_gate
+from core.policy.gate import PolicyError
 from core.store import App, Store
 
 log = logging.getLogger("shipbot.hooks")
@@ -186,6 +190,9 @@ class Receiver:
     ) -> str:
         if event.deleted or event.branch is None or not is_ref(event.branch):
             return await ignored("not a push of a branch's commits")
+        widened = await self._widened(app, config, "deploy_on_push")
+        if widened:
+            return await ignored(widened, result="refused")
         envs = [rule.env for rule in config.base.deploy_on_push if rule.branch == event.branch]
         if not envs:
             deployed = ", ".join(r.branch for r in config.base.deploy_on_push) or "none"
@@ -239,6 +246,9 @@ class Receiver:
                 f"preview close {app.name} {event.number}",
             )
             return f"{app.name}: closing preview {env}"
+        widened = await self._widened(app, config, "previews")
+        if widened:
+            return await ignored(widened, env, "refused")
         if previews is None:
             return await ignored("app.yml at the registered ref has no previews:", env)
         if event.action == "other":
@@ -274,6 +284,16 @@ class Receiver:
         text = f"preview deploy {app.name} {event.number}"
         self._start(app.name, env, head, text, comment_on=event)
         return f"{app.name}: deploying preview {env}"
+
+    async def _widened(self, app: App, config: AppConfig, key: str) -> str | None:
+        """Why ``key`` of the registered app.yml may not be followed (it widens the accepted
+        policy), also told to the app's channels; None when it may."""
+        try:
+            await policy_gate.check_app(self.dispatcher.engine.plane, app.name, config, key)
+        except PolicyError as exc:
+            self._publish(app.name, DEFAULT_ENV, Failure(str(exc)))
+            return str(exc)
+        return None
 
     def _start(
         self, app: str, env: str, head: str, text: str, comment_on: PullRequest | None = None

@@ -14,6 +14,7 @@ from core.errors import CoreError, SourceError, UnknownApp
 from core.git_credentials import split_credentials
 from core.names import APP_NAME_RE
 from core.plane import Plane
+from core.policy.extract import extract
 from core.store import App, Store
 
 
@@ -91,17 +92,17 @@ async def add_app(
     git: str | None = None,
     ref: str | None = None,
 ) -> tuple[App, AppConfig]:
-    """Register an app; a git app's clone replaces an earlier one only once its app.yml at
-    ``ref`` is valid and names the app."""
+    """Register an app and accept its app.yml's policy; a git app's clone replaces an
+    earlier one only once its app.yml at ``ref`` is valid and names the app."""
     if not APP_NAME_RE.match(name):
         raise CoreError(f"{name!r} is not a valid app name: use a-z, 0-9 and '-'")
     token: str | None = None
     if git is not None:
         url, token = split_credentials(git)
-        accepted: list[AppConfig] = []
+        accepted: list[tuple[AppConfig, str]] = []
 
         def accept(clone: Path, commit: str) -> None:
-            accepted.append(config_at(clone, commit, name))
+            accepted.append((config_at(clone, commit, name), commit))
 
         await asyncio.to_thread(
             functools.partial(sources.clone, accept=accept),
@@ -110,13 +111,13 @@ async def add_app(
             ref,
             token,
         )
-        config, kind, source = accepted[0], "git", url
+        (config, commit), kind, source = accepted[0], "git", url
     else:
         folder = Path(path or ".").expanduser().resolve()
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder")
         config = await asyncio.to_thread(config_in, folder, name)
-        kind, source = "path", str(folder)
+        kind, source, commit = "path", str(folder), None
     app = App(
         name=name,
         source_kind=kind,
@@ -127,4 +128,7 @@ async def add_app(
         credential=plane.vault.encrypt(token) if token else None,
     )
     await plane.db.add_app(app)
+    # the admin registering it accepts its policy as it stands (core/policy)
+    policy = extract(config)
+    await asyncio.to_thread(plane.store.accept_policy, name, policy, commit=commit, user=user)
     return app, config

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from commands.dispatch import Dispatcher
+from core.apps import config_in
 from core.config import ControlConfig
 from core.engine import Engine
+from core.policy.extract import extract
 from core.secrets import Vault
-from core.store import Store
+from core.store import App, Store
 from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
@@ -45,3 +47,10 @@ def dispatcher(
         vault=Vault.open(home),
     )
     return Dispatcher(engine, ControlConfig(admins=admins))
+
+
+def register(store: Store, app: App) -> None:
+    """Register a folder app as `apps add` does: its row, and its app.yml's policy accepted."""
+    store.add_app(app)
+    policy = extract(config_in(Path(app.source), app.name))
+    store.accept_policy(app.name, policy, commit=None, user=app.created_by)

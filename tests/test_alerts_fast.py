@@ -26,6 +26,7 @@ from core.watch import alerts
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch, engine_time
 from tests.fake_plane import WEB, drain, fast_swarm, outcome_of
+from tests.fast_plane import register
 
 CONFIG = AlertsConfig(
     crash_restarts=3,
@@ -50,7 +51,7 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> Iterator[Plane]:
     folder = tmp_path / "web"
     folder.mkdir()
     (folder / "app.yml").write_text(WEB)
-    store.add_app(App("web", "path", str(folder), None, "console:alice", time.time()))
+    register(store, App("web", "path", str(folder), None, "console:alice", time.time()))
     yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
     store.close()
 

@@ -242,12 +242,15 @@ async def test_every_cell(plane: Plane, role: str | None, scope: str):
                 assert len(audit) == audit_before + 1
                 assert (audit[0]["user"], audit[0]["result"]) == (USER, "pending")
             elif command.audited:
-                assert len(audit) == audit_before + 1
+                accepts = text.startswith("apps add")  # and a row for the policy it accepts
+                assert len(audit) == audit_before + 1 + accepts
                 assert (audit[0]["user"], audit[0]["command"], audit[0]["result"]) == (
                     USER,
                     text,
                     "ok",
                 )
+                if accepts:
+                    assert (audit[1]["user"], audit[1]["command"]) == (USER, "policy accept shop")
             else:
                 assert len(audit) == audit_before, (role, text)
             if command.template == "status shop":

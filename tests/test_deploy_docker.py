@@ -112,6 +112,7 @@ async def test_deploy_fail_rollback_story(bot, app, docker_client):
         ("deploy", "failed"),
         ("deploy", "ok"),
         ("apps", "ok"),
+        ("policy", "ok"),  # accepted with apps add
     ]
 
 

@@ -35,6 +35,7 @@ from tests.fake_plane import (
     outcome_of,
     running_images,
 )
+from tests.fast_plane import register
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "app.yml").write_text(text)
-        store.add_app(App(name, "path", str(folder), None, "console:alice", time.time()))
+        register(store, App(name, "path", str(folder), None, "console:alice", time.time()))
     yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
     store.close()
 
@@ -246,7 +247,7 @@ async def test_build_passes_its_target_and_args(plane, fake, tmp_path):
     (folder / "app.yml").write_text(
         "name: built\nbuild: {context: ., target: runtime, args: {MODE: prod}}\n"
     )
-    plane.store.add_app(App("built", "path", str(folder), None, "console:alice", time.time()))
+    register(plane.store, App("built", "path", str(folder), None, "console:alice", time.time()))
     outcome = outcome_of(
         await drain(deploy(plane, await resolve(plane, "built", None, None), user="u:1"))
     )

@@ -43,7 +43,7 @@ from core.swarm.servers import Servers
 from core.watch.drift import DriftWatch, Post, step
 from tests.chat import say
 from tests.fake_plane import WEB, drain, fast_swarm
-from tests.fast_plane import dispatcher
+from tests.fast_plane import dispatcher, register
 
 
 def digest(data: bytes) -> str:
@@ -198,7 +198,7 @@ def plane(tmp_path: Path, fake):
     folder = tmp_path / "web"
     folder.mkdir()
     (folder / "app.yml").write_text(WEB + "env: {GREETING: hi}\n")
-    store.add_app(App("web", "path", str(folder), None, "console:alice", time.time()))
+    register(store, App("web", "path", str(folder), None, "console:alice", time.time()))
     yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
     store.close()
 

@@ -26,6 +26,7 @@ from core.swarm.fake import Behaviour, FakeSwarm
 from core.swarm.jobs import LogCursor, job_labels, job_name, job_spec
 from core.swarm.servers import Servers
 from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
+from tests.fast_plane import register
 
 SECRET = "sk-live-0123456789"
 APP = """\
@@ -51,7 +52,7 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
     folder = tmp_path / "mig"
     folder.mkdir()
     (folder / "app.yml").write_text(APP)
-    store.add_app(App("mig", "path", str(folder), None, "console:alice", time.time()))
+    register(store, App("mig", "path", str(folder), None, "console:alice", time.time()))
     vault = Vault(Fernet.generate_key())
     store.set_variable(
         app="mig",
@@ -232,7 +233,7 @@ async def test_builds_get_the_limits(plane, fake, tmp_path):
     folder.mkdir()
     (folder / "Dockerfile").write_text("FROM busybox\n")
     (folder / "app.yml").write_text("name: built\nbuild: .\n")
-    plane.store.add_app(App("built", "path", str(folder), None, "u:a", time.time()))
+    register(plane.store, App("built", "path", str(folder), None, "u:a", time.time()))
     plane.build = BuildConfig(timeout_seconds=90, memory=256 * 2**20)
     assert outcome_of(
         await drain(deploy(plane, await resolve(plane, "built", None, None), user="u:a"))

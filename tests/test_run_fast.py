@@ -15,7 +15,7 @@ from core.secrets import MASK
 from core.store import App
 from core.swarm import jobs
 from tests.chat import say
-from tests.fast_plane import dispatcher, fake_swarm
+from tests.fast_plane import dispatcher, fake_swarm, register
 
 APP_YML = """\
 name: shop
@@ -57,7 +57,7 @@ async def bot(tmp_path: Path, monkeypatch):
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
     bot = dispatcher(home, swarm, [ADMIN])
-    bot.engine.store.add_app(App("shop", "path", str(folder), None, ADMIN, time.time()))
+    register(bot.engine.store, App("shop", "path", str(folder), None, ADMIN, time.time()))
     for text in (
         f"grant {DEPLOYER} deployer --app shop",
         f"grant {VIEWER} viewer --app shop",
@@ -127,7 +127,7 @@ async def test_run_without_a_live_release_says_deploy_first(bot, tmp_path):
     folder = tmp_path / "idle"
     folder.mkdir()
     (folder / "app.yml").write_text("name: idle\nimage: shop:1\n")
-    bot.engine.store.add_app(App("idle", "path", str(folder), None, ADMIN, time.time()))
+    register(bot.engine.store, App("idle", "path", str(folder), None, ADMIN, time.time()))
     replies = await say(bot, "run idle -- ls", user=ADMIN)
     assert replies[-1] == Failure(
         "idle has no live release in production: deploy it first (`deploy idle`)", FAILED

@@ -15,6 +15,7 @@ from core.secrets import Vault
 from core.store import App, Store
 from core.swarm.servers import Servers
 from tests.fake_plane import drain, fast_swarm
+from tests.fast_plane import register
 
 
 def svc(id_: str, app: str, env: str = "production", replicas: int = 2, **extra) -> dict:
@@ -62,7 +63,7 @@ async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path, mon
         folder = tmp_path / name
         folder.mkdir()
         (folder / "app.yml").write_text(f"name: {name}\nimage: web:1\nreplicas: 2\n")
-        store.add_app(App(name, "path", str(folder), None, "console:alice", time.time()))
+        register(store, App(name, "path", str(folder), None, "console:alice", time.time()))
     plane = Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
     for name in names:
         events = await drain(deploy(plane, await resolve(plane, name, None, "1"), user="console:a"))

@@ -228,8 +228,10 @@ async def test_a_branch_cannot_lift_its_own_approval(tmp_path, home, docker_clie
     assert result(await say(bot, f"grant {MALLORY} deployer --app {name}", ADMIN)).ok
     edit_yml(repo.work, environments={})
     repo.push("no-approval", "approval? what approval")
-    asked = await say(bot, f"deploy {name} no-approval", MALLORY)
-    assert any(isinstance(r, ApprovalRequest) for r in asked), asked
+    # a widening of the accepted policy (core/policy): refused, not even asked for
+    refused = failure(await say(bot, f"deploy {name} no-approval", MALLORY))
+    assert "environments.production.approval: " in refused.message
+    assert f"`policy accept {name} no-approval --env production`" in refused.message
     assert docker_client.api.services(filters={"name": f"{name}-production"}) == []
     bot.close()
 
@@ -265,9 +267,12 @@ async def test_allowed_host_path_and_named_volumes_deploy(tmp_path, home, docker
     bot = Dispatcher.open(home)
     assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
     # a link planted under the allowed folder does not lead out of it
+    # (each host path is also one the admin accepts for this app: core/policy)
     edit_yml(folder, volumes=[f"{shared}/escape:/host"])
+    assert result(await say(bot, f"policy accept {name}", ADMIN)).ok
     assert "outside the folders" in failure(await say(bot, f"deploy {name}", ADMIN)).message
     edit_yml(folder, volumes=[f"{shared}:/shared:ro", "data:/data"])
+    assert result(await say(bot, f"policy accept {name}", ADMIN)).ok
     assert result(await say(bot, f"deploy {name}", ADMIN)).ok
     mounts = docker_client.api.inspect_service(f"{name}-production")["Spec"]["TaskTemplate"][
         "ContainerSpec"

@@ -21,6 +21,7 @@ from commands.catalog.pipelines import (
     WebhookSecret,
     WebhookToken,
 )
+from commands.catalog.policy import PolicyAccept, PolicyDiff, PolicyShow
 from commands.catalog.reports import BackupReport, BackupRun, BackupVerify
 from commands.catalog.running import Logs, Restart, Scale, Status
 from commands.catalog.servers import (
@@ -98,4 +99,7 @@ __all__ = [
     "ServerTrust",
     "SshKey",
     "Run",
+    "PolicyAccept",
+    "PolicyDiff",
+    "PolicyShow",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context
+from commands.catalog.policy import MAX_TITLE, lines_of
 from commands.grammar import UsageError, arg, command, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
@@ -27,6 +28,8 @@ class AppsAdd:
     Give exactly one of --path (a folder on the control-plane host) or --git (a URL that
     is cloned; --ref picks the branch, tag or commit, later deploys may name another).
     A token in the URL (https://user:TOKEN@host/…) is kept encrypted and never shown.
+    The policy in its app.yml (approvals, Swarm secrets, host paths, push rules, previews)
+    is accepted as it stands: see `policy APP`.
     """
 
     name: str = arg("app", "NAME")
@@ -43,6 +46,17 @@ class AppsAdd:
             yield Step(f"cloning {Masker([])(self.git)}")
         app, config = await ctx.engine.add_app(
             self.name, user=ctx.user, path=self.path, git=self.git, ref=self.ref
+        )
+        accepted = await ctx.engine.db.accepted_policy(app.name)
+        what = "; ".join(f"{key}: {value}" for key, value in lines_of(accepted["policy"]))
+        at = (accepted["commit_sha"] or "")[:12] or "its folder"
+        await ctx.engine.db.audit(  # the policy accepted with it, in a row of its own
+            user=ctx.user,
+            channel=ctx.channel,
+            command=f"policy accept {app.name}",
+            result="ok",
+            app=app.name,
+            detail=f"accepted with `apps add` at {at}: {what}"[:MAX_TITLE],
         )
         envs = ", ".join(dict.fromkeys([DEFAULT_ENV, *config.environments]))
         details = [f"environments: {envs}"]

@@ -30,6 +30,7 @@ from core.edge.domains import require_grants
 from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
+from core.policy import gate as policy_gate
 from core.store import App
 from core.swarm import split_tag
 from core.swarm.servers import LOCAL
@@ -144,6 +145,7 @@ async def resolve(
     app = await asyncio.to_thread(get_app, plane.store, name)
     config, commit = await read_config(plane, app, ref)
     check_env(config, env)
+    await policy_gate.check_env(plane, app.name, config, env, commit, ref)
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
     if image is not None:

@@ -14,6 +14,7 @@ from core.durations import format_duration
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
+from core.policy import gate as policy_gate
 from core.registry import is_pinned
 from core.servers.where import server_of
 from core.store import RELEASE_SUPERSEDED, Release
@@ -26,7 +27,10 @@ async def target(plane: Plane, name: str, env: str, number: int | None) -> Relea
     if number is not None and all(r.number != number for r in releases):
         extra = await plane.db.release(name, env, number)
         releases = [*releases, *([extra] if extra else [])]
-    return rollback_to(name, env, live, number, releases)
+    chosen = rollback_to(name, env, live, number, releases)
+    # checked here, so a rollback that waits for approval is refused before it is asked
+    await policy_gate.check_release(plane, name, env, chosen.number, chosen.spec)
+    return chosen
 
 
 async def rollback(

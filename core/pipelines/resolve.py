@@ -1,5 +1,6 @@
 """What a preview deploys, resolved once: the pull request's head commit, its app.yml within
-what the registered app.yml's ``previews:`` allows (core/pipelines/preview.py)."""
+what the registered app.yml's ``previews:`` allows (core/pipelines/preview.py), itself
+within what an admin accepted (core/policy)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from core.edge.domains import require_grants
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name, grant_to_ask, preview_spec, pull_refspec
 from core.plane import Plane
+from core.policy import gate as policy_gate
+from core.policy.gate import PolicyError
 
 
 async def previews_of(plane: Plane, name: str) -> Previews:
@@ -23,6 +26,10 @@ async def previews_of(plane: Plane, name: str) -> Previews:
     if app.source_kind != "git":
         raise PipelineError(f"{name} is built from a folder: previews need a git app")
     registered, _ = await read_config(plane, app)
+    try:
+        await policy_gate.check_app(plane, name, registered, "previews")
+    except PolicyError as exc:
+        raise PipelineError(str(exc)) from exc
     if registered.base.previews is None:
         raise PipelineError(
             f"{name} has no `previews:` in app.yml at its registered ref, so pull requests "

@@ -35,6 +35,7 @@ from core.store.models import (
 )
 from core.store.outbox import MAX_ATTEMPTS, OutboxTable
 from core.store.pipelines import PipelinesTable
+from core.store.policies import PoliciesTable
 from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
 from core.store.servers import ServersTable
@@ -85,6 +86,7 @@ class Store(
     DigestTables,
     RegistryTables,
     DomainGrantsTable,
+    PoliciesTable,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

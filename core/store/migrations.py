@@ -403,6 +403,22 @@ def v18_deliveries(db: sqlite_utils.Database) -> None:
     db["ci_tokens"].add_column("owner", str)
 
 
+def v14_policy(db: sqlite_utils.Database) -> None:
+    """Each app's accepted policy (core/policy): the JSON an admin accepted, the commit it
+    was read at, who accepted it and when."""
+    db["policies"].create(
+        {
+            "app": str,
+            "policy": str,
+            "commit_sha": str,
+            "accepted_by": str,
+            "accepted_at": float,
+        },
+        pk="app",
+        not_null={"app", "policy", "accepted_by"},
+    )
+
+
 def v10_alerts(db: sqlite_utils.Database) -> None:
     """Standing alerts per server (open until a recovery post closes them), each server's
     event cursor, and the guard window after every deploy."""
@@ -520,6 +536,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v14_policy,
     v16_domain_grants,
     v17_env_attachments,
     v18_deliveries,
