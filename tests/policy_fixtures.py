@@ -3,6 +3,7 @@ the real dispatcher on the in-memory swarm, a deployer who can push, an admin wh
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,16 @@ async def prepo(tmp_path: Path, pbot: Dispatcher, fake: FakeSwarm) -> Repo:
     )
     assert result(replies).ok, replies
     assert result(await say(pbot, f"grant {DEPLOYER} deployer --app {APP}", ADMIN)).ok
+    # previews' names are the domain grants' business (granted here), their settings policy's
+    for zone in ("preview.test", "elsewhere.test"):
+        grant = f"domain grant {APP} '*.{zone}' --env 'pr-*'"
+        assert result(await say(pbot, grant, ADMIN)).ok
     for name in (f"{APP}-token", f"{APP}-db"):
         fake.objects[("secret", name)] = f"id-{name}"
     return repo
+
+
+ACTS = itertools.count(1)
 
 
 async def act(bot: Dispatcher, repo: Repo, action: str) -> tuple[list[Reply], Answer | None]:
@@ -83,12 +91,12 @@ async def act(bot: Dispatcher, repo: Repo, action: str) -> tuple[list[Reply], An
     ``fork N`` delivered as a signed webhook."""
     verb, _, arg = action.partition(" ")
     if verb == "push":
-        commit = repo.push(arg, f"push to {arg}")
+        commit = repo.push(arg, f"push {next(ACTS)} to {arg}")  # each act a delivery of its own
         repo.git("checkout", "-q", "main")
         receiver = Receiver(bot)
         return [], await deliver(receiver, "push", github_push(str(repo.origin), arg, commit))
     if verb in ("pull", "fork"):
-        commit = repo.pull_request(int(arg), f"pull request {arg}")
+        commit = repo.pull_request(int(arg), f"pull request {arg}, push {next(ACTS)}")
         payload = github_pull(str(repo.origin), int(arg), "opened", commit, fork=verb == "fork")
         return [], await deliver(Receiver(bot), "pull_request", payload)
     return await say(bot, action, DEPLOYER), None
