@@ -20,7 +20,7 @@ from typing import Any
 from commands import approvals, catalog, locks
 from commands.grammar import CommandSpec, UsageError, parse, render, spec_of
 from commands.notify import Notifier
-from commands.permissions import ADMIN, VIEW, Grant, Policy
+from commands.permissions import ADMIN, VIEW, Denied, Grant, Policy
 from commands.replies import (
     DENIED,
     FAILED,
@@ -195,6 +195,9 @@ class Dispatcher:
         except UsageError as exc:
             work.outcome, work.detail = USAGE, str(exc)
             yield Failure(str(exc), USAGE, exc.usage or work.spec.usage)
+        except Denied as exc:
+            work.outcome, work.detail = DENIED, str(exc)
+            yield Failure(str(exc), DENIED)
         except BuildError as exc:
             work.outcome, work.detail = FAILED, str(exc)
             yield Failure(str(exc), FAILED, log_tail=tuple(exc.log_tail))

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from core.errors import CoreError
+
 PUBLIC = "public"
 VIEW = "view"
 DEPLOY = "deploy"
@@ -22,6 +24,10 @@ ROLES: dict[str, frozenset[str]] = {
 }
 # The least role that carries each permission, for messages that say what is missing.
 ROLE_FOR = {VIEW: "viewer", DEPLOY: "deployer", ADMIN: "admin"}
+
+
+class Denied(CoreError):
+    """A command's own check found the user may not do this (audited as denied)."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,11 @@ def describe(request: Any) -> tuple[str | None, str | None]:
 
     A command with an --env option that was not given acts on the default environment.
     """
-    app = getattr(request, "app", None) or getattr(request, "name", None)
+    app = (
+        getattr(request, "app", None)
+        or getattr(request, "name", None)
+        or getattr(request, "to_app", None)  # db attach/detach: the audit of the app names it
+    )
     if not hasattr(request, "env"):
         return app, None
     return app, request.env or DEFAULT_ENV

@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from commands.approvals import Review
 from commands.catalog.context import Context, env_of, relay
 from commands.grammar import arg, command, flag, option
-from commands.permissions import ADMIN, VIEW
+from commands.permissions import ADMIN, VIEW, Denied
 from commands.replies import Message, Reply, Result, Table
 from core.data import db_spec, review, volumes
 from core.data.databases import DatabaseError, shown
 from core.engine import Engine
-from core.errors import CoreError
 
 
 def seen(ctx: Context, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -47,7 +46,7 @@ def everywhere(ctx: Context) -> None:
     """Attaching is for admins of every app and environment, whatever --env names: an
     admin of staging alone must not hand staging a production database's password."""
     if not ctx.policy.allows(ctx.user, ADMIN, None, None):
-        raise CoreError(
+        raise Denied(
             f"{ctx.user} may not attach or detach databases: that needs the admin role on "
             f"every app and environment. An admin of everything runs it; nothing was changed"
         )
