@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.livelog import LiveLog
-from bot.slack_render import SECTION_LIMIT, code_block, context, section
+from bot.slack_render import SECTION_LIMIT, code_block, context, escape_lines, section
 from bot.text import tail
 
 
@@ -33,12 +33,14 @@ class SlackLiveLog(LiveLog):
 
     async def post(self, lines: list[str]) -> None:
         response = await self.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=code_block(lines)
+            channel=self.channel, thread_ts=self.thread_ts, text=code_block(escape_lines(lines))
         )
         self.ts = response["ts"]
 
     async def edit(self, lines: list[str]) -> None:
-        await self.client.chat_update(channel=self.channel, ts=self.ts, text=code_block(lines))
+        await self.client.chat_update(
+            channel=self.channel, ts=self.ts, text=code_block(escape_lines(lines))
+        )
 
     async def upload(self, filename: str, data: bytes, comment: str) -> None:
         await self.client.files_upload_v2(
@@ -64,7 +66,7 @@ class ResponseLog:
     async def close(self) -> None:
         if not self.lines:
             return
-        shown = tail(self.lines, SECTION_LIMIT - len("```\n\n```"))
+        shown = tail(escape_lines(self.lines), SECTION_LIMIT - len("```\n\n```"))
         blocks = [section(code_block(shown))]
         if len(shown) < len(self.lines):
             blocks.append(context(f"the last {len(shown)} of {len(self.lines)} lines"))
