@@ -8,10 +8,12 @@ import json
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from bot.livelog import KEPT_LINES, LIVE_LINES, LiveLog
 from commands.dispatch import Dispatcher
 from commands.replies import Failure
 from core.bounded import MAX_NODES, expansion, load_yaml, quote
@@ -125,3 +127,33 @@ def test_a_hostile_shipbot_yml_is_refused_with_the_cap(tmp_path: Path):
     with pytest.raises(CoreError) as refused:
         load_config(tmp_path)
     assert str(refused.value).endswith("…") and len(str(refused.value)) < 600
+
+
+class RecordedLog(LiveLog):
+    """The live log's calls, as a chat adapter would make them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        super().__init__("deploy mine", interval=0)
+
+    async def post(self, lines: list[str]) -> None:
+        self.calls.append(("post", lines))
+
+    async def edit(self, lines: list[str]) -> None:
+        self.calls.append(("edit", lines))
+
+    async def upload(self, filename: str, data: bytes, comment: str) -> None:
+        self.calls.append(("upload", (filename, len(data.splitlines()), comment)))
+
+
+async def test_a_live_log_of_500k_lines_keeps_its_end():
+    live = RecordedLog()
+    for number in range(500_000):
+        live.add(f"line {number}")
+    await live.close()
+    assert len(live.lines) == KEPT_LINES
+    assert live.calls[-2][1][-1] == "line 499999" and len(live.calls[-2][1]) == LIVE_LINES
+    assert live.calls[-1] == (
+        "upload",
+        ("deploy-mine.log", KEPT_LINES, f"the last {KEPT_LINES} lines of the log: 500000 lines"),
+    )
