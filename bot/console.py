@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from rich.markup import escape
 
 from bot.terminal import Output
 from commands.dispatch import Dispatcher
-from commands.replies import Reply
+from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
 
 PROMPT = "shipbot> "
@@ -27,14 +28,19 @@ def read_secret(prompt: str) -> str:
 
 
 async def say(dispatcher: Dispatcher, out: Output, user: str, text: str) -> list[Reply]:
-    """Send one message and show every reply as it arrives."""
+    """Send one message and show every reply as it arrives; returns them but the log lines
+    (shown, not kept: a build may print millions). An output that fails (a closed pipe)
+    ends the command at once, and its audit says it was interrupted."""
     show_expired(dispatcher, out)
     prompt = needs_secret(text)
     secret = await asyncio.to_thread(read_secret, prompt) if prompt else None
     replies = []
-    async for reply in dispatcher.handle(ChatRequest(PLATFORM, user, CHANNEL, text, secret)):
-        out.show(reply)
-        replies.append(reply)
+    request = ChatRequest(PLATFORM, user, CHANNEL, text, secret)
+    async with contextlib.aclosing(dispatcher.handle(request)) as stream:
+        async for reply in stream:
+            out.show(reply)
+            if not isinstance(reply, Log):
+                replies.append(reply)
     return replies
 
 

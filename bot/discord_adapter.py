@@ -27,6 +27,7 @@ from bot.discord_render import (
     approval_embed,
     code_tail,
     message_texts,
+    neutralise_lines,
     result_embed,
 )
 from bot.livelog import LiveLog
@@ -51,11 +52,11 @@ class DiscordLiveLog(LiveLog):
         super().__init__(title, interval)
 
     async def post(self, lines: list[str]) -> None:
-        self.message = await self.target.send(code_tail(lines))
+        self.message = await self.target.send(code_tail(neutralise_lines(lines)))
 
     async def edit(self, lines: list[str]) -> None:
         assert self.message is not None
-        await self.message.edit(content=code_tail(lines))
+        await self.message.edit(content=code_tail(neutralise_lines(lines)))
 
     async def upload(self, filename: str, data: bytes, comment: str) -> None:
         await self.target.send(comment, file=discord.File(io.BytesIO(data), filename=filename))
@@ -222,7 +223,9 @@ class DiscordBot:
             discord.http.Route.BASE = api_base.rstrip("/")
         self.dispatcher, self.guild_id = dispatcher, guild_id
         self.interval, self.followup_ttl = interval, followup_ttl
-        self.client = discord.Client(intents=discord.Intents.default())
+        self.client = discord.Client(
+            intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none()
+        )
         self.client.shipbot = self  # type: ignore[attr-defined]
         self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
         self.tree = app_commands.CommandTree(self.client)

@@ -2,16 +2,18 @@
 
 Limits: a message holds 2,000 characters; an embed's title 256, description 4,096, 25
 fields of name 256 and value 1,024, and 6,000 characters in all. What does not fit is
-returned as overflow, which the adapter attaches as a file.
+returned as overflow, which the adapter attaches as a file. What a reply quotes cannot
+mention anyone or hide a link (and the client sends with no mentions allowed at all).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import discord
 
-from bot.text import chunks, table_lines, tail
+from bot.text import chunks, each_text, table_lines, tail
 from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
 
 MESSAGE_LIMIT = 2000
@@ -23,6 +25,21 @@ FIELD_VALUE_LIMIT = 1024
 EMBED_LIMIT = 6000
 GREEN, RED, AMBER = 0x2EB67D, 0xE01E5A, 0xECB22E
 FENCE = len("```\n\n```")
+
+
+# what Discord would turn into a ping or a disguised link: @everyone/@here, user, role and
+# channel mentions, and the ](url) of a markdown link
+_MARKUP = re.compile(r"@(?:everyone|here)|<(?:@[!&]?|#)(?=\d)|\]\(")
+ZWSP = "\u200b"
+
+
+def neutralise(text: str) -> str:
+    """Text as Discord shows it literally: an invisible space after each markup opener."""
+    return _MARKUP.sub(lambda found: found[0][0] + ZWSP + found[0][1:], text)
+
+
+def neutralise_lines(lines: list[str]) -> list[str]:
+    return [neutralise(line) for line in lines]
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -80,6 +97,7 @@ def fit_embed(
 
 
 def result_embed(result: Result) -> tuple[discord.Embed, list[str]]:
+    result = each_text(result, neutralise)
     lines = list(result.details)
     if result.log_tail:
         lines += ["last log lines:", *result.log_tail]
@@ -88,6 +106,7 @@ def result_embed(result: Result) -> tuple[discord.Embed, list[str]]:
 
 
 def approval_embed(request: ApprovalRequest) -> tuple[discord.Embed, list[str]]:
+    request = each_text(request, neutralise)
     expires = dt.datetime.fromtimestamp(request.expires_at, dt.UTC).strftime("%H:%M UTC")
     fields = {
         "needs": f"{request.required} of {', '.join(request.approvers)}, not the requester",
@@ -100,6 +119,7 @@ def approval_embed(request: ApprovalRequest) -> tuple[discord.Embed, list[str]]:
 
 def message_texts(reply: Reply) -> list[str]:
     """Plain replies as one or more messages."""
+    reply = each_text(reply, neutralise)
     if isinstance(reply, Message):
         return split_message(reply.text)
     if isinstance(reply, Table):

@@ -2,22 +2,28 @@
 
 Every API call for the message comes from one ticker task, so it is never edited more than
 once per ``interval`` however fast lines arrive; ``close`` makes the last edit and uploads
-the whole log when it was longer than what the message shows. Adapters supply the calls.
+the log when it was longer than what the message shows: whole up to ``KEPT_LINES`` lines,
+its end beyond (a build may print millions; memory holds only that many). Adapters supply
+the calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from abc import ABC, abstractmethod
+from collections import deque
 
 LIVE_LINES = 40
+KEPT_LINES = 20_000
 
 
 class LiveLog(ABC):
     def __init__(self, title: str, interval: float = 1.0) -> None:
         self.title, self.interval = title, interval
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=KEPT_LINES)
+        self.count = 0  # lines added, kept or not
         self._shown = 0
         self._started = False
         self._closing = False
@@ -38,23 +44,24 @@ class LiveLog(ABC):
 
     def add(self, line: str) -> None:
         self.lines.append(line)
+        self.count += 1
         self._wake.set()
 
     async def _tick(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._shown != len(self.lines):
+            if self._shown != self.count:
                 await self._flush()
-                if self._closing and self._shown == len(self.lines):
+                if self._closing and self._shown == self.count:
                     return
                 await asyncio.sleep(self.interval)
             elif self._closing:
                 return
 
     async def _flush(self) -> None:
-        self._shown = len(self.lines)
-        latest = self.lines[-LIVE_LINES:]
+        self._shown = self.count
+        latest = list(itertools.islice(self.lines, max(0, len(self.lines) - LIVE_LINES), None))
         if self._started:
             await self.edit(latest)
         else:
@@ -65,7 +72,9 @@ class LiveLog(ABC):
         self._closing = True
         self._wake.set()
         await self._ticker
-        if len(self.lines) > LIVE_LINES:
+        if self.count > LIVE_LINES:
             name = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") + ".log"
             data = ("\n".join(self.lines) + "\n").encode()
-            await self.upload(name, data, f"full log: {len(self.lines)} lines")
+            kept = len(self.lines)
+            what = "full log" if kept == self.count else f"the last {kept} lines of the log"
+            await self.upload(name, data, f"{what}: {self.count} lines")

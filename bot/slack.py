@@ -38,6 +38,7 @@ from bot.slack_render import (
     REJECT_ACTION,
     SECRET_VIEW,
     context,
+    escape,
     render,
     result_blocks,
     secret_modal,
@@ -157,7 +158,7 @@ class SlackSurface(Surface):
             await self.post_through_url(text, blocks, replace=self.replaces)
 
     async def post_status(self, text: str, user: str) -> None:
-        line = f":hourglass_flowing_sand: `{text}` by <@{user}>"
+        line = f":hourglass_flowing_sand: `{escape(text)}` by <@{user}>"
         self.status_ts = await self._post(line, [section(line)])
 
     async def finish_status(self, reply: Result | Failure, took: float) -> bool:
@@ -175,7 +176,7 @@ class SlackSurface(Surface):
 
     async def decided(self, verb: str, user: str, text: str) -> None:
         done = ":white_check_mark: Approved" if verb == "approve" else ":no_entry: Rejected"
-        banner = f"{done} by <@{user}>: `{text}`"
+        banner = f"{done} by <@{user}>: `{escape(text)}`"
         await self._replace_status(banner, [section(banner)])
 
     async def open_log(self, title: str, interval: float) -> Lines:

@@ -3,12 +3,13 @@ log as a file), or, outside the bot's channels, one message through the response
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.livelog import LiveLog
-from bot.slack_render import SECTION_LIMIT, code_block, context, section
+from bot.livelog import LIVE_LINES, LiveLog
+from bot.slack_render import SECTION_LIMIT, code_block, context, escape_lines, section
 from bot.text import tail
 
 
@@ -33,12 +34,14 @@ class SlackLiveLog(LiveLog):
 
     async def post(self, lines: list[str]) -> None:
         response = await self.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=code_block(lines)
+            channel=self.channel, thread_ts=self.thread_ts, text=code_block(escape_lines(lines))
         )
         self.ts = response["ts"]
 
     async def edit(self, lines: list[str]) -> None:
-        await self.client.chat_update(channel=self.channel, ts=self.ts, text=code_block(lines))
+        await self.client.chat_update(
+            channel=self.channel, ts=self.ts, text=code_block(escape_lines(lines))
+        )
 
     async def upload(self, filename: str, data: bytes, comment: str) -> None:
         await self.client.files_upload_v2(
@@ -56,16 +59,18 @@ class ResponseLog:
 
     def __init__(self, surface: ThroughUrl) -> None:
         self.surface = surface
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=LIVE_LINES)  # more would not fit the message
+        self.count = 0
 
     def add(self, line: str) -> None:
         self.lines.append(line)
+        self.count += 1
 
     async def close(self) -> None:
         if not self.lines:
             return
-        shown = tail(self.lines, SECTION_LIMIT - len("```\n\n```"))
+        shown = tail(escape_lines(list(self.lines)), SECTION_LIMIT - len("```\n\n```"))
         blocks = [section(code_block(shown))]
-        if len(shown) < len(self.lines):
-            blocks.append(context(f"the last {len(shown)} of {len(self.lines)} lines"))
+        if len(shown) < self.count:
+            blocks.append(context(f"the last {len(shown)} of {self.count} lines"))
         await self.surface.post_through_url("\n".join(shown), blocks)

@@ -1,6 +1,7 @@
 """Pure rendering of neutral replies into Slack messages (text + Block Kit), within limits.
 
 Slack: a section's text holds at most 3,000 characters, a message at most 50 blocks.
+What a reply quotes is escaped (``&``, ``<``, ``>``) before shipbot's own markup is added.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bot.text import chunks, table_lines, tail
+from bot.text import chunks, each_text, table_lines, tail
 from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
 
 SECTION_LIMIT = 3000
@@ -30,8 +31,26 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
+def escape(text: str) -> str:
+    """Text as Slack shows it literally: ``<!channel>``, ``<@U1>`` and ``<url|label>`` from
+    a commit message, an error or a log line become text, not a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_lines(lines: list[str]) -> list[str]:
+    return [escape(line) for line in lines]
+
+
 def render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) for one reply."""
+    """(fallback text, blocks) for one reply, every text it carries escaped."""
+    return _render(each_text(reply, escape))
+
+
+def result_blocks(result: Result, duration_hint: str = "") -> tuple[str, list[dict[str, Any]]]:
+    return _result_blocks(each_text(result, escape), duration_hint)
+
+
+def _render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     if isinstance(reply, Message):
         return reply.text, [section(part) for part in _split(reply.text)][:MAX_BLOCKS]
     if isinstance(reply, Table):
@@ -41,7 +60,7 @@ def render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
         ]
         return reply.title or "table", blocks[:MAX_BLOCKS]
     if isinstance(reply, Result):
-        return result_blocks(reply)
+        return _result_blocks(reply)
     if isinstance(reply, Failure):
         text = f":x: {reply.message}"
         blocks = [section(text)]
@@ -56,7 +75,7 @@ def render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     return text, [section(text)]
 
 
-def result_blocks(result: Result, duration_hint: str = "") -> tuple[str, list[dict[str, Any]]]:
+def _result_blocks(result: Result, duration_hint: str = "") -> tuple[str, list[dict[str, Any]]]:
     mark = ":white_check_mark:" if result.ok else ":x:"
     text = f"{mark} {result.title}{duration_hint}"
     blocks = [section(text)]

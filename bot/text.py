@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from commands.replies import Reply, Table
+
+R = TypeVar("R", bound=Reply)
 
 # Terminal control sequences a build or container log may carry: OSC and the other string
 # controls (up to BEL or ST, or the end), CSI (7-bit and 8-bit), then any other ESC sequence
@@ -24,17 +28,23 @@ def strip_ansi(text: str) -> str:
 
 def without_ansi(reply: Reply) -> Reply:
     """The same reply with escape sequences removed from every text it carries."""
-    changes = {f.name: _clean(getattr(reply, f.name)) for f in dataclasses.fields(reply)}
+    return each_text(reply, strip_ansi)
+
+
+def each_text(reply: R, change: Callable[[str], str]) -> R:
+    """The same reply with ``change`` applied to every text it carries (fields, rows,
+    details, keys): how a renderer escapes what it quotes, once, for every reply kind."""
+    changes = {f.name: _apply(getattr(reply, f.name), change) for f in dataclasses.fields(reply)}
     return dataclasses.replace(reply, **changes)
 
 
-def _clean(value: object) -> object:
+def _apply(value: object, change: Callable[[str], str]) -> object:
     if isinstance(value, str):
-        return strip_ansi(value)
+        return change(value)
     if isinstance(value, tuple):
-        return tuple(_clean(item) for item in value)
+        return tuple(_apply(item, change) for item in value)
     if isinstance(value, dict):
-        return {_clean(key): _clean(item) for key, item in value.items()}
+        return {_apply(key, change): _apply(item, change) for key, item in value.items()}
     return value
 
 

@@ -40,6 +40,8 @@ from core.secrets import Masker, Vault
 from core.store import Store, shipbot_home
 
 log = logging.getLogger("shipbot.commands")
+# the audit's word for a change whose replies stopped being read before it said how it ended
+INTERRUPTED = "interrupted"
 
 
 class StartError(Exception):
@@ -60,6 +62,7 @@ class Work:
     audit: dict[str, Any] = field(default_factory=dict)
     outcome: str = "ok"
     detail: str = ""
+    finished: bool = False  # the command said how it ended, or its steps ran to the end
 
 
 class Dispatcher:
@@ -150,13 +153,20 @@ class Dispatcher:
             changes=spec.changes_state and getattr(parsed, "changes", True),
         )
         work.audit = dict(user=work.ctx.user, channel=request.channel, app=app, env=env)
+        scope = getattr(parsed, "audit_scope", None)  # about another record's app (approve)
+        if scope is not None:
+            work.audit |= await scope(self.engine)
         try:
             # each step closes the one it drives, so a reader that stops early (a chat post
             # that failed) ends the whole chain now: its records and its lock included
             async with contextlib.aclosing(self._steps(work)) as replies:
                 async for reply in replies:
                     yield mask(reply, work.masker)
+            work.finished = True
         finally:
+            if not work.finished and work.outcome == "ok":  # cut off before it said so
+                work.outcome = INTERRUPTED
+                work.detail = "its replies stopped being read (closed or cancelled) mid-way"
             if work.changes or work.outcome == DENIED:
                 await asyncio.to_thread(self._audit, work, request.text)
 
@@ -357,14 +367,17 @@ class Dispatcher:
                     yield reply
         finally:
             work.outcome, work.detail = approved.outcome, approved.detail
+            work.finished = approved.finished
             await asyncio.to_thread(approvals.finish, self.engine, released, ok)
 
     @staticmethod
     def _note(work: Work, reply: Reply) -> None:
         if isinstance(reply, Result):
             work.outcome, work.detail = ("ok" if reply.ok else "failed"), reply.title
+            work.finished = True
         elif isinstance(reply, Failure):
             work.outcome, work.detail = reply.kind, reply.message
+            work.finished = True
 
     def expire_due(self) -> list[tuple[str, str, Reply]]:
         return approvals.expire_due(self.engine)

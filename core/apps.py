@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core import sources
 from core.appspec import AppConfig, load_app_config, parse_app_config
+from core.bounded import check_size
 from core.errors import CoreError, SourceError, UnknownApp
 from core.git_credentials import split_credentials
 from core.names import APP_NAME_RE
@@ -55,6 +56,9 @@ def config_at(repo: Path, commit: str, app: str) -> AppConfig:
     """app.yml in a clone at ``commit``, which must name ``app``."""
     where = f"app.yml at {commit[:12]}"
     try:
+        sources.check_ref(commit)
+        size = sources.run(sources.git_command("cat-file", "-s", f"{commit}:app.yml", cwd=repo))
+        check_size(int(size), where)  # before git hands the whole blob over
         text = sources.read_file(repo, commit, "app.yml")
     except SourceError as exc:
         raise SourceError(f"{app} has no readable app.yml at {commit[:12]}: {exc}") from exc

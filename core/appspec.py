@@ -28,6 +28,7 @@ from pydantic import (
 from core.appspec_errors import describe
 from core.appspec_jobs import ReleaseCommand, release_shorthand
 from core.appspec_swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
+from core.bounded import MAX_ERRORS, check_size, load_yaml
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
@@ -335,6 +336,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 def load_app_config(folder: Path) -> AppConfig:
     path = folder / APP_FILE
     try:
+        check_size(path.stat().st_size, str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise AppSpecError(f"no {APP_FILE} in {folder}: add one (see examples/hello)") from exc
@@ -345,7 +347,7 @@ def load_app_config(folder: Path) -> AppConfig:
 
 def parse_app_config(text: str, source: str = APP_FILE) -> AppConfig:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -370,5 +372,7 @@ def _validate(
     try:
         return AppSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [describe(err, env, override or {}, base or {}) for err in exc.errors()]
-        raise AppSpecError(f"{source}: " + "; ".join(problems)) from exc
+        errors = exc.errors()
+        problems = [describe(err, env, override or {}, base or {}) for err in errors[:MAX_ERRORS]]
+        more = f"; and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
+        raise AppSpecError(f"{source}: " + "; ".join(problems) + more) from exc

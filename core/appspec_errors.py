@@ -1,9 +1,12 @@
 """How a pydantic validation error of app.yml reads: the exact path of the field at fault
-(under ``environments.ENV`` when an override put it there) and a plain message."""
+(under ``environments.ENV`` when an override put it there) and a plain message; a value
+quoted from the file is cut short, however large it is."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from core.bounded import clip, quote
 
 
 def describe(err: Any, env: str | None, override: dict[str, Any], base: dict[str, Any]) -> str:
@@ -12,7 +15,7 @@ def describe(err: Any, env: str | None, override: dict[str, Any], base: dict[str
     reach = _depth(loc, override)
     if env is not None and reach and reach >= _depth(loc, base):
         path = f"environments.{env}.{path}" if path else f"environments.{env}"
-    return f"{path or '(top level)'}: {_message(err)}"
+    return f"{clip(path) or '(top level)'}: {_message(err)}"
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -58,19 +61,19 @@ def _message(err: Any) -> str:
             "less_than": "<",
         }[kind]
         bound = next(iter(ctx.values()))
-        return f"must be {op} {bound}, got {value!r}"
+        return f"must be {op} {bound}, got {quote(value)}"
     if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return f"expected a whole number, got {value!r}"
+        return f"expected a whole number, got {quote(value)}"
     if kind in {"float_type", "float_parsing"}:
-        return f"expected a number, got {value!r}"
+        return f"expected a number, got {quote(value)}"
     if kind in {"bool_type", "bool_parsing"}:
-        return f"expected true or false, got {value!r}"
+        return f"expected true or false, got {quote(value)}"
     if kind in {"string_type"}:
-        return f"expected a string, got {value!r}"
+        return f"expected a string, got {quote(value)}"
     if kind in {"list_type"}:
-        return f"expected a list, got {value!r}"
+        return f"expected a list, got {quote(value)}"
     if kind in {"dict_type", "model_type", "model_attributes_type"}:
-        return f"expected a mapping, got {value!r}"
+        return f"expected a mapping, got {quote(value)}"
     if kind == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return err["msg"][0].lower() + err["msg"][1:]
+        return clip(str(ctx.get("error", err["msg"])))
+    return clip(err["msg"][0].lower() + err["msg"][1:])

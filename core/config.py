@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.appspec import Approval, MemoryBytes
+from core.bounded import MAX_ERRORS, check_size, clip, load_yaml
 from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
 from core.cron import crontab_field
 from core.errors import CoreError
@@ -355,12 +356,14 @@ def load_config(home: Path) -> ControlConfig:
     if not path.exists():
         return ControlConfig()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        check_size(path.stat().st_size, str(path))
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         return ControlConfig.model_validate(raw)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {clip(e['msg'])}"
+            for e in exc.errors()[:MAX_ERRORS]
         )
         raise ConfigError(f"{path}: {problems}") from exc

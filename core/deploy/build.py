@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from core.appspec import AppSpec
+from core.bounded import clip
 from core.config import BuildConfig
 from core.deploy.spec import LABEL_RELEASE
 from core.errors import BuildError, BuildTimedOut
@@ -16,6 +18,7 @@ from core.store import Release
 from core.swarm import SwarmClient
 
 LOG_TAIL = 10
+LINE_CHARS = 2000  # one build line, as relayed and kept
 
 
 def build_paths(folder: Path, spec: AppSpec, shown: str) -> tuple[Path, str]:
@@ -46,12 +49,13 @@ async def build(
     limits: BuildConfig | None = None,
 ) -> AsyncIterator[Event]:
     """Build ``release.image`` from ``folder``, streaming the build log line by line, within
-    shipbot.yml's ``build:`` limits (time, memory)."""
+    shipbot.yml's ``build:`` limits (time, memory); only the last lines are kept, for the
+    failure's reply, however long the log."""
     assert spec.build is not None
     limits = limits or BuildConfig()
     context, dockerfile = build_paths(folder, spec, shown)
     yield Progress(f"building {release.image}")
-    lines: list[str] = []
+    lines: deque[str] = deque(maxlen=LOG_TAIL)  # the rest went by as events, not kept
     queue: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -80,25 +84,25 @@ async def build(
                 raise BuildTimedOut(
                     f"the build of {spec.name} took longer than {limits.timeout_seconds:g}s "
                     "(shipbot.yml build.timeout_seconds) and was stopped; nothing was deployed",
-                    lines[-LOG_TAIL:],
+                    list(lines),
                 ) from message
             if isinstance(message, BaseException):
                 raise message
             if "error" in message:
-                error = str(message["error"]).strip()
+                error = clip(str(message["error"]).strip(), LINE_CHARS)
                 lines.append(error)
                 yield LogLine(error)
             for line in str(message.get("stream", "")).splitlines():
                 if line.strip():
-                    lines.append(line)
-                    yield LogLine(line)
+                    lines.append(clip(line, LINE_CHARS))
+                    yield LogLine(lines[-1])
     finally:
         await pumping
     if error or await asyncio.to_thread(swarm.image_id, release.image) is None:
         raise BuildError(
             f"the build of {spec.name} failed: {error or 'no image was produced'}"
             + memory_hint(error, limits),
-            lines[-LOG_TAIL:],
+            list(lines),
         )
 
 

@@ -12,9 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.bounded import clip
 from core.store.connection import Connection, StoreBusy
 
 log = logging.getLogger("shipbot.store")
+# the command as typed and what came of it, each cut to this many characters: a row stays
+# small whatever a command or an error quoted
+AUDIT_TEXT = 1000
 
 
 class AuditLog(Connection):
@@ -38,11 +42,11 @@ class AuditLog(Connection):
             "ts": time.time(),
             "user": user,
             "channel": channel,
-            "command": command,
+            "command": clip(command, AUDIT_TEXT),
             "app": app,
             "env": env,
             "result": result,
-            "detail": detail,
+            "detail": clip(detail, AUDIT_TEXT),
         }
         with self._lock:
             self._pending_audit.append(row)
