@@ -69,12 +69,15 @@ def proxy_spec(config: EdgeConfig, ids: dict[str, str] | None = None) -> dict[st
             {"Type": "bind", "Source": SOCKET, "Target": SOCKET, "ReadOnly": True},
             *({**mount, "ReadOnly": False} for mount in acme["Mounts"]),
         ],
+        # generous: a ping slowed by a busy machine must never make Swarm restart the one
+        # proxy every domain goes through (a restart drops them all, then answers 404 until
+        # its routers are loaded); only a minute of failed pings in a row (12 × 5 s) does
         "Healthcheck": {
             "Test": ["CMD", "traefik", "healthcheck", "--ping"],
-            "Interval": parse_duration_ns("2s"),
-            "Timeout": parse_duration_ns("2s"),
-            "Retries": 3,
-            "StartPeriod": parse_duration_ns("2s"),
+            "Interval": parse_duration_ns("5s"),
+            "Timeout": parse_duration_ns("4s"),
+            "Retries": 12,
+            "StartPeriod": parse_duration_ns("30s"),
         },
         "StopGracePeriod": parse_duration_ns("10s"),
     }
