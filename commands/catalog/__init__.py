@@ -11,6 +11,7 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.jobs import Run
+from commands.catalog.links import LinkGrant, LinkList, LinkRevoke
 from commands.catalog.outbox import Outbox, OutboxRetry
 from commands.catalog.pipelines import (
     PreviewClose,
@@ -58,6 +59,9 @@ __all__ = [
     "GrantRole",
     "Grants",
     "Help",
+    "LinkGrant",
+    "LinkList",
+    "LinkRevoke",
     "Logs",
     "Outbox",
     "OutboxRetry",

@@ -20,7 +20,7 @@ from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
 from core.appspec_swarm import secrets_of_others
 from core.data import databases
-from core.deploy import images
+from core.deploy import images, links
 from core.deploy.spec import (
     borrows_release_image,
     derived_names,
@@ -148,6 +148,7 @@ async def resolve(
         spec, commit = spec.model_copy(update={"build": None, "image": pinned}), None
     check_mounts(plane, spec)
     check_server(plane, spec)
+    await asyncio.to_thread(links.check, plane, spec, env)
     wildcards = [d for d in spec.domains if d.startswith("*.")]
     if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
         raise CoreError(

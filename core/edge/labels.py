@@ -10,7 +10,8 @@ Per app and environment, named after its service (``api-production``):
 - router ``<svc>-http`` on ``web`` that redirects to HTTPS (when ``https``);
 - middleware ``<svc>-retry``: a request that meets a task going away (refused, reset) is
   sent again to another task, so a rollout drops none;
-- service ``<svc>`` to ``port`` on each task's own address (``lbswarm=false``: no IPVS).
+- service ``<svc>`` to ``port`` on each task's own address (``lbswarm=false``: no IPVS),
+  over the app environment's own network (``traefik.swarm.network``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import re
 
 from core.appspec import AppSpec
+from core.edge.networks import NETWORK_LABEL
+from core.names import network_name
 
 ENTRY_HTTP = "web"
 ENTRY_HTTPS = "websecure"
@@ -71,6 +74,8 @@ def traefik_labels(spec: AppSpec, env: str, https_port: int = 443) -> dict[str, 
     out = {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        # the app environment's own network, which the edge joins (core/edge/networks.py)
+        NETWORK_LABEL: network_name(spec.name, env),
         f"traefik.http.services.{name}.loadbalancer.server.port": str(spec.port),
         f"traefik.http.middlewares.{retry}.retry.attempts": str(RETRY_ATTEMPTS),
         f"traefik.http.middlewares.{retry}.retry.initialinterval": RETRY_INTERVAL,

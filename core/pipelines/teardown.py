@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.config import DnsConfig
+from core.deploy import networks
 from core.deploy.apply import check_owner
 from core.edge import cloudflare
 from core.edge.dns import DnsError, writes
@@ -59,6 +60,10 @@ async def close_preview(
         yield Progress(f"removing volume {volume}")
         await _remove_volume(swarm, volume)
         done.append(f"volume {volume}")
+    async for event in networks.teardown(plane, swarm, app, env):
+        yield event
+        if event.text.startswith("removing network"):
+            done.append(event.text.removeprefix("removing "))
     for release in await plane.db.releases(app, env, limit=1000):
         await asyncio.to_thread(swarm.remove_image, release.image)
     if dns is not None and row is not None and row.get("domain"):

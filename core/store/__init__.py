@@ -20,6 +20,7 @@ from core.store.connection import StoreBusy
 from core.store.databases import DatabasesTable
 from core.store.digest import DigestTables
 from core.store.governance import GovernanceTables
+from core.store.links import LinksTable
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
     RELEASE_DEPLOYING,
@@ -81,6 +82,7 @@ class Store(
     AuditLog,
     DigestTables,
     RegistryTables,
+    LinksTable,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

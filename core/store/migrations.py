@@ -416,6 +416,15 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
     db["guards"].create_index(["status"])
 
 
+def v20_networks(db: sqlite_utils.Database) -> None:
+    """Links an admin granted: ``app`` may reach ``other`` in ``env`` (core/deploy/links.py)."""
+    db["links"].create(
+        {"app": str, "other": str, "env": str, "granted_by": str, "granted_at": float},
+        pk=("app", "other", "env"),
+        not_null={"app", "other", "env"},
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -431,6 +440,7 @@ HISTORY = (
     v11_pipelines,
     v12_digest,
     v13_images,
+    v20_networks,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

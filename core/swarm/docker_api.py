@@ -21,8 +21,8 @@ import urllib3
 from docker.utils import version_lt
 
 from core.errors import BuildTimedOut, DeployError, EngineUnavailable
-from core.names import LABEL_APP, NETWORK
-from core.swarm import VolumeInUse, split_tag
+from core.names import LABEL_APP, LABEL_MANAGED, NETWORK
+from core.swarm import NetworkInUse, VolumeInUse, split_tag
 from core.swarm.docker_exec import DockerExec
 from core.swarm.watch_api import DockerEvents, node_usage
 
@@ -107,14 +107,36 @@ class DockerSwarm:
                 "`docker swarm init --advertise-addr 127.0.0.1` (or join it to your swarm)"
             )
 
-    def ensure_network(self, name: str = NETWORK) -> None:
+    def ensure_network(self, name: str = NETWORK, labels: dict[str, str] | None = None) -> None:
         with engine_errors(f"creating the overlay network {name}"):
             if any(net["Name"] == name for net in self.api.networks(names=[name])):
                 return
             with contextlib.suppress(docker.errors.APIError):  # created meanwhile elsewhere
                 self.api.create_network(
-                    name, driver="overlay", attachable=True, labels={"shipbot.managed": "true"}
+                    name,
+                    driver="overlay",
+                    attachable=True,
+                    labels={LABEL_MANAGED: "true", **(labels or {})},
                 )
+
+    def remove_network(self, name: str) -> None:
+        """Gone afterwards (absent is fine); ``NetworkInUse`` while a task is still on it."""
+        try:
+            with (
+                engine_errors(f"removing network {name}"),
+                contextlib.suppress(docker.errors.NotFound),
+            ):
+                self.api.remove_network(name)
+        except DeployError as exc:
+            if isinstance(exc.__cause__, docker.errors.APIError) and (
+                exc.__cause__.status_code in (403, 409)
+            ):
+                raise NetworkInUse(str(exc)) from exc.__cause__
+            raise
+
+    def network_names(self) -> dict[str, str]:
+        with engine_errors("listing networks"):
+            return {net["Id"]: net["Name"] for net in self.api.networks()}
 
     # services
     def inspect_service(self, name: str) -> dict[str, Any] | None:
