@@ -182,12 +182,14 @@ async def test_a_pull_request_gets_a_preview_updated_on_push_and_removed_on_clos
     )
 
     assert "zpapp-pr-7-data" in fake.volumes
+    assert "shipbot-zpapp-pr-7" in fake.networks  # its own network, gone with it
     closed = await deliver(
         receiver, "pull_request", github_pull(str(repo.origin), 7, "closed", again)
     )
     assert closed.text == "zpapp: closing preview pr-7"
     assert fake.inspect_service("zpapp-pr-7") is None
     assert "zpapp-pr-7-data" not in fake.volumes
+    assert "shipbot-zpapp-pr-7" not in fake.networks
     assert bot.engine.store.releases("zpapp", "pr-7") == []
     assert bot.engine.store.preview("zpapp", 7) is None
     left = bot.engine.store.db.execute(

@@ -51,13 +51,15 @@ def sync(
     current = swarm.inspect_service(db_spec.service_name(name))
     if current is None:
         return []
-    pairs = sorted({*served(plane, name), *extra})
+    deploying = set(extra)  # on their own network once this deploy applies
+    pairs = sorted({*served(plane, name), *deploying})
     names = swarm.network_names()
     spec: dict[str, Any] = current["Spec"]
     template = spec["TaskTemplate"]
     now = [names.get(n["Target"], n["Target"]) for n in template.get("Networks") or []]
     wanted = [db_spec.network_name(name), *(network_name(app, env) for app, env in pairs)]
-    if NETWORK in now and not all(_on_own_network(swarm, a, e, names) for a, e in pairs):
+    moved = [p in deploying or _on_own_network(swarm, *p, names) for p in pairs]
+    if NETWORK in now and not all(moved):
         wanted.append(NETWORK)
     if sorted(now) == sorted(wanted):
         return []
