@@ -40,6 +40,7 @@ replicas: 6
 domains: [api.example.com]
 env: {GREETING: hi}
 databases: [maindb]
+links: [billing]
 approval: true
 volumes: ["cache:/cache"]
 swarm_secrets: [api-stripe-live]
@@ -58,6 +59,7 @@ def test_a_preview_runs_the_heads_app_yml_within_the_registered_limits():
     assert spec.domains == ["pr-7.preview.example.com"]
     assert spec.env == {"GREETING": "hi", "STRIPE_KEY": "sk_test_1"}
     assert (spec.replicas, spec.databases, spec.approval, spec.https) == (1, [], None, True)
+    assert spec.links == []  # a preview reaches no other app's network
     assert spec.volumes == ["cache:/cache"]  # becomes api-pr-7-cache
     # the app's Swarm secrets, its servers and its placement stay production's own
     assert (spec.swarm_secrets, spec.server, spec.placement.constraints) == ([], None, [])

@@ -17,6 +17,7 @@ from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.names import network_name, service_name
 from core.plane import Plane
+from core.servers.where import server_of
 from core.swarm import SwarmClient
 
 
@@ -52,7 +53,7 @@ async def revoke(plane: Plane, app: str, other: str, env: str) -> AsyncIterator[
     if not await plane.db.revoke_link(app, other, env):
         yield Outcome(False, f"{app} has no link to {other} in {env}: nothing was changed")
         return
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(await server_of(plane, app, env))
     name, network = service_name(app, env), network_name(other, env)
     if await asyncio.to_thread(leave, swarm, name, network):
         yield Progress(f"{name} left network {network} (a rolling update)")
