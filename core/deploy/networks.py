@@ -40,12 +40,9 @@ async def prepare(
             yield event
 
 
-async def teardown(plane: Plane, swarm: SwarmClient, app: str, env: str) -> AsyncIterator[Event]:
-    """After ``app``'s service in ``env`` is gone: the edge and the databases leave its
-    network, then the network goes. Yields one Progress per step."""
-    network = network_name(app, env)
-    if network not in (await asyncio.to_thread(swarm.network_names)).values():
-        return
+async def teardown(plane: Plane, swarm: SwarmClient, network: str) -> AsyncIterator[Event]:
+    """After the service of an app environment is gone: the edge and the databases leave
+    its ``network``, then the network goes. Yields one Progress per step."""
     async for event in sync_networks(plane, swarm):
         yield event
     users = [s["Spec"]["Name"] for s in await asyncio.to_thread(swarm.services)]
