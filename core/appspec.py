@@ -215,6 +215,9 @@ class AppSpec(_Strict):
     databases: list[Annotated[str, Field(pattern=APP_NAME_RE.pattern)]] = Field(
         default_factory=list
     )
+    # apps this one asks to reach in the same environment; each needs an admin's
+    # `link grant` (core/deploy/links.py) or the deploy is refused
+    links: list[Annotated[str, Field(pattern=APP_NAME_RE.pattern)]] = Field(default_factory=list)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # pipelines (core/pipelines): read from app.yml at the registered ref, never a branch's
     deploy_on_push: Annotated[list[DeployOnPush], BeforeValidator(_push_rules)] = Field(
@@ -273,7 +276,7 @@ class AppSpec(_Strict):
                 raise ValueError(f"environment name {env!r} must match [a-z][a-z0-9-]{{0,20}}")
         return value
 
-    @field_validator("domains", "path_prefix", "databases")
+    @field_validator("domains", "path_prefix", "databases", "links")
     @classmethod
     def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if info.field_name == "domains" and value and info.data.get("port") is None:

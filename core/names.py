@@ -71,3 +71,13 @@ def path_prefix(value: Any) -> str:
 def service_name(app: str, env: str) -> str:
     """The Swarm service of an app in one environment."""
     return f"{app}-{env}"
+
+
+def network_name(app: str, env: str) -> str:
+    """The overlay network of an app in one environment: its service, its jobs, and only
+    what an admin let reach it (the edge when routed, attached databases, granted links)."""
+    return f"{NETWORK}-{app}-{env}"
+
+
+def network_labels(app: str, env: str) -> dict[str, str]:
+    return {LABEL_APP: app, LABEL_ENV: env, LABEL_MANAGED: "true"}

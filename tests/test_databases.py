@@ -83,7 +83,7 @@ def test_postgres_service_spec_exactly():
                 "StopGracePeriod": 30 * S,
             },
             "RestartPolicy": {"Condition": "any", "Delay": 2 * S, "MaxAttempts": 0},
-            "Networks": [{"Target": "shipbot"}],
+            "Networks": [],
             "ForceUpdate": 0,
         },
         "Mode": {"Replicated": {"Replicas": 1}},

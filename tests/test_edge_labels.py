@@ -25,6 +25,7 @@ def test_https_app_exact():
     assert traefik_labels(spec, "production") == {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        "traefik.swarm.network": "shipbot-api-production",
         "traefik.http.services.api-production.loadbalancer.server.port": "8080",
         "traefik.http.middlewares.api-production-retry.retry.attempts": "4",
         "traefik.http.middlewares.api-production-retry.retry.initialinterval": "50ms",
@@ -56,6 +57,7 @@ def test_wildcard_domains_exact():
     assert traefik_labels(spec, "production") == {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        "traefik.swarm.network": "shipbot-api-production",
         "traefik.http.services.api-production.loadbalancer.server.port": "8080",
         "traefik.http.middlewares.api-production-retry.retry.attempts": "4",
         "traefik.http.middlewares.api-production-retry.retry.initialinterval": "50ms",
@@ -120,6 +122,7 @@ def test_plain_http_environment_exact():
     assert traefik_labels(spec, "staging") == {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        "traefik.swarm.network": "shipbot-api-staging",
         "traefik.http.services.api-staging.loadbalancer.server.port": "8080",
         "traefik.http.middlewares.api-staging-retry.retry.attempts": "4",
         "traefik.http.middlewares.api-staging-retry.retry.initialinterval": "50ms",

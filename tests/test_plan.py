@@ -44,6 +44,7 @@ def test_routing_shows_as_labels():
         "label traefik.http.routers.a-production.service: - → a-production",
         "label traefik.http.services.a-production.loadbalancer.server.port: - → 80",
         "label traefik.swarm.lbswarm: - → false",
+        "label traefik.swarm.network: - → shipbot-a-production",
     ]
 
 

@@ -43,6 +43,7 @@ replicas: 6
 domains: [api.example.com]
 env: {GREETING: hi}
 databases: [maindb]
+links: [billing]
 approval: true
 volumes: ["cache:/cache"]
 swarm_secrets: [api-stripe-live]
@@ -61,6 +62,7 @@ def test_a_preview_runs_the_heads_app_yml_within_the_registered_limits():
     assert spec.domains == ["pr-7.preview.example.com"]
     assert spec.env == {"GREETING": "hi", "STRIPE_KEY": "sk_test_1"}
     assert (spec.replicas, spec.databases, spec.approval, spec.https) == (1, [], None, True)
+    assert spec.links == []  # a preview reaches no other app's network
     assert spec.volumes == ["cache:/cache"]  # becomes api-pr-7-cache
     # the app's Swarm secrets, its servers and its placement stay production's own
     assert (spec.swarm_secrets, spec.server, spec.placement.constraints) == ([], None, [])
@@ -185,12 +187,14 @@ async def test_a_pull_request_gets_a_preview_updated_on_push_and_removed_on_clos
     )
 
     assert "zpapp-pr-7-data" in fake.volumes
+    assert "shipbot-zpapp-pr-7" in fake.networks  # its own network, gone with it
     closed = await deliver(
         receiver, "pull_request", github_pull(str(repo.origin), 7, "closed", again)
     )
     assert closed.text == "zpapp: closing preview pr-7"
     assert fake.inspect_service("zpapp-pr-7") is None
     assert "zpapp-pr-7-data" not in fake.volumes
+    assert "shipbot-zpapp-pr-7" not in fake.networks
     assert bot.engine.store.releases("zpapp", "pr-7") == []
     assert bot.engine.store.preview("zpapp", 7) is None
     left = bot.engine.store.db.execute(

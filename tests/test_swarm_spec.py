@@ -41,6 +41,7 @@ def test_service_spec_exact():
     routing = {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        "traefik.swarm.network": "shipbot-hello-production",
         "traefik.http.services.hello-production.loadbalancer.server.port": "8080",
         "traefik.http.middlewares.hello-production-retry.retry.attempts": "4",
         "traefik.http.middlewares.hello-production-retry.retry.initialinterval": "50ms",
@@ -68,7 +69,7 @@ def test_service_spec_exact():
                 },
             },
             "RestartPolicy": {"Condition": "any", "Delay": 1 * S, "MaxAttempts": 0},
-            "Networks": [{"Target": "shipbot"}],
+            "Networks": [{"Target": "shipbot-hello-production"}],
             "ForceUpdate": 0,
         },
         "Mode": {"Replicated": {"Replicas": 3}},

@@ -12,6 +12,7 @@ from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.domains import DomainGrant, DomainRevoke, Domains
 from commands.catalog.edge import ProxySetup, ProxyStatus
 from commands.catalog.jobs import Run
+from commands.catalog.links import LinkGrant, LinkList, LinkRevoke
 from commands.catalog.outbox import Notifications, Outbox, OutboxRetry
 from commands.catalog.people import People, PeopleLink, PeopleUnlink
 from commands.catalog.pipelines import (
@@ -64,6 +65,9 @@ __all__ = [
     "GrantRole",
     "Grants",
     "Help",
+    "LinkGrant",
+    "LinkList",
+    "LinkRevoke",
     "Logs",
     "Notifications",
     "Outbox",

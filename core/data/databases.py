@@ -18,7 +18,7 @@ from typing import Any
 
 from core import apps
 from core.config import DataConfig
-from core.data import db_spec
+from core.data import db_networks, db_spec
 from core.data.db_spec import Credentials, Database
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
@@ -148,9 +148,11 @@ async def create(
     if not await plane.db.add_database(row):
         raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
     yield Progress(f"creating service {db.service} ({db.image}) on volume {db.volume}")
+    own = db_spec.network_name(db.name)
     try:
-        await asyncio.to_thread(swarm.ensure_network)
-        await asyncio.to_thread(swarm.create_service, db_spec.service_spec(db))
+        labels = {db_spec.LABEL_DB: db.name}
+        await asyncio.to_thread(swarm.ensure_network, own, labels)
+        await asyncio.to_thread(swarm.create_service, db_spec.service_spec(db, [own]))
     except CoreError:
         await plane.db.remove_database(db.name)  # nothing runs: nothing to remember
         raise
@@ -173,7 +175,8 @@ async def _ready(swarm: SwarmClient, db: Database) -> AsyncIterator[Event]:
             True,
             f"{db.kind} database {db.name} is up",
             [
-                f"reachable on shipbot's network as {db.service}:{db.port}",
+                f"reachable as {db.service}:{db.port} from the app environments it is "
+                "attached to (on their networks), and from nothing else",
                 f"attach it with `db attach {db.name} APP [--env ENV]`, then list it under "
                 f"`databases:` in the app's app.yml: its deploys there get {db.variable}",
             ],
@@ -211,15 +214,27 @@ def attached(plane: Plane, name: str) -> list[tuple[str, str]]:
 
 
 async def attach(plane: Plane, name: str, app: str, env: str, *, user: str) -> bool:
-    """Let ``app`` in ``env`` name the database in app.yml; False when it already could."""
+    """Let ``app`` in ``env`` name the database in app.yml, and put the database on that
+    app environment's network; False when it already could."""
     await get(plane, name)
     await asyncio.to_thread(apps.get_app, plane.store, app)
-    return await plane.db.attach_database(name, app, env, user, time.time())
+    done = await plane.db.attach_database(name, app, env, user, time.time())
+    await _sync_networks(plane, name)
+    return done
 
 
 async def detach(plane: Plane, name: str, app: str, env: str) -> bool:
+    """The database leaves the app environment's network now; its next deploy naming it
+    there is refused."""
     await get(plane, name)
-    return await plane.db.detach_database(name, app, env)
+    done = await plane.db.detach_database(name, app, env)
+    await _sync_networks(plane, name)
+    return done
+
+
+async def _sync_networks(plane: Plane, name: str) -> None:
+    swarm = await plane.servers.client(plane.server)
+    await asyncio.to_thread(db_networks.sync, plane, swarm, name)
 
 
 async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
@@ -236,6 +251,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
     yield Progress(f"removing service {db.service}")
     await asyncio.to_thread(swarm.remove_service, db.service)
     await plane.db.remove_database(name)
+    await rollout.remove_network(swarm, db_spec.network_name(name))
     if not delete_data:
         yield Outcome(
             True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,11 @@ def volume_name(name: str) -> str:
     return f"db-{name}-data"
 
 
+def network_name(name: str) -> str:
+    """The database's own network: it alone is on it, so its name resolves inside it."""
+    return f"{NETWORK}-db-{name}"
+
+
 def url_variable(kind: str) -> str:
     return "REDIS_URL" if kind == "redis" else "DATABASE_URL"
 
@@ -136,7 +142,7 @@ def new_credentials(kind: str, name: str) -> Credentials:
 
 
 def url(db: Database) -> str:
-    """What an attached app gets: reachable on shipbot's overlay network by service name."""
+    """What an attached app gets: reachable by service name on the app's own network."""
     creds = db.credentials
     where = f"{db.service}:{db.port}"
     if db.kind == "redis":
@@ -181,9 +187,10 @@ def labels(db: Database) -> dict[str, str]:
     return {LABEL_DB: db.name, LABEL_DB_KIND: db.kind, LABEL_MANAGED: "true"}
 
 
-def service_spec(db: Database) -> dict[str, Any]:
+def service_spec(db: Database, networks: Iterable[str] = ()) -> dict[str, Any]:
     """One replica on the named volume, stop-first (two servers must never share a data
-    folder), on shipbot's overlay network by DNS round robin (no IPVS assumed)."""
+    folder), by DNS round robin (no IPVS assumed). On ``networks`` only: its own at first,
+    then those of the app environments it serves (core/data/db_networks.py)."""
     container: dict[str, Any] = {
         "Image": db.image,
         "Labels": labels(db),
@@ -220,7 +227,7 @@ def service_spec(db: Database) -> dict[str, Any]:
                 "Delay": parse_duration_ns("2s"),
                 "MaxAttempts": 0,
             },
-            "Networks": [{"Target": NETWORK}],
+            "Networks": [{"Target": network} for network in networks],
             "ForceUpdate": 0,
         },
         "Mode": {"Replicated": {"Replicas": 1}},

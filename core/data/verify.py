@@ -152,7 +152,6 @@ def _restore_and_check(
     scratch = scratch_of(db, row["id"])
     env = db_spec.environment(scratch.kind, scratch.credentials)
     try:
-        swarm.ensure_network()
         swarm.create_service(db_spec.service_spec(scratch))
         container = wait_running(
             swarm, scratch.service, monotonic() + READY_SECONDS, monotonic, pause

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import build, images, record, release_job
+from core.deploy import build, images, networks, record, release_job
 from core.deploy.apply import (
     apply,
     check_domains,
@@ -85,7 +85,6 @@ async def deploy(
     swarm = await plane.servers.client(server)
     check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
-    await asyncio.to_thread(swarm.ensure_network)
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     started = time.monotonic()
     release = await plane.db.new_release(
@@ -144,6 +143,8 @@ async def deploy(
                 secret_ids=ids,
                 excluded=await wildcard_exclusions(plane.db, name, spec.domains),
             )
+            async for event in networks.prepare(plane, swarm, server, spec, env):
+                yield event
             if spec.release is not None:  # before traffic moves: a failure stops us here
                 async for event in release_job.release_phase(
                     swarm,
@@ -329,6 +330,9 @@ async def reapply(
     name = release.spec["Name"]
     current = await asyncio.to_thread(swarm.inspect_service, name)
     desired = with_force_update(unseal(release.spec, plane.vault.decrypt), force_update(current))
+    desired = await asyncio.to_thread(
+        networks.confine, plane, swarm, desired, release.app, release.env
+    )
     auth = None
     if is_pinned(release.image):
         auth = await asyncio.to_thread(images.login_for, plane, release.app, release.image)

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.apps import get_app
 from core.appspec_jobs import DEFAULT_TIMEOUT_NS
-from core.deploy import images
+from core.deploy import images, networks
 from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
@@ -112,7 +112,9 @@ async def run_once(
         raise CoreError(f"{app} has no live release in {env}: deploy it first (`deploy {app}`)")
     # where the live release runs: its environment's server (core/servers/where.py)
     swarm = await plane.servers.client(await server_of(plane, app, env))
-    desired = unseal(live.spec, plane.vault.decrypt)
+    desired = await asyncio.to_thread(
+        networks.confine, plane, swarm, unseal(live.spec, plane.vault.decrypt), app, env
+    )
     auth = None
     if is_pinned(live.image):
         auth = await asyncio.to_thread(images.login_for, plane, app, live.image)

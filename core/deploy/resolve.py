@@ -20,7 +20,7 @@ from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
 from core.appspec_swarm import secrets_of_others
 from core.data import databases
-from core.deploy import images
+from core.deploy import images, links
 from core.deploy.spec import (
     derived_names,
     names_of_others,
@@ -154,6 +154,7 @@ async def resolve(
     check_mounts(plane, spec)
     check_server(plane, spec)
     await require_grants(plane.db, app.name, env, spec.domains)
+    await asyncio.to_thread(links.check, plane, spec, env)
     wildcards = [d for d in spec.domains if d.startswith("*.")]
     if wildcards and spec.https and not plane.edge.acme.dns_token_secret:
         raise CoreError(

@@ -15,7 +15,14 @@ from core.appspec import VOLUME_RE, AppSpec
 from core.appspec_swarm import secret_references
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
-from core.names import LABEL_APP, LABEL_ENV, LABEL_MANAGED, LABEL_RELEASE, NETWORK, service_name
+from core.names import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_RELEASE,
+    network_name,
+    service_name,
+)
 from core.registry import RegistryError, canonical
 from core.swarm import split_tag
 
@@ -142,7 +149,7 @@ def service_spec(
     task_template: dict[str, Any] = {
         "ContainerSpec": container_spec(spec, env, release, image),
         "RestartPolicy": {"Condition": "any", "Delay": parse_duration_ns("1s"), "MaxAttempts": 0},
-        "Networks": [{"Target": NETWORK}],
+        "Networks": [{"Target": name} for name in networks(spec, env)],
         "ForceUpdate": force_update,
     }
     limits = resources(spec)
@@ -179,6 +186,12 @@ def service_spec(
         # No IPVS is assumed: Traefik and peers reach tasks directly (DNS round robin).
         "EndpointSpec": {"Mode": "dnsrr"},
     }
+
+
+def networks(spec: AppSpec, env: str) -> list[str]:
+    """The app environment's own network, then the network of each app it links to in
+    the same environment (``links:``, which resolve() lets through only when granted)."""
+    return [network_name(spec.name, env), *(network_name(other, env) for other in spec.links)]
 
 
 def with_replicas(spec: dict[str, Any], replicas: int) -> dict[str, Any]:

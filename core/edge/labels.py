@@ -12,13 +12,16 @@ Per app and environment, named after its service (``api-production``):
   ``https``);
 - middleware ``<svc>-retry``: a request that meets a task going away (refused, reset) is
   sent again to another task, so a rollout drops none;
-- service ``<svc>`` to ``port`` on each task's own address (``lbswarm=false``: no IPVS).
+- service ``<svc>`` to ``port`` on each task's own address (``lbswarm=false``: no IPVS),
+  over the app environment's own network (``traefik.swarm.network``).
 """
 
 from __future__ import annotations
 
 from core.appspec import AppSpec
+from core.edge.networks import NETWORK_LABEL
 from core.edge.rules import EXCLUDED, host_rule
+from core.names import network_name
 
 ENTRY_HTTP = "web"
 ENTRY_HTTPS = "websecure"
@@ -82,6 +85,8 @@ def traefik_labels(
     out = {
         "traefik.enable": "true",
         "traefik.swarm.lbswarm": "false",
+        # the app environment's own network, which the edge joins (core/edge/networks.py)
+        NETWORK_LABEL: network_name(spec.name, env),
         f"traefik.http.services.{name}.loadbalancer.server.port": str(spec.port),
         f"traefik.http.middlewares.{retry}.retry.attempts": str(RETRY_ATTEMPTS),
         f"traefik.http.middlewares.{retry}.retry.initialinterval": RETRY_INTERVAL,

@@ -21,6 +21,7 @@ from core.config import EdgeConfig
 from core.edge.acme import acme_mounts
 from core.edge.certs import parse_certificate
 from core.edge.labels import ENTRY_HTTPS, router_name
+from core.edge.networks import routed_networks
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
 from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
@@ -100,7 +101,7 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
     config = plane.edge
     swarm = await plane.servers.client(plane.server)
     await asyncio.to_thread(swarm.ensure_network)
-    desired = proxy_spec(config, await asyncio.to_thread(_object_ids, swarm, config))
+    desired = await asyncio.to_thread(_desired, plane, swarm)
     current = await asyncio.to_thread(swarm.inspect_service, config.service)
     _owned(current, config.service)
     if current is None:
@@ -124,6 +125,35 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
         yield Outcome(True, f"proxy {config.service} runs ({verb})", [], fields)
     else:
         yield Outcome(False, f"proxy {config.service} did not start", [f"why: {why}"], fields)
+
+
+def _desired(plane: Plane, swarm: SwarmClient, joining: str | None = None) -> dict[str, Any]:
+    """The proxy's spec, on the networks of what it routes now (and ``joining``)."""
+    networks = routed_networks(swarm.services())
+    ids = _object_ids(swarm, plane.edge)
+    return proxy_spec(plane.edge, ids, [*networks, *filter(None, [joining])])
+
+
+async def sync_networks(
+    plane: Plane, swarm: SwarmClient, joining: str | None = None
+) -> AsyncIterator[Event]:
+    """Bring a running proxy onto the routed networks and ``joining`` (core/edge/networks.py);
+    nothing when it is on them already, or when there is no proxy yet."""
+    config = plane.edge
+    current = await asyncio.to_thread(swarm.inspect_service, config.service)
+    if current is None:
+        return
+    _owned(current, config.service)
+    desired = await asyncio.to_thread(_desired, plane, swarm, joining)
+    if current["Spec"]["Labels"].get(LABEL_DIGEST) == desired["Labels"][LABEL_DIGEST]:
+        return
+    what = f"joins network {joining}" if joining else "leaves the networks nothing routed uses"
+    yield Progress(f"the edge {config.service} {what} (Traefik restarts, stop-first)")
+    await asyncio.to_thread(swarm.update_service, desired)
+    why = await _wait_running(swarm, desired)
+    if why is not None:
+        raise EdgeError(f"the edge {config.service} did not come back: {why}")
+    yield Progress(f"the edge {config.service} runs again")
 
 
 async def _wait_running(swarm: SwarmClient, desired: dict[str, Any]) -> str | None:

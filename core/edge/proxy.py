@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from core.config import EdgeConfig
@@ -52,12 +53,15 @@ def traefik_args(config: EdgeConfig) -> list[str]:
     ]
 
 
-def proxy_spec(config: EdgeConfig, ids: dict[str, str] | None = None) -> dict[str, Any]:
+def proxy_spec(
+    config: EdgeConfig, ids: dict[str, str] | None = None, networks: Iterable[str] = ()
+) -> dict[str, Any]:
     """The whole ServiceSpec, labelled with a digest of itself so that ``proxy setup``
     leaves an unchanged proxy alone (Swarm adds defaults to what it stores).
 
     ``ids``: the Swarm ids of the configs and secrets edge.acme names (the executor looks
-    them up; Swarm wants both name and id)."""
+    them up; Swarm wants both name and id). ``networks``: those of the routed app
+    environments, joined besides shipbot's own (core/edge/networks.py)."""
     acme = acme_mounts(config.acme)
     ids = ids or {}
     container: dict[str, Any] = {
@@ -108,7 +112,9 @@ def proxy_spec(config: EdgeConfig, ids: dict[str, str] | None = None) -> dict[st
                 "Delay": parse_duration_ns("1s"),
                 "MaxAttempts": 0,
             },
-            "Networks": [{"Target": NETWORK}],
+            "Networks": [
+                {"Target": name} for name in [NETWORK, *sorted(set(networks) - {NETWORK})]
+            ],
             "ForceUpdate": 0,
         },
         "Mode": {"Replicated": {"Replicas": 1}},

@@ -77,6 +77,7 @@ def preview_spec(head: AppSpec, previews: Previews, number: int) -> AppSpec:
             "replicas": previews.replicas,
             "env": {**head.env, **previews.env},
             "databases": [],
+            "links": [],  # a preview's network is its own alone
             "approval": None,
             "environments": {},
             "deploy_on_push": [],

@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.config import DnsConfig
+from core.deploy import networks
 from core.deploy.apply import check_owner
 from core.edge import cloudflare
 from core.edge.dns import DnsError, writes
 from core.events import Event, Outcome, Progress
-from core.names import service_name
+from core.names import network_name, service_name
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name
 from core.plane import Plane
@@ -59,6 +60,11 @@ async def close_preview(
         yield Progress(f"removing volume {volume}")
         await _remove_volume(swarm, volume)
         done.append(f"volume {volume}")
+    network = network_name(app, env)
+    if network in (await asyncio.to_thread(swarm.network_names)).values():
+        async for event in networks.teardown(plane, swarm, network):
+            yield event
+        done.append(f"network {network}")
     for release in await plane.db.releases(app, env, limit=1000):
         await asyncio.to_thread(swarm.remove_image, release.image)
     if dns is not None and row is not None and row.get("domain"):

@@ -22,6 +22,7 @@ from core.store.deliveries import DeliveriesTable
 from core.store.digest import DigestTables
 from core.store.domains import DomainGrantsTable
 from core.store.governance import GovernanceTables
+from core.store.links import LinksTable
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
     RELEASE_DEPLOYING,
@@ -87,6 +88,7 @@ class Store(
     RegistryTables,
     DomainGrantsTable,
     PoliciesTable,
+    LinksTable,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

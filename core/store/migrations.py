@@ -521,6 +521,15 @@ def v17_env_attachments(db: sqlite_utils.Database) -> None:
     db["database_apps"].drop()
 
 
+def v20_networks(db: sqlite_utils.Database) -> None:
+    """Links an admin granted: ``app`` may reach ``other`` in ``env`` (core/deploy/links.py)."""
+    db["links"].create(
+        {"app": str, "other": str, "env": str, "granted_by": str, "granted_at": float},
+        pk=("app", "other", "env"),
+        not_null={"app", "other", "env"},
+    )
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -540,6 +549,7 @@ HISTORY = (
     v16_domain_grants,
     v17_env_attachments,
     v18_deliveries,
+    v20_networks,
     v21_truth,
 )
 for _step in HISTORY:

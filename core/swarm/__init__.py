@@ -19,6 +19,10 @@ class VolumeInUse(DeployError):
     """A volume cannot be removed yet: a container (perhaps one stopping) still holds it."""
 
 
+class NetworkInUse(DeployError):
+    """A network cannot be removed yet: a task (perhaps one stopping) is still on it."""
+
+
 class ExecStream(Protocol):
     """A command running in a container: its stdout as it comes, then its end.
 
@@ -41,7 +45,10 @@ class EventStream(Protocol):
 
 
 class SwarmClient(Protocol):
-    def ensure_network(self, name: str = ...) -> None: ...
+    # overlay networks (attachable, so jobs' tasks join them too); ``labels`` on creation
+    def ensure_network(self, name: str = ..., labels: dict[str, str] | None = None) -> None: ...
+    def remove_network(self, name: str) -> None: ...
+    def network_names(self) -> dict[str, str]: ...  # id → name: Swarm specs keep ids
 
     # services
     def inspect_service(self, name: str) -> dict[str, Any] | None: ...

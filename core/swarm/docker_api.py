@@ -21,9 +21,11 @@ import urllib3
 from docker.utils import version_lt
 
 from core.errors import BuildTimedOut, DeployError, EngineUnavailable
-from core.names import LABEL_APP, NETWORK
+from core.names import LABEL_APP
 from core.swarm import VolumeInUse, registry_api, split_tag
+from core.swarm.docker_errors import engine_errors
 from core.swarm.docker_exec import DockerExec
+from core.swarm.docker_networks import DockerNetworks
 from core.swarm.watch_api import DockerEvents, node_usage
 
 DEFAULT_TIMEOUT = 60
@@ -39,26 +41,8 @@ SERVICE_KEYS = (
 )
 
 
-@contextlib.contextmanager
-def engine_errors(action: str) -> Iterator[None]:
-    """Map SDK and transport errors to the core's own, naming what was being done."""
-    try:
-        yield
-    except docker.errors.NotFound as exc:
-        raise DeployError(f"{action}: not found ({exc.explanation or exc})") from exc
-    except docker.errors.APIError as exc:
-        raise DeployError(f"{action}: the Docker engine said: {exc.explanation or exc}") from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise EngineUnavailable(
-            f"{action}: the Docker engine stopped answering ({type(exc).__name__}); "
-            "check that dockerd is running"
-        ) from exc
-    except docker.errors.DockerException as exc:
-        raise EngineUnavailable(f"{action}: {exc}") from exc
-
-
-class DockerSwarm:
-    """One swarm manager's engine API."""
+class DockerSwarm(DockerNetworks):
+    """One swarm manager's engine API (its networks: core/swarm/docker_networks.py)."""
 
     def __init__(self, api: docker.APIClient) -> None:
         self.api = api
@@ -106,15 +90,6 @@ class DockerSwarm:
                 "this Docker engine is not a swarm manager: run "
                 "`docker swarm init --advertise-addr 127.0.0.1` (or join it to your swarm)"
             )
-
-    def ensure_network(self, name: str = NETWORK) -> None:
-        with engine_errors(f"creating the overlay network {name}"):
-            if any(net["Name"] == name for net in self.api.networks(names=[name])):
-                return
-            with contextlib.suppress(docker.errors.APIError):  # created meanwhile elsewhere
-                self.api.create_network(
-                    name, driver="overlay", attachable=True, labels={"shipbot.managed": "true"}
-                )
 
     # services
     def inspect_service(self, name: str) -> dict[str, Any] | None:

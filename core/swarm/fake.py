@@ -30,6 +30,7 @@ from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
 from core.swarm import VolumeInUse, split_tag
 from core.swarm.fake_jobs import FakeJobs
+from core.swarm.fake_networks import FakeNetworks
 from core.swarm.fake_orchestrator import (
     EXITS_0,
     HEALTHY,
@@ -89,14 +90,13 @@ class _Fault:
     error: CoreError
 
 
-class FakeSwarm(FakeWatch, FakeJobs):
+class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
     """One Swarm manager in memory; see the module docstring for how to script it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[str] = []  # every protocol method called, in order
         self.down = False  # True: every call raises EngineUnavailable, as a stopped dockerd
-        self.networks: set[str] = set()
         self.objects: dict[tuple[str, str], str] = {}  # (config|secret, name) → id
         self.volumes: dict[str, dict[str, Any]] = {}  # name → the engine's inspect view
         self.build_log: list[dict[str, Any]] = [{"stream": "Step 1/1 : FROM busybox\n"}]
@@ -118,11 +118,7 @@ class FakeSwarm(FakeWatch, FakeJobs):
         error = error or EngineUnavailable("the Docker engine stopped answering (fake outage)")
         self._faults.append(_Fault(times, frozenset(methods), error))
 
-    # the protocol
-    def ensure_network(self, name: str = "shipbot") -> None:
-        self._enter("ensure_network")
-        self.networks.add(name)
-
+    # the protocol (networks: core/swarm/fake_networks.py)
     def inspect_service(self, name: str) -> dict[str, Any] | None:
         self._enter("inspect_service")
         service = self._services.get(name)

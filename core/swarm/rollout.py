@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
-from core.swarm import SwarmClient, VolumeInUse, comparable_image
+from core.swarm import NetworkInUse, SwarmClient, VolumeInUse, comparable_image
 
 POLL_SECONDS = 0.2
 # The deadline's clock; the fast tier swaps in its fake swarm's, so no real time passes.
@@ -266,5 +266,22 @@ async def remove_volume(swarm: SwarmClient, volume: str) -> None:
                 raise VolumeInUse(
                     f"volume {volume} is still in use {VOLUME_RELEASE_SECONDS:g}s after its "
                     f"service went ({exc}); remove it on the server"
+                ) from exc
+        await asyncio.sleep(VOLUME_POLL_SECONDS)
+
+
+async def remove_network(swarm: SwarmClient, network: str) -> None:
+    """Remove ``network`` once the tasks of services just taken off it are gone;
+    ``NetworkInUse`` if one is still on it after ``VOLUME_RELEASE_SECONDS``."""
+    deadline = clock() + VOLUME_RELEASE_SECONDS
+    while True:
+        try:
+            await asyncio.to_thread(swarm.remove_network, network)
+            return
+        except NetworkInUse as exc:
+            if clock() > deadline:
+                raise NetworkInUse(
+                    f"network {network} is still in use {VOLUME_RELEASE_SECONDS:g}s after "
+                    f"its services left it ({exc}); remove it on the server"
                 ) from exc
         await asyncio.sleep(VOLUME_POLL_SECONDS)

@@ -1,0 +1,37 @@
+"""Overlay networks in the in-memory fake swarm, as the engine keeps them: a network with a
+service on it cannot be removed.
+
+``networks`` maps each network's name to its labels; the fake's ids are the names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.swarm import NetworkInUse
+from core.swarm.fake_orchestrator import Orchestrator
+
+
+class FakeNetworks(Orchestrator):
+    def __init__(self) -> None:
+        super().__init__()
+        self.networks: dict[str, dict[str, str]] = {}
+
+    def ensure_network(self, name: str = "shipbot", labels: dict[str, str] | None = None) -> None:
+        self._enter("ensure_network")
+        self.networks.setdefault(name, {"shipbot.managed": "true", **(labels or {})})
+
+    def remove_network(self, name: str) -> None:
+        self._enter("remove_network")
+        users = [s.spec["Name"] for s in self._services.values() if name in networks_of(s.spec)]
+        if users:
+            raise NetworkInUse(f"removing network {name}: in use by service {users[0]}")
+        self.networks.pop(name, None)
+
+    def network_names(self) -> dict[str, str]:
+        self._enter("network_names")
+        return {name: name for name in self.networks}
+
+
+def networks_of(spec: dict[str, Any]) -> list[str]:
+    return [n["Target"] for n in spec["TaskTemplate"].get("Networks") or []]
