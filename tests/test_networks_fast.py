@@ -50,6 +50,8 @@ async def test_each_environment_gets_its_own_network_and_the_edge_joins_it_once(
     assert result(await say(bot, "proxy setup", ADMIN)).ok
     assert networks_of(swarm, "shipbot-edge") == ["shipbot"]
     await add(bot, root, "web", "domains: [web.test]\nenvironments: {staging: {domains: [s.test]}}")
+    for grant in ("web web.test --env production", "web s.test --env staging"):
+        assert result(await say(bot, f"domain grant {grant}", ADMIN)).ok
     await add(bot, root, "api")
 
     first = await say(bot, "deploy web", ADMIN)
