@@ -1,8 +1,9 @@
 """The rest of the policy matrix (issue 20, items 2 and 6 beside item 1's keys): what app.yml
 may reach through an admin's *grant* rather than through `policy accept`. For each widening
 a deployer pushes to the registered branch (a domain, a database in another environment, a
-private registry image), the deploy is refused with the grant to ask for and nothing runs;
-after the admin's grant, the same deploy goes live and one audit row names the grant."""
+link to another app's network, a private registry image), the deploy is refused with the
+grant to ask for and nothing runs; after the admin's grant, the same deploy goes live and one
+audit row names the grant."""
 
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ ROWS = {
         f"db attach proddb {APP} --env qa",
         f"db attach proddb {APP} --env qa",
     ),
+    "a link to another team's app": Row(
+        {"links": ["zother"]},
+        f"link grant {APP} zother --env qa",
+        f"link grant {APP} zother --env qa",
+        f"link grant {APP} zother --env qa",
+    ),
     "a private registry image": Row(
         {"build": None, "image": PRIVATE},
         f"registry login {REGISTRY}",
@@ -60,11 +67,15 @@ ROWS = {
 
 @pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
 async def test_a_widening_needing_a_grant_is_refused_until_an_admin_grants_it(
-    pbot, prepo, fake, row
+    pbot, prepo, fake, row, tmp_path
 ):
     fake.publish("redis:7")
     assert result(await say(pbot, "db create redis proddb", ADMIN)).ok
     assert result(await say(pbot, f"db attach proddb {APP}", ADMIN)).ok  # production only
+    other = tmp_path / "zother"  # another team's app, for the link
+    other.mkdir()
+    (other / "app.yml").write_text("name: zother\nbuild: .\nport: 8080\n")
+    assert result(await say(pbot, f"apps add zother --path {other}", ADMIN)).ok
     fake.logins[REGISTRY] = {"username": "ci", "password": "s3cret"}
     fake.publish(PRIVATE)
     write(prepo, row.override)
