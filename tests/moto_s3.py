@@ -75,3 +75,21 @@ def make_bucket(endpoint: str, bucket: str) -> None:
     )
     client.create_bucket(Bucket=bucket)
     client.close()
+
+
+@contextlib.contextmanager
+def s3_bucket(bucket: str) -> Iterator[str]:
+    """A moto server holding ``bucket``, with ``KEYS`` in the environment while it runs
+    (backups read their credentials from the variables shipbot.yml names); its URL."""
+    saved = {key: os.environ.get(key) for key in KEYS}
+    os.environ.update(KEYS)
+    try:
+        with moto_server() as url:
+            make_bucket(url, bucket)
+            yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

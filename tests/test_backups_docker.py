@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +25,7 @@ import pytest_asyncio
 from commands.dispatch import Dispatcher
 from commands.replies import Result, decode
 from tests.chat import failure, remove_volumes, result, say
-from tests.moto_s3 import KEYS, free_port, make_bucket, moto_server
+from tests.moto_s3 import KEYS, free_port, s3_bucket
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
 
@@ -146,18 +145,8 @@ def posted(bot: Dispatcher) -> list[Result]:
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    saved = {key: os.environ.get(key) for key in KEYS}
-    os.environ.update(KEYS)
-    try:
-        with moto_server() as url:
-            make_bucket(url, BUCKET)
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with s3_bucket(BUCKET) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

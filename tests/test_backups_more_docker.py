@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,7 @@ import pytest_asyncio
 from commands.dispatch import Dispatcher
 from commands.replies import ApprovalRequest
 from tests.chat import remove_volumes, result, say
-from tests.moto_s3 import KEYS, make_bucket, moto_server
+from tests.moto_s3 import KEYS, moto_server, s3_bucket
 from tests.test_backups_docker import (
     SHIPBOT_YML,
     contents,
@@ -50,18 +49,8 @@ BIG_ROWS = 1_500_000  # ≈ 100 MB of table: pg_dump runs for seconds, long enou
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    saved = {key: os.environ.get(key) for key in KEYS}
-    os.environ.update(KEYS)
-    try:
-        with moto_server() as url:
-            make_bucket(url, BUCKET)
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with s3_bucket(BUCKET) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

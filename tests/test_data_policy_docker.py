@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from commands.dispatch import Dispatcher
 from commands.replies import ApprovalRequest
 from tests.chat import failure, remove_volumes, result, say
-from tests.moto_s3 import KEYS, make_bucket, moto_server
+from tests.moto_s3 import s3_bucket
 from tests.test_backups_docker import SHIPBOT_YML, redis, service_container, sh
 
 pytestmark = pytest.mark.docker
@@ -42,18 +41,8 @@ environments:
 
 @pytest.fixture
 def s3_url() -> Iterator[str]:
-    saved = {key: os.environ.get(key) for key in KEYS}
-    os.environ.update(KEYS)
-    try:
-        with moto_server() as url:
-            make_bucket(url, BUCKET)
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with s3_bucket(BUCKET) as url:
+        yield url
 
 
 @pytest.fixture

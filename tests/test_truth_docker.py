@@ -3,43 +3,15 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from pathlib import Path
-
 import pytest
 
-from commands.dispatch import Dispatcher
 from core.watch.alert_rules import OPEN
+from tests import test_deploy_docker
 from tests.chat import result, say, table
 
 pytestmark = pytest.mark.docker
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> tuple[str, Path]:
-    name = f"t{uuid.uuid4().hex[:8]}"
-    folder = tmp_path / name
-    shutil.copytree(EXAMPLE, folder)
-    yml = folder / "app.yml"
-    # stop-first: release 1's task is gone before release 2 starts, so going back needs its image
-    yml.write_text(
-        yml.read_text().replace("name: hello", f"name: {name}") + "rollout: {order: stop-first}\n"
-    )
-    return name, folder
-
-
-@pytest.fixture
-def bot(docker_client, tmp_path: Path, app, made_apps):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "shipbot.yml").write_text("admins: [console:alice]\n")
-    dispatcher = Dispatcher.open(home)
-    made_apps.append(app[0])
-    yield dispatcher
-    dispatcher.close()
+app, bot = test_deploy_docker.app, test_deploy_docker.bot  # a copy of examples/hello, a chat
 
 
 def running_of(docker_client, service: str, image: str) -> int:
@@ -54,6 +26,9 @@ def running_of(docker_client, service: str, image: str) -> int:
 
 async def test_a_failed_rollback_is_told_as_failed_and_recorded_so(bot, app, docker_client):
     name, folder = app
+    yml = folder / "app.yml"
+    # stop-first: release 1's task is gone before release 2 starts, so going back needs its image
+    yml.write_text(yml.read_text() + "rollout: {order: stop-first}\n")
     service = f"{name}-staging"
     assert result(await say(bot, f"apps add {name} --path {folder}")).ok
     assert result(await say(bot, f"deploy {name} --env staging")).ok
