@@ -16,6 +16,7 @@ from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig
 from core.events import Outcome
 from core.names import service_name
+from core.ownership import owner
 from core.plane import Plane
 from core.secrets import Masker
 from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
@@ -81,6 +82,7 @@ def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[Al
                 config.alerts,
                 lambda post: publish_alert(plane, notifier, post),
                 before=guard.check,
+                owns=owner(plane),
             )
         )
     return out

@@ -29,6 +29,7 @@ LABEL_APP = "shipbot.app"
 LABEL_ENV = "shipbot.env"
 LABEL_RELEASE = "shipbot.release"
 LABEL_MANAGED = "shipbot.managed"
+LABEL_PLANE = "shipbot.plane"  # the id of the control plane that made it (core/ownership.py)
 
 
 # Hostnames and path prefixes end up inside Traefik rules between backticks, so these

@@ -7,6 +7,7 @@ is the facade the chat side calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,3 +52,8 @@ class Plane:
 
     def __post_init__(self) -> None:
         self.db = OffLoop(self.store)
+
+    @functools.cached_property
+    def id(self) -> str:
+        """This control plane's id: every service it makes carries it (core/ownership.py)."""
+        return self.store.plane_id()

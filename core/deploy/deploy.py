@@ -37,6 +37,7 @@ from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
+from core.ownership import stamped
 from core.plane import Plane
 from core.registry import is_pinned
 from core.store import RELEASE_FAILED, RELEASE_SUPERSEDED, RELEASE_UNKNOWN, Release
@@ -48,7 +49,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     swarm = await plane.servers.client(resolved.spec.server or plane.server)
     name, env = resolved.app.name, resolved.env
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
-    check_owner(current, name, env)
+    check_owner(current, name, env, plane.id)
     check_domains(await asyncio.to_thread(swarm.services), resolved.spec, env)
     numbers = await plane.db.release_numbers(name)
     number = 1 + max(numbers, default=0)
@@ -62,6 +63,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
         excluded=await wildcard_exclusions(plane.db, name, resolved.spec.domains),
     )
+    desired = stamped(desired, plane.id)
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
     return [
@@ -83,7 +85,8 @@ async def deploy(
     spec, env, name = resolved.spec, resolved.env, resolved.app.name
     server = spec.server or plane.server
     swarm = await plane.servers.client(server)
-    check_owner(await asyncio.to_thread(swarm.inspect_service, service_name(name, env)), name, env)
+    current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
+    check_owner(current, name, env, plane.id)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     started = time.monotonic()
@@ -143,6 +146,7 @@ async def deploy(
                 secret_ids=ids,
                 excluded=await wildcard_exclusions(plane.db, name, spec.domains),
             )
+            desired = stamped(desired, plane.id)  # this control plane's, on a shared swarm
             async for event in networks.prepare(plane, swarm, server, spec, env):
                 yield event
             if spec.release is not None:  # before traffic moves: a failure stops us here
@@ -329,7 +333,9 @@ async def reapply(
     """Apply a stored release's spec again and watch it (rollbacks and recoveries)."""
     name = release.spec["Name"]
     current = await asyncio.to_thread(swarm.inspect_service, name)
+    check_owner(current, release.app, release.env, plane.id)
     desired = with_force_update(unseal(release.spec, plane.vault.decrypt), force_update(current))
+    desired = stamped(desired, plane.id)  # a release kept from before services carried it
     desired = await asyncio.to_thread(
         networks.confine, plane, swarm, desired, release.app, release.env
     )

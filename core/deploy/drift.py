@@ -23,7 +23,8 @@ from typing import Any
 
 from core.deploy.reconcile import reconcile
 from core.deploy.seal import unseal
-from core.names import LABEL_APP, LABEL_ENV, LABEL_RELEASE, service_name
+from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE, LABEL_RELEASE, service_name
+from core.ownership import mine
 from core.plane import Plane
 from core.servers.where import servers_in_use
 from core.store import RELEASE_DEPLOYING, RELEASE_LIVE, RELEASE_UNKNOWN, Release
@@ -86,7 +87,9 @@ def parts(spec: dict[str, Any]) -> dict[str, Any]:
         ]
         for p in spec.get("EndpointSpec", {}).get("Ports") or []
     ]
-    labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != LABEL_RELEASE}
+    labels = {
+        k: v for k, v in (spec.get("Labels") or {}).items() if k not in (LABEL_RELEASE, LABEL_PLANE)
+    }
     return {
         "env": dict(item.partition("=")[::2] for item in container.get("Env") or []),
         "args": container.get("Args") or [],
@@ -188,16 +191,13 @@ def compare(
     unseal_spec: Callable[[dict[str, Any]], dict[str, Any]],
     digest: Callable[[bytes], str],
     busy: Iterable[tuple[str, str]] = (),
+    plane_id: str | None = None,
 ) -> list[Drift]:
     """Pure: every difference between the store's ``releases`` (live and unknown ones, of
     registered ``apps``) and the ``services`` one server runs, sorted; ``busy`` app and
     environment pairs are moving on purpose and skipped."""
     known, skip = set(apps), set(busy)
-    by_name = {
-        s["Spec"]["Name"]: s
-        for s in services
-        if s["Spec"].get("Labels", {}).get(LABEL_APP) in known
-    }
+    by_name = {s["Spec"]["Name"]: s for s in mine(services, plane_id, known)}
     out: list[Drift] = []
     covered: set[str] = set()
     releases = list(releases)
@@ -265,5 +265,6 @@ async def detect(plane: Plane, app: str | None = None) -> list[Drift]:
             lambda spec: unseal(spec, plane.vault.decrypt),
             plane.vault.digest,
             busy,
+            plane.id,
         )
     return found

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
 from core.errors import DeployError
+from core.ownership import ours
 from core.plane import Plane
 from core.servers.where import server_of, servers_in_use
 from core.swarm import SwarmClient, comparable_image, running_tasks
@@ -37,7 +38,10 @@ def by_service(tasks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def summarize(
-    services: list[dict[str, Any]], tasks: list[dict[str, Any]], apps: set[str]
+    services: list[dict[str, Any]],
+    tasks: list[dict[str, Any]],
+    apps: set[str],
+    plane_id: str | None = None,
 ) -> list[ServiceStatus]:
     """Pure: one row per service of ``apps``, its running tasks counted from ``tasks`` (the
     whole swarm's, listed once), sorted by app and environment."""
@@ -46,7 +50,7 @@ def summarize(
     for service in services:
         spec = service["Spec"]
         labels = spec.get("Labels", {})
-        if labels.get(LABEL_APP) not in apps:  # another control plane's, on a shared engine
+        if not ours(service, plane_id, apps):  # another control plane's, on a shared swarm
             continue
         out.append(
             ServiceStatus(
@@ -62,10 +66,12 @@ def summarize(
     return sorted(out, key=lambda s: (s.app, s.env))
 
 
-def _status(swarm: SwarmClient, apps: set[str], name: str | None) -> list[ServiceStatus]:
+def _status(
+    swarm: SwarmClient, apps: set[str], name: str | None, plane_id: str
+) -> list[ServiceStatus]:
     # two calls whatever the number of services: the list, then every live task at once
     services = swarm.services(name)
-    return summarize(services, swarm.live_tasks(name) if services else [], apps)
+    return summarize(services, swarm.live_tasks(name) if services else [], apps, plane_id)
 
 
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
@@ -74,7 +80,7 @@ async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
     out = []
     for server in await servers_in_use(plane):
         swarm = await plane.servers.client(server)
-        out += await asyncio.to_thread(_status, swarm, apps, name)
+        out += await asyncio.to_thread(_status, swarm, apps, name, plane.id)
     return sorted(out, key=lambda s: (s.app, s.env))
 
 

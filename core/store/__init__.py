@@ -22,6 +22,7 @@ from core.store.deliveries import DeliveriesTable
 from core.store.digest import DigestTables
 from core.store.domains import DomainGrantsTable
 from core.store.governance import GovernanceTables
+from core.store.identity import IdentityTable
 from core.store.links import LinksTable
 from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
 from core.store.models import (
@@ -74,6 +75,7 @@ class Store(
     AppsTable,
     ReleasesTable,
     GovernanceTables,
+    IdentityTable,
     OutboxTable,
     CertWatchTable,
     DatabasesTable,

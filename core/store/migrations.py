@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import time
 
 import sqlite_utils
@@ -530,6 +531,12 @@ def v20_networks(db: sqlite_utils.Database) -> None:
     )
 
 
+def v22_identity(db: sqlite_utils.Database) -> None:
+    """The control plane's id, carried by every service it makes (core/ownership.py)."""
+    db["identity"].create({"key": str, "value": str}, pk="key")
+    db["identity"].insert({"key": "plane", "value": secrets.token_hex(8)})
+
+
 # In order; the first three are the old ``user_version`` 1, 2 and 3.
 HISTORY = (
     v1_core,
@@ -551,6 +558,7 @@ HISTORY = (
     v18_deliveries,
     v20_networks,
     v21_truth,
+    v22_identity,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

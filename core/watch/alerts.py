@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from core.config import AlertsConfig
@@ -162,11 +162,13 @@ def read_facts(
     guarded: frozenset[str],
     open_keys: set[str],
     usage: dict[str, dict[str, float]] | None,
+    owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
 ) -> Facts:
-    """Everything ``step`` needs from one server, read in one pass."""
+    """Everything ``step`` needs from one server, read in one pass (of the services
+    ``owns`` says are this control plane's)."""
     services: list[ServiceFacts] = []
     apps_on: dict[str, set[str]] = {}
-    for service in swarm.services():
+    for service in filter(owns, swarm.services()):
         facts, tasks = service_facts(swarm, service, now, config)
         for task in running_tasks(tasks):
             if task.get("NodeID"):
@@ -197,7 +199,9 @@ class AlertWatch:
         *,
         clock: Clock | None = None,
         before: Callable[[], Awaitable[Any]] | None = None,
+        owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
     ) -> None:
+        self.owns = owns  # on a swarm shared with another control plane, only ours
         self.server = server
         self.client = client
         self.store = store
@@ -233,7 +237,15 @@ class AlertWatch:
         guards = await asyncio.to_thread(self.store.active_guards, self.server)
         guarded = frozenset(g["service"] for g in guards)
         facts = await asyncio.to_thread(
-            read_facts, swarm, self.server, now, self.config, guarded, set(previous), usage
+            read_facts,
+            swarm,
+            self.server,
+            now,
+            self.config,
+            guarded,
+            set(previous),
+            usage,
+            self.owns,
         )
         posts, kept = step(facts, previous, now, self.config)
 

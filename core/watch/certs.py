@@ -28,6 +28,7 @@ from core.edge.certs import (
 )
 from core.edge.rules import probe_name
 from core.errors import CoreError
+from core.ownership import owner
 from core.plane import Plane
 from core.swarm import SwarmClient
 
@@ -198,8 +199,10 @@ class EdgeReader:
         https_port: int,
         proxy_service: str,
         timeout: float = 5.0,
+        owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
     ) -> None:
         self._client = client
+        self.owns = owns  # this control plane's services only, on a shared swarm
         self.address = address
         self.https_port = https_port
         self.proxy_service = proxy_service
@@ -212,12 +215,13 @@ class EdgeReader:
             address=plane.edge.address,
             https_port=plane.edge.https_port,
             proxy_service=plane.edge.service,
+            owns=owner(plane),
         )
 
     async def facts(self) -> list[DomainFacts]:
         client = await self._client()
         services = await asyncio.to_thread(client.services)
-        routed = routed_domains(services)
+        routed = routed_domains(s for s in services if self.owns(s))
         if not routed:
             return []
         outcomes: dict[str, AcmeOutcome] = {}
