@@ -80,5 +80,6 @@ def network_name(app: str, env: str) -> str:
     return f"{NETWORK}-{app}-{env}"
 
 
-def network_labels(app: str, env: str) -> dict[str, str]:
-    return {LABEL_APP: app, LABEL_ENV: env, LABEL_MANAGED: "true"}
+def network_labels(app: str, env: str, plane_id: str) -> dict[str, str]:
+    """An app environment's network, made by control plane ``plane_id``."""
+    return {LABEL_APP: app, LABEL_ENV: env, LABEL_MANAGED: "true", LABEL_PLANE: plane_id}

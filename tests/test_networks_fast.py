@@ -61,6 +61,7 @@ async def test_each_environment_gets_its_own_network_and_the_edge_joins_it_once(
         "shipbot.managed": "true",
         "shipbot.app": "web",
         "shipbot.env": "production",
+        "shipbot.plane": bot.engine.plane.id,
     }
     labels = swarm.inspect_service("web-production")["Spec"]["Labels"]
     assert labels["traefik.swarm.network"] == "shipbot-web-production"

@@ -66,7 +66,7 @@ def sync(
         return []
     swarm.ensure_network(db_spec.network_name(name), {db_spec.LABEL_DB: name})
     for app, env in pairs:
-        swarm.ensure_network(network_name(app, env), network_labels(app, env))
+        swarm.ensure_network(network_name(app, env), network_labels(app, env, plane.id))
     networks = [{"Target": network} for network in sorted(wanted)]
     swarm.update_service({**spec, "TaskTemplate": {**template, "Networks": networks}})
     return sorted(set(wanted) - set(now))

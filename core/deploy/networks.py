@@ -28,7 +28,7 @@ async def prepare(
     own = network_name(spec.name, env)
     for app in (spec.name, *spec.links):
         await asyncio.to_thread(
-            swarm.ensure_network, network_name(app, env), network_labels(app, env)
+            swarm.ensure_network, network_name(app, env), network_labels(app, env, plane.id)
         )
     if server != plane.server:  # databases and the edge run on shipbot's own server
         return
@@ -65,6 +65,6 @@ def confine(
     template = spec["TaskTemplate"]
     kept = [n["Target"] for n in template.get("Networks") or [] if n["Target"] in granted]
     own = network_name(app, env)
-    swarm.ensure_network(own, network_labels(app, env))
+    swarm.ensure_network(own, network_labels(app, env, plane.id))
     networks = [{"Target": name} for name in [own, *kept]]
     return {**spec, "TaskTemplate": {**template, "Networks": networks}}
