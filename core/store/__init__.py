@@ -116,5 +116,8 @@ class Store(
             return schema_version(self.db)
 
     def close(self) -> None:
-        self._close_audit()
-        self.db.conn.close()
+        # under the lock: a worker thread still inside a write (a watcher's round that its
+        # cancelled task left running) finishes first; closing under it crashes SQLite
+        with self._lock:
+            self._close_audit()
+            self.db.conn.close()
