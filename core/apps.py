@@ -15,7 +15,6 @@ from core.errors import CoreError, SourceError, UnknownApp
 from core.git_credentials import split_credentials
 from core.names import APP_NAME_RE
 from core.plane import Plane
-from core.policy.extract import extract
 from core.store import App, Store
 
 
@@ -95,9 +94,10 @@ async def add_app(
     path: str | None = None,
     git: str | None = None,
     ref: str | None = None,
-) -> tuple[App, AppConfig]:
-    """Register an app and accept its app.yml's policy; a git app's clone replaces an
-    earlier one only once its app.yml at ``ref`` is valid and names the app."""
+) -> tuple[App, AppConfig, str | None]:
+    """Register an app: its row, its app.yml and the commit that was read at (git apps); a
+    git app's clone replaces an earlier one only once its app.yml at ``ref`` is valid and
+    names the app. Its policy is accepted by the caller (``core.policy.accept.first``)."""
     if not APP_NAME_RE.match(name):
         raise CoreError(f"{name!r} is not a valid app name: use a-z, 0-9 and '-'")
     token: str | None = None
@@ -132,7 +132,4 @@ async def add_app(
         credential=plane.vault.encrypt(token) if token else None,
     )
     await plane.db.add_app(app)
-    # the admin registering it accepts its policy as it stands (core/policy)
-    policy = extract(config)
-    await asyncio.to_thread(plane.store.accept_policy, name, policy, commit=commit, user=user)
-    return app, config
+    return app, config, commit

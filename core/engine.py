@@ -26,6 +26,7 @@ from core.errors import CoreError
 from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
+from core.policy import accept as policy_accept
 from core.secrets import Vault
 from core.servers import remote
 from core.store import App, Release, Store, shipbot_home
@@ -77,7 +78,10 @@ class Engine:
         return apps.get_app(self.store, name)
 
     async def add_app(self, name: str, **source: str | None) -> tuple[App, AppConfig]:
-        return await apps.add_app(self.plane, name, **source)  # type: ignore[arg-type]
+        """Register an app, and accept its app.yml's policy as it stands (an admin's)."""
+        app, config, commit = await apps.add_app(self.plane, name, **source)  # type: ignore[arg-type]
+        await policy_accept.first(self.plane, name, config, commit, app.created_by)
+        return app, config
 
     async def config(self, name: str, ref: str | None = None) -> AppConfig:
         app = await asyncio.to_thread(self.app, name)

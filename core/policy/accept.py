@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 
 from core.apps import get_app, read_config
+from core.appspec import AppConfig
 from core.errors import CoreError
 from core.plane import Plane
 from core.policy.diff import Change, diff
@@ -33,6 +34,12 @@ async def review(plane: Plane, name: str, ref: str | None, env: str | None = Non
         raise CoreError(f"{name} has no environment {env!r}: app.yml declares {declared}")
     changes = diff(held or nothing(), proposed, env)
     return Review(name, commit, held, proposed, changes)
+
+
+async def first(plane: Plane, app: str, config: AppConfig, commit: str | None, user: str) -> None:
+    """The admin registering an app accepts its app.yml's policy as it stands."""
+    policy = extract(config)
+    await asyncio.to_thread(plane.store.accept_policy, app, policy, commit=commit, user=user)
 
 
 async def accept(plane: Plane, reviewed: Review, env: str | None, user: str) -> Policy:

@@ -17,8 +17,6 @@ import time
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from core.edge.rules import hosts_in
-
 MIGRATIONS = Migrations("shipbot")
 
 
@@ -491,6 +489,10 @@ def v16_domain_grants(db: sqlite_utils.Database) -> None:
     )
     db["domain_grants"].create_index(["app", "pattern", "env"], unique=True)
     db["domain_grants"].create_index(["pattern"])
+    # the one reader of Traefik's host rules, asked here alone: the store's history is the
+    # only part of the store that reads what an earlier shipbot wrote into service labels
+    from core.edge.rules import hosts_in
+
     live = db.execute("SELECT app, env, spec FROM releases WHERE status = 'live'").fetchall()
     for app, env, spec in live:
         labels = json.loads(spec or "{}").get("Labels") or {}
