@@ -30,7 +30,7 @@ DEV = "console:dev"  # deploys the app in staging, nothing else
 BUCKET = "zq-backups"
 APP_YML = """\
 name: {name}
-image: busybox:latest
+build: .
 command: ["sleep", "3600"]
 stop_grace_period: 1s
 environments:
@@ -89,6 +89,7 @@ async def test_an_admin_attaches_staging_and_approves_a_restore_over_a_database(
     made_apps.append(app)
     (tmp_path / app).mkdir()
     (tmp_path / app / "app.yml").write_text(APP_YML.format(name=app, db=prod))
+    (tmp_path / app / "Dockerfile").write_text("FROM busybox:latest\n")  # registry images only
     assert result(await say(bot, f"apps add {app} --path {tmp_path / app}", ADMIN)).ok
     assert result(await say(bot, f"db attach {prod} {app}", ADMIN)).ok  # production's
     refused = failure(await say(bot, f"deploy {app} --env staging", DEV))

@@ -160,6 +160,7 @@ async def test_each_app_environment_reaches_only_what_an_admin_let_it(
 
     # the first routed app: the edge joins its network, and it answers through the edge
     assert result(await say(bot, f"apps add {other} --path {make_app(tmp_path, other)}")).ok
+    assert result(await say(bot, f"domain grant {other} {other}.test")).ok
     deployed = await say(bot, f"deploy {other}")
     assert result(deployed).ok, deployed
     assert f"the edge {edge} joins network shipbot-{other}-production" in " ".join(steps(deployed))
@@ -169,6 +170,7 @@ async def test_each_app_environment_reaches_only_what_an_admin_let_it(
     assert result(await say(bot, f"db create redis {db} --version 7")).ok
     folder = make_app(tmp_path, mine, f"databases: [{db}]")
     assert result(await say(bot, f"apps add {mine} --path {folder}")).ok
+    assert result(await say(bot, f"domain grant {mine} {mine}.test")).ok
     assert result(await say(bot, f"db attach {db} {mine}")).ok
     with Load(port, f"{other}.test") as load:
         deployed = await say(bot, f"deploy {mine}")

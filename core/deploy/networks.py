@@ -30,12 +30,11 @@ async def prepare(
         await asyncio.to_thread(
             swarm.ensure_network, network_name(app, env), network_labels(app, env, plane.id)
         )
-    if server != plane.server:  # databases and the edge run on shipbot's own server
-        return
-    for db in spec.databases:
-        async for event in db_networks.join(plane, swarm, db, (spec.name, env)):
-            yield event
-    if spec.domains:
+    if server == plane.server:  # managed databases run on shipbot's own server
+        for db in spec.databases:
+            async for event in db_networks.join(plane, swarm, db, (spec.name, env)):
+                yield event
+    if spec.domains:  # the edge of the swarm that runs it (each server added has its own)
         async for event in sync_networks(plane, swarm, joining=own):
             yield event
 
