@@ -23,6 +23,23 @@ from core.store import App
 DELIVERY_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 KEEP_SECONDS = 8 * 86_400  # a week and a day: forges redeliver for a few days at most
 REFUSAL_WINDOW = 60.0  # at most one audit row per forge and reason in this many seconds
+# one answer for every request no app's secret proves, whatever repository it names
+UNSIGNED = "refused: no valid signature: sign with the app's webhook secret (`webhook secret APP`)"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint tells the forge: an HTTP status and one line."""
+
+    status: int
+    text: str
+
+
+def plain(text: str, limit: int = 80) -> str:
+    """A name or title from a payload, as shown in a channel: printable, without the angle
+    brackets and ampersands chat markup is made of (``<!channel>``), and short."""
+    kept = "".join(c for c in text if c.isprintable() and c not in "<>&")[:limit]
+    return kept or "?"
 
 
 async def signers(

@@ -27,17 +27,19 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 from commands.catalog.pipelines import WEBHOOK_PLATFORM, webhook_user
 from commands.dispatch import Dispatcher
 from commands.hook_intake import (
     KEEP_SECONDS,
+    UNSIGNED,
+    Answer,
     Refusals,
     delivery_id,
     delivery_row,
     describe,
     of_repository,
+    plain,
     signers,
 )
 from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
@@ -61,18 +63,8 @@ log = logging.getLogger("shipbot.hooks")
 LINES_PER_POST = 40
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 MAX_NUMBER = 999_999_999  # pr-N stays a valid environment name
-# one answer for every request no app's secret proves, whatever repository it names
-UNSIGNED = "refused: no valid signature: sign with the app's webhook secret (`webhook secret APP`)"
 # audits a route's refusal or skip: (detail, env, result) -> the answer's part
 Ignore = Callable[..., Awaitable[str]]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the endpoint tells the forge: an HTTP status and one line."""
-
-    status: int
-    text: str
 
 
 class Receiver:
@@ -403,10 +395,3 @@ class Receiver:
         """Wait for every delivery's work to end (tests, and a clean stop)."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
-
-
-def plain(text: str, limit: int = 80) -> str:
-    """A name or title from a payload, as shown in a channel: printable, without the angle
-    brackets and ampersands chat markup is made of (``<!channel>``), and short."""
-    kept = "".join(c for c in text if c.isprintable() and c not in "<>&")[:limit]
-    return kept or "?"

@@ -8,6 +8,7 @@ own output and the container's last log lines.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -253,35 +254,32 @@ VOLUME_RELEASE_SECONDS = 60.0  # a removed service's containers let go of their 
 VOLUME_POLL_SECONDS = 0.5
 
 
-async def remove_volume(swarm: SwarmClient, volume: str) -> None:
-    """Remove ``volume`` once the containers of a service just removed let go of it;
-    ``VolumeInUse`` if they still hold it after ``VOLUME_RELEASE_SECONDS``."""
+async def _remove_when_free(
+    remove: Callable[[], None], in_use: type[Exception], what: str, after: str
+) -> None:
+    """``remove()`` once the containers of services just removed (or moved off) let go of
+    ``what``; ``in_use`` if they still hold it after ``VOLUME_RELEASE_SECONDS``."""
     deadline = clock() + VOLUME_RELEASE_SECONDS
     while True:
         try:
-            await asyncio.to_thread(swarm.remove_volume, volume)
+            await asyncio.to_thread(remove)
             return
-        except VolumeInUse as exc:
+        except in_use as exc:
             if clock() > deadline:
-                raise VolumeInUse(
-                    f"volume {volume} is still in use {VOLUME_RELEASE_SECONDS:g}s after its "
-                    f"service went ({exc}); remove it on the server"
+                raise in_use(
+                    f"{what} is still in use {VOLUME_RELEASE_SECONDS:g}s after {after} ({exc}); "
+                    "remove it on the server"
                 ) from exc
         await asyncio.sleep(VOLUME_POLL_SECONDS)
+
+
+async def remove_volume(swarm: SwarmClient, volume: str) -> None:
+    """Remove ``volume`` once the containers of a service just removed let go of it."""
+    remove = functools.partial(swarm.remove_volume, volume)
+    await _remove_when_free(remove, VolumeInUse, f"volume {volume}", "its service went")
 
 
 async def remove_network(swarm: SwarmClient, network: str) -> None:
-    """Remove ``network`` once the tasks of services just taken off it are gone;
-    ``NetworkInUse`` if one is still on it after ``VOLUME_RELEASE_SECONDS``."""
-    deadline = clock() + VOLUME_RELEASE_SECONDS
-    while True:
-        try:
-            await asyncio.to_thread(swarm.remove_network, network)
-            return
-        except NetworkInUse as exc:
-            if clock() > deadline:
-                raise NetworkInUse(
-                    f"network {network} is still in use {VOLUME_RELEASE_SECONDS:g}s after "
-                    f"its services left it ({exc}); remove it on the server"
-                ) from exc
-        await asyncio.sleep(VOLUME_POLL_SECONDS)
+    """Remove ``network`` once the tasks of services just taken off it are gone."""
+    remove = functools.partial(swarm.remove_network, network)
+    await _remove_when_free(remove, NetworkInUse, f"network {network}", "its services left it")
