@@ -155,15 +155,21 @@ async def test_guard_rolls_back_a_release_that_crash_loops_30s_after_going_healt
                         docker_client.api.remove_image(tag)
 
 
-def below_replicas_service(client, name: str) -> None:
-    """An app service that can never run (no node has the label): 0/1 replicas."""
+def below_replicas_service(client, name: str, plane_id: str) -> None:
+    """An app service of control plane ``plane_id`` that can never run (no node has the
+    label): 0/1 replicas."""
     client.api.create_service(
         {
             "ContainerSpec": {"Image": "busybox:latest", "Command": ["sleep", "600"]},
             "Placement": {"Constraints": ["node.labels.za-nowhere==1"]},
         },
         name=f"{name}-production",
-        labels={"shipbot.app": name, "shipbot.env": "production", "shipbot.managed": "true"},
+        labels={
+            "shipbot.app": name,
+            "shipbot.env": "production",
+            "shipbot.managed": "true",
+            "shipbot.plane": plane_id,
+        },
     )
 
 
@@ -178,7 +184,8 @@ async def test_alert_pending_when_the_bot_is_killed_is_delivered_once(
         f"notify:\n  - {{platform: slack, channel: CALERTS, kinds: [alerts], apps: [{name}]}}\n"
         "alerts: {below_replicas_seconds: 0, check_seconds: 1, usage_image: null}\n",
     )
-    below_replicas_service(docker_client, name)
+    store = Store(home / "shipbot.db")
+    below_replicas_service(docker_client, name, store.plane_id())
     fake = await FakeSlack().start()
     fake.closed.add("CALERTS")  # the channel refuses posts: the alert stays pending
     env = {
@@ -191,7 +198,6 @@ async def test_alert_pending_when_the_bot_is_killed_is_delivered_once(
         "SHIPBOT_HTTP_PORT": str(free_port()),
     }
     title = f"📉 {name} (production) on local runs 0 of 1 replicas"
-    store = Store(home / "shipbot.db")
     first = await spawn_cli(env)
     try:
 

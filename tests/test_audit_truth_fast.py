@@ -68,6 +68,7 @@ def stalling_host() -> Iterator[tuple[int, StallingHost]]:
     bootstrap still running fails and its thread ends."""
     listener = socket.create_server(("127.0.0.1", 0))
     server = StallingHost()
+    transports: list[paramiko.Transport] = []
 
     def serve() -> None:
         while True:
@@ -76,6 +77,7 @@ def stalling_host() -> Iterator[tuple[int, StallingHost]]:
             except OSError:
                 return
             transport = paramiko.Transport(conn)
+            transports.append(transport)
             transport.add_server_key(paramiko.RSAKey.generate(2048))
             transport.start_server(server=server)
 
@@ -87,6 +89,8 @@ def stalling_host() -> Iterator[tuple[int, StallingHost]]:
         server.released.set()
         listener.close()
         thread.join(5)
+        for transport in transports:  # and their sockets: an unclosed one warns later
+            transport.close()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.watch.alert_rules import OPEN
@@ -40,8 +42,10 @@ async def test_a_failed_rollback_is_told_as_failed_and_recorded_so(bot, app, doc
     outcome = result(await say(bot, f"deploy {name} --env staging"))
 
     assert not outcome.ok
-    assert outcome.title == (
-        f"deploy of {name} release 2 failed, and the rollback to release 1 failed too"
+    # Swarm's own verdict word (failed, or stalled when its rollback paused) is timing's
+    assert re.fullmatch(
+        rf"deploy of {name} release 2 (failed|stalled), and the rollback to release 1 failed too",
+        outcome.title,
     ), outcome
     assert outcome.fields["rollback"] == "failed"
     assert not any("still runs" in line for line in outcome.details), outcome.details

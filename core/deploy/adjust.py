@@ -62,7 +62,7 @@ async def _adjust(
     current = await asyncio.to_thread(swarm.inspect_service, svc)
     if current is None:
         raise DeployError(f"service {svc} is not on the swarm: deploy {name} again")
-    check_owner(current, name, env, plane.id)
+    check_owner(current, name, env)
     started = time.monotonic()
     desired = change(current["Spec"])
     replicas = desired["Mode"]["Replicated"]["Replicas"]

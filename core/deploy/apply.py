@@ -11,7 +11,7 @@ from core.appspec import AppSpec
 from core.edge.certs import routed_domains
 from core.errors import DeployError
 from core.events import Progress
-from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE
+from core.names import LABEL_APP, LABEL_ENV
 from core.swarm import SwarmClient, comparable_image, rollout
 
 BASE_DEADLINE_SECONDS = 60.0
@@ -26,22 +26,11 @@ def deadline_seconds(spec: AppSpec | None) -> float:
     return BASE_DEADLINE_SECONDS + 2 * one_verdict / 1e9
 
 
-def check_owner(
-    current: dict[str, Any] | None, app: str, env: str, plane_id: str | None = None
-) -> None:
-    """Only a service this control plane made for this app and environment may be changed
-    by it (another control plane sharing the swarm may run one of the same name)."""
+def check_owner(current: dict[str, Any] | None, app: str, env: str) -> None:
+    """Only a service shipbot made for this app and environment may be changed by it."""
     if current is None:
         return
     labels = current.get("Spec", {}).get("Labels") or {}
-    maker = labels.get(LABEL_PLANE)
-    if plane_id is not None and maker is not None and maker != plane_id:
-        name = current.get("Spec", {}).get("Name", "?")
-        raise DeployError(
-            f"service {name} belongs to another control plane on this swarm (id {maker}), "
-            f"not to this one ({plane_id}); rename the app here, or change it from there. "
-            "Nothing was changed"
-        )
     owner = (labels.get(LABEL_APP), labels.get(LABEL_ENV))
     if owner != (app, env):
         name = current.get("Spec", {}).get("Name", "?")

@@ -49,7 +49,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     swarm = await plane.servers.client(resolved.spec.server or plane.server)
     name, env = resolved.app.name, resolved.env
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
-    check_owner(current, name, env, plane.id)
+    check_owner(current, name, env)
     check_domains(await asyncio.to_thread(swarm.services), resolved.spec, env)
     numbers = await plane.db.release_numbers(name)
     number = 1 + max(numbers, default=0)
@@ -86,7 +86,7 @@ async def deploy(
     server = spec.server or plane.server
     swarm = await plane.servers.client(server)
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
-    check_owner(current, name, env, plane.id)
+    check_owner(current, name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     started = time.monotonic()
@@ -333,7 +333,7 @@ async def reapply(
     """Apply a stored release's spec again and watch it (rollbacks and recoveries)."""
     name = release.spec["Name"]
     current = await asyncio.to_thread(swarm.inspect_service, name)
-    check_owner(current, release.app, release.env, plane.id)
+    check_owner(current, release.app, release.env)
     desired = with_force_update(unseal(release.spec, plane.vault.decrypt), force_update(current))
     desired = stamped(desired, plane.id)  # a release kept from before services carried it
     desired = await asyncio.to_thread(

@@ -50,7 +50,7 @@ async def close_preview(
     swarm = await plane.servers.client(plane.server)
     row = await plane.db.preview(app, number)
     current = await asyncio.to_thread(swarm.inspect_service, name)
-    check_owner(current, app, env, plane.id)
+    check_owner(current, app, env)
     done: list[str] = []
     if current is not None:
         yield Progress(f"removing service {name} and its routes")
