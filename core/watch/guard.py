@@ -32,6 +32,7 @@ from core.watch.alerts import log_tail, service_facts
 
 log = logging.getLogger("shipbot.guard")
 GUARD_USER = "shipbot:guard"
+WATCHED_SECONDS = 30.0  # a guard round this recent means a serve is watching
 
 
 class GuardBusy(DeployError):
@@ -112,9 +113,11 @@ class Guard:
         return None
 
     def watched(self) -> bool:
-        """A ``shipbot serve`` ran this server's guard round lately (within three rounds)."""
+        """A ``shipbot serve`` ran this server's guard round lately: within three rounds,
+        and never less than 30 s (a round on a busy machine takes seconds itself)."""
         seen = self.store.last_guard_round(self.server)
-        return seen is not None and self.clock() - seen <= 3 * self.config.check_seconds
+        fresh = max(3 * self.config.check_seconds, WATCHED_SECONDS)
+        return seen is not None and self.clock() - seen <= fresh
 
     def late(self, row: dict[str, Any], now: float) -> bool:
         """The window ended longer ago than two rounds: nobody watched its end."""
