@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, EdgeConfig
 from core.secrets import Vault
 from core.store import Store
@@ -48,6 +49,7 @@ class Plane:
     server: str = LOCAL  # the control plane's own server: apps without app.yml `server:` run here
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     build: BuildConfig = field(default_factory=BuildConfig)  # shipbot.yml's ``build:``
+    clock: Clock = SYSTEM  # time, injected (core/clock.py)
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:
