@@ -1,7 +1,7 @@
 """A local fake of Cloudflare's v4 API for zones and DNS records, recording every call.
 
-The real ``cloudflare`` SDK is pointed at it with ``base_url``; nothing in the SDK is
-patched. It checks what the documentation says a call must be: the path, the bearer token,
+shipbot's client (core/edge/cloudflare.py) is pointed at it with ``dns.api_url``; nothing
+in it is patched. It checks what the documentation says a call must be: the path, the bearer token,
 list filters (``name.exact``, ``comment.exact``, ``comment.startswith``, ``page``,
 ``per_page``), and the JSON body of a create (POST), an overwrite (PUT) or a patch (PATCH),
 refusing unknown fields and bad values with Cloudflare's own error codes, in Cloudflare's

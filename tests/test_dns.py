@@ -1,4 +1,4 @@
-"""Cloudflare DNS for app domains: exact builders, the real SDK against a local fake of the
+"""Cloudflare DNS for app domains: exact builders, shipbot's client against a local fake of the
 API, and the real dispatcher on the fake swarm."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from commands.dispatch import Dispatcher
@@ -154,7 +155,7 @@ def test_the_dns_section_names_the_key_at_fault(tmp_path: Path):
     )
 
 
-# the real SDK against the fake API
+# shipbot's client against the fake API
 
 
 async def test_sync_creates_then_changes_nothing(fake):
@@ -363,3 +364,71 @@ async def test_the_token_is_masked_in_any_dns_error(fake):
         async with cloudflare.zone(config(fake), TOKEN):
             raise DnsError(f"an answer that echoed {TOKEN} back")
     assert str(caught.value) == "an answer that echoed •••••• back"
+
+
+# the envelope, pages and retries, on httpx's MockTransport
+
+
+def mock_api(handler, backoff: float = 0.0, per_page: int = 5) -> cloudflare.Api:
+    transport = httpx.MockTransport(handler)
+    client = httpx.AsyncClient(base_url="http://cf.invalid/", transport=transport)
+    return cloudflare.Api(client, backoff=backoff, per_page=per_page)
+
+
+async def test_a_list_follows_every_page_and_sends_its_filters():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(request.url.params)
+        seen.append(query)
+        page = int(query["page"])
+        result = [{"id": f"r{page}{i}"} for i in range(5 if page < 3 else 2)]
+        info = {"page": page, "per_page": 5, "total_pages": 3}
+        return httpx.Response(200, json={"success": True, "result": result, "result_info": info})
+
+    items = await mock_api(handler).pages("zones/z/dns_records", {"name.exact": "a.b"}, "list")
+    assert len(items) == 12
+    assert seen == [{"name.exact": "a.b", "page": str(p), "per_page": "5"} for p in (1, 2, 3)]
+
+
+async def test_a_busy_answer_is_retried_twice_then_named():
+    statuses = iter([429, 503, 200])
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        status = next(statuses)
+        body = {"success": status == 200, "result": [{"id": "z1"}], "errors": []}
+        return httpx.Response(status, json=body)
+
+    assert await mock_api(handler).call("GET", "zones", "find zone") == [{"id": "z1"}]
+    assert calls == ["GET"] * 3
+
+    def always_busy(request: httpx.Request) -> httpx.Response:
+        calls.append("busy")
+        body = {"success": False, "errors": [{"code": 10429, "message": "rate limited"}]}
+        return httpx.Response(429, json=body)
+
+    calls.clear()
+    with pytest.raises(DnsError) as caught:
+        await mock_api(always_busy).call("GET", "zones", "find zone example.com")
+    assert str(caught.value) == "Cloudflare refused to find zone example.com: rate limited (10429)"
+    assert len(calls) == 3
+
+
+async def test_a_timeout_a_dropped_connection_and_a_page_that_is_not_json_are_one_line():
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def html(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="<html>bad gateway</html>")
+
+    with pytest.raises(DnsError, match="^Cloudflare did not answer in time to list records$"):
+        await mock_api(timeout).call("GET", "zones/z/dns_records", "list records")
+    with pytest.raises(DnsError, match="^cannot reach Cloudflare's API to list records: conn"):
+        await mock_api(refused).call("GET", "zones/z/dns_records", "list records")
+    with pytest.raises(DnsError, match="^Cloudflare answered 502 with no JSON to list records"):
+        await mock_api(html).call("GET", "zones/z/dns_records", "list records")

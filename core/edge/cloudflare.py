@@ -1,18 +1,21 @@
-"""The executor of DNS actions: Cloudflare's API through its official SDK.
+"""The executor of DNS actions: Cloudflare's v4 API, spoken directly over HTTP.
 
-Every call has a timeout, and every failure becomes one ``DnsError`` line a person can act
-on; the token is masked in anything that could carry it.
+Five calls are all shipbot needs (find the zone; list, create, patch and delete records), so
+it speaks them with httpx rather than the 100 MB SDK. Every call has a timeout and up to two
+retries of what Cloudflare documents as passing (429, 5xx, a dropped connection); every
+failure becomes one ``DnsError`` line a person can act on; the token is masked in anything
+that could carry it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import cloudflare
-from cloudflare import AsyncCloudflare
+import httpx
 
 from core.edge.dns import (
     OWNER_PREFIX,
@@ -43,16 +46,16 @@ def token(config: DnsConfig, environ: Mapping[str, str] | None = None) -> str:
 class Zone:
     """One zone, reached with one token: reads records and applies actions."""
 
-    def __init__(self, client: AsyncCloudflare, config: DnsConfig, zone_id: str) -> None:
-        self.client = client
+    def __init__(self, api: Api, config: DnsConfig, zone_id: str) -> None:
+        self.api = api
         self.config = config
         self.id = zone_id
 
     async def records(self, names: list[str], comment: str) -> list[Record]:
         """The records at ``names`` and those carrying ``comment``, each once."""
         found: dict[str, Record] = {}
-        queries: list[dict[str, Any]] = [{"name": {"exact": n}} for n in names]
-        queries.append({"comment": {"exact": comment}})
+        queries = [{"name.exact": n} for n in names]
+        queries.append({"comment.exact": comment})
         for query in queries:
             for record in await self._list(query):
                 found[record.id] = record
@@ -60,20 +63,20 @@ class Zone:
 
     async def managed(self) -> list[Record]:
         """Every record shipbot made in the zone."""
-        return sorted(await self._list({"comment": {"startswith": OWNER_PREFIX}}))
+        return sorted(await self._list({"comment.startswith": OWNER_PREFIX}))
 
-    async def _list(self, query: dict[str, Any]) -> list[Record]:
-        with _mapped("list DNS records"):
-            pages = self.client.dns.records.list(zone_id=self.id, per_page=PER_PAGE, **query)
-            return [_record(r) async for r in pages]
+    async def _list(self, query: dict[str, str]) -> list[Record]:
+        path = f"zones/{self.id}/dns_records"
+        items = await self.api.pages(path, query, "list DNS records")
+        return [_record(item) for item in items]
 
     async def apply(self, actions: list[Action]) -> None:
-        records = self.client.dns.records
+        records = f"zones/{self.id}/dns_records"
         for action in actions:
             if action.kind == "delete":
                 assert action.old is not None
-                with _mapped(f"delete {action.old.type} {action.old.name}"):
-                    await records.delete(action.old.id, zone_id=self.id)
+                what = f"delete {action.old.type} {action.old.name}"
+                await self.api.call("DELETE", f"{records}/{action.old.id}", what)
                 continue
             if action.kind == "keep":
                 continue
@@ -87,34 +90,37 @@ class Zone:
                 ttl=new.ttl,
                 comment=new.comment,
             )
-            with _mapped(f"{action.kind} {new.type} {new.name}"):
-                if action.kind == "create":
-                    await records.create(zone_id=self.id, **fields)
-                else:
-                    assert action.old is not None
-                    await records.edit(action.old.id, zone_id=self.id, **fields)
+            what = f"{action.kind} {new.type} {new.name}"
+            if action.kind == "create":
+                await self.api.call("POST", records, what, body=fields)
+            else:
+                assert action.old is not None
+                await self.api.call("PATCH", f"{records}/{action.old.id}", what, body=fields)
 
 
 @asynccontextmanager
-async def zone(config: DnsConfig, api_token: str) -> AsyncIterator[Zone]:
-    """The configured zone through a client that lives as long as the block."""
+async def zone(
+    config: DnsConfig, api_token: str, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Zone]:
+    """The configured zone through a client that lives as long as the block. ``transport``
+    replaces the network (httpx's ``MockTransport`` in a test); only ``api_token`` speaks
+    for shipbot, whatever the environment holds."""
     masker = Masker([api_token])
-    client = AsyncCloudflare(
-        api_token=api_token,
-        base_url=config.api_url,
+    client = httpx.AsyncClient(
+        base_url=config.api_url.rstrip("/") + "/",
+        headers={"Authorization": f"Bearer {api_token}"},
         timeout=config.timeout_seconds,
-        max_retries=2,
+        transport=transport,
+        trust_env=False,
     )
-    # The SDK falls back to these variables from the environment, and prefers them to the
-    # token: only the token shipbot was given may speak for it.
-    client.api_key = client.api_email = client.user_service_key = None
     try:
         async with client:
-            with _mapped(f"find zone {config.zone}"):
-                zones = (await client.zones.list(name=config.zone)).result  # names are unique
-            if not zones:
+            api = Api(client)
+            what = f"find zone {config.zone}"
+            zones = await api.call("GET", "zones", what, params={"name": config.zone})
+            if not zones:  # names are unique
                 raise DnsError(f"zone {config.zone} not found for this token")
-            yield Zone(client, config, zones[0].id)
+            yield Zone(api, config, zones[0]["id"])
     except DnsError as exc:
         raise DnsError(masker(str(exc))) from exc.__cause__
 
@@ -135,37 +141,99 @@ async def managed(config: DnsConfig) -> list[Record]:
         return await where.managed()
 
 
-def _record(item: Any) -> Record:
+def _record(item: dict[str, Any]) -> Record:
     return Record(
-        name=item.name,
-        type=item.type,
-        content=item.content or "",
-        proxied=bool(item.proxied),
-        ttl=int(item.ttl or 1),
-        comment=item.comment or "",
-        id=item.id,
+        name=item["name"],
+        type=item["type"],
+        content=item.get("content") or "",
+        proxied=bool(item.get("proxied")),
+        ttl=int(item.get("ttl") or 1),
+        comment=item.get("comment") or "",
+        id=item["id"],
     )
 
 
-class _mapped:
-    """SDK errors as one line: what shipbot tried, and what to do about it."""
+class Api:
+    """Cloudflare's v4 envelope over one client: a call's ``result``, or one ``DnsError``."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
+    RETRIES = 2
+    RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
-    def __enter__(self) -> None:
-        return None
+    def __init__(
+        self, client: httpx.AsyncClient, backoff: float = 0.5, per_page: int = PER_PAGE
+    ) -> None:
+        self.client = client
+        self.backoff = backoff
+        self.per_page = per_page
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or not isinstance(exc, cloudflare.CloudflareError):
-            return
-        if isinstance(exc, cloudflare.AuthenticationError | cloudflare.PermissionDeniedError):
-            raise DnsError(REFUSED) from exc
-        if isinstance(exc, cloudflare.APITimeoutError):
-            raise DnsError(f"Cloudflare did not answer in time to {self.what}") from exc
-        if isinstance(exc, cloudflare.APIConnectionError):
-            raise DnsError(f"cannot reach Cloudflare's API to {self.what}: {exc}") from exc
-        if isinstance(exc, cloudflare.APIStatusError):
-            errors = "; ".join(f"{e.message} ({e.code})" for e in exc.errors) or exc.message
-            raise DnsError(f"Cloudflare refused to {self.what}: {errors}") from exc
-        raise DnsError(f"Cloudflare call failed to {self.what}: {exc}") from exc
+    async def pages(self, path: str, query: dict[str, str], what: str) -> list[Any]:
+        """Every item of a paginated list, page after page."""
+        items: list[Any] = []
+        page = 1
+        while True:
+            params = {**query, "page": str(page), "per_page": str(self.per_page)}
+            envelope = await self._envelope("GET", path, what, params=params)
+            chunk = envelope.get("result") or []
+            items.extend(chunk)
+            pages = (envelope.get("result_info") or {}).get("total_pages")
+            last = pages is not None and page >= int(pages)
+            if not chunk or last or len(chunk) < self.per_page:
+                return items
+            page += 1
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        return (await self._envelope(method, path, what, params=params, body=body))["result"]
+
+    async def _envelope(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        for attempt in range(self.RETRIES + 1):
+            last = attempt == self.RETRIES
+            try:
+                answer = await self.client.request(method, path, params=params, json=body)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise DnsError(f"Cloudflare did not answer in time to {what}") from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise DnsError(f"cannot reach Cloudflare's API to {what}: {exc}") from exc
+            else:
+                if answer.status_code not in self.RETRY_STATUS or last:
+                    return _checked(answer, what)
+            await asyncio.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _checked(answer: httpx.Response, what: str) -> dict[str, Any]:
+    """The envelope of a successful answer; otherwise the one line a person can act on."""
+    try:
+        envelope = answer.json()
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict):
+        raise DnsError(
+            f"Cloudflare answered {answer.status_code} with no JSON to {what}: "
+            "check dns.api_url in shipbot.yml"
+        )
+    if answer.status_code in (401, 403):
+        raise DnsError(REFUSED)
+    if answer.is_success and envelope.get("success", True):
+        return envelope
+    errors = "; ".join(
+        f"{e.get('message')} ({e.get('code')})"
+        for e in envelope.get("errors") or []
+        if isinstance(e, dict)
+    )
+    raise DnsError(f"Cloudflare refused to {what}: {errors or f'HTTP {answer.status_code}'}")
