@@ -1,5 +1,5 @@
 """Domain grants (issue 20, item 4 and 17a), with no engine: the real dispatcher, store and
-deploy path on the fake swarm, the real Cloudflare SDK against the local fake API, and the
+deploy path on the fake swarm, shipbot's Cloudflare client against the local fake API, and the
 webhook receiver for previews. What an app may route is an admin's word, never a push's."""
 
 from __future__ import annotations

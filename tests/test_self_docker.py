@@ -80,3 +80,32 @@ def test_the_image_serves_healthy_as_a_non_root_user(container, docker_client):
     logs = container.logs().decode()
     assert "🤖 shipbot 0.1.0 (zi-test) is up" in logs
     assert container.exec_run(["shipbot", "health"]).exit_code == 0
+
+
+MAX_ABOVE_BASE = 200 * 1000 * 1000  # bytes, as `docker image inspect` counts them
+
+
+def test_the_image_is_small_says_its_version_and_clones_with_git_without_perl(image, docker_client):
+    base = docker_client.images.get(self_image.PYTHON_BASE).attrs["Size"]
+    size = docker_client.images.get(image).attrs["Size"]
+    assert size - base <= MAX_ABOVE_BASE, f"{(size - base) / 1e6:.0f} MB above the base"
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(
+            ["docker", "run", "--rm", *argv], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run(image, "--version").startswith("shipbot ")
+    script = (
+        "cd /tmp && git init -q origin && git -C origin -c user.name=t -c user.email=t@t "
+        "commit -q --allow-empty -m first && git clone -q origin copy && "
+        "git -C copy log --format=%s && ls /usr/share/perl5 /usr/share/perl 2>&1 | head -1; "
+        "python3 -c 'import pip' 2>&1 | tail -1"
+    )
+    said = run("--entrypoint", "sh", image, "-c", script)
+    lines = said.splitlines()
+    assert lines[0] == "first"
+    assert "No such file or directory" in lines[1]  # perl's modules are gone
+    assert "No module named 'pip'" in lines[2]  # nothing installs at run time
