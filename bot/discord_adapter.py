@@ -26,6 +26,7 @@ from bot.conversation import Conversation, Lines, Surface, decide, tell_privatel
 from bot.discord_render import (
     approval_embed,
     code_tail,
+    index_embed,
     message_texts,
     neutralise_lines,
     result_embed,
@@ -34,7 +35,7 @@ from bot.livelog import LiveLog
 from bot.text import without_ansi
 from commands.dispatch import Dispatcher
 from commands.grammar import PARSERS, REGISTRY, UsageError, render
-from commands.replies import USAGE, ApprovalRequest, Failure, Reply, Result
+from commands.replies import USAGE, ApprovalRequest, Failure, Index, Reply, Result
 from commands.request import ChatRequest, needs_secret
 
 log = logging.getLogger("shipbot.discord")
@@ -348,6 +349,11 @@ async def send_reply(
         await send(embed=embed, view=approval_view(reply.id))
         if overflow:
             await attach(send, overflow, "plan.txt")
+    elif isinstance(reply, Index):
+        embed, overflow = index_embed(reply)
+        await send(embed=embed)
+        if overflow:
+            await attach(send, overflow, "commands.txt")
     else:
         for text in message_texts(reply):
             await send(text)

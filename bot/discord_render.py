@@ -14,7 +14,7 @@ import re
 import discord
 
 from bot.text import chunks, each_text, table_lines, tail
-from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
+from commands.replies import ApprovalRequest, Failure, Index, Message, Reply, Result, Table
 
 MESSAGE_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -23,7 +23,7 @@ FIELDS_LIMIT = 25
 FIELD_NAME_LIMIT = 256
 FIELD_VALUE_LIMIT = 1024
 EMBED_LIMIT = 6000
-GREEN, RED, AMBER = 0x2EB67D, 0xE01E5A, 0xECB22E
+GREEN, RED, AMBER, BLUE = 0x2EB67D, 0xE01E5A, 0xECB22E, 0x1D9BD1
 FENCE = len("```\n\n```")
 
 
@@ -115,6 +115,13 @@ def approval_embed(request: ApprovalRequest) -> tuple[discord.Embed, list[str]]:
     return fit_embed(
         f"⏳ approval {request.id}: {request.summary}", list(request.details), fields, AMBER
     )
+
+
+def index_embed(index: Index) -> tuple[discord.Embed, list[str]]:
+    """Each group as a field (its items on their own lines), the note as the description."""
+    index = each_text(index, neutralise)
+    fields = {name: items.replace(" · ", "\n") for name, items in index.rows}
+    return fit_embed(index.title, [index.note] if index.note else [], fields, BLUE)
 
 
 def message_texts(reply: Reply) -> list[str]:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bot.text import chunks, each_text, table_lines, tail
-from commands.replies import ApprovalRequest, Failure, Message, Reply, Result, Table
+from commands.replies import ApprovalRequest, Failure, Index, Message, Reply, Result, Table
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -53,6 +53,11 @@ def result_blocks(result: Result, duration_hint: str = "") -> tuple[str, list[di
 def _render(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     if isinstance(reply, Message):
         return reply.text, [section(part) for part in _split(reply.text)][:MAX_BLOCKS]
+    if isinstance(reply, Index):
+        head = [section(f"*{reply.title}*")] if reply.title else []
+        rows = [section(f"*{name}*\n{items}") for name, items in reply.rows]
+        tail = [{"type": "context", "elements": [{"type": "mrkdwn", "text": reply.note}]}]
+        return reply.title or "index", (head + rows)[: MAX_BLOCKS - 1] + tail * bool(reply.note)
     if isinstance(reply, Table):
         groups = chunks(table_lines(reply), SECTION_LIMIT - 8)
         blocks = ([section(f"*{reply.title}*")] if reply.title else []) + [

@@ -19,6 +19,7 @@ from rich.text import Text
 from bot.text import table_lines, without_ansi
 from commands.replies import (
     ApprovalRequest,
+    Index,
     Log,
     Message,
     Reply,
@@ -62,6 +63,8 @@ def layout(reply: Reply) -> list[Line | Table]:
         return [Line(f"[dim]│[/dim] {escape(reply.text)}", highlight=False)]
     if isinstance(reply, Message):
         return [Line(escape(reply.text), highlight=False)]
+    if isinstance(reply, Index):
+        return [reply, Line(escape(reply.note), highlight=False)] if reply.note else [reply]
     if isinstance(reply, Table):
         return [reply]
     if isinstance(reply, Result):

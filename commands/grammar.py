@@ -176,7 +176,10 @@ class CommandSpec:
 
     @property
     def summary(self) -> str:
-        return (self.request.__doc__ or "").strip().splitlines()[0]
+        """The docstring's first sentence, whole (its lines joined)."""
+        paragraph = " ".join(inspect.cleandoc(self.request.__doc__ or "").split("\n\n")[0].split())
+        end = paragraph.find(". ")
+        return paragraph if end < 0 else paragraph[: end + 1]
 
     @property
     def help(self) -> str:

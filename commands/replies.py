@@ -37,6 +37,15 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Index(Table):
+    """A table of named groups (help's families): column 0 heads a group, column 1 lists its
+    items. Chats show it as sections (Slack) or an embed's fields (Discord), terminals as
+    the table it is; ``note`` follows it."""
+
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Result:
     """The end of an operation that changed something."""
 
@@ -81,7 +90,7 @@ class Failure:
     log_tail: tuple[str, ...] = ()
 
 
-Reply = Message | Step | Log | Table | Result | Failure | ApprovalRequest
+Reply = Message | Step | Log | Table | Index | Result | Failure | ApprovalRequest
 
 
 def exit_code(replies: list[Reply]) -> int:
@@ -105,7 +114,7 @@ class Followup(Result):
 
 _TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Message, Step, Log, Table, Result, Failure, ApprovalRequest, Followup)
+    for cls in (Message, Step, Log, Table, Index, Result, Failure, ApprovalRequest, Followup)
 }
 
 

@@ -136,7 +136,7 @@ async def test_a_rollback_cannot_bring_back_a_secret_the_policy_dropped(pbot, pr
 
 
 async def test_help_names_the_policy_commands(pbot, prepo):
-    shown = table(await say(pbot, "help", ADMIN))
+    shown = table(await say(pbot, "help deploys", ADMIN))
     usages = [row[0] for row in shown.rows]
     assert {"policy APP", "policy diff APP [REF]", "policy accept APP [REF] [--env ENV]"} <= set(
         usages

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from commands.dispatch import ChatRequest
-from commands.replies import USAGE, Log, Result, Step, Table
+from commands.replies import USAGE, Index, Log, Result, Step
 from core.swarm.fake_orchestrator import UNHEALTHY
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
@@ -136,8 +136,8 @@ async def test_did_you_mean_help_and_environments_once(plane):
     app = failure(await say(bot, "deploy shpo", ADMIN))
     assert app.message.startswith("no app named 'shpo' (registered: shop) (did you mean 'shop'?)")
     helped = await say(bot, "help", ADMIN)
-    assert isinstance(helped[0], Table)
-    assert "act on production when it is not given" in helped[1].text
+    assert isinstance(helped[0], Index)
+    assert "act on production when it is not given" in helped[0].note
     usage = await say(bot, "help scale", ADMIN)
     assert "--env defaults to production." in usage[0].text
 

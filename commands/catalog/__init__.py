@@ -1,6 +1,6 @@
 """Every chat command, by family; importing the package registers them all."""
 
-from commands.catalog.access import Audit, GrantRole, Grants, Help, RevokeRole, Unlock, Whoami
+from commands.catalog.access import Audit, GrantRole, Grants, RevokeRole, Unlock, Whoami
 from commands.catalog.apps import AppsAdd, AppsList
 from commands.catalog.backups import BackupList, Restore
 from commands.catalog.certs import Certs
@@ -11,6 +11,7 @@ from commands.catalog.deploys import Deploy, Releases, Rollback
 from commands.catalog.dns import DnsList, DnsSync
 from commands.catalog.domains import DomainGrant, DomainRevoke, Domains
 from commands.catalog.edge import ProxySetup, ProxyStatus
+from commands.catalog.help import Help
 from commands.catalog.jobs import Run
 from commands.catalog.links import LinkGrant, LinkList, LinkRevoke
 from commands.catalog.outbox import Notifications, Outbox, OutboxRetry

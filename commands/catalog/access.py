@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from commands.catalog.context import Context
-from commands.grammar import REGISTRY, UsageError, arg, command, option
+from commands.grammar import arg, command, option
 from commands.permissions import ADMIN, PUBLIC
 from commands.replies import Failure, Message, Reply, Result, Table, when
 from core.appspec import DEFAULT_ENV
-
-
-@command("help", permission=PUBLIC, examples=("help", "help deploy", "help apps add"))
-class Help:
-    """Show the commands, or the usage and examples of one."""
-
-    topic: str | None = arg("text", "COMMAND", optional=True)
-    sub: str | None = arg("text", "SUBCOMMAND", optional=True)
-
-    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if self.topic is None:
-            rows = tuple(
-                (spec.usage, spec.summary)
-                for spec in REGISTRY.values()
-                if ctx.policy.may_ever(ctx.user, spec.permission)
-            )
-            yield Table(("command", "what it does"), rows, title="shipbot commands")
-            yield Message(
-                f"Commands with --env act on {DEFAULT_ENV} when it is not given. "
-                "`help COMMAND` shows usage and examples."
-            )
-            return
-        name = " ".join(part for part in (self.topic, self.sub) if part)
-        spec = REGISTRY.get(name)
-        if spec is None:
-            raise UsageError(f"help: no command {name!r}: type `help` for the list")
-        lines = [f"usage: {spec.usage}", "", spec.help]
-        if any(f.name == "env" for f in dataclasses.fields(spec.request)):
-            lines += ["", f"--env defaults to {DEFAULT_ENV}."]
-        if spec.examples:
-            lines += ["", "examples:", *(f"  {example}" for example in spec.examples)]
-        yield Message("\n".join(lines))
 
 
 @command("whoami", permission=PUBLIC, examples=("whoami",))
