@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 
 from rich.markup import escape
 
+from bot.line_editing import LineEditor
 from bot.terminal import Output
 from commands.dispatch import Dispatcher
+from commands.grammar import REGISTRY
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
 
@@ -70,9 +72,18 @@ async def _watch_expiry(dispatcher: Dispatcher, out: Output) -> None:
         await dispatcher.notifier.deliver_due(PLATFORM, send)
 
 
+def line_editor(dispatcher: Dispatcher) -> LineEditor | None:
+    """History, cursor keys and Tab completion when a person types at a terminal."""
+    if not sys.stdin.isatty():
+        return None
+    store = dispatcher.engine.store
+    return LineEditor(store.path.parent, REGISTRY, lambda: [a.name for a in store.list_apps()])
+
+
 async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:
     out.note(f"shipbot console as [bold]{escape(user)}[/bold]: type `help`, Ctrl-D to leave")
     watcher = asyncio.create_task(_watch_expiry(dispatcher, out))
+    editor = line_editor(dispatcher)
     try:
         while True:
             try:
@@ -89,3 +100,5 @@ async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:
         raise
     finally:
         watcher.cancel()
+        if editor is not None:
+            editor.close()
