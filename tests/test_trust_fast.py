@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from commands.dispatch import ChatRequest
-from commands.replies import USAGE, Index, Log, Result, Step
+from commands.replies import USAGE, Index, Log, Message, Result, Step
 from core.swarm.fake_orchestrator import UNHEALTHY
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
@@ -280,3 +280,15 @@ async def test_a_grant_on_an_app_named_like_a_database_does_not_cover_the_databa
         assert refused.message.startswith("no database 'maindb': `db list` shows the ones")
     else:
         assert refused.kind == "denied", refused
+
+
+async def test_releases_of_an_environment_app_yml_does_not_declare_says_so(plane):
+    bot, _, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
+    typo = failure(await say(bot, "releases shop --env prod", ADMIN))
+    assert typo.message == ("shop has no environment 'prod': app.yml declares production, staging")
+    empty = await say(bot, "releases shop --env staging", ADMIN)
+    assert empty == [Message("shop has no releases in staging yet: `deploy shop --env staging`")]
+    assert await say(bot, "releases shop", ADMIN) == [
+        Message("shop has no releases in production yet: `deploy shop`")
+    ]

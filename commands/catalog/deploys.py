@@ -13,6 +13,9 @@ from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
 from commands.watching import alert_failed_rollback, guard_deploy
+from core.appspec import DEFAULT_ENV
+from core.deploy.resolve import check_env
+from core.errors import SourceError
 
 
 @command(
@@ -129,7 +132,12 @@ class Releases:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         releases = await ctx.engine.releases(self.app, self.env)
         if not releases:
-            yield Message(f"{self.app} has no releases yet: `deploy {self.app}`")
+            env = env_of(self)
+            if env != DEFAULT_ENV:  # a typo of an environment is not an empty history
+                with contextlib.suppress(SourceError):  # its source is away: say what we know
+                    check_env(await ctx.engine.config(self.app), env)
+            to = "" if env == DEFAULT_ENV else f" --env {env}"
+            yield Message(f"{self.app} has no releases in {env} yet: `deploy {self.app}{to}`")
             return
         rows = tuple(
             (

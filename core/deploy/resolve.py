@@ -56,7 +56,7 @@ class Resolved:
 
 def check_env(config: AppConfig, env: str) -> None:
     if env != DEFAULT_ENV and env not in config.environments:
-        declared = ", ".join([DEFAULT_ENV, *config.environments])
+        declared = ", ".join(dict.fromkeys([DEFAULT_ENV, *config.environments]))
         raise CoreError(f"{config.name} has no environment {env!r}: app.yml declares {declared}")
 
 
