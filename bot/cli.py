@@ -18,8 +18,6 @@ from bot.console import repl, say
 from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
-from bot.serve import ServeError, sync_discord
-from bot.serve import run as run_server
 from bot.settings import CommonSettings, Settings, SettingsError, load
 from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
@@ -146,6 +144,9 @@ def serve(
     interval: Annotated[float, typer.Option(help="Seconds between housekeeping rounds.")] = 5.0,
 ) -> None:
     """Run the control plane with the chat adapters configured in the environment."""
+    from bot.serve import ServeError  # the adapters' libraries load only to serve
+    from bot.serve import run as run_server
+
     settings = _load(Settings)
     dispatcher = _open()
     log = logging.getLogger("shipbot.serve")
@@ -166,6 +167,8 @@ app.add_typer(discord_app, name="discord")
 @discord_app.command("sync")
 def discord_sync() -> None:
     """Publish /deploy, /rollback and /ship to DISCORD_GUILD_ID (instant) or globally."""
+    from bot.serve import ServeError, sync_discord
+
     settings = _load(Settings)
     dispatcher = _open()
     try:
@@ -201,6 +204,9 @@ app.add_typer(self_app, name="self")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # answered before anything else is imported
+        print(f"shipbot {version('shipbot')}")
+        return
     app()
 
 
