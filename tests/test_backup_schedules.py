@@ -29,6 +29,7 @@ from core.swarm.fake import FakeExec, FakeSwarm
 from core.swarm.servers import Servers
 from core.watch.backups import BackupWatch, DbFacts, WatchState, step_db
 from tests.chat import result, say, table
+from tests.clock import SwarmSteps
 from tests.fast_plane import fake_swarm
 from tests.loopback import LoopbackServer
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
@@ -166,7 +167,7 @@ def plane(tmp_path: Path, monkeypatch, s3_url):
     make_bucket(s3_url, bucket)
     home = tmp_path / "home"
     home.mkdir()
-    swarm = fake_swarm(monkeypatch, "postgres:16")
+    swarm = fake_swarm("postgres:16")
     config = ControlConfig(
         admins=[ADMIN],
         notify=[NotifyRoute(platform="console", channel="ops", kinds=["backups"])],
@@ -181,6 +182,7 @@ def plane(tmp_path: Path, monkeypatch, s3_url):
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(swarm),
     )
     bot = Dispatcher(engine, config)
     yield bot, swarm

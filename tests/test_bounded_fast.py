@@ -45,7 +45,7 @@ def plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     home.mkdir()
     origin = _make_origin(tmp_path)
     origin.commit({"app.yml": APP_YML})
-    bot = dispatcher(home, fake_swarm(monkeypatch, "mine:1"), [ADMIN])
+    bot = dispatcher(home, fake_swarm("mine:1"), [ADMIN])
     yield bot, origin
     bot.close()
 

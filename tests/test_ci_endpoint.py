@@ -17,7 +17,7 @@ HOST = "registry.example.com"
 
 @pytest.fixture
 async def served(tmp_path, monkeypatch):
-    fake = fake_swarm(monkeypatch)
+    fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, fake, ["console:alice"])
@@ -103,7 +103,7 @@ async def test_a_body_without_env_or_nested_deep_is_a_400_that_changed_nothing(s
 
 
 async def test_the_ci_tokens_owner_cannot_approve_its_deploy(tmp_path, monkeypatch):
-    fake = fake_swarm(monkeypatch)
+    fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, fake, ["console:alice"])

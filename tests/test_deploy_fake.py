@@ -26,6 +26,7 @@ from core.store import App, Store
 from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
 from tests.chat import result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import (
     PLAIN,
     PROBE_FAILED,
@@ -40,7 +41,7 @@ from tests.fast_plane import register
 
 @pytest.fixture
 def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -51,7 +52,13 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
         folder.mkdir()
         (folder / "app.yml").write_text(text)
         register(store, App(name, "path", str(folder), None, "console:alice", time.time()))
-    yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     store.close()
 
 

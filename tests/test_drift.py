@@ -42,6 +42,7 @@ from core.store import App, Release, Store
 from core.swarm.servers import Servers
 from core.watch.drift import DriftWatch, Post, step
 from tests.chat import say
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, drain, fast_swarm
 from tests.fast_plane import dispatcher, register
 
@@ -189,7 +190,7 @@ def test_a_release_recorded_without_its_spec_compares_image_and_label_only():
 
 @pytest.fixture
 def fake(monkeypatch):
-    return fast_swarm(monkeypatch)
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -199,7 +200,13 @@ def plane(tmp_path: Path, fake):
     folder.mkdir()
     (folder / "app.yml").write_text(WEB + "env: {GREETING: hi}\n")
     register(store, App("web", "path", str(folder), None, "console:alice", time.time()))
-    yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     store.close()
 
 
@@ -227,7 +234,7 @@ async def test_detect_on_the_fake_swarm(plane, fake):
 
 
 async def test_status_drift_in_the_chat_shows_only_what_the_user_may_see(tmp_path, monkeypatch):
-    swarm = fast_swarm(monkeypatch)
+    swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"
     folder.mkdir()
@@ -302,7 +309,7 @@ async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path, monke
 
 
 async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_path, monkeypatch):
-    swarm = fast_swarm(monkeypatch)
+    swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"
     folder.mkdir()

@@ -131,7 +131,7 @@ def test_acme_configs_and_secrets_carry_their_ids():
 @pytest.fixture
 def swarm(monkeypatch):
     monkeypatch.setattr(operate, "POLL_SECONDS", 0)
-    return fake_swarm(monkeypatch, "traefik:v3", "team/api:1")
+    return fake_swarm("traefik:v3", "team/api:1")
 
 
 @pytest.fixture

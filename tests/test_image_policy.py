@@ -66,7 +66,7 @@ def test_release_images_under_any_spelling(image, owner):
 
 @pytest.fixture
 def fake(monkeypatch):
-    swarm = fake_swarm(monkeypatch)
+    swarm = fake_swarm()
     swarm.logins[HOST] = LOGIN
     return swarm
 

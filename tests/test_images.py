@@ -74,7 +74,7 @@ def test_comparable_images(image, compared):
 
 @pytest.fixture
 def fake(monkeypatch):
-    return fake_swarm(monkeypatch)
+    return fake_swarm()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def networks_of(swarm, service: str) -> list[str]:
 @pytest.fixture
 def plane(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(operate, "POLL_SECONDS", 0)
-    swarm = fake_swarm(monkeypatch, "traefik:v3", "web:1", "api:1", "pay:1", "redis:7")
+    swarm = fake_swarm("traefik:v3", "web:1", "api:1", "pay:1", "redis:7")
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, swarm, [ADMIN])

@@ -31,7 +31,7 @@ def plane(tmp_path: Path, monkeypatch):
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN])
     yield bot, swarm, folder
     bot.close()
@@ -148,7 +148,7 @@ async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_pat
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN], busy_timeout=0.5)
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
     other = sqlite3.connect(home / "shipbot.db", isolation_level=None)
