@@ -4,6 +4,10 @@
 been advanced past its end (or, with ``auto=True``, advances the clock itself). A sleeper that
 nobody wakes fails after ``STUCK_SECONDS`` of real time instead of hanging the run.
 
+``JumpClock`` is the system's time, which a test may move forward at once: what waits on a real
+engine waits as usual, and what waits on time alone (an approval's expiry, a lock's heartbeat)
+passes with a ``jump``.
+
 ``SwarmSteps`` is the fast tier's clock for rollouts on ``FakeSwarm``s: every look at a fake is
 one of its steps (one second), so a deadline passes as the rollout is watched, and a pause
 only yields to the loop.
@@ -12,6 +16,7 @@ only yields to the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -92,6 +97,40 @@ class ManualClock:
             left -= step
             for _ in range(5):
                 await asyncio.sleep(0)
+
+
+class JumpClock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.time(), dt.UTC)
+
+    def jump(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` now; sleeps it covers end."""
+        assert seconds >= 0, f"time only goes forward, not by {seconds}"
+        self.offset += seconds
+        for fut in self._waiting:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        end = self.monotonic() + seconds
+        while (left := end - self.monotonic()) > 0:  # a real wait of at most ``seconds``
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(fut)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fut, left)
+            finally:
+                self._waiting.remove(fut)
 
 
 class SwarmSteps:

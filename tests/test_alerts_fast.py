@@ -245,8 +245,9 @@ async def test_stream_reopened_from_its_cursor_handles_each_event_once(plane, fa
             ):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.005)
-        drops = watch.drops
+        drops, deadline = watch.drops, time.monotonic() + 5
         while watch.drops < drops + 3:
+            assert time.monotonic() < deadline, f"{watch.drops - drops} of 3 reopenings"
             await asyncio.sleep(0.005)
     finally:
         follower.cancel()
