@@ -38,6 +38,10 @@ class ManualClock:
         self.auto = auto
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
+    @classmethod
+    def at(cls, when: dt.datetime, *, auto: bool = False) -> ManualClock:
+        return cls(when.timestamp(), auto=auto)
+
     def time(self) -> float:
         return self._wall
 
@@ -57,6 +61,10 @@ class ManualClock:
         for _, fut in due:
             if not fut.done():
                 fut.set_result(None)
+
+    def advance_to(self, when: dt.datetime) -> None:
+        """Move time forward to ``when``."""
+        self.advance(when.timestamp() - self._wall)
 
     @property
     def sleepers(self) -> int:
