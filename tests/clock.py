@@ -97,15 +97,6 @@ class ManualClock:
             assert time.monotonic() < deadline, f"{self.sleepers} of {count} sleepers came"
             await asyncio.sleep(0.005)
 
-    async def run_for(self, seconds: float, step: float = 1.0) -> None:
-        """Advance ``seconds`` in ``step``s, letting the loops that wake run between steps."""
-        left = seconds
-        while left > 0:
-            self.advance(min(step, left))
-            left -= step
-            for _ in range(5):
-                await asyncio.sleep(0)
-
 
 class JumpClock:
     def __init__(self) -> None:
