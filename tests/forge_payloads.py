@@ -163,7 +163,7 @@ environments:
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     return fast_swarm()
 
 

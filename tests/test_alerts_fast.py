@@ -41,7 +41,7 @@ CONFIG = AlertsConfig(
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     return fast_swarm()
 
 

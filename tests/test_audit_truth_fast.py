@@ -94,7 +94,7 @@ def stalling_host() -> Iterator[tuple[int, StallingHost]]:
 
 
 @pytest.fixture
-def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def bot(tmp_path: Path):
     home, folder = tmp_path / "home", tmp_path / "shop"
     home.mkdir()
     folder.mkdir()

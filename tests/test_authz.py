@@ -150,7 +150,7 @@ class Plane:
 
 
 @pytest.fixture
-async def plane(home: Path, tmp_path: Path, monkeypatch):
+async def plane(home: Path, tmp_path: Path):
     """shop registered by the admin and deployed twice to each environment (production
     through break glass, as it asks for approval)."""
     swarm = fake_swarm("shop:1")

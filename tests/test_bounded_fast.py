@@ -40,7 +40,7 @@ def bomb(levels: int) -> str:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     origin = _make_origin(tmp_path)

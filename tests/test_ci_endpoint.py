@@ -16,7 +16,7 @@ HOST = "registry.example.com"
 
 
 @pytest.fixture
-async def served(tmp_path, monkeypatch):
+async def served(tmp_path):
     fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()
@@ -102,7 +102,7 @@ async def test_a_body_without_env_or_nested_deep_is_a_400_that_changed_nothing(s
     assert bot.engine.store.release_numbers("api") == []
 
 
-async def test_the_ci_tokens_owner_cannot_approve_its_deploy(tmp_path, monkeypatch):
+async def test_the_ci_tokens_owner_cannot_approve_its_deploy(tmp_path):
     fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()

@@ -37,7 +37,7 @@ ROUTES = [NotifyRoute(platform="console", channel="ops", kinds=["alerts"])]
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     swarm = fast_swarm()
     return swarm
 

@@ -171,7 +171,7 @@ databases: [maindb]
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     for app in ("shop", "blog"):
@@ -331,7 +331,7 @@ async def test_remove_keeps_the_volume_unless_asked_and_waits_for_detach(plane):
     assert 'db remove cache --delete-data --break-glass "test"' in audit
 
 
-def test_the_fake_refuses_to_remove_a_volume_in_use(tmp_path: Path, monkeypatch):
+def test_the_fake_refuses_to_remove_a_volume_in_use(tmp_path: Path):
     swarm = fake_swarm("redis:7")
     db = Database("c", "redis", "7", "redis:7", REDIS, ADMIN, 0.0)
     swarm.create_service(db_spec.service_spec(db))

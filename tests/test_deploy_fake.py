@@ -40,7 +40,7 @@ from tests.fast_plane import register
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     return fast_swarm()
 
 
@@ -101,7 +101,7 @@ async def test_deploy_of_a_server_that_exits_0_quotes_its_health_check(plane, fa
     assert outcome.details[0] == f"why: {PROBE_FAILED}"
 
 
-async def test_deploy_paused_when_the_rollback_fails_too(plane, fake, monkeypatch):
+async def test_deploy_paused_when_the_rollback_fails_too(plane, fake):
     assert (await ship(plane, "web", "1")).ok
     fake.behave("web:1", UNHEALTHY)  # release 1 now fails as well: Swarm's rollback pauses
     fake.behave("web:2", UNHEALTHY)

@@ -271,7 +271,7 @@ def bot_with(home: Path, swarm, dns: DnsConfig) -> Dispatcher:
 
 
 @pytest.fixture
-async def plane(tmp_path: Path, monkeypatch, fake):
+async def plane(tmp_path: Path, fake):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
@@ -345,7 +345,7 @@ async def test_who_may_list_and_sync(plane, fake):
     ]
 
 
-async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path, monkeypatch):
+async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path):
     swarm = fake_swarm()
     engine = Engine(
         Store(tmp_path / "shipbot.db"),

@@ -32,7 +32,7 @@ def app_yml(name: str, routing: str) -> str:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     """Two apps, shop and mine; MAL may deploy mine (and push to its repository)."""
     home = tmp_path / "home"
     home.mkdir()

@@ -189,7 +189,7 @@ def test_a_release_recorded_without_its_spec_compares_image_and_label_only():
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake():
     return fast_swarm()
 
 
@@ -233,7 +233,7 @@ async def test_detect_on_the_fake_swarm(plane, fake):
     assert [d.kind for d in await detect(plane, "web")] == [MISSING]
 
 
-async def test_status_drift_in_the_chat_shows_only_what_the_user_may_see(tmp_path, monkeypatch):
+async def test_status_drift_in_the_chat_shows_only_what_the_user_may_see(tmp_path):
     swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"
@@ -296,7 +296,7 @@ async def test_drift_watch_keeps_its_findings_across_restarts(tmp_path):
     store.close()
 
 
-async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path, monkeypatch):
+async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path):
     async def away() -> list[Drift]:
         raise EngineUnavailable("the Docker engine stopped answering")
 
@@ -308,7 +308,7 @@ async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path, monke
     store.close()
 
 
-async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_path, monkeypatch):
+async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_path):
     swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"

@@ -43,7 +43,7 @@ ROUTES = [
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     swarm = fast_swarm()
     return swarm
 

@@ -65,7 +65,7 @@ def test_release_images_under_any_spelling(image, owner):
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake():
     swarm = fake_swarm()
     swarm.logins[HOST] = LOGIN
     return swarm

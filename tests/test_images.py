@@ -73,7 +73,7 @@ def test_comparable_images(image, compared):
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake():
     return fake_swarm()
 
 

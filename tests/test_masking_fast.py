@@ -26,7 +26,7 @@ STAGINGS_SECRET = "mines-staging-token-9"
 
 
 @pytest.fixture
-async def bot(tmp_path, monkeypatch):
+async def bot(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     swarm = fake_swarm("mine:1")

@@ -51,9 +51,7 @@ def alerts_posted(bot: Dispatcher) -> list[str]:
     return [json.loads(r["payload"])["fields"]["title"] for r in rows]
 
 
-async def test_two_control_planes_on_one_swarm_never_touch_each_others_services(
-    tmp_path, monkeypatch
-):
+async def test_two_control_planes_on_one_swarm_never_touch_each_others_services(tmp_path):
     swarm = fast_swarm()
     one, two = await plane_of(tmp_path, "one", swarm), await plane_of(tmp_path, "two", swarm)
     try:

@@ -30,7 +30,7 @@ def shipbot(*args: str, home: Path, given: str = "") -> subprocess.CompletedProc
     )
 
 
-async def test_logins_and_tokens_from_the_host(tmp_path: Path, monkeypatch):
+async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
     app = tmp_path / "api"
     app.mkdir()

@@ -40,7 +40,7 @@ release: [python, manage.py, migrate]
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     swarm = fast_swarm()
     return swarm
 

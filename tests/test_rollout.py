@@ -27,7 +27,7 @@ from tests.fake_plane import CHECK, PROBE_FAILED, WEB, drain, fast_swarm, runnin
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
+def fake() -> FakeSwarm:
     return fast_swarm()
 
 

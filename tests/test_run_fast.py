@@ -47,7 +47,7 @@ def test_a_mark_in_another_command_is_refused():
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, monkeypatch):
+async def bot(tmp_path: Path):
     swarm = fake_swarm("shop:1")
     home = tmp_path / "home"
     home.mkdir()

@@ -42,7 +42,7 @@ def test_an_app_mounts_only_its_own_swarm_secrets():
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake():
     return fake_swarm()
 
 

@@ -253,7 +253,7 @@ def test_servers_table(tmp_path):
 
 
 # the registry
-async def test_registry_finds_added_servers_through_its_lookup(monkeypatch):
+async def test_registry_finds_added_servers_through_its_lookup():
     swarm = fake_swarm()
     servers = Servers({"local": lambda: swarm})
     with pytest.raises(DeployError, match="no server named 'eu-1'"):

@@ -32,7 +32,7 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-async def bot(tmp_path, monkeypatch):
+async def bot(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, fake_swarm(), [ADMIN])
@@ -152,7 +152,7 @@ environments:
 """
 
 
-async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, monkeypatch):
+async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path):
     local = fake_swarm("shop:1")
     eu = FakeSwarm()
     eu.publish("shop:1")
@@ -219,9 +219,7 @@ async def test_a_server_apps_run_on_is_not_removed(bot):
 
 
 @pytest.mark.parametrize("opened", [{}, {"eu-1": ["web", "shop-*"]}])
-async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
-    tmp_path, monkeypatch, opened
-):
+async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(tmp_path, opened):
     """app.yml is written by whoever may deploy the app: it cannot put the app on another
     team's server until shipbot.yml's server_apps opens that server to it."""
     local = fake_swarm("shop:1")
@@ -258,9 +256,7 @@ async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
         bot.close()
 
 
-async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(
-    tmp_path, monkeypatch
-):
+async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(tmp_path):
     """shipbot.yml's build.server: images are built on that engine, never on the server
     whose apps serve traffic, then carried there (docker save | docker load)."""
     local = fake_swarm()

@@ -56,7 +56,7 @@ def test_summarize_counts_each_services_running_tasks_from_one_list():
     ]
 
 
-async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path, monkeypatch):
+async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path):
     fake = fast_swarm()
     store = Store(tmp_path / "shipbot.db")
     names = [f"app{i}" for i in range(12)]

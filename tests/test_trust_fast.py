@@ -25,7 +25,7 @@ environments:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
@@ -142,7 +142,7 @@ async def test_did_you_mean_help_and_environments_once(plane):
     assert "--env defaults to production." in usage[0].text
 
 
-async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_path, monkeypatch):
+async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
