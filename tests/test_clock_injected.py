@@ -61,7 +61,7 @@ async def test_a_jump_ends_a_real_sleep_it_covers():
     clock = JumpClock()
     before = clock.monotonic()
     sleeper = asyncio.create_task(clock.sleep(3600))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the sleeper starts waiting
     clock.jump(3600)
     await asyncio.wait_for(sleeper, 1)
     assert clock.monotonic() - before >= 3600
