@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +89,7 @@ async def ask(
     digest: str | None = None,
     details: tuple[str, ...] = (),
 ) -> ApprovalRequest:
-    now = time.time()
+    now = engine.clock.time()
     text = render(request)
     sealed = {"secret": engine.vault.encrypt(secret)} if secret is not None else {}
     row = {
@@ -151,7 +150,7 @@ async def approve(
         return [Failure(f"you may not approve request {approval_id}", DENIED)], None
     if row["status"] != "pending":
         return [_already(row)], None
-    if row["expires_at"] <= time.time():
+    if row["expires_at"] <= engine.clock.time():
         await asyncio.to_thread(
             engine.store.decide_approval, approval_id, "expired", "expired before approval"
         )
@@ -242,7 +241,7 @@ def finish(engine: Engine, released: Released, ok: bool) -> None:
 def expire_due(engine: Engine) -> list[tuple[str, str, Reply]]:
     """Pending requests past their time become expired: (platform, channel, message)."""
     out = []
-    for row in engine.store.due_approvals(time.time()):
+    for row in engine.store.due_approvals(engine.clock.time()):
         if not engine.store.decide_approval(row["id"], "expired", "nobody approved in time"):
             continue
         engine.store.audit(

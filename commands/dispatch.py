@@ -33,6 +33,7 @@ from commands.replies import (
     mask,
 )
 from commands.request import ChatRequest, describe
+from core.clock import SYSTEM, Clock
 from core.config import ControlConfig, load_config
 from core.engine import Engine
 from core.errors import BuildError, CoreError
@@ -72,12 +73,13 @@ class Dispatcher:
         self.notifier = Notifier(engine.store, list(self.config.notify))
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Dispatcher:
-        """The control plane on this host: config and store under ``home``, the local engine."""
+    def open(cls, home: Path | None = None, clock: Clock = SYSTEM) -> Dispatcher:
+        """The control plane on this host: config and store under ``home``, the local engine;
+        ``clock`` is its time (tests pass one they move)."""
         try:
             home = home or shipbot_home()
             config = load_config(home)
-            store = Store(home / "shipbot.db")
+            store = Store(home / "shipbot.db", clock=clock)
             engine = Engine(
                 store,
                 home=home,

@@ -6,9 +6,7 @@ retries and backoff, so a chat outage or a restart loses nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from fnmatch import fnmatchcase
 
@@ -56,7 +54,7 @@ class Notifier:
     async def deliver_due(self, platform: str, send: Send) -> int:
         """Send what is due for ``platform``; a failure is retried later, the rest go on."""
         delivered = 0
-        for row in self.store.due_messages(platform, time.time()):
+        for row in self.store.due_messages(platform, self.store.clock.time()):
             try:
                 await send(row["channel"], decode(row["payload"]))
             except Exception as exc:  # any transport error: keep the message, try later
@@ -78,4 +76,4 @@ class Notifier:
         """Deliver forever (until cancelled)."""
         while True:
             await self.deliver_due(platform, send)
-            await asyncio.sleep(interval)
+            await self.store.clock.sleep(interval)

@@ -7,7 +7,6 @@ first), posting through the outbox; and the guard started after a deploy's succe
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 from commands.notify import Notifier
@@ -81,6 +80,7 @@ def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[Al
                 plane.store,
                 config.alerts,
                 lambda post: publish_alert(plane, notifier, post),
+                clock=plane.clock,
                 before=guard.check,
                 owns=owner(plane),
             )
@@ -112,7 +112,7 @@ def alert_failed_rollback(
     key = alert_key(server, REPLICAS, service)
     if any(r["key"] == key and r["status"] == OPEN for r in plane.store.alert_states(server)):
         return False
-    at = time.time() if now is None else now
+    at = plane.clock.time() if now is None else now
     post = Post(app, env, Outcome(False, f"📉 {result.title}", list(result.details), fields))
     plane.store.put_alert(
         {

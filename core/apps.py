@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import functools
-import time
 from pathlib import Path
 
 from core import sources
@@ -128,7 +127,7 @@ async def add_app(
         source=source,
         ref=ref,
         created_by=user,
-        created_at=time.time(),
+        created_at=plane.clock.time(),
         credential=plane.vault.encrypt(token) if token else None,
     )
     await plane.db.add_app(app)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
+from core.clock import Clock
 from core.config import BuildConfig, DataConfig, EdgeConfig
 from core.data import databases
 from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
@@ -46,6 +47,7 @@ class Engine:
         server_apps: Mapping[str, Iterable[str]] | None = None,
         edge: EdgeConfig | None = None,
         build: BuildConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -57,12 +59,17 @@ class Engine:
             server_apps={k: tuple(v) for k, v in (server_apps or {}).items()},
             edge=edge or EdgeConfig(),
             build=build or BuildConfig(),
+            clock=clock or store.clock,  # one time for the rows and the operations
         )
         remote.install(self.plane)  # servers added from chat (`server add`)
 
     @property
     def store(self) -> Store:
         return self.plane.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.plane.clock
 
     @property
     def db(self) -> OffLoop:

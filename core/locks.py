@@ -42,7 +42,7 @@ async def held(
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(ttl / 4)
+            await store.clock.sleep(ttl / 4)
             await asyncio.to_thread(store.heartbeat_lock, key, owner)
 
     beating = asyncio.create_task(beat())

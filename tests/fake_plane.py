@@ -1,15 +1,12 @@
-"""The fast tier's swarm: a ``FakeSwarm`` whose clock is also the rollout deadline's, and
-the apps the fake-swarm tests deploy."""
+"""The fast tier's swarm: a ``FakeSwarm`` whose steps are the rollout deadline's clock
+(``tests.clock.SwarmSteps``), and the apps the fake-swarm tests deploy."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from core.events import Event, Outcome
-from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
 
 CHECK = "wget -qO- http://127.0.0.1:8080/"
@@ -27,16 +24,12 @@ PROBE_FAILED = (
 )
 
 
-def fast_swarm(monkeypatch: pytest.MonkeyPatch) -> FakeSwarm:
-    """A fake swarm holding web:1 and web:2 (pulled from its registry); rollouts wait on
-    its clock, never in real time."""
+def fast_swarm() -> FakeSwarm:
+    """A fake swarm holding web:1 and web:2 (pulled from its registry); rollouts on it wait
+    on ``SwarmSteps(swarm)``, never in real time."""
     swarm = FakeSwarm()
     for ref in ("web:1", "web:2"):
         swarm.publish(ref)
-    monkeypatch.setattr(rollout, "clock", lambda: swarm.now)
-    monkeypatch.setattr(rollout, "POLL_SECONDS", 0)
-    monkeypatch.setattr(rollout, "RETRY_FIRST_SECONDS", 0)
-    monkeypatch.setattr(rollout, "RETRY_MAX_SECONDS", 0)
     return swarm
 
 

@@ -1,15 +1,14 @@
 """The real dispatcher and engine on an in-memory swarm: the fast tier's control plane.
 
 Everything is real (store, vault, policy, approvals, locks, the deploy path) except the
-Swarm manager, which is a ``FakeSwarm``. Rollouts are watched on the fake's clock, so a
-deploy finishes in as many Swarm steps as it takes, without real time passing.
+Swarm manager, which is a ``FakeSwarm``. Rollouts are watched on the fake's steps (the
+engine's clock is ``SwarmSteps``), so a deploy finishes in as many Swarm steps as it takes,
+without real time passing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from commands.dispatch import Dispatcher
 from core.apps import config_in
@@ -18,21 +17,17 @@ from core.engine import Engine
 from core.policy.extract import extract
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm import rollout
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from tests.clock import SwarmSteps
 
 
-def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:
-    """A swarm that knows ``images`` (healthy, pulled from its registry), with rollouts
-    watched on its clock."""
+def fake_swarm(*images: str) -> FakeSwarm:
+    """A swarm that knows ``images`` (healthy, pulled from its registry); a plane watches
+    its rollouts on ``SwarmSteps(swarm)``."""
     swarm = FakeSwarm()
     for ref in images:
         swarm.publish(ref)
-    monkeypatch.setattr(rollout, "clock", lambda: swarm.now)
-    monkeypatch.setattr(rollout, "POLL_SECONDS", 0)
-    monkeypatch.setattr(rollout, "RETRY_FIRST_SECONDS", 0)
-    monkeypatch.setattr(rollout, "RETRY_MAX_SECONDS", 0)
     return swarm
 
 
@@ -45,6 +40,7 @@ def dispatcher(
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(swarm),
     )
     return Dispatcher(engine, ControlConfig(admins=admins))
 

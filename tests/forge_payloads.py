@@ -24,6 +24,7 @@ from core.store import Store
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
 from tests.chat import result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import fast_swarm
 
 ADMIN = "console:alice"
@@ -162,8 +163,8 @@ environments:
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
+def fake() -> FakeSwarm:
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -175,6 +176,7 @@ async def bot(tmp_path: Path, fake: FakeSwarm) -> Dispatcher:
         servers=Servers({"local": lambda: fake}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(fake),
     )
     config = ControlConfig(
         admins=[ADMIN],

@@ -72,6 +72,15 @@ def home_with(tmp_path: Path, config: str) -> Path:
     return home
 
 
+async def rounds_later(store: Store, seconds: float) -> None:
+    """Until the watcher's rounds (one a second here, each noted in the store, also by a
+    `serve` in another process) have gone on for ``seconds`` more, with a deadline."""
+    first = await until(lambda: store.last_guard_round("local"), timeout=30)
+    await until(
+        lambda: store.last_guard_round("local") >= first + seconds, timeout=30 + 2 * seconds
+    )
+
+
 def outbox(store: Store, kind: str) -> list[dict]:
     rows = store._rows("outbox", "kind = ?", [kind], order_by="id")
     return [{**json.loads(r["payload"])["fields"], "channel": r["channel"]} for r in rows]
@@ -125,7 +134,7 @@ async def test_guard_rolls_back_a_release_that_crash_loops_30s_after_going_healt
         assert releases == [(2, "failed"), (1, "live")]
         spec = docker_client.api.inspect_service(f"{name}-production")["Spec"]
         assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"shipbot/{name}:1"
-        await asyncio.sleep(8)  # more restarts and checks: still one alert
+        await rounds_later(store, 8)  # more restarts and checks: still one alert
         problems = [a for a in outbox(store, "alerts") if not a["ok"]]
         assert len(problems) == 1, problems
         alert = problems[0]
@@ -231,7 +240,7 @@ async def test_alert_pending_when_the_bot_is_killed_is_delivered_once(
             ]
 
         await until(delivered, timeout=60)
-        await asyncio.sleep(6)  # a few more check rounds (1 s each) and deliveries
+        await rounds_later(store, 6)  # a few more check rounds (1 s each) and deliveries
         posted = [c.args["text"] for c in delivered()]
         assert len(posted) == 1, posted
         rows = [

@@ -22,9 +22,9 @@ from core.store import App, Store
 from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
 from core.swarm.watch_api import parse_usage, since_arg
-from core.watch import alerts
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch, engine_time
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, drain, fast_swarm, outcome_of
 from tests.fast_plane import register
 
@@ -41,8 +41,8 @@ CONFIG = AlertsConfig(
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
+def fake() -> FakeSwarm:
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -52,7 +52,13 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> Iterator[Plane]:
     folder.mkdir()
     (folder / "app.yml").write_text(WEB)
     register(store, App("web", "path", str(folder), None, "console:alice", time.time()))
-    yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     store.close()
 
 
@@ -65,7 +71,7 @@ def watcher(plane: Plane, fake: FakeSwarm, posts: list[Post], config=CONFIG) -> 
     async def client():
         return await plane.servers.client("local")
 
-    return AlertWatch("local", client, plane.store, config, posts.append, clock=lambda: fake.now)
+    return AlertWatch("local", client, plane.store, config, posts.append, clock=SwarmSteps(fake))
 
 
 def titles(posts: list[Post]) -> list[str]:
@@ -223,9 +229,7 @@ async def test_alerts_survive_a_new_watcher_and_are_not_posted_again(plane, fake
     assert len(await watcher(plane, fake, posts).check()) == 1
 
 
-async def test_stream_reopened_from_its_cursor_handles_each_event_once(plane, fake, monkeypatch):
-    monkeypatch.setattr(alerts, "RECONNECT_FIRST", 0.001)
-    monkeypatch.setattr(alerts, "RECONNECT_MAX", 0.001)
+async def test_stream_reopened_from_its_cursor_handles_each_event_once(plane, fake):
     await ship(plane, "1")
     posts: list[Post] = []
     # three OOM kills would also be a crash loop: only the stream is under test here
@@ -241,8 +245,9 @@ async def test_stream_reopened_from_its_cursor_handles_each_event_once(plane, fa
             ):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.005)
-        drops = watch.drops
+        drops, deadline = watch.drops, time.monotonic() + 5
         while watch.drops < drops + 3:
+            assert time.monotonic() < deadline, f"{watch.drops - drops} of 3 reopenings"
             await asyncio.sleep(0.005)
     finally:
         follower.cancel()

@@ -94,12 +94,12 @@ def stalling_host() -> Iterator[tuple[int, StallingHost]]:
 
 
 @pytest.fixture
-def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def bot(tmp_path: Path):
     home, folder = tmp_path / "home", tmp_path / "shop"
     home.mkdir()
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    bot = dispatcher(home, fake_swarm(monkeypatch, "shop:1"), [ADMIN])
+    bot = dispatcher(home, fake_swarm("shop:1"), [ADMIN])
     bot.engine.store.add_grant(
         user="console:bob", role="viewer", app="shop", env="*", granted_by=ADMIN
     )

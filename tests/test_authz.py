@@ -151,10 +151,10 @@ class Plane:
 
 
 @pytest.fixture
-async def plane(home: Path, tmp_path: Path, monkeypatch):
+async def plane(home: Path, tmp_path: Path):
     """shop registered by the admin and deployed twice to each environment (production
     through break glass, as it asks for approval)."""
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN])
     folder = tmp_path / "shop"
     assert (await say(bot, ADMIN, f"apps add shop --path {folder}"))[-1] == Result(

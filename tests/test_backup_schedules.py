@@ -29,6 +29,7 @@ from core.swarm.fake import FakeExec, FakeSwarm
 from core.swarm.servers import Servers
 from core.watch.backups import BackupWatch, DbFacts, WatchState, step_db
 from tests.chat import result, say, table
+from tests.clock import ManualClock, SwarmSteps
 from tests.fast_plane import fake_swarm
 from tests.loopback import LoopbackServer
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
@@ -166,7 +167,7 @@ def plane(tmp_path: Path, monkeypatch, s3_url):
     make_bucket(s3_url, bucket)
     home = tmp_path / "home"
     home.mkdir()
-    swarm = fake_swarm(monkeypatch, "postgres:16")
+    swarm = fake_swarm("postgres:16")
     config = ControlConfig(
         admins=[ADMIN],
         notify=[NotifyRoute(platform="console", channel="ops", kinds=["backups"])],
@@ -181,6 +182,7 @@ def plane(tmp_path: Path, monkeypatch, s3_url):
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(swarm),
     )
     bot = Dispatcher(engine, config)
     yield bot, swarm
@@ -277,23 +279,23 @@ async def test_missed_schedule_alerts_once_then_a_good_backup_recovers(plane):
     store = bot.engine.store
     # the backup below runs on the real clock: the watcher's clock walks up to it
     fire = last_fire("0 3 * * *", dt.datetime.now(UTC) - dt.timedelta(days=1))
-    now = [fire - dt.timedelta(hours=1)]
+    clock = ManualClock.at(fire - dt.timedelta(hours=1))
 
     def publish(post):
         bot.notifier.publish("backups", post.database, None, Message(post.text))
 
-    watch = BackupWatch(store, bot.config.backups, publish, clock=lambda: now[0])
+    watch = BackupWatch(store, bot.config.backups, publish, clock=clock)
     assert await watch.check() == []  # first sight: earlier fire times are not "missed"
-    now[0] = fire + dt.timedelta(minutes=30)  # shipbot was down at 03:00
+    clock.advance_to(fire + dt.timedelta(minutes=30))  # shipbot was down at 03:00
     (alert,) = await watch.check()
     due_at = fire.strftime("%Y-%m-%d %H:%M UTC")
     assert f"backup of maindb due {due_at} never started" in alert.text
-    now[0] = fire + dt.timedelta(minutes=40)
+    clock.advance_to(fire + dt.timedelta(minutes=40))
     assert await watch.check() == []  # once
     tools(swarm)
     done = await guarded_backup(bot.engine.plane, bot.config, bot.notifier, "maindb", ADMIN)
     assert done.ok
-    now[0] = dt.datetime.now(UTC)
+    clock.advance_to(dt.datetime.now(UTC))
     (recovery,) = await watch.check()
     assert recovery.text.startswith("✅ maindb has a good backup again (backup 1,")
     texts = json.dumps(posted(bot), ensure_ascii=False)

@@ -40,12 +40,12 @@ def bomb(levels: int) -> str:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     origin = _make_origin(tmp_path)
     origin.commit({"app.yml": APP_YML})
-    bot = dispatcher(home, fake_swarm(monkeypatch, "mine:1"), [ADMIN])
+    bot = dispatcher(home, fake_swarm("mine:1"), [ADMIN])
     yield bot, origin
     bot.close()
 

@@ -34,6 +34,7 @@ from core.watch.certs import (
     step,
 )
 from tests.certgen import make_ca, make_leaf, pem, tls_server
+from tests.clock import ManualClock
 
 UTC = dt.UTC
 JAN = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -337,7 +338,7 @@ async def test_the_watcher_reads_the_edge_and_posts_through_the_outbox_once(tmp_
     async def client():
         return swarm
 
-    clock = [now]
+    clock = ManualClock.at(now)
     with tls_server({"*": default, "api.example.com": issued}, tmp_path) as port:
         reader = EdgeReader(
             client, address="127.0.0.1", https_port=port, proxy_service="shipbot-edge"
@@ -346,11 +347,11 @@ async def test_the_watcher_reads_the_edge_and_posts_through_the_outbox_once(tmp_
             reader,
             store,
             lambda post: notifier.publish("certs", post.app, post.env, Message(post.text)),
-            clock=lambda: clock[0],
+            clock=clock,
         )
         first = await watch.check()
         assert await watch.check() == []
-        clock[0] = now + dt.timedelta(days=80)
+        clock.advance(80 * 24 * 3600)
         expiring = await watch.check()
     assert [p.text.split(",")[0] for p in first] == [
         "🔒 certificate issued for api.example.com",

@@ -21,6 +21,7 @@ from commands.dispatch import Dispatcher
 from commands.replies import Message, decode
 from core.edge.certs import CertError, acme_outcomes, probe
 from tests.chat import remove_apps, result, say
+from tests.clock import ManualClock
 from tests.pebble import Pebble, pebble
 
 pytestmark = pytest.mark.docker
@@ -177,12 +178,12 @@ async def test_an_issuance_that_cannot_succeed_posts_the_acme_error(edge, ca, tm
 async def test_the_expiry_alert_fires_on_an_injected_clock(edge):
     cert = served("web.acme.test")
     late = cert.not_after - dt.timedelta(seconds=20)
-    posts = await watch(edge.engine.plane, edge.notifier, clock=lambda: late).check()
+    posts = await watch(edge.engine.plane, edge.notifier, clock=ManualClock.at(late)).check()
     web = [p.text for p in posts if "web.acme.test" in p.text]
     if web and web[0].startswith("🔁"):  # renewed meanwhile: the new one's end
         cert = served("web.acme.test")
         late = cert.not_after - dt.timedelta(seconds=20)
-        posts = await watch(edge.engine.plane, edge.notifier, clock=lambda: late).check()
+        posts = await watch(edge.engine.plane, edge.notifier, clock=ManualClock.at(late)).check()
         web = [p.text for p in posts if "web.acme.test" in p.text]
     assert len(web) == 1 and web[0].startswith(
         "⚠️ certificate for web.acme.test expires in 0 days ("

@@ -16,8 +16,8 @@ HOST = "registry.example.com"
 
 
 @pytest.fixture
-async def served(tmp_path, monkeypatch):
-    fake = fake_swarm(monkeypatch)
+async def served(tmp_path):
+    fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, fake, ["console:alice"])
@@ -102,8 +102,8 @@ async def test_a_body_without_env_or_nested_deep_is_a_400_that_changed_nothing(s
     assert bot.engine.store.release_numbers("api") == []
 
 
-async def test_the_ci_tokens_owner_cannot_approve_its_deploy(tmp_path, monkeypatch):
-    fake = fake_swarm(monkeypatch)
+async def test_the_ci_tokens_owner_cannot_approve_its_deploy(tmp_path):
+    fake = fake_swarm()
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, fake, ["console:alice"])

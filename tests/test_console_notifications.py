@@ -25,8 +25,8 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.fake import HEALTHY, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
-from core.watch import alerts
 from tests.chat import result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, fast_swarm
 
 ALERTS = AlertsConfig(
@@ -37,9 +37,8 @@ ROUTES = [NotifyRoute(platform="console", channel="ops", kinds=["alerts"])]
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    swarm = fast_swarm(monkeypatch)
-    monkeypatch.setattr(alerts, "clock", lambda: swarm.now)
+def fake() -> FakeSwarm:
+    swarm = fast_swarm()
     return swarm
 
 
@@ -55,6 +54,7 @@ async def bot(tmp_path: Path, fake: FakeSwarm):
         servers=Servers({"local": lambda: fake}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(fake),
     )
     dispatcher = Dispatcher(
         engine, ControlConfig(admins=["console:alice"], notify=ROUTES, alerts=ALERTS)

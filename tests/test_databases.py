@@ -171,13 +171,13 @@ databases: [maindb]
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     for app in ("shop", "blog"):
         (tmp_path / app).mkdir()
         (tmp_path / app / "app.yml").write_text(APP_YML.replace("shop", app))
-    swarm = fake_swarm(monkeypatch, "shop:1", "blog:1", "postgres:16", "redis:7")
+    swarm = fake_swarm("shop:1", "blog:1", "postgres:16", "redis:7")
     bot = dispatcher(home, swarm, [ADMIN])
     yield bot, swarm, tmp_path
     bot.close()
@@ -331,8 +331,8 @@ async def test_remove_keeps_the_volume_unless_asked_and_waits_for_detach(plane):
     assert 'db remove cache --delete-data --break-glass "test"' in audit
 
 
-def test_the_fake_refuses_to_remove_a_volume_in_use(tmp_path: Path, monkeypatch):
-    swarm = fake_swarm(monkeypatch, "redis:7")
+def test_the_fake_refuses_to_remove_a_volume_in_use(tmp_path: Path):
+    swarm = fake_swarm("redis:7")
     db = Database("c", "redis", "7", "redis:7", REDIS, ADMIN, 0.0)
     swarm.create_service(db_spec.service_spec(db))
     with pytest.raises(VolumeInUse):

@@ -26,6 +26,7 @@ from core.store import App, Store
 from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
 from tests.chat import result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import (
     PLAIN,
     PROBE_FAILED,
@@ -39,8 +40,8 @@ from tests.fast_plane import register
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
+def fake() -> FakeSwarm:
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -51,7 +52,13 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
         folder.mkdir()
         (folder / "app.yml").write_text(text)
         register(store, App(name, "path", str(folder), None, "console:alice", time.time()))
-    yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     store.close()
 
 
@@ -94,7 +101,7 @@ async def test_deploy_of_a_server_that_exits_0_quotes_its_health_check(plane, fa
     assert outcome.details[0] == f"why: {PROBE_FAILED}"
 
 
-async def test_deploy_paused_when_the_rollback_fails_too(plane, fake, monkeypatch):
+async def test_deploy_paused_when_the_rollback_fails_too(plane, fake):
     assert (await ship(plane, "web", "1")).ok
     fake.behave("web:1", UNHEALTHY)  # release 1 now fails as well: Swarm's rollback pauses
     fake.behave("web:2", UNHEALTHY)

@@ -20,6 +20,7 @@ from core.swarm.servers import Servers
 from core.watch.backups import ago
 from core.watch.digest import PROVIDERS, Digest, Scope, Section, Window
 from core.watch.drift import DriftWatch
+from tests.clock import ManualClock
 
 UTC = dt.UTC
 DAY = 86400.0
@@ -36,14 +37,6 @@ def next_eight(after: float) -> dt.datetime:
     moment = dt.datetime.fromtimestamp(after, UTC)
     fire = moment.replace(hour=8, minute=0, second=0, microsecond=0)
     return fire if fire > moment else fire + dt.timedelta(days=1)
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -115,7 +108,7 @@ def test_each_channel_gets_what_its_routes_take(store):
     happened = history(store)
     fire = next_eight(happened)
     digest = Digest(
-        store, DigestConfig(), ROUTES, enqueue_into(store), mask=mask, clock=Clock(fire)
+        store, DigestConfig(), ROUTES, enqueue_into(store), mask=mask, clock=ManualClock.at(fire)
     )
     posted = digest.post_now()
     assert [(p.platform, p.channel) for p in posted] == [("slack", "ops"), ("slack", "web")]
@@ -161,7 +154,7 @@ def test_each_channel_gets_what_its_routes_take(store):
 
 def test_posted_once_per_fire_time_across_restarts(store, tmp_path):
     fire = next_eight(history(store))
-    clock = Clock(fire + dt.timedelta(minutes=5))
+    clock = ManualClock.at(fire + dt.timedelta(minutes=5))
     assert (
         len(
             Digest(
@@ -181,7 +174,7 @@ def test_posted_once_per_fire_time_across_restarts(store, tmp_path):
     reopened = Store(tmp_path / "shipbot.db")
     again = Digest(reopened, DigestConfig(), ROUTES, enqueue_into(reopened), mask=mask, clock=clock)
     assert again.post_now() == []
-    clock.now += dt.timedelta(days=1)  # the next day's digest: news no more
+    clock.advance(24 * 3600)  # the next day's digest: news no more
     (ops, web) = again.post_now()
     assert "*Deploys: 0 succeeded, 0 did not*" in web.text
     assert len(outbox(reopened)) == 4
@@ -204,7 +197,7 @@ def test_a_section_provider_added_later_is_one_line(store):
         enqueue_into(store),
         mask=mask,
         providers=(*PROVIDERS, alerts),
-        clock=Clock(fire),
+        clock=ManualClock.at(fire),
     )
     ops, web = digest.post_now()
     assert ops.text.endswith("*Open alerts: 1*\n  🔥 web (production) crash loop")
@@ -266,7 +259,12 @@ async def test_the_digest_lists_what_the_drift_watcher_keeps_open(store):
     await DriftWatch(store, find, lambda post: None).check()
     fire = next_eight(time.time())
     (ops,) = Digest(
-        store, DigestConfig(), ROUTES[:1], enqueue_into(store), mask=mask, clock=Clock(fire)
+        store,
+        DigestConfig(),
+        ROUTES[:1],
+        enqueue_into(store),
+        mask=mask,
+        clock=ManualClock.at(fire),
     ).post_now()
     assert ops.text.endswith(
         "*Drift: 1 open (`status --drift`)*\n  ⚠️ api (staging) on local: service missing"
@@ -314,7 +312,12 @@ def test_the_digest_lists_open_alerts_masked_and_not_closed_ones(store):
     )
     fire = next_eight(time.time())
     (ops,) = Digest(
-        store, DigestConfig(), ROUTES[:1], enqueue_into(store), mask=mask, clock=Clock(fire)
+        store,
+        DigestConfig(),
+        ROUTES[:1],
+        enqueue_into(store),
+        mask=mask,
+        clock=ManualClock.at(fire),
     ).post_now()
     section = ops.text[ops.text.index("*Alerts: 2 open*") :]
     assert SECRET not in ops.text and MASK in section

@@ -19,6 +19,7 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import Servers
 from tests.chat import failure, result, say, table
+from tests.clock import SwarmSteps
 from tests.fake_cloudflare import FakeCloudflare
 from tests.fast_plane import fake_swarm
 
@@ -265,18 +266,19 @@ def bot_with(home: Path, swarm, dns: DnsConfig) -> Dispatcher:
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(swarm),
     )
     return Dispatcher(engine, ControlConfig(admins=[ADMIN], dns=dns))
 
 
 @pytest.fixture
-async def plane(tmp_path: Path, monkeypatch, fake):
+async def plane(tmp_path: Path, fake):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = bot_with(home, swarm, config(fake))
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
     assert result(await say(bot, "domain grant shop shop.example.com", ADMIN)).ok
@@ -344,13 +346,14 @@ async def test_who_may_list_and_sync(plane, fake):
     ]
 
 
-async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path, monkeypatch):
-    swarm = fake_swarm(monkeypatch)
+async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path):
+    swarm = fake_swarm()
     engine = Engine(
         Store(tmp_path / "shipbot.db"),
         servers=Servers({"local": lambda: swarm}),
         home=tmp_path,
         vault=Vault.open(tmp_path),
+        clock=SwarmSteps(swarm),
     )
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
     assert failure(await say(bot, "dns list", ADMIN)).message.startswith(

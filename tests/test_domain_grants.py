@@ -32,11 +32,11 @@ def app_yml(name: str, routing: str) -> str:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     """Two apps, shop and mine; MAL may deploy mine (and push to its repository)."""
     home = tmp_path / "home"
     home.mkdir()
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN])
     folders = {}
     for name in ("shop", "mine"):

@@ -42,6 +42,7 @@ from core.store import App, Release, Store
 from core.swarm.servers import Servers
 from core.watch.drift import DriftWatch, Post, step
 from tests.chat import say
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, drain, fast_swarm
 from tests.fast_plane import dispatcher, register
 
@@ -188,8 +189,8 @@ def test_a_release_recorded_without_its_spec_compares_image_and_label_only():
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    return fast_swarm(monkeypatch)
+def fake():
+    return fast_swarm()
 
 
 @pytest.fixture
@@ -199,7 +200,13 @@ def plane(tmp_path: Path, fake):
     folder.mkdir()
     (folder / "app.yml").write_text(WEB + "env: {GREETING: hi}\n")
     register(store, App("web", "path", str(folder), None, "console:alice", time.time()))
-    yield Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     store.close()
 
 
@@ -226,8 +233,8 @@ async def test_detect_on_the_fake_swarm(plane, fake):
     assert [d.kind for d in await detect(plane, "web")] == [MISSING]
 
 
-async def test_status_drift_in_the_chat_shows_only_what_the_user_may_see(tmp_path, monkeypatch):
-    swarm = fast_swarm(monkeypatch)
+async def test_status_drift_in_the_chat_shows_only_what_the_user_may_see(tmp_path):
+    swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"
     folder.mkdir()
@@ -289,7 +296,7 @@ async def test_drift_watch_keeps_its_findings_across_restarts(tmp_path):
     store.close()
 
 
-async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path, monkeypatch):
+async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path):
     async def away() -> list[Drift]:
         raise EngineUnavailable("the Docker engine stopped answering")
 
@@ -301,8 +308,8 @@ async def test_drift_watch_skips_a_round_when_the_engine_is_away(tmp_path, monke
     store.close()
 
 
-async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_path, monkeypatch):
-    swarm = fast_swarm(monkeypatch)
+async def test_serve_checks_drift_at_start_and_posts_to_the_alert_channels(tmp_path):
+    swarm = fast_swarm()
     bot = dispatcher(tmp_path, swarm, ["console:alice"])
     folder = tmp_path / "web"
     folder.mkdir()

@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives import serialization
 
 from commands.replies import DENIED
 from core.config import AcmeConfig, EdgeConfig
-from core.edge import operate
 from core.edge.acme import acme_args
 from core.edge.operate import certificate_note
 from core.edge.proxy import proxy_spec
@@ -129,9 +128,8 @@ def test_acme_configs_and_secrets_carry_their_ids():
 
 
 @pytest.fixture
-def swarm(monkeypatch):
-    monkeypatch.setattr(operate, "POLL_SECONDS", 0)
-    return fake_swarm(monkeypatch, "traefik:v3", "team/api:1")
+def swarm():
+    return fake_swarm("traefik:v3", "team/api:1")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from commands.dispatch import ChatRequest, Dispatcher
 from commands.replies import DENIED, ApprovalRequest, Failure, Message, Result
 from core.secrets import MASK
 from tests.chat import fetch, logs, result, say, table, task_addresses
+from tests.clock import JumpClock
 
 pytestmark = pytest.mark.docker
 
@@ -136,12 +137,13 @@ async def test_production_approval_story(setup, docker_client):
 async def test_approval_expires_and_says_so(setup):
     name, folder, home = setup
     require_approval(folder, "staging", {"expires": "1s"})
-    bot = Dispatcher.open(home)
+    clock = JumpClock()
+    bot = Dispatcher.open(home, clock)
     await say(bot, f"apps add {name} --path {folder}", ADMIN)
     await say(bot, f"grant console:bob deployer --app {name}", ADMIN)
     asked = await say(bot, f"deploy {name} --env staging", "console:bob")
     request = next(r for r in asked if isinstance(r, ApprovalRequest))
-    await asyncio.sleep(1.2)
+    clock.jump(1.2)
     expired = bot.expire_due()
     assert expired == [
         (
@@ -212,11 +214,14 @@ async def test_killed_deploy_leaves_a_recoverable_lock(setup, tmp_path, monkeypa
     busy = await say(bot, f"deploy {name}", ADMIN)
     assert busy[-1].message.startswith(f"{name}/production is being changed by {ADMIN}")
     bot.close()
-    # the deployment's heartbeat falls silent; once it is older than the TTL, it is stale
+    # the deployment's heartbeat falls silent (its process is gone for real); once it is
+    # older than the TTL, it is stale
+    deadline = time.monotonic() + ttl + 10
     while db.execute(
         "SELECT 1 FROM deployments WHERE status = 'running' AND heartbeat_at > ?",
         [time.time() - ttl],
     ).fetchall():
+        assert time.monotonic() < deadline, "the killed deploy's heartbeat still beats"
         await asyncio.sleep(0.2)
     (home / "shipbot.yml").write_text(
         f"admins: [{ADMIN}]\nnotify:\n  - {{platform: slack, channel: CALERTS}}\n"
@@ -237,14 +242,15 @@ async def test_killed_deploy_leaves_a_recoverable_lock(setup, tmp_path, monkeypa
 async def test_stale_lock_is_taken_over_after_its_heartbeat_dies(setup, monkeypatch):
     name, folder, home = setup
     monkeypatch.setenv("SHIPBOT_LOCK_TTL", "1")
-    bot = Dispatcher.open(home)
+    clock = JumpClock()
+    bot = Dispatcher.open(home, clock)
     await say(bot, f"apps add {name} --path {folder}", ADMIN)
     bot.engine.store.acquire_lock(
         f"{name}/staging", owner="console:ghost", what="deploy", ttl=1, host="gone"
     )
     busy = await say(bot, f"deploy {name} --env staging", ADMIN)
     assert "is being changed by console:ghost" in busy[-1].message
-    await asyncio.sleep(1.1)
+    clock.jump(1.1)  # the ghost's heartbeat is a second old: stale
     assert result(await say(bot, f"deploy {name} --env staging", ADMIN)).ok
     bot.close()
 

@@ -21,9 +21,9 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.swarm.servers import Servers
-from core.watch import alerts
 from core.watch.alerts import AlertWatch
 from tests.chat import result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, fast_swarm
 from tests.fake_slack import FakeSlack
 from tests.test_slack import SECRET, Harness, until
@@ -43,9 +43,8 @@ ROUTES = [
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    swarm = fast_swarm(monkeypatch)
-    monkeypatch.setattr(alerts, "clock", lambda: swarm.now)
+def fake() -> FakeSwarm:
+    swarm = fast_swarm()
     return swarm
 
 
@@ -55,6 +54,7 @@ def open_bot(home: Path, fake: FakeSwarm) -> Dispatcher:
         servers=Servers({"local": lambda: fake}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(fake),
     )
     config = ControlConfig(admins=["console:alice"], notify=ROUTES, alerts=ALERTS)
     return Dispatcher(engine, config)

@@ -65,8 +65,8 @@ def test_release_images_under_any_spelling(image, owner):
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    swarm = fake_swarm(monkeypatch)
+def fake():
+    swarm = fake_swarm()
     swarm.logins[HOST] = LOGIN
     return swarm
 

@@ -73,8 +73,8 @@ def test_comparable_images(image, compared):
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    return fake_swarm(monkeypatch)
+def fake():
+    return fake_swarm()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from commands.dispatch import ChatRequest
 from commands.pipelines import registry_login
 from core.secrets import MASK
-from core.swarm import jobs
 from tests.chat import logs, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
 
@@ -27,11 +26,10 @@ STAGINGS_SECRET = "mines-staging-token-9"
 
 
 @pytest.fixture
-async def bot(tmp_path, monkeypatch):
+async def bot(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    swarm = fake_swarm(monkeypatch, "mine:1")
-    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
+    swarm = fake_swarm("mine:1")
     bot = dispatcher(home, swarm, [ADMIN])
     bot.swarm = swarm  # type: ignore[attr-defined]
     for name in ("mine", "other"):

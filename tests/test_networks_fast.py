@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from commands.replies import DENIED
-from core.edge import operate
 from tests.chat import failure, result, say, steps, table
 from tests.fast_plane import dispatcher, fake_swarm
 
@@ -27,9 +26,8 @@ def networks_of(swarm, service: str) -> list[str]:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(operate, "POLL_SECONDS", 0)
-    swarm = fake_swarm(monkeypatch, "traefik:v3", "web:1", "api:1", "pay:1", "redis:7")
+def plane(tmp_path: Path):
+    swarm = fake_swarm("traefik:v3", "web:1", "api:1", "pay:1", "redis:7")
     home = tmp_path / "home"
     home.mkdir()
     bot = dispatcher(home, swarm, [ADMIN])

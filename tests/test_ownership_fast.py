@@ -17,9 +17,9 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.fake import HEALTHY, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
-from core.watch import alerts
 from core.watch.certs import EdgeReader
 from tests.chat import failure, result, say
+from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, fast_swarm
 
 ADMIN = "console:alice"
@@ -37,6 +37,7 @@ async def plane_of(root: Path, name: str, swarm: FakeSwarm) -> Dispatcher:
         servers=Servers({"local": lambda: swarm}),
         home=home,
         vault=Vault.open(home),
+        clock=SwarmSteps(swarm),
     )
     route = NotifyRoute(platform="slack", channel=f"C{name.upper()}", kinds=["alerts"])
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN], notify=[route], alerts=ALERTS))
@@ -50,11 +51,8 @@ def alerts_posted(bot: Dispatcher) -> list[str]:
     return [json.loads(r["payload"])["fields"]["title"] for r in rows]
 
 
-async def test_two_control_planes_on_one_swarm_never_touch_each_others_services(
-    tmp_path, monkeypatch
-):
-    swarm = fast_swarm(monkeypatch)
-    monkeypatch.setattr(alerts, "clock", lambda: swarm.now)
+async def test_two_control_planes_on_one_swarm_never_touch_each_others_services(tmp_path):
+    swarm = fast_swarm()
     one, two = await plane_of(tmp_path, "one", swarm), await plane_of(tmp_path, "two", swarm)
     try:
         assert one.engine.plane.id != two.engine.plane.id

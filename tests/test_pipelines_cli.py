@@ -30,7 +30,7 @@ def shipbot(*args: str, home: Path, given: str = "") -> subprocess.CompletedProc
     )
 
 
-async def test_logins_and_tokens_from_the_host(tmp_path: Path, monkeypatch):
+async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
     app = tmp_path / "api"
     app.mkdir()
@@ -54,7 +54,7 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path, monkeypatch):
     # token, or no way out), and nothing is stored
     assert (login.returncode, login.stdout) == (1, "") and "ghcr.io" in login.stderr
     assert shipbot("registry", "list", home=tmp_path).stdout == ""
-    fake = fake_swarm(monkeypatch)
+    fake = fake_swarm()
     bot = dispatcher(tmp_path, fake, ["console:ops"])  # a registry that takes the token
     password = "s3cret-registry-token"
     registry_login(bot, registry="ghcr.io", username="ci", password=password, app="api", by="t")

@@ -21,10 +21,10 @@ from core.events import LogLine, Progress
 from core.plane import Plane
 from core.secrets import MASK, Vault
 from core.store import App, Store
-from core.swarm import jobs
 from core.swarm.fake import Behaviour, FakeSwarm
 from core.swarm.jobs import LogCursor, job_labels, job_name, job_spec
 from core.swarm.servers import Servers
+from tests.clock import SwarmSteps
 from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
 from tests.fast_plane import register
 
@@ -40,9 +40,8 @@ release: [python, manage.py, migrate]
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    swarm = fast_swarm(monkeypatch)
-    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
+def fake() -> FakeSwarm:
+    swarm = fast_swarm()
     return swarm
 
 
@@ -62,7 +61,7 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> AsyncIterator[Plane]:
         secret=True,
         updated_by="console:alice",
     )
-    yield Plane(store, vault, Servers({"local": lambda: fake}), tmp_path)
+    yield Plane(store, vault, Servers({"local": lambda: fake}), tmp_path, clock=SwarmSteps(fake))
     store.close()
 
 

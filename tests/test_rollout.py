@@ -22,12 +22,13 @@ from core.secrets import Vault
 from core.store import Release
 from core.swarm import rollout
 from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
+from tests.clock import SwarmSteps
 from tests.fake_plane import CHECK, PROBE_FAILED, WEB, drain, fast_swarm, running_images
 
 
 @pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
+def fake() -> FakeSwarm:
+    return fast_swarm()
 
 
 # rollout.wait on its own
@@ -48,7 +49,7 @@ def posted(fake: FakeSwarm, image: str, *, pause: bool = False, create: bool = F
 
 
 async def verdict(fake: FakeSwarm, target: rollout.Target, deadline: float = 60) -> Any:
-    events = await drain(rollout.wait(fake, target, deadline))
+    events = await drain(rollout.wait(fake, target, deadline, SwarmSteps(fake)))
     assert all(isinstance(e, Progress) for e in events[:-1])
     return events[-1]
 
@@ -96,7 +97,7 @@ async def test_wait_retries_transient_errors(fake):
     fake.fail_next(1, "inspect_service")
     timed_out = DeployError("listing tasks of web-production: context deadline exceeded")
     fake.fail_next(1, "tasks", error=timed_out)
-    events = await drain(rollout.wait(fake, target, 60))
+    events = await drain(rollout.wait(fake, target, 60, SwarmSteps(fake)))
     assert events[-1].state == "converged"
     lost = [e.text for e in events[:-1] if "lost the engine" in e.text]
     assert lost == [
@@ -109,7 +110,7 @@ async def test_wait_raises_other_errors_at_once(fake):
     target = posted(fake, "web:2")
     fake.fail_next(1, "tasks", error=DeployError("listing tasks of web-production: forbidden"))
     with pytest.raises(DeployError, match="forbidden"):
-        await drain(rollout.wait(fake, target, 60))
+        await drain(rollout.wait(fake, target, 60, SwarmSteps(fake)))
 
 
 async def test_wait_raises_when_the_engine_stays_away(fake):
@@ -117,7 +118,7 @@ async def test_wait_raises_when_the_engine_stays_away(fake):
     fake.down = True
     started = fake.now
     with pytest.raises(EngineUnavailable):
-        await drain(rollout.wait(fake, target, 10))
+        await drain(rollout.wait(fake, target, 10, SwarmSteps(fake)))
     assert fake.now - started >= 10  # it tried until the deadline
 
 

@@ -13,7 +13,6 @@ from commands.grammar import UsageError, parse, render
 from commands.replies import DENIED, FAILED, USAGE, ApprovalRequest, Failure, Log, Result
 from core.secrets import MASK
 from core.store import App
-from core.swarm import jobs
 from tests.chat import say
 from tests.fast_plane import dispatcher, fake_swarm, register
 
@@ -48,9 +47,8 @@ def test_a_mark_in_another_command_is_refused():
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, monkeypatch):
-    swarm = fake_swarm(monkeypatch, "shop:1")
-    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
+async def bot(tmp_path: Path):
+    swarm = fake_swarm("shop:1")
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"

@@ -42,8 +42,8 @@ def test_an_app_mounts_only_its_own_swarm_secrets():
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    return fake_swarm(monkeypatch)
+def fake():
+    return fake_swarm()
 
 
 @pytest.fixture

@@ -253,8 +253,8 @@ def test_servers_table(tmp_path):
 
 
 # the registry
-async def test_registry_finds_added_servers_through_its_lookup(monkeypatch):
-    swarm = fake_swarm(monkeypatch)
+async def test_registry_finds_added_servers_through_its_lookup():
+    swarm = fake_swarm()
     servers = Servers({"local": lambda: swarm})
     with pytest.raises(DeployError, match="no server named 'eu-1'"):
         await servers.client("eu-1")

@@ -16,9 +16,9 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.servers import keys
 from core.store import Store
-from core.swarm import jobs, rollout
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from tests.clock import SwarmSteps
 from tests.fast_plane import dispatcher, fake_swarm
 from tests.test_servers import ADMIN, row, ssh_keygen
 
@@ -32,10 +32,10 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-async def bot(tmp_path, monkeypatch):
+async def bot(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    bot = dispatcher(home, fake_swarm(monkeypatch), [ADMIN])
+    bot = dispatcher(home, fake_swarm(), [ADMIN])
     bot.engine.store.add_grant(user=SHOP_ADMIN, role="admin", app="shop", env="*", granted_by=ADMIN)
     yield bot
     bot.close()
@@ -152,13 +152,10 @@ environments:
 """
 
 
-async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, monkeypatch):
-    local = fake_swarm(monkeypatch, "shop:1")
+async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path):
+    local = fake_swarm("shop:1")
     eu = FakeSwarm()
     eu.publish("shop:1")
-    # rollouts are watched on one clock: it moves as either fake swarm moves
-    monkeypatch.setattr(rollout, "clock", lambda: local.now + eu.now)
-    monkeypatch.setattr(jobs, "POLL_SECONDS", 0)
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
@@ -170,6 +167,7 @@ async def test_an_environment_runs_on_its_server_and_is_driven_there(tmp_path, m
         home=home,
         vault=Vault.open(home),
         server_apps={"eu-1": ["shop"]},
+        clock=SwarmSteps(local, eu),  # rollouts move as either fake swarm moves
     )
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
     try:
@@ -221,12 +219,10 @@ async def test_a_server_apps_run_on_is_not_removed(bot):
 
 
 @pytest.mark.parametrize("opened", [{}, {"eu-1": ["web", "shop-*"]}])
-async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
-    tmp_path, monkeypatch, opened
-):
+async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(tmp_path, opened):
     """app.yml is written by whoever may deploy the app: it cannot put the app on another
     team's server until shipbot.yml's server_apps opens that server to it."""
-    local = fake_swarm(monkeypatch, "shop:1")
+    local = fake_swarm("shop:1")
     eu = FakeSwarm()
     eu.publish("shop:1")
     home = tmp_path / "home"
@@ -240,6 +236,7 @@ async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
         home=home,
         vault=Vault.open(home),
         server_apps=opened,
+        clock=SwarmSteps(local, eu),
     )
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
     try:
@@ -259,14 +256,11 @@ async def test_a_server_not_opened_to_an_app_is_refused_before_anything_changes(
         bot.close()
 
 
-async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(
-    tmp_path, monkeypatch
-):
+async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(tmp_path):
     """shipbot.yml's build.server: images are built on that engine, never on the server
     whose apps serve traffic, then carried there (docker save | docker load)."""
-    local = fake_swarm(monkeypatch)
+    local = fake_swarm()
     builder = FakeSwarm()
-    monkeypatch.setattr(rollout, "clock", lambda: local.now + builder.now)
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "built"
@@ -279,6 +273,7 @@ async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(
         home=home,
         vault=Vault.open(home),
         build=BuildConfig(server="builds"),
+        clock=SwarmSteps(local, builder),
     )
     bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
     try:

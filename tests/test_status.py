@@ -14,6 +14,7 @@ from core.plane import Plane
 from core.secrets import Vault
 from core.store import App, Store
 from core.swarm.servers import Servers
+from tests.clock import SwarmSteps
 from tests.fake_plane import drain, fast_swarm
 from tests.fast_plane import register
 
@@ -55,8 +56,8 @@ def test_summarize_counts_each_services_running_tasks_from_one_list():
     ]
 
 
-async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path, monkeypatch):
-    fake = fast_swarm(monkeypatch)
+async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path):
+    fake = fast_swarm()
     store = Store(tmp_path / "shipbot.db")
     names = [f"app{i}" for i in range(12)]
     for name in names:
@@ -64,7 +65,13 @@ async def test_status_of_many_apps_is_two_calls_to_the_swarm(tmp_path: Path, mon
         folder.mkdir()
         (folder / "app.yml").write_text(f"name: {name}\nimage: web:1\nreplicas: 2\n")
         register(store, App(name, "path", str(folder), None, "console:alice", time.time()))
-    plane = Plane(store, Vault(Fernet.generate_key()), Servers({"local": lambda: fake}), tmp_path)
+    plane = Plane(
+        store,
+        Vault(Fernet.generate_key()),
+        Servers({"local": lambda: fake}),
+        tmp_path,
+        clock=SwarmSteps(fake),
+    )
     for name in names:
         events = await drain(deploy(plane, await resolve(plane, name, None, "1"), user="console:a"))
         assert events[-1].ok

@@ -25,13 +25,13 @@ environments:
 
 
 @pytest.fixture
-def plane(tmp_path: Path, monkeypatch):
+def plane(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN])
     yield bot, swarm, folder
     bot.close()
@@ -142,13 +142,13 @@ async def test_did_you_mean_help_and_environments_once(plane):
     assert "--env defaults to production." in usage[0].text
 
 
-async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_path, monkeypatch):
+async def test_a_locked_state_file_answers_in_seconds_and_loses_no_audit(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "app.yml").write_text(APP_YML)
-    swarm = fake_swarm(monkeypatch, "shop:1")
+    swarm = fake_swarm("shop:1")
     bot = dispatcher(home, swarm, [ADMIN], busy_timeout=0.5)
     assert result(await say(bot, f"apps add shop --path {folder}", ADMIN)).ok
     other = sqlite3.connect(home / "shipbot.db", isolation_level=None)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context
 from commands.grammar import arg, command
 from commands.notify import Notifier
 from commands.permissions import VIEW
 from commands.replies import Message, Reply, Table
+from core.clock import Clock
 from core.errors import CoreError
 from core.plane import Plane
-from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, standing_error, utc_now
+from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, standing_error
 
 log = logging.getLogger("shipbot.certs")
 COLUMNS = ("domain", "app", "env", "issuer", "not after", "days left", "note")
@@ -73,12 +74,10 @@ class Certs:
                 else f"{self.app} has no domain: add `domains: [...]` to its app.yml and deploy"
             )
             return
-        yield Table(COLUMNS, cert_rows(facts, utc_now()))
+        yield Table(COLUMNS, cert_rows(facts, ctx.engine.clock.now()))
 
 
-def watch(
-    plane: Plane, notifier: Notifier, clock: Callable[[], dt.datetime] = utc_now
-) -> CertWatch:
+def watch(plane: Plane, notifier: Notifier, clock: Clock | None = None) -> CertWatch:
     """The watcher ``shipbot serve`` runs every ``edge.acme.watch_seconds``."""
 
     def publish(post: Post) -> None:
@@ -89,7 +88,7 @@ def watch(
         plane.store,
         publish,
         alert_days=plane.edge.acme.alert_days,
-        clock=clock,
+        clock=clock or plane.clock,
     )
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from commands.catalog.backups import backup_and_post, backups_config, failure_post
 from commands.catalog.context import Context
@@ -22,6 +21,7 @@ from commands.grammar import arg, command
 from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
+from core.clock import Clock
 from core.config import BackupsConfig, ControlConfig
 from core.data import databases, verify
 from core.data.s3 import S3Store
@@ -167,13 +167,13 @@ class Runner:
         config: ControlConfig,
         notifier: Notifier,
         environ: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.plane = plane
         self.config = config
         self.notifier = notifier
         self.environ = environ
-        self.clock = clock
+        self.clock = clock or plane.clock
 
     async def __call__(self, job: Job) -> Reply:
         if job.what == BACKUP and job.database:
@@ -186,7 +186,7 @@ class Runner:
             )
         if job.what == REPORT:
             settings = backups_config(self.config)
-            table = await asyncio.to_thread(report, self.plane.store, settings, self.clock())
+            table = await asyncio.to_thread(report, self.plane.store, settings, self.clock.time())
             await asyncio.to_thread(self.notifier.publish, "backups", None, None, table)
             return table
         raise ValueError(f"not a job: {job}")
@@ -231,6 +231,8 @@ class BackupReport:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
-        rows = await asyncio.to_thread(report_rows, ctx.engine.store, settings, time.time())
+        rows = await asyncio.to_thread(
+            report_rows, ctx.engine.store, settings, ctx.engine.clock.time()
+        )
         shown = [row for row in rows if await may_see(ctx, row[0])]
         yield report_table(shown, "no databases you may see")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +126,7 @@ async def create(
         image=db_spec.image_for(config, kind, version),
         credentials=db_spec.new_credentials(kind, name),
         created_by=user,
-        created_at=time.time(),
+        created_at=plane.clock.time(),
     )
     swarm = await plane.servers.client(plane.server)
     await asyncio.to_thread(_refuse_taken, plane, swarm, db)
@@ -156,14 +155,14 @@ async def create(
     except CoreError:
         await plane.db.remove_database(db.name)  # nothing runs: nothing to remember
         raise
-    async for event in _ready(swarm, db):
+    async for event in _ready(plane, swarm, db):
         yield event
 
 
-async def _ready(swarm: SwarmClient, db: Database) -> AsyncIterator[Event]:
+async def _ready(plane: Plane, swarm: SwarmClient, db: Database) -> AsyncIterator[Event]:
     target = rollout.Target(db.service, db.image, 1, 0, False, None)
     verdict = None
-    async for item in rollout.wait(swarm, target, READY_SECONDS):
+    async for item in rollout.wait(swarm, target, READY_SECONDS, plane.clock):
         if isinstance(item, Progress):
             yield item
         else:
@@ -218,7 +217,7 @@ async def attach(plane: Plane, name: str, app: str, env: str, *, user: str) -> b
     app environment's network; False when it already could."""
     await get(plane, name)
     await asyncio.to_thread(apps.get_app, plane.store, app)
-    done = await plane.db.attach_database(name, app, env, user, time.time())
+    done = await plane.db.attach_database(name, app, env, user, plane.clock.time())
     await _sync_networks(plane, name)
     return done
 
@@ -251,7 +250,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
     yield Progress(f"removing service {db.service}")
     await asyncio.to_thread(swarm.remove_service, db.service)
     await plane.db.remove_database(name)
-    await rollout.remove_network(swarm, db_spec.network_name(name))
+    await rollout.remove_network(swarm, db_spec.network_name(name), plane.clock)
     if not delete_data:
         yield Outcome(
             True,
@@ -260,13 +259,13 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
         )
         return
     yield Progress(f"removing volume {db.volume}")
-    await _remove_volume(swarm, db.volume)
+    await _remove_volume(plane, swarm, db.volume)
     yield Outcome(True, f"database {name} removed with its data (volume {db.volume})")
 
 
-async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
+async def _remove_volume(plane: Plane, swarm: SwarmClient, volume: str) -> None:
     try:
-        await rollout.remove_volume(swarm, volume)
+        await rollout.remove_volume(swarm, volume, plane.clock)
     except VolumeInUse as exc:
         raise DatabaseError(f"the service is gone but {exc}") from exc
 

@@ -92,7 +92,7 @@ async def join(
         True,
         (before.get("UpdateStatus") or {}).get("StartedAt"),
     )
-    async for item in rollout.wait(swarm, target, RESTART_SECONDS):
+    async for item in rollout.wait(swarm, target, RESTART_SECONDS, plane.clock):
         if isinstance(item, rollout.Converged) and not item.ok:
             raise DeployError(
                 f"database {name} did not come back after joining {', '.join(joined)} "

@@ -77,6 +77,7 @@ async def _adjust(
                 desired,
                 expect_update=expect_update,
                 deadline=BASE_DEADLINE_SECONDS * 2,
+                clock=plane.clock,
             )
         )
         async for event in watch.progress():

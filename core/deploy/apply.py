@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.appspec import AppSpec
+from core.clock import SYSTEM, Clock
 from core.edge.certs import routed_domains
 from core.errors import DeployError
 from core.events import Progress
@@ -79,6 +80,7 @@ async def apply(
     expect_update: bool,
     deadline: float,
     registry_auth: dict[str, str] | None = None,
+    clock: Clock = SYSTEM,
 ) -> AsyncIterator[Progress | rollout.Converged]:
     """Create or update the service, then yield progress and one ``Converged``.
 
@@ -91,5 +93,5 @@ async def apply(
         await asyncio.to_thread(swarm.create_service, desired, registry_auth)
     else:
         await asyncio.to_thread(swarm.update_service, desired, registry_auth)
-    async for event in rollout.wait(swarm, target, deadline):
+    async for event in rollout.wait(swarm, target, deadline, clock):
         yield event

@@ -160,6 +160,7 @@ async def deploy(
                     timeout_ns=spec.release.timeout,
                     secrets=[spec.env[key] for key in resolved.secret_keys if key in spec.env],
                     registry_auth=registry_auth,
+                    clock=plane.clock,
                 ):
                     yield event
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
@@ -167,7 +168,7 @@ async def deploy(
             live = await plane.db.live_release(name, env)
             verb = "creating" if current is None else f"updating ({spec.rollout.order})"
             yield Progress(f"{verb} service {desired['Name']}")
-            await plane.db.set_env_server(name, env, server, time.time())
+            await plane.db.set_env_server(name, env, server, plane.clock.time())
             applied = True
             watch = rollout.Watch(
                 apply(
@@ -177,6 +178,7 @@ async def deploy(
                     expect_update=current is not None,
                     deadline=deadline_seconds(spec),
                     registry_auth=registry_auth,
+                    clock=plane.clock,
                 )
             )
             async for event in watch.progress():
@@ -349,5 +351,6 @@ async def reapply(
         expect_update=current is not None,
         deadline=deadline_seconds(None) * 2,
         registry_auth=auth,
+        clock=plane.clock,
     ):
         yield event

@@ -8,7 +8,6 @@ name: its service, and the databases attached to it (which still want their pass
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 from core.apps import get_app
@@ -45,7 +44,7 @@ async def grant(plane: Plane, app: str, other: str, env: str, *, user: str) -> b
         raise LinkError(f"{app} reaches itself already")
     for name in (app, other):
         await asyncio.to_thread(get_app, plane.store, name)
-    return await plane.db.grant_link(app, other, env, user, time.time())
+    return await plane.db.grant_link(app, other, env, user, plane.clock.time())
 
 
 async def revoke(plane: Plane, app: str, other: str, env: str) -> AsyncIterator[Event]:

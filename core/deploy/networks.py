@@ -50,7 +50,7 @@ async def teardown(plane: Plane, swarm: SwarmClient, network: str) -> AsyncItera
         if await asyncio.to_thread(links.leave, swarm, service, network):
             yield Progress(f"{service} left network {network}")
     yield Progress(f"removing network {network}")
-    await rollout.remove_network(swarm, network)
+    await rollout.remove_network(swarm, network, plane.clock)
 
 
 def confine(

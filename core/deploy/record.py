@@ -32,7 +32,7 @@ async def running(store: Store, **fields: Any) -> AsyncIterator[Deployment]:
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(ttl_seconds() / 4)
+            await store.clock.sleep(ttl_seconds() / 4)
             await asyncio.to_thread(store.heartbeat_deployment, deployment.id)
 
     beating = asyncio.create_task(beat())

@@ -18,6 +18,7 @@ from typing import Any
 
 from core.apps import get_app
 from core.appspec_jobs import DEFAULT_TIMEOUT_NS
+from core.clock import SYSTEM, Clock
 from core.deploy import images, networks
 from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
@@ -53,6 +54,7 @@ async def release_phase(
     timeout_ns: int,
     secrets: Sequence[str],
     registry_auth: dict[str, str] | None,
+    clock: Clock = SYSTEM,
 ) -> AsyncIterator[Event]:
     """Run ``argv`` once as ``desired``'s tasks would run; raise ``ReleaseCommandFailed``
     unless it exits 0 in time. ``secrets``: the values its output must not show."""
@@ -72,6 +74,7 @@ async def release_phase(
         mask=masker,
         source="release",
         registry_auth=registry_auth,
+        clock=clock,
     )
     async for item in stream:
         if isinstance(item, JobResult):
@@ -134,6 +137,7 @@ async def run_once(
         mask=Masker(secrets),
         source="run",
         registry_auth=auth,
+        clock=plane.clock,
     )
     async for item in stream:
         if isinstance(item, JobResult):

@@ -12,11 +12,11 @@ import http.client
 import re
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from core.clock import Clock
 from core.config import EdgeConfig
 from core.edge.acme import acme_mounts
 from core.edge.certs import parse_certificate
@@ -120,7 +120,7 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
         "image": config.image,
         "ports": ports_text(config.http_port, config.https_port),
     }
-    why = await _wait_running(swarm, desired)
+    why = await _wait_running(swarm, desired, plane.clock)
     if why is None:
         yield Outcome(True, f"proxy {config.service} runs ({verb})", [], fields)
     else:
@@ -150,19 +150,20 @@ async def sync_networks(
     what = f"joins network {joining}" if joining else "leaves the networks nothing routed uses"
     yield Progress(f"the edge {config.service} {what} (Traefik restarts, stop-first)")
     await asyncio.to_thread(swarm.update_service, desired)
-    why = await _wait_running(swarm, desired)
+    why = await _wait_running(swarm, desired, plane.clock)
     if why is not None:
         raise EdgeError(f"the edge {config.service} did not come back: {why}")
     yield Progress(f"the edge {config.service} runs again")
 
 
-async def _wait_running(swarm: SwarmClient, desired: dict[str, Any]) -> str | None:
-    """None once one task of ``desired`` runs healthy and no other runs; else why not."""
+async def _wait_running(swarm: SwarmClient, desired: dict[str, Any], clock: Clock) -> str | None:
+    """None once one task of ``desired`` runs healthy and no other runs; else why not
+    (after ``START_SECONDS`` of ``clock``)."""
     image = desired["TaskTemplate"]["ContainerSpec"]["Image"]
     args = desired["TaskTemplate"]["ContainerSpec"]["Args"]
-    deadline = time.monotonic() + START_SECONDS
+    deadline = clock.monotonic() + START_SECONDS
     last = "no task was scheduled"
-    while time.monotonic() < deadline:
+    while clock.monotonic() < deadline:
         tasks = await asyncio.to_thread(swarm.tasks, desired["Name"])
         running = running_tasks(tasks)
         fresh = [
@@ -177,7 +178,7 @@ async def _wait_running(swarm: SwarmClient, desired: dict[str, Any]) -> str | No
             newest = max(tasks, key=lambda t: t.get("UpdatedAt", ""))
             status = newest["Status"]
             last = f"task {status['State']}: {status.get('Err') or status.get('Message', '')}"
-        await asyncio.sleep(POLL_SECONDS)
+        await clock.sleep(POLL_SECONDS)
     return f"{last} (after {START_SECONDS:.0f} s)"
 
 

@@ -35,9 +35,9 @@ def volumes_of(service: dict[str, Any] | None, row: dict[str, Any] | None) -> li
     return sorted(names)
 
 
-async def _remove_volume(swarm: SwarmClient, volume: str) -> None:
+async def _remove_volume(plane: Plane, swarm: SwarmClient, volume: str) -> None:
     try:
-        await rollout.remove_volume(swarm, volume)
+        await rollout.remove_volume(swarm, volume, plane.clock)
     except VolumeInUse as exc:
         raise PipelineError(str(exc)) from exc
 
@@ -58,7 +58,7 @@ async def close_preview(
         done.append(f"service {name}")
     for volume in volumes_of(current, row):
         yield Progress(f"removing volume {volume}")
-        await _remove_volume(swarm, volume)
+        await _remove_volume(plane, swarm, volume)
         done.append(f"volume {volume}")
     network = network_name(app, env)
     if network in (await asyncio.to_thread(swarm.network_names)).values():

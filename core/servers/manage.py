@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,9 @@ def import_key(plane: Plane, name: str, private: str, user: str) -> str:
 
 def _store_key(plane: Plane, name: str, private: str, user: str) -> str:
     public = keys.public_line(keys.load(private), f"shipbot-{name}")
-    if not plane.store.add_ssh_key(name, plane.vault.encrypt(private), public, user, time.time()):
+    if not plane.store.add_ssh_key(
+        name, plane.vault.encrypt(private), public, user, plane.clock.time()
+    ):
         raise ServerError(f"a key named {name} exists: `ssh-key show {name}` prints it")
     return public
 
@@ -139,7 +140,7 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
             "role": plan.role,
             "swarm": swarm,
             "added_by": user,
-            "added_at": time.time(),
+            "added_at": plane.clock.time(),
         }
         if not await plane.db.add_server(row):
             raise ServerError(f"server {plan.name} was added meanwhile by someone else")

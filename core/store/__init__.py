@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.clock import SYSTEM, Clock
 from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
 from core.store.audit import AuditLog
@@ -96,9 +97,12 @@ class Store(
     another process's lock before ``StoreBusy``."""
 
     def __init__(
-        self, path: Path | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+        self,
+        path: Path | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        clock: Clock = SYSTEM,
     ) -> None:
-        super().__init__(path or shipbot_home() / DB_FILE, busy_timeout)
+        super().__init__(path or shipbot_home() / DB_FILE, busy_timeout, clock)
         try:
             with self._lock, self._busy():
                 pending = needs_migration(self.db)

@@ -9,7 +9,6 @@ by the recovery post. State changes are written in the transaction that queues t
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +142,7 @@ class AlertsTable(Connection):
     ) -> int:
         """Watch ``release`` for ``seconds`` from ``now``; an older guard of the same app/env
         ends as superseded (a newer deploy owns the service now)."""
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         with self._write() as db:
             db.execute(
                 "UPDATE guards SET status = 'superseded', finished_at = ?, "
@@ -221,7 +220,7 @@ class AlertsTable(Connection):
         """Move an active guard to ``status`` with ``inside`` (its posts) in the same
         transaction; False (and nothing done) when it had already ended."""
         with self._write() as db:
-            finished = time.time() if status in GUARD_DONE else None
+            finished = self.clock.time() if status in GUARD_DONE else None
             cursor = db.execute(
                 "UPDATE guards SET status = ?, reason = ?, finished_at = ? "
                 "WHERE id = ? AND status IN (?, ?)",

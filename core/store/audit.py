@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from core.bounded import clip
+from core.clock import SYSTEM, Clock
 from core.store.connection import Connection, StoreBusy
 
 log = logging.getLogger("shipbot.store")
@@ -22,9 +22,9 @@ AUDIT_TEXT = 1000
 
 
 class AuditLog(Connection):
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, busy_timeout: float, clock: Clock = SYSTEM) -> None:
         self._pending_audit: list[dict[str, Any]] = []
-        super().__init__(path, busy_timeout)
+        super().__init__(path, busy_timeout, clock)
 
     def audit(
         self,
@@ -39,7 +39,7 @@ class AuditLog(Connection):
     ) -> None:
         """Record one command; never raises ``StoreBusy`` (the row waits in memory)."""
         row = {
-            "ts": time.time(),
+            "ts": self.clock.time(),
             "user": user,
             "channel": channel,
             "command": clip(command, AUDIT_TEXT),

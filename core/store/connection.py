@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from core.clock import SYSTEM, Clock
 from core.errors import CoreError
 
 PRIVATE_FILE = 0o600
@@ -39,9 +40,10 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class Connection:
     """Opens ``path`` with mode 0600 in WAL mode; subclasses add the tables' methods."""
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, busy_timeout: float, clock: Clock = SYSTEM) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.clock = clock  # every row's timestamp is this clock's time (core/clock.py)
         # one connection shared by worker threads: the lock keeps each transaction whole
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

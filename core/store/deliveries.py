@@ -9,7 +9,6 @@ commit it named and who pushed it, for the four-eyes check of that commit's appr
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -49,7 +48,7 @@ class DeliveriesTable(Connection):
             cursor = db.execute(
                 "INSERT OR IGNORE INTO people (user, login, added_by, added_at) "
                 "VALUES (?, ?, ?, ?)",
-                [user, login.lower(), by, time.time()],
+                [user, login.lower(), by, self.clock.time()],
             )
             return cursor.rowcount == 1
 

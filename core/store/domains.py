@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -25,7 +24,7 @@ class DomainGrantsTable(Connection):
             cursor = db.execute(
                 "INSERT OR IGNORE INTO domain_grants (app, pattern, env, granted_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [app, pattern, env, granted_by, time.time()],
+                [app, pattern, env, granted_by, self.clock.time()],
             )
             return cursor.rowcount == 1, None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -18,7 +17,7 @@ class GovernanceTables(Connection):
             cursor = db.execute(
                 "INSERT OR IGNORE INTO grants (user, role, app, env, granted_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [user, role, app, env, granted_by, time.time()],
+                [user, role, app, env, granted_by, self.clock.time()],
             )
             return cursor.rowcount == 1
 
@@ -64,7 +63,7 @@ class GovernanceTables(Connection):
                 [
                     json.dumps(approvers),
                     status,
-                    time.time() if status != "pending" else None,
+                    self.clock.time() if status != "pending" else None,
                     approval_id,
                     row["approved_by"],
                 ],
@@ -77,7 +76,7 @@ class GovernanceTables(Connection):
             cursor = db.execute(
                 "UPDATE approvals SET status = ?, decided_at = ?, note = ? "
                 "WHERE id = ? AND status = 'pending'",
-                [status, time.time(), note, approval_id],
+                [status, self.clock.time(), note, approval_id],
             )
             return cursor.rowcount == 1
 
@@ -96,7 +95,7 @@ class GovernanceTables(Connection):
     ) -> dict[str, Any] | None:
         """Take the lock, or return the row of whoever holds it (a stale holder loses it)."""
         with self._write() as db:
-            now = time.time()
+            now = self.clock.time()
             rows = self._rows("locks", "key = ?", [key])
             if rows and rows[0]["heartbeat_at"] > now - ttl:
                 return rows[0]
@@ -118,7 +117,7 @@ class GovernanceTables(Connection):
         with self._write() as db:
             db.execute(
                 "UPDATE locks SET heartbeat_at = ? WHERE key = ? AND owner = ? AND pid = ?",
-                [time.time(), key, owner, os.getpid()],
+                [self.clock.time(), key, owner, os.getpid()],
             )
 
     def release_lock(self, key: str, owner: str) -> None:
@@ -147,7 +146,7 @@ class GovernanceTables(Connection):
                     "value": value,
                     "secret": int(secret),
                     "updated_by": updated_by,
-                    "updated_at": time.time(),
+                    "updated_at": self.clock.time(),
                 },
                 replace=True,
             )

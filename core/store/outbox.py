@@ -3,7 +3,6 @@ are sent or, after ``max_attempts`` failures, set aside as dead letters for an o
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -14,7 +13,7 @@ OUTBOX_STATUSES = ("pending", "sent", "dead")
 
 class OutboxTable(Connection):
     def enqueue(self, *, platform: str, channel: str, kind: str, payload: str) -> int:
-        now = time.time()
+        now = self.clock.time()
         with self._write() as db:
             return (
                 db["outbox"]
@@ -57,7 +56,7 @@ class OutboxTable(Connection):
 
     def mark_sent(self, message_id: int) -> None:
         with self._write() as db:
-            db["outbox"].update(message_id, {"status": "sent", "sent_at": time.time()})
+            db["outbox"].update(message_id, {"status": "sent", "sent_at": self.clock.time()})
 
     def mark_retry(
         self, message_id: int, error: str, delay: float, *, max_attempts: int = MAX_ATTEMPTS
@@ -69,7 +68,7 @@ class OutboxTable(Connection):
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
                 "status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END WHERE id = ?",
-                [time.time() + delay, error[:500], max_attempts, message_id],
+                [self.clock.time() + delay, error[:500], max_attempts, message_id],
             )
             return db.execute("SELECT status FROM outbox WHERE id = ?", [message_id]).fetchone()[0]
 
@@ -84,7 +83,7 @@ class OutboxTable(Connection):
             cursor = db.execute(
                 "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
                 "WHERE id = ? AND status = 'dead'",
-                [time.time(), message_id],
+                [self.clock.time(), message_id],
             )
             return cursor.rowcount == 1
 

@@ -6,7 +6,6 @@ clear. A preview's row lives from its pull request's first event until its teard
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -31,7 +30,7 @@ class PipelinesTable(Connection):
     def set_webhook(self, app: str, *, user: str, **sealed: str | None) -> None:
         """Set the app's ``secret`` or ``forge_token`` (sealed by the vault); the other stays."""
         with self._write() as db:
-            row = {"app": app, "set_by": user, "set_at": time.time(), **sealed}
+            row = {"app": app, "set_by": user, "set_at": self.clock.time(), **sealed}
             db["webhooks"].upsert(row, pk="app")
 
     def webhook(self, app: str) -> dict[str, Any] | None:
@@ -40,7 +39,7 @@ class PipelinesTable(Connection):
 
     def save_preview(self, row: dict[str, Any]) -> None:
         """Insert or update the preview of ``row['app']`` #``row['number']``."""
-        now = time.time()
+        now = self.clock.time()
         with self._write() as db:
             values = {key: row[key] for key in PREVIEW_COLUMNS if key in row}
             found = db["previews"].count_where(
@@ -66,7 +65,7 @@ class PipelinesTable(Connection):
             ).fetchone()
             fits = others < limits[0] and mine < limits[1]
             status = {**changes, "status": "deploying"} if fits else {"status": "refused"}
-            db["previews"].update((app, number), {**status, "updated_at": time.time()})
+            db["previews"].update((app, number), {**status, "updated_at": self.clock.time()})
             return others, mine
 
     def preview(self, app: str, number: int) -> dict[str, Any] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -18,7 +17,7 @@ class PoliciesTable(Connection):
             "policy": json.dumps(policy, sort_keys=True),
             "commit_sha": commit,
             "accepted_by": user,
-            "accepted_at": time.time(),
+            "accepted_at": self.clock.time(),
         }
         with self._write() as db:
             db["policies"].upsert(row, pk="app")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from core.store.connection import Connection
@@ -21,7 +20,7 @@ class RegistryTables(Connection):
                     "username": username,
                     "secret": secret,
                     "set_by": set_by,
-                    "updated_at": time.time(),
+                    "updated_at": self.clock.time(),
                 },
                 pk=("app", "registry"),
             )
@@ -55,7 +54,7 @@ class RegistryTables(Connection):
             cursor = db.execute(
                 "INSERT OR IGNORE INTO ci_tokens "
                 "(name, app, token_hash, created_by, created_at, owner) VALUES (?, ?, ?, ?, ?, ?)",
-                [name, app, token_hash, created_by, time.time(), owner],
+                [name, app, token_hash, created_by, self.clock.time(), owner],
             )
             return cursor.rowcount == 1
 
@@ -73,4 +72,4 @@ class RegistryTables(Connection):
 
     def touch_ci_token(self, name: str) -> None:
         with self._write() as db:
-            db.execute("UPDATE ci_tokens SET used_at = ? WHERE name = ?", [time.time(), name])
+            db.execute("UPDATE ci_tokens SET used_at = ? WHERE name = ?", [self.clock.time(), name])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,7 @@ class ReleasesTable(Connection):
                 "spec": "{}",
                 "status": RELEASE_DEPLOYING,
                 "deployed_by": deployed_by,
-                "created_at": time.time(),
+                "created_at": self.clock.time(),
                 "finished_at": None,
                 "message": None,
                 "previous": live[0] if live else None,
@@ -83,7 +82,7 @@ class ReleasesTable(Connection):
             )
             db["releases"].update(
                 release_id,
-                {"status": RELEASE_LIVE, "finished_at": time.time(), "message": message},
+                {"status": RELEASE_LIVE, "finished_at": self.clock.time(), "message": message},
             )
         return self.release_by_id(release_id)
 
@@ -131,7 +130,7 @@ class ReleasesTable(Connection):
         release: int | None = None,
         approved_by: str | None = None,
     ) -> int:
-        now = time.time()
+        now = self.clock.time()
         with self._write() as db:
             return (
                 db["deployments"]
@@ -160,7 +159,7 @@ class ReleasesTable(Connection):
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE deployments SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                [time.time(), deployment_id],
+                [self.clock.time(), deployment_id],
             )
             return cursor.rowcount == 1
 
@@ -168,7 +167,7 @@ class ReleasesTable(Connection):
         with self._write() as db:
             db["deployments"].update(
                 deployment_id,
-                {"status": status, "finished_at": time.time(), "message": message},
+                {"status": status, "finished_at": self.clock.time(), "message": message},
             )
 
     def deployment(self, deployment_id: int) -> dict[str, Any]:
@@ -180,7 +179,7 @@ class ReleasesTable(Connection):
         ``interrupted``, whatever their PID (shipbot is PID 1 in its image, so a PID says
         nothing); their releases still ``deploying`` become ``unknown`` until the engine
         reconciles them from Swarm's labels. Returns the interrupted deployments."""
-        now = time.time()
+        now = self.clock.time()
         with self._write() as db:
             orphans = self._rows(
                 "deployments",

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.clock import SYSTEM, Clock
 from core.errors import DeployError
 from core.events import LogLine
 from core.swarm import SwarmClient
@@ -142,11 +142,13 @@ async def run_job(
     mask: Callable[[str], str],
     source: str,
     registry_auth: dict[str, str] | None = None,
+    clock: Clock = SYSTEM,
 ) -> AsyncIterator[LogLine | JobResult]:
-    """Run the job; yield its (masked) log lines as they come, then one ``JobResult``."""
+    """Run the job; yield its (masked) log lines as they come, then one ``JobResult``;
+    its timeout and pauses are on ``clock``'s time."""
     name = spec["Name"]
     await asyncio.to_thread(_clear_leftover, swarm, name, spec["Labels"])
-    started = time.monotonic()
+    started = clock.monotonic()
     shown: list[str] = []
     containers: set[str] = set()
     cursor = LogCursor()
@@ -160,7 +162,7 @@ async def run_job(
             for line in cursor.fresh(logged):
                 shown.append(mask(line))
                 yield LogLine(shown[-1], source=source)
-            seconds = time.monotonic() - started
+            seconds = clock.monotonic() - started
             if ended is not None:
                 status = ended["Status"]
                 code = status.get("ContainerStatus", {}).get("ExitCode")
@@ -171,7 +173,7 @@ async def run_job(
             if seconds > timeout:
                 yield JobResult(name, "timeout", None, "", shown[-QUOTED:], timeout)
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await clock.sleep(POLL_SECONDS)
     finally:
         await asyncio.shield(asyncio.to_thread(_remove, swarm, name, containers))
 

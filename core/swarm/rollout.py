@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.clock import SYSTEM, Clock
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
 from core.swarm import NetworkInUse, SwarmClient, VolumeInUse, comparable_image
 
 POLL_SECONDS = 0.2
-# The deadline's clock; the fast tier swaps in its fake swarm's, so no real time passes.
-clock: Callable[[], float] = time.monotonic
 # One failed look at the engine is not a failed rollout: look again after these pauses
 # (doubling), for as long as the deadline allows.
 RETRY_FIRST_SECONDS = 0.2
@@ -167,14 +165,15 @@ def observe(
 
 
 async def wait(
-    swarm: SwarmClient, target: Target, deadline_seconds: float
+    swarm: SwarmClient, target: Target, deadline_seconds: float, clock: Clock = SYSTEM
 ) -> AsyncIterator[Progress | Converged]:
-    """Yield progress as tasks come up, then one ``Converged``.
+    """Yield progress as tasks come up, then one ``Converged``; the deadline and the pauses
+    are on ``clock``'s time (the fast tier passes its fake swarm's).
 
     A look that fails for a transient reason is tried again with backoff; only an engine
     still away at the deadline raises (the caller cannot know the outcome then).
     """
-    deadline = clock() + deadline_seconds
+    deadline = clock.monotonic() + deadline_seconds
     last: tuple[str | None, int] | None = None
     since: float | None = None  # our change; a rollback by Swarm changes the spec again
     health: dict[str, bool] = {}
@@ -183,13 +182,13 @@ async def wait(
         try:
             seen = await asyncio.to_thread(observe, swarm, target, since, health)
         except CoreError as exc:
-            left = deadline - clock()
+            left = deadline - clock.monotonic()
             if not transient(exc) or left <= 0:
                 raise
             if not away:
                 away = True
                 yield Progress(f"lost the engine for a moment ({exc}); looking again")
-            await asyncio.sleep(min(retry, left))
+            await clock.sleep(min(retry, left))
             retry = min(retry * 2, RETRY_MAX_SECONDS)
             continue
         retry, away = RETRY_FIRST_SECONDS, False
@@ -212,10 +211,10 @@ async def wait(
         if not target.expect_update and len(failed) > target.replicas:
             yield Converged("failed", failed[0])
             return
-        if clock() > deadline:
+        if clock.monotonic() > deadline:
             yield Converged("timeout", failed[0] if failed else None)
             return
-        await asyncio.sleep(POLL_SECONDS)
+        await clock.sleep(POLL_SECONDS)
 
 
 def explain(
@@ -255,31 +254,33 @@ VOLUME_POLL_SECONDS = 0.5
 
 
 async def _remove_when_free(
-    remove: Callable[[], None], in_use: type[Exception], what: str, after: str
+    remove: Callable[[], None], in_use: type[Exception], what: str, after: str, clock: Clock
 ) -> None:
     """``remove()`` once the containers of services just removed (or moved off) let go of
     ``what``; ``in_use`` if they still hold it after ``VOLUME_RELEASE_SECONDS``."""
-    deadline = clock() + VOLUME_RELEASE_SECONDS
+    deadline = clock.monotonic() + VOLUME_RELEASE_SECONDS
     while True:
         try:
             await asyncio.to_thread(remove)
             return
         except in_use as exc:
-            if clock() > deadline:
+            if clock.monotonic() > deadline:
                 raise in_use(
                     f"{what} is still in use {VOLUME_RELEASE_SECONDS:g}s after {after} ({exc}); "
                     "remove it on the server"
                 ) from exc
-        await asyncio.sleep(VOLUME_POLL_SECONDS)
+        await clock.sleep(VOLUME_POLL_SECONDS)
 
 
-async def remove_volume(swarm: SwarmClient, volume: str) -> None:
+async def remove_volume(swarm: SwarmClient, volume: str, clock: Clock = SYSTEM) -> None:
     """Remove ``volume`` once the containers of a service just removed let go of it."""
     remove = functools.partial(swarm.remove_volume, volume)
-    await _remove_when_free(remove, VolumeInUse, f"volume {volume}", "its service went")
+    await _remove_when_free(remove, VolumeInUse, f"volume {volume}", "its service went", clock)
 
 
-async def remove_network(swarm: SwarmClient, network: str) -> None:
+async def remove_network(swarm: SwarmClient, network: str, clock: Clock = SYSTEM) -> None:
     """Remove ``network`` once the tasks of services just taken off it are gone."""
     remove = functools.partial(swarm.remove_network, network)
-    await _remove_when_free(remove, NetworkInUse, f"network {network}", "its services left it")
+    await _remove_when_free(
+        remove, NetworkInUse, f"network {network}", "its services left it", clock
+    )

@@ -19,10 +19,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from core.clock import SYSTEM, Clock
 from core.config import AlertsConfig
 from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV
@@ -47,14 +47,6 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 MIN_CHECK_GAP = 1.0  # seconds between checks that events asked for
 
 Publish = Callable[[Post], None]
-Clock = Callable[[], float]
-# The watch's clock (and the guard's), compared with the engine's task times; the fast tier
-# swaps in its fake swarm's, as it does for ``core.swarm.rollout.clock``.
-clock: Clock = time.time
-
-
-def now() -> float:
-    return clock()
 
 
 def engine_time(stamp: str) -> float:
@@ -197,7 +189,7 @@ class AlertWatch:
         config: AlertsConfig,
         publish: Publish,
         *,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM,
         before: Callable[[], Awaitable[Any]] | None = None,
         owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
     ) -> None:
@@ -207,7 +199,7 @@ class AlertWatch:
         self.store = store
         self.config = config
         self.publish = publish
-        self.clock = clock or now
+        self.clock = clock  # wall time is compared with the engine's task times
         self.before = before  # the guard's round, run first under the same turn
         self.turn = asyncio.Lock()  # one writer of this server's alerts at a time
         self.wake = asyncio.Event()
@@ -228,8 +220,8 @@ class AlertWatch:
 
     async def _check(self) -> list[Post]:
         swarm = await self.client()
-        now = self.clock()
-        if self._measurer is None and time.monotonic() >= self._next_usage:
+        now = self.clock.time()
+        if self._measurer is None and self.clock.monotonic() >= self._next_usage:
             await self.measure()
         usage, self._usage = self._usage, None
         rows = await asyncio.to_thread(self.store.alert_states, self.server)
@@ -264,7 +256,7 @@ class AlertWatch:
     # disk and memory: a probe on every node, which takes seconds (``run`` keeps it off the
     # checks' turn, so a slow probe never delays the guard)
     async def measure(self) -> None:
-        self._next_usage = time.monotonic() + self.config.usage_seconds
+        self._next_usage = self.clock.monotonic() + self.config.usage_seconds
         if not self.config.usage_image:
             return
         try:
@@ -277,7 +269,7 @@ class AlertWatch:
         while True:
             await self.measure()
             self.wake.set()
-            await asyncio.sleep(self.config.usage_seconds)
+            await self.clock.sleep(self.config.usage_seconds)
 
     # the event stream
     def absorb(self, swarm: SwarmClient, events: list[dict[str, Any]]) -> bool:
@@ -350,7 +342,7 @@ class AlertWatch:
                     self._stream.close()
                     self._stream = None
             self.drops += 1
-            await asyncio.sleep(pause)
+            await self.clock.sleep(pause)
             pause = min(RECONNECT_MAX, pause * 2)
 
     def _pump(
@@ -371,6 +363,21 @@ class AlertWatch:
         if stream is not None:
             stream.close()
 
+    async def _pause(self) -> None:
+        """Until the next round: ``check_seconds`` of the clock, or sooner when an event
+        asks for a check (then a short gap, so a burst of deaths is one check)."""
+        gap = min(MIN_CHECK_GAP, self.config.check_seconds)
+        timer = asyncio.ensure_future(self.clock.sleep(self.config.check_seconds))
+        woken = asyncio.ensure_future(self.wake.wait())
+        done, pending = await asyncio.wait({timer, woken}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()
+        if woken in done and timer not in done:
+            await self.clock.sleep(gap)
+
     async def run(self) -> None:
         """Follow events and check every ``alerts.check_seconds``, or at once when an event
         asks for it; an unreachable engine is logged and tried again next round."""
@@ -383,10 +390,7 @@ class AlertWatch:
                         log.info("%s: %s", self.server, post.outcome.title)
                 except CoreError as exc:
                     log.warning("%s: alert check failed: %s", self.server, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.config.check_seconds)
-                    # a burst of deaths is one check, not one per event
-                    await asyncio.sleep(min(MIN_CHECK_GAP, self.config.check_seconds))
+                await self._pause()
                 self.wake.clear()
         finally:
             follower.cancel()

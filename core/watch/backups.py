@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from core.clock import SYSTEM, Clock
 from core.config import BackupsConfig
 from core.scheduler.jobs import last_fire, period
 from core.store import Store
@@ -149,18 +150,13 @@ def read_facts(store: Store, config: BackupsConfig) -> list[DbFacts]:
 
 
 Publish = Callable[[Post], None]
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(UTC)
 
 
 class BackupWatch:
     """Checks every scheduled database and publishes what changed (see ``step``)."""
 
     def __init__(
-        self, store: Store, config: BackupsConfig, publish: Publish, clock: Clock = utc_now
+        self, store: Store, config: BackupsConfig, publish: Publish, clock: Clock = SYSTEM
     ) -> None:
         self.store = store
         self.config = config
@@ -174,7 +170,7 @@ class BackupWatch:
         posts, states = step(
             facts,
             previous,
-            self.clock(),
+            self.clock.now(),
             self.config.misfire_grace_seconds,
             self.config.alert_grace_seconds,
         )

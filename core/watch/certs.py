@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.clock import SYSTEM, Clock
 from core.edge.certs import (
     AcmeOutcome,
     CertError,
@@ -171,11 +172,6 @@ def step(
 
 
 Publish = Callable[[Post], None]
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class CertStore(Protocol):
@@ -254,7 +250,7 @@ class CertWatch:
         publish: Publish,
         *,
         alert_days: int = ALERT_DAYS,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.reader = reader
         self.store = store
@@ -267,7 +263,7 @@ class CertWatch:
         facts = await self.reader.facts()
         rows = await asyncio.to_thread(self.store.cert_states)
         previous = {row["domain"]: CertState(**row) for row in rows}
-        posts, states = step(facts, previous, self.clock(), self.alert_days)
+        posts, states = step(facts, previous, self.clock.now(), self.alert_days)
 
         def publish_all() -> None:
             for post in posts:

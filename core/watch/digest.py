@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from core.clock import SYSTEM, Clock
 from core.config import DigestConfig, NotifyRoute
 from core.scheduler.jobs import last_fire
 from core.store import Store
@@ -238,11 +239,6 @@ def channels(routes: Iterable[NotifyRoute], mask: Mask) -> dict[tuple[str, str],
 
 
 Enqueue = Callable[[str, str, str], int]  # platform, channel, text → outbox id
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -264,7 +260,7 @@ class Digest:
         *,
         mask: Mask,
         providers: Sequence[Provider] = PROVIDERS,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store = store
         self.config = config
@@ -275,7 +271,7 @@ class Digest:
 
     def post_now(self) -> list[Posted]:
         """The digest of the latest fire time, to every channel that has not had it."""
-        fired = last_fire(self.config.cron, self.clock())
+        fired = last_fire(self.config.cron, self.clock.now())
         if fired is None:
             return []
         end = fired.timestamp()

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from core.clock import Clock
 from core.config import AlertsConfig
 from core.deploy.drift import image_of
 from core.deploy.rollback import rollback
@@ -26,7 +27,6 @@ from core.plane import Plane
 from core.store import RELEASE_FAILED
 from core.store.alerts import GUARD_ROLLING_BACK
 from core.swarm import comparable_image
-from core.watch import alerts as watch_alerts
 from core.watch.alert_rules import CRASHLOOP, OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import log_tail, service_facts
 
@@ -63,14 +63,14 @@ class Guard:
         config: AlertsConfig,
         tell: Tell,
         alert: Alert,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.plane = plane
         self.server = server
         self.config = config
         self.tell = tell
         self.alert = alert
-        self.clock = clock or watch_alerts.now
+        self.clock = clock or plane.clock  # the window's time; tests pass their own
         self._below: dict[int, float] = {}  # guard id → since when below its replicas
 
     @property
@@ -92,13 +92,13 @@ class Guard:
             seconds=self.config.guard_seconds,
             platform=platform,
             channel=channel,
-            now=self.clock(),
+            now=self.clock.time(),
         )
 
     async def check(self) -> list[str]:
         """One look at every active guard, each app's at once (one app's rollback never
         waits behind another's); returns what each ended as (if it did)."""
-        await asyncio.to_thread(self.store.note_guard_round, self.server, self.clock())
+        await asyncio.to_thread(self.store.note_guard_round, self.server, self.clock.time())
         rows = await asyncio.to_thread(self.store.active_guards, self.server)
         ended = await asyncio.gather(*(self._guarded(row) for row in rows))
         return [outcome for outcome in ended if outcome]
@@ -117,7 +117,7 @@ class Guard:
         and never less than 30 s (a round on a busy machine takes seconds itself)."""
         seen = self.store.last_guard_round(self.server)
         fresh = max(3 * self.config.check_seconds, WATCHED_SECONDS)
-        return seen is not None and self.clock() - seen <= fresh
+        return seen is not None and self.clock.time() - seen <= fresh
 
     def late(self, row: dict[str, Any], now: float) -> bool:
         """The window ended longer ago than two rounds: nobody watched its end."""
@@ -137,7 +137,7 @@ class Guard:
             reason = "a newer deploy or a rollback replaced it"
             await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
             return "superseded"
-        if self.late(row, self.clock()):
+        if self.late(row, self.clock.time()):
             return await self._unwatched(row)
         swarm = await self.plane.servers.client(self.server)
         service = await asyncio.to_thread(swarm.inspect_service, row["service"])
@@ -146,7 +146,7 @@ class Guard:
                 self.store.set_guard, row["id"], "superseded", "its service was removed"
             )
             return "superseded"
-        now = self.clock()
+        now = self.clock.time()
         facts, _ = await asyncio.to_thread(service_facts, swarm, service, now, self.config)
         # its own release's tasks (facts count the service's current image), inside its
         # window: never another release's, never after the window
@@ -230,7 +230,7 @@ class Guard:
             code = None
             if service is not None:
                 facts, _ = await asyncio.to_thread(
-                    service_facts, swarm, service, self.clock(), self.config
+                    service_facts, swarm, service, self.clock.time(), self.config
                 )
                 if facts.failures:
                     code = facts.failures[-1].exit_code
@@ -290,7 +290,7 @@ class Guard:
         told = Outcome(False, title, details, fields, list(tail))
         kind = CRASHLOOP if reason.startswith("it crash-loops") else REPLICAS
         key = alert_key(self.server, kind, row["service"])
-        now = self.clock()
+        now = self.clock.time()
         rows = await asyncio.to_thread(self.store.alert_states, self.server)
         standing = {r["key"] for r in rows if r["status"] == OPEN}
         alert = Outcome(
