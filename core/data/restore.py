@@ -122,9 +122,9 @@ def room(swarm: SwarmClient, row: Mapping[str, Any], usage_image: str) -> list[s
         return ["disk space not checked: no node reported its disk"]
     if max(free) < need_kb:
         raise BackupError(
-            f"no room: backup {row['id']} needs about {need_kb / 1024:.0f} MB "
-            f"({ROOM_FACTOR}× its dump) and the emptiest node has {max(free) / 1024:.0f} MB free "
-            "in the engine's data root: free some space first"
+            f"no room: backup {row['id']} needs about {need_kb / 1024:.1f} MB "
+            f"({ROOM_FACTOR}× its dump) and no node has that much free in the engine's data "
+            f"root (the most: {max(free) / 1024:.1f} MB): free some space first"
         )
     return []
 
