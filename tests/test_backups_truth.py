@@ -41,7 +41,7 @@ from tests.test_backup_schedules import (  # noqa: F401 (fixtures)
 )
 
 UTC = dt.UTC
-NOISE = random.Random(21)
+NOISE = random.Random(21)  # noqa: S311 (test data, not secrets)
 BIG = b"PGDMP" + NOISE.randbytes(60_000)  # gzip leaves noise as big as it is
 SMALL = b"PGDMP" + NOISE.randbytes(6_000)  # a tenth of BIG, still above the floor
 
