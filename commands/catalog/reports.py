@@ -31,7 +31,7 @@ from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
 from core.store import Store
-from core.store.backups import BACKUP_FAILED
+from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 from core.watch.backups import ago, when
 
 log = logging.getLogger("shipbot.backups")
@@ -157,8 +157,8 @@ async def _verify(
 
 
 def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple[str, ...]]:
-    """Every database (managed or scheduled): its last good backup, age, and the failures
-    since then (the newest one's reason)."""
+    """Every database (managed or scheduled): its last good backup, age, and the failed
+    and suspect runs since then (the newest one's reason)."""
     names = sorted({row["name"] for row in store.databases()} | set(settings.schedules))
     rows = []
     for name in names:
@@ -168,7 +168,9 @@ def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple
         since = [
             row
             for row in store.backups(name)
-            if row["status"] == BACKUP_FAILED and (last_good is None or row["id"] > good[0]["id"])
+            if row["status"] in (BACKUP_FAILED, BACKUP_SUSPECT)
+            and row["deleted_at"] is None
+            and (last_good is None or row["id"] > good[0]["id"])
         ]
         rows.append(
             (

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from core.config import BackupsConfig
 from core.scheduler.jobs import last_fire, period
 from core.store import Store
+from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 
 UTC = dt.UTC
 
@@ -142,7 +143,8 @@ def read_facts(store: Store, config: BackupsConfig) -> list[DbFacts]:
         good = store.good_backups(name)
         row = store.database(name)
         newest = store.backups(name, limit=1)
-        bad = newest[0] if newest and newest[0]["status"] in ("failed", "suspect") else None
+        not_good = (BACKUP_FAILED, BACKUP_SUSPECT)
+        bad = newest[0] if newest and newest[0]["status"] in not_good else None
         out.append(
             DbFacts(
                 name,
