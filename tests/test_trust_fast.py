@@ -269,7 +269,14 @@ async def test_a_wildcard_domain_needs_a_dns_01_resolver(tmp_path, plane):
 
 
 @pytest.mark.parametrize(
-    "text", ["backup run maindb", "backup verify maindb", "backup list maindb", "restore maindb 1"]
+    "text",
+    [
+        "backup run maindb",
+        "backup verify maindb",
+        "backup list maindb",
+        "restore maindb 1",
+        "backup accept maindb 1",
+    ],
 )
 async def test_a_grant_on_an_app_named_like_a_database_does_not_cover_the_database(plane, text):
     bot, _, _ = plane

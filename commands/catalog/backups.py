@@ -1,4 +1,5 @@
-"""Backups from chat: run one now, list them, restore one into a database.
+"""Backups from chat: run one now, list them, accept a suspect one, restore one into a
+database.
 
 Each backup's result (database, size, duration, location, retention) is also posted to the
 channels routed the ``backups`` kind, through the outbox. ``backup_and_post`` is what a
@@ -30,7 +31,7 @@ from core.events import Event
 from core.plane import Plane
 from core.scheduler.jobs import database_lock
 from core.store import Store
-from core.store.backups import BACKUP_OK
+from core.store.backups import BACKUP_SUSPECT
 
 NOT_CONFIGURED = (
     "backups are not configured: add a `backups:` section (s3: {bucket, endpoint, region, "
@@ -60,6 +61,17 @@ def report_result(report: backup.Report) -> Result:
         "duration": f"{report.seconds:.1f}s",
         "location": report.location,
     }
+    if report.suspect:
+        return Result(
+            False,
+            f"backup {report.id} of {report.database} is suspect: kept, not counted as good",
+            (
+                *(f"why: {p}" for p in report.problems),
+                f"a large table dropped on purpose? an admin accepts it as the new baseline: "
+                f"`backup accept {report.database} {report.id}`",
+            ),
+            fields,
+        )
     if not report.ok:
         return Result(
             False,
@@ -98,7 +110,7 @@ async def backup_and_post(
         else:
             located = await asyncio.to_thread(backup.locate, swarm, name)
             report = await asyncio.to_thread(
-                backup.run_backup, swarm, plane.store, s3, settings, located, by
+                backup.run_backup, swarm, plane.store, s3, settings, located, by, plane.clock.time
             )
     finally:
         s3.close()
@@ -108,9 +120,19 @@ async def backup_and_post(
     return result
 
 
-def failure_post(store: Store, config: ControlConfig, name: str, error: Exception) -> Result:
-    """A backup that could not even start (database down, no credentials), posted."""
-    result = Result(False, f"backup of {name} failed", (f"why: {error}",))
+def failure_post(
+    store: Store, config: ControlConfig, name: str, error: Exception, by: str, at: float
+) -> Result:
+    """A run that started and failed before it sent anything (database down, no such
+    database, no credentials): recorded as a failed backup, so it is never alerted as a
+    run that did not start, and posted with why."""
+    backup_id = store.record_failed_start(name, by, at, str(error))
+    when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    result = Result(
+        False,
+        f"backup {backup_id} of {name} started {when} and failed",
+        (f"why: {error}",),
+    )
     Notifier(store, list(config.notify)).publish("backups", name, None, result)
     return result
 
@@ -200,10 +222,25 @@ class Restore:
         row = await ctx.engine.db.backup(self.backup_id)
         if row is None or row["database"] != self.db:
             raise CoreError(f"{self.db} has no backup {self.backup_id}: `backup list {self.db}`")
-        if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
-            state = "deleted by retention" if row["deleted_at"] else row["status"]
-            raise CoreError(f"backup {self.backup_id} of {self.db} is {state}")
+        restore.kept(row)
         return row
+
+    async def _precheck(self, ctx: Context, settings: BackupsConfig, row: dict[str, Any]) -> None:
+        """Identity, S3's permission and object, disk room: before anything is created."""
+        swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
+        s3 = S3Store(settings.s3)
+        try:
+            await asyncio.to_thread(
+                restore.precheck,
+                swarm,
+                s3,
+                row,
+                os.environ.get(settings.age_identity_env),
+                settings.age_identity_env,
+                ctx.config.alerts.usage_image,
+            )
+        finally:
+            s3.close()
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
@@ -219,6 +256,7 @@ class Restore:
             )
             return
         row = await self._kept(ctx)
+        await self._precheck(ctx, settings, row)
         if not over:
             made: Result | None = None
             async for reply in relay(await self._create(ctx, row["kind"])):
@@ -259,6 +297,7 @@ class Restore:
                 into,
                 os.environ.get(settings.age_identity_env),
                 over,
+                settings.age_identity_env,
             )
         finally:
             s3.close()
@@ -271,4 +310,52 @@ class Restore:
         version = source["version"] if source and source["kind"] == kind else None
         return ctx.engine.create_database(
             kind, self.to, version, user=ctx.user, config=ctx.config.data
+        )
+
+
+@command(
+    "backup accept",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("backup accept maindb 12",),
+)
+class BackupAccept:
+    """Accept a suspect backup of NAME (smaller than `min_ratio` of the last good one, as
+    after a large table was dropped on purpose): it becomes good and the baseline later
+    backups are compared with; retention then removes the older failed and suspect ones."""
+
+    db: str = arg("app", "NAME")  # a database is no app: no app's grant covers it
+    backup_id: int = arg("count", "BACKUP_ID")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        settings = backups_config(ctx.config)
+        store = ctx.engine.store
+        row = await asyncio.to_thread(store.backup, self.backup_id)
+        if row is None or row["database"] != self.db:
+            raise CoreError(f"{self.db} has no backup {self.backup_id}: `backup list {self.db}`")
+        if row["status"] != BACKUP_SUSPECT or row["deleted_at"] is not None:
+            state = "deleted by retention" if row["deleted_at"] else row["status"]
+            raise CoreError(
+                f"backup {self.backup_id} of {self.db} is {state}, not suspect: only a suspect "
+                f"backup is accepted (`backup list {self.db}` shows which are)"
+            )
+        clock = ctx.engine.plane.clock
+        await asyncio.to_thread(store.accept_backup, self.backup_id, ctx.user, clock.time())
+        s3 = S3Store(settings.s3)
+        try:
+            deleted, notes = await asyncio.to_thread(
+                backup.apply_retention,
+                store,
+                s3,
+                self.db,
+                settings.retention.keep_last,
+                clock.time,
+            )
+        finally:
+            s3.close()
+        yield Result(
+            True,
+            f"backup {self.backup_id} of {self.db} accepted: later backups are compared with "
+            f"its {human(row['size'] or 0)}",
+            (f"retention deleted {len(deleted)}: {', '.join(deleted) or 'nothing'}", *notes),
         )

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from commands.approvals import Review
 from commands.catalog.context import Context, env_of, relay
+from commands.catalog.words import tasks_word
 from commands.grammar import arg, command, flag, option
 from commands.permissions import ADMIN, VIEW, Denied
 from commands.replies import Message, Reply, Result, Table
@@ -101,7 +102,7 @@ class DbList:
             status = await ctx.engine.database_status(db.name)
             if not visible(ctx, status.attachments):
                 continue
-            tasks = f"{status.running}/1 healthy" if status.service else "service gone"
+            tasks = tasks_word(status.running, 1) if status.service else "service gone"
             apps = shown(seen(ctx, status.attachments)) or "none"
             rows.append((db.name, db.kind, db.image, tasks, apps))
         if not rows:

@@ -2,8 +2,10 @@
 
 ``Runner`` is what ``shipbot serve``'s scheduler calls for each due job (core.scheduler.jobs):
 a backup under the database's lock (``db/NAME``: never two at once, across processes too)
-and then the heartbeat URL after a good one; a verify; the report. Every result is posted
-to the ``backups`` channels through the outbox.
+and then the heartbeat URL after a good one; a verify, which waits (bounded) for a backup of
+the same database that is running (a verify scheduled in the same minute as the backup meets
+it every time); the report. Every result is posted to the ``backups`` channels through the
+outbox, and a verify that could not run is posted and logged too: none is dropped.
 """
 
 from __future__ import annotations
@@ -22,19 +24,21 @@ from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.clock import Clock
-from core.config import BackupsConfig, ControlConfig
+from core.config import BackupSchedule, BackupsConfig, ControlConfig
 from core.data import databases, verify
 from core.data.s3 import S3Store
 from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
 from core.store import Store
-from core.store.backups import BACKUP_FAILED
+from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 from core.watch.backups import ago, when
 
 log = logging.getLogger("shipbot.backups")
 HEARTBEAT_TIMEOUT = 10.0
 SCHEDULE_USER = "schedule"
+VERIFY_WAIT_SECONDS = 3 * 3600.0  # a verify waits this long for the database's backup
+VERIFY_POLL_SECONDS = 5.0
 REPORT_COLUMNS = ("database", "schedule", "last good", "age", "failures", "last failure")
 
 
@@ -62,8 +66,9 @@ async def guarded_backup(
         async with database_lock(plane.store, name, by, "backup"):
             try:
                 result = await backup_and_post(plane, config, notifier, name, by, environ)
-            except CoreError as exc:  # it could not start: database down, no credentials
-                return await asyncio.to_thread(failure_post, plane.store, config, name, exc)
+            except CoreError as exc:  # it started and failed: database down, no credentials
+                at = plane.clock.time()
+                return await asyncio.to_thread(failure_post, plane.store, config, name, exc, by, at)
     except DatabaseBusy as exc:
         log.warning("backup of %s not started: %s", name, exc)
         return Result(False, f"backup of {name} not started", (f"why: {exc}",))
@@ -91,39 +96,69 @@ async def verify_and_post(
     name: str,
     by: str,
     environ: Mapping[str, str] | None = None,
+    wait: float = VERIFY_WAIT_SECONDS,
 ) -> Result:
-    """Verify ``name``'s latest good backup (under its lock), record and post the result."""
+    """Verify ``name``'s latest good backup (under its lock), record and post the result.
+    While the database is busy (its backup runs) it waits, up to ``wait`` seconds of the
+    plane's clock; past that it posts and logs why it did not run."""
     settings = backups_config(config)
     env = os.environ if environ is None else environ
     schedule = settings.schedules.get(name)
-    try:
-        async with database_lock(plane.store, name, by, "verify"):
-            db = await databases.get(plane, name)
-            swarm = await plane.servers.client(plane.server)
-            s3 = S3Store(settings.s3, environ)
-            try:
-                done = await asyncio.to_thread(
-                    verify.verify,
-                    swarm,
-                    plane.store,
-                    s3,
-                    db,
-                    by=by,
-                    query=schedule.query if schedule else None,
-                    identity=env.get(settings.age_identity_env),
+    clock = plane.clock
+    deadline = clock.monotonic() + wait
+    while True:
+        try:
+            async with database_lock(plane.store, name, by, "verify"):
+                done = await _verify(plane, settings, name, by, schedule, env)
+            break
+        except DatabaseBusy as exc:
+            if clock.monotonic() >= deadline:
+                log.warning("verify of %s not run: %s", name, exc)
+                result = Result(
+                    False,
+                    f"verify of {name} did not run",
+                    (f"why: {exc}, still after {ago(wait)} of waiting",),
                 )
-            finally:
-                s3.close()
-    except DatabaseBusy as exc:
-        return Result(False, f"verify of {name} not started", (f"why: {exc}",))
+                await asyncio.to_thread(notifier.publish, "backups", name, None, result)
+                return result
+            log.info("verify of %s waits: %s", name, exc)
+            await clock.sleep(VERIFY_POLL_SECONDS)
     result = verify_result(done)
     await asyncio.to_thread(notifier.publish, "backups", name, None, result)
     return result
 
 
+async def _verify(
+    plane: Plane,
+    settings: BackupsConfig,
+    name: str,
+    by: str,
+    schedule: BackupSchedule | None,
+    env: Mapping[str, str],
+) -> verify.Verified:
+    db = await databases.get(plane, name)
+    swarm = await plane.servers.client(plane.server)
+    s3 = S3Store(settings.s3, env)
+    try:
+        return await asyncio.to_thread(
+            verify.verify,
+            swarm,
+            plane.store,
+            s3,
+            db,
+            by=by,
+            query=schedule.query if schedule else None,
+            identity=env.get(settings.age_identity_env),
+            identity_env=settings.age_identity_env,
+            clock=plane.clock.time,
+        )
+    finally:
+        s3.close()
+
+
 def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple[str, ...]]:
-    """Every database (managed or scheduled): its last good backup, age, and the failures
-    since then (the newest one's reason)."""
+    """Every database (managed or scheduled): its last good backup, age, and the failed
+    and suspect runs since then (the newest one's reason)."""
     names = sorted({row["name"] for row in store.databases()} | set(settings.schedules))
     rows = []
     for name in names:
@@ -133,7 +168,9 @@ def report_rows(store: Store, settings: BackupsConfig, now: float) -> list[tuple
         since = [
             row
             for row in store.backups(name)
-            if row["status"] == BACKUP_FAILED and (last_good is None or row["id"] > good[0]["id"])
+            if row["status"] in (BACKUP_FAILED, BACKUP_SUSPECT)
+            and row["deleted_at"] is None
+            and (last_good is None or row["id"] > good[0]["id"])
         ]
         rows.append(
             (

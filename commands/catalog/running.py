@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context, relay
+from commands.catalog.words import tasks_word
 from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Log, Message, Reply, Table
@@ -44,7 +45,7 @@ class Status:
                 s.app,
                 s.env,
                 s.release,
-                f"{s.running}/{s.desired} {'healthy' if s.healthchecked else 'running'}",
+                tasks_word(s.running, s.desired, s.healthchecked),
                 s.update_state or "",
             )
             for s in services

@@ -6,8 +6,11 @@ are configured, age encryption (``core.data.stream``) into a multipart upload
 (``core.data.s3``): never whole in memory or on disk. It is ``ok`` only when the tool
 exited 0, its output ended as a finished dump does, S3 holds exactly the bytes sent (size,
 and the ETag of the parts sent), and the size is above ``min_bytes`` and not below
-``min_ratio`` of the last good one. Anything else is ``failed``, with the tool's stderr.
-Retention runs only after a verified upload. Everything here blocks: callers use threads.
+``min_ratio`` of the last good one. One that breaks the shrink rule alone is ``suspect``: kept,
+for an admin to accept (a large table dropped on purpose) or retention to remove. Anything
+else is ``failed``, with the tool's stderr. Retention runs only after a verified upload, and
+deletes good backups beyond ``keep_last`` and the failed and suspect objects older than the
+newest good one. Everything here blocks: callers use threads.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from core.data import dumps, stream
 from core.data.s3 import S3Store, Sent, Stored
 from core.errors import CoreError
 from core.store import Store
-from core.store.backups import BACKUP_FAILED, BACKUP_OK
+from core.store.backups import BACKUP_FAILED, BACKUP_OK, BACKUP_SUSPECT
 from core.swarm import SwarmClient, running_tasks
 
 # the managed databases' service and labels (core.data.db_spec)
@@ -60,6 +63,7 @@ class Report:
     bucket: str
     key: str
     ok: bool = False
+    suspect: bool = False  # too small next to the last good one, kept for an admin
     size: int = 0
     raw_size: int = 0
     sha256: str = ""
@@ -131,12 +135,20 @@ def verdict(
         problems.append(f"S3's checksum (ETag {stored.etag}) is not that of the parts sent")
     if sent.size < config.min_bytes:
         problems.append(f"only {sent.size} bytes: below the floor of {config.min_bytes}")
-    if last_good and sent.size < last_good * config.min_ratio:
-        problems.append(
-            f"{sent.size} bytes is less than {config.min_ratio:.0%} of the last good "
+    shrunk = shrink(sent.size, last_good, config)
+    if shrunk:
+        problems.append(shrunk)
+    return problems
+
+
+def shrink(size: int, last_good: int | None, config: BackupsConfig) -> str | None:
+    """The shrink rule: why ``size`` is suspect next to the last good backup, or None."""
+    if last_good and size < last_good * config.min_ratio:
+        return (
+            f"{size} bytes is less than {config.min_ratio:.0%} of the last good "
             f"backup ({last_good} bytes)"
         )
-    return problems
+    return None
 
 
 def _wait_bgsave(swarm: SwarmClient, located: Located) -> None:
@@ -218,7 +230,10 @@ def run_backup(
 ) -> Report:
     started = clock()
     key = object_key(s3, located, started, bool(config.age_recipients))
-    backup_id = store.start_backup(located.name, located.kind, key, by, started)
+    place = s3.config
+    backup_id = store.start_backup(
+        located.name, located.kind, key, by, started, place.endpoint, place.bucket
+    )
     report = Report(backup_id, located.name, located.kind, s3.config.bucket, key)
     good = store.good_backups(located.name)
     last_good = good[0]["size"] if good else None
@@ -255,13 +270,15 @@ def run_backup(
     except CoreError as exc:
         report.problems = [str(exc)]
     report.ok = not report.problems
+    report.suspect = report.problems == [shrink(facts.get("size", 0), last_good, config)]
     report.size, report.raw_size = facts.get("size", 0), facts.get("raw_size", 0)
     report.sha256 = facts.get("sha256", "")
     finished = clock()
     report.seconds = finished - started
+    status = BACKUP_OK if report.ok else BACKUP_SUSPECT if report.suspect else BACKUP_FAILED
     store.finish_backup(
         backup_id,
-        BACKUP_OK if report.ok else BACKUP_FAILED,
+        status,
         finished,
         error="; ".join(report.problems) or None,
         **facts,
@@ -276,14 +293,18 @@ def run_backup(
 def apply_retention(
     store: Store, s3: S3Store, database: str, keep_last: int, clock: Callable[[], float]
 ) -> tuple[list[str], list[str]]:
-    """Delete the good backups beyond the newest ``keep_last``; (deleted keys, problems)."""
+    """Delete the good backups beyond the newest ``keep_last``, and the failed and suspect
+    ones older than the newest good one (a run that sent nothing has no object); (deleted
+    keys, problems)."""
     deleted, notes = [], []
-    for row in store.good_backups(database)[keep_last:]:
+    for row in store.good_backups(database)[keep_last:] + store.discarded_backups(database):
         try:
-            s3.delete(row["key"])
+            if row["key"]:
+                s3.at(row).delete(row["key"])
         except CoreError as exc:
             notes.append(f"retention could not delete {row['key']}: {exc}")
             continue
         store.mark_backups_deleted([row["id"]], clock())
-        deleted.append(row["key"])
+        if row["key"]:
+            deleted.append(row["key"])
     return deleted, notes

@@ -5,6 +5,11 @@ S3 → sha256 checked against the record → age decryption (when the object is 
 RDB file, then restarts without saving so the new server loads it (with appendonly on, as
 its AOF's base: ``core.data.redis_aof``). The check afterwards
 counts rows per table (keys per Redis db), for the reply and for comparison.
+
+``precheck`` runs every check a restore needs before anything is made for it: the backup is
+a kept good one, the age identity is there for an encrypted one, S3 lets us read its object
+(at the endpoint and bucket its row names) and holds it whole, and a node has room for it.
+Each error names the variable or key to set.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from typing import Any
 from core.data import dumps, redis_aof, stream
 from core.data.backup import BackupError, Located, locate
 from core.data.s3 import S3Store
-from core.store.backups import BACKUP_OK
+from core.errors import CoreError
+from core.store.backups import BACKUP_OK, BACKUP_SUSPECT
 from core.swarm import SwarmClient
 
 RESTART_POLLS = 240  # × 0.25 s: how long a restarted Redis may take to load its RDB
+ROOM_FACTOR = 3  # a restored database takes up to this many times its dump's raw size
+DEFAULT_IDENTITY_ENV = "SHIPBOT_AGE_IDENTITY"
 
 
 @dataclass
@@ -50,6 +58,77 @@ def check_counts(swarm: SwarmClient, located: Located) -> dict[str, int]:
     return dumps.parse_counts(target.kind, run(dumps.counts(target)))
 
 
+def kept(row: Mapping[str, Any]) -> None:
+    """Only a kept good backup restores; a suspect one once an admin accepted it."""
+    if row["deleted_at"] is not None:
+        raise BackupError(f"backup {row['id']} of {row['database']} is deleted by retention")
+    if row["status"] == BACKUP_SUSPECT:
+        raise BackupError(
+            f"backup {row['id']} of {row['database']} is suspect (smaller than the last good "
+            f"one): an admin accepts it first with `backup accept {row['database']} {row['id']}`"
+        )
+    if row["status"] != BACKUP_OK:
+        raise BackupError(f"backup {row['id']} is not a kept good backup ({row['status']})")
+
+
+def encrypted_without_identity(row: Mapping[str, Any], identity: str | None, env: str) -> None:
+    if row["key"].endswith(".age") and not identity:
+        raise BackupError(
+            f"backup {row['id']} is encrypted (age): set {env} to its age identity (the "
+            "secret key; shipbot.yml backups.age_identity_env names another variable)"
+        )
+
+
+def precheck(
+    swarm: SwarmClient,
+    s3: S3Store,
+    row: Mapping[str, Any],
+    identity: str | None,
+    identity_env: str = DEFAULT_IDENTITY_ENV,
+    usage_image: str | None = None,
+) -> list[str]:
+    """Every check before anything is created; raises ``BackupError`` naming what to set,
+    else returns notes (what could not be checked)."""
+    kept(row)
+    encrypted_without_identity(row, identity, identity_env)
+    place = s3.at(row)
+    try:
+        stored = place.head(row["key"])
+    except CoreError as exc:
+        raise BackupError(f"backup {row['id']} cannot be read from S3: {exc}") from exc
+    if row["size"] is not None and stored.size != row["size"]:
+        raise BackupError(
+            f"s3://{place.config.bucket}/{row['key']} holds {stored.size} bytes, backup "
+            f"{row['id']} was {row['size']}: it changed since the backup"
+        )
+    if not usage_image:
+        return ["disk space not checked: alerts.usage_image is null"]
+    return room(swarm, row, usage_image)
+
+
+def room(swarm: SwarmClient, row: Mapping[str, Any], usage_image: str) -> list[str]:
+    """Refuse when no node's engine data root has room for the restored database."""
+    need_kb = (row["raw_size"] or row["size"] or 0) * ROOM_FACTOR / 1024
+    try:
+        usage = swarm.node_usage(usage_image)
+    except CoreError as exc:
+        return [f"disk space not checked: {exc}"]
+    free = [
+        u["disk_total_kb"] * (100 - u["disk_percent"]) / 100
+        for u in usage.values()
+        if "disk_total_kb" in u and "disk_percent" in u
+    ]
+    if not free:
+        return ["disk space not checked: no node reported its disk"]
+    if max(free) < need_kb:
+        raise BackupError(
+            f"no room: backup {row['id']} needs about {need_kb / 1024:.1f} MB "
+            f"({ROOM_FACTOR}× its dump) and no node has that much free in the engine's data "
+            f"root (the most: {max(free) / 1024:.1f} MB): free some space first"
+        )
+    return []
+
+
 def restore(
     swarm: SwarmClient,
     s3: S3Store,
@@ -57,19 +136,19 @@ def restore(
     into: Located,
     identity: str | None = None,
     over: bool = False,
+    identity_env: str = DEFAULT_IDENTITY_ENV,
 ) -> Restored:
     """Stream backup ``row`` (a record of ``core.store.backups``) into ``into``; ``over``:
-    ``into`` holds data already, which the backup's objects replace."""
-    if row["status"] != BACKUP_OK or row["deleted_at"] is not None:
-        raise BackupError(f"backup {row['id']} is not a kept good backup ({row['status']})")
+    ``into`` holds data already, which the backup's objects replace. Its object is read
+    where the row says it went (``S3Store.at``)."""
+    kept(row)
     if row["kind"] != into.kind:
         raise BackupError(f"backup {row['id']} is {row['kind']}, {into.name} is {into.kind}")
+    encrypted_without_identity(row, identity, identity_env)
     started = time.monotonic()
-    digest = stream.Digest(s3.download(row["key"]), row["sha256"])
+    digest = stream.Digest(s3.at(row).download(row["key"]), row["sha256"])
     chunks: Iterator[bytes] = iter(digest)
-    if row["key"].endswith(".age"):
-        if not identity:
-            raise BackupError("the backup is encrypted: set the age identity's variable")
+    if identity and row["key"].endswith(".age"):
         chunks = stream.decrypt_chunks(chunks, identity)
     aof = redis_aof.prepare(swarm, into) if into.kind == "redis" else None
     command = dumps.restore(into.target, over=over)

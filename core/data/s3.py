@@ -5,6 +5,8 @@ Content-MD5, so S3 refuses a part damaged on the way), one part uploading while 
 fills, so two parts are in memory. It returns the size, the sha256 of everything sent and the
 ETag S3 must report for exactly those parts (md5 of the parts' md5s, "-N"); ``head`` reads
 back what S3 holds. The keys come from the variables shipbot.yml names, never the file.
+Each backup row names the endpoint and bucket its object went to; ``at(row)`` is the store
+for that place (with the configured credentials), the configured one for older rows.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class S3Store:
     def __init__(self, config: S3Config, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         self.config = config
+        self.environ = environ
+        self._elsewhere: dict[tuple[str | None, str], S3Store] = {}
         access = environ.get(config.access_key_env)
         secret = environ.get(config.secret_key_env)
         if not access or not secret:
@@ -103,6 +107,19 @@ class S3Store:
                 response_checksum_validation="when_required",
             ),
         )
+
+    def at(self, row: Mapping[str, Any]) -> S3Store:
+        """The store holding backup ``row``'s object: its recorded endpoint and bucket (a
+        row from before they were recorded says neither: this one). Closed with this one."""
+        if not row.get("bucket"):
+            return self
+        endpoint, bucket = row.get("endpoint") or None, row["bucket"]  # no endpoint: AWS
+        if (endpoint, bucket) == (self.config.endpoint, self.config.bucket):
+            return self
+        if (endpoint, bucket) not in self._elsewhere:
+            moved = self.config.model_copy(update={"endpoint": endpoint, "bucket": bucket})
+            self._elsewhere[endpoint, bucket] = S3Store(moved, self.environ)
+        return self._elsewhere[endpoint, bucket]
 
     def key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.config.prefix, *parts) if p.strip("/"))
@@ -172,6 +189,9 @@ class S3Store:
             self.client.delete_object(Bucket=self.config.bucket, Key=key)
 
     def close(self) -> None:
+        for other in self._elsewhere.values():
+            other.close()
+        self._elsewhere.clear()
         with contextlib.suppress(Exception):
             self.client.close()
 

@@ -114,6 +114,7 @@ def verify(
     by: str,
     query: str | None = None,
     identity: str | None = None,
+    identity_env: str = restore.DEFAULT_IDENTITY_ENV,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     pause: Callable[[float], None] = time.sleep,
@@ -124,7 +125,9 @@ def verify(
     if not good:
         result = Verified(db.name, None, False, f"{db.name} has no good backup to verify")
     else:
-        result = _restore_and_check(swarm, s3, db, good[0], query, identity, monotonic, pause)
+        result = _restore_and_check(
+            swarm, s3, db, good[0], query, (identity, identity_env), monotonic, pause
+        )
     result.seconds = clock() - started
     result.id = store.record_verify(
         database=db.name,
@@ -145,10 +148,14 @@ def _restore_and_check(
     db: Database,
     row: dict[str, Any],
     query: str | None,
-    identity: str | None,
+    identity: tuple[str | None, str],
     monotonic: Callable[[], float],
     pause: Callable[[float], None],
 ) -> Verified:
+    try:  # before the throwaway is made: the identity, and S3 holding the object whole
+        restore.precheck(swarm, s3, row, *identity)
+    except CoreError as exc:
+        return Verified(db.name, row["id"], False, f"backup {row['id']} cannot restore: {exc}")
     scratch = scratch_of(db, row["id"])
     env = db_spec.environment(scratch.kind, scratch.credentials)
     try:
@@ -159,7 +166,7 @@ def _restore_and_check(
         located = Located(
             scratch.name, scratch.kind, container, dumps.target_from_env(scratch.kind, env)
         )
-        done = restore.restore(swarm, s3, row, located, identity)
+        done = restore.restore(swarm, s3, row, located, identity[0], identity_env=identity[1])
         said, passed = run_check(swarm, located, query)
     except (CoreError, ValueError) as exc:
         return Verified(db.name, row["id"], False, f"backup {row['id']} did not restore: {exc}")

@@ -201,13 +201,16 @@ def restore_volume(
     identity: str | None,
 ) -> restore.Restored:
     """Backup ``row`` of a volume into the new volume ``into`` (refused if it exists), on
-    the node of the app's task when it runs."""
+    the node of the app's task when it runs. Everything is checked before the volume is made."""
     if swarm.inspect_volume(into.engine_name) is not None:
         raise BackupError(
             f"the volume {into.engine_name} exists already: restore into a new one (--to)"
         )
+    restore.precheck(swarm, s3, row, identity, config.age_identity_env)
     service = service_name(into.app, into.env)
     tasks = running_tasks(swarm.tasks(service)) if swarm.inspect_service(service) else []
     node = tasks[0].get("NodeID") if tasks else None
     with helper(swarm, config.volume_image, into, read_only=False, node=node) as located:
-        return restore.restore(swarm, s3, row, located, identity)
+        return restore.restore(
+            swarm, s3, row, located, identity, identity_env=config.age_identity_env
+        )

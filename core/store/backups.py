@@ -1,4 +1,6 @@
-"""Backups of databases: one row per run, and when retention deleted its object."""
+"""Backups of databases: one row per run, where its object went, and when retention
+deleted it. A ``suspect`` backup (smaller than the shrink rule allows) is kept until an
+admin accepts it (it becomes ``ok`` and the baseline) or retention removes it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from core.store.connection import Connection
 BACKUP_RUNNING = "running"
 BACKUP_OK = "ok"
 BACKUP_FAILED = "failed"
+BACKUP_SUSPECT = "suspect"
 BACKUP_COLUMNS = (
     "id",
     "database",
@@ -24,11 +27,24 @@ BACKUP_COLUMNS = (
     "started_at",
     "finished_at",
     "deleted_at",
+    "endpoint",
+    "bucket",
+    "accepted_by",
+    "accepted_at",
 )
 
 
 class BackupsTable(Connection):
-    def start_backup(self, database: str, kind: str, key: str, by: str, at: float) -> int:
+    def start_backup(
+        self,
+        database: str,
+        kind: str,
+        key: str,
+        by: str,
+        at: float,
+        endpoint: str | None = None,
+        bucket: str | None = None,
+    ) -> int:
         with self._write() as db:
             table = db["backups"].insert(
                 {
@@ -38,6 +54,26 @@ class BackupsTable(Connection):
                     "status": BACKUP_RUNNING,
                     "started_by": by,
                     "started_at": at,
+                    "endpoint": endpoint,
+                    "bucket": bucket,
+                }
+            )
+            return int(table.last_pk)
+
+    def record_failed_start(self, database: str, by: str, at: float, error: str) -> int:
+        """A run that started and failed before anything was sent (database down, no such
+        database): its row says so, so it is never taken for a run that did not start."""
+        with self._write() as db:
+            table = db["backups"].insert(
+                {
+                    "database": database,
+                    "kind": "",
+                    "key": "",
+                    "status": BACKUP_FAILED,
+                    "error": error,
+                    "started_by": by,
+                    "started_at": at,
+                    "finished_at": at,
                 }
             )
             return int(table.last_pk)
@@ -66,6 +102,26 @@ class BackupsTable(Connection):
             [database, BACKUP_OK],
             order_by="id DESC",
         )
+
+    def discarded_backups(self, database: str) -> list[dict[str, Any]]:
+        """Failed and suspect backups older than the newest good one, not yet cleaned up:
+        retention deletes their objects (a suspect one newer waits for ``backup accept``)."""
+        good = self.good_backups(database)
+        if not good:
+            return []
+        return self._rows(
+            "backups",
+            "database = ? AND status IN (?, ?) AND deleted_at IS NULL AND id < ?",
+            [database, BACKUP_FAILED, BACKUP_SUSPECT, good[0]["id"]],
+            order_by="id",
+        )
+
+    def accept_backup(self, backup_id: int, by: str, at: float) -> None:
+        """A suspect backup becomes good, and so the baseline the next one is compared with."""
+        with self._write() as db:
+            db["backups"].update(
+                backup_id, {"status": BACKUP_OK, "accepted_by": by, "accepted_at": at}
+            )
 
     def mark_backups_deleted(self, ids: list[int], at: float) -> None:
         with self._write() as db:

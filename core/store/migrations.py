@@ -39,6 +39,7 @@ from core.store.schema_policy import (
     v20_networks,
     v21_truth,
     v22_identity,
+    v23_backup_places,
 )
 
 MIGRATIONS = Migrations("shipbot")
@@ -65,6 +66,7 @@ HISTORY = (
     v20_networks,
     v21_truth,
     v22_identity,
+    v23_backup_places,
 )
 for _step in HISTORY:
     MIGRATIONS()(_step)

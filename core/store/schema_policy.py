@@ -1,6 +1,7 @@
-"""The schema's steps for policy and truth (v14-v22): accepted policies, domain grants,
+"""The schema's steps for policy and truth (v14-v23): accepted policies, domain grants,
 attachments per environment, webhook deliveries and people, links between apps, the
-release live before each one and the guard's rounds, the control plane's own id. Applied
+release live before each one and the guard's rounds, the control plane's own id, where each
+backup's object is and who accepted a suspect one. Applied
 in ``core.store.migrations.HISTORY``'s order."""
 
 from __future__ import annotations
@@ -130,3 +131,12 @@ def v22_identity(db: sqlite_utils.Database) -> None:
     """The control plane's id, carried by every service it makes (core/ownership.py)."""
     db["identity"].create({"key": str, "value": str}, pk="key")
     db["identity"].insert({"key": "plane", "value": secrets.token_hex(8)})
+
+
+def v23_backup_places(db: sqlite_utils.Database) -> None:
+    """Each backup row names the S3 endpoint and bucket its object went to, so moving the
+    bucket orphans no recorded backup (rows made before say NULL: the configured ones), and
+    who accepted a suspect (too small) backup as the new baseline, and when."""
+    for column in ("endpoint", "bucket", "accepted_by"):
+        db["backups"].add_column(column, str)
+    db["backups"].add_column("accepted_at", float)

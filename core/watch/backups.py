@@ -1,8 +1,11 @@
 """The backup watcher: silence is an alert. For every scheduled database it posts, once,
 
 - a run that never started: the schedule's last fire time (older than the misfire grace)
-  has no backup started at or after it, as when shipbot or its scheduler was down;
-- no good backup within the schedule's period plus ``backups.alert_grace_seconds``;
+  has no backup started at or after it, as when shipbot or its scheduler was down (a run
+  that started and failed, database down included, has its failed row: it is no missed
+  run, and was posted with why when it failed);
+- no good backup within the schedule's period plus ``backups.alert_grace_seconds``, saying
+  why the newest run failed or was suspect;
 
 and a recovery post when a good backup arrives after the alert, which closes both.
 
@@ -23,6 +26,7 @@ from core.clock import SYSTEM, Clock
 from core.config import BackupsConfig
 from core.scheduler.jobs import last_fire, period
 from core.store import Store
+from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 
 UTC = dt.UTC
 
@@ -37,6 +41,7 @@ class DbFacts:
     last_good_id: int | None = None
     last_started: float | None = None  # started_at of the newest run, good or not
     created: float | None = None  # when the database was created (managed ones)
+    last_run: str | None = None  # the newest run when it was not good: "backup 7 failed: why"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ def step_db(
             if facts.last_good
             else "it has never had one"
         )
+        if facts.last_run:
+            last += f"; the newest run, {facts.last_run}"
         posts.append(
             f"⚠️ {name} has no good backup within its schedule `{facts.cron}` plus "
             f"{ago(alert_grace)} of grace: {last}; `backup list {name}` shows why"
@@ -136,6 +143,9 @@ def read_facts(store: Store, config: BackupsConfig) -> list[DbFacts]:
     for name, schedule in sorted(config.schedules.items()):
         good = store.good_backups(name)
         row = store.database(name)
+        newest = store.backups(name, limit=1)
+        not_good = (BACKUP_FAILED, BACKUP_SUSPECT)
+        bad = newest[0] if newest and newest[0]["status"] in not_good else None
         out.append(
             DbFacts(
                 name,
@@ -144,6 +154,10 @@ def read_facts(store: Store, config: BackupsConfig) -> list[DbFacts]:
                 good[0]["id"] if good else None,
                 store.last_backup_started(name),
                 row["created_at"] if row else None,
+                f"backup {bad['id']} at {when(bad['started_at'])}, was {bad['status']}: "
+                f"{(bad['error'] or '')[:200]}"
+                if bad
+                else None,
             )
         )
     return out
