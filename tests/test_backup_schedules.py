@@ -277,8 +277,8 @@ async def test_missed_schedule_alerts_once_then_a_good_backup_recovers(plane):
     bot, swarm = plane
     await create_db(bot, swarm)
     store = bot.engine.store
-    # the backup below runs on the real clock: the watcher's clock walks up to it
-    fire = last_fire("0 3 * * *", dt.datetime.now(UTC) - dt.timedelta(days=1))
+    # the backup below runs on the plane's clock (the fake swarm's): the watcher's walks up
+    fire = last_fire("0 3 * * *", bot.engine.plane.clock.now() - dt.timedelta(days=1))
     clock = ManualClock.at(fire - dt.timedelta(hours=1))
 
     def publish(post):
@@ -295,7 +295,7 @@ async def test_missed_schedule_alerts_once_then_a_good_backup_recovers(plane):
     tools(swarm)
     done = await guarded_backup(bot.engine.plane, bot.config, bot.notifier, "maindb", ADMIN)
     assert done.ok
-    clock.advance_to(dt.datetime.now(UTC))
+    clock.advance_to(bot.engine.plane.clock.now())
     (recovery,) = await watch.check()
     assert recovery.text.startswith("✅ maindb has a good backup again (backup 1,")
     texts = json.dumps(posted(bot), ensure_ascii=False)

@@ -29,6 +29,7 @@ from core.data.s3 import S3Store
 from core.scheduler.jobs import due_jobs, fire_times, jobs, last_fire
 from core.watch.backups import BackupWatch
 from tests.chat import failure, result, say, table
+from tests.clock import ManualClock
 from tests.moto_s3 import make_bucket, s3_config
 from tests.test_backup_schedules import (  # noqa: F401 (fixtures)
     ADMIN,
@@ -152,12 +153,12 @@ async def test_a_scheduled_run_that_failed_is_recorded_and_never_called_missed(b
     fire = last_fire("0 3 * * *", dt.datetime.now(UTC) - dt.timedelta(days=1))
     clock = Clock(fire + dt.timedelta(seconds=2))
     bot.engine.plane.clock = clock
-    now = [fire - dt.timedelta(hours=1)]
+    watch_clock = ManualClock.at(fire - dt.timedelta(hours=1))
 
     def publish(post):
         bot.notifier.publish("backups", post.database, None, Message(post.text))
 
-    watch = BackupWatch(bot.engine.store, bot.config.backups, publish, clock=lambda: now[0])
+    watch = BackupWatch(bot.engine.store, bot.config.backups, publish, clock=watch_clock)
     assert await watch.check() == []
     (job,) = due_jobs(jobs(bot.config.backups), fire - dt.timedelta(minutes=1), fire)
     done = await Runner(bot.engine.plane, bot.config, bot.notifier)(job)  # no such database
@@ -168,9 +169,11 @@ async def test_a_scheduled_run_that_failed_is_recorded_and_never_called_missed(b
     assert (row["status"], row["started_by"], row["started_at"]) == (
         "failed", "schedule", clock.time()
     )  # fmt: skip
-    now[0] = fire + dt.timedelta(minutes=30)
+    watch_clock.advance_to(fire + dt.timedelta(minutes=30))
     assert await watch.check() == []  # it started: not "never started"
-    now[0] = fire + dt.timedelta(days=1, hours=2)  # the next run was missed, for real
+    watch_clock.advance_to(
+        fire + dt.timedelta(days=1, hours=2)
+    )  # the next run was missed, for real
     missed, stale = await watch.check()
     assert "never started" in missed.text
     assert stale.text.endswith(
