@@ -129,7 +129,7 @@ class InteractionSurface(Surface):
         target: discord.abc.Messageable | None
         try:
             target = await self.status.create_thread(name=title[:90] or "shipbot")
-        except discord.HTTPException:
+        except (discord.HTTPException, ValueError):  # ValueError: no guild (a DM) to hold one
             log.warning("cannot open a thread for %r; lines go to the channel", title)
             target = self.interaction.channel
         assert target is not None

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from commands import approvals, catalog
 from commands.grammar import UsageError, parse, spec_of
@@ -105,13 +106,8 @@ class Dispatcher:
     def masker(self, app: str | None, env: str | None, *extra: str | None) -> Masker:
         return Masker([*self.engine.secret_values(app, env), *filter(None, extra)])
 
-    # the steps
-    async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
-        try:
-            parsed = parse(request.text)
-        except UsageError as exc:
-            yield Failure(str(exc), USAGE, exc.usage)
-            return
+    async def prepare(self, request: ChatRequest, parsed: Any) -> Work:
+        """The parsed request as the steps take it: who, where, its app/env, policy, masks."""
         spec = spec_of(parsed)
         app, env = describe(parsed)
         policy = await asyncio.to_thread(self.policy)
@@ -137,6 +133,16 @@ class Dispatcher:
         scope = getattr(parsed, "audit_scope", None)  # about another record's app (approve)
         if scope is not None:
             work.audit |= await scope(self.engine)
+        return work
+
+    async def handle(self, request: ChatRequest) -> AsyncIterator[Reply]:
+        """Parse once, then run ``self.steps`` in order; the audit whatever happened."""
+        try:
+            parsed = parse(request.text)
+        except UsageError as exc:
+            yield Failure(str(exc), USAGE, exc.usage)
+            return
+        work = await self.prepare(request, parsed)
         try:
             # each step closes the one it drives, so a reader that stops early (a chat post
             # that failed) ends the whole chain now: its records and its lock included
