@@ -5,44 +5,20 @@ against the local fake REST API."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import discord
 import pytest
 
 from bot.discord_adapter import DiscordBot
 from commands.dispatch import Dispatcher
 from core.swarm.fake import UNHEALTHY, FakeSwarm
-from core.watch import alerts
+from tests import test_guard_fast as guard
 from tests.chat import result, say
 from tests.fake_discord_api import CHANNEL_ID, FakeDiscord
-from tests.fake_plane import WEB, fast_swarm
 from tests.test_discord_adapter import ADMIN, slash, until
-from tests.test_guard_fast import open_bot, rounds, the_watch
+from tests.test_guard_fast import rounds, the_watch
 
+fake, bot = guard.fake, guard.bot  # the guard tests' swarm and dispatcher, web registered
 TITLE = "the guard rolled web back on production from release 2 to release 1"
-
-
-@pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    swarm = fast_swarm(monkeypatch)
-    monkeypatch.setattr(alerts, "clock", lambda: swarm.now)
-    return swarm
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, fake: FakeSwarm):
-    home = tmp_path / "home"
-    home.mkdir()
-    folder = tmp_path / "web"
-    folder.mkdir()
-    (folder / "app.yml").write_text(WEB)
-    dispatcher = open_bot(home, fake)
-    admins = ["console:alice", f"discord:{ADMIN}"]
-    dispatcher.config = dispatcher.config.model_copy(update={"admins": admins})
-    assert result(await say(dispatcher, f"apps add web --path {folder}")).ok
-    yield dispatcher
-    dispatcher.close()
 
 
 @pytest.fixture
@@ -60,6 +36,8 @@ async def test_on_discord_the_guard_edits_the_deploy_message_and_answers_under_i
     bot: Dispatcher, fake: FakeSwarm, discord_chat
 ):
     api, chat = discord_chat
+    admins = ["console:alice", f"discord:{ADMIN}"]
+    bot.config = bot.config.model_copy(update={"admins": admins})
     assert result(await say(bot, "deploy web 1")).ok
     payload = slash("deploy", ADMIN, app="web", ref="2")
     chat.client._connection.parsers["INTERACTION_CREATE"](payload)

@@ -5,7 +5,6 @@ limit would be."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,30 +18,12 @@ from commands.replies import DENIED, FAILED, INTERNAL, USAGE, Failure, Message, 
 from commands.steps import Flow, Next, Work
 from core.errors import CoreError
 from core.swarm.fake import FakeSwarm
+from tests import test_guard_fast as guard
 from tests.chat import failure, result, say
-from tests.fake_plane import WEB, fast_swarm
-from tests.test_guard_fast import open_bot
 
+fake, bot = guard.fake, guard.bot  # the guard tests' swarm and dispatcher, web registered
 ALICE, BOB = "console:alice", "console:bob"  # alice is an admin; bob has no grant
 MARK = Message("the steps after ran")
-
-
-@pytest.fixture
-def fake(monkeypatch) -> FakeSwarm:
-    return fast_swarm(monkeypatch)
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, fake: FakeSwarm):
-    home = tmp_path / "home"
-    home.mkdir()
-    folder = tmp_path / "web"
-    folder.mkdir()
-    (folder / "app.yml").write_text(WEB)
-    dispatcher = open_bot(home, fake)
-    assert result(await say(dispatcher, f"apps add web --path {folder}")).ok
-    yield dispatcher
-    dispatcher.close()
 
 
 async def work_of(bot: Dispatcher, text: str, user: str = ALICE, **request: Any) -> Work:
