@@ -14,13 +14,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.console import repl, say
+from bot.console import open_here, repl, say
 from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
 from bot.settings import CommonSettings, Settings, SettingsError, load
 from bot.terminal import output_for
-from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
 from commands.request import stop_children
 
@@ -33,14 +32,6 @@ S = TypeVar("S", bound=CommonSettings)
 # How long a cancelled command may take to release its lock and write its audit entry
 # before the process leaves anyway.
 STOP_GRACE_SECONDS = 1.5
-
-
-def _open() -> Dispatcher:
-    try:
-        return Dispatcher.open()
-    except StartError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _load(model: type[S]) -> S:
@@ -114,7 +105,7 @@ def console(
     as_user: AsUser = None,
 ) -> None:
     """Open the console chat against the local Docker engine."""
-    dispatcher = _open()
+    dispatcher = open_here()
     try:
         _interruptible(repl(dispatcher, output_for(), _user(as_user)))
     finally:
@@ -130,7 +121,7 @@ def chat(
     ] = False,
 ) -> None:
     """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
-    dispatcher = _open()
+    dispatcher = open_here()
     try:
         out = output_for(json=as_json)
         replies = _interruptible(say(dispatcher, out, _user(as_user), text))
@@ -148,7 +139,7 @@ def serve(
     from bot.serve import run as run_server
 
     settings = _load(Settings)
-    dispatcher = _open()
+    dispatcher = open_here()
     log = logging.getLogger("shipbot.serve")
     log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
     try:
@@ -170,7 +161,7 @@ def discord_sync() -> None:
     from bot.serve import ServeError, sync_discord
 
     settings = _load(Settings)
-    dispatcher = _open()
+    dispatcher = open_here()
     try:
         names = asyncio.run(sync_discord(dispatcher, settings))
     except ServeError as exc:

@@ -8,11 +8,12 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
+import typer
 from rich.markup import escape
 
 from bot.line_editing import LineEditor
 from bot.terminal import Output
-from commands.dispatch import Dispatcher
+from commands.dispatch import Dispatcher, StartError
 from commands.grammar import REGISTRY
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
@@ -20,6 +21,16 @@ from commands.request import ChatRequest, needs_secret
 PROMPT = "shipbot> "
 PLATFORM = CHANNEL = "console"
 EXPIRY_CHECK_SECONDS = 5.0
+
+
+def open_here() -> Dispatcher:
+    """The control plane on this host for a command line (``shipbot``, ``shipbot ci``…): a
+    start error is said on stderr, and the command exits 1."""
+    try:
+        return Dispatcher.open()
+    except StartError as exc:
+        typer.echo(f"❌ {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def read_secret(prompt: str) -> str:

@@ -12,6 +12,7 @@ command permissions are only a hint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
 import re
@@ -23,6 +24,7 @@ import discord
 from discord import app_commands
 
 from bot.conversation import Conversation, Lines, Surface, decide, tell_privately
+from bot.discord_commands import install
 from bot.discord_render import (
     approval_embed,
     code_tail,
@@ -35,12 +37,11 @@ from bot.livelog import LiveLog
 from bot.text import without_ansi
 from commands.dispatch import Dispatcher
 from commands.grammar import PARSERS, REGISTRY, UsageError, render
-from commands.replies import USAGE, ApprovalRequest, Failure, Index, Reply, Result
+from commands.replies import USAGE, ApprovalRequest, Failure, Followup, Index, Reply, Result
 from commands.request import ChatRequest, needs_secret
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"
-BREAK_GLASS = "admins only: skip the approval, with this reason (audited and announced)"
 FOLLOWUP_TTL = 14 * 60.0  # interaction tokens last 15 minutes; switch to channel messages before
 
 
@@ -129,7 +130,7 @@ class InteractionSurface(Surface):
         target: discord.abc.Messageable | None
         try:
             target = await self.status.create_thread(name=title[:90] or "shipbot")
-        except discord.HTTPException:
+        except (discord.HTTPException, ValueError):  # ValueError: no guild (a DM) to hold one
             log.warning("cannot open a thread for %r; lines go to the channel", title)
             target = self.interaction.channel
         assert target is not None
@@ -181,7 +182,7 @@ class Decision(
         surface = InteractionSurface(
             interaction, followup_ttl=bot.followup_ttl, status=interaction.message
         )
-        replies = bot.request(interaction, text)
+        replies = bot.request(interaction, text, surface=surface)
         user = str(interaction.user.id)
         await decide(surface, self.verb, text, user, replies, interval=bot.interval)
 
@@ -236,12 +237,22 @@ class DiscordBot:
         self.client.add_dynamic_items(Decision)
 
     def request(
-        self, interaction: discord.Interaction, text: str, secret: str | None = None
+        self,
+        interaction: discord.Interaction,
+        text: str,
+        secret: str | None = None,
+        surface: InteractionSurface | None = None,
     ) -> AsyncIterator[Reply]:
+        """The dispatcher's replies; ``surface`` names the message that shows them, for the
+        dispatcher's anchor step (a deploy's guard edits it and answers under it)."""
+
+        def shown_at() -> str | None:
+            status = surface.status if surface is not None else None
+            return str(status.id) if status is not None else None
+
+        user, channel = str(interaction.user.id), str(interaction.channel_id)
         return self.dispatcher.handle(
-            ChatRequest(
-                PLATFORM, str(interaction.user.id), str(interaction.channel_id), text, secret
-            )
+            ChatRequest(PLATFORM, user, channel, text, secret, shown_at=shown_at)
         )
 
     async def run_text(self, interaction: discord.Interaction, text: str) -> None:
@@ -251,7 +262,7 @@ class DiscordBot:
         await interaction.response.defer(thinking=True)
         surface = InteractionSurface(interaction, followup_ttl=self.followup_ttl)
         conv = Conversation(surface, text, str(interaction.user.id), interval=self.interval)
-        await conv.show(self.request(interaction, text))
+        await conv.show(self.request(interaction, text, surface=surface))
 
     async def run_options(
         self, interaction: discord.Interaction, name: str, options: dict[str, Any]
@@ -273,44 +284,9 @@ class DiscordBot:
         return [app_commands.Choice(name=n, value=n) for n in names if current in n][:25]
 
     def _commands(self) -> None:
-        @self.tree.command(name="deploy", description="Build and roll out an app")
-        @app_commands.describe(
-            app="the app",
-            ref="branch, tag or commit; image tag for image apps",
-            env="environment (default production)",
-            dry_run="show what would change, change nothing",
-            break_glass=BREAK_GLASS,
-        )
-        @app_commands.autocomplete(app=self.app_names)
-        async def deploy(
-            interaction: discord.Interaction,
-            app: str,
-            ref: str | None = None,
-            env: str | None = None,
-            dry_run: bool = False,
-            break_glass: str | None = None,
-        ) -> None:
-            options = {
-                "app": app,
-                "ref": ref,
-                "env": env,
-                "dry_run": dry_run,
-                "break_glass": break_glass,
-            }
-            await self.run_options(interaction, "deploy", options)
-
-        @self.tree.command(name="rollback", description="Go back to an earlier release")
-        @app_commands.describe(break_glass=BREAK_GLASS)
-        @app_commands.autocomplete(app=self.app_names)
-        async def rollback(
-            interaction: discord.Interaction,
-            app: str,
-            release: int | None = None,
-            env: str | None = None,
-            break_glass: str | None = None,
-        ) -> None:
-            options = {"app": app, "release": release, "env": env, "break_glass": break_glass}
-            await self.run_options(interaction, "rollback", options)
+        """Every catalog command from its grammar (``bot.discord_commands``), and ``/ship``
+        for any command typed as text."""
+        install(self.tree, self.run_options, self.app_names)
 
         @self.tree.command(name="ship", description="Any shipbot command: help, status, logs…")
         async def ship(interaction: discord.Interaction, command: str) -> None:
@@ -330,7 +306,15 @@ class DiscordBot:
             int(channel_id)
         )
         assert isinstance(channel, discord.abc.Messageable)
-        await send_reply(channel.send, without_ansi(reply))
+        reply = without_ansi(reply)
+        if isinstance(reply, Followup) and reply.anchor and hasattr(channel, "get_partial_message"):
+            # a later word on a deploy this chat shows: edit its message, answer under it
+            shown = channel.get_partial_message(int(reply.anchor))
+            embed, _ = result_embed(reply)
+            await shown.edit(content=None, embed=embed)
+            await send_reply(functools.partial(channel.send, reference=shown), reply)
+            return
+        await send_reply(channel.send, reply)
 
 
 async def send_reply(

@@ -10,10 +10,9 @@ from typing import Annotated
 
 import typer
 
-from bot.console import say
+from bot.console import open_here, say
 from bot.self_deploy import SELF_APP, self_deploy_text
 from bot.terminal import output_for
-from commands.dispatch import Dispatcher, StartError
 from commands.pipelines import (
     PipelineError,
     create_ci_token,
@@ -34,14 +33,6 @@ AppOption = Annotated[
 ]
 
 
-def _open() -> Dispatcher:
-    try:
-        return Dispatcher.open()
-    except StartError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
 def _by() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -58,7 +49,7 @@ def login(
         password = getpass.getpass(f"password or token for {user} at {registry} (not echoed): ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    bot = _open()
+    bot = open_here()
     try:
         done = registry_login(
             bot, registry=registry, username=user, password=password, app=app, by=_by()
@@ -74,7 +65,7 @@ def login(
 @registry_app.command("logout")
 def logout(registry: str, app: AppOption = None) -> None:
     """Forget a login."""
-    bot = _open()
+    bot = open_here()
     try:
         gone = registry_logout(bot, registry=registry, app=app, by=_by())
     except PipelineError as exc:
@@ -89,7 +80,7 @@ def logout(registry: str, app: AppOption = None) -> None:
 @registry_app.command("list")
 def logins() -> None:
     """Who logs in where (never the passwords)."""
-    bot = _open()
+    bot = open_here()
     try:
         for row in bot.engine.store.registry_logins():
             typer.echo(f"{row['registry']}  {row['username']}  app={row['app']}")
@@ -114,7 +105,7 @@ def token_create(
     ] = None,
 ) -> None:
     """Make a token for ci:NAME (deployer on APP); it is printed once, keep it in CI's secrets."""
-    bot = _open()
+    bot = open_here()
     try:
         token = create_ci_token(bot, name=name, app=app, all_apps=all_apps, owner=owner, by=_by())
     except PipelineError as exc:
@@ -128,7 +119,7 @@ def token_create(
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
     """Revoke a token and the grant it came with."""
-    bot = _open()
+    bot = open_here()
     try:
         gone = revoke_ci_token(bot, name=name, by=_by())
     finally:
@@ -141,7 +132,7 @@ def token_revoke(name: str) -> None:
 def token_list() -> None:
     """The tokens, what each may deploy, whom it speaks for, and who made it (never the
     tokens)."""
-    bot = _open()
+    bot = open_here()
     try:
         for row in bot.engine.store.ci_tokens():
             owner = row.get("owner") or row["created_by"]
@@ -168,7 +159,7 @@ def self_deploy(
 ) -> None:
     """Upgrade the running bot on its swarm: `deploy shipbot` through the usual path (grant,
     approval, lock, audit). The new bot posts that it came up, and with which version."""
-    bot = _open()
+    bot = open_here()
     try:
         out = output_for()
         user = as_user or f"console:{getpass.getuser()}"

@@ -49,7 +49,6 @@ from bot.webhooks import RouteSet, start_http
 from commands.dispatch import Dispatcher
 from commands.replies import Failure, Followup, Reply, Result
 from commands.request import ChatRequest, needs_secret
-from commands.watching import anchor
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
@@ -240,9 +239,22 @@ class SlackBot:
         return await next()
 
     def request(
-        self, user: str, channel: str, text: str, secret: str | None = None
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        secret: str | None = None,
+        surface: SlackSurface | None = None,
     ) -> AsyncIterator[Reply]:
-        return self.dispatcher.handle(ChatRequest(PLATFORM, user, channel, text, secret))
+        """The dispatcher's replies; ``surface`` names the message that shows them, for the
+        dispatcher's anchor step (a deploy's guard edits it and answers in its thread)."""
+
+        def shown_at() -> str | None:
+            return None if surface is None or surface.unreachable else surface.status_ts
+
+        return self.dispatcher.handle(
+            ChatRequest(PLATFORM, user, channel, text, secret, shown_at=shown_at)
+        )
 
     def _prefixed(self, verb: str | None) -> Callable[..., Awaitable[None]]:
         async def listener(ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -256,7 +268,7 @@ class SlackBot:
                 return
             surface = SlackSurface(self.client, channel, user, respond=respond)
             conv = Conversation(surface, text, user, interval=self.interval)
-            replies = self._anchored(self.request(user, channel, text), surface)
+            replies = self.request(user, channel, text, surface=surface)
             # the slot covers the burst of work up to the first reply; a long deploy then
             # waits on the engine without holding it
             async with self.working:
@@ -281,26 +293,10 @@ class SlackBot:
                 status_ts=body["container"]["message_ts"],
                 whisper_in_channel=True,
             )
-            replies = self._anchored(self.request(user, channel, text), surface)
+            replies = self.request(user, channel, text, surface=surface)
             await decide(surface, verb, text, user, replies, interval=self.interval)
 
         return listener
-
-    async def _anchored(
-        self, replies: AsyncIterator[Reply], surface: SlackSurface
-    ) -> AsyncIterator[Reply]:
-        """The replies, passed on; then the message that showed a deploy's result is
-        remembered, so the guard's later word edits it and answers in its thread."""
-        results = []
-        async for reply in replies:
-            if isinstance(reply, Result):
-                results.append(reply)
-            yield reply
-        if results and surface.status_ts and not surface.unreachable:
-            plane = self.dispatcher.engine.plane
-            await asyncio.to_thread(
-                anchor, plane, PLATFORM, surface.channel, results[-1], surface.status_ts
-            )
 
     async def _secret_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import re
 import shlex
 import typing
 from collections.abc import Callable, Iterable
@@ -20,7 +19,7 @@ from typing import Any
 from core.edge.grants import grant_pattern
 from core.names import APP_NAME_RE as NAME_RE
 from core.names import ENV_NAME_RE as ENV_RE
-from core.names import KEY_RE, ROLE_NAMES, USER_RE, is_ref
+from core.names import KEY_RE, NAME_PATTERN_RE, ROLE_NAMES, USER_RE, is_ref
 
 MAX_TEXT = 4000
 ARGV_MARK = "--"  # what follows is argv, passed on word for word
@@ -62,9 +61,6 @@ def _release(value: str) -> int:
     return _count(value.removeprefix("r"))
 
 
-PATTERN_RE = re.compile(r"^[a-z0-9*?][a-z0-9*?-]{0,40}$")
-
-
 def _user(value: str) -> str:
     if not USER_RE.match(value):
         raise ValueError(
@@ -80,7 +76,7 @@ def _role(value: str) -> str:
 
 
 def _pattern(value: str) -> str:
-    if not PATTERN_RE.match(value):
+    if not NAME_PATTERN_RE.match(value):
         raise ValueError(f"{value!r} is not a name pattern (a-z, 0-9, '-', '*' and '?')")
     return value
 

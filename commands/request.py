@@ -4,7 +4,8 @@ replies are masked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from commands import catalog
@@ -18,6 +19,9 @@ class ChatRequest:
     """A message from any chat: who (immutable platform id), where, and what they typed.
 
     ``secret`` carries a value entered outside the channel (a prompt or a modal).
+    ``shown_at`` is the adapter's answer, once the replies are shown, to "which message
+    shows them?" (a Slack ts, a Discord message id; None when none): the dispatcher's anchor
+    step remembers it for a deploy's guard.
     """
 
     platform: str
@@ -25,6 +29,7 @@ class ChatRequest:
     channel: str
     text: str
     secret: str | None = None
+    shown_at: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def identity(self) -> str:

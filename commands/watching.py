@@ -11,13 +11,12 @@ from typing import Any
 
 from commands.notify import Notifier
 from commands.replies import Followup, Result, encode, mask
-from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig
 from core.events import Outcome
 from core.names import service_name
 from core.ownership import owner
 from core.plane import Plane
-from core.secrets import Masker
+from core.secrets import Masker, secret_values
 from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import AlertWatch
 from core.watch.guard import Guard, minutes
@@ -34,9 +33,7 @@ def as_result(plane: Plane, outcome: Outcome, app: str | None, env: str | None) 
     )
     if app is None:
         return reply
-    rows = plane.store.variables(app, env or DEFAULT_ENV)
-    values = [plane.vault.decrypt(row["value"]) for row in rows if row["secret"]]
-    masked = mask(reply, Masker(values))
+    masked = mask(reply, Masker(secret_values(plane.store, plane.vault, app, env)))
     assert isinstance(masked, Result)
     return masked
 

@@ -28,7 +28,7 @@ from core.events import Event
 from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
 from core.policy import accept as policy_accept
-from core.secrets import Vault
+from core.secrets import Vault, secret_values
 from core.servers import remote
 from core.store import App, Release, Store, shipbot_home
 from core.swarm.servers import Servers
@@ -214,16 +214,8 @@ class Engine:
 
     # secrets
     def secret_values(self, app: str | None, env: str | None) -> list[str]:
-        """The secrets of one app and environment, decrypted: what its replies must mask.
-
-        Only values its deployers can read anyway (through `run`): a registry login, or
-        any secret of another app or environment, in this set would let whoever echoes a
-        guess tell from the masking whether it was right.
-        """
-        if app is None:
-            return []
-        rows = self.store.variables(app, env or DEFAULT_ENV)
-        return [self.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+        """What replies about app/env must mask (``core.secrets.secret_values``)."""
+        return secret_values(self.store, self.vault, app, env)
 
     def close(self) -> None:
         self.plane.servers.close()

@@ -17,6 +17,15 @@ USER_RE = re.compile(r"^[a-z]+:[A-Za-z0-9._@-]{1,80}$")
 # A git ref or image tag, passed to git as one argv item; never option-like.
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 ROLE_NAMES = ("viewer", "deployer", "admin")
+# A pattern of app or environment names in a grant: the name's letters, '*' and '?'.
+NAME_PATTERN_RE = re.compile(r"^[a-z0-9*?][a-z0-9*?-]{0,40}$")
+# A managed database: short enough that db-NAME-data and a MySQL user name (at most 32)
+# always fit.
+DB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# An SSH login key kept for servers: shaped as an app name.
+SSH_KEY_NAME_RE = APP_NAME_RE
+# A login on a server (POSIX user name, as useradd accepts).
+LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 def is_ref(value: str) -> bool:

@@ -8,9 +8,11 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from core.appspec import DEFAULT_ENV
 from core.errors import CoreError
 
 KEY_FILE = "secret.key"
@@ -79,3 +81,22 @@ class Masker:
     def __call__(self, text: str) -> str:
         text = _URL_CREDENTIALS.sub(MASK + "@", text)
         return self._pattern.sub(MASK, text) if self._pattern else text
+
+
+class _Variables(Protocol):
+    def variables(self, app: str, env: str) -> list[dict[str, Any]]: ...
+
+
+def secret_values(store: _Variables, vault: Vault, app: str | None, env: str | None) -> list[str]:
+    """The secret values to mask in what is said about one app and environment, decrypted:
+    the one set replies, the guard, alerts and release jobs mask (an environment of None is
+    the default one).
+
+    Only values its deployers can read anyway (through `run`): a registry login, or any
+    secret of another app or environment, in this set would let whoever echoes a guess tell
+    from the masking whether it was right.
+    """
+    if app is None:
+        return []
+    rows = store.variables(app, env or DEFAULT_ENV)
+    return [vault.decrypt(row["value"]) for row in rows if row["secret"]]

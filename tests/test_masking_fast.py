@@ -10,7 +10,8 @@ import pytest
 
 from commands.dispatch import ChatRequest
 from commands.pipelines import registry_login
-from core.secrets import MASK
+from core.secrets import MASK, Vault, secret_values
+from core.store import Store
 from tests.chat import logs, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
 
@@ -86,3 +87,25 @@ async def test_run_echoes_a_registry_login_as_it_echoes_anything(bot):
         replies = await say(bot, f"run mine --env staging -- echo {guess}", DEV)
         assert logs(replies) == [guess] and result(replies).ok
     assert logs(await say(bot, f"run mine --env staging -- echo {STAGINGS_SECRET}", DEV)) == [MASK]
+
+
+def test_the_mask_set_is_one_apps_secrets_in_one_environment(tmp_path):
+    """``secret_values``: what replies, the guard, alerts and release jobs all mask."""
+    store, vault = Store(tmp_path / "shipbot.db"), Vault.open(tmp_path)
+    for app, env, key, value, secret in (
+        ("web", "production", "TOKEN", "tok-prod", True),
+        ("web", "production", "MODE", "plain-value", False),
+        ("web", "staging", "TOKEN", "tok-staging", True),
+        ("api", "production", "TOKEN", "tok-api", True),
+    ):
+        stored = vault.encrypt(value) if secret else value
+        store.set_variable(
+            app=app, env=env, key=key, value=stored, secret=secret, updated_by="console:alice"
+        )
+    try:
+        assert secret_values(store, vault, "web", "production") == ["tok-prod"]
+        assert secret_values(store, vault, "web", None) == ["tok-prod"]  # the default env
+        assert secret_values(store, vault, "web", "staging") == ["tok-staging"]
+        assert secret_values(store, vault, None, "production") == []  # about no app
+    finally:
+        store.close()

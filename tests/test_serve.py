@@ -119,6 +119,7 @@ async def test_serve_refuses_half_configured_slack(tmp_path: Path):
 
 
 async def test_discord_sync_publishes_the_commands(tmp_path: Path):
+    from commands.grammar import REGISTRY
     from tests.fake_discord_api import APP_ID, FakeDiscord
 
     fake = await FakeDiscord().start()
@@ -133,13 +134,18 @@ async def test_discord_sync_publishes_the_commands(tmp_path: Path):
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     await fake.stop()
     assert proc.returncode == 0, err.decode()
-    assert out.decode().strip() == "✅ synced /deploy, /rollback, /ship to guild 4242"
     (put,) = fake.of("PUT", f"/applications/{APP_ID}/guilds/4242/commands")
+    names = [c["name"] for c in put.body]
+    synced = ", ".join(f"/{name}" for name in names)
+    assert out.decode().strip() == f"✅ synced {synced} to guild 4242"
     by_name = {c["name"]: c for c in put.body}
-    assert set(by_name) == {"deploy", "rollback", "ship"}
+    # every catalog command, from the grammar (a two-word one under its group), and /ship
+    assert set(by_name) == {name.split()[0] for name in REGISTRY} | {"ship"}
+    assert len(names) == len(by_name)
     options = {o["name"]: o for o in by_name["deploy"]["options"]}
     assert options["app"]["autocomplete"] is True and options["app"]["required"] is True
     assert options["dry_run"]["type"] == 5 and not options["dry_run"].get("required")
+    assert options["image"]["type"] == 3 and not options["image"].get("required")
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,10 @@ from typing import Any
 
 from core.config import DB_KINDS, DataConfig
 from core.durations import parse_duration_ns
-from core.names import LABEL_MANAGED, NETWORK
+from core.names import DB_NAME_RE, LABEL_MANAGED, NETWORK
 
 LABEL_DB = "shipbot.db"
 LABEL_DB_KIND = "shipbot.db.kind"
-# short enough that db-NAME-data and a MySQL user name (at most 32) always fit
-DB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 DEFAULT_VERSIONS = {"postgres": "16", "mariadb": "11", "mysql": "8.4", "redis": "7"}
 PORTS = {"postgres": 5432, "mariadb": 3306, "mysql": 3306, "redis": 6379}

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.deploy import record
 from core.deploy.apply import BASE_DEADLINE_SECONDS, apply, check_owner
 from core.deploy.spec import service_name, with_force_update, with_replicas
-from core.durations import format_duration
 from core.errors import CoreError, DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.servers.where import server_of
-from core.swarm import rollout
 
 MAX_REPLICAS = 100
 
@@ -63,35 +60,33 @@ async def _adjust(
     if current is None:
         raise DeployError(f"service {svc} is not on the swarm: deploy {name} again")
     check_owner(current, name, env)
-    started = time.monotonic()
     desired = change(current["Spec"])
     replicas = desired["Mode"]["Replicated"]["Replicas"]
-    async with record.running(
-        plane.store, app=name, env=env, kind=kind, started_by=user, release=live.number
-    ) as run:
+    async with record.operation(
+        plane, swarm, app=name, env=env, kind=kind, user=user, release=live.number
+    ) as op:
         yield Progress(f"{kind} of {svc}: {replicas} replicas")
-        watch = rollout.Watch(
+        deadline = BASE_DEADLINE_SECONDS * 2
+        async for event in op.watch(
             apply(
                 swarm,
                 current,
                 desired,
                 expect_update=expect_update,
-                deadline=BASE_DEADLINE_SECONDS * 2,
+                deadline=deadline,
                 clock=plane.clock,
             )
-        )
-        async for event in watch.progress():
+        ):
             yield event
-        result = watch.verdict
         fields = {
             "app": name,
             "env": env,
             "release": str(live.number),
             "replicas": str(replicas),
-            "duration": format_duration(time.monotonic() - started),
+            "duration": op.duration(),
         }
-        if result.ok:
-            await run.finish("succeeded")
+        if op.ok:
+            await op.finish("succeeded")
             title = (
                 f"{name} ({env}) scaled to {replicas}"
                 if kind == "scale"
@@ -105,8 +100,8 @@ async def _adjust(
                 await plane.db.update_release(live.id, spec=with_replicas(live.spec, replicas))
             outcome = Outcome(True, title, details, fields)
         else:
-            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
-            await run.finish("failed", reason)
+            reason, tail = await op.explain()
+            await op.finish("failed", reason)
             outcome = Outcome(
                 False,
                 f"{kind} of {name} ({env}) did not converge",

@@ -32,7 +32,6 @@ from core.deploy.verdicts import (
     rollback_failed_title,
     seen,
 )
-from core.durations import format_duration
 from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
 from core.errors import CoreError
@@ -97,15 +96,17 @@ async def deploy(
         source_ref=resolved.source_ref,
         deployed_by=user,
     )
-    async with record.running(
-        plane.store,
+    async with record.operation(
+        plane,
+        swarm,
         app=name,
         env=env,
         kind="deploy",
-        started_by=user,
+        user=user,
         release=release.number,
         approved_by=approved_by,
-    ) as run:
+        started=started,
+    ) as op:
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
         applied = False
         registry_auth = None
@@ -170,7 +171,7 @@ async def deploy(
             yield Progress(f"{verb} service {desired['Name']}")
             await plane.db.set_env_server(name, env, server, plane.clock.time())
             applied = True
-            watch = rollout.Watch(
+            async for event in op.watch(
                 apply(
                     swarm,
                     current,
@@ -180,17 +181,17 @@ async def deploy(
                     registry_auth=registry_auth,
                     clock=plane.clock,
                 )
-            )
-            async for event in watch.progress():
+            ):
                 yield event
-            result = watch.verdict
+            result = op.result
+            assert result is not None
         except CoreError as exc:
             if not applied:
                 await plane.db.update_release(release.id, status=RELEASE_FAILED, message=str(exc))
                 raise
             # the spec is with Swarm, which goes on without us: say so, never guess
             await plane.db.update_release(release.id, status=RELEASE_UNKNOWN, message=str(exc))
-            await run.finish("unknown", str(exc))
+            await op.finish("unknown", str(exc))
             yield unknown_outcome(name, env, release, str(exc))
             return
         except BaseException as exc:
@@ -208,15 +209,15 @@ async def deploy(
         }
         if result.ok:
             await plane.db.mark_live(release.id)
-            await run.finish("succeeded", f"release {release.number} is live")
+            await op.finish("succeeded", f"release {release.number} is live")
             await asyncio.to_thread(images.prune, swarm, plane.store, name)
-            fields["duration"] = format_duration(time.monotonic() - started)
+            fields["duration"] = op.duration()
             where = urls(spec, plane.edge.http_port, plane.edge.https_port)
             if where:
                 fields["url"] = " ".join(where)
             outcome = Outcome(True, f"{name} release {release.number} is live on {env}", [], fields)
         else:
-            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
+            reason, tail = await op.explain()
             await plane.db.update_release(release.id, status=RELEASE_FAILED, message=reason)
             back = rollout.Watch(recover(plane, swarm, desired["Name"], result, live, current))
             async for event in back.progress():
@@ -224,8 +225,8 @@ async def deploy(
             title, details = await told_after_failure(
                 plane, swarm, release, result, live, back.verdict_if_any, fields
             )
-            fields["duration"] = format_duration(time.monotonic() - started)
-            await run.finish("failed", reason if "rollback" not in fields else title)
+            fields["duration"] = op.duration()
+            await op.finish("failed", reason if "rollback" not in fields else title)
             outcome = Outcome(False, title, [f"why: {reason}", *details], fields, tail)
     # every record is written before the outcome is told: a reply that fails cannot undo it
     yield outcome

@@ -25,7 +25,7 @@ from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.registry import is_pinned
-from core.secrets import Masker
+from core.secrets import Masker, secret_values
 from core.servers.where import server_of
 from core.store import Release
 from core.swarm import SwarmClient
@@ -122,8 +122,7 @@ async def run_once(
     if is_pinned(live.image):
         auth = await asyncio.to_thread(images.login_for, plane, app, live.image)
     secrets = sealed_values(live.spec, desired)
-    rows = await plane.db.variables(app, env)
-    secrets += [plane.vault.decrypt(row["value"]) for row in rows if row["secret"]]
+    secrets += await asyncio.to_thread(secret_values, plane.store, plane.vault, app, env)
     number = time.time_ns() // 1_000_000
     spec = job_spec(
         desired, job_name(desired["Name"], "run", number), argv, job_labels(app, env, "run")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 from core.deploy import images, record
 from core.deploy.deploy import gone, look, reapply
 from core.deploy.spec import service_name
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
-from core.durations import format_duration
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
@@ -18,7 +15,6 @@ from core.policy import gate as policy_gate
 from core.registry import is_pinned
 from core.servers.where import server_of
 from core.store import RELEASE_SUPERSEDED, Release
-from core.swarm import rollout
 
 
 async def target(plane: Plane, name: str, env: str, number: int | None) -> Release:
@@ -49,37 +45,35 @@ async def rollback(
         await images.fetch(plane, swarm, name, chosen.image)
     elif missing := await gone(swarm, chosen):
         raise DeployError(missing)
-    started = time.monotonic()
-    async with record.running(
-        plane.store,
+    async with record.operation(
+        plane,
+        swarm,
         app=name,
         env=env,
         kind="rollback",
-        started_by=user,
+        user=user,
         release=chosen.number,
         approved_by=approved_by,
-    ) as run:
+    ) as op:
         yield Progress(f"rolling {name} ({env}) back to release {chosen.number}")
-        watch = rollout.Watch(reapply(plane, swarm, chosen))
-        async for event in watch.progress():
+        async for event in op.watch(reapply(plane, swarm, chosen)):
             yield event
-        result = watch.verdict
         fields = {
             "app": name,
             "env": env,
             "release": str(chosen.number),
             "image": chosen.image,
-            "duration": format_duration(time.monotonic() - started),
+            "duration": op.duration(),
         }
-        if result.ok:
+        if op.ok:
             await plane.db.mark_live(chosen.id, f"made live again by {user} (rollback)")
-            await run.finish("succeeded")
+            await op.finish("succeeded")
             outcome = Outcome(
                 True, f"{name} is back on release {chosen.number} ({env})", [], fields
             )
         else:
-            reason, tail = await asyncio.to_thread(rollout.explain, swarm, result.failed_task)
-            await run.finish("failed", reason)
+            reason, tail = await op.explain()
+            await op.finish("failed", reason)
             now = await look(plane, swarm, name, env)
             # "still runs" only when Swarm was just seen running all of it
             if live is not None and now.runs(live.number):

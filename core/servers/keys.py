@@ -18,15 +18,15 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from core.names import SSH_KEY_NAME_RE
 from core.servers.errors import ServerError
 
 DEFAULT_KEY = "default"
-KEY_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 _KINDS = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
 def check_key_name(name: str) -> str:
-    if not KEY_NAME_RE.match(name):
+    if not SSH_KEY_NAME_RE.match(name):
         raise ServerError(f"{name!r} is not a key name (a-z, 0-9 and '-', starting with a letter)")
     return name
 

@@ -7,11 +7,11 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from core.names import LOGIN_RE
 from core.servers.errors import ServerError
 
 DEFAULT_PORT = 22
 # a login name as adduser accepts it, and a DNS name's characters
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 FORM = "ssh://user@host[:port], e.g. ssh://root@203.0.113.7 or ssh://deploy@eu-1.example.com:2222"
@@ -50,7 +50,7 @@ def parse_url(text: str) -> ServerURL:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ServerError(bad)
     user, host = parts.username, parts.hostname
-    if not user or not _USER_RE.match(user):
+    if not user or not LOGIN_RE.match(user):
         raise ServerError(f"{bad} (the user is missing or not a login name)")
     if not host or not _valid_host(host):
         raise ServerError(f"{bad} (the host is missing or not a host name or IP address)")
