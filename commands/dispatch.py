@@ -66,10 +66,15 @@ class Work:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, config: ControlConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ControlConfig | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config or ControlConfig()
-        self.notifier = Notifier(engine.store, list(self.config.notify))
+        self.notifier = notifier or Notifier(engine.store, list(self.config.notify))
 
     @classmethod
     def open(cls, home: Path | None = None) -> Dispatcher:
@@ -146,6 +151,7 @@ class Dispatcher:
                 policy,
                 request.secret,
                 config=self.config,
+                notifier=self.notifier,
             ),
             app=app,
             env=env,

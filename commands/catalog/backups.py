@@ -23,13 +23,11 @@ from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
 from core.data import backup, restore, review, volumes
-from core.data.s3 import S3Store
 from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
 from core.scheduler.jobs import database_lock
-from core.store import Store
 from core.store.backups import BACKUP_OK
 
 NOT_CONFIGURED = (
@@ -88,7 +86,7 @@ async def backup_and_post(
     """One backup of database ``name``, recorded, and its result queued for the channels."""
     settings = backups_config(config)
     swarm = await plane.servers.client(plane.server)
-    s3 = S3Store(settings.s3, environ)
+    s3 = plane.clients.s3(settings.s3, environ)
     volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
     try:
         if volume is not None:
@@ -108,10 +106,10 @@ async def backup_and_post(
     return result
 
 
-def failure_post(store: Store, config: ControlConfig, name: str, error: Exception) -> Result:
+def failure_post(notifier: Notifier, name: str, error: Exception) -> Result:
     """A backup that could not even start (database down, no credentials), posted."""
     result = Result(False, f"backup of {name} failed", (f"why: {error}",))
-    Notifier(store, list(config.notify)).publish("backups", name, None, result)
+    notifier.publish("backups", name, None, result)
     return result
 
 
@@ -249,7 +247,7 @@ class Restore:
     ) -> restore.Restored:
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
         into = await asyncio.to_thread(backup.locate, swarm, target)
-        s3 = S3Store(settings.s3)
+        s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
             return await asyncio.to_thread(
                 restore.restore,
