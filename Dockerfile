@@ -18,8 +18,9 @@ COPY pyproject.toml README.md ./
 COPY bot bot
 COPY commands commands
 COPY core core
+COPY rooms rooms
 RUN pip install --no-cache-dir --no-deps . \
- && rm -rf bot commands core build ./*.egg-info
+ && rm -rf bot commands core rooms build ./*.egg-info
 COPY deploy/docker-entrypoint.sh /usr/local/bin/shipbot-entrypoint
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home shipbot \
  && mkdir -p /data && chown shipbot:shipbot /data

@@ -25,6 +25,7 @@ from bot.terminal import output_for
 from commands.dispatch import Dispatcher, StartError
 from commands.replies import exit_code
 from commands.request import stop_children
+from rooms.root import Root
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
@@ -38,8 +39,12 @@ STOP_GRACE_SECONDS = 1.5
 
 
 def _open() -> Dispatcher:
+    return _root().dispatcher
+
+
+def _root() -> Root:
     try:
-        return Dispatcher.open()
+        return Root.open()
     except StartError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -147,11 +152,12 @@ def serve(
 ) -> None:
     """Run the control plane with the chat adapters configured in the environment."""
     settings = _load(Settings)
-    dispatcher = _open()
+    root = _root()
+    dispatcher = root.dispatcher
     log = logging.getLogger("shipbot.serve")
     log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
     try:
-        run_server(dispatcher, settings, interval)
+        run_server(root, settings, interval)
     except ServeError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -23,6 +23,7 @@ from commands.pipelines import (
     scope_of,
 )
 from commands.replies import exit_code
+from rooms.root import Root
 
 registry_app = typer.Typer(help="Registry logins that registry images are pulled with.")
 ci_app = typer.Typer(help="Tokens a CI job deploys with (POST /ci/deploy).")
@@ -35,8 +36,12 @@ AppOption = Annotated[
 
 
 def _open() -> Dispatcher:
+    return _root().dispatcher
+
+
+def _root() -> Root:
     try:
-        return Dispatcher.open()
+        return Root.open()
     except StartError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -36,8 +36,8 @@ from commands.request import ChatRequest, describe
 from core.config import ControlConfig, load_config
 from core.engine import Engine
 from core.errors import BuildError, CoreError
-from core.secrets import Masker, Vault
-from core.store import Store, shipbot_home
+from core.secrets import Masker
+from core.store import shipbot_home
 
 log = logging.getLogger("shipbot.commands")
 # the audit's word for a change whose replies stopped being read before it said how it ended
@@ -82,16 +82,7 @@ class Dispatcher:
         try:
             home = home or shipbot_home()
             config = load_config(home)
-            store = Store(home / "shipbot.db")
-            engine = Engine(
-                store,
-                home=home,
-                vault=Vault.open(home, config.secret_key),
-                host_paths=config.host_paths,
-                server_apps=config.server_apps,
-                edge=config.edge,
-                build=config.build,
-            )
+            engine = Engine.open(home, config)
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc
         dispatcher = cls(engine, config)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.config import BuildConfig, DataConfig, EdgeConfig
+from core.clients import NETWORK, Clients
+from core.clock import SYSTEM, Clock
+from core.config import BuildConfig, ControlConfig, DataConfig, EdgeConfig
 from core.data import databases
 from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
@@ -59,6 +61,30 @@ class Engine:
             build=build or BuildConfig(),
         )
         remote.install(self.plane)  # servers added from chat (`server add`)
+
+    @classmethod
+    def open(
+        cls,
+        home: Path,
+        config: ControlConfig,
+        servers: Servers | None = None,
+        clock: Clock = SYSTEM,
+        clients: Clients = NETWORK,
+    ) -> Engine:
+        """The plane under ``home`` as shipbot.yml says (rooms/root.py is the caller)."""
+        engine = cls(
+            Store(home / "shipbot.db"),
+            servers=servers,
+            home=home,
+            vault=Vault.open(home, config.secret_key),
+            host_paths=config.host_paths,
+            server_apps=config.server_apps,
+            edge=config.edge,
+            build=config.build,
+        )
+        engine.plane.clock = clock
+        engine.plane.clients = clients
+        return engine
 
     @property
     def store(self) -> Store:

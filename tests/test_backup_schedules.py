@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from commands.catalog.reports import Runner, guarded_backup, ping, report_rows
+from commands.catalog.reports import Runner, guarded_backup, report_rows
 from commands.dispatch import Dispatcher
 from commands.replies import Message
+from core.clients import NETWORK
 from core.config import BackupsConfig, ControlConfig, NotifyRoute
 from core.cron import cron_days
 from core.data.s3 import S3Store
@@ -32,6 +33,8 @@ from tests.chat import result, say, table
 from tests.fast_plane import fake_swarm
 from tests.loopback import LoopbackServer
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
+
+ping = NETWORK.ping  # the heartbeat, through the root's HTTP factory
 
 ADMIN = "console:root"
 UTC = dt.UTC
