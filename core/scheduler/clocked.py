@@ -26,6 +26,7 @@ from core.clock import SYSTEM, Clock
 log = logging.getLogger("shipbot.scheduler")
 TICK = dt.timedelta(microseconds=1)
 MAX_WAIT = 1.0  # seconds: the loop looks again at least this often (jobs added later)
+MAX_BACKLOG = 100_000  # missed fire times walked one by one before jumping to now
 
 
 class Trigger(Protocol):
@@ -115,7 +116,7 @@ class Scheduler:
             due = job.next_run_time
             if due is None or due > now:
                 continue
-            job.next_run_time = job.trigger.get_next_fire_time(due, now + TICK)
+            due, job.next_run_time = self._latest(job.trigger, due, now)
             late = (now - due).total_seconds()
             if job.misfire_grace_time is not None and late > job.misfire_grace_time:
                 log.warning("%s missed its %s run by %.0f s: skipped", job.id, due, late)
@@ -127,6 +128,18 @@ class Scheduler:
                 started.append(job.running)
         self._tasks = [task for task in self._tasks if not task.done()]
         return started
+
+    @staticmethod
+    def _latest(
+        trigger: Trigger, due: dt.datetime, now: dt.datetime
+    ) -> tuple[dt.datetime, dt.datetime | None]:
+        """Coalescing: the latest fire time at or before ``now``, and the one after it."""
+        upcoming = trigger.get_next_fire_time(due, due + TICK)
+        for _ in range(MAX_BACKLOG):
+            if upcoming is None or upcoming > now:
+                return due, upcoming
+            due, upcoming = upcoming, trigger.get_next_fire_time(upcoming, upcoming + TICK)
+        return due, trigger.get_next_fire_time(None, now + TICK)  # a clock that jumped far
 
     def _wait(self) -> float:
         now = self.clock.now()
