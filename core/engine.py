@@ -15,10 +15,11 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.clients import NETWORK, Clients
+from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, ControlConfig, DataConfig, EdgeConfig
 from core.data import databases
+from core.data.s3 import S3Store
 from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
 from core.deploy.resolve import Resolved, resolve
@@ -35,6 +36,7 @@ from core.store import App, Release, Store, shipbot_home
 from core.swarm.servers import Servers
 
 ServiceStatus = status.ServiceStatus
+NETWORK = Clients(s3_factory=S3Store)  # the real clients: boto3's S3, httpx on the network
 
 
 class Engine:
@@ -48,6 +50,7 @@ class Engine:
         server_apps: Mapping[str, Iterable[str]] | None = None,
         edge: EdgeConfig | None = None,
         build: BuildConfig | None = None,
+        clients: Clients = NETWORK,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -59,6 +62,7 @@ class Engine:
             server_apps={k: tuple(v) for k, v in (server_apps or {}).items()},
             edge=edge or EdgeConfig(),
             build=build or BuildConfig(),
+            clients=clients,
         )
         remote.install(self.plane)  # servers added from chat (`server add`)
 
@@ -81,9 +85,9 @@ class Engine:
             server_apps=config.server_apps,
             edge=config.edge,
             build=config.build,
+            clients=clients,
         )
         engine.plane.clock = clock
-        engine.plane.clients = clients
         return engine
 
     @property

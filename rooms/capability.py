@@ -14,15 +14,38 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel
 from sqlite_utils.migrations import Migrations
 
+from commands.dispatch import Dispatcher
+from commands.notify import Notifier
+from core.config import ControlConfig
+from core.engine import Engine
+from core.plane import Plane
 from core.scheduler.clocked import Trigger
 
-if TYPE_CHECKING:
-    from rooms.root import Root
+
+class Running(Protocol):
+    """What a room's periodic work is built from: the composition root (rooms/root.py)."""
+
+    interval: float  # seconds between rounds
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def plane(self) -> Plane: ...
+
+    @property
+    def config(self) -> ControlConfig: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +69,7 @@ class Watcher:
 Periodic = Schedule | Watcher
 
 
-def nothing(root: Root) -> Iterable[Periodic]:
+def nothing(root: Running) -> Iterable[Periodic]:
     return ()
 
 
@@ -59,4 +82,4 @@ class Capability:
     migrations: tuple[int, ...] = ()  # the ``shipbot`` migrations that made ``tables``
     schema: Migrations | None = None  # a room's own migration set, applied by the root
     commands: tuple[type, ...] = ()
-    periodic: Callable[[Root], Iterable[Periodic]] = nothing
+    periodic: Callable[[Running], Iterable[Periodic]] = nothing

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from commands.catalog import access, decisions, outbox, people
 from core.scheduler.clocked import Every
-from rooms.capability import Capability, Periodic, Schedule
-
-if TYPE_CHECKING:
-    from rooms.root import Root
+from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
 
 
-def periodic(root: Root) -> Iterable[Periodic]:
+def periodic(root: Running) -> Iterable[Periodic]:
     """Unanswered approval requests expire every round (their notices go through the outbox)."""
 
     async def expire() -> None:

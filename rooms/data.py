@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from commands.catalog import backups, data, reports, volumes
 from commands.replies import Message
@@ -13,15 +12,12 @@ from core.cron import trigger
 from core.scheduler.clocked import Every
 from core.scheduler.jobs import jobs
 from core.watch.backups import BackupWatch
-from rooms.capability import Capability, Periodic, Schedule
-
-if TYPE_CHECKING:
-    from rooms.root import Root
+from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
 
 
-def periodic(root: Root) -> Iterable[Periodic]:
+def periodic(root: Running) -> Iterable[Periodic]:
     """``backups.schedules`` (rebuilt from shipbot.yml at every start), and every round the
     watch for schedules that went silent."""
     settings = root.config.backups

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from commands.catalog import certs, dns, domains, edge
 from core.config import DnsConfig, EdgeConfig
 from core.scheduler.clocked import Every
-from rooms.capability import Capability, Periodic, Schedule
-
-if TYPE_CHECKING:
-    from rooms.root import Root
+from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
 
 
-def periodic(root: Root) -> Iterable[Periodic]:
+def periodic(root: Running) -> Iterable[Periodic]:
     """The edge's certificates, checked at start and every ``edge.acme.watch_seconds``."""
     watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock.now)
 

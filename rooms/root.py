@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from commands.dispatch import Dispatcher, StartError
 from commands.notify import Notifier
-from core.clients import NETWORK, Clients
+from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import CONFIG_FILE, ControlConfig, checked, read_config
-from core.engine import Engine
+from core.engine import NETWORK, Engine
 from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.clocked import Every, Scheduler

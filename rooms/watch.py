@@ -14,11 +14,10 @@ from core.scheduler.clocked import Every
 from core.scheduler.jobs import CronJobs
 from core.watch.digest import Digest
 from core.watch.drift import DriftWatch
-from rooms.capability import Capability, Periodic, Schedule, Watcher
+from rooms.capability import Capability, Periodic, Running, Schedule, Watcher
 
 if TYPE_CHECKING:
     from commands.dispatch import Dispatcher
-    from rooms.root import Root
 
 log = logging.getLogger("shipbot.serve")
 
@@ -41,7 +40,7 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
     return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds, clock)
 
 
-def periodic(root: Root) -> Iterable[Periodic]:
+def periodic(root: Running) -> Iterable[Periodic]:
     """A watcher per server (failure alerts, and the guard's round before each); drift at
     start and every ``drift.watch_seconds``; the digest on ``digest.cron``."""
     for watch in watchers(root.plane, root.config, root.notifier):
