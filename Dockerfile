@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY bot bot
 COPY commands commands
 COPY core core
+COPY rooms rooms
 RUN pip install --no-cache-dir --no-deps . \
  && pip uninstall -q -y pip setuptools
 

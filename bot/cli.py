@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.console import open_here, repl, say
+from bot.console import open_here, repl, root_here, say
 from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
@@ -139,11 +139,12 @@ def serve(
     from bot.serve import run as run_server
 
     settings = _load(Settings)
-    dispatcher = open_here()
+    root = root_here()
+    dispatcher = root.dispatcher
     log = logging.getLogger("shipbot.serve")
     log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
     try:
-        run_server(dispatcher, settings, interval)
+        run_server(root, settings, interval)
     except ServeError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -17,20 +17,25 @@ from commands.dispatch import Dispatcher, StartError
 from commands.grammar import REGISTRY
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
+from rooms.root import Root
 
 PROMPT = "shipbot> "
 PLATFORM = CHANNEL = "console"
 EXPIRY_CHECK_SECONDS = 5.0
 
 
-def open_here() -> Dispatcher:
-    """The control plane on this host for a command line (``shipbot``, ``shipbot ci``…): a
-    start error is said on stderr, and the command exits 1."""
+def root_here() -> Root:
+    """The control plane on this host for a command line (``shipbot``, ``shipbot ci``…),
+    from its one composition root: a start error is said on stderr, and the command exits 1."""
     try:
-        return Dispatcher.open()
+        return Root.open()
     except StartError as exc:
         typer.echo(f"❌ {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+def open_here() -> Dispatcher:
+    return root_here().dispatcher
 
 
 def read_secret(prompt: str) -> str:

@@ -24,7 +24,6 @@ import contextlib
 import functools
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
@@ -37,17 +36,9 @@ from bot.settings import Settings
 from bot.slack import SlackBot, web_client
 from bot.terminal import Output, output_for
 from bot.webhooks import RouteSet, hook_routes, start_http
-from commands.catalog.certs import watch as cert_watch
-from commands.catalog.certs import watch_round as cert_round
-from commands.catalog.reports import Runner
 from commands.dispatch import Dispatcher
 from commands.hooks import Receiver
-from commands.replies import Message, encode
-from commands.watching import watchers
-from core.scheduler.jobs import BackupScheduler, CronJobs
-from core.watch.backups import BackupWatch
-from core.watch.digest import Digest
-from core.watch.drift import DriftWatch
+from rooms.root import Root
 
 if TYPE_CHECKING:
     from bot.discord_adapter import DiscordBot
@@ -59,79 +50,9 @@ class ServeError(Exception):
     """The adapters' settings are incomplete; the message says what to set."""
 
 
-async def housekeeping(dispatcher: Dispatcher, interval: float) -> None:
-    """Read back from Swarm what nobody saw finish, then expire unanswered approval
-    requests (their notices go through the outbox) and, every ``edge.acme.watch_seconds``,
-    check the edge's certificates; compare the store with what runs at start and every
-    ``drift.watch_seconds``; post the daily digest on ``digest.cron``."""
-    await dispatcher.settle()
-    plane = dispatcher.engine.plane
-    certs = cert_watch(plane, dispatcher.notifier)
-    next_certs = 0.0
-    settings = dispatcher.config.backups
-    # backup schedules: rebuilt from shipbot.yml at every start; silence watched each round
-    scheduler = BackupScheduler(settings, Runner(plane, dispatcher.config, dispatcher.notifier))
-    scheduler.start()
-    # failure alerts and the guard after deploys: a watcher per server, on its own task
-    alerts = [
-        asyncio.create_task(watch.run())
-        for watch in watchers(plane, dispatcher.config, dispatcher.notifier)
-    ]
-    backups = settings and BackupWatch(
-        plane.store,
-        settings,
-        lambda post: dispatcher.notifier.publish(
-            "backups", post.database, None, Message(post.text)
-        ),
-    )
-    drifts = DriftWatch(
-        plane.store,
-        dispatcher.engine.drift,
-        lambda post: dispatcher.notifier.publish("alerts", post.app, post.env, Message(post.text)),
-    )
-    next_drift = 0.0  # at start, then every drift.watch_seconds
-    daily = digest(dispatcher)
-    daily.start()
-    try:
-        while True:
-            await asyncio.to_thread(beat, plane.home)
-            for platform, channel, message in dispatcher.expire_due():
-                log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
-            if time.monotonic() >= next_drift:
-                next_drift = time.monotonic() + dispatcher.config.drift.watch_seconds
-                for post in await drifts.check():
-                    log.info("drift: %s", post.text)
-            if time.monotonic() >= next_certs:
-                next_certs = time.monotonic() + plane.edge.acme.watch_seconds
-                for text in await cert_round(certs):
-                    log.info("certs: %s", text)
-            if backups:
-                for post in await backups.check():
-                    log.info("backups: %s", post.text)
-            await asyncio.sleep(interval)
-    finally:
-        scheduler.stop()
-        daily.stop()
-        for task in alerts:
-            task.cancel()
-        await asyncio.gather(*alerts, return_exceptions=True)
-
-
-def digest(dispatcher: Dispatcher) -> CronJobs:
-    """The daily digest's job (none when shipbot.yml has no ``digest:``)."""
-    config, store = dispatcher.config.digest, dispatcher.engine.store
-    if config is None:
-        return CronJobs([], 1)
-
-    def enqueue(platform: str, channel: str, text: str) -> int:
-        payload = encode(Message(text))
-        return store.enqueue(platform=platform, channel=channel, kind="digest", payload=payload)
-
-    def mask(app: str | None, env: str | None, text: str) -> str:
-        return dispatcher.masker(app, env)(text)
-
-    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask)
-    return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds)
+async def housekeeping(root: Root) -> None:
+    """The root's periodic work (rooms/), with this process's heartbeat file every round."""
+    await root.run(rounds=[functools.partial(beat, root.plane.home)])
 
 
 def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
@@ -146,12 +67,16 @@ def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
 
 
 async def serve(
-    dispatcher: Dispatcher,
+    control: Root | Dispatcher,
     settings: Settings,
     interval: float = 5.0,
     routes: Iterable[RouteSet] = (),
     console_out: Output | None = None,
 ) -> None:
+    """The adapters ``settings`` configure, and the root's periodic work every ``interval``."""
+    root = control if isinstance(control, Root) else Root(control)
+    root.interval = interval
+    dispatcher = root.dispatcher
     jobs: list[Awaitable[None]] = []
     routes = [*route_sets(dispatcher, settings), *routes]
     http_served = False
@@ -196,7 +121,7 @@ async def serve(
         )
     # routes to the console are delivered as readable text on serve's own output
     jobs.append(dispatcher.notifier.run("console", printer(console_out or output_for())))
-    await asyncio.gather(housekeeping(dispatcher, interval), *jobs)
+    await asyncio.gather(housekeeping(root), *jobs)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:
@@ -223,11 +148,11 @@ async def sync_discord(dispatcher: Dispatcher, settings: Settings) -> list[str]:
         await bot.client.close()
 
 
-def run(dispatcher: Dispatcher, settings: Settings, interval: float) -> None:
+def run(root: Root, settings: Settings, interval: float) -> None:
     """Serve until SIGTERM or SIGINT."""
 
     async def main() -> None:
-        task = asyncio.ensure_future(serve(dispatcher, settings, interval))
+        task = asyncio.ensure_future(serve(root, settings, interval))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)

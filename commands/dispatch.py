@@ -34,8 +34,8 @@ from core.clock import SYSTEM, Clock
 from core.config import ControlConfig, load_config
 from core.engine import Engine
 from core.errors import CoreError
-from core.secrets import Masker, Vault
-from core.store import Store, shipbot_home
+from core.secrets import Masker
+from core.store import shipbot_home
 
 log = logging.getLogger("shipbot.commands")
 # the audit's word for a change whose replies stopped being read before it said how it ended
@@ -47,10 +47,15 @@ class StartError(Exception):
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, config: ControlConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ControlConfig | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config or ControlConfig()
-        self.notifier = Notifier(engine.store, list(self.config.notify))
+        self.notifier = notifier or Notifier(engine.store, list(self.config.notify))
         self.steps: list[Step] = list(STEPS)
 
     @classmethod
@@ -60,16 +65,7 @@ class Dispatcher:
         try:
             home = home or shipbot_home()
             config = load_config(home)
-            store = Store(home / "shipbot.db", clock=clock)
-            engine = Engine(
-                store,
-                home=home,
-                vault=Vault.open(home, config.secret_key),
-                host_paths=config.host_paths,
-                server_apps=config.server_apps,
-                edge=config.edge,
-                build=config.build,
-            )
+            engine = Engine.open(home, config, clock=clock)
         except (CoreError, OSError, sqlite3.Error, ValueError) as exc:
             raise StartError(f"shipbot cannot start: {exc}") from exc
         dispatcher = cls(engine, config)
@@ -124,6 +120,7 @@ class Dispatcher:
                 policy,
                 request.secret,
                 config=self.config,
+                notifier=self.notifier,
             ),
             app=app,
             env=env,

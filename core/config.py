@@ -21,7 +21,7 @@ import ipaddress
 import posixpath
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,6 +34,7 @@ from core.errors import CoreError
 from core.names import APP_NAME_RE, USER_RE, hostname
 
 CONFIG_FILE = "shipbot.yml"
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(CoreError):
@@ -351,19 +352,31 @@ class ControlConfig(BaseModel):
         return value
 
 
-def load_config(home: Path) -> ControlConfig:
+def read_config(home: Path) -> Any:
+    """shipbot.yml under ``home`` as plain data, unchecked ({} when there is none)."""
     path = home / CONFIG_FILE
     if not path.exists():
-        return ControlConfig()
+        return {}
     try:
         check_size(path.stat().st_size, str(path))
         raw = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
-        return ControlConfig.model_validate(raw)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return raw
+
+
+def checked(model: type[M], raw: Any, where: str, section: str = "") -> M:
+    """``raw`` validated as ``model``; a ``ConfigError`` naming each problem's place."""
+    try:
+        return model.model_validate(raw)
     except ValidationError as exc:
+        prefix = [section] if section else []
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {clip(e['msg'])}"
+            f"{'.'.join(map(str, [*prefix, *e['loc']])) or '(top level)'}: {clip(e['msg'])}"
             for e in exc.errors()[:MAX_ERRORS]
         )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{where}: {problems}") from exc
+
+
+def load_config(home: Path) -> ControlConfig:
+    return checked(ControlConfig, read_config(home), str(home / CONFIG_FILE))

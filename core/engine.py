@@ -15,9 +15,11 @@ from pathlib import Path
 
 from core import apps
 from core.appspec import DEFAULT_ENV, AppConfig
-from core.clock import Clock
-from core.config import BuildConfig, DataConfig, EdgeConfig
+from core.clients import Clients
+from core.clock import SYSTEM, Clock
+from core.config import BuildConfig, ControlConfig, DataConfig, EdgeConfig
 from core.data import databases
+from core.data.s3 import S3Store
 from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
 from core.deploy.drift import Drift, detect
 from core.deploy.resolve import Resolved, resolve
@@ -34,6 +36,7 @@ from core.store import App, Release, Store, shipbot_home
 from core.swarm.servers import Servers
 
 ServiceStatus = status.ServiceStatus
+NETWORK = Clients(s3_factory=S3Store)  # the real clients: boto3's S3, httpx on the network
 
 
 class Engine:
@@ -48,6 +51,7 @@ class Engine:
         edge: EdgeConfig | None = None,
         build: BuildConfig | None = None,
         clock: Clock | None = None,
+        clients: Clients = NETWORK,
     ) -> None:
         home = home or shipbot_home()
         self.plane = Plane(
@@ -60,8 +64,32 @@ class Engine:
             edge=edge or EdgeConfig(),
             build=build or BuildConfig(),
             clock=clock or store.clock,  # one time for the rows and the operations
+            clients=clients,
         )
         remote.install(self.plane)  # servers added from chat (`server add`)
+
+    @classmethod
+    def open(
+        cls,
+        home: Path,
+        config: ControlConfig,
+        servers: Servers | None = None,
+        clock: Clock = SYSTEM,
+        clients: Clients = NETWORK,
+    ) -> Engine:
+        """The plane under ``home`` as shipbot.yml says (rooms/root.py is the caller)."""
+        return cls(
+            Store(home / "shipbot.db", clock=clock),
+            servers=servers,
+            home=home,
+            vault=Vault.open(home, config.secret_key),
+            host_paths=config.host_paths,
+            server_apps=config.server_apps,
+            edge=config.edge,
+            build=config.build,
+            clock=clock,
+            clients=clients,
+        )
 
     @property
     def store(self) -> Store:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, EdgeConfig
 from core.secrets import Vault
@@ -50,6 +51,10 @@ class Plane:
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     build: BuildConfig = field(default_factory=BuildConfig)  # shipbot.yml's ``build:``
     clock: Clock = SYSTEM  # time, injected (core/clock.py)
+    # S3 and HTTP, through the root's factories (core/clients.py; the engine's NETWORK)
+    clients: Clients = field(default_factory=Clients)
+    # shipbot.yml sections read by the composition root for capabilities' own models
+    sections: dict[str, Any] = field(default_factory=dict)
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

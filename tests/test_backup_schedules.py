@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from commands.catalog.reports import Runner, guarded_backup, ping, report_rows
+from commands.catalog.reports import Runner, guarded_backup, report_rows
 from commands.dispatch import Dispatcher
 from commands.replies import Message
 from core.config import BackupsConfig, ControlConfig, NotifyRoute
 from core.cron import cron_days
 from core.data.s3 import S3Store
-from core.engine import Engine
+from core.engine import NETWORK, Engine
 from core.scheduler.jobs import BackupScheduler, Job, due, due_jobs, jobs, last_fire, period
 from core.secrets import Vault
 from core.store import Store
@@ -33,6 +33,8 @@ from tests.clock import ManualClock, SwarmSteps
 from tests.fast_plane import fake_swarm
 from tests.loopback import LoopbackServer
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
+
+ping = NETWORK.ping  # the heartbeat, through the root's HTTP factory
 
 ADMIN = "console:root"
 UTC = dt.UTC

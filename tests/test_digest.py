@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.serve import digest as digest_jobs
 from commands.dispatch import Dispatcher
 from commands.replies import Message, decode, encode
 from core.config import ConfigError, ControlConfig, DigestConfig, NotifyRoute, load_config
@@ -20,6 +19,7 @@ from core.swarm.servers import Servers
 from core.watch.backups import ago
 from core.watch.digest import PROVIDERS, Digest, Scope, Section, Window
 from core.watch.drift import DriftWatch
+from rooms.watch import digest as digest_jobs
 from tests.clock import ManualClock
 
 UTC = dt.UTC

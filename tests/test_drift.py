@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.serve import housekeeping
 from commands.replies import Message, Table
 from core.config import ControlConfig, NotifyRoute
 from core.deploy import adjust
@@ -41,6 +40,7 @@ from core.secrets import Vault
 from core.store import App, Release, Store
 from core.swarm.servers import Servers
 from core.watch.drift import DriftWatch, Post, step
+from rooms.root import housekeeping
 from tests.chat import say
 from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, drain, fast_swarm

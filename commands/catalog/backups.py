@@ -24,7 +24,6 @@ from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
 from core.data import backup, restore, review, volumes
-from core.data.s3 import S3Store
 from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
@@ -100,7 +99,7 @@ async def backup_and_post(
     """One backup of database ``name``, recorded, and its result queued for the channels."""
     settings = backups_config(config)
     swarm = await plane.servers.client(plane.server)
-    s3 = S3Store(settings.s3, environ)
+    s3 = plane.clients.s3(settings.s3, environ)
     volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
     try:
         if volume is not None:
@@ -121,7 +120,7 @@ async def backup_and_post(
 
 
 def failure_post(
-    store: Store, config: ControlConfig, name: str, error: Exception, by: str, at: float
+    notifier: Notifier, store: Store, name: str, error: Exception, by: str, at: float
 ) -> Result:
     """A run that started and failed before it sent anything (database down, no such
     database, no credentials): recorded as a failed backup, so it is never alerted as a
@@ -133,7 +132,7 @@ def failure_post(
         f"backup {backup_id} of {name} started {when} and failed",
         (f"why: {error}",),
     )
-    Notifier(store, list(config.notify)).publish("backups", name, None, result)
+    notifier.publish("backups", name, None, result)
     return result
 
 
@@ -228,7 +227,7 @@ class Restore:
     async def _precheck(self, ctx: Context, settings: BackupsConfig, row: dict[str, Any]) -> None:
         """Identity, S3's permission and object, disk room: before anything is created."""
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
-        s3 = S3Store(settings.s3)
+        s3 = ctx.engine.plane.clients.s3(settings.s3, None)
         try:
             await asyncio.to_thread(
                 restore.precheck,
@@ -287,7 +286,7 @@ class Restore:
     ) -> restore.Restored:
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
         into = await asyncio.to_thread(backup.locate, swarm, target)
-        s3 = S3Store(settings.s3)
+        s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
             return await asyncio.to_thread(
                 restore.restore,
@@ -341,7 +340,7 @@ class BackupAccept:
             )
         clock = ctx.engine.plane.clock
         await asyncio.to_thread(store.accept_backup, self.backup_id, ctx.user, clock.time())
-        s3 = S3Store(settings.s3)
+        s3 = ctx.engine.plane.clients.s3(settings.s3, None)
         try:
             deleted, notes = await asyncio.to_thread(
                 backup.apply_retention,

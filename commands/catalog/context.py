@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from commands.notify import Notifier
 from commands.permissions import Policy
 from commands.replies import Log, Reply, Result, Step
 from core.appspec import DEFAULT_ENV
@@ -27,6 +28,11 @@ class Context:
     approved_by: str | None = None
     resolved: Resolved | None = None  # what a deploy deploys, resolved once by the dispatcher
     config: ControlConfig = field(default_factory=ControlConfig)  # shipbot.yml
+    notifier: Notifier | None = None  # the dispatcher's: the one that routes every post
+
+    def publisher(self) -> Notifier:
+        """The dispatcher's notifier (one built from shipbot.yml when run without one)."""
+        return self.notifier or Notifier(self.engine.store, list(self.config.notify))
 
 
 def env_of(request: Any) -> str:

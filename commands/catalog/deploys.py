@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from commands.catalog.context import Context, env_of, relay
 from commands.catalog.dns import after_deploy
 from commands.grammar import arg, command, flag, option
-from commands.notify import Notifier
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
 from commands.watching import alert_failed_rollback, guard_deploy
@@ -108,7 +107,7 @@ def guarded(ctx: Context, result: Result) -> Result:
     """A live release is watched for ``alerts.guard_seconds`` (commands/watching.py); a
     failed rollback opens an alert."""
     plane = ctx.engine.plane
-    notifier = Notifier(plane.store, list(ctx.config.notify))
+    notifier = ctx.publisher()
     alert_failed_rollback(plane, notifier, result)
     return guard_deploy(
         plane, ctx.config, notifier, result, platform=ctx.platform, channel=ctx.channel

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context
 from commands.grammar import arg, command, option
-from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW
 from commands.replies import DENIED, Failure, Message, Reply, Result, Table, when
 from core.appspec import DEFAULT_ENV
@@ -118,7 +117,7 @@ class PolicyAccept:
         if len(title) > MAX_TITLE:
             title = title[: MAX_TITLE - 1] + "…"
         notice = Message(f"🛡️ {ctx.user} {title}")
-        notifier = Notifier(plane.store, list(ctx.config.notify))
+        notifier = ctx.publisher()
         await asyncio.to_thread(
             notifier.publish, "alerts", self.app, self.env or DEFAULT_ENV, notice
         )

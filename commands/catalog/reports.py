@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import urllib.request
 from collections.abc import AsyncIterator, Mapping
 
 from commands.catalog.backups import backup_and_post, backups_config, failure_post
@@ -26,7 +25,6 @@ from commands.replies import Message, Reply, Result, Step, Table
 from core.clock import Clock
 from core.config import BackupSchedule, BackupsConfig, ControlConfig
 from core.data import databases, verify
-from core.data.s3 import S3Store
 from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
@@ -35,20 +33,10 @@ from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 from core.watch.backups import ago, when
 
 log = logging.getLogger("shipbot.backups")
-HEARTBEAT_TIMEOUT = 10.0
 SCHEDULE_USER = "schedule"
 VERIFY_WAIT_SECONDS = 3 * 3600.0  # a verify waits this long for the database's backup
 VERIFY_POLL_SECONDS = 5.0
 REPORT_COLUMNS = ("database", "schedule", "last good", "age", "failures", "last failure")
-
-
-def ping(url: str, timeout: float = HEARTBEAT_TIMEOUT) -> str | None:
-    """GET the heartbeat URL; None when it answered 2xx, else why not (never raises)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (http(s) only, checked in config)
-            return None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
-    except (OSError, ValueError) as exc:
-        return str(exc)
 
 
 async def guarded_backup(
@@ -68,12 +56,14 @@ async def guarded_backup(
                 result = await backup_and_post(plane, config, notifier, name, by, environ)
             except CoreError as exc:  # it started and failed: database down, no credentials
                 at = plane.clock.time()
-                return await asyncio.to_thread(failure_post, plane.store, config, name, exc, by, at)
+                return await asyncio.to_thread(
+                    failure_post, notifier, plane.store, name, exc, by, at
+                )
     except DatabaseBusy as exc:
         log.warning("backup of %s not started: %s", name, exc)
         return Result(False, f"backup of {name} not started", (f"why: {exc}",))
     if result.ok and settings.heartbeat_url:
-        missed = await asyncio.to_thread(ping, settings.heartbeat_url)
+        missed = await asyncio.to_thread(plane.clients.ping, settings.heartbeat_url)
         if missed:
             log.warning("backup heartbeat %s: %s", settings.heartbeat_url, missed)
     return result
@@ -138,7 +128,7 @@ async def _verify(
 ) -> verify.Verified:
     db = await databases.get(plane, name)
     swarm = await plane.servers.client(plane.server)
-    s3 = S3Store(settings.s3, env)
+    s3 = plane.clients.s3(settings.s3, env)
     try:
         return await asyncio.to_thread(
             verify.verify,
@@ -242,7 +232,7 @@ class BackupRun:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         backups_config(ctx.config)
         yield Step(f"backing up {self.db}")
-        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        notifier = ctx.publisher()
         yield await guarded_backup(ctx.engine.plane, ctx.config, notifier, self.db, ctx.user)
 
 
@@ -257,7 +247,7 @@ class BackupVerify:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         backups_config(ctx.config)
         yield Step(f"restoring the latest good backup of {self.db} into a throwaway database")
-        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        notifier = ctx.publisher()
         yield await verify_and_post(ctx.engine.plane, ctx.config, notifier, self.db, ctx.user)
 
 

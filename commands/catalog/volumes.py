@@ -19,11 +19,9 @@ from commands.catalog.backups import backups_config, backups_table, human
 from commands.catalog.context import Context, env_of
 from commands.catalog.reports import guarded_backup
 from commands.grammar import arg, command, option
-from commands.notify import Notifier
 from commands.permissions import ADMIN, DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Step
 from core.data import volumes
-from core.data.s3 import S3Store
 from core.data.volumes import VolumeRef, check_volume
 from core.errors import CoreError
 from core.store.backups import BACKUP_OK
@@ -50,7 +48,7 @@ class VolumeBackup:
         backups_config(ctx.config)
         ref = VolumeRef(self.app, env_of(self), self.volume)
         yield Step(f"backing up volume {ref.engine_name} of {self.app} ({ref.env})")
-        notifier = Notifier(ctx.engine.store, list(ctx.config.notify))
+        notifier = ctx.publisher()
         yield await guarded_backup(ctx.engine.plane, ctx.config, notifier, ref.key, ctx.user)
 
 
@@ -113,7 +111,7 @@ class VolumeRestore:
             raise CoreError(f"backup {self.backup_id} of {ref.key} is {state}")
         yield Step(f"restoring backup {self.backup_id} into the new volume {into.engine_name}")
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
-        s3 = S3Store(settings.s3)
+        s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
             done = await asyncio.to_thread(
                 volumes.restore_volume,

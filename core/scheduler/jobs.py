@@ -1,6 +1,7 @@
-"""Backup schedules: cron expressions from ``backups.schedules`` as APScheduler jobs.
+"""Backup schedules: cron expressions from ``backups.schedules`` as jobs of the one
+scheduler (core/scheduler/clocked.py).
 
-``BackupScheduler.start`` builds the jobs afresh at every start of ``shipbot serve`` (no
+They are built afresh at every start of ``shipbot serve`` (no
 job store: shipbot.yml is the only truth), with a misfire grace (a run that could not start
 on time still starts within ``backups.misfire_grace_seconds``), coalescing (a backlog is one
 run) and ``max_instances=1``. ``database_lock`` keeps two backups of one database from
@@ -20,12 +21,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
+from core.clock import SYSTEM, Clock
 from core.config import BackupsConfig
 from core.cron import trigger
 from core.errors import CoreError
 from core.locks import held
+from core.scheduler.clocked import Scheduler
 from core.store import Store
 
 log = logging.getLogger("shipbot.scheduler")
@@ -107,38 +108,28 @@ Run = Callable[[Job], Awaitable[object]]
 
 
 class BackupScheduler:
-    """The APScheduler behind ``shipbot serve``; ``run`` is called with each due ``Job``."""
+    """The backup schedules alone on the one scheduler (core/scheduler/clocked.py);
+    ``run`` is called with each due ``Job``. ``shipbot serve`` adds them to its own."""
 
-    def __init__(self, config: BackupsConfig | None, run: Run) -> None:
+    def __init__(self, config: BackupsConfig | None, run: Run, clock: Clock = SYSTEM) -> None:
         self.config = config
         self.run = run
         self.jobs = jobs(config)
-        self.scheduler: AsyncIOScheduler | None = None
+        self.clock = clock
+        self.scheduler: Scheduler | None = None
 
-    def start(self, paused: bool = False) -> AsyncIOScheduler:
+    def start(self, paused: bool = False) -> Scheduler:
         """Build every job afresh and start; call it inside the running event loop."""
         grace = self.config.misfire_grace_seconds if self.config else 600
-        scheduler = AsyncIOScheduler(
-            timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
-        )
+        scheduler = Scheduler(self.clock)
         for job in self.jobs:
-            scheduler.add_job(self._run, trigger(job.cron), args=[job], id=job.id, name=job.id)
-        scheduler.start(paused=paused)
-        self.scheduler = scheduler
-        for job in self.jobs:
-            log.info("scheduled %s: %s", job.id, job.cron)
+            scheduler.add(job.id, trigger(job.cron), self.run, (job,), grace)
+        self.scheduler = scheduler.start(paused=paused)
         return scheduler
 
-    async def _run(self, job: Job) -> None:
-        try:
-            await self.run(job)
-        except Exception:  # a job's failure is posted by the job; never kill the scheduler
-            log.exception("scheduled %s failed", job.id)
-
     def stop(self) -> None:
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.scheduler = None
 
 
@@ -161,37 +152,32 @@ def database_lock(
 
 
 class CronJobs:
-    """Posts on a cron of their own (the daily digest): each entry is (id, cron, run),
-    built afresh at every start, with a misfire grace, coalescing and one run at a time."""
+    """Posts on a cron of their own (the daily digest): each entry is (id, cron, run), on
+    the one scheduler, with a misfire grace, coalescing and one run at a time."""
 
     def __init__(
-        self, entries: list[tuple[str, str, Callable[[], Awaitable[object]]]], grace: int
+        self,
+        entries: list[tuple[str, str, Callable[[], Awaitable[object]]]],
+        grace: int,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.entries = entries
         self.grace = grace
-        self.scheduler: AsyncIOScheduler | None = None
+        self.clock = clock
+        self.scheduler: Scheduler | None = None
 
-    def start(self) -> AsyncIOScheduler:
-        """Call it inside the running event loop."""
-        scheduler = AsyncIOScheduler(
-            timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.grace},
-        )
+    def add_to(self, scheduler: Scheduler) -> None:
         for job_id, cron, run in self.entries:
-            scheduler.add_job(self._run, trigger(cron), args=[job_id, run], id=job_id)
-            log.info("scheduled %s: %s", job_id, cron)
-        scheduler.start()
-        self.scheduler = scheduler
+            scheduler.add(job_id, trigger(cron), run, (), self.grace)
+
+    def start(self) -> Scheduler:
+        """Call it inside the running event loop."""
+        scheduler = Scheduler(self.clock)
+        self.add_to(scheduler)
+        self.scheduler = scheduler.start()
         return scheduler
 
-    @staticmethod
-    async def _run(job_id: str, run: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await run()
-        except Exception:  # never kill the scheduler; the next fire tries again
-            log.exception("scheduled %s failed", job_id)
-
     def stop(self) -> None:
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.scheduler = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlite_utils.migrations import Migrations
+
 from core.clock import SYSTEM, Clock
 from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
@@ -112,6 +114,11 @@ class Store(
         except BaseException:
             self.db.conn.close()
             raise
+
+    def apply(self, migrations: Migrations) -> None:
+        """A capability's own migration set (rooms/capability.py), each step once, in order."""
+        with self._write() as db:
+            migrations.apply(db)
 
     @property
     def schema_version(self) -> int:

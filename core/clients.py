@@ -1,0 +1,48 @@
+"""The outside clients the control plane talks through, each built by one factory.
+
+The composition root (rooms/root.py) owns a ``Clients`` (``core.engine.NETWORK``, the real
+ones, by default) and puts it on the ``Plane``;
+operations and commands ask it for a client instead of building one in place. Fakes come in
+through the same factories, as httpx's ``MockTransport`` does: pass ``transport=`` for HTTP,
+``s3=`` for an S3 store of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from core.config import S3Config
+from core.errors import CoreError
+
+HEARTBEAT_TIMEOUT = 10.0
+
+S3Factory = Callable[[S3Config, Mapping[str, str] | None], Any]  # core.data.s3.S3Store
+
+
+@dataclass(frozen=True)
+class Clients:
+    s3_factory: S3Factory | None = None  # core/engine.py's NETWORK: boto3's (core/data/s3.py)
+    transport: httpx.BaseTransport | None = None  # None: the network
+
+    def s3(self, config: S3Config, environ: Mapping[str, str] | None = None) -> Any:
+        """The bucket and prefix of ``config`` (credentials from ``environ``'s names)."""
+        if self.s3_factory is None:
+            raise CoreError("no S3 client: this control plane was built without an S3 factory")
+        return self.s3_factory(config, environ)
+
+    def http(self, timeout: float = HEARTBEAT_TIMEOUT) -> httpx.Client:
+        """A blocking HTTP client (callers use ``asyncio.to_thread``); close it after use."""
+        return httpx.Client(transport=self.transport, timeout=timeout, follow_redirects=True)
+
+    def ping(self, url: str, timeout: float = HEARTBEAT_TIMEOUT) -> str | None:
+        """GET a heartbeat URL; None when it answered 2xx, else why not (never raises)."""
+        try:
+            with self.http(timeout) as client:
+                status = client.get(url).status_code
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            return str(exc) or type(exc).__name__
+        return None if 200 <= status < 300 else f"HTTP {status}"

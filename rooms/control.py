@@ -1,0 +1,48 @@
+"""The control room: who may do what, approvals, the audit, people and the outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from commands.catalog import access, decisions, outbox, people
+from core.scheduler.clocked import Every
+from rooms.capability import Capability, Periodic, Running, Schedule
+
+log = logging.getLogger("shipbot.serve")
+
+
+def periodic(root: Running) -> Iterable[Periodic]:
+    """Unanswered approval requests expire every round (their notices go through the outbox)."""
+
+    async def expire() -> None:
+        for platform, channel, message in root.dispatcher.expire_due():
+            log.info("%s:%s %s", platform, channel, getattr(message, "text", message))
+
+    yield Schedule("approvals/expire", Every(root.interval), expire)
+
+
+ROOM = Capability(
+    name="control",
+    sections={"admins": None, "secret_key": None, "notify": None},
+    tables=("grants", "approvals", "locks", "audit", "outbox", "deliveries", "people", "identity"),
+    migrations=(1, 2, 3, 4, 18, 22),
+    commands=(
+        access.Audit,
+        access.GrantRole,
+        access.Grants,
+        access.Help,
+        access.RevokeRole,
+        access.Unlock,
+        access.Whoami,
+        decisions.Approve,
+        decisions.Reject,
+        outbox.Notifications,
+        outbox.Outbox,
+        outbox.OutboxRetry,
+        people.People,
+        people.PeopleLink,
+        people.PeopleUnlink,
+    ),
+    periodic=periodic,
+)

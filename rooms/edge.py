@@ -1,0 +1,43 @@
+"""The edge room: the Traefik proxy, domains, DNS records and certificates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from commands.catalog import certs, dns, domains, edge
+from core.config import DnsConfig, EdgeConfig
+from core.scheduler.clocked import Every
+from rooms.capability import Capability, Periodic, Running, Schedule
+
+log = logging.getLogger("shipbot.serve")
+
+
+def periodic(root: Running) -> Iterable[Periodic]:
+    """The edge's certificates, checked at start and every ``edge.acme.watch_seconds``."""
+    watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock.now)
+
+    async def check() -> None:
+        for text in await certs.watch_round(watcher):
+            log.info("certs: %s", text)
+
+    yield Schedule("edge/certs", Every(root.plane.edge.acme.watch_seconds), check)
+
+
+ROOM = Capability(
+    name="edge",
+    sections={"edge": EdgeConfig, "dns": DnsConfig},
+    tables=("cert_watch", "domain_grants"),
+    migrations=(5, 16),
+    commands=(
+        certs.Certs,
+        dns.DnsList,
+        dns.DnsSync,
+        domains.DomainGrant,
+        domains.DomainRevoke,
+        domains.Domains,
+        edge.ProxySetup,
+        edge.ProxyStatus,
+    ),
+    periodic=periodic,
+)

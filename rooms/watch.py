@@ -1,0 +1,70 @@
+"""The watch room: failure alerts and the guard after deploys, drift, the daily digest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from commands.replies import Message, encode
+from commands.watching import watchers
+from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
+from core.cron import trigger
+from core.scheduler.clocked import Every
+from core.scheduler.jobs import CronJobs
+from core.watch.digest import Digest
+from core.watch.drift import DriftWatch
+from rooms.capability import Capability, Periodic, Running, Schedule, Watcher
+
+if TYPE_CHECKING:
+    from commands.dispatch import Dispatcher
+
+log = logging.getLogger("shipbot.serve")
+
+
+def digest(dispatcher: Dispatcher) -> CronJobs:
+    """The daily digest's job (none when shipbot.yml has no ``digest:``)."""
+    config, store = dispatcher.config.digest, dispatcher.engine.store
+    clock = dispatcher.engine.plane.clock
+    if config is None:
+        return CronJobs([], 1, clock)
+
+    def enqueue(platform: str, channel: str, text: str) -> int:
+        payload = encode(Message(text))
+        return store.enqueue(platform=platform, channel=channel, kind="digest", payload=payload)
+
+    def mask(app: str | None, env: str | None, text: str) -> str:
+        return dispatcher.masker(app, env)(text)
+
+    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask, clock=clock.now)
+    return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds, clock)
+
+
+def periodic(root: Running) -> Iterable[Periodic]:
+    """A watcher per server (failure alerts, and the guard's round before each); drift at
+    start and every ``drift.watch_seconds``; the digest on ``digest.cron``."""
+    for watch in watchers(root.plane, root.config, root.notifier):
+        yield Watcher(f"alerts/{watch.server}", watch.run)
+    drifts = DriftWatch(
+        root.plane.store,
+        root.engine.drift,
+        lambda post: root.notifier.publish("alerts", post.app, post.env, Message(post.text)),
+    )
+
+    async def drift() -> None:
+        for post in await drifts.check():
+            log.info("drift: %s", post.text)
+
+    yield Schedule("drift", Every(root.config.drift.watch_seconds), drift)
+    daily = digest(root.dispatcher)
+    for job_id, cron, run in daily.entries:
+        yield Schedule(job_id, trigger(cron), run, grace=daily.grace)
+
+
+ROOM = Capability(
+    name="watch",
+    sections={"drift": DriftConfig, "digest": DigestConfig, "alerts": AlertsConfig},
+    tables=("alerts", "alert_cursors", "guards", "drift_watch", "digest_posts"),
+    migrations=(10, 12),
+    periodic=periodic,
+)
