@@ -35,7 +35,7 @@ def periodic(root: Running) -> Iterable[Periodic]:
         root.plane.store,
         settings,
         lambda post: root.notifier.publish("backups", post.database, None, Message(post.text)),
-        clock=root.plane.clock.now,
+        clock=root.plane.clock,
     )
 
     async def check() -> None:

@@ -36,7 +36,7 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
     def mask(app: str | None, env: str | None, text: str) -> str:
         return dispatcher.masker(app, env)(text)
 
-    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask, clock=clock.now)
+    job = Digest(store, config, dispatcher.config.notify, enqueue, mask=mask, clock=clock)
     return CronJobs([("digest", config.cron, job.run)], config.misfire_grace_seconds, clock)
 
 
