@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from commands.catalog import access, decisions, outbox, people
+from commands.catalog import access, decisions, help, outbox, people
 from core.scheduler.clocked import Every
 from rooms.capability import Capability, Periodic, Running, Schedule
 
@@ -31,7 +31,7 @@ ROOM = Capability(
         access.Audit,
         access.GrantRole,
         access.Grants,
-        access.Help,
+        help.Help,
         access.RevokeRole,
         access.Unlock,
         access.Whoami,
