@@ -15,7 +15,7 @@ log = logging.getLogger("shipbot.serve")
 
 def periodic(root: Running) -> Iterable[Periodic]:
     """The edge's certificates, checked at start and every ``edge.acme.watch_seconds``."""
-    watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock.now)
+    watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock)
 
     async def check() -> None:
         for text in await certs.watch_round(watcher):
