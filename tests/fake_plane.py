@@ -10,7 +10,7 @@ import pytest
 
 from core.events import Event, Outcome
 from core.swarm import rollout
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 
 CHECK = "wget -qO- http://127.0.0.1:8080/"
 WEB = """\

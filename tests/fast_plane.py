@@ -19,8 +19,8 @@ from core.policy.extract import extract
 from core.secrets import Vault
 from core.store import App, Store
 from core.swarm import rollout
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 
 
 def fake_swarm(monkeypatch: pytest.MonkeyPatch, *images: str) -> FakeSwarm:

@@ -23,8 +23,8 @@ from core.config import AlertsConfig, ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import HEALTHY, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, UNHEALTHY, FakeSwarm
 from core.watch import alerts
 from tests.chat import result, say
 from tests.fake_plane import WEB, fast_swarm

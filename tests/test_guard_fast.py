@@ -19,8 +19,8 @@ from core.config import AlertsConfig, ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.watch import alerts
 from core.watch.alerts import AlertWatch
 from tests.chat import result, say

@@ -21,7 +21,7 @@ from core.events import Progress
 from core.secrets import Vault
 from core.store import Release
 from core.swarm import rollout
-from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
+from core.swarm.testing import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from tests.fake_plane import CHECK, PROBE_FAILED, WEB, drain, fast_swarm, running_images
 
 

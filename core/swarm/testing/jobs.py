@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.swarm.fake_orchestrator import LIVE, Orchestrator, Service
+from core.swarm.testing.orchestrator import LIVE, Orchestrator, Service
 
 JobHandler = Callable[[tuple[str, ...], dict[str, str]], tuple[int, list[str]]]
 

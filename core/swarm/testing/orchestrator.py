@@ -1,4 +1,4 @@
-"""Swarm's own work, in memory, for ``core.swarm.fake.FakeSwarm``: tasks that start, pass or
+"""Swarm's own work, in memory, for ``core.swarm.testing.FakeSwarm``: tasks that start, pass or
 fail their health check and end; the orchestrator that keeps the replica count; the updater
 that replaces tasks in batches of ``UpdateConfig.Parallelism`` (0: all), start-first or
 stop-first, and on a task's failure takes the ``FailureAction`` (rollback, whose own

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.swarm import NetworkInUse
-from core.swarm.fake_orchestrator import Orchestrator
+from core.swarm.testing.orchestrator import Orchestrator
 
 
 class FakeNetworks(Orchestrator):
