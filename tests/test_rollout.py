@@ -63,7 +63,9 @@ async def test_wait_rolled_back_by_swarm_names_the_failed_task(fake):
     fake.behave("web:2", UNHEALTHY)
     result = await verdict(fake, posted(fake, "web:2"))
     assert result.state == "rolled_back"
-    assert result.failed_task["Status"]["Err"] == "task: non-zero exit (137)"
+    assert result.failed_task["Status"]["Err"] == (
+        "task: non-zero exit (137): dockerexec: unhealthy container"
+    )
     assert fake.inspect_service("web-production")["UpdateStatus"]["State"] == "rollback_completed"
     assert running_images(fake, "web-production") == ["web:1", "web:1"]
 

@@ -189,10 +189,15 @@ class Orchestrator:
         container["State"].update(Status="exited", ExitCode=code)
         task["DesiredState"] = "shutdown"
         task["Status"]["ContainerStatus"]["ExitCode"] = code
-        if code == 0:
+        if health is None:
+            self._set_state(task, "failed", "started", Err=f"task: non-zero exit ({code})")
+        elif code == 0:
             self._set_state(task, "complete", "finished")
         else:
-            self._set_state(task, "failed", "started", Err=f"task: non-zero exit ({code})")
+            # as the real engine words it: the message stays where the task was
+            # (``starting`` when it never passed its check), the error names the check
+            error = f"task: non-zero exit ({code}): dockerexec: unhealthy container"
+            self._set_state(task, "failed", task["Status"]["Message"], Err=error)
 
     def _shutdown(self, task: dict[str, Any]) -> None:
         task["DesiredState"] = "shutdown"
@@ -216,8 +221,9 @@ class Orchestrator:
         rollout = service.rollout
         assert rollout is not None
         tasks = self._tasks_of(service)
-        if any(t["ID"] in rollout.started and t["Status"]["State"] in ENDED for t in tasks):
-            self._fail_rollout(service, rollout)
+        ended = [t for t in tasks if t["ID"] in rollout.started and t["Status"]["State"] in ENDED]
+        if ended:
+            self._fail_rollout(service, rollout, ended[0]["ID"])
             return
         template = service.spec["TaskTemplate"]
         live = [t for t in tasks if t["DesiredState"] == "running"]
@@ -245,27 +251,32 @@ class Orchestrator:
                 rollout.batch = started
             return
         assert service.status is not None
-        state = "rollback_completed" if rollout.rolling_back else "completed"
-        service.status.update(State=state, CompletedAt=stamp(self.now), Message=state)
+        state, message = (
+            ("rollback_completed", "rollback completed")
+            if rollout.rolling_back
+            else ("completed", "update completed")
+        )
+        service.status.update(State=state, CompletedAt=stamp(self.now), Message=message)
         service.rollout = None
 
-    def _fail_rollout(self, service: Service, rollout: Rollout) -> None:
+    def _fail_rollout(self, service: Service, rollout: Rollout, task_id: str) -> None:
         assert service.status is not None
         action = rollout.config.get("FailureAction", "pause")
         if rollout.rolling_back or action != "rollback":
             state = "rollback_paused" if rollout.rolling_back else "paused"
-            message = "update paused due to failure or early termination of task"
+            message = f"update paused due to failure or early termination of task {task_id}"
             service.status.update(State=state, Message=message)
             service.rollout = None
             return
         assert service.previous is not None
-        service.spec, service.previous = service.previous, service.spec
+        # Swarm rolls back to the previous spec and keeps none before it
+        service.spec, service.previous = service.previous, None
         service.version += 1
         service.updated_at = self.now
         service.status = {
             "State": "rollback_started",
             "StartedAt": stamp(self.now),
-            "Message": "update rolled back due to failure or early termination of task",
+            "Message": f"update rolled back due to failure or early termination of task {task_id}",
         }
         service.rollout = Rollout(service.spec["RollbackConfig"], rolling_back=True)
 

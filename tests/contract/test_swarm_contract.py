@@ -1,0 +1,175 @@
+"""The swarm contract: what the product relies on from ``SwarmClient``, asserted once and run
+against the in-memory ``FakeSwarm`` and against the real engine (the docker tier), so the
+fake cannot tell a different story. Where they differed, the fake was fixed."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.appspec import parse_app_config
+from core.deploy.spec import service_spec
+from core.errors import DeployError
+from core.names import network_name, service_name
+from core.swarm import comparable_image, running_tasks
+from tests.contract.world import World
+
+ENV = "production"
+
+
+def app_spec(world: World, image: str, replicas: int = 2, release: int = 1) -> dict:
+    """The ServiceSpec the product builds (core/deploy/spec.py) for a small web app."""
+    app = world.prefix
+    text = f"""\
+name: {app}
+image: {image}
+replicas: {replicas}
+stop_grace_period: 1s
+healthcheck: {{cmd: ["wget", "-qO-", "http://127.0.0.1:8080/"], interval: 1s, timeout: 1s,
+  retries: 2}}
+"""
+    return service_spec(parse_app_config(text).for_env(ENV), ENV, release, image)
+
+
+def launch(world: World, spec: dict) -> list[dict]:
+    """Creates the service (and its network) and waits until every replica runs."""
+    world.swarm.ensure_network(network_name(world.prefix, ENV))
+    world.swarm.create_service(spec)
+    replicas = spec["Mode"]["Replicated"]["Replicas"]
+    return world.until(
+        lambda: len(live := running_tasks(world.swarm.tasks(spec["Name"]))) == replicas and live,
+        f"{replicas} running tasks",
+    )
+
+
+def update_state(world: World, name: str) -> str | None:
+    service = world.swarm.inspect_service(name)
+    assert service is not None
+    return (service.get("UpdateStatus") or {}).get("State")
+
+
+def images_of(tasks: list[dict]) -> list[str]:
+    return sorted(comparable_image(t["Spec"]["ContainerSpec"]["Image"]) for t in tasks)
+
+
+def test_a_created_service_is_inspected_and_listed_by_its_app(world: World):
+    image = world.image("healthy")
+    spec = app_spec(world, image)
+    name = spec["Name"]
+    assert name == service_name(world.prefix, ENV)
+    assert world.swarm.inspect_service(name) is None
+    launch(world, spec)
+    view = world.swarm.inspect_service(name)
+    assert view is not None
+    assert view["Spec"]["Name"] == name
+    assert view["Spec"]["Labels"] == spec["Labels"]
+    assert view["Spec"]["Mode"] == {"Replicated": {"Replicas": 2}}
+    assert view["Spec"]["UpdateConfig"]["FailureAction"] == "rollback"
+    assert comparable_image(view["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]) == image
+    assert isinstance(view["Version"]["Index"], int)
+    assert view["CreatedAt"].endswith("Z") and view["UpdatedAt"].endswith("Z")
+    assert "UpdateStatus" not in view and "PreviousSpec" not in view
+    assert [s["Spec"]["Name"] for s in world.swarm.services(world.prefix)] == [name]
+    assert world.swarm.services(f"{world.prefix}x") == []
+    assert name in [s["Spec"]["Name"] for s in world.swarm.services()]
+    with pytest.raises(DeployError):
+        world.swarm.create_service(spec)
+
+
+def test_running_tasks_have_slots_containers_and_a_healthy_check(world: World):
+    spec = app_spec(world, world.image("healthy"))
+    tasks = launch(world, spec)
+    assert sorted(t["Slot"] for t in tasks) == [1, 2]
+    service_id = world.swarm.inspect_service(spec["Name"])["ID"]
+    for task in tasks:
+        assert task["ServiceID"] == service_id
+        assert task["DesiredState"] == "running"
+        assert task["CreatedAt"].endswith("Z")
+        container = world.swarm.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])
+        assert container is not None
+        assert container["State"]["Status"] == "running"
+        assert world.until(
+            lambda c=task["Status"]["ContainerStatus"]["ContainerID"]: (
+                world.swarm.inspect_container(c)["State"]["Health"]["Status"] == "healthy"
+            ),
+            "a healthy container",
+        )
+    live = world.swarm.live_tasks(world.prefix)
+    assert sorted(t["ID"] for t in live) == sorted(t["ID"] for t in tasks)
+    assert world.swarm.live_tasks(f"{world.prefix}x") == []
+
+
+def test_a_healthy_update_completes_and_retires_the_old_tasks(world: World):
+    image = world.image("healthy")
+    old = {t["ID"] for t in launch(world, app_spec(world, image))}
+    spec = app_spec(world, image, release=2)
+    version = world.swarm.inspect_service(spec["Name"])["Version"]["Index"]
+    world.swarm.update_service(spec)
+    assert update_state(world, spec["Name"]) in ("updating", "completed")
+    world.until(lambda: update_state(world, spec["Name"]) == "completed", "update completed")
+    view = world.swarm.inspect_service(spec["Name"])
+    assert view["Version"]["Index"] > version
+    assert view["UpdateStatus"]["Message"] == "update completed"
+    assert view["UpdateStatus"]["StartedAt"] < view["UpdateStatus"]["CompletedAt"]
+    assert view["PreviousSpec"]["Labels"]["shipbot.release"] == "1"
+    assert view["Spec"]["Labels"]["shipbot.release"] == "2"
+    tasks = world.swarm.tasks(spec["Name"])
+    live = running_tasks(tasks)
+    assert len(live) == 2 and not {t["ID"] for t in live} & old
+    assert {t["Spec"]["ContainerSpec"]["Labels"]["shipbot.release"] for t in live} == {"2"}
+    assert {t["DesiredState"] for t in tasks if t["ID"] in old} == {"shutdown"}
+    world.until(  # stopping takes the engine its stop grace period
+        lambda: (
+            {t["Status"]["State"] for t in world.swarm.tasks(spec["Name"]) if t["ID"] in old}
+            == {"shutdown"}
+        ),
+        "the old tasks shut down",
+    )
+
+
+def test_an_unhealthy_update_rolls_back_to_the_tasks_that_ran(world: World):
+    good, bad = world.image("healthy"), world.image("unhealthy")
+    before = {t["ID"] for t in launch(world, app_spec(world, good))}
+    spec = app_spec(world, bad, release=2)
+    world.swarm.update_service(spec)
+    world.until(
+        lambda: update_state(world, spec["Name"]) == "rollback_completed", "rollback completed"
+    )
+    view = world.swarm.inspect_service(spec["Name"])
+    assert view["UpdateStatus"]["Message"] == "rollback completed"
+    assert comparable_image(view["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]) == good
+    assert view["Spec"]["Labels"]["shipbot.release"] == "1"
+    assert "PreviousSpec" not in view  # Swarm keeps no spec before the one it rolled back to
+    tasks = world.swarm.tasks(spec["Name"])
+    assert {t["ID"] for t in running_tasks(tasks)} == before  # start-first: never stopped
+    failed = [t for t in tasks if t["Status"]["State"] == "failed"]
+    assert failed
+    for task in failed:
+        assert comparable_image(task["Spec"]["ContainerSpec"]["Image"]) == bad
+        assert task["DesiredState"] == "shutdown"
+        assert task["Status"]["Message"] == "starting"  # it never passed its check
+        assert task["Status"]["Err"] == "task: non-zero exit (137): dockerexec: unhealthy container"
+        assert task["Status"]["ContainerStatus"]["ExitCode"] == 137
+    container = world.swarm.inspect_container(failed[0]["Status"]["ContainerStatus"]["ContainerID"])
+    assert container["State"]["Status"] == "exited" and container["State"]["ExitCode"] == 137
+    health = container["State"]["Health"]
+    assert health["Status"] == "unhealthy"
+    assert health["FailingStreak"] >= 2  # the check's retries
+    assert health["Log"][-1]["ExitCode"] == 1
+    assert "Connection refused" in health["Log"][-1]["Output"]
+
+
+def test_an_unhealthy_update_pauses_when_its_failure_action_is_pause(world: World):
+    good, bad = world.image("healthy"), world.image("unhealthy")
+    before = {t["ID"] for t in launch(world, app_spec(world, good))}
+    spec = app_spec(world, bad, release=2)
+    spec["UpdateConfig"]["FailureAction"] = "pause"
+    world.swarm.update_service(spec)
+    world.until(lambda: update_state(world, spec["Name"]) == "paused", "update paused")
+    view = world.swarm.inspect_service(spec["Name"])
+    failed = [t for t in world.swarm.tasks(spec["Name"]) if t["Status"]["State"] == "failed"]
+    assert failed
+    assert view["UpdateStatus"]["Message"] in {
+        f"update paused due to failure or early termination of task {t['ID']}" for t in failed
+    }
+    assert comparable_image(view["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]) == bad
+    assert {t["ID"] for t in running_tasks(world.swarm.tasks(spec["Name"]))} <= before
