@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 
 from core.appspec import parse_app_config
-from core.deploy.spec import service_spec
+from core.deploy.spec import service_spec, with_replicas
 from core.errors import DeployError
-from core.names import network_name, service_name
-from core.swarm import comparable_image, running_tasks
-from tests.contract.world import World
+from core.names import LABEL_APP, LABEL_PLANE, network_name, service_name
+from core.swarm import NetworkInUse, comparable_image, running_tasks
+from core.swarm.jobs import job_labels, job_spec
+from tests.contract.world import World, job_command
 
 ENV = "production"
+ENDED = {"complete", "failed", "rejected", "shutdown"}
 
 
 def app_spec(world: World, image: str, replicas: int = 2, release: int = 1) -> dict:
@@ -173,3 +175,146 @@ def test_an_unhealthy_update_pauses_when_its_failure_action_is_pause(world: Worl
     }
     assert comparable_image(view["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]) == bad
     assert {t["ID"] for t in running_tasks(world.swarm.tasks(spec["Name"]))} <= before
+
+
+def test_scaling_up_and_down_starts_and_stops_tasks_without_an_update(world: World):
+    spec = app_spec(world, world.image("healthy"))
+    before = {t["ID"] for t in launch(world, spec)}
+    world.swarm.update_service(with_replicas(spec, 3))
+    grown = world.until(
+        lambda: len(live := running_tasks(world.swarm.tasks(spec["Name"]))) == 3 and live,
+        "3 running tasks",
+    )
+    assert before < {t["ID"] for t in grown}  # the two kept running
+    assert sorted(t["Slot"] for t in grown) == [1, 2, 3]
+    view = world.swarm.inspect_service(spec["Name"])
+    assert view["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+    assert "UpdateStatus" not in view  # scaling is no rolling update
+    world.swarm.update_service(with_replicas(spec, 1))
+    shrunk = world.until(
+        lambda: len(live := running_tasks(world.swarm.tasks(spec["Name"]))) == 1 and live,
+        "1 running task",
+    )
+    assert shrunk[0]["ID"] in {t["ID"] for t in grown}
+    wanted = [t for t in world.swarm.tasks(spec["Name"]) if t["DesiredState"] == "running"]
+    assert [t["ID"] for t in wanted] == [shrunk[0]["ID"]]
+
+
+def test_labels_and_the_plane_label_change_without_replacing_tasks(world: World):
+    spec = app_spec(world, world.image("healthy"))
+    before = {t["ID"] for t in launch(world, spec)}
+    version = world.swarm.inspect_service(spec["Name"])["Version"]["Index"]
+    owned = {**spec, "Labels": {**spec["Labels"], LABEL_PLANE: "plane-a", "team": "shop"}}
+    world.swarm.update_service(owned)
+    view = world.swarm.inspect_service(spec["Name"])
+    assert view["Spec"]["Labels"][LABEL_PLANE] == "plane-a"
+    assert view["Spec"]["Labels"]["team"] == "shop"
+    assert view["Version"]["Index"] > version
+    assert "UpdateStatus" not in view  # nor is a label
+    listed = world.swarm.services(world.prefix)
+    assert [s["Spec"]["Labels"][LABEL_PLANE] for s in listed] == ["plane-a"]
+    assert {t["ID"] for t in running_tasks(world.swarm.tasks(spec["Name"]))} == before
+    world.swarm.update_service(spec)  # the label taken away again
+    view = world.swarm.inspect_service(spec["Name"])
+    assert LABEL_PLANE not in view["Spec"]["Labels"]
+    assert view["Spec"]["Labels"][LABEL_APP] == world.prefix
+    assert {t["ID"] for t in running_tasks(world.swarm.tasks(spec["Name"]))} == before
+
+
+def test_networks_are_made_once_attached_by_id_and_removed_when_free(world: World):
+    spec = app_spec(world, world.image("healthy"))
+    network = network_name(world.prefix, ENV)
+    launch(world, spec)
+    world.swarm.ensure_network(network, labels={LABEL_APP: world.prefix})  # there already
+    names = world.swarm.network_names()
+    assert list(names.values()).count(network) == 1
+    attached = world.swarm.inspect_service(spec["Name"])["Spec"]["TaskTemplate"]["Networks"]
+    assert [names[n["Target"]] for n in attached] == [network]
+    with pytest.raises(DeployError, match="is in use by service") as refused:
+        world.swarm.remove_network(network)  # refused for good: not worth waiting for
+    assert not isinstance(refused.value, NetworkInUse)
+    world.swarm.remove_service(spec["Name"])
+
+    def removed() -> bool:
+        try:
+            world.swarm.remove_network(network)
+        except NetworkInUse:
+            return False
+        return True
+
+    world.until(removed, "the network free to remove")
+    world.until(  # the engine lists a removed overlay network for a moment longer
+        lambda: network not in world.swarm.network_names().values(), "the network gone"
+    )
+    world.swarm.remove_network(network)  # absent is fine
+
+
+def test_an_image_is_present_tagged_and_absent_once_pruned(world: World):
+    image = world.image("healthy")
+    found = world.swarm.image_id(image)
+    assert found is not None and found.startswith("sha256:")
+    copy = f"{world.prefix}/copy:2"
+    world.swarm.tag(image, copy)
+    assert world.swarm.image_id(copy) == found
+    world.swarm.remove_image(copy)
+    assert world.swarm.image_id(copy) is None
+    assert world.swarm.image_id(image) == found  # its other tag keeps it
+    world.swarm.remove_image(copy)  # absent is fine
+    with pytest.raises(DeployError):
+        world.swarm.tag(f"{world.prefix}/gone:1", copy)
+
+
+def test_a_service_on_a_pruned_image_has_its_tasks_rejected(world: World):
+    image = world.image("healthy")
+    image = f"{image.rsplit(':', 1)[0]}:pruned"  # its repository is there, this tag is not
+    spec = app_spec(world, image)
+    world.swarm.ensure_network(network_name(world.prefix, ENV))
+    world.swarm.create_service(spec)
+    rejected = world.until(
+        lambda: [t for t in world.swarm.tasks(spec["Name"]) if t["Status"]["State"] == "rejected"],
+        "a rejected task",
+    )
+    status = rejected[0]["Status"]
+    assert rejected[0]["DesiredState"] == "shutdown"
+    assert (status["Message"], status["Err"]) == ("preparing", f"No such image: {image}")
+    assert status["ContainerStatus"]["ContainerID"] == ""
+    assert running_tasks(world.swarm.tasks(spec["Name"])) == []
+
+
+@pytest.mark.parametrize(("code", "state"), [(0, "complete"), (3, "failed")])
+def test_a_job_runs_once_and_ends_with_its_exit_code(world: World, code: int, state: str):
+    service = app_spec(world, world.image("healthy"))
+    world.swarm.ensure_network(network_name(world.prefix, ENV))
+    argv, env = job_command(code, f"migrated {code}")
+    name = f"{service['Name']}_release-1"
+    labels = job_labels(world.prefix, ENV, "release")
+    spec = job_spec(service, name, argv, labels)
+    spec["TaskTemplate"]["ContainerSpec"]["Env"] = [f"{k}={v}" for k, v in env.items()]
+    world.swarm.create_service(spec)
+    ended = world.until(
+        lambda: [t for t in world.swarm.tasks(name) if t["Status"]["State"] in ENDED],
+        "the job's task ended",
+    )
+    task = ended[0]
+    # done, a job wants nothing more; failed, it is shut down
+    assert task["DesiredState"] == ("complete" if code == 0 else "shutdown")
+    assert task["Status"]["Message"] == ("finished" if code == 0 else "started")
+    assert len(world.swarm.tasks(name)) == 1  # one attempt, never restarted
+    assert task["Status"]["State"] == state
+    assert task["Status"]["ContainerStatus"]["ExitCode"] == code
+    if code:
+        assert task["Status"]["Err"] == f"task: non-zero exit ({code})"
+    assert [line for _, _, line in world.swarm.service_logs(name, 10)] == [f"migrated {code}"]
+    assert world.swarm.services(world.prefix) == []  # a job is never one of the app's services
+    assert world.swarm.live_tasks(world.prefix) == []
+
+
+def test_a_removed_service_is_gone_and_removing_it_again_is_fine(world: World):
+    spec = app_spec(world, world.image("healthy"))
+    launch(world, spec)
+    world.swarm.remove_service(spec["Name"])
+    assert world.swarm.inspect_service(spec["Name"]) is None
+    assert world.swarm.services(world.prefix) == []
+    with pytest.raises(DeployError, match="not found"):
+        world.swarm.tasks(spec["Name"])
+    world.swarm.remove_service(spec["Name"])  # absent is fine

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from core.swarm import NetworkInUse, SwarmClient
+from core.errors import DeployError
+from core.swarm import SwarmClient
 from core.swarm.testing import HEALTHY, UNHEALTHY, FakeSwarm
 
 T = TypeVar("T")
@@ -111,9 +112,9 @@ class EngineWorld:
             ]
             for container in ours:
                 self.swarm.remove_container(container)
-            networks = [n for n in self.swarm.network_names().values() if n.startswith(self.prefix)]
+            networks = [n for n in self.swarm.network_names().values() if self.prefix in n]
             for network in networks:
-                with contextlib.suppress(NetworkInUse):
+                with contextlib.suppress(DeployError):  # in use yet, or going already
                     self.swarm.remove_network(network)
             if not ours and not networks:
                 break

@@ -171,7 +171,11 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         self._enter("tasks")
         self.step()
         found = self._services.get(service)
-        return [] if found is None else copy.deepcopy(self._tasks_of(found))
+        if found is None:
+            raise DeployError(
+                f"listing tasks of {service}: not found (service {service} not found)"
+            )
+        return copy.deepcopy(self._tasks_of(found))
 
     def service_logs(self, service: str, tail: int) -> list[tuple[str, str, str]]:
         self._enter("service_logs")

@@ -125,18 +125,6 @@ class Orchestrator:
     def _start(self, service: Service, slot: int) -> dict[str, Any]:
         template = copy.deepcopy(service.spec["TaskTemplate"])
         task_id, container_id = f"task{next(self._ids)}", f"{next(self._ids):064x}"
-        behaviour = self._behaviour({"Spec": template})
-        container: dict[str, Any] = {
-            "Id": container_id,
-            "Config": {"Image": template["ContainerSpec"]["Image"]},
-            "State": {"Status": "running", "ExitCode": 0},
-        }
-        self._logs[container_id] = list(behaviour.log)
-        check = template["ContainerSpec"].get("Healthcheck")
-        if check:
-            container["Config"]["Healthcheck"] = copy.deepcopy(check)
-            container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers[container_id] = container
         task = {
             "ID": task_id,
             "ServiceID": service.id,
@@ -154,6 +142,24 @@ class Orchestrator:
         }
         self._tasks.append(task)
         self._born[task_id] = self.now
+        image = template["ContainerSpec"]["Image"]
+        if self._image_id(task) is None:  # pruned, never pulled: the engine rejects the task
+            task["DesiredState"] = "shutdown"
+            task["Status"]["ContainerStatus"] = {"ContainerID": "", "ExitCode": 0}
+            self._set_state(task, "rejected", "preparing", Err=f"No such image: {image}")
+            return task
+        behaviour = self._behaviour(task)
+        container: dict[str, Any] = {
+            "Id": container_id,
+            "Config": {"Image": image},
+            "State": {"Status": "running", "ExitCode": 0},
+        }
+        self._logs[container_id] = list(behaviour.log)
+        check = template["ContainerSpec"].get("Healthcheck")
+        if check:
+            container["Config"]["Healthcheck"] = copy.deepcopy(check)
+            container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        self.containers[container_id] = container
         return task
 
     def _set_state(self, task: dict[str, Any], state: str, message: str, **extra: Any) -> None:
