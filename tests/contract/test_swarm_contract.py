@@ -160,6 +160,28 @@ def test_an_unhealthy_update_rolls_back_to_the_tasks_that_ran(world: World):
     assert "Connection refused" in health["Log"][-1]["Output"]
 
 
+def test_a_server_exiting_0_when_stopped_for_its_check_still_fails_the_update(world: World):
+    good, bad = world.image("healthy"), world.image("exits_0")
+    launch(world, app_spec(world, good))
+    spec = app_spec(world, bad, release=2)
+    world.swarm.update_service(spec)
+    world.until(
+        lambda: update_state(world, spec["Name"]) == "rollback_completed", "rollback completed"
+    )
+    tasks = world.swarm.tasks(spec["Name"])
+    assert images_of(running_tasks(tasks)) == [good, good]
+    ended = [t for t in tasks if comparable_image(t["Spec"]["ContainerSpec"]["Image"]) == bad]
+    assert ended
+    for task in ended:  # Swarm calls it complete: only its container's health says why
+        assert (task["DesiredState"], task["Status"]["State"]) == ("shutdown", "complete")
+        assert task["Status"]["Message"] == "finished" and "Err" not in task["Status"]
+        assert task["Status"]["ContainerStatus"]["ExitCode"] == 0
+    container = world.swarm.inspect_container(ended[0]["Status"]["ContainerStatus"]["ContainerID"])
+    assert (container["State"]["Status"], container["State"]["ExitCode"]) == ("exited", 0)
+    assert container["State"]["Health"]["Status"] == "unhealthy"
+    assert container["State"]["Health"]["Log"][-1]["ExitCode"] == 1
+
+
 def test_an_unhealthy_update_pauses_when_its_failure_action_is_pause(world: World):
     good, bad = world.image("healthy"), world.image("unhealthy")
     before = {t["ID"] for t in launch(world, app_spec(world, good))}

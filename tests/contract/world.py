@@ -2,7 +2,8 @@
 engine, behind one small interface, so each test is written once.
 
 A world gives the test its swarm client, unique names, images whose tasks serve on the
-health-checked port (``healthy``) or not (``unhealthy``), one-shot commands for jobs, and
+health-checked port (``healthy``) or not (``unhealthy``, ``exits_0``), one-shot commands for
+jobs, and
 ``until``: the fake's clock moves one Swarm second per try; the engine is polled every
 0.25 s up to a deadline. Everything a world made is removed by ``close``.
 """
@@ -10,6 +11,7 @@ health-checked port (``healthy``) or not (``unhealthy``), one-shot commands for 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -18,10 +20,16 @@ from typing import Any, Protocol, TypeVar
 
 from core.errors import DeployError
 from core.swarm import SwarmClient
-from core.swarm.testing import HEALTHY, UNHEALTHY, FakeSwarm
+from core.swarm.testing import EXITS_0, HEALTHY, UNHEALTHY, FakeSwarm
 
 T = TypeVar("T")
-PORTS = {"healthy": 8080, "unhealthy": 9999}  # the health check asks :8080
+# what each kind of image runs: the health check asks :8080; ``exits_0`` serves nothing
+# and ends with 0 on SIGTERM, as gunicorn does
+COMMANDS = {
+    "healthy": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+    "unhealthy": ["httpd", "-f", "-p", "9999", "-h", "/www"],
+    "exits_0": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"],
+}
 FAKE_STEPS = 120  # Swarm seconds a fake world waits for a state
 ENGINE_SECONDS = 90.0  # real seconds the engine world waits for a state
 ENGINE_POLL = 0.25
@@ -50,7 +58,8 @@ class FakeWorld:
 
     def image(self, kind: str) -> str:
         ref = f"{self.prefix}/{kind}:1"
-        self.swarm.add_image(ref, {"healthy": HEALTHY, "unhealthy": UNHEALTHY}[kind])
+        behaviours = {"healthy": HEALTHY, "unhealthy": UNHEALTHY, "exits_0": EXITS_0}
+        self.swarm.add_image(ref, behaviours[kind])
         return ref
 
     def until(self, check: Callable[[], T | None], what: str) -> T:
@@ -81,7 +90,7 @@ class EngineWorld:
         (context / "Dockerfile").write_text(
             "FROM busybox\n"
             "RUN mkdir -p /www && echo ok > /www/index.html\n"
-            f'CMD ["httpd", "-f", "-p", "{PORTS[kind]}", "-h", "/www"]\n'
+            f"CMD {json.dumps(COMMANDS[kind])}\n"
         )
         self.images.append(ref)
         messages = list(self.swarm.build(str(context), "Dockerfile", ref, {}, {}))
