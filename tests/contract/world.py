@@ -128,6 +128,6 @@ class EngineWorld:
             if not ours and not networks:
                 break
             time.sleep(ENGINE_POLL)
-        for ref in self.images:
-            self.swarm.remove_image(ref)
+        for ref in self.images:  # once the containers that used it are gone
+            self.until(lambda r=ref: self.swarm.remove_image(r) or not self.swarm.image_id(r), ref)
         self.swarm.close()
