@@ -21,7 +21,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 
 START = 1_800_000_000.0  # 2027-01-15: any fixed instant, so tests read exact times
 STUCK_SECONDS = 5.0  # real time a manual sleeper waits for the test to advance the clock

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.events import Event, Outcome
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 
 CHECK = "wget -qO- http://127.0.0.1:8080/"
 WEB = """\

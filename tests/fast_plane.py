@@ -17,8 +17,8 @@ from core.engine import Engine
 from core.policy.extract import extract
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from tests.clock import SwarmSteps
 
 

@@ -21,8 +21,8 @@ from core.engine import Engine
 from core.pipelines.signatures import sign
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from tests.chat import result, say
 from tests.clock import SwarmSteps
 from tests.fake_plane import fast_swarm

@@ -18,8 +18,8 @@ from core.config import ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from tests.chat import result, say
 from tests.forge_payloads import SECRET, Repo, deliver, github_pull, github_push
 

@@ -19,8 +19,8 @@ from core.deploy.resolve import resolve
 from core.plane import Plane
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.watch_api import parse_usage, since_arg
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch, engine_time

@@ -10,7 +10,7 @@ import pytest
 
 from bot.discord_adapter import DiscordBot
 from commands.dispatch import Dispatcher
-from core.swarm.fake import UNHEALTHY, FakeSwarm
+from core.swarm.testing import UNHEALTHY, FakeSwarm
 from tests import test_guard_fast as guard
 from tests.chat import result, say
 from tests.fake_discord_api import CHANNEL_ID, FakeDiscord

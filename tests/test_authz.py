@@ -31,7 +31,7 @@ from commands.replies import (
     Step,
     Table,
 )
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 from tests.fast_plane import dispatcher, fake_swarm
 
 # production asks for approval (the default approvers: deployer and admin), staging not

@@ -25,8 +25,8 @@ from core.engine import NETWORK, Engine
 from core.scheduler.jobs import BackupScheduler, Job, due, due_jobs, jobs, last_fire, period
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import FakeExec, FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeExec, FakeSwarm
 from core.watch.backups import BackupWatch, DbFacts, WatchState, step_db
 from tests.chat import result, say, table
 from tests.clock import ManualClock, SwarmSteps

@@ -18,7 +18,7 @@ from core.data import dumps, redis_aof, volumes
 from core.data.backup import BackupError, Located
 from core.data.volumes import VolumeRef, helper_spec, parse_key
 from core.scheduler.jobs import due_jobs, jobs
-from core.swarm.fake import FakeExec, FakeSwarm
+from core.swarm.testing import FakeExec, FakeSwarm
 from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, at, posted

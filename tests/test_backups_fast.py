@@ -18,7 +18,7 @@ from core.data import dumps, stream
 from core.data.backup import Located, run_backup, verdict
 from core.data.s3 import S3Store, Sent, Stored, _parts, part_size
 from core.store import Store
-from core.swarm.fake import FakeExec, FakeSwarm
+from core.swarm.testing import FakeExec, FakeSwarm
 from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
 
 PG = dumps.Target("postgres", "app", "appdb", "pw")

@@ -21,8 +21,8 @@ from core.edge.certs import (
     routed_domains,
 )
 from core.store import Store
-from core.swarm.fake import FakeSwarm
-from core.swarm.fake_orchestrator import Behaviour
+from core.swarm.testing import FakeSwarm
+from core.swarm.testing.orchestrator import Behaviour
 from core.watch.certs import (
     EXPIRY,
     FAILED,

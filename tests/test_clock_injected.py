@@ -14,7 +14,7 @@ from commands.notify import Notifier
 from commands.replies import Message
 from core.config import AlertsConfig, NotifyRoute
 from core.store import Store
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 from core.watch.alerts import AlertWatch
 from tests import clock as clocks
 from tests.clock import ClockStuck, JumpClock, ManualClock

@@ -23,7 +23,6 @@ from core.config import AlertsConfig, ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import HEALTHY, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
 from tests.chat import result, say
 from tests.clock import SwarmSteps

@@ -13,7 +13,7 @@ from core.config import ConfigError, ControlConfig, DataConfig, load_config
 from core.data import databases, db_spec
 from core.data.db_spec import Credentials, Database
 from core.swarm import VolumeInUse
-from core.swarm.fake_orchestrator import STUCK
+from core.swarm.testing.orchestrator import STUCK
 from tests.chat import failure, result, say, steps, table
 from tests.fast_plane import dispatcher, fake_swarm
 

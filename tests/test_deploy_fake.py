@@ -23,8 +23,8 @@ from core.events import Outcome, Progress
 from core.plane import Plane
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from tests.chat import result, say
 from tests.clock import SwarmSteps
 from tests.fake_plane import (

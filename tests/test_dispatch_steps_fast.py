@@ -17,7 +17,7 @@ from commands.permissions import Denied
 from commands.replies import DENIED, FAILED, INTERNAL, USAGE, Failure, Message, Reply, Result
 from commands.steps import Flow, Next, Work
 from core.errors import CoreError
-from core.swarm.fake import FakeSwarm
+from core.swarm.testing import FakeSwarm
 from tests import test_guard_fast as guard
 from tests.chat import failure, result, say
 

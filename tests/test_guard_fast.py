@@ -19,7 +19,6 @@ from core.config import AlertsConfig, ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.swarm.servers import Servers
 from core.watch.alerts import AlertWatch
 from tests.chat import result, say

@@ -15,7 +15,6 @@ from core.engine import Engine
 from core.names import LABEL_PLANE
 from core.secrets import Vault
 from core.store import Store
-from core.swarm.fake import HEALTHY, UNHEALTHY, FakeSwarm
 from core.swarm.servers import Servers
 from core.watch.certs import EdgeReader
 from tests.chat import failure, result, say

@@ -21,9 +21,9 @@ from core.events import LogLine, Progress
 from core.plane import Plane
 from core.secrets import MASK, Vault
 from core.store import App, Store
-from core.swarm.fake import Behaviour, FakeSwarm
 from core.swarm.jobs import LogCursor, job_labels, job_name, job_spec
 from core.swarm.servers import Servers
+from core.swarm.testing import Behaviour, FakeSwarm
 from tests.clock import SwarmSteps
 from tests.fake_plane import drain, fast_swarm, outcome_of, running_images
 from tests.fast_plane import register

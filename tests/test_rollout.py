@@ -21,7 +21,7 @@ from core.events import Progress
 from core.secrets import Vault
 from core.store import Release
 from core.swarm import rollout
-from core.swarm.fake import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
+from core.swarm.testing import EXITS_0, STUCK, UNHEALTHY, FakeSwarm
 from tests.clock import SwarmSteps
 from tests.fake_plane import CHECK, PROBE_FAILED, WEB, drain, fast_swarm, running_images
 
@@ -64,7 +64,9 @@ async def test_wait_rolled_back_by_swarm_names_the_failed_task(fake):
     fake.behave("web:2", UNHEALTHY)
     result = await verdict(fake, posted(fake, "web:2"))
     assert result.state == "rolled_back"
-    assert result.failed_task["Status"]["Err"] == "task: non-zero exit (137)"
+    assert result.failed_task["Status"]["Err"] == (
+        "task: non-zero exit (137): dockerexec: unhealthy container"
+    )
     assert fake.inspect_service("web-production")["UpdateStatus"]["State"] == "rollback_completed"
     assert running_images(fake, "web-production") == ["web:1", "web:1"]
 

@@ -22,8 +22,8 @@ from commands.replies import Reply, Result
 from core.clients import Clients
 from core.cron import trigger
 from core.scheduler.clocked import Every, Scheduler
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from rooms.capability import Capability, Periodic, Schedule
 from rooms.registry import ROOMS
 from rooms.root import Root

@@ -16,8 +16,8 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.servers import keys
 from core.store import Store
-from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from tests.clock import SwarmSteps
 from tests.fast_plane import dispatcher, fake_swarm
 from tests.test_servers import ADMIN, row, ssh_keygen

@@ -9,7 +9,7 @@ import pytest
 
 from commands.dispatch import ChatRequest
 from commands.replies import USAGE, Index, Log, Message, Result, Step
-from core.swarm.fake_orchestrator import UNHEALTHY
+from core.swarm.testing.orchestrator import UNHEALTHY
 from tests.chat import failure, result, say, table
 from tests.fast_plane import dispatcher, fake_swarm
 

@@ -1,8 +1,9 @@
 """The swarm client protocol: what the engine asks of one Swarm manager.
 
 ``docker_api.DockerSwarm`` speaks it to a real engine through the docker SDK;
-``fake.FakeSwarm`` keeps a swarm in memory for the fast tier, as httpx's mock transport
-does for HTTP. Every method is blocking; the engine calls them through ``asyncio.to_thread``.
+``testing.FakeSwarm`` keeps a swarm in memory for the tests' fast tier, as httpx's mock
+transport does for HTTP (tests/contract/ holds it to the real engine's story). Every method
+is blocking; the engine calls them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from docker.auth import resolve_repository_name
@@ -29,9 +29,9 @@ from docker.auth import resolve_repository_name
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.names import LABEL_APP
 from core.swarm import VolumeInUse, split_tag
-from core.swarm.fake_jobs import FakeJobs
-from core.swarm.fake_networks import FakeNetworks
-from core.swarm.fake_orchestrator import (
+from core.swarm.testing.jobs import FakeJobs
+from core.swarm.testing.networks import FakeNetworks
+from core.swarm.testing.orchestrator import (
     EXITS_0,
     HEALTHY,
     STUCK,
@@ -41,13 +41,9 @@ from core.swarm.fake_orchestrator import (
     Service,
     stamp,
 )
-from core.swarm.fake_watch import FakeWatch, fake_node
+from core.swarm.testing.watch import FakeWatch, fake_node
 
 __all__ = ["EXITS_0", "HEALTHY", "STUCK", "UNHEALTHY", "Behaviour", "FakeExec", "FakeSwarm"]
-
-
-# images ``save_image`` wrote, by id: what their tasks do on the swarm that loads them
-SAVED: dict[str, Behaviour] = {}
 
 
 @dataclass
@@ -118,7 +114,7 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         error = error or EngineUnavailable("the Docker engine stopped answering (fake outage)")
         self._faults.append(_Fault(times, frozenset(methods), error))
 
-    # the protocol (networks: core/swarm/fake_networks.py)
+    # the protocol (networks: core/swarm/testing/networks.py)
     def inspect_service(self, name: str) -> dict[str, Any] | None:
         self._enter("inspect_service")
         service = self._services.get(name)
@@ -175,7 +171,11 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         self._enter("tasks")
         self.step()
         found = self._services.get(service)
-        return [] if found is None else copy.deepcopy(self._tasks_of(found))
+        if found is None:
+            raise DeployError(
+                f"listing tasks of {service}: not found (service {service} not found)"
+            )
+        return copy.deepcopy(self._tasks_of(found))
 
     def service_logs(self, service: str, tail: int) -> list[tuple[str, str, str]]:
         self._enter("service_logs")
@@ -348,14 +348,17 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         image_id = self.images.get(ref)
         if image_id is None:
             raise DeployError(f"saving image {ref}: no such image")
-        SAVED[image_id] = self.behaviours.get(image_id, HEALTHY)
-        return iter([json.dumps({"ref": ref, "id": image_id}).encode()])
+        # the saved bytes carry what the image's tasks do, as a real tar carries its layers
+        behaviour = asdict(self.behaviours.get(image_id, HEALTHY))
+        saved = {"ref": ref, "id": image_id, "behaviour": behaviour}
+        return iter([json.dumps(saved).encode()])
 
     def load_image(self, chunks: Iterator[bytes]) -> None:
         self._enter("load_image")
         saved = json.loads(b"".join(chunks))
         self.images[saved["ref"]] = saved["id"]
-        self.behaviours[saved["id"]] = SAVED[saved["id"]]
+        behaviour = saved["behaviour"]
+        self.behaviours[saved["id"]] = Behaviour(**{**behaviour, "log": tuple(behaviour["log"])})
 
     def _enter(self, method: str) -> None:
         self.calls.append(method)

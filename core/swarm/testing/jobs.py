@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.swarm.fake_orchestrator import LIVE, Orchestrator, Service
+from core.swarm.testing.orchestrator import LIVE, Orchestrator, Service
 
 JobHandler = Callable[[tuple[str, ...], dict[str, str]], tuple[int, list[str]]]
 
@@ -30,7 +30,8 @@ class FakeJobs(Orchestrator):
             super()._keep_replicas(service)
         elif not self._tasks_of(service):  # one task, once: no restart
             task = self._start(service, 1)
-            self._logs[task["Status"]["ContainerStatus"]["ContainerID"]] = []  # prints later
+            if task["Status"]["State"] != "rejected":
+                self._logs[task["Status"]["ContainerStatus"]["ContainerID"]] = []  # prints later
 
     def _advance_tasks(self, service: Service) -> None:
         if not self._is_job(service):
@@ -52,7 +53,8 @@ class FakeJobs(Orchestrator):
         container_id = task["Status"]["ContainerStatus"]["ContainerID"]
         self._logs[container_id] = list(lines)
         self.containers[container_id]["State"].update(Status="exited", ExitCode=code)
-        task["DesiredState"] = "shutdown"
+        # a job done wants nothing more (as the engine says); a failed one, shut down
+        task["DesiredState"] = "complete" if code == 0 else "shutdown"
         task["Status"]["ContainerStatus"]["ExitCode"] = code
         if code == 0:
             self._set_state(task, "complete", "finished")

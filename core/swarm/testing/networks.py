@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import DeployError
 from core.swarm import NetworkInUse
-from core.swarm.fake_orchestrator import Orchestrator
+from core.swarm.testing.orchestrator import LIVE, Orchestrator
 
 
 class FakeNetworks(Orchestrator):
@@ -22,10 +23,25 @@ class FakeNetworks(Orchestrator):
         self.networks.setdefault(name, {"shipbot.managed": "true", **(labels or {})})
 
     def remove_network(self, name: str) -> None:
+        """As the engine: refused for good while a service's spec names the network
+        (``DeployError``), refused for now while tasks still on it stop (``NetworkInUse``)."""
         self._enter("remove_network")
         users = [s.spec["Name"] for s in self._services.values() if name in networks_of(s.spec)]
         if users:
-            raise NetworkInUse(f"removing network {name}: in use by service {users[0]}")
+            raise DeployError(
+                f"removing network {name}: the Docker engine said: rpc error: code = "
+                f"FailedPrecondition desc = network {name} is in use by service {users[0]}"
+            )
+        attached = [
+            t
+            for t in self._tasks
+            if t["Status"]["State"] in LIVE and name in networks_of({"TaskTemplate": t["Spec"]})
+        ]
+        if attached:
+            raise NetworkInUse(
+                f"removing network {name}: the Docker engine said: error while removing "
+                f"network: network {name} id {name} has active endpoints"
+            )
         self.networks.pop(name, None)
 
     def network_names(self) -> dict[str, str]:

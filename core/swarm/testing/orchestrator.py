@@ -1,4 +1,4 @@
-"""Swarm's own work, in memory, for ``core.swarm.fake.FakeSwarm``: tasks that start, pass or
+"""Swarm's own work, in memory, for ``core.swarm.testing.FakeSwarm``: tasks that start, pass or
 fail their health check and end; the orchestrator that keeps the replica count; the updater
 that replaces tasks in batches of ``UpdateConfig.Parallelism`` (0: all), start-first or
 stop-first, and on a task's failure takes the ``FailureAction`` (rollback, whose own
@@ -125,18 +125,6 @@ class Orchestrator:
     def _start(self, service: Service, slot: int) -> dict[str, Any]:
         template = copy.deepcopy(service.spec["TaskTemplate"])
         task_id, container_id = f"task{next(self._ids)}", f"{next(self._ids):064x}"
-        behaviour = self._behaviour({"Spec": template})
-        container: dict[str, Any] = {
-            "Id": container_id,
-            "Config": {"Image": template["ContainerSpec"]["Image"]},
-            "State": {"Status": "running", "ExitCode": 0},
-        }
-        self._logs[container_id] = list(behaviour.log)
-        check = template["ContainerSpec"].get("Healthcheck")
-        if check:
-            container["Config"]["Healthcheck"] = copy.deepcopy(check)
-            container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers[container_id] = container
         task = {
             "ID": task_id,
             "ServiceID": service.id,
@@ -154,6 +142,24 @@ class Orchestrator:
         }
         self._tasks.append(task)
         self._born[task_id] = self.now
+        image = template["ContainerSpec"]["Image"]
+        if self._image_id(task) is None:  # pruned, never pulled: the engine rejects the task
+            task["DesiredState"] = "shutdown"
+            task["Status"]["ContainerStatus"] = {"ContainerID": "", "ExitCode": 0}
+            self._set_state(task, "rejected", "preparing", Err=f"No such image: {image}")
+            return task
+        behaviour = self._behaviour(task)
+        container: dict[str, Any] = {
+            "Id": container_id,
+            "Config": {"Image": image},
+            "State": {"Status": "running", "ExitCode": 0},
+        }
+        self._logs[container_id] = list(behaviour.log)
+        check = template["ContainerSpec"].get("Healthcheck")
+        if check:
+            container["Config"]["Healthcheck"] = copy.deepcopy(check)
+            container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        self.containers[container_id] = container
         return task
 
     def _set_state(self, task: dict[str, Any], state: str, message: str, **extra: Any) -> None:
@@ -189,10 +195,15 @@ class Orchestrator:
         container["State"].update(Status="exited", ExitCode=code)
         task["DesiredState"] = "shutdown"
         task["Status"]["ContainerStatus"]["ExitCode"] = code
-        if code == 0:
+        if health is None:
+            self._set_state(task, "failed", "started", Err=f"task: non-zero exit ({code})")
+        elif code == 0:
             self._set_state(task, "complete", "finished")
         else:
-            self._set_state(task, "failed", "started", Err=f"task: non-zero exit ({code})")
+            # as the real engine words it: the message stays where the task was
+            # (``starting`` when it never passed its check), the error names the check
+            error = f"task: non-zero exit ({code}): dockerexec: unhealthy container"
+            self._set_state(task, "failed", task["Status"]["Message"], Err=error)
 
     def _shutdown(self, task: dict[str, Any]) -> None:
         task["DesiredState"] = "shutdown"
@@ -216,8 +227,9 @@ class Orchestrator:
         rollout = service.rollout
         assert rollout is not None
         tasks = self._tasks_of(service)
-        if any(t["ID"] in rollout.started and t["Status"]["State"] in ENDED for t in tasks):
-            self._fail_rollout(service, rollout)
+        ended = [t for t in tasks if t["ID"] in rollout.started and t["Status"]["State"] in ENDED]
+        if ended:
+            self._fail_rollout(service, rollout, ended[0]["ID"])
             return
         template = service.spec["TaskTemplate"]
         live = [t for t in tasks if t["DesiredState"] == "running"]
@@ -245,27 +257,32 @@ class Orchestrator:
                 rollout.batch = started
             return
         assert service.status is not None
-        state = "rollback_completed" if rollout.rolling_back else "completed"
-        service.status.update(State=state, CompletedAt=stamp(self.now), Message=state)
+        state, message = (
+            ("rollback_completed", "rollback completed")
+            if rollout.rolling_back
+            else ("completed", "update completed")
+        )
+        service.status.update(State=state, CompletedAt=stamp(self.now), Message=message)
         service.rollout = None
 
-    def _fail_rollout(self, service: Service, rollout: Rollout) -> None:
+    def _fail_rollout(self, service: Service, rollout: Rollout, task_id: str) -> None:
         assert service.status is not None
         action = rollout.config.get("FailureAction", "pause")
         if rollout.rolling_back or action != "rollback":
             state = "rollback_paused" if rollout.rolling_back else "paused"
-            message = "update paused due to failure or early termination of task"
+            message = f"update paused due to failure or early termination of task {task_id}"
             service.status.update(State=state, Message=message)
             service.rollout = None
             return
         assert service.previous is not None
-        service.spec, service.previous = service.previous, service.spec
+        # Swarm rolls back to the previous spec and keeps none before it
+        service.spec, service.previous = service.previous, None
         service.version += 1
         service.updated_at = self.now
         service.status = {
             "State": "rollback_started",
             "StartedAt": stamp(self.now),
-            "Message": "update rolled back due to failure or early termination of task",
+            "Message": f"update rolled back due to failure or early termination of task {task_id}",
         }
         service.rollout = Rollout(service.spec["RollbackConfig"], rolling_back=True)
 
