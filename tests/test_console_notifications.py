@@ -24,6 +24,7 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, UNHEALTHY, FakeSwarm
 from tests.chat import result, say
 from tests.clock import SwarmSteps
 from tests.fake_plane import WEB, fast_swarm

@@ -20,6 +20,7 @@ from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, STUCK, UNHEALTHY, Behaviour, FakeSwarm
 from core.watch.alerts import AlertWatch
 from tests.chat import result, say
 from tests.clock import SwarmSteps

@@ -16,6 +16,7 @@ from core.names import LABEL_PLANE
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import Servers
+from core.swarm.testing import HEALTHY, UNHEALTHY, FakeSwarm
 from core.watch.certs import EdgeReader
 from tests.chat import failure, result, say
 from tests.clock import SwarmSteps
