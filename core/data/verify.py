@@ -26,6 +26,7 @@ from core.data.backup import BackupError, Located
 from core.data.db_spec import Database
 from core.data.s3 import S3Store
 from core.errors import CoreError
+from core.ownership import stamped
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -124,7 +125,10 @@ def verify(
     if not good:
         result = Verified(db.name, None, False, f"{db.name} has no good backup to verify")
     else:
-        result = _restore_and_check(swarm, s3, db, good[0], query, identity, monotonic, pause)
+        plane_id = store.plane_id()
+        result = _restore_and_check(
+            swarm, s3, db, good[0], query, identity, monotonic, pause, plane_id
+        )
     result.seconds = clock() - started
     result.id = store.record_verify(
         database=db.name,
@@ -148,11 +152,12 @@ def _restore_and_check(
     identity: str | None,
     monotonic: Callable[[], float],
     pause: Callable[[float], None],
+    plane_id: str,
 ) -> Verified:
     scratch = scratch_of(db, row["id"])
     env = db_spec.environment(scratch.kind, scratch.credentials)
     try:
-        swarm.create_service(db_spec.service_spec(scratch))
+        swarm.create_service(stamped(db_spec.service_spec(scratch), plane_id))
         container = wait_running(
             swarm, scratch.service, monotonic() + READY_SECONDS, monotonic, pause
         )
