@@ -19,9 +19,9 @@ from core.edge import cloudflare
 from core.edge.dns import DnsError, writes
 from core.events import Event, Outcome, Progress
 from core.names import network_name, service_name
+from core.ownership import foreign
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name
-from core.ownership import foreign
 from core.plane import Plane
 from core.swarm import SwarmClient, VolumeInUse, rollout
 
