@@ -34,6 +34,10 @@ class DatabaseError(CoreError):
     """A database cannot be created, found, attached or removed; the message says why."""
 
 
+class ForeignDatabase(DatabaseError):
+    """The swarm's service or volume of that name is another control plane's."""
+
+
 @dataclass(frozen=True)
 class DatabaseStatus:
     database: Database
@@ -292,7 +296,7 @@ def _refuse_foreign(
     for what, found in ((f"service {db.service}", service), (f"volume {db.volume}", volume)):
         other = foreign(found, plane.id)
         if other is not None:
-            raise DatabaseError(
+            raise ForeignDatabase(
                 f"the {what} on this swarm is another control plane's ({LABEL_PLANE}={other}), "
                 f"not this one's database {db.name}: nothing was read or changed"
             )
