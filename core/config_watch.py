@@ -3,9 +3,35 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from core.bounded import quote
 from core.cron import crontab_field
+from core.durations import parse_duration_ns
+
+
+def seconds(value: Any) -> Any:
+    """A number of seconds (``300``) or a duration (``5m``, ``1m30s``), as seconds; anything
+    else is refused with what it should look like."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            total = parse_duration_ns(value) / 1e9
+        except ValueError:
+            pass
+        else:
+            return int(total) if total.is_integer() else total
+    raise ValueError(
+        f"expected a number of seconds (300) or a duration such as 5m, 90s or 1m30s, "
+        f"got {quote(value)}"
+    )
+
+
+Seconds = Annotated[float, BeforeValidator(seconds)]
+WholeSeconds = Annotated[int, BeforeValidator(seconds)]
 
 
 class DriftConfig(BaseModel):
@@ -36,7 +62,7 @@ class AlertsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    check_seconds: float = Field(default=30.0, gt=0)  # periodic checks besides the events
+    check_seconds: Seconds = Field(default=30.0, gt=0)  # periodic checks besides the events
     crash_restarts: int = Field(default=3, ge=1)  # failed tasks within the window: a crash loop
     crash_window_seconds: int = Field(default=600, ge=1)
     below_replicas_seconds: int = Field(default=120, ge=0)  # below desired this long: alert
@@ -46,4 +72,4 @@ class AlertsConfig(BaseModel):
     usage_seconds: float = Field(default=300.0, gt=0)  # how often nodes are measured
     usage_image: str | None = Field(default="busybox:latest", min_length=1)  # None: no probe
     log_lines: int = Field(default=10, ge=1, le=100)
-    guard_seconds: int = Field(default=300, ge=0)  # after a deploy's success; 0: no guard
+    guard_seconds: WholeSeconds = Field(default=300, ge=0)  # after a deploy's success; 0: no guard

@@ -3,8 +3,9 @@ benchmark runs) may share one swarm, and neither lists, alerts on, drifts on, ch
 reports certificates of the other's.
 
 Every service shipbot makes carries ``shipbot.plane``, the id its store was given when it
-was made. A service without it was made before services carried one: it is ours when its
-app is registered here, as it always was.
+was made, and so do the networks and the named volumes (an app's, a database's) it makes.
+A service without it was made before services carried one: it is ours when its app (or its
+database) is registered here, as it always was.
 """
 
 from __future__ import annotations
@@ -18,18 +19,28 @@ if TYPE_CHECKING:
     from core.plane import Plane
 
 
-def labels_of(service: Mapping[str, Any]) -> Mapping[str, str]:
-    return service.get("Spec", {}).get("Labels") or {}
+def labels_of(found: Mapping[str, Any]) -> Mapping[str, str]:
+    """The labels of a service (under ``Spec``), or of a volume or network (at the top)."""
+    return (found.get("Spec") or {}).get("Labels") or found.get("Labels") or {}
 
 
 def ours(service: Mapping[str, Any], plane_id: str | None, apps: Collection[str]) -> bool:
-    """``service`` belongs to the control plane ``plane_id`` whose registered apps are
-    ``apps`` (no id given: by its app alone)."""
+    """``service`` is an app's service of the control plane ``plane_id`` whose registered
+    apps are ``apps`` (no id given: by its app alone). A database's service is none."""
     labels = labels_of(service)
+    if LABEL_APP not in labels:
+        return False
     owner = labels.get(LABEL_PLANE)
     if owner is not None and plane_id is not None:
         return owner == plane_id
-    return labels.get(LABEL_APP) in apps
+    return labels[LABEL_APP] in apps
+
+
+def foreign(found: Mapping[str, Any] | None, plane_id: str) -> str | None:
+    """The id of the other control plane that made ``found`` (a service, volume or network
+    as the engine shows it); None when it is ours, made before the label, or not there."""
+    owner = labels_of(found or {}).get(LABEL_PLANE)
+    return owner if owner is not None and owner != plane_id else None
 
 
 def mine(
@@ -39,8 +50,23 @@ def mine(
 
 
 def stamped(spec: dict[str, Any], plane_id: str) -> dict[str, Any]:
-    """``spec`` labelled as made by ``plane_id``."""
-    return {**spec, "Labels": {**(spec.get("Labels") or {}), LABEL_PLANE: plane_id}}
+    """The service ``spec`` labelled as made by ``plane_id``, and so are the named volumes
+    its tasks mount (labels reach a volume when the engine makes it for the first task)."""
+    out = {**spec, "Labels": {**(spec.get("Labels") or {}), LABEL_PLANE: plane_id}}
+    template = spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    if container.get("Mounts"):
+        mounts = [_stamped_mount(m, plane_id) for m in container["Mounts"]]
+        out["TaskTemplate"] = {**template, "ContainerSpec": {**container, "Mounts": mounts}}
+    return out
+
+
+def _stamped_mount(mount: dict[str, Any], plane_id: str) -> dict[str, Any]:
+    if mount.get("Type") != "volume":
+        return mount
+    options = mount.get("VolumeOptions") or {}
+    labels = {**(options.get("Labels") or {}), LABEL_PLANE: plane_id}
+    return {**mount, "VolumeOptions": {**options, "Labels": labels}}
 
 
 def owner(plane: Plane) -> Callable[[Mapping[str, Any]], bool]:

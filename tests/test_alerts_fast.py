@@ -293,3 +293,30 @@ async def test_an_oom_kill_whose_event_was_lost_is_found_on_its_task(plane, fake
     )
     assert oom.outcome.details[0] == "a task's container was OOM-killed (exit code 137)"
     assert await rounds(watch, fake, 3) == []  # the same kill is not news again
+
+
+async def test_a_crash_loop_that_ended_before_the_watcher_started_is_not_alerted(plane, fake):
+    await ship(plane, "1")
+    fake.behave("web:1", UNHEALTHY)
+    for _ in range(40):  # it loops while no watcher runs (no `shipbot serve` yet)
+        fake.step()
+    fake.behave("web:1", HEALTHY)
+    for _ in range(CONFIG.recover_seconds + 5):  # and is healthy again before serve starts
+        fake.step()
+    posts: list[Post] = []
+    watch = watcher(plane, fake, posts)
+    failed = [t for t in fake.tasks("web-production") if t["Status"]["State"] == "failed"]
+    assert len(failed) >= CONFIG.crash_restarts  # still inside the crash window
+    assert await rounds(watch, fake, 30) == []  # no alert, so no recovery a second later
+    assert posts == [] and plane.store.open_alerts() == []
+
+
+async def test_an_oom_kill_long_before_the_watcher_started_is_not_alerted(plane, fake):
+    await ship(plane, "1")
+    fake.oom("web-production")
+    for _ in range(CONFIG.recover_seconds + 5):  # its task was replaced and runs since
+        fake.step()
+    posts: list[Post] = []
+    watch = watcher(plane, fake, posts)
+    assert await rounds(watch, fake, 10) == []
+    assert plane.store.open_alerts() == []

@@ -214,7 +214,7 @@ def test_restore_volume_refuses_an_existing_volume_before_any_helper(plane):
     _, swarm = plane
     shop_service(swarm)
     try:
-        volumes.restore_volume(swarm, None, None, {}, SHOP, None)  # type: ignore[arg-type]
+        volumes.restore_volume(swarm, None, None, {}, SHOP, None, "p")  # type: ignore[arg-type]
     except volumes.BackupError as exc:
         assert "shop-production-data exists already" in str(exc)
     else:

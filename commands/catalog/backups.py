@@ -107,7 +107,7 @@ async def backup_and_post(
                 volumes.backup_volume, swarm, plane.store, s3, settings, volume, by
             )
         else:
-            located = await asyncio.to_thread(backup.locate, swarm, name)
+            located = await asyncio.to_thread(backup.locate, swarm, name, plane.id)
             report = await asyncio.to_thread(
                 backup.run_backup, swarm, plane.store, s3, settings, located, by, plane.clock.time
             )
@@ -285,7 +285,7 @@ class Restore:
         self, ctx: Context, settings: BackupsConfig, row: dict[str, Any], target: str, over: bool
     ) -> restore.Restored:
         swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
-        into = await asyncio.to_thread(backup.locate, swarm, target)
+        into = await asyncio.to_thread(backup.locate, swarm, target, ctx.engine.plane.id)
         s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
             return await asyncio.to_thread(

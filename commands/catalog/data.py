@@ -19,7 +19,7 @@ from commands.grammar import arg, command, flag, option
 from commands.permissions import ADMIN, VIEW, Denied
 from commands.replies import Message, Reply, Result, Table
 from core.data import db_spec, review, volumes
-from core.data.databases import DatabaseError, shown
+from core.data.databases import DatabaseError, ForeignDatabase, shown
 from core.engine import Engine
 
 
@@ -120,6 +120,10 @@ class DbStatus:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         try:
             status = await ctx.engine.database_status(self.db)
+        except ForeignDatabase:
+            if not await may_see(ctx, self.db):
+                raise _unknown(self.db) from None
+            raise
         except DatabaseError as exc:
             raise _unknown(self.db) from exc
         if not visible(ctx, status.attachments):

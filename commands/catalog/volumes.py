@@ -121,6 +121,7 @@ class VolumeRestore:
                 row,
                 into,
                 os.environ.get(settings.age_identity_env),
+                ctx.engine.plane.id,
             )
         finally:
             s3.close()

@@ -27,6 +27,8 @@ from core.config import BackupsConfig
 from core.data import dumps, stream
 from core.data.s3 import S3Store, Sent, Stored
 from core.errors import CoreError
+from core.names import LABEL_PLANE
+from core.ownership import foreign
 from core.store import Store
 from core.store.backups import BACKUP_FAILED, BACKUP_OK, BACKUP_SUSPECT
 from core.swarm import SwarmClient, running_tasks
@@ -77,12 +79,19 @@ class Report:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def locate(swarm: SwarmClient, name: str) -> Located:
-    """The running container of database ``name`` and its credentials (from its env)."""
+def locate(swarm: SwarmClient, name: str, plane_id: str | None = None) -> Located:
+    """The running container of database ``name`` and its credentials (from its env); with
+    ``plane_id``, only a database of that control plane."""
     service = DB_SERVICE.format(name=name)
     found = swarm.inspect_service(service)
     if found is None:
         raise BackupError(f"there is no database {name} (no service {service})")
+    other = foreign(found, plane_id) if plane_id else None
+    if other is not None:
+        raise BackupError(
+            f"{service} on this swarm is another control plane's ({LABEL_PLANE}={other}), "
+            f"not this one's database {name}: nothing was read"
+        )
     kind = found["Spec"].get("Labels", {}).get(LABEL_DB_KIND, "")
     if kind not in EXTENSIONS:
         raise BackupError(f"{service} is not a managed database (label {LABEL_DB_KIND})")

@@ -21,6 +21,8 @@ from core.data import db_networks, db_spec
 from core.data.db_spec import Credentials, Database
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
+from core.names import LABEL_PLANE
+from core.ownership import foreign, stamped
 from core.plane import Plane
 from core.swarm import SwarmClient, VolumeInUse, rollout, running_tasks
 
@@ -29,6 +31,10 @@ READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
 
 class DatabaseError(CoreError):
     """A database cannot be created, found, attached or removed; the message says why."""
+
+
+class ForeignDatabase(DatabaseError):
+    """The swarm's service or volume of that name is another control plane's."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,10 @@ def load_all(plane: Plane) -> list[Database]:
 async def running_container(plane: Plane, name: str) -> str | None:
     """The container id of the database's running task (on this manager's node), if any."""
     swarm = await plane.servers.client(plane.server)
-    tasks = running_tasks(await asyncio.to_thread(swarm.tasks, db_spec.service_name(name)))
+    service = db_spec.service_name(name)
+    if foreign(await asyncio.to_thread(swarm.inspect_service, service), plane.id):
+        return None
+    tasks = running_tasks(await asyncio.to_thread(swarm.tasks, service))
     for task in tasks:
         container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
         if container:
@@ -96,9 +105,20 @@ def _checked(kind: str, name: str, version: str) -> None:
 def _refuse_taken(plane: Plane, swarm: SwarmClient, db: Database) -> None:
     if plane.store.database(db.name) is not None:
         raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
-    if swarm.inspect_service(db.service) is not None:
-        raise DatabaseError(f"a service {db.service} runs already; pick another database name")
-    if swarm.inspect_volume(db.volume) is not None:
+    service = swarm.inspect_service(db.service)
+    if service is not None:
+        other = foreign(service, plane.id)
+        whose = " (another control plane's, on this shared swarm)" if other else ""
+        raise DatabaseError(
+            f"a service {db.service} runs already{whose}; pick another database name"
+        )
+    volume = swarm.inspect_volume(db.volume)
+    if foreign(volume, plane.id):
+        raise DatabaseError(
+            f"the volume {db.volume} is another control plane's (on this shared swarm): "
+            "pick another database name"
+        )
+    if volume is not None:
         raise DatabaseError(
             f"the volume {db.volume} holds data kept from an earlier database {db.name} "
             "(its credentials are gone with it): pick another name, or remove the volume "
@@ -149,9 +169,10 @@ async def create(
     yield Progress(f"creating service {db.service} ({db.image}) on volume {db.volume}")
     own = db_spec.network_name(db.name)
     try:
-        labels = {db_spec.LABEL_DB: db.name}
+        labels = {db_spec.LABEL_DB: db.name, LABEL_PLANE: plane.id}
         await asyncio.to_thread(swarm.ensure_network, own, labels)
-        await asyncio.to_thread(swarm.create_service, db_spec.service_spec(db, [own]))
+        spec = stamped(db_spec.service_spec(db, [own]), plane.id)
+        await asyncio.to_thread(swarm.create_service, spec)
     except CoreError:
         await plane.db.remove_database(db.name)  # nothing runs: nothing to remember
         raise
@@ -197,11 +218,10 @@ async def status(plane: Plane, name: str) -> DatabaseStatus:
     swarm = await plane.servers.client(plane.server)
 
     def read() -> DatabaseStatus:
-        service = swarm.inspect_service(db.service)
+        service, volume = swarm.inspect_service(db.service), swarm.inspect_volume(db.volume)
+        _refuse_foreign(plane, db, service, volume)
         tasks = swarm.tasks(db.service) if service is not None else []
-        return DatabaseStatus(
-            db, attached(plane, name), service, tasks, swarm.inspect_volume(db.volume)
-        )
+        return DatabaseStatus(db, attached(plane, name), service, tasks, volume)
 
     return await asyncio.to_thread(read)
 
@@ -247,6 +267,10 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
             f"(`db detach {name} {pairs[0][0]} --env {pairs[0][1]}`); nothing was changed"
         )
     swarm = await plane.servers.client(plane.server)
+    found = await asyncio.to_thread(
+        lambda: (swarm.inspect_service(db.service), swarm.inspect_volume(db.volume))
+    )
+    _refuse_foreign(plane, db, *found)
     yield Progress(f"removing service {db.service}")
     await asyncio.to_thread(swarm.remove_service, db.service)
     await plane.db.remove_database(name)
@@ -261,6 +285,20 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
     yield Progress(f"removing volume {db.volume}")
     await _remove_volume(plane, swarm, db.volume)
     yield Outcome(True, f"database {name} removed with its data (volume {db.volume})")
+
+
+def _refuse_foreign(
+    plane: Plane, db: Database, service: dict[str, Any] | None, volume: dict[str, Any] | None
+) -> None:
+    """The swarm's ``db-NAME`` (or its volume) was made by another control plane sharing
+    the swarm: it is not this database, and nothing here reads or changes it."""
+    for what, found in ((f"service {db.service}", service), (f"volume {db.volume}", volume)):
+        other = foreign(found, plane.id)
+        if other is not None:
+            raise ForeignDatabase(
+                f"the {what} on this swarm is another control plane's ({LABEL_PLANE}={other}), "
+                f"not this one's database {db.name}: nothing was read or changed"
+            )
 
 
 async def _remove_volume(plane: Plane, swarm: SwarmClient, volume: str) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 from core.data import db_spec
 from core.errors import DeployError
 from core.events import Progress
-from core.names import NETWORK, network_labels, network_name, service_name
+from core.names import LABEL_PLANE, NETWORK, network_labels, network_name, service_name
+from core.ownership import foreign
 from core.plane import Plane
 from core.swarm import SwarmClient, rollout
 
@@ -48,9 +49,10 @@ def sync(
 ) -> list[str]:
     """Put database ``name``'s service on the networks of what it serves (and ``extra``
     pairs, such as an environment deploying for the first time); blocking. Returns the
-    networks it joined, or [] when nothing changed (or it has no service)."""
+    networks it joined, or [] when nothing changed (or it has no service here: none, or
+    another control plane's of the same name)."""
     current = swarm.inspect_service(db_spec.service_name(name))
-    if current is None:
+    if current is None or foreign(current, plane.id):
         return []
     deploying = set(extra)  # on their own network once this deploy applies
     pairs = sorted({*served(plane, name), *deploying})
@@ -64,7 +66,8 @@ def sync(
         wanted.append(NETWORK)
     if sorted(now) == sorted(wanted):
         return []
-    swarm.ensure_network(db_spec.network_name(name), {db_spec.LABEL_DB: name})
+    own = {db_spec.LABEL_DB: name, LABEL_PLANE: plane.id}
+    swarm.ensure_network(db_spec.network_name(name), own)
     for app, env in pairs:
         swarm.ensure_network(network_name(app, env), network_labels(app, env, plane.id))
     networks = [{"Target": network} for network in sorted(wanted)]

@@ -26,6 +26,7 @@ from core.data.backup import BackupError, Located
 from core.data.db_spec import Database
 from core.data.s3 import S3Store
 from core.errors import CoreError
+from core.ownership import stamped
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -125,8 +126,9 @@ def verify(
     if not good:
         result = Verified(db.name, None, False, f"{db.name} has no good backup to verify")
     else:
+        plane_id = store.plane_id()
         result = _restore_and_check(
-            swarm, s3, db, good[0], query, (identity, identity_env), monotonic, pause
+            swarm, s3, db, good[0], query, (identity, identity_env), monotonic, pause, plane_id
         )
     result.seconds = clock() - started
     result.id = store.record_verify(
@@ -151,6 +153,7 @@ def _restore_and_check(
     identity: tuple[str | None, str],
     monotonic: Callable[[], float],
     pause: Callable[[float], None],
+    plane_id: str,
 ) -> Verified:
     try:  # before the throwaway is made: the identity, and S3 holding the object whole
         restore.precheck(swarm, s3, row, *identity)
@@ -159,7 +162,7 @@ def _restore_and_check(
     scratch = scratch_of(db, row["id"])
     env = db_spec.environment(scratch.kind, scratch.credentials)
     try:
-        swarm.create_service(db_spec.service_spec(scratch))
+        swarm.create_service(stamped(db_spec.service_spec(scratch), plane_id))
         container = wait_running(
             swarm, scratch.service, monotonic() + READY_SECONDS, monotonic, pause
         )

@@ -32,8 +32,10 @@ from core.names import (
     LABEL_APP,
     LABEL_ENV,
     LABEL_MANAGED,
+    LABEL_PLANE,
     service_name,
 )
+from core.ownership import foreign, stamped
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -112,11 +114,19 @@ def helper_spec(
     return spec
 
 
-def source(swarm: SwarmClient, ref: VolumeRef) -> str | None:
-    """Check the app's service mounts the volume and the engine has it; the node of the
-    app's running task (None when scaled to zero)."""
+def source(swarm: SwarmClient, ref: VolumeRef, plane_id: str) -> str | None:
+    """Check the app's service (of control plane ``plane_id``) mounts the volume and the
+    engine has it; the node of the app's running task (None when scaled to zero)."""
     service = service_name(ref.app, ref.env)
     found = swarm.inspect_service(service)
+    volume = swarm.inspect_volume(ref.engine_name)
+    for what, seen in ((f"service {service}", found), (f"volume {ref.engine_name}", volume)):
+        other = foreign(seen, plane_id)
+        if other is not None:
+            raise BackupError(
+                f"the {what} on this swarm is another control plane's ({LABEL_PLANE}={other}): "
+                "nothing was read"
+            )
     labels = found["Spec"].get("Labels") or {} if found else {}
     if found is None or (labels.get(LABEL_APP), labels.get(LABEL_ENV)) != (ref.app, ref.env):
         # a name like APP-ENV is also that of app APP-X in ENV-Y: the labels tell them apart
@@ -127,7 +137,7 @@ def source(swarm: SwarmClient, ref: VolumeRef) -> str | None:
             f"{ref.app} ({ref.env}) mounts no named volume {ref.volume!r}: app.yml's `volumes:` "
             f"would list `{ref.volume}:/some/path`"
         )
-    if swarm.inspect_volume(ref.engine_name) is None:
+    if volume is None:
         raise BackupError(f"the volume {ref.engine_name} does not exist on the server")
     tasks = running_tasks(swarm.tasks(service))
     return tasks[0].get("NodeID") if tasks else None
@@ -141,11 +151,14 @@ def helper(
     *,
     read_only: bool,
     node: str | None,
+    plane_id: str,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Located]:
-    """A helper mounting ``ref``'s engine volume, as a ``Located`` for the pipeline."""
+    """A helper mounting ``ref``'s engine volume, as a ``Located`` for the pipeline; the
+    helper (and a volume it makes, on a restore) carries control plane ``plane_id``'s id."""
     name = f"shipbot-volume-{uuid.uuid4().hex[:10]}"
-    swarm.create_service(helper_spec(name, image, ref.engine_name, read_only=read_only, node=node))
+    spec = helper_spec(name, image, ref.engine_name, read_only=read_only, node=node)
+    swarm.create_service(stamped(spec, plane_id))
     try:
         deadline = clock() + HELPER_SECONDS
         while True:
@@ -187,8 +200,10 @@ def backup_volume(
     ref: VolumeRef,
     by: str,
 ) -> Report:
-    node = source(swarm, ref)
-    with helper(swarm, config.volume_image, ref, read_only=True, node=node) as located:
+    plane_id = store.plane_id()
+    node = source(swarm, ref, plane_id)
+    helping = helper(swarm, config.volume_image, ref, read_only=True, node=node, plane_id=plane_id)
+    with helping as located:
         return run_backup(swarm, store, s3, config, located, by)
 
 
@@ -199,9 +214,11 @@ def restore_volume(
     row: Mapping[str, Any],
     into: VolumeRef,
     identity: str | None,
+    plane_id: str,
 ) -> restore.Restored:
     """Backup ``row`` of a volume into the new volume ``into`` (refused if it exists), on
-    the node of the app's task when it runs. Everything is checked before the volume is made."""
+    the node of the app's task when it runs; the new volume carries ``plane_id``.
+    Everything is checked before the volume is made."""
     if swarm.inspect_volume(into.engine_name) is not None:
         raise BackupError(
             f"the volume {into.engine_name} exists already: restore into a new one (--to)"
@@ -210,7 +227,10 @@ def restore_volume(
     service = service_name(into.app, into.env)
     tasks = running_tasks(swarm.tasks(service)) if swarm.inspect_service(service) else []
     node = tasks[0].get("NodeID") if tasks else None
-    with helper(swarm, config.volume_image, into, read_only=False, node=node) as located:
+    helping = helper(
+        swarm, config.volume_image, into, read_only=False, node=node, plane_id=plane_id
+    )
+    with helping as located:
         return restore.restore(
             swarm, s3, row, located, identity, identity_env=config.age_identity_env
         )

@@ -19,6 +19,7 @@ from core.edge import cloudflare
 from core.edge.dns import DnsError, writes
 from core.events import Event, Outcome, Progress
 from core.names import network_name, service_name
+from core.ownership import foreign
 from core.pipelines import PipelineError
 from core.pipelines.preview import env_name
 from core.plane import Plane
@@ -57,6 +58,9 @@ async def close_preview(
         await asyncio.to_thread(swarm.remove_service, name)
         done.append(f"service {name}")
     for volume in volumes_of(current, row):
+        if foreign(await asyncio.to_thread(swarm.inspect_volume, volume), plane.id):
+            yield Progress(f"volume {volume} is another control plane's: kept")
+            continue
         yield Progress(f"removing volume {volume}")
         await _remove_volume(plane, swarm, volume)
         done.append(f"volume {volume}")

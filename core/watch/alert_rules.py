@@ -197,6 +197,11 @@ def _service(
             detail,
         )
 
+    def over(last_failure: float) -> bool:
+        """A failure this old has already recovered (a loop that ended before the watcher
+        started, or while nobody checked): opening its alert would close it next round."""
+        return at_replicas and now - last_failure >= config.recover_seconds
+
     # crash loop: failed tasks of the current image within the window
     crashing = False
     key = alert_key(server, CRASHLOOP, svc.service)
@@ -215,7 +220,12 @@ def _service(
         else:
             keep(dataclasses.replace(prev, last_seen=last))
             crashing = True
-    elif len(recent) >= config.crash_restarts and not svc.updating and not guarded:
+    elif (
+        len(recent) >= config.crash_restarts
+        and not svc.updating
+        and not guarded
+        and not over(recent[-1].at)
+    ):
         last = recent[-1]
         detail = f"exit code {last.exit_code}: {last.error}"
         posts.append(
@@ -241,7 +251,8 @@ def _service(
     # OOM kills: noted from the event stream as pending (or seen on a failed task), posted here
     key = alert_key(server, OOM, svc.service)
     prev = previous.get(key)
-    if prev is None and svc.oom_at is not None and svc.oom_at > closed.get(key, 0.0):
+    found = svc.oom_at is not None and svc.oom_at > closed.get(key, 0.0)
+    if prev is None and found and not over(svc.oom_at or 0.0):
         prev = new(OOM, PENDING, "a task's container was OOM-killed (exit code 137)")
     if prev is not None and prev.status == PENDING:
         posts.append(

@@ -136,8 +136,10 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         if spec["Name"] in self._services:
             raise DeployError(f"creating service {spec['Name']}: the Docker engine said: exists")
         service = Service(f"svc{next(self._ids)}", copy.deepcopy(spec), self.now, self.now)
-        for volume in _volumes_of(spec):  # made on first use, as the engine does
-            self.volumes.setdefault(volume, {"Name": volume, "Driver": "local", "Labels": {}})
+        for mount in _volume_mounts(spec):  # made on first use, as the engine does
+            labels = dict((mount.get("VolumeOptions") or {}).get("Labels") or {})
+            view = {"Name": mount["Source"], "Driver": "local", "Labels": labels}
+            self.volumes.setdefault(mount["Source"], view)
         self._services[spec["Name"]] = service
         self._keep_replicas(service)
 
@@ -388,6 +390,10 @@ class FakeSwarm(FakeWatch, FakeJobs, FakeNetworks):
         return copy.deepcopy(view)
 
 
-def _volumes_of(spec: dict[str, Any]) -> list[str]:
+def _volume_mounts(spec: dict[str, Any]) -> list[dict[str, Any]]:
     mounts = spec["TaskTemplate"]["ContainerSpec"].get("Mounts") or []
-    return [m["Source"] for m in mounts if m.get("Type") == "volume"]
+    return [m for m in mounts if m.get("Type") == "volume"]
+
+
+def _volumes_of(spec: dict[str, Any]) -> list[str]:
+    return [m["Source"] for m in _volume_mounts(spec)]
