@@ -15,6 +15,7 @@ from typing import Any
 
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, EdgeConfig
+from core.edge.ready import EdgeReady, edge_ready
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import LOCAL, Servers
@@ -50,6 +51,7 @@ class Plane:
     edge: EdgeConfig = field(default_factory=EdgeConfig)  # shipbot.yml's ``edge:``
     build: BuildConfig = field(default_factory=BuildConfig)  # shipbot.yml's ``build:``
     clock: Clock = SYSTEM  # time, injected (core/clock.py)
+    edge_ready: EdgeReady = edge_ready  # whether the proxy serves its routers (core/edge/ready.py)
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

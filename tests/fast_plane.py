@@ -18,7 +18,7 @@ from core.engine import Engine
 from core.policy.extract import extract
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm import rollout
+from core.swarm import rollout, running_tasks
 from core.swarm.fake import FakeSwarm
 from core.swarm.servers import Servers
 
@@ -46,6 +46,9 @@ def dispatcher(
         home=home,
         vault=Vault.open(home),
     )
+    plane = engine.plane
+    # the fake swarm's proxy serves its routes once its task runs (no HTTP in this tier)
+    plane.edge_ready = lambda address, port: bool(running_tasks(swarm.tasks(plane.edge.service)))
     return Dispatcher(engine, ControlConfig(admins=admins))
 
 

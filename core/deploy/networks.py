@@ -35,7 +35,8 @@ async def prepare(
             async for event in db_networks.join(plane, swarm, db, (spec.name, env)):
                 yield event
     if spec.domains:  # the edge of the swarm that runs it (each server added has its own)
-        async for event in sync_networks(plane, swarm, joining=own):
+        here = server == plane.server
+        async for event in sync_networks(plane, swarm, joining=own, here=here):
             yield event
 
 

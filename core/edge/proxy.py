@@ -24,6 +24,10 @@ from core.edge.labels import ENTRY_HTTP, ENTRY_HTTPS
 from core.names import LABEL_MANAGED, NETWORK
 
 LABEL_EDGE = "shipbot.edge"
+# the proxy's own router (core/edge/ready.py): a name no domain grant can hold (RFC 2606's
+# .invalid), above every app's router (core/edge/labels.py gives them 10000 and 1)
+READY_HOST = "ready.shipbot.invalid"
+READY_PRIORITY = 100000
 LABEL_DIGEST = "shipbot.edge.digest"
 SOCKET = "/var/run/docker.sock"
 HTTP_TARGET = 80  # inside the task; the published ports are configuration
@@ -51,6 +55,23 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         "--providers.swarm.allowEmptyServices=true",
         *acme_args(config.acme),
     ]
+
+
+def ready_labels(service: str) -> dict[str, str]:
+    """The router that answers once the swarm provider has loaded: Traefik's own ping
+    handler on the HTTP entrypoint for READY_HOST. Its name has an underscore, which no app
+    or environment name has, so no app's router can take it."""
+    router = f"traefik.http.routers.{service}_ready"
+    return {
+        LABEL_MANAGED: "true",
+        "traefik.enable": "true",
+        f"{router}.rule": f"Host(`{READY_HOST}`)",
+        f"{router}.entrypoints": ENTRY_HTTP,
+        f"{router}.priority": str(READY_PRIORITY),
+        f"{router}.service": "ping@internal",
+        # the swarm provider skips a service it cannot address; this one is never routed to
+        f"traefik.http.services.{service}_ready.loadbalancer.server.port": str(HTTP_TARGET),
+    }
 
 
 def proxy_spec(
@@ -103,7 +124,7 @@ def proxy_spec(
     }
     spec: dict[str, Any] = {
         "Name": config.service,
-        "Labels": {LABEL_EDGE: "true"},
+        "Labels": {LABEL_EDGE: "true", **ready_labels(config.service)},
         "TaskTemplate": {
             "ContainerSpec": container,
             "Placement": {"Constraints": ["node.role==manager"]},
