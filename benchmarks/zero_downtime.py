@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -132,7 +134,7 @@ class Ship:
         return load
 
 
-async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, dict]:
+async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, dict, dict]:
     home = root / "home"
     home.mkdir()
     proxy = f"zdship-{tag}"
@@ -157,6 +159,7 @@ async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, di
     ship = Ship(bot, name, folder, ports["http"], domain)
     cells: dict[tuple[str, str], Load] = {}
     restarts: dict[str, str] = {}
+    loads: dict[str, float] = {}
     try:
         assert (await ship.run("proxy setup")).ok
         assert (await ship.run(f"apps add {name} --path {folder}")).ok
@@ -178,6 +181,7 @@ async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, di
                     raw_failing, raw_app, ports["http"], raw_domain
                 )
                 restarts[mode] = restarted(before, task_history(proxy))
+                loads[mode] = os.getloadavg()[0]
     finally:
         bot.close()
         remove_apps(client, [name])
@@ -186,16 +190,23 @@ async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, di
                 client.api.remove_service(service)
         with contextlib.suppress(docker.errors.APIError):
             client.api.remove_image(raw_image, force=True)
-        docker_cli("volume", "rm", f"zdship-{tag}-acme")
-        docker_cli("network", "rm", f"shipbot-{name}-production")
-    return cells, restarts
+        deadline = time.monotonic() + 60  # the proxy's container lets go of its volume
+        while time.monotonic() < deadline:
+            with contextlib.suppress(docker.errors.APIError):  # in use: once more
+                client.api.remove_network(f"shipbot-{name}-production")
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_volume(f"zdship-{tag}-acme")
+            if not client.api.volumes(filters={"name": f"zdship-{tag}-acme"})["Volumes"]:
+                break
+            time.sleep(0.5)
+    return cells, restarts, loads
 
 
 def main() -> None:
     tag = uuid.uuid4().hex[:6]
     ports = {"http": free_port(), "https": free_port()}
     with tempfile.TemporaryDirectory() as tmp:
-        cells, restarts = asyncio.run(measure(Path(tmp), tag, ports))
+        cells, restarts, loads = asyncio.run(measure(Path(tmp), tag, ports))
     print(f"zero downtime through one Traefik (proxy setup's), {DEPLOYS} deploys of 2 replicas,")
     print("loopback load; failed requests of those sent:")
     print(f"  {'':<38}" + "".join(f"{mode:<26}" for mode in MODES))
@@ -207,6 +218,10 @@ def main() -> None:
                 print(f"      {mode}: {cells[label, mode].detail()}")
     for mode in MODES:
         print(f"  Traefik restarted during the {mode} run: {restarts[mode]}")
+    print(
+        "  1-minute load average at the end of each run: "
+        + ", ".join(f"{mode} {loads[mode]:.1f}" for mode in MODES)
+    )
 
 
 if __name__ == "__main__":

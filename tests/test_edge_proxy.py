@@ -54,6 +54,8 @@ def test_proxy_spec_exact():
                     "--providers.swarm.exposedByDefault=false",
                     "--providers.swarm.network=shipbot",
                     "--providers.swarm.refreshSeconds=1",
+                    "--providers.providersThrottleDuration=0s",
+                    "--serversTransport.forwardingTimeouts.dialTimeout=2s",
                     "--providers.swarm.constraints=Label(`shipbot.managed`,`true`)",
                     "--providers.swarm.allowEmptyServices=true",
                     *acme_args(config.acme),  # exactly tested in test_acme.py

@@ -48,6 +48,13 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         "--providers.swarm.exposedByDefault=false",
         f"--providers.swarm.network={NETWORK}",
         f"--providers.swarm.refreshSeconds={config.refresh_seconds}",
+        # Traefik holds a provider's next change back for 2 s by default: a task Swarm has
+        # stopped would stay in the pool that long after the poll that saw it go
+        "--providers.providersThrottleDuration=0s",
+        # a task that is gone leaves an address that never answers: the default 30 s dial
+        # would hang the request past any client's patience; 2 s, then the retry middleware
+        # (core/edge/labels.py) sends it to another task
+        "--serversTransport.forwardingTimeouts.dialTimeout=2s",
         f"--providers.swarm.constraints=Label(`{LABEL_MANAGED}`,`true`)",
         # a routed app with no running task keeps its router and answers 503, once Traefik's
         # swarm provider honours this (traefik/traefik#9907; 3.7 still drops the router).
