@@ -29,6 +29,7 @@ from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.names import service_name
+from core.ownership import owner
 from core.plane import Plane
 from core.swarm import SwarmClient, running_tasks
 
@@ -138,8 +139,11 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
 
 
 def _desired(plane: Plane, swarm: SwarmClient, joining: str | None = None) -> dict[str, Any]:
-    """The proxy's spec, on the networks of what it routes now (and ``joining``)."""
-    networks = routed_networks(swarm.services())
+    """The proxy's spec, on the networks of what it routes now (and ``joining``): of this
+    control plane's services only, so that another's deploys on a shared swarm never
+    restart this proxy (blocking)."""
+    owns = owner(plane)
+    networks = routed_networks(s for s in swarm.services() if owns(s))
     ids = _object_ids(swarm, plane.edge)
     return proxy_spec(plane.edge, ids, [*networks, *filter(None, [joining])])
 
