@@ -126,7 +126,8 @@ def task_history(service: str) -> list[tuple[str, str]]:
         text=True,
         timeout=60,
     ).stdout
-    return [tuple(line.split(" ", 1)) for line in out.splitlines() if line.strip()]  # type: ignore[misc]
+    pairs = (line.split(" ", 1) for line in out.splitlines() if line.strip())
+    return [(task, desired) for task, desired in pairs]
 
 
 def restarted(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> str:
