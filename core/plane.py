@@ -16,6 +16,7 @@ from typing import Any
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, EdgeConfig
+from core.edge.ready import EdgeReady, edge_ready
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import LOCAL, Servers
@@ -55,6 +56,7 @@ class Plane:
     clients: Clients = field(default_factory=Clients)
     # shipbot.yml sections read by the composition root for capabilities' own models
     sections: dict[str, Any] = field(default_factory=dict)
+    edge_ready: EdgeReady = edge_ready  # whether the proxy serves its routers (core/edge/ready.py)
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from core.engine import Engine
 from core.policy.extract import extract
 from core.secrets import Vault
 from core.store import App, Store
+from core.swarm import running_tasks
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from tests.clock import SwarmSteps
@@ -42,6 +43,9 @@ def dispatcher(
         vault=Vault.open(home),
         clock=SwarmSteps(swarm),
     )
+    plane = engine.plane
+    # the fake swarm's proxy serves its routes once its task runs (no HTTP in this tier)
+    plane.edge_ready = lambda address, port: bool(running_tasks(swarm.tasks(plane.edge.service)))
     return Dispatcher(engine, ControlConfig(admins=admins))
 
 

@@ -27,7 +27,17 @@ def test_proxy_spec_exact():
     assert len(digest) == 16
     assert spec == {
         "Name": "shipbot-edge",
-        "Labels": {"shipbot.edge": "true"},
+        "Labels": {
+            "shipbot.edge": "true",
+            # its own router: it answers once the swarm provider has loaded (core/edge/ready.py)
+            "shipbot.managed": "true",
+            "traefik.enable": "true",
+            "traefik.http.routers.shipbot-edge_ready.rule": "Host(`ready.shipbot.invalid`)",
+            "traefik.http.routers.shipbot-edge_ready.entrypoints": "web",
+            "traefik.http.routers.shipbot-edge_ready.priority": "100000",
+            "traefik.http.routers.shipbot-edge_ready.service": "ping@internal",
+            "traefik.http.services.shipbot-edge_ready.loadbalancer.server.port": "80",
+        },
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": "traefik:v3.7",
@@ -43,6 +53,8 @@ def test_proxy_spec_exact():
                     "--providers.swarm.exposedByDefault=false",
                     "--providers.swarm.network=shipbot",
                     "--providers.swarm.refreshSeconds=1",
+                    "--providers.providersThrottleDuration=0s",
+                    "--serversTransport.forwardingTimeouts.dialTimeout=2s",
                     "--providers.swarm.constraints=Label(`shipbot.managed`,`true`)",
                     "--providers.swarm.allowEmptyServices=true",
                     *acme_args(config.acme),  # exactly tested in test_acme.py
@@ -206,3 +218,54 @@ def test_the_certificate_note_says_issuer_and_life_or_that_none_is_issued():
         == "none issued yet (the edge serves TRAEFIK DEFAULT CERT's)"
     )
     assert certificate_note(None, "shop.example.com", now) == "none served"
+
+
+class StepClock:
+    """Time that passes only when slept."""
+
+    def __init__(self) -> None:
+        self.at = 1000.0
+
+    def time(self) -> float:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.at, dt.UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += seconds
+
+
+async def test_setup_says_the_proxy_runs_once_it_serves_its_routes(bot, swarm):
+    asked = []
+
+    def ready(address: str, port: int) -> bool:
+        asked.append((address, port))
+        return len(asked) >= 4  # Traefik answers 404 until its swarm provider has listed
+
+    bot.engine.plane.clock = StepClock()
+    bot.engine.plane.edge_ready = ready
+    created = result(await say(bot, "proxy setup"))
+    assert (created.ok, created.title) == (True, "proxy shipbot-edge runs (created)")
+    assert created.details == ("serves its routes (checked 0.8 s after it was created)",)
+    assert asked == [("127.0.0.1", 80)] * 4
+    assert result(await say(bot, "proxy setup")).details == ()  # unchanged: not restarted
+    assert len(asked) == 4
+
+
+async def test_a_proxy_that_never_serves_its_routes_did_not_start(bot, swarm):
+    clock = StepClock()
+    bot.engine.plane.clock = clock
+    bot.engine.plane.edge_ready = lambda address, port: False
+    replies = await say(bot, "proxy setup")
+    failed = result(replies)
+    assert (failed.ok, failed.title) == (False, "proxy shipbot-edge did not start")
+    assert failed.details == (
+        "why: it runs but served no route within 90 s (its router on the HTTP port did not "
+        "answer): see `docker service logs shipbot-edge` and edge.address / edge.http_port "
+        "in shipbot.yml",
+    )
+    assert 90 <= clock.monotonic() - 1000.0 <= 90.25

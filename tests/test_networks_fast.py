@@ -212,3 +212,36 @@ async def test_an_upgraded_database_leaves_the_shared_network_once_its_apps_move
         "shipbot-db-cache",
         "shipbot-web-production",
     ]
+
+
+async def test_another_control_planes_routed_service_never_moves_this_edge(plane):
+    bot, swarm, root = plane
+    assert result(await say(bot, "proxy setup", ADMIN)).ok
+    # on a shared swarm: another control plane's routed app, on its own network
+    swarm.ensure_network("shipbot-shop-production")
+    swarm.create_service(
+        {
+            "Name": "shop-production",
+            "Labels": {
+                "shipbot.managed": "true",
+                "shipbot.app": "shop",
+                "shipbot.env": "production",
+                "shipbot.plane": "another-plane",
+                "traefik.enable": "true",
+                "traefik.swarm.network": "shipbot-shop-production",
+            },
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "web:1"},
+                "Networks": [{"Target": "shipbot-shop-production"}],
+            },
+            "Mode": {"Replicated": {"Replicas": 1}},
+        }
+    )
+    await add(bot, root, "web", "domains: [web.test]")
+    assert result(await say(bot, "domain grant web web.test", ADMIN)).ok
+    updates = swarm.calls.count("update_service")
+    deployed = await say(bot, "deploy web", ADMIN)
+    assert result(deployed).ok, deployed
+    assert networks_of(swarm, "shipbot-edge") == ["shipbot", "shipbot-web-production"]
+    assert swarm.calls.count("update_service") == updates + 1  # the edge's join only
+    assert result(await say(bot, "proxy setup", ADMIN)).title.endswith("(unchanged)")

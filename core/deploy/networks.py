@@ -35,14 +35,16 @@ async def prepare(
             async for event in db_networks.join(plane, swarm, db, (spec.name, env)):
                 yield event
     if spec.domains:  # the edge of the swarm that runs it (each server added has its own)
-        async for event in sync_networks(plane, swarm, joining=own):
+        here = server == plane.server
+        async for event in sync_networks(plane, swarm, joining=own, here=here):
             yield event
 
 
 async def teardown(plane: Plane, swarm: SwarmClient, network: str) -> AsyncIterator[Event]:
     """After the service of an app environment is gone: the edge and the databases leave
-    its ``network``, then the network goes. Yields one Progress per step."""
-    async for event in sync_networks(plane, swarm):
+    its ``network``, then the network goes. Yields one Progress per step. ``swarm`` is
+    the control plane's own server's (previews run there: core/pipelines/teardown.py)."""
+    async for event in sync_networks(plane, swarm, here=True):
         yield event
     users = [s["Spec"]["Name"] for s in await asyncio.to_thread(swarm.services)]
     users += [db_spec.service_name(row["name"]) for row in await plane.db.databases()]

@@ -7,7 +7,12 @@ that set changes: the first deploy of a routed app environment, or a `proxy setu
 one went away. Its published ports are host-mode, so the update is stop-first and the old
 task lets go of the ports before the new one binds them: requests to every domain go
 unanswered for that moment (the README gives the measured gap). ``sync_networks`` in
-core/edge/operate.py makes the update.
+core/edge/operate.py makes the update, and waits until the new task serves its routes.
+
+Not `docker network connect` on the running Traefik container: it joins without a restart,
+but only where a task of that network already runs on Traefik's node, with an address
+Swarm's allocator does not know (it may give it to a task later), and Traefik's next task
+would not have it (moby/moby#39391).
 """
 
 from __future__ import annotations

@@ -23,10 +23,13 @@ from core.edge.certs import parse_certificate
 from core.edge.labels import ENTRY_HTTPS, router_name
 from core.edge.networks import routed_networks
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
+from core.edge.ready import POLL_SECONDS as READY_POLL_SECONDS
+from core.edge.ready import READY_SECONDS
 from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.names import service_name
+from core.ownership import owner
 from core.plane import Plane
 from core.swarm import SwarmClient, running_tasks
 
@@ -104,6 +107,7 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
     desired = await asyncio.to_thread(_desired, plane, swarm)
     current = await asyncio.to_thread(swarm.inspect_service, config.service)
     _owned(current, config.service)
+    started = plane.clock.monotonic()
     if current is None:
         yield Progress(f"creating service {config.service} ({config.image})")
         await asyncio.to_thread(swarm.create_service, desired)
@@ -121,24 +125,36 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
         "ports": ports_text(config.http_port, config.https_port),
     }
     why = await _wait_running(swarm, desired, plane.clock)
+    details = []
+    if why is None and verb != "unchanged":
+        ready = await _wait_ready(plane, started)
+        if ready is None:
+            why = _not_ready(config.service)
+        else:
+            details = [f"serves its routes (checked {ready:.1f} s after it was {verb})"]
     if why is None:
-        yield Outcome(True, f"proxy {config.service} runs ({verb})", [], fields)
+        yield Outcome(True, f"proxy {config.service} runs ({verb})", details, fields)
     else:
         yield Outcome(False, f"proxy {config.service} did not start", [f"why: {why}"], fields)
 
 
 def _desired(plane: Plane, swarm: SwarmClient, joining: str | None = None) -> dict[str, Any]:
-    """The proxy's spec, on the networks of what it routes now (and ``joining``)."""
-    networks = routed_networks(swarm.services())
+    """The proxy's spec, on the networks of what it routes now (and ``joining``): of this
+    control plane's services only, so that another's deploys on a shared swarm never
+    restart this proxy (blocking)."""
+    owns = owner(plane)
+    networks = routed_networks(s for s in swarm.services() if owns(s))
     ids = _object_ids(swarm, plane.edge)
     return proxy_spec(plane.edge, ids, [*networks, *filter(None, [joining])])
 
 
 async def sync_networks(
-    plane: Plane, swarm: SwarmClient, joining: str | None = None
+    plane: Plane, swarm: SwarmClient, joining: str | None = None, here: bool = False
 ) -> AsyncIterator[Event]:
     """Bring a running proxy onto the routed networks and ``joining`` (core/edge/networks.py);
-    nothing when it is on them already, or when there is no proxy yet."""
+    nothing when it is on them already, or when there is no proxy yet. ``here``: ``swarm``
+    is the control plane's own server, whose edge ``edge.address`` reaches: after a restart
+    it is said to run again only once it serves its routes (core/edge/ready.py)."""
     config = plane.edge
     current = await asyncio.to_thread(swarm.inspect_service, config.service)
     if current is None:
@@ -149,11 +165,44 @@ async def sync_networks(
         return
     what = f"joins network {joining}" if joining else "leaves the networks nothing routed uses"
     yield Progress(f"the edge {config.service} {what} (Traefik restarts, stop-first)")
+    started = plane.clock.monotonic()
     await asyncio.to_thread(swarm.update_service, desired)
     why = await _wait_running(swarm, desired, plane.clock)
     if why is not None:
         raise EdgeError(f"the edge {config.service} did not come back: {why}")
-    yield Progress(f"the edge {config.service} runs again")
+    if not here:
+        yield Progress(f"the edge {config.service} runs again")
+        return
+    ready = await _wait_ready(plane, started)
+    if ready is None:
+        raise EdgeError(
+            f"the edge {config.service} did not come back: {_not_ready(config.service)}"
+        )
+    yield Progress(
+        f"the edge {config.service} runs again and serves its routes "
+        f"(checked {ready:.1f} s after the update)"
+    )
+
+
+async def _wait_ready(plane: Plane, started: float) -> float | None:
+    """Seconds from ``started`` until the proxy served its own router (core/edge/ready.py),
+    on the plane's clock; None when it did not within READY_SECONDS."""
+    config = plane.edge
+    deadline = plane.clock.monotonic() + READY_SECONDS
+    while True:
+        if await asyncio.to_thread(plane.edge_ready, config.address, config.http_port):
+            return plane.clock.monotonic() - started
+        if plane.clock.monotonic() >= deadline:
+            return None
+        await plane.clock.sleep(READY_POLL_SECONDS)
+
+
+def _not_ready(service: str) -> str:
+    return (
+        f"it runs but served no route within {READY_SECONDS:.0f} s (its router on the HTTP "
+        f"port did not answer): see `docker service logs {service}` and edge.address / "
+        "edge.http_port in shipbot.yml"
+    )
 
 
 async def _wait_running(swarm: SwarmClient, desired: dict[str, Any], clock: Clock) -> str | None:

@@ -24,6 +24,10 @@ from core.edge.labels import ENTRY_HTTP, ENTRY_HTTPS
 from core.names import LABEL_MANAGED, NETWORK
 
 LABEL_EDGE = "shipbot.edge"
+# the proxy's own router (core/edge/ready.py): a name no domain grant can hold (RFC 2606's
+# .invalid), above every app's router (core/edge/labels.py gives them 10000 and 1)
+READY_HOST = "ready.shipbot.invalid"
+READY_PRIORITY = 100000
 LABEL_DIGEST = "shipbot.edge.digest"
 SOCKET = "/var/run/docker.sock"
 HTTP_TARGET = 80  # inside the task; the published ports are configuration
@@ -44,6 +48,13 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         "--providers.swarm.exposedByDefault=false",
         f"--providers.swarm.network={NETWORK}",
         f"--providers.swarm.refreshSeconds={config.refresh_seconds}",
+        # Traefik holds a provider's next change back for 2 s by default: a task Swarm has
+        # stopped would stay in the pool that long after the poll that saw it go
+        "--providers.providersThrottleDuration=0s",
+        # a task that is gone leaves an address that never answers: the default 30 s dial
+        # would hang the request past any client's patience; 2 s, then the retry middleware
+        # (core/edge/labels.py) sends it to another task
+        "--serversTransport.forwardingTimeouts.dialTimeout=2s",
         f"--providers.swarm.constraints=Label(`{LABEL_MANAGED}`,`true`)",
         # a routed app with no running task keeps its router and answers 503, once Traefik's
         # swarm provider honours this (traefik/traefik#9907; 3.7 still drops the router).
@@ -51,6 +62,23 @@ def traefik_args(config: EdgeConfig) -> list[str]:
         "--providers.swarm.allowEmptyServices=true",
         *acme_args(config.acme),
     ]
+
+
+def ready_labels(service: str) -> dict[str, str]:
+    """The router that answers once the swarm provider has loaded: Traefik's own ping
+    handler on the HTTP entrypoint for READY_HOST. Its name has an underscore, which no app
+    or environment name has, so no app's router can take it."""
+    router = f"traefik.http.routers.{service}_ready"
+    return {
+        LABEL_MANAGED: "true",
+        "traefik.enable": "true",
+        f"{router}.rule": f"Host(`{READY_HOST}`)",
+        f"{router}.entrypoints": ENTRY_HTTP,
+        f"{router}.priority": str(READY_PRIORITY),
+        f"{router}.service": "ping@internal",
+        # the swarm provider skips a service it cannot address; this one is never routed to
+        f"traefik.http.services.{service}_ready.loadbalancer.server.port": str(HTTP_TARGET),
+    }
 
 
 def proxy_spec(
@@ -103,7 +131,7 @@ def proxy_spec(
     }
     spec: dict[str, Any] = {
         "Name": config.service,
-        "Labels": {LABEL_EDGE: "true"},
+        "Labels": {LABEL_EDGE: "true", **ready_labels(config.service)},
         "TaskTemplate": {
             "ContainerSpec": container,
             "Placement": {"Constraints": ["node.role==manager"]},
