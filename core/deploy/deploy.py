@@ -35,7 +35,7 @@ from core.deploy.verdicts import (
 from core.durations import format_duration
 from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
-from core.errors import CoreError
+from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.ownership import stamped
 from core.plane import Plane
@@ -183,6 +183,9 @@ async def deploy(
                 yield event
             result = watch.verdict
         except CoreError as exc:
+            if isinstance(exc, BuildError):  # nothing was built: the number is unused
+                await plane.db.drop_unbuilt_release(release.id, run.id)
+                raise
             if not applied:
                 await plane.db.update_release(release.id, status=RELEASE_FAILED, message=str(exc))
                 raise
