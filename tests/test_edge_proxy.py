@@ -208,3 +208,27 @@ def test_the_certificate_note_says_issuer_and_life_or_that_none_is_issued():
         == "none issued yet (the edge serves TRAEFIK DEFAULT CERT's)"
     )
     assert certificate_note(None, "shop.example.com", now) == "none served"
+
+
+def test_a_rejected_task_is_quoted_not_the_retry_that_replaced_it():
+    """Where the edge image cannot be pulled, Swarm rejects the task and starts another,
+    which sits in "preparing": the rejection says why, so it is what the reply quotes."""
+    rejected = {
+        "UpdatedAt": "2026-12-07T15:00:01.5Z",
+        "Status": {
+            "State": "rejected",
+            "Message": "preparing",
+            "Err": "No such image: shipbot-test/traefik:v3",
+        },
+    }
+    retry = {
+        "UpdatedAt": "2026-12-07T15:00:06.1Z",
+        "Status": {"State": "preparing", "Message": "preparing"},
+    }
+    assert operate.task_trouble([rejected, retry]) == (
+        "rejected: No such image: shipbot-test/traefik:v3"
+    )
+    assert operate.task_trouble([retry]) == "preparing: preparing"
+    older = {**rejected, "UpdatedAt": "2026-12-07T14:59:00Z"}
+    older["Status"] = {**rejected["Status"], "Err": "an older error"}
+    assert operate.task_trouble([older, retry, rejected]).endswith("traefik:v3")
