@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import build, images, networks, record, release_job
+from core.appspec import AppSpec
+from core.deploy import build, fit, images, networks, record, release_job
 from core.deploy.apply import (
     apply,
     check_domains,
@@ -63,12 +64,14 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
         excluded=await wildcard_exclusions(plane.db, name, resolved.spec.domains),
     )
-    desired = stamped(desired, plane.id)
+    fitted = await placed(swarm, resolved.spec)
+    desired = fit.ordered(stamped(desired, plane.id), fitted.order)
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
     return [
         f"release {number} ({source})",
         *commit,
+        *([fitted.note] if fitted.note and current else []),
         f"digest {resolved.digest}",
         *(
             [f"release command {release_job.shown(resolved.spec.release.command)}"]
@@ -89,6 +92,7 @@ async def deploy(
     check_owner(current, name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
+    fitted = await placed(swarm, spec)  # a placement that cannot hold it: before a release
     started = time.monotonic()
     release = await plane.db.new_release(
         app=name,
@@ -147,6 +151,9 @@ async def deploy(
                 excluded=await wildcard_exclusions(plane.db, name, spec.domains),
             )
             desired = stamped(desired, plane.id)  # this control plane's, on a shared swarm
+            desired = fit.ordered(desired, fitted.order)
+            if fitted.note and current is not None:
+                yield Progress(fitted.note)
             async for event in networks.prepare(plane, swarm, server, spec, env):
                 yield event
             if spec.release is not None:  # before traffic moves: a failure stops us here
@@ -165,7 +172,7 @@ async def deploy(
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
             live = await plane.db.live_release(name, env)
-            verb = "creating" if current is None else f"updating ({spec.rollout.order})"
+            verb = "creating" if current is None else f"updating ({fitted.order})"
             yield Progress(f"{verb} service {desired['Name']}")
             await plane.db.set_env_server(name, env, server, time.time())
             applied = True
@@ -230,6 +237,13 @@ async def deploy(
             outcome = Outcome(False, title, [f"why: {reason}", *details], fields, tail)
     # every record is written before the outcome is told: a reply that fails cannot undo it
     yield outcome
+
+
+async def placed(swarm: SwarmClient, spec: AppSpec) -> fit.Fit:
+    """The rollout order the swarm's Ready nodes allow (``max_per_node``; core/deploy/fit.py)."""
+    if spec.placement.max_per_node is None:
+        return fit.Fit(spec.rollout.order)
+    return fit.fit(spec, await asyncio.to_thread(swarm.nodes))
 
 
 def unknown_outcome(name: str, env: str, release: Release, why: str) -> Outcome:
