@@ -16,6 +16,7 @@ from core.appspec import AppSpec
 from core.errors import DeployError
 
 START_FIRST, STOP_FIRST = "start-first", "stop-first"
+UNSPECIFIED = "0.0.0.0"  # noqa: S104 (an address read from Swarm, nothing binds to it)
 
 
 def hostname(node: dict[str, Any]) -> str:
@@ -32,7 +33,7 @@ def address(node: dict[str, Any]) -> str:
     """The address the node advertises (a manager may show 0.0.0.0 there: its manager
     address then)."""
     addr = (node.get("Status") or {}).get("Addr") or ""
-    if addr in ("", "0.0.0.0"):
+    if addr in ("", UNSPECIFIED):
         addr = ((node.get("ManagerStatus") or {}).get("Addr") or "").rsplit(":", 1)[0]
     return addr
 
