@@ -119,7 +119,8 @@ async def deploy(
                 yield Progress(f"pulling {spec.image}")
                 await images.fetch(plane, swarm, name, spec.image)
                 await asyncio.to_thread(swarm.tag, spec.image, release.image)
-                async for event in plane.servers.spread(server, release.image):  # as a build
+                where = fit.where(spec)
+                async for event in plane.servers.spread(server, release.image, where):  # as built
                     yield event
             elif is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
@@ -136,7 +137,8 @@ async def deploy(
                     async for event in build.carry(on, swarm, release.image, builder, server):
                         yield event
                 # built on the server's manager: its other nodes get the image too
-                async for event in plane.servers.spread(server, release.image):
+                where = fit.where(spec)
+                async for event in plane.servers.spread(server, release.image, where):
                     yield event
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))

@@ -80,6 +80,21 @@ def eligible(nodes: Iterable[dict[str, Any]], constraints: Sequence[str]) -> lis
 
 
 @dataclass(frozen=True)
+class Where:
+    """Where an environment's tasks may run, for the image spread: the constraints, and how
+    many nodes must hold the image for Swarm to place every replica."""
+
+    constraints: tuple[str, ...] = ()
+    nodes_needed: int = 1
+
+
+def where(spec: AppSpec) -> Where:
+    cap = spec.placement.max_per_node
+    needed = -(-spec.replicas // cap) if cap else 1
+    return Where(tuple(spec.placement.constraints), needed)
+
+
+@dataclass(frozen=True)
 class Fit:
     """The rollout order to use, and why it differs from app.yml's (``note``)."""
 
