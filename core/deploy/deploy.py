@@ -112,6 +112,7 @@ async def deploy(
     ) as run:
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
         applied = False
+        building = False  # a build under way: its failure gives the release number back
         registry_auth = None
         try:
             if resolved.app_image:
@@ -131,8 +132,10 @@ async def deploy(
                 on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
+                    building = True
                     async for event in build.build(on, folder, spec, release, shown, plane.build):
                         yield event
+                    building = False
                 if on is not swarm:  # built on the build server: carried to where it runs
                     async for event in build.carry(on, swarm, release.image, builder, server):
                         yield event
@@ -192,7 +195,7 @@ async def deploy(
                 yield event
             result = watch.verdict
         except CoreError as exc:
-            if isinstance(exc, BuildError):  # nothing was built: the number is unused
+            if building and isinstance(exc, BuildError):  # nothing built: the number is unused
                 await plane.db.drop_unbuilt_release(release.id, run.id)
                 raise
             if not applied:
