@@ -38,11 +38,32 @@ def open_here() -> Dispatcher:
     return root_here().dispatcher
 
 
-def read_secret(prompt: str) -> str:
-    """Without echo on a terminal; from one line of stdin when piped."""
-    if sys.stdin.isatty():
-        return getpass.getpass(prompt)
-    return sys.stdin.readline().rstrip("\n")
+def read_secret(prompt: str, read_line: Callable[[], str] | None = None) -> str:
+    """Without echo on a terminal; from stdin when piped. One line, unless it opens a PEM or
+    OpenSSH block (``-----BEGIN …``): then every line to its ``-----END …`` line (or the end
+    of input), so ``ssh-key import NAME < id_ed25519`` gets the whole key."""
+    if read_line is None:
+        read_line = _hidden_lines(prompt) if sys.stdin.isatty() else sys.stdin.readline
+    first = read_line()
+    if not first.startswith("-----BEGIN "):
+        return first.rstrip("\n")
+    lines = [first.rstrip("\n")]
+    while not lines[-1].startswith("-----END "):
+        line = read_line()
+        if not line:  # end of input before the block closed: the key says what is wrong
+            break
+        lines.append(line.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def _hidden_lines(prompt: str) -> Callable[[], str]:
+    """Lines typed or pasted without echo; the prompt shown once."""
+    prompts = iter([prompt])
+
+    def read_line() -> str:
+        return getpass.getpass(next(prompts, "")) + "\n"
+
+    return read_line
 
 
 async def say(dispatcher: Dispatcher, out: Output, user: str, text: str) -> list[Reply]:

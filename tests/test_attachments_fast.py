@@ -8,11 +8,19 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from commands.dispatch import Dispatcher
+from core.config import ControlConfig
 from core.data import databases
+from core.engine import Engine
+from core.secrets import Vault
 from core.store import Store
 from core.store.migrations import HISTORY, v17_env_attachments
+from core.swarm.servers import Servers
+from core.swarm.testing import FakeSwarm
 from tests import test_databases
 from tests.chat import failure, result, say
+from tests.clock import SwarmSteps
+from tests.fast_plane import fake_swarm
 from tests.test_databases import ADMIN, APP_YML
 from tests.test_store import old_format_db
 
@@ -79,3 +87,52 @@ def test_attachments_made_per_app_become_production_ones(tmp_path: Path):
     assert (row["attached_by"], row["attached_at"]) == ("console:x", 5.0)
     assert not store.db["database_apps"].exists()
     store.close()
+
+
+async def test_a_database_on_another_swarm_is_refused_at_deploy_and_attach(
+    tmp_path: Path, monkeypatch
+):
+    """A database lives on the control plane's server; an app environment on a remote
+    server cannot resolve it (an overlay network does not span swarms): its deploy and a
+    later attach are refused with that reason, and nothing runs."""
+    local = fake_swarm("shop:1", "blog:1", "postgres:16")
+    eu = FakeSwarm()
+    for ref in ("shop:1", "blog:1"):
+        eu.publish(ref)
+    home = tmp_path / "home"
+    home.mkdir()
+    for app, listed in (("shop", "databases: [maindb]\n"), ("blog", "")):
+        (tmp_path / app).mkdir()
+        (tmp_path / app / "app.yml").write_text(
+            f"name: {app}\nimage: {app}:1\n{listed}environments:\n  production: {{server: eu-1}}\n"
+        )
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: local, "eu-1": lambda: eu}),
+        home=home,
+        vault=Vault.open(home),
+        server_apps={"eu-1": ["shop", "blog"]},
+        clock=SwarmSteps(local, eu),
+    )
+    bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
+    try:
+        assert result(await say(bot, "db create postgres maindb", ADMIN)).ok
+        for app in ("shop", "blog"):
+            assert result(await say(bot, f"apps add {app} --path {tmp_path / app}", ADMIN)).ok
+        assert result(await say(bot, "db attach maindb shop", ADMIN)).ok  # not deployed yet
+        reason = (
+            "runs on server eu-1, and database maindb lives on server local: an overlay "
+            "network does not span swarms, so the app could not resolve the database's "
+            "address."
+        )
+        refused = failure(await say(bot, "deploy shop", ADMIN))
+        assert refused.message.startswith(f"shop (production) {reason}"), refused.message
+        assert refused.message.endswith("nothing was changed")
+        assert eu.services() == [] and engine.store.releases("shop", "production") == []
+
+        assert result(await say(bot, "deploy blog", ADMIN)).ok
+        late = failure(await say(bot, "db attach maindb blog", ADMIN))
+        assert late.message.startswith(f"blog (production) {reason}"), late.message
+        assert engine.store.database_attachments("maindb") == [("shop", "production")]
+    finally:
+        bot.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.console import read_secret
 from bot.terminal import PlainLines
 from bot.text import strip_ansi
 from commands.dispatch import Dispatcher
@@ -309,3 +310,40 @@ async def test_build_output_reaches_a_pipe_without_escape_codes(tmp_path: Path, 
     replies = [decode(line) for line in as_json.stdout.splitlines()]
     assert Log("on stderr") in replies
     assert "\\u001b" not in as_json.stdout
+
+
+def test_ssh_key_import_reads_a_whole_key_file_from_stdin(tmp_path: Path):
+    """`ssh-key import NAME < id_ed25519`: an OpenSSH private key is many lines, all read."""
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@test", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    assert len(key.read_text().splitlines()) > 3
+    public = (tmp_path / "id_ed25519.pub").read_text().split()[1]
+    with key.open() as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "chat", "ssh-key import ops", "--as", "console:ops"],
+            cwd=ROOT,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SHIPBOT_HOME": str(tmp_path), "COLUMNS": "200"},
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SSH key ops stored, encrypted" in done.stdout
+    assert f"ssh-ed25519 {public}" in done.stdout
+    assert key.read_text().splitlines()[1] not in done.stdout
+
+
+def test_a_single_line_secret_stops_at_its_line():
+    lines = io.StringIO("s3cr3t\ndeploy api\n")
+
+    assert read_secret("value: ", lines.readline) == "s3cr3t"
+    assert lines.readline() == "deploy api\n"
+    block = io.StringIO("-----BEGIN X-----\nAAA\n-----END X-----\nstatus\n")
+    assert read_secret("key: ", block.readline) == "-----BEGIN X-----\nAAA\n-----END X-----\n"
+    assert block.readline() == "status\n"

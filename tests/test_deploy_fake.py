@@ -18,7 +18,7 @@ from core.deploy import adjust, reconcile, rollback
 from core.deploy.deploy import deploy
 from core.deploy.resolve import resolve
 from core.deploy.seal import SEALED, unseal
-from core.errors import DeployError
+from core.errors import BuildError, DeployError
 from core.events import Outcome, Progress
 from core.plane import Plane
 from core.secrets import Vault
@@ -323,3 +323,27 @@ async def test_a_rollback_to_a_pruned_image_fails_before_touching_the_service(pl
     outcome = await ship(plane, "web", "2")
     assert outcome.title == "deploy of web release 2 failed and was rolled back to release 1"
     assert statuses(plane, "web") == [(2, "failed"), (1, "live")]
+
+
+async def test_a_failed_build_uses_no_release_number(plane, fake, tmp_path):
+    """Numbers go to releases that were built: a build that fails gives its number back,
+    and its deployment row keeps the failure with no release."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM busybox\nRUN false\n")
+    (folder / "app.yml").write_text("name: broken\nbuild: .\n")
+    register(plane.store, App("broken", "path", str(folder), None, "console:alice", time.time()))
+    fake.build_log = [{"error": "The command '/bin/sh -c false' returned a non-zero code: 1"}]
+    with pytest.raises(BuildError, match="returned a non-zero code: 1"):
+        await drain(deploy(plane, await resolve(plane, "broken", None, None), user="u:1"))
+    assert statuses(plane, "broken") == []
+    failed = plane.store.db.execute(
+        "SELECT kind, status, release FROM deployments WHERE app = 'broken'"
+    ).fetchall()
+    assert failed == [("deploy", "failed", None)]
+    fake.build_log = [{"stream": "Step 1/1 : FROM busybox\n"}]
+    outcome = outcome_of(
+        await drain(deploy(plane, await resolve(plane, "broken", None, None), user="u:1"))
+    )
+    assert outcome.title == "broken release 1 is live on production"
+    assert statuses(plane, "broken") == [(1, "live")]

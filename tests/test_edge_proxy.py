@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from commands.replies import DENIED
 from core.config import AcmeConfig, EdgeConfig
+from core.edge import operate
 from core.edge.acme import acme_args
 from core.edge.operate import certificate_note
 from core.edge.proxy import proxy_spec
@@ -269,3 +270,27 @@ async def test_a_proxy_that_never_serves_its_routes_did_not_start(bot, swarm):
         "in shipbot.yml",
     )
     assert 90 <= clock.monotonic() - 1000.0 <= 90.25
+
+
+def test_a_rejected_task_is_quoted_not_the_retry_that_replaced_it():
+    """Where the edge image cannot be pulled, Swarm rejects the task and starts another,
+    which sits in "preparing": the rejection says why, so it is what the reply quotes."""
+    rejected = {
+        "UpdatedAt": "2026-12-07T15:00:01.5Z",
+        "Status": {
+            "State": "rejected",
+            "Message": "preparing",
+            "Err": "No such image: shipbot-test/traefik:v3",
+        },
+    }
+    retry = {
+        "UpdatedAt": "2026-12-07T15:00:06.1Z",
+        "Status": {"State": "preparing", "Message": "preparing"},
+    }
+    assert operate.task_trouble([rejected, retry]) == (
+        "rejected: No such image: shipbot-test/traefik:v3"
+    )
+    assert operate.task_trouble([retry]) == "preparing: preparing"
+    older = {**rejected, "UpdatedAt": "2026-12-07T14:59:00Z"}
+    older["Status"] = {**rejected["Status"], "Err": "an older error"}
+    assert operate.task_trouble([older, retry, rejected]).endswith("traefik:v3")

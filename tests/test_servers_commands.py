@@ -18,6 +18,7 @@ from core.servers import keys
 from core.store import Store
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
+from core.swarm.testing.watch import fake_node
 from tests.clock import SwarmSteps
 from tests.fast_plane import dispatcher, fake_swarm
 from tests.test_servers import ADMIN, row, ssh_keygen
@@ -286,5 +287,46 @@ async def test_a_build_server_builds_and_the_image_is_carried_to_where_it_runs(t
         assert local.image_id("shipbot/built:1") == builder.image_id("shipbot/built:1")
         assert [s["Spec"]["Name"] for s in local.services()] == ["built-production"]
         assert builder.services() == []
+    finally:
+        bot.close()
+
+
+async def test_a_node_that_is_down_is_named_by_status_and_server_list(tmp_path, monkeypatch):
+    """Swarm reports a worker down: `status` and `server list` name it, not only
+    `server check`; a swarm whose manager cannot be reached says so in its rows."""
+    local = fake_swarm()
+    eu = FakeSwarm()
+    eu.node_list = [fake_node("n1", "eu-node1"), fake_node("n2", "eu-node2", "worker")]
+    eu.node_list[0]["Status"]["Addr"] = "192.0.2.11"
+    eu.node_list[1]["Status"].update(State="down", Addr="192.0.2.12")
+    home = tmp_path / "home"
+    home.mkdir()
+    engine = Engine(
+        Store(home / "shipbot.db"),
+        servers=Servers({"local": lambda: local, "eu-1": lambda: eu}),
+        home=home,
+        vault=Vault.open(home),
+        clock=SwarmSteps(local, eu),
+    )
+    bot = Dispatcher(engine, ControlConfig(admins=[ADMIN]))
+    try:
+        engine.store.add_server({**row("eu-1"), "url": "ssh://root@192.0.2.11"})
+        engine.store.add_server({**row("eu-2"), "url": "ssh://root@192.0.2.12", "swarm": "eu-1"})
+        engine.store.add_server({**row("eu-9"), "url": "ssh://root@192.0.2.99", "swarm": "eu-9"})
+        engine.store.set_env_server("shop", "production", "eu-1", 1.0)
+        warning = (
+            "⚠️ node eu-node2 of server eu-1 is down: Swarm runs no task there until it is back"
+        )
+        assert warning in [
+            r.text for r in await say(bot, ADMIN, "status") if isinstance(r, Message)
+        ]
+        listed = await say(bot, ADMIN, "server list")
+        table = next(r for r in listed if isinstance(r, Table))
+        assert [(r[0], r[-1]) for r in table.rows] == [
+            ("eu-1", "ready"),
+            ("eu-2", "down"),
+            ("eu-9", "unknown (eu-9 cannot be read: `server check eu-9`)"),
+        ]
+        assert listed[-1] == Message(warning)
     finally:
         bot.close()

@@ -9,6 +9,8 @@ from commands.catalog.words import tasks_word
 from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Log, Message, Reply, Table
+from core.servers import nodes
+from core.servers.where import servers_in_use
 
 MAX_TAIL = 5000
 
@@ -33,12 +35,16 @@ class Status:
             for s in await ctx.engine.status(self.app)
             if ctx.policy.allows(ctx.user, VIEW, s.app, s.env)
         ]
+        plane = ctx.engine.plane
+        down = nodes.down_lines(await nodes.read(plane, await servers_in_use(plane)))
         if not services:
             yield Message(
                 "nothing is deployed yet"
                 if self.app is None
                 else f"{self.app} is not deployed yet: `deploy {self.app}`"
             )
+            for line in down:
+                yield Message(line)
             return
         rows = tuple(
             (
@@ -51,6 +57,8 @@ class Status:
             for s in services
         )
         yield Table(("app", "env", "release", "tasks", "update"), rows)
+        for line in down:
+            yield Message(line)
         if self.app is not None:
             for route in await ctx.engine.routes(self.app):
                 if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):

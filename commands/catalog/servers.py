@@ -19,11 +19,12 @@ from commands.catalog.context import Context, relay
 from commands.grammar import arg, command, option
 from commands.permissions import ADMIN
 from commands.replies import Message, Reply, Result, Table
-from core.servers import manage
+from core.servers import manage, nodes
 from core.servers.errors import ServerError
 from core.servers.hostkeys import HostKey
 from core.servers.keys import DEFAULT_KEY
 from core.servers.remote import MANAGER
+from core.servers.urls import parse_url
 
 
 @command(
@@ -130,8 +131,10 @@ class ServerList:
         if not rows:
             yield Message("no servers yet (apps run on `local`): `server add` adds one")
             return
+        read = await nodes.read(ctx.engine.plane, sorted({r["swarm"] for r in rows}))
+        swarms = {s.server: s for s in read}
         yield Table(
-            ("server", "address", "swarm", "role", "host key", "added"),
+            ("server", "address", "swarm", "role", "host key", "added", "node"),
             tuple(
                 (
                     r["name"],
@@ -140,10 +143,21 @@ class ServerList:
                     r["role"],
                     HostKey(r["host_key_kind"], r["host_key"]).fingerprint,
                     f"{_when(r['added_at'])} by {r['added_by']}",
+                    _node_state(swarms[r["swarm"]], r["url"]),
                 )
                 for r in rows
             ),
         )
+        for line in nodes.down_lines(read):
+            yield Message(line)
+
+
+def _node_state(swarm: nodes.SwarmNodes, url: str) -> str:
+    """What Swarm says of the node at ``url``: ready, down… or why it cannot be told."""
+    if swarm.error is not None:
+        return f"unknown ({swarm.server} cannot be read: `server check {swarm.server}`)"
+    node = nodes.node_of(swarm.nodes, parse_url(url).host)
+    return "not in the swarm" if node is None else nodes.state(node)
 
 
 @command("server check", permission=ADMIN, examples=("server check eu-1",))

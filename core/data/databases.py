@@ -237,6 +237,9 @@ async def attach(plane: Plane, name: str, app: str, env: str, *, user: str) -> b
     app environment's network; False when it already could."""
     await get(plane, name)
     await asyncio.to_thread(apps.get_app, plane.store, app)
+    runs_on = await plane.db.env_server(app, env)
+    if runs_on is not None:  # deployed already: where it runs now (else its deploy checks)
+        await asyncio.to_thread(db_networks.refuse_other_swarm, plane, name, app, env, runs_on)
     done = await plane.db.attach_database(name, app, env, user, plane.clock.time())
     await _sync_networks(plane, name)
     return done

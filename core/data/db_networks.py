@@ -36,6 +36,31 @@ def served(plane: Plane, name: str) -> list[tuple[str, str]]:
     return sorted(set(plane.store.database_attachments(name)) & deployed)
 
 
+def swarm_of(plane: Plane, server: str) -> str:
+    """The swarm a server belongs to, by its first manager's name (blocking); the control
+    plane's own engine and any server not added from chat are their own swarm."""
+    row = plane.store.server(server)
+    return row["swarm"] if row is not None else server
+
+
+def refuse_other_swarm(plane: Plane, name: str, app: str, env: str, server: str) -> None:
+    """An app environment on ``server`` may use database ``name`` only within one swarm
+    (blocking): an overlay network does not span swarms, so an app elsewhere would deploy
+    and then fail to resolve the database's address."""
+    row = plane.store.database(name)
+    if row is None:
+        return
+    home = row["server"]
+    if swarm_of(plane, home) == swarm_of(plane, server):
+        return
+    raise DeployError(
+        f"{app} ({env}) runs on server {server}, and database {name} lives on server {home}: "
+        "an overlay network does not span swarms, so the app could not resolve the "
+        f"database's address. Deploy {app} ({env}) to {home} (app.yml's server:), or give "
+        "it a database it can reach; nothing was changed"
+    )
+
+
 def _on_own_network(swarm: SwarmClient, app: str, env: str, names: dict[str, str]) -> bool:
     service = swarm.inspect_service(service_name(app, env))
     if service is None:

@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.deploy import build, images, networks, record, release_job
+from core.appspec import AppSpec
+from core.deploy import build, fit, images, networks, record, release_job
 from core.deploy.apply import (
     apply,
     check_domains,
@@ -34,7 +35,7 @@ from core.deploy.verdicts import (
 )
 from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
-from core.errors import CoreError
+from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.ownership import stamped
 from core.plane import Plane
@@ -62,12 +63,14 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
         secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
         excluded=await wildcard_exclusions(plane.db, name, resolved.spec.domains),
     )
-    desired = stamped(desired, plane.id)
+    fitted = await placed(swarm, resolved.spec)
+    desired = fit.ordered(stamped(desired, plane.id), fitted.order)
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
     return [
         f"release {number} ({source})",
         *commit,
+        *([fitted.note] if fitted.note and current else []),
         f"digest {resolved.digest}",
         *(
             [f"release command {release_job.shown(resolved.spec.release.command)}"]
@@ -88,6 +91,7 @@ async def deploy(
     check_owner(current, name, env)
     check_domains(await asyncio.to_thread(swarm.services), spec, env)
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
+    fitted = await placed(swarm, spec)  # a placement that cannot hold it: before a release
     started = time.monotonic()
     release = await plane.db.new_release(
         app=name,
@@ -109,6 +113,7 @@ async def deploy(
     ) as op:
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
         applied = False
+        building = False  # a build under way: its failure gives the release number back
         registry_auth = None
         try:
             if resolved.app_image:
@@ -116,7 +121,8 @@ async def deploy(
                 yield Progress(f"pulling {spec.image}")
                 await images.fetch(plane, swarm, name, spec.image)
                 await asyncio.to_thread(swarm.tag, spec.image, release.image)
-                async for event in plane.servers.spread(server, release.image):  # as a build
+                where = fit.where(spec)
+                async for event in plane.servers.spread(server, release.image, where):  # as built
                     yield event
             elif is_pinned(release.image):
                 yield Progress(f"pulling {release.image}")
@@ -127,13 +133,16 @@ async def deploy(
                 on = swarm if builder == server else await plane.servers.client(builder)
                 async with source_tree(plane, resolved) as folder:
                     shown = resolved.commit[:12] if resolved.commit else str(folder)
+                    building = True
                     async for event in build.build(on, folder, spec, release, shown, plane.build):
                         yield event
+                    building = False
                 if on is not swarm:  # built on the build server: carried to where it runs
                     async for event in build.carry(on, swarm, release.image, builder, server):
                         yield event
                 # built on the server's manager: its other nodes get the image too
-                async for event in plane.servers.spread(server, release.image):
+                where = fit.where(spec)
+                async for event in plane.servers.spread(server, release.image, where):
                     yield event
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
@@ -148,6 +157,9 @@ async def deploy(
                 excluded=await wildcard_exclusions(plane.db, name, spec.domains),
             )
             desired = stamped(desired, plane.id)  # this control plane's, on a shared swarm
+            desired = fit.ordered(desired, fitted.order)
+            if fitted.note and current is not None:
+                yield Progress(fitted.note)
             async for event in networks.prepare(plane, swarm, server, spec, env):
                 yield event
             if spec.release is not None:  # before traffic moves: a failure stops us here
@@ -167,7 +179,7 @@ async def deploy(
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
             await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
             live = await plane.db.live_release(name, env)
-            verb = "creating" if current is None else f"updating ({spec.rollout.order})"
+            verb = "creating" if current is None else f"updating ({fitted.order})"
             yield Progress(f"{verb} service {desired['Name']}")
             await plane.db.set_env_server(name, env, server, plane.clock.time())
             applied = True
@@ -186,6 +198,9 @@ async def deploy(
             result = op.result
             assert result is not None
         except CoreError as exc:
+            if building and isinstance(exc, BuildError):  # nothing built: the number is unused
+                await plane.db.drop_unbuilt_release(release.id, op.run.id)
+                raise
             if not applied:
                 await plane.db.update_release(release.id, status=RELEASE_FAILED, message=str(exc))
                 raise
@@ -230,6 +245,13 @@ async def deploy(
             outcome = Outcome(False, title, [f"why: {reason}", *details], fields, tail)
     # every record is written before the outcome is told: a reply that fails cannot undo it
     yield outcome
+
+
+async def placed(swarm: SwarmClient, spec: AppSpec) -> fit.Fit:
+    """The rollout order the swarm's Ready nodes allow (``max_per_node``; core/deploy/fit.py)."""
+    if spec.placement.max_per_node is None:
+        return fit.Fit(spec.rollout.order)
+    return fit.fit(spec, await asyncio.to_thread(swarm.nodes))
 
 
 def unknown_outcome(name: str, env: str, release: Release, why: str) -> Outcome:

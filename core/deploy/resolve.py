@@ -19,7 +19,7 @@ from core import sources
 from core.apps import get_app, read_config, repo_folder
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
 from core.appspec_swarm import secrets_of_others
-from core.data import databases
+from core.data import databases, db_networks
 from core.deploy import images, links
 from core.deploy.spec import (
     derived_names,
@@ -71,6 +71,8 @@ def with_variables(plane: Plane, spec: AppSpec, env: str) -> tuple[AppSpec, froz
         else:
             merged[row["key"]] = row["value"]
     urls = databases.urls_for(plane, spec.name, env, spec.databases)
+    for name in spec.databases:  # attached, so it exists: it must share the app's swarm
+        db_networks.refuse_other_swarm(plane, name, spec.name, env, spec.server or plane.server)
     merged.update(urls)
     secret_keys.update(urls)
     return spec.model_copy(update={"env": merged}), frozenset(secret_keys)

@@ -16,6 +16,7 @@ KEEP_RELEASES = 10
 
 VERDICT_WORDS = {
     "timeout": "did not become healthy in time",
+    "unplaced": "could not be placed on any node",
     "paused": "stalled",
     "failed": "failed",
     "rolled_back": "failed",

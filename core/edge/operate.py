@@ -224,11 +224,19 @@ async def _wait_running(swarm: SwarmClient, desired: dict[str, Any], clock: Cloc
         if fresh and len(fresh) == len(running):
             return None
         if tasks:
-            newest = max(tasks, key=lambda t: t.get("UpdatedAt", ""))
-            status = newest["Status"]
-            last = f"task {status['State']}: {status.get('Err') or status.get('Message', '')}"
+            last = f"task {task_trouble(tasks)}"
         await clock.sleep(POLL_SECONDS)
     return f"{last} (after {START_SECONDS:.0f} s)"
+
+
+def task_trouble(tasks: list[dict[str, Any]]) -> str:
+    """Why no task runs, in the words of the task that says it: the newest one Swarm
+    rejected or that failed (its error: "No such image: …"), not the retry that replaced
+    it ("preparing"); the newest task's state when none has an error yet."""
+    newest_first = sorted(tasks, key=lambda t: t.get("UpdatedAt", ""), reverse=True)
+    erred = [t for t in newest_first if t["Status"].get("Err")]
+    status = (erred or newest_first)[0]["Status"]
+    return f"{status['State']}: {status.get('Err') or status.get('Message', '')}"
 
 
 def ports_text(http_port: int, https_port: int) -> str:
@@ -258,8 +266,7 @@ def _read_status(swarm: SwarmClient, config: EdgeConfig) -> ProxyStatus | None:
         version = labels.get(VERSION_LABEL, version)
     state = ""
     if not running and tasks:
-        status = max(tasks, key=lambda t: t.get("UpdatedAt", ""))["Status"]
-        state = f"{status['State']}: {status.get('Err') or status.get('Message', '')}"
+        state = task_trouble(tasks)
     return ProxyStatus(
         service=config.service,
         image=spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0],

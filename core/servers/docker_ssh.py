@@ -5,6 +5,12 @@ unknown hosts (RejectPolicy), with no arguments to do otherwise. ``PinnedSSHAdap
 overrides only how it builds its paramiko client: no files read, our key, our ``Pin``.
 The API client is made with the shell-out transport (which connects lazily, so nothing
 reaches the host unchecked) and then given this adapter in its place.
+
+Every API request is a session (``docker system dial-stdio``) on the adapter's one SSH
+connection, and sshd allows 10 per connection (MaxSessions). docker-py opens as many as
+there are requests in flight, so a busy ``serve`` (event streams, checks, logs, a deploy)
+ran out, and the refusal read as "dockerd stopped". ``SESSIONS`` bounds them: a request
+waits for a free session, up to ``SESSION_WAIT_SECONDS``; SSH failures say they are SSH's.
 """
 
 from __future__ import annotations
@@ -14,26 +20,60 @@ import docker.constants
 import docker.errors
 import paramiko
 import requests
+import urllib3
 from docker.transport import SSHHTTPAdapter
+from docker.transport.sshconn import SSHConnectionPool
 from docker.utils import version_lt
 
 from core.servers.errors import HostKeyChanged, ServerError
 from core.servers.hostkeys import Pin
 from core.servers.ssh import CONNECT_SECONDS, Login, unreachable
 from core.swarm.docker_api import DEFAULT_TIMEOUT, MINIMUM_API, DockerSwarm
+from core.swarm.docker_errors import TransportError
 
 _MOUNT = "http+docker://ssh"
+SESSIONS = 8  # below sshd's default MaxSessions (10): room for a login shell beside us
+SESSION_WAIT_SECONDS = 60.0
+
+
+class BoundedSessions(SSHConnectionPool):
+    """At most ``SESSIONS`` sessions open at once on the one SSH connection; a request
+    past them waits for one to be given back (a blocking urllib3 pool)."""
+
+    def __init__(self, ssh_client: paramiko.SSHClient, timeout: int, sessions: int) -> None:
+        super().__init__(ssh_client=ssh_client, timeout=timeout, maxsize=sessions)
+        self.block = True
+
+    def urlopen(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("pool_timeout", SESSION_WAIT_SECONDS)
+        return super().urlopen(*args, **kwargs)
+
+
+def session_words(name: str, exc: BaseException) -> str:
+    """An SSH failure as what it is: sshd's session limit named when it refused one."""
+    if isinstance(exc, paramiko.ChannelException):
+        return (
+            f"sshd on server {name} refused a new SSH session ({exc}): its MaxSessions limit "
+            "per connection was reached; shipbot keeps below 10, so another client shares "
+            "this login's connection or MaxSessions is set lower there"
+        )
+    if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+        return (
+            f"all {SESSIONS} SSH sessions to server {name} stayed busy for "
+            f"{SESSION_WAIT_SECONDS:.0f}s (log streams or slow requests); try again"
+        )
+    return f"the SSH connection to server {name} failed: {exc or type(exc).__name__}"
 
 
 class PinnedSSHAdapter(SSHHTTPAdapter):
-    def __init__(self, login: Login, timeout: int) -> None:
+    def __init__(self, login: Login, timeout: int, sessions: int = SESSIONS) -> None:
         self._login = login
-        # sshd allows 10 sessions per connection (MaxSessions) and each pool holds one:
-        # docker-py's own limit for SSH, which its API client passes and we must too
+        self._sessions = sessions
         super().__init__(
             login.url.docker_url,
             timeout=timeout,
             pool_connections=docker.constants.DEFAULT_NUM_POOLS_SSH,
+            max_pool_size=sessions,
         )
 
     def _create_paramiko_client(self, base_url: str) -> None:
@@ -53,15 +93,24 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         }
         self.ssh_params.pop("channel_timeout", None)
 
+    def get_connection(self, url, proxies=None):  # type: ignore[no-untyped-def]
+        """One bounded pool: every request goes to the same engine over the same connection."""
+        with self.pools.lock:
+            pool = self.pools.get(url)
+            if pool is None:
+                if self.ssh_client.get_transport() is None:
+                    self._connect()
+                pool = BoundedSessions(self.ssh_client, self.timeout, self._sessions)
+                self.pools[url] = pool
+            return pool
+
     def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        """SSH trouble mid-request reads as the engine gone away (the swarm client's errors
-        name what was being done), not as an internal error."""
+        """SSH trouble mid-request is told as SSH's (the swarm client's errors name what
+        was being done), not as the engine gone away nor as an internal error."""
         try:
             return super().send(request, *args, **kwargs)
-        except (paramiko.SSHException, EOFError) as exc:
-            raise requests.exceptions.ConnectionError(
-                f"the SSH connection to {self._login.name} failed: {exc}", request=request
-            ) from exc
+        except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
+            raise TransportError(session_words(self._login.name, exc), request=request) from exc
 
 
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:

@@ -8,11 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from core.deploy import fit
 from core.events import Event, Progress
 from core.plane import Plane
 from core.servers import docker_ssh, keys, ssh
 from core.servers.errors import ServerError
 from core.servers.hostkeys import HostKey
+from core.servers.nodes import node_of
 from core.servers.urls import parse_url
 from core.swarm.docker_api import engine_errors
 from core.swarm.servers import Connector
@@ -37,7 +39,7 @@ def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
 def install(plane: Plane) -> None:
     """Let the registry find servers added from chat, and spread images across them."""
     plane.servers.lookup = lambda name: lookup(plane, name)
-    plane.servers.spreader = lambda server, image: spread(plane, server, image)
+    plane.servers.spreader = lambda server, image, where: spread(plane, server, image, where)
 
 
 def lookup(plane: Plane, name: str) -> Connector | None:
@@ -53,9 +55,16 @@ def lookup(plane: Plane, name: str) -> Connector | None:
     return lambda: docker_ssh.connect(login)
 
 
-async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
-    """``docker save`` on the manager streamed into ``docker load`` on every other node of
-    its swarm that shipbot reaches, skipped where the node has that image already."""
+async def spread(
+    plane: Plane, server: str, image: str, where: fit.Where | None = None
+) -> AsyncIterator[Event]:
+    """``docker save`` on the manager streamed into ``docker load`` on the other nodes of
+    its swarm that shipbot added, skipped where the node has that image already.
+
+    Only nodes Swarm reports Ready and that the placement lets tasks run on get it: a node
+    that is down is named and skipped (Swarm places nothing there), and so is one shipbot
+    cannot reach, as long as enough nodes hold the image for every replica."""
+    where = where or fit.Where()
     row = await plane.db.server(server)
     if row is None:
         return
@@ -65,7 +74,6 @@ async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
     if image_id is None:
         raise ServerError(f"image {image} is not on {server}'s manager, where it was built")
     members = await plane.db.servers(row["swarm"])
-    others = [r for r in members if r["name"] != server]
     with engine_errors(f"listing the nodes of {server}'s swarm"):
         nodes = await asyncio.to_thread(api.nodes)
     if len(nodes) > len(members):
@@ -74,11 +82,41 @@ async def spread(plane: Plane, server: str, image: str) -> AsyncIterator[Event]:
             "and get no image: tasks placed there cannot start (`server add NAME URL --join "
             f"{row['swarm']}` adds one)"
         )
-    for other in others:
-        login = await asyncio.to_thread(login_for, plane, other)
-        shipped = await asyncio.to_thread(_ship, api, login, image, image_id)
+    holding: list[str] = []  # hostnames of the nodes tasks may use that have the image
+    unreachable: list[str] = []
+    for member in members:
+        node = await asyncio.to_thread(node_of, nodes, parse_url(member["url"]).host)
+        shown = member["name"] if node is None else f"{member['name']} ({fit.hostname(node)})"
+        if node is not None and not fit.ready(node):
+            state = (node.get("Status") or {}).get("State", "unknown")
+            yield Progress(
+                f"image {image} not sent to {shown}: Swarm reports the node {state}; skipped "
+                "(the next deploy after it is back sends it; a task Swarm moves there before "
+                "then cannot start)"
+            )
+            continue
+        if node is not None and not fit.allows(node, where.constraints):
+            yield Progress(f"image {image} not sent to {shown}: the placement puts no task there")
+            continue
+        if member["name"] == server:
+            holding.append(shown)
+            continue
+        login = await asyncio.to_thread(login_for, plane, member)
+        try:
+            shipped = await asyncio.to_thread(_ship, api, login, image, image_id)
+        except ServerError as exc:
+            unreachable.append(shown)
+            yield Progress(f"image {image} not sent to {shown}: {exc}; skipped")
+            continue
+        holding.append(shown)
         verb = "sent" if shipped else "already there"
-        yield Progress(f"image {image} on {other['name']}: {verb}")
+        yield Progress(f"image {image} on {member['name']}: {verb}")
+    if unreachable and len(holding) < where.nodes_needed:
+        raise ServerError(
+            f"image {image} could not reach {', '.join(unreachable)}, and the nodes that have "
+            f"it ({', '.join(holding) or 'none'}) cannot hold every replica: bring the node "
+            "back, or widen the placement; nothing was changed"
+        )
 
 
 def _ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:

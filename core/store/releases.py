@@ -55,6 +55,13 @@ class ReleasesTable(Connection):
             row_id = db["releases"].insert(row).last_pk
         return self.release_by_id(row_id)
 
+    def drop_unbuilt_release(self, release_id: int, deployment_id: int) -> None:
+        """A release whose build failed gives its number back: only built releases are
+        numbered (the deployment row keeps the failure, with no release)."""
+        with self._write() as db:
+            db["releases"].delete(release_id)
+            db["deployments"].update(deployment_id, {"release": None})
+
     def update_release(self, release_id: int, **changes: Any) -> Release:
         if "spec" in changes:
             changes["spec"] = json.dumps(changes["spec"], sort_keys=True)

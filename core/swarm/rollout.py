@@ -45,7 +45,8 @@ class Target:
 
 @dataclass
 class Converged:
-    """The end of a wait. ``state``: converged, rolled_back, paused, failed or timeout."""
+    """The end of a wait. ``state``: converged, rolled_back, paused, failed, timeout or
+    unplaced (a timeout with a task Swarm found no node for)."""
 
     state: str
     failed_task: dict[str, Any] | None = None
@@ -104,6 +105,8 @@ class Observation:
     converged: bool  # exactly the target's tasks are running, nothing else is
     failed: list[dict[str, Any]]  # tasks of the target that failed since ``since``, newest first
     updated_at: float  # when the service spec last changed, on the engine's clock
+    # tasks of the target Swarm could not put on any node ("no suitable node …")
+    unplaced: list[dict[str, Any]] = field(default_factory=list)
 
 
 def transient(exc: BaseException) -> bool:
@@ -161,7 +164,14 @@ def observe(
     ]
     failed.sort(key=lambda t: _ts(t.get("UpdatedAt")), reverse=True)
     converged = len(good) == target.replicas == len(desired)
-    return Observation(state, len(good), converged, failed, updated_at)
+    unplaced = [
+        t
+        for t in desired
+        if _task_image(t) == target.image
+        and t["Status"]["State"] == "pending"
+        and t["Status"].get("Err")
+    ]
+    return Observation(state, len(good), converged, failed, updated_at, unplaced)
 
 
 async def wait(
@@ -212,6 +222,9 @@ async def wait(
             yield Converged("failed", failed[0])
             return
         if clock.monotonic() > deadline:
+            if not failed and seen.unplaced:  # why it never started: Swarm's own words
+                yield Converged("unplaced", seen.unplaced[0])
+                return
             yield Converged("timeout", failed[0] if failed else None)
             return
         await clock.sleep(POLL_SECONDS)

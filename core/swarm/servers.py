@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from core.errors import DeployError
 from core.events import Event
@@ -16,7 +17,8 @@ Connector = Callable[[], SwarmClient]
 # the servers added from chat (core/servers/remote.py): a name's connector, or None
 Lookup = Callable[[str], Connector | None]
 # after a build on a server's manager: bring the image to the other nodes of its swarm
-Spreader = Callable[[str, str], AsyncIterator[Event]]
+# where the placement (core.deploy.fit.Where, or None: anywhere) lets tasks run
+Spreader = Callable[[str, str, Any], AsyncIterator[Event]]
 
 
 class Servers:
@@ -69,11 +71,11 @@ class Servers:
         if client is not None:
             client.close()
 
-    async def spread(self, server: str, image: str) -> AsyncIterator[Event]:
+    async def spread(self, server: str, image: str, where: Any = None) -> AsyncIterator[Event]:
         """Bring an image built on ``server``'s manager to the other nodes of its swarm."""
         if server in self.connectors or self.spreader is None:
             return
-        async for event in self.spreader(server, image):
+        async for event in self.spreader(server, image, where):
             yield event
 
     def close(self) -> None:

@@ -125,6 +125,8 @@ class Orchestrator:
     def _start(self, service: Service, slot: int) -> dict[str, Any]:
         template = copy.deepcopy(service.spec["TaskTemplate"])
         task_id, container_id = f"task{next(self._ids)}", f"{next(self._ids):064x}"
+        if not self._room(service):  # Swarm's scheduler: the task waits for a node
+            return self._unplaced(service, slot, template, task_id)
         task = {
             "ID": task_id,
             "ServiceID": service.id,
@@ -160,6 +162,37 @@ class Orchestrator:
             container["Config"]["Healthcheck"] = copy.deepcopy(check)
             container["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
         self.containers[container_id] = container
+        return task
+
+    def ready_nodes(self) -> int:
+        """How many nodes can take tasks (the watch side knows its node list)."""
+        return 1
+
+    def _room(self, service: Service) -> bool:
+        """``Placement.MaxReplicas`` per Ready node leaves room for one more task."""
+        cap = (service.spec["TaskTemplate"].get("Placement") or {}).get("MaxReplicas")
+        placed = [t for t in self._tasks_of(service) if t["Status"]["State"] in LIVE]
+        return not cap or len(placed) < cap * self.ready_nodes()
+
+    def _unplaced(
+        self, service: Service, slot: int, template: dict[str, Any], task_id: str
+    ) -> dict[str, Any]:
+        task = {
+            "ID": task_id,
+            "ServiceID": service.id,
+            "Slot": slot,
+            "CreatedAt": stamp(self.now),
+            "UpdatedAt": stamp(self.now),
+            "DesiredState": "running",
+            "Spec": template,
+            "Status": {
+                "Timestamp": stamp(self.now),
+                "State": "pending",
+                "Message": "pending task scheduling",
+                "Err": "no suitable node (max replicas per node limit exceed)",
+            },
+        }
+        self._tasks.append(task)
         return task
 
     def _set_state(self, task: dict[str, Any], state: str, message: str, **extra: Any) -> None:
@@ -233,10 +266,14 @@ class Orchestrator:
             return
         template = service.spec["TaskTemplate"]
         live = [t for t in tasks if t["DesiredState"] == "running"]
+        for task in live:  # a task never placed has nothing to stop: it goes first
+            if task["Spec"] != template and task["Status"]["State"] == "pending":
+                self._shutdown(task)
+        live = [t for t in live if t["DesiredState"] == "running"]
         fresh = [t for t in live if t["Spec"] == template]
         stale = sorted((t for t in live if t["Spec"] != template), key=lambda t: t["Slot"])
-        if any(t["Status"]["State"] == "starting" for t in fresh):
-            return
+        if any(t["Status"]["State"] in ("starting", "pending") for t in fresh):
+            return  # the updater waits for the batch (for a node, when none has room)
         for task in stale[: len(rollout.batch)]:  # start-first: the batch is up, retire as many
             self._shutdown(task)
         stale, rollout.batch = stale[len(rollout.batch) :], []

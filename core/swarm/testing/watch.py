@@ -20,6 +20,9 @@ class FakeWatch:
     containers: dict[str, dict[str, Any]]
     _services: dict[str, Any]
 
+    def ready_nodes(self) -> int:
+        return sum(1 for n in self.node_list if n["Status"]["State"] == "ready")
+
     def nodes(self) -> list[dict[str, Any]]:
         self._enter("nodes")
         return copy.deepcopy(self.node_list)
