@@ -36,6 +36,7 @@ class ManualClock:
         self._wall = start
         self._mono = 0.0
         self.auto = auto
+        self.slept: list[float] = []  # every sleep asked of it, in order
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     @classmethod
@@ -72,6 +73,7 @@ class ManualClock:
         return sum(1 for _, fut in self._sleepers if not fut.done())
 
     async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
         if seconds <= 0:
             await asyncio.sleep(0)
             return

@@ -47,30 +47,6 @@ BIG = b"PGDMP" + NOISE.randbytes(60_000)  # gzip leaves noise as big as it is
 SMALL = b"PGDMP" + NOISE.randbytes(6_000)  # a tenth of BIG, still above the floor
 
 
-class Clock:
-    """The plane's clock, moved by the test; ``sleep`` moves it and lets others run."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.at = start.timestamp()
-        self.mono = 0.0
-        self.slept = 0
-
-    def time(self) -> float:
-        return self.at
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.at, UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        self.at += seconds
-        self.mono += seconds
-        self.slept += 1
-        await asyncio.sleep(0.01)
-
-
 def objects(bot) -> set[str]:
     s3 = S3Store(bot.config.backups.s3)
     try:
@@ -151,7 +127,7 @@ async def test_retention_deletes_failed_and_suspect_objects(bot):
 # a run that started and failed is no missed run
 async def test_a_scheduled_run_that_failed_is_recorded_and_never_called_missed(bot):
     fire = last_fire("0 3 * * *", dt.datetime.now(UTC) - dt.timedelta(days=1))
-    clock = Clock(fire + dt.timedelta(seconds=2))
+    clock = ManualClock.at(fire + dt.timedelta(seconds=2), auto=True)
     bot.engine.plane.clock = clock
     watch_clock = ManualClock.at(fire - dt.timedelta(hours=1))
 
@@ -210,7 +186,7 @@ async def test_a_verify_due_with_the_backup_waits_for_it_and_posts(bot):
         update={"schedules": BackupsConfig(s3=bot.config.backups.s3, schedules=schedules).schedules}
     )
     bot.config = bot.config.model_copy(update={"backups": settings})
-    clock = Clock(dt.datetime(2026, 12, 6, 4, 0, tzinfo=UTC))
+    clock = ManualClock.at(dt.datetime(2026, 12, 6, 4, 0, tzinfo=UTC), auto=True)
     bot.engine.plane.clock = clock
     await create_db(bot, bot.swarm)
     assert (await backup(bot, BIG)).ok  # one good backup to verify
@@ -223,10 +199,10 @@ async def test_a_verify_due_with_the_backup_waits_for_it_and_posts(bot):
     assert await asyncio.to_thread(entered.wait, 10)
     verifying = asyncio.create_task(run(due[1]))
     for _ in range(500):  # a deadline: 500 × 0.01 s
-        if clock.slept >= 2:
+        if len(clock.slept) >= 2:
             break
         await asyncio.sleep(0.01)
-    assert clock.slept >= 2 and not verifying.done()  # waiting, not dropped
+    assert len(clock.slept) >= 2 and not verifying.done()  # waiting, not dropped
     gate.set()
     assert (await backing).ok
     verified = await asyncio.wait_for(verifying, 30)
@@ -237,7 +213,7 @@ async def test_a_verify_due_with_the_backup_waits_for_it_and_posts(bot):
 
 
 async def test_a_verify_that_waits_past_its_bound_posts_and_logs_why(bot, caplog):
-    clock = Clock(dt.datetime(2026, 12, 6, 4, 0, tzinfo=UTC))
+    clock = ManualClock.at(dt.datetime(2026, 12, 6, 4, 0, tzinfo=UTC), auto=True)
     bot.engine.plane.clock = clock
     store = bot.engine.store
     assert store.acquire_lock("db/maindb", owner="other", what="backup", ttl=60, host="h") is None
@@ -248,7 +224,7 @@ async def test_a_verify_that_waits_past_its_bound_posts_and_logs_why(bot, caplog
     assert done.title == "verify of maindb did not run"
     assert done.details[0].startswith("why: maindb is busy: backup by other since ")
     assert done.details[0].endswith(", still after 1m of waiting")
-    assert clock.slept == 60 / reports.VERIFY_POLL_SECONDS
+    assert len(clock.slept) == 60 / reports.VERIFY_POLL_SECONDS
     assert any("verify of maindb did not run" in p for p in posted(bot))
     assert any("verify of maindb not run" in r.getMessage() for r in caplog.records)
 
