@@ -187,8 +187,7 @@ async def test_unknown_app_and_environment_say_so_and_change_nothing(plane):
     assert app.message.startswith("no app named 'nosuch' (registered: web)")
     env = failure(await say(bot, "apps remove web --env prod", ADMIN))
     assert env.message == (
-        "web has no environment 'prod' (its environments: production, staging); "
-        "nothing was changed"
+        "web has no environment 'prod' (its environments: production, staging); nothing was changed"
     )
     assert not [c for c in swarm.calls[before:] if c.startswith("remove")]
     assert isinstance(env, Failure)

@@ -69,8 +69,9 @@ async def undeploy(
     here: bool = True,
 ) -> AsyncIterator[Event]:
     """Undeploy ``app``/``env`` on ``swarm`` (``here``: the control plane's own server),
-    filling ``tally`` (the caller forgets the store's rows). ``volumes``: those known besides the service's mounts; ``images``:
-    the release images to remove; ``dns``: set when its records are to go."""
+    filling ``tally`` (the caller forgets the store's rows). ``volumes``: those known
+    besides the service's mounts; ``images``: the release images to remove; ``dns``: set
+    when its records are to go."""
     name = service_name(app, env)
     current = await asyncio.to_thread(swarm.inspect_service, name)
     check_owner(current, app, env)
