@@ -55,6 +55,16 @@ def _whose(found: dict[str, Any], plane_id: str) -> str | None:
     return f"control plane {owner}'s" if owner else "not labelled as this control plane's"
 
 
+def _mine(found: dict[str, Any] | None, what: str, plane_id: str, tally: Tally) -> bool:
+    """``found`` is there and this control plane's; another's is kept and said so."""
+    if found is None:
+        return False
+    if why := _whose(found, plane_id):
+        tally.kept.append(f"{what} ({why}: not touched)")
+        return False
+    return True
+
+
 async def undeploy(
     plane: Plane,
     swarm: SwarmClient,
@@ -75,8 +85,7 @@ async def undeploy(
     name = service_name(app, env)
     current = await asyncio.to_thread(swarm.inspect_service, name)
     check_owner(current, app, env)
-    if current is not None and (why := _whose(current, plane.id)):
-        tally.kept.append(f"service {name} ({why}: not touched)")
+    if current is not None and not _mine(current, f"service {name}", plane.id, tally):
         return
     if current is not None:
         yield Progress(f"removing service {name} and its routes")
@@ -104,10 +113,7 @@ async def _volume(
     plane: Plane, swarm: SwarmClient, volume: str, tally: Tally, delete: bool
 ) -> AsyncIterator[Event]:
     found = await asyncio.to_thread(swarm.inspect_volume, volume)
-    if found is None:
-        return
-    if why := _whose(found, plane.id):
-        tally.kept.append(f"volume {volume} ({why}: not touched)")
+    if not _mine(found, f"volume {volume}", plane.id, tally):
         return
     if not delete:
         tally.kept.append(
@@ -127,10 +133,7 @@ async def _network(
     plane: Plane, swarm: SwarmClient, network: str, tally: Tally, here: bool
 ) -> AsyncIterator[Event]:
     found = await asyncio.to_thread(swarm.inspect_network, network)
-    if found is None:
-        return
-    if why := _whose(found, plane.id):
-        tally.kept.append(f"network {network} ({why}: not touched)")
+    if not _mine(found, f"network {network}", plane.id, tally):
         return
     async for event in networks.teardown(plane, swarm, network, here=here):
         yield event
