@@ -27,6 +27,8 @@ from core.ownership import labels_of
 from core.plane import Plane
 from core.swarm import SwarmClient, VolumeInUse, rollout
 
+NETWORK_GONE_SECONDS = 10.0
+
 
 @dataclass
 class Tally:
@@ -137,10 +139,14 @@ async def _network(
         return
     async for event in networks.teardown(plane, swarm, network, here=here):
         yield event
-    if await asyncio.to_thread(swarm.inspect_network, network) is None:
-        tally.removed.append(f"network {network}")
-    else:
-        tally.kept.append(f"network {network} (still there: `docker network rm {network}`)")
+    # the manager lists a removed overlay network for a moment more
+    deadline = plane.clock.monotonic() + NETWORK_GONE_SECONDS
+    while await asyncio.to_thread(swarm.inspect_network, network) is not None:
+        if plane.clock.monotonic() > deadline:
+            tally.kept.append(f"network {network} (still there: `docker network rm {network}`)")
+            return
+        await plane.clock.sleep(rollout.VOLUME_POLL_SECONDS)
+    tally.removed.append(f"network {network}")
 
 
 async def _images(plane: Plane, swarm: SwarmClient, images: list[str], tally: Tally) -> None:
