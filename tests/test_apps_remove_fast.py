@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from commands.replies import DENIED, ApprovalRequest, Failure, Result
+from core.config import DnsConfig
 from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE
 from core.store import App
 from tests.chat import failure, result, say
+from tests.fake_cloudflare import FakeCloudflare
 from tests.fast_plane import dispatcher, fake_swarm, register
 
 ADMIN, ANN, DEE = "console:root", "console:ann", "console:dee"
@@ -191,3 +193,48 @@ async def test_unknown_app_and_environment_say_so_and_change_nothing(plane):
     )
     assert not [c for c in swarm.calls[before:] if c.startswith("remove")]
     assert isinstance(env, Failure)
+
+
+async def test_one_environment_in_production_asks_for_approval_first(plane):
+    bot, swarm = plane
+    await deployed(bot)
+    asked = await say(bot, "apps remove web --env production", ADMIN)
+    assert isinstance(asked[-1], ApprovalRequest), asked
+    assert asked[-1].details == (
+        "web: production undeployed (the app stays registered)",
+        "named volumes kept",
+    )
+    assert swarm.inspect_service("web-production") is not None
+    done = result(await say(bot, f"approve {asked[-1].id}", ANN))
+    assert done.title == "web (production) removed; the app stays registered"
+    assert swarm.inspect_service("web-production") is None
+    assert swarm.inspect_service("web-staging") is not None
+
+
+async def test_the_dns_records_its_sync_made_go_and_no_others(plane, monkeypatch):
+    bot, swarm = plane
+    await deployed(bot)
+    cloudflare = await FakeCloudflare(
+        zones={"web.test": "0a1b2c3d4e5f"}, tokens={"cf-token": {"web.test"}}
+    ).start()
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cf-token")
+    dns = DnsConfig(zone="web.test", addresses=["203.0.113.10"], api_url=cloudflare.base_url)
+    bot.config = bot.config.model_copy(update={"dns": dns})
+    record = {"type": "A", "content": "203.0.113.10"}
+    cloudflare.add(
+        "web.test", name="s.web.test", comment="managed by shipbot: web/staging", **record
+    )
+    cloudflare.add(
+        "web.test", name="web.test", comment="managed by shipbot: web/production", **record
+    )
+    cloudflare.add("web.test", name="mail.web.test", **record)  # a person's
+    try:
+        done = result(await say(bot, "apps remove web --env staging", ADMIN))
+        assert "removed DNS record A s.web.test → 203.0.113.10" in done.details
+        assert cloudflare.of("s.web.test") == []
+        assert [r["comment"] for r in cloudflare.of("web.test")] == [
+            "managed by shipbot: web/production"
+        ]
+        assert len(cloudflare.of("mail.web.test")) == 1
+    finally:
+        await cloudflare.stop()

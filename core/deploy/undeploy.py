@@ -108,7 +108,10 @@ async def undeploy(
         except DnsError as exc:
             tally.kept.append(f"DNS records of {app} ({env}): {exc}; delete them by hand")
         else:
-            tally.removed.extend(action.shown for action in deleted)
+            tally.removed.extend(
+                f"DNS record {a.old.type} {a.old.name} → {a.old.content}" if a.old else a.shown
+                for a in deleted
+            )
 
 
 async def _volume(
