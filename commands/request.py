@@ -60,7 +60,8 @@ def needs_secret(text: str) -> str | None:
 def describe(request: Any) -> tuple[str | None, str | None]:
     """The app and environment a request is about: for permissions, locks and the audit.
 
-    A command with an --env option that was not given acts on the default environment.
+    A command with an --env option that was not given acts on the default environment,
+    or on every one (None) where the command's ``default_env`` says so.
     """
     app = (
         getattr(request, "app", None)
@@ -69,4 +70,5 @@ def describe(request: Any) -> tuple[str | None, str | None]:
     )
     if not hasattr(request, "env"):
         return app, None
-    return app, request.env or DEFAULT_ENV
+    # `apps remove APP` without --env is about every environment (``default_env`` None)
+    return app, request.env or getattr(request, "default_env", DEFAULT_ENV)

@@ -83,8 +83,9 @@ USAGE_ERRORS = [
     ("launch hello", "unknown command 'launch': type `help` to see the commands", None),
     (
         "apps",
-        "apps needs one of: add, list",
-        "apps add NAME [--path DIR] [--git URL] [--ref REF] | apps list",
+        "apps needs one of: add, list, remove",
+        "apps add NAME [--path DIR] [--git URL] [--ref REF] | apps list | "
+        "apps remove APP [--env ENV] [--delete-volumes] [--break-glass REASON]",
     ),
     (
         "scale hello many",

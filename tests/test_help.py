@@ -87,7 +87,9 @@ async def test_a_family_a_group_and_a_command(bot):
         "create", "list", "status", "attach", "detach", "remove",
     ]  # fmt: skip
     [apps] = await say(bot, "help apps", ADMIN)
-    assert [row[0].split()[:2] for row in apps.rows] == [["apps", "add"], ["apps", "list"]]
+    assert [row[0].split()[:2] for row in apps.rows] == [
+        ["apps", "add"], ["apps", "list"], ["apps", "remove"],
+    ]  # fmt: skip
     [usage] = await say(bot, "help apps add", ADMIN)
     assert isinstance(usage, Message) and usage.text.startswith("usage: apps add NAME [--path DIR]")
 

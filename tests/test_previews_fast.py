@@ -247,7 +247,7 @@ async def test_a_preview_gets_its_dns_record_and_its_close_deletes_it(bot, repo,
         done = [
             p for p in posted(bot) if getattr(p, "title", "") == "preview pr-7 of zpapp removed"
         ]
-        assert "deleted A pr-7.preview.test → 203.0.113.10" in done[0].details
+        assert "DNS record A pr-7.preview.test → 203.0.113.10" in done[0].details
     finally:
         await cloudflare.stop()
 

@@ -1,7 +1,7 @@
 """Every chat command, by family; importing the package registers them all."""
 
 from commands.catalog.access import Audit, GrantRole, Grants, RevokeRole, Unlock, Whoami
-from commands.catalog.apps import AppsAdd, AppsList
+from commands.catalog.apps import AppsAdd, AppsList, AppsRemove
 from commands.catalog.backups import BackupList, Restore
 from commands.catalog.certs import Certs
 from commands.catalog.context import Context
@@ -41,6 +41,7 @@ __all__ = [
     "Approve",
     "AppsAdd",
     "AppsList",
+    "AppsRemove",
     "Audit",
     "BackupList",
     "BackupReport",

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import json
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
-from commands.catalog.context import Context
+from commands import locks
+from commands.approvals import Review
+from commands.catalog.context import Context, relay
 from commands.catalog.policy import MAX_TITLE, lines_of
-from commands.grammar import UsageError, arg, command, option
+from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.appspec import DEFAULT_ENV
+from core.deploy import remove
+from core.engine import Engine
+from core.errors import CoreError
 from core.secrets import Masker
 
 
@@ -83,3 +93,82 @@ class AppsList:
             return
         rows = tuple((a.name, a.source_kind, a.source, a.ref or "", a.created_by) for a in apps)
         yield Table(("app", "kind", "source", "ref", "added by"), rows)
+
+
+@command(
+    "apps remove",
+    permission=ADMIN,
+    changes_state=True,
+    approvable=True,
+    examples=(
+        "apps remove hello",
+        "apps remove hello --env staging",
+        "apps remove hello --delete-volumes",
+        'apps remove hello --break-glass "leaked key, owners asleep"',
+    ),
+)
+class AppsRemove:
+    """Undeploy an app and unregister it, or with --env undeploy one environment only.
+
+    Its services (and so their routes), networks, release images and the DNS records
+    shipbot made for it go; named volumes stay unless --delete-volumes. Without --env,
+    every environment and preview goes, and so do its registration, variables, secrets,
+    accepted policy, its own grants, domain grants, links and database attachments; the
+    audit keeps its history. Only what this control plane made is removed. Where an
+    environment asks for approval (production by default), someone other than the
+    requester approves first; admins may `--break-glass REASON` instead.
+    """
+
+    default_env: ClassVar[str | None] = None  # no --env: every environment, not production
+
+    app: str = arg("app", "APP")
+    env: str | None = option("env", "ENV")
+    delete_volumes: bool = flag()
+    break_glass: str | None = option("text", "REASON")
+
+    async def scope(self, engine: Engine) -> remove.Scope:
+        await asyncio.to_thread(engine.app, self.app)  # an unknown app says so here
+        try:
+            config = await engine.config(self.app)
+        except CoreError:  # a source that cannot be read any more: what the store knows
+            config = None
+        return await remove.scope(engine.plane, self.app, self.env, config)
+
+    async def bound(self, engine: Engine) -> str:
+        """The app as registered and the environments it has: one removed and added again,
+        or a new environment deployed since, is not what was approved."""
+        scope = await self.scope(engine)
+        row = await asyncio.to_thread(engine.app, self.app)
+        seen = json.dumps([row.source, row.created_at, scope.envs])
+        return hashlib.sha256(seen.encode()).hexdigest()[:16]
+
+    async def review(self, ctx: Context) -> Review | None:
+        scope = await self.scope(ctx.engine)
+        rule = await remove.approval(ctx.engine.plane, scope)
+        if rule is None:
+            return None
+        volumes = "deleted" if self.delete_volumes else "kept"
+        what = "and unregistered" if scope.whole else "(the app stays registered)"
+        details = (
+            f"{self.app}: {', '.join(scope.envs)} undeployed {what}",
+            f"named volumes {volumes}",
+        )
+        return Review(rule, await self.bound(ctx.engine), details)
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        scope = await self.scope(ctx.engine)
+        async with contextlib.AsyncExitStack() as held:
+            for env in scope.envs:  # no deploy of it may run meanwhile
+                what = f"`apps remove {self.app}` for {ctx.user}"
+                await held.enter_async_context(
+                    locks.hold(ctx.engine.store, self.app, env, ctx.user, what)
+                )
+            events = remove.remove(
+                ctx.engine.plane,
+                scope,
+                dns=ctx.config.dns,
+                delete_volumes=self.delete_volumes,
+                user=ctx.user,
+            )
+            async for reply in relay(events):
+                yield reply

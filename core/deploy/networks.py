@@ -40,11 +40,13 @@ async def prepare(
             yield event
 
 
-async def teardown(plane: Plane, swarm: SwarmClient, network: str) -> AsyncIterator[Event]:
+async def teardown(
+    plane: Plane, swarm: SwarmClient, network: str, *, here: bool = True
+) -> AsyncIterator[Event]:
     """After the service of an app environment is gone: the edge and the databases leave
-    its ``network``, then the network goes. Yields one Progress per step. ``swarm`` is
-    the control plane's own server's (previews run there: core/pipelines/teardown.py)."""
-    async for event in sync_networks(plane, swarm, here=True):
+    its ``network``, then the network goes. Yields one Progress per step. ``here``:
+    ``swarm`` is the control plane's own server's (core/deploy/undeploy.py)."""
+    async for event in sync_networks(plane, swarm, here=here):
         yield event
     users = [s["Spec"]["Name"] for s in await asyncio.to_thread(swarm.services)]
     users += [db_spec.service_name(row["name"]) for row in await plane.db.databases()]

@@ -43,6 +43,7 @@ from core.store.pipelines import PipelinesTable
 from core.store.policies import PoliciesTable
 from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
+from core.store.removal import RemovalTables
 from core.store.servers import ServersTable
 
 __all__ = [
@@ -94,6 +95,7 @@ class Store(
     DomainGrantsTable,
     PoliciesTable,
     LinksTable,
+    RemovalTables,
 ):
     """The state file, opened and migrated; ``busy_timeout`` is how long a write waits for
     another process's lock before ``StoreBusy``."""

@@ -4,6 +4,7 @@ and removes them (attachable, so jobs' tasks join them too, labelled as shipbot'
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import docker
 import docker.errors
@@ -43,6 +44,11 @@ class DockerNetworks:
             ):
                 raise NetworkInUse(str(exc)) from exc.__cause__
             raise
+
+    def inspect_network(self, name: str) -> dict[str, Any] | None:
+        with engine_errors(f"inspecting network {name}"):
+            found = [net for net in self.api.networks(names=[name]) if net["Name"] == name]
+            return found[0] if found else None
 
     def network_names(self) -> dict[str, str]:
         with engine_errors("listing networks"):

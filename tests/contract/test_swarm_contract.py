@@ -9,7 +9,7 @@ import pytest
 from core.appspec import parse_app_config
 from core.deploy.spec import service_spec, with_replicas
 from core.errors import DeployError
-from core.names import LABEL_APP, LABEL_PLANE, network_name, service_name
+from core.names import LABEL_APP, LABEL_MANAGED, LABEL_PLANE, network_name, service_name
 from core.swarm import NetworkInUse, comparable_image, running_tasks
 from core.swarm.jobs import job_labels, job_spec
 from tests.contract.world import World, job_command
@@ -251,6 +251,10 @@ def test_networks_are_made_once_attached_by_id_and_removed_when_free(world: Worl
     world.swarm.ensure_network(network, labels={LABEL_APP: world.prefix})  # there already
     names = world.swarm.network_names()
     assert list(names.values()).count(network) == 1
+    seen = world.swarm.inspect_network(network)  # by its exact name, with its labels
+    assert seen is not None and seen["Name"] == network
+    assert seen["Labels"][LABEL_MANAGED] == "true"
+    assert world.swarm.inspect_network(network[:-1]) is None  # a prefix names none
     attached = world.swarm.inspect_service(spec["Name"])["Spec"]["TaskTemplate"]["Networks"]
     assert [names[n["Target"]] for n in attached] == [network]
     with pytest.raises(DeployError, match="is in use by service") as refused:
@@ -269,6 +273,7 @@ def test_networks_are_made_once_attached_by_id_and_removed_when_free(world: Worl
     world.until(  # the engine lists a removed overlay network for a moment longer
         lambda: network not in world.swarm.network_names().values(), "the network gone"
     )
+    assert world.swarm.inspect_network(network) is None
     world.swarm.remove_network(network)  # absent is fine
 
 

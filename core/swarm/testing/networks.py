@@ -44,6 +44,11 @@ class FakeNetworks(Orchestrator):
             )
         self.networks.pop(name, None)
 
+    def inspect_network(self, name: str) -> dict[str, Any] | None:
+        self._enter("inspect_network")
+        labels = self.networks.get(name)
+        return None if labels is None else {"Name": name, "Id": name, "Labels": dict(labels)}
+
     def network_names(self) -> dict[str, str]:
         self._enter("network_names")
         return {name: name for name in self.networks}
