@@ -218,9 +218,16 @@ class Engine:
 
     # managed databases: core/data/databases.py
     def create_database(
-        self, kind: str, name: str, version: str | None, *, user: str, config: DataConfig
+        self,
+        kind: str,
+        name: str,
+        version: str | None,
+        *,
+        user: str,
+        config: DataConfig,
+        server: str | None = None,
     ) -> AsyncIterator[Event]:
-        return databases.create(self.plane, config, kind, name, version, user=user)
+        return databases.create(self.plane, config, kind, name, version, user=user, server=server)
 
     def remove_database(self, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
         return databases.remove(self.plane, name, delete_data=delete_data)
