@@ -188,7 +188,10 @@ async def test_create_records_encrypted_credentials_and_runs_one_replica(plane):
     replies = await say(bot, "db create postgres maindb", ADMIN)
     done = result(replies)
     assert done.ok and done.title == "postgres database maindb is up"
-    assert "creating service db-maindb (postgres:16) on volume db-maindb-data on server local" in steps(replies)
+    assert (
+        "creating service db-maindb (postgres:16) on volume db-maindb-data on server local"
+        in steps(replies)
+    )
     service = swarm.inspect_service("db-maindb")
     assert service is not None and service["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
     assert swarm.inspect_volume("db-maindb-data") is not None
