@@ -207,7 +207,7 @@ async def test_an_unknown_or_unreachable_server_is_named(fleet):
     unreachable(bot, "local")
     away = failure(await say(bot, "db create postgres other", ADMIN))
     assert away.message == (
-        "database other would go on the control plane's own server local, which cannot be "
+        "database other would be on the control plane's own server local, which cannot be "
         "reached: cannot reach the Docker engine of local. Name a server with --server S "
         "(servers: eu-1); nothing was changed"
     )

@@ -29,6 +29,7 @@ from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
 from core.scheduler.jobs import database_lock
+from core.servers import where
 from core.store import Store
 from core.store.backups import BACKUP_SUSPECT
 
@@ -231,7 +232,7 @@ class Restore:
         """Identity, S3's permission and object, disk room (on the server the restore goes
         to): before anything is created."""
         server = await self._server(ctx)
-        swarm = await homes.client(ctx.engine.plane, server, f"database {self.target}")
+        swarm = await where.client(ctx.engine.plane, server, f"database {self.target}")
         s3 = ctx.engine.plane.clients.s3(settings.s3, None)
         try:
             await asyncio.to_thread(

@@ -20,8 +20,8 @@ from commands.permissions import ADMIN, VIEW, Denied
 from commands.replies import Message, Reply, Result, Table
 from core.data import db_spec, review, volumes
 from core.data.databases import DatabaseError, ForeignDatabase, shown
-from core.data.homes import ServerUnreachable
 from core.engine import Engine
+from core.servers.errors import ServerUnreachable
 
 
 def seen(ctx: Context, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from core.events import Event, Outcome, Progress
 from core.names import LABEL_PLANE
 from core.ownership import foreign, stamped
 from core.plane import Plane
+from core.servers import where
 from core.swarm import SwarmClient, VolumeInUse, rollout, running_tasks
 
 READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
@@ -220,7 +221,7 @@ async def _ready(plane: Plane, swarm: SwarmClient, db: Database) -> AsyncIterato
 
 async def status(plane: Plane, name: str) -> DatabaseStatus:
     db = await get(plane, name)
-    swarm = await homes.client(plane, db.server, f"database {name}")
+    swarm = await where.client(plane, db.server, f"database {name}")
 
     def read() -> DatabaseStatus:
         service, volume = swarm.inspect_service(db.service), swarm.inspect_volume(db.volume)
@@ -274,7 +275,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
             f"database {name} is attached to {shown(pairs)}: detach it first "
             f"(`db detach {name} {pairs[0][0]} --env {pairs[0][1]}`); nothing was changed"
         )
-    swarm = await homes.client(plane, db.server, f"database {name}")
+    swarm = await where.client(plane, db.server, f"database {name}")
     found = await asyncio.to_thread(
         lambda: (swarm.inspect_service(db.service), swarm.inspect_volume(db.volume))
     )
