@@ -206,11 +206,11 @@ class Engine:
             await reconcile.reconcile(self.plane)
 
     # the edge: Traefik in front of the swarm
-    def proxy_setup(self) -> AsyncIterator[Event]:
-        return edge.setup(self.plane)
+    def proxy_setup(self, server: str | None = None) -> AsyncIterator[Event]:
+        return edge.setup(self.plane, server)
 
-    async def proxy_status(self) -> edge.ProxyStatus | None:
-        return await edge.proxy_status(self.plane)
+    async def proxy_status(self, server: str | None = None) -> edge.ProxyStatus | None:
+        return await edge.proxy_status(self.plane, server)
 
     async def routes(self, name: str) -> list[edge.Route]:
         """An app's domains, each probed once through the proxy."""
