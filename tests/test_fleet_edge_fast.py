@@ -101,6 +101,7 @@ async def test_an_unknown_or_unreachable_server_is_named(fleet):
     def refuse() -> FakeSwarm:
         raise EngineUnavailable("cannot reach the Docker engine of eu-1")
 
+    bot.engine.plane.servers.forget("eu-1")  # the connection is lost; reconnecting fails
     bot.engine.plane.servers.connectors["eu-1"] = refuse
     away = failure(await say(bot, "proxy status --server eu-1", ADMIN))
     assert away.message == (
