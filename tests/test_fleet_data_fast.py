@@ -27,6 +27,7 @@ from tests.fast_plane import fake_swarm
 from tests.moto_s3 import KEYS, make_bucket, s3_config
 from tests.test_backup_schedules import ADMIN, tools
 from tests.test_backup_volumes import a_tar, shop_service, tar_tools
+from tests.test_servers import row
 
 s3_url = schedules.s3_url  # moto on loopback, once for the module
 
@@ -169,6 +170,15 @@ async def test_backup_verify_restore_and_remove_follow_the_database(fleet):
     assert made[-1] == "db-eucopy"
     assert bot.engine.store.database("eucopy")["server"] == "eu-1"
     assert local.services() == [] and local.inspect_volume("db-eucopy-data") is None
+
+    # eu-1 holds databases: it is not forgotten while they live there
+    bot.engine.store.add_server(row("eu-1"))
+    kept = failure(await say(bot, "server remove eu-1", ADMIN))
+    assert kept.message == (
+        "databases eucopy, eudb live on eu-1: back them up and remove them (`backup run "
+        "eucopy`, then `db remove eucopy`) first; nothing was changed"
+    )
+    assert bot.engine.store.server("eu-1") is not None
 
     removed = result(await say(bot, 'db remove eucopy --delete-data --break-glass "test"', ADMIN))
     assert removed.title == "database eucopy removed with its data (volume db-eucopy-data)"

@@ -262,6 +262,12 @@ def remove(plane: Plane, name: str) -> None:
     if running:
         shown = ", ".join(f"{app} ({env})" for app, env in running)
         raise ServerError(f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) first")
+    held = [r["name"] for r in plane.store.databases() if r.get("server") == name]
+    if held:
+        raise ServerError(
+            f"databases {', '.join(held)} live on {name}: back them up and remove them "
+            f"(`backup run {held[0]}`, then `db remove {held[0]}`) first; nothing was changed"
+        )
     plane.store.remove_server(name)
     plane.servers.forget(name)
 
