@@ -148,11 +148,11 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         yield Progress(f"recorded {plan.name}: {trusted}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
-        remote = dataclasses.replace(plane, server=plan.name)
         swarm_client = await plane.servers.client(plan.name)
         await asyncio.to_thread(swarm_client.ensure_network)
         yield Progress("overlay network ready")
-        async for event in edge.setup(remote):
+        # the new server's own proxy; edge.address is the control plane's, not probed here
+        async for event in edge.setup(plane, plan.name):
             if isinstance(event, Outcome) and not event.ok:
                 yield Outcome(False, f"{plan.name}: the proxy did not start", event.details, fields)
                 return
