@@ -206,11 +206,11 @@ class Engine:
             await reconcile.reconcile(self.plane)
 
     # the edge: Traefik in front of the swarm
-    def proxy_setup(self) -> AsyncIterator[Event]:
-        return edge.setup(self.plane)
+    def proxy_setup(self, server: str | None = None) -> AsyncIterator[Event]:
+        return edge.setup(self.plane, server)
 
-    async def proxy_status(self) -> edge.ProxyStatus | None:
-        return await edge.proxy_status(self.plane)
+    async def proxy_status(self, server: str | None = None) -> edge.ProxyStatus | None:
+        return await edge.proxy_status(self.plane, server)
 
     async def routes(self, name: str) -> list[edge.Route]:
         """An app's domains, each probed once through the proxy."""
@@ -218,9 +218,16 @@ class Engine:
 
     # managed databases: core/data/databases.py
     def create_database(
-        self, kind: str, name: str, version: str | None, *, user: str, config: DataConfig
+        self,
+        kind: str,
+        name: str,
+        version: str | None,
+        *,
+        user: str,
+        config: DataConfig,
+        server: str | None = None,
     ) -> AsyncIterator[Event]:
-        return databases.create(self.plane, config, kind, name, version, user=user)
+        return databases.create(self.plane, config, kind, name, version, user=user, server=server)
 
     def remove_database(self, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
         return databases.remove(self.plane, name, delete_data=delete_data)

@@ -213,7 +213,10 @@ async def test_restore_into_a_new_database_asks_no_approval(plane):
     assert isinstance(asked(replies), ApprovalRequest)
     replies = await say(bot, "restore maindb 1 --to copy", ADMIN)
     assert not [r for r in replies if isinstance(r, ApprovalRequest)]
-    assert steps(replies)[0] == "creating service db-copy (postgres:16) on volume db-copy-data"
+    assert (
+        steps(replies)[0]
+        == "creating service db-copy (postgres:16) on volume db-copy-data on server local"
+    )
     assert bot.engine.store.db["approvals"].count == 1  # the live one's only
 
 

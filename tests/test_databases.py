@@ -188,7 +188,10 @@ async def test_create_records_encrypted_credentials_and_runs_one_replica(plane):
     replies = await say(bot, "db create postgres maindb", ADMIN)
     done = result(replies)
     assert done.ok and done.title == "postgres database maindb is up"
-    assert "creating service db-maindb (postgres:16) on volume db-maindb-data" in steps(replies)
+    assert (
+        "creating service db-maindb (postgres:16) on volume db-maindb-data on server local"
+        in steps(replies)
+    )
     service = swarm.inspect_service("db-maindb")
     assert service is not None and service["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
     assert swarm.inspect_volume("db-maindb-data") is not None
@@ -283,7 +286,7 @@ async def test_viewers_see_the_databases_of_apps_they_view(plane):
     assert result(await say(bot, f"grant {VIEWER} viewer --app shop", ADMIN)).ok
     everything = table(await say(bot, "db list", ADMIN))
     assert [r[:2] for r in everything.rows] == [("cache", "redis"), ("maindb", "postgres")]
-    assert everything.rows[1][3:] == ("1/1 healthy", "shop (production)")
+    assert everything.rows[1][3:] == ("1/1 healthy", "shop (production)", "local")
     mine = table(await say(bot, "db list", VIEWER))
     assert [r[0] for r in mine.rows] == ["maindb"]
     hidden = failure(await say(bot, "db status cache", VIEWER))

@@ -165,6 +165,7 @@ async def test_proxy_setup_creates_then_leaves_alone_then_updates(bot, swarm):
         "service": "shipbot-edge",
         "image": "traefik:v3",
         "ports": "http 80, https 443 (host mode)",
+        "server": "local",
     }
     assert "shipbot" in swarm.networks
     unchanged = result(await say(bot, "proxy setup"))
@@ -177,7 +178,14 @@ async def test_proxy_setup_creates_then_leaves_alone_then_updates(bot, swarm):
     assert swarm.calls.count("update_service") == 1
     status = table(await say(bot, "proxy status"))
     assert status.rows == (
-        ("shipbot-edge", "traefik:v3", "http 80, https 443 (host mode)", "1/1 running", "?"),
+        (
+            "shipbot-edge",
+            "traefik:v3",
+            "http 80, https 443 (host mode)",
+            "1/1 running",
+            "?",
+            "local",
+        ),
     )
     bot.engine.store.flush_audit()
     audited = [(row["command"], row["result"]) for row in bot.engine.store.audit_log()]

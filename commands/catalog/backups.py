@@ -23,12 +23,13 @@ from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
-from core.data import backup, restore, review, volumes
+from core.data import backup, homes, restore, review, volumes
 from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
 from core.scheduler.jobs import database_lock
+from core.servers import where
 from core.store import Store
 from core.store.backups import BACKUP_SUSPECT
 
@@ -98,9 +99,12 @@ async def backup_and_post(
 ) -> Result:
     """One backup of database ``name``, recorded, and its result queued for the channels."""
     settings = backups_config(config)
-    swarm = await plane.servers.client(plane.server)
-    s3 = plane.clients.s3(settings.s3, environ)
     volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
+    if volume is not None:  # where the app environment runs; a database on its own server
+        swarm = await homes.volume_swarm(plane, volume.app, volume.env)
+    else:
+        swarm = await homes.database_swarm(plane, name)
+    s3 = plane.clients.s3(settings.s3, environ)
     try:
         if volume is not None:
             report = await asyncio.to_thread(
@@ -225,8 +229,10 @@ class Restore:
         return row
 
     async def _precheck(self, ctx: Context, settings: BackupsConfig, row: dict[str, Any]) -> None:
-        """Identity, S3's permission and object, disk room: before anything is created."""
-        swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
+        """Identity, S3's permission and object, disk room (on the server the restore goes
+        to): before anything is created."""
+        server = await self._server(ctx)
+        swarm = await where.client(ctx.engine.plane, server, f"database {self.target}")
         s3 = ctx.engine.plane.clients.s3(settings.s3, None)
         try:
             await asyncio.to_thread(
@@ -284,7 +290,7 @@ class Restore:
     async def _restore(
         self, ctx: Context, settings: BackupsConfig, row: dict[str, Any], target: str, over: bool
     ) -> restore.Restored:
-        swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
+        swarm = await homes.database_swarm(ctx.engine.plane, target)
         into = await asyncio.to_thread(backup.locate, swarm, target, ctx.engine.plane.id)
         s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
@@ -301,14 +307,28 @@ class Restore:
         finally:
             s3.close()
 
+    async def _server(self, ctx: Context) -> str:
+        """Where the restore runs: the target database's server; a new --to database goes
+        on the source's (the control plane's own when the source is gone)."""
+        for name in (self.target, self.db):
+            row = await ctx.engine.db.database(name)
+            if row is not None and row.get("server"):
+                return str(row["server"])
+        return ctx.engine.plane.server
+
     async def _create(self, ctx: Context, kind: str) -> AsyncIterator[Event]:
         """The --to database, of the backup's kind and the source's version (the kind's
-        default when the source is gone)."""
+        default when the source is gone), on the source's server."""
         assert self.to is not None
         source = await ctx.engine.db.database(self.db)
         version = source["version"] if source and source["kind"] == kind else None
         return ctx.engine.create_database(
-            kind, self.to, version, user=ctx.user, config=ctx.config.data
+            kind,
+            self.to,
+            version,
+            user=ctx.user,
+            config=ctx.config.data,
+            server=await self._server(ctx),
         )
 
 

@@ -3,18 +3,20 @@ watcher that ``shipbot serve`` runs, posting to the ``certs`` channels."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 
 from commands.catalog.context import Context
-from commands.grammar import arg, command
+from commands.grammar import arg, command, option
 from commands.notify import Notifier
 from commands.permissions import VIEW
 from commands.replies import Message, Reply, Table
 from core.clock import Clock
 from core.errors import CoreError
 from core.plane import Plane
+from core.servers import where
 from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, standing_error
 
 log = logging.getLogger("shipbot.certs")
@@ -51,27 +53,43 @@ def cert_rows(facts: list[DomainFacts], now: dt.datetime) -> tuple[tuple[str, ..
     return tuple(rows)
 
 
-@command("certs", permission=VIEW, examples=("certs", "certs api"))
+@command("certs", permission=VIEW, examples=("certs", "certs api", "certs --server eu-1"))
 class Certs:
     """Show the certificate the edge serves for each app domain: issuer, not-after, days left.
 
-    Read by a TLS handshake with each domain's name against the proxy, as a browser would.
+    Read by a TLS handshake with each domain's name against the proxy, as a browser would,
+    and from that proxy's log for ACME outcomes. Each server runs its own proxy: --server
+    names which (the control plane's own, at `edge.address`, by default; a server added
+    from chat at its SSH address's host).
     """
 
     app: str | None = arg("app", "APP", optional=True)
+    server: str | None = option("app", "SERVER")
+
+    async def _reader(self, plane: Plane) -> EdgeReader:
+        if self.server is None:
+            return EdgeReader.of(plane)
+        missing = await where.unknown(plane, self.server)
+        if missing is not None:
+            raise missing
+        address = await asyncio.to_thread(where.public_address, plane, self.server)
+        return EdgeReader.of(plane, self.server, address)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        reader = await self._reader(ctx.engine.plane)
         facts = [
             f
-            for f in await EdgeReader.of(ctx.engine.plane).facts()
+            for f in await reader.facts()
             if (self.app is None or f.app == self.app)
             and ctx.policy.allows(ctx.user, VIEW, f.app, f.env)
         ]
         if not facts:
+            there = f" on server {self.server}" if self.server else ""
             yield Message(
-                "no app has a domain yet: add `domains: [...]` to app.yml and deploy"
+                f"no app has a domain{there} yet: add `domains: [...]` to app.yml and deploy"
                 if self.app is None
-                else f"{self.app} has no domain: add `domains: [...]` to its app.yml and deploy"
+                else f"{self.app} has no domain{there}: add `domains: [...]` to its app.yml "
+                "and deploy"
             )
             return
         yield Table(COLUMNS, cert_rows(facts, ctx.engine.clock.now()))

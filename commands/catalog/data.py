@@ -21,6 +21,7 @@ from commands.replies import Message, Reply, Result, Table
 from core.data import db_spec, review, volumes
 from core.data.databases import DatabaseError, ForeignDatabase, shown
 from core.engine import Engine
+from core.servers.errors import ServerUnreachable
 
 
 def seen(ctx: Context, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -65,19 +66,23 @@ def _unknown(name: str) -> DatabaseError:
         "db create postgres maindb",
         "db create postgres maindb --version 15",
         "db create redis cache",
+        "db create postgres eudb --server eu-1",
     ),
 )
 class DbCreate:
     """Create a database (postgres, mariadb, mysql or redis) as a Swarm service.
 
-    One replica on shipbot's network, its data on the volume db-NAME-data, credentials
+    One replica on its own network, its data on the volume db-NAME-data, credentials
     generated and kept encrypted. The image comes from shipbot.yml's `data.images`
-    (the official image of that version by default).
+    (the official image of that version by default). It runs on --server (the control
+    plane's own server by default), and its backups, restores and apps stay on that
+    server's swarm.
     """
 
     kind: str = arg("text", "KIND")
     db: str = arg("app", "NAME")
     version: str | None = option("text", "VERSION")
+    server: str | None = option("app", "SERVER")
 
     def __post_init__(self) -> None:
         db_spec.check_kind(self.kind)
@@ -87,28 +92,39 @@ class DbCreate:
 
     def run(self, ctx: Context) -> AsyncIterator[Reply]:
         events = ctx.engine.create_database(
-            self.kind, self.db, self.version, user=ctx.user, config=ctx.config.data
+            self.kind,
+            self.db,
+            self.version,
+            user=ctx.user,
+            config=ctx.config.data,
+            server=self.server,
         )
         return relay(events)
 
 
 @command("db list", permission=VIEW, examples=("db list",))
 class DbList:
-    """List the managed databases you may see, with their apps and tasks."""
+    """List the managed databases you may see, with their server, apps and tasks. A server
+    that does not answer shows its databases' tasks as unknown."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         rows = []
         for db in await ctx.engine.list_databases():
-            status = await ctx.engine.database_status(db.name)
-            if not visible(ctx, status.attachments):
+            pairs = await ctx.engine.db.database_attachments(db.name)
+            if not visible(ctx, pairs):
                 continue
-            tasks = tasks_word(status.running, 1) if status.service else "service gone"
-            apps = shown(seen(ctx, status.attachments)) or "none"
-            rows.append((db.name, db.kind, db.image, tasks, apps))
+            try:
+                status = await ctx.engine.database_status(db.name)
+            except ServerUnreachable:
+                tasks = "unknown (server unreachable)"
+            else:
+                tasks = tasks_word(status.running, 1) if status.service else "service gone"
+            apps = shown(seen(ctx, pairs)) or "none"
+            rows.append((db.name, db.kind, db.image, tasks, apps, db.server))
         if not rows:
             yield Message("no databases you may see: an admin creates one with `db create`")
             return
-        yield Table(("database", "kind", "image", "tasks", "apps"), tuple(rows))
+        yield Table(("database", "kind", "image", "tasks", "apps", "server"), tuple(rows))
 
 
 @command("db status", permission=VIEW, examples=("db status maindb",))
@@ -120,7 +136,7 @@ class DbStatus:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         try:
             status = await ctx.engine.database_status(self.db)
-        except ForeignDatabase:
+        except (ForeignDatabase, ServerUnreachable):
             if not await may_see(ctx, self.db):
                 raise _unknown(self.db) from None
             raise
@@ -133,6 +149,7 @@ class DbStatus:
         rows = (
             ("kind", f"{db.kind} {db.version}"),
             ("image", db.image),
+            ("server", db.server),
             ("service", db.service if status.service else f"{db.service} (gone)"),
             ("address", f"{db.service}:{db.port}"),
             ("volume", f"{db.volume} ({volume})"),

@@ -28,6 +28,7 @@ from core.data import databases, verify
 from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
+from core.servers import where
 from core.store import Store
 from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
 from core.watch.backups import ago, when
@@ -127,7 +128,7 @@ async def _verify(
     env: Mapping[str, str],
 ) -> verify.Verified:
     db = await databases.get(plane, name)
-    swarm = await plane.servers.client(plane.server)
+    swarm = await where.client(plane, db.server, f"database {name}")
     s3 = plane.clients.s3(settings.s3, env)
     try:
         return await asyncio.to_thread(

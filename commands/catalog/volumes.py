@@ -21,7 +21,7 @@ from commands.catalog.reports import guarded_backup
 from commands.grammar import arg, command, option
 from commands.permissions import ADMIN, DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Step
-from core.data import volumes
+from core.data import homes, volumes
 from core.data.volumes import VolumeRef, check_volume
 from core.errors import CoreError
 from core.store.backups import BACKUP_OK
@@ -110,7 +110,7 @@ class VolumeRestore:
             state = "deleted by retention" if row["deleted_at"] else row["status"]
             raise CoreError(f"backup {self.backup_id} of {ref.key} is {state}")
         yield Step(f"restoring backup {self.backup_id} into the new volume {into.engine_name}")
-        swarm = await ctx.engine.plane.servers.client(ctx.engine.plane.server)
+        swarm = await homes.volume_swarm(ctx.engine.plane, into.app, into.env)
         s3 = ctx.engine.plane.clients.s3(settings.s3)
         try:
             done = await asyncio.to_thread(

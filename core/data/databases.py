@@ -17,13 +17,14 @@ from typing import Any
 
 from core import apps
 from core.config import DataConfig
-from core.data import db_networks, db_spec
+from core.data import db_networks, db_spec, homes
 from core.data.db_spec import Credentials, Database
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
 from core.names import LABEL_PLANE
 from core.ownership import foreign, stamped
 from core.plane import Plane
+from core.servers import where
 from core.swarm import SwarmClient, VolumeInUse, rollout, running_tasks
 
 READY_SECONDS = 180.0  # first start: the image's initdb, then the health check
@@ -60,6 +61,7 @@ def _from_row(plane: Plane, row: dict[str, Any]) -> Database:
         credentials=creds,
         created_by=row["created_by"],
         created_at=row["created_at"],
+        server=row.get("server") or plane.server,
     )
 
 
@@ -80,8 +82,8 @@ def load_all(plane: Plane) -> list[Database]:
 
 
 async def running_container(plane: Plane, name: str) -> str | None:
-    """The container id of the database's running task (on this manager's node), if any."""
-    swarm = await plane.servers.client(plane.server)
+    """The container id of the database's running task (on its server's manager), if any."""
+    swarm = await homes.database_swarm(plane, name)
     service = db_spec.service_name(name)
     if foreign(await asyncio.to_thread(swarm.inspect_service, service), plane.id):
         return None
@@ -134,11 +136,13 @@ async def create(
     version: str | None,
     *,
     user: str,
+    server: str | None = None,
 ) -> AsyncIterator[Event]:
-    """A new database service on its own volume, with fresh credentials; waits until its
-    health check passes."""
+    """A new database service on its own volume, with fresh credentials, on ``server``
+    (the control plane's own by default); waits until its health check passes."""
     version = version or db_spec.DEFAULT_VERSIONS.get(kind, "")
     _checked(kind, name, version)
+    server, swarm = await homes.for_create(plane, server, f"database {name}")
     db = Database(
         name=name,
         kind=kind,
@@ -147,8 +151,8 @@ async def create(
         credentials=db_spec.new_credentials(kind, name),
         created_by=user,
         created_at=plane.clock.time(),
+        server=server,
     )
-    swarm = await plane.servers.client(plane.server)
     await asyncio.to_thread(_refuse_taken, plane, swarm, db)
     if await asyncio.to_thread(swarm.image_id, db.image) is None:
         yield Progress(f"pulling {db.image}")
@@ -159,14 +163,16 @@ async def create(
         "kind": db.kind,
         "version": db.version,
         "image": db.image,
-        "server": plane.server,
+        "server": server,
         "credentials": sealed,
         "created_by": user,
         "created_at": db.created_at,
     }
     if not await plane.db.add_database(row):
         raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
-    yield Progress(f"creating service {db.service} ({db.image}) on volume {db.volume}")
+    yield Progress(
+        f"creating service {db.service} ({db.image}) on volume {db.volume} on server {server}"
+    )
     own = db_spec.network_name(db.name)
     try:
         labels = {db_spec.LABEL_DB: db.name, LABEL_PLANE: plane.id}
@@ -189,7 +195,7 @@ async def _ready(plane: Plane, swarm: SwarmClient, db: Database) -> AsyncIterato
         else:
             verdict = item
     assert verdict is not None
-    fields = {"service": db.service, "image": db.image, "volume": db.volume}
+    fields = {"service": db.service, "image": db.image, "volume": db.volume, "server": db.server}
     if verdict.ok:
         yield Outcome(
             True,
@@ -215,7 +221,7 @@ async def _ready(plane: Plane, swarm: SwarmClient, db: Database) -> AsyncIterato
 
 async def status(plane: Plane, name: str) -> DatabaseStatus:
     db = await get(plane, name)
-    swarm = await plane.servers.client(plane.server)
+    swarm = await where.client(plane, db.server, f"database {name}")
 
     def read() -> DatabaseStatus:
         service, volume = swarm.inspect_service(db.service), swarm.inspect_volume(db.volume)
@@ -255,7 +261,7 @@ async def detach(plane: Plane, name: str, app: str, env: str) -> bool:
 
 
 async def _sync_networks(plane: Plane, name: str) -> None:
-    swarm = await plane.servers.client(plane.server)
+    swarm = await homes.database_swarm(plane, name)
     await asyncio.to_thread(db_networks.sync, plane, swarm, name)
 
 
@@ -269,7 +275,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
             f"database {name} is attached to {shown(pairs)}: detach it first "
             f"(`db detach {name} {pairs[0][0]} --env {pairs[0][1]}`); nothing was changed"
         )
-    swarm = await plane.servers.client(plane.server)
+    swarm = await where.client(plane, db.server, f"database {name}")
     found = await asyncio.to_thread(
         lambda: (swarm.inspect_service(db.service), swarm.inspect_volume(db.volume))
     )
@@ -282,7 +288,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
         yield Outcome(
             True,
             f"database {name} removed; its data stays on volume {db.volume}",
-            [f"`docker volume rm {db.volume}` on the server frees it"],
+            [f"`docker volume rm {db.volume}` on server {db.server} frees it"],
         )
         return
     yield Progress(f"removing volume {db.volume}")

@@ -43,6 +43,13 @@ def swarm_of(plane: Plane, server: str) -> str:
     return row["swarm"] if row is not None else server
 
 
+def shares_swarm(plane: Plane, name: str, server: str) -> bool:
+    """Whether database ``name`` lives in the swarm of ``server`` (blocking)."""
+    row = plane.store.database(name)
+    home = (row or {}).get("server") or plane.server
+    return swarm_of(plane, home) == swarm_of(plane, server)
+
+
 def refuse_other_swarm(plane: Plane, name: str, app: str, env: str, server: str) -> None:
     """An app environment on ``server`` may use database ``name`` only within one swarm
     (blocking): an overlay network does not span swarms, so an app elsewhere would deploy

@@ -62,6 +62,7 @@ class Database:
     credentials: Credentials
     created_by: str
     created_at: float
+    server: str = "local"  # the server it lives on (``db create --server``)
 
     @property
     def service(self) -> str:

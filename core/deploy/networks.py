@@ -30,8 +30,8 @@ async def prepare(
         await asyncio.to_thread(
             swarm.ensure_network, network_name(app, env), network_labels(app, env, plane.id)
         )
-    if server == plane.server:  # managed databases run on shipbot's own server
-        for db in spec.databases:
+    for db in spec.databases:  # each on its own server: the ones in this swarm join
+        if await asyncio.to_thread(db_networks.shares_swarm, plane, db, server):
             async for event in db_networks.join(plane, swarm, db, (spec.name, env)):
                 yield event
     if spec.domains:  # the edge of the swarm that runs it (each server added has its own)

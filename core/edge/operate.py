@@ -7,6 +7,7 @@ it through the swarm client and watches the result.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import http.client
 import re
@@ -31,6 +32,7 @@ from core.events import Event, Outcome, Progress
 from core.names import service_name
 from core.ownership import owner
 from core.plane import Plane
+from core.servers import where
 from core.swarm import SwarmClient, running_tasks
 
 POLL_SECONDS = 0.5
@@ -52,6 +54,7 @@ class ProxyStatus:
     desired: int
     version: str
     state: str  # the last task's state and error, for a proxy that does not run
+    server: str = ""  # the server it runs on
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,14 @@ def _owned(current: dict[str, Any] | None, name: str) -> None:
         )
 
 
-async def setup(plane: Plane) -> AsyncIterator[Event]:
-    """Create or update the proxy service (nothing when its spec is unchanged), then wait
-    until its task runs and answers its health check."""
+async def setup(plane: Plane, server: str | None = None) -> AsyncIterator[Event]:
+    """Create or update the proxy service of ``server`` (the control plane's own by
+    default; each server runs its own) — nothing when its spec is unchanged — then wait
+    until its task runs and answers its health check. Only the control plane's own proxy
+    is probed at ``edge.address`` for its routes."""
     config = plane.edge
-    swarm = await plane.servers.client(plane.server)
+    name, swarm = await where.reach(plane, server, "the proxy")
+    here = name == plane.server
     await asyncio.to_thread(swarm.ensure_network)
     desired = await asyncio.to_thread(_desired, plane, swarm)
     current = await asyncio.to_thread(swarm.inspect_service, config.service)
@@ -123,10 +129,14 @@ async def setup(plane: Plane) -> AsyncIterator[Event]:
         "service": config.service,
         "image": config.image,
         "ports": ports_text(config.http_port, config.https_port),
+        "server": name,
     }
     why = await _wait_running(swarm, desired, plane.clock)
     details = []
-    if why is None and verb != "unchanged":
+    if why is None and verb != "unchanged" and not here:
+        address = await asyncio.to_thread(where.public_address, plane, name)
+        details = [f"it runs on server {name}: its routes answer at {address}"]
+    elif why is None and verb != "unchanged":
         ready = await _wait_ready(plane, started)
         if ready is None:
             why = _not_ready(config.service)
@@ -278,10 +288,12 @@ def _read_status(swarm: SwarmClient, config: EdgeConfig) -> ProxyStatus | None:
     )
 
 
-async def proxy_status(plane: Plane) -> ProxyStatus | None:
-    """How the proxy runs, read from Swarm; None when there is none."""
-    swarm = await plane.servers.client(plane.server)
-    return await asyncio.to_thread(_read_status, swarm, plane.edge)
+async def proxy_status(plane: Plane, server: str | None = None) -> ProxyStatus | None:
+    """How ``server``'s proxy runs (the control plane's own by default), read from its
+    swarm; None when there is none."""
+    name, swarm = await where.reach(plane, server, "the proxy")
+    found = await asyncio.to_thread(_read_status, swarm, plane.edge)
+    return None if found is None else dataclasses.replace(found, server=name)
 
 
 def routes_of(labels: dict[str, str], app: str, env: str) -> tuple[list[str], list[str], bool]:

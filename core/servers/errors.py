@@ -11,3 +11,7 @@ class ServerError(CoreError):
 
 class HostKeyChanged(ServerError):
     """The host presented another key than the one recorded on first use."""
+
+
+class ServerUnreachable(ServerError):
+    """The server a command acts on is unknown or does not answer; the message names it."""

@@ -148,11 +148,11 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         yield Progress(f"recorded {plan.name}: {trusted}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
-        remote = dataclasses.replace(plane, server=plan.name)
         swarm_client = await plane.servers.client(plan.name)
         await asyncio.to_thread(swarm_client.ensure_network)
         yield Progress("overlay network ready")
-        async for event in edge.setup(remote):
+        # the new server's own proxy; edge.address is the control plane's, not probed here
+        async for event in edge.setup(plane, plan.name):
             if isinstance(event, Outcome) and not event.ok:
                 yield Outcome(False, f"{plan.name}: the proxy did not start", event.details, fields)
                 return
@@ -262,6 +262,12 @@ def remove(plane: Plane, name: str) -> None:
     if running:
         shown = ", ".join(f"{app} ({env})" for app, env in running)
         raise ServerError(f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) first")
+    held = [r["name"] for r in plane.store.databases() if r.get("server") == name]
+    if held:
+        raise ServerError(
+            f"databases {', '.join(held)} live on {name}: back them up and remove them "
+            f"(`backup run {held[0]}`, then `db remove {held[0]}`) first; nothing was changed"
+        )
     plane.store.remove_server(name)
     plane.servers.forget(name)
 

@@ -1,10 +1,20 @@
 """Which server an app environment runs on: where its last deploy went (app.yml's
 ``server:``), else the control plane's own. Rollback, scale, restart, logs and status
-follow it, so they act where the service is."""
+follow it, so they act where the service is.
+
+``reach`` gives a named server's swarm client, or an error that names the server and the
+ones there are when it is unknown or does not answer (``--server S`` options use it).
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+from core.errors import CoreError
 from core.plane import Plane
+from core.servers.errors import ServerUnreachable
+from core.servers.urls import parse_url
+from core.swarm import SwarmClient
 
 
 async def server_of(plane: Plane, app: str, env: str) -> str:
@@ -15,3 +25,63 @@ async def servers_in_use(plane: Plane) -> list[str]:
     """The control plane's own server first, then every other one some app was deployed to."""
     others = await plane.db.env_servers()
     return [plane.server, *sorted(others - {plane.server})]
+
+
+def known(plane: Plane) -> list[str]:
+    """Every server name shipbot may drive (blocking): its own engines and those added."""
+    added = {row["name"] for row in plane.store.servers()}
+    return sorted(set(plane.servers.names) | added)
+
+
+async def unknown(plane: Plane, server: str) -> ServerUnreachable | None:
+    """The error for a ``--server`` that names no server; None when it names one."""
+    every = await asyncio.to_thread(known, plane)
+    if server in every:
+        return None
+    return ServerUnreachable(
+        f"no server named {server!r} (known: {', '.join(every) or 'none'}); `server list` "
+        "shows the ones added from chat; nothing was changed"
+    )
+
+
+async def client(plane: Plane, server: str, what: str) -> SwarmClient:
+    """``server``'s swarm client for ``what`` (words: "database maindb"); an error naming
+    the server, and the servers there are, when it does not answer."""
+    try:
+        return await plane.servers.client(server)
+    except CoreError as exc:
+        every = await asyncio.to_thread(known, plane)
+        names = ", ".join(n for n in every if n != server) or "none added yet"
+        raise ServerUnreachable(
+            f"{what} is on server {server}, which cannot be reached: {exc} "
+            f"(`server check {server}`; other servers: {names})"
+        ) from exc
+
+
+async def reach(plane: Plane, server: str | None, what: str) -> tuple[str, SwarmClient]:
+    """The server a command names (the control plane's own when None) and its client; an
+    unknown name, or an unreachable default, says which server to name instead."""
+    if server is not None:
+        missing = await unknown(plane, server)
+        if missing is not None:
+            raise missing
+        return server, await client(plane, server, what)
+    try:
+        return plane.server, await plane.servers.client(plane.server)
+    except CoreError as exc:
+        every = await asyncio.to_thread(known, plane)
+        others = ", ".join(n for n in every if n != plane.server) or "none added yet"
+        raise ServerUnreachable(
+            f"{what} would be on the control plane's own server {plane.server}, which cannot "
+            f"be reached: {exc}. Name a server with --server S (servers: {others}); "
+            "nothing was changed"
+        ) from exc
+
+
+def public_address(plane: Plane, server: str) -> str:
+    """Where ``server``'s proxy answers from outside (blocking): the control plane's own
+    at shipbot.yml's ``edge.address``; a server added from chat at its SSH address's host."""
+    row = plane.store.server(server) if server != plane.server else None
+    if row is None:
+        return plane.edge.address
+    return parse_url(row["url"]).host

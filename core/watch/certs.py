@@ -31,6 +31,7 @@ from core.edge.rules import probe_name
 from core.errors import CoreError
 from core.ownership import owner
 from core.plane import Plane
+from core.servers import where
 from core.swarm import SwarmClient
 
 ALERT_DAYS = 14
@@ -205,10 +206,17 @@ class EdgeReader:
         self.timeout = timeout
 
     @classmethod
-    def of(cls, plane: Plane) -> EdgeReader:
+    def of(cls, plane: Plane, server: str | None = None, address: str = "") -> EdgeReader:
+        """The edge of ``server`` (the control plane's own by default), its handshakes
+        made at ``address`` (``edge.address`` by default): each server's own Traefik."""
+        connect = (
+            (lambda: plane.servers.client(plane.server))
+            if server is None
+            else (lambda: where.client(plane, server, "the proxy"))
+        )
         return cls(
-            lambda: plane.servers.client(plane.server),
-            address=plane.edge.address,
+            connect,
+            address=address or plane.edge.address,
             https_port=plane.edge.https_port,
             proxy_service=plane.edge.service,
             owns=owner(plane),

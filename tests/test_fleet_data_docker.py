@@ -1,0 +1,134 @@
+"""A database on a real remote server (issue 23): one Docker-in-Docker node with sshd
+(tests/multinode.py) added over SSH; `db create --server` runs Postgres on its swarm, a
+backup goes to moto, a restore makes a copy beside it, and both are removed there. Nothing
+of it runs on this host's engine; `proxy status --server` reads that server's Traefik."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from commands.dispatch import ChatRequest, Dispatcher
+from core.servers import keys
+from tests.chat import result, say, table
+from tests.moto_s3 import s3_bucket
+from tests.multinode import Cluster, Node, build
+
+pytestmark = pytest.mark.docker
+
+PREFIX = "fcd"
+SUBNET = "192.168.171.0/24"
+TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
+POSTGRES_IMAGE = "shipbot-test/postgres:15"
+BUCKET = "fleet-data"
+ADMIN = "console:alice"
+
+
+@pytest.fixture(scope="module")
+def node(docker_client) -> Iterator[tuple[Node, str]]:
+    build()
+    private = keys.generate()
+    public = keys.public_line(keys.load(private), "shipbot-test")
+    up = Cluster(PREFIX, SUBNET, count=1)
+    try:
+        up.up(public, [TRAEFIK_IMAGE, POSTGRES_IMAGE])  # what it would pull from a registry
+        yield up.nodes[0], private
+    finally:
+        up.down()
+
+
+@pytest.fixture
+def bot(node, tmp_path) -> Iterator[Dispatcher]:
+    with s3_bucket(BUCKET) as url:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "shipbot.yml").write_text(
+            f"admins: [{ADMIN}]\n"
+            'data: {images: {postgres: "shipbot-test/postgres:{version}"}}\n'
+            f"edge: {{image: {TRAEFIK_IMAGE}, "
+            "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
+            "backups:\n"
+            f"  s3: {{endpoint: '{url}', bucket: {BUCKET}, prefix: bk, "
+            "access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET, "
+            "timeout_seconds: 5}\n"
+        )
+        dispatcher = Dispatcher.open(home)
+        yield dispatcher
+        dispatcher.close()
+
+
+def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:
+    """``sql`` in the running container of ``service`` on ``node`` (its own engine)."""
+    deadline = time.monotonic() + 30
+    while True:
+        ps = node.sh("docker", "ps", "-q", "-f", f"label=com.docker.swarm.service.name={service}")
+        container = ps.stdout.split()[0] if ps.stdout.split() else ""
+        if container:
+            done = node.sh(
+                "docker", "exec", container, "psql", "-U", user, "-d", db, "-At", "-c", sql,
+                check=False,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return done.stdout.strip()
+        assert time.monotonic() < deadline, f"{service} never answered: {ps.stdout}"
+        time.sleep(0.5)
+
+
+def services(node: Node) -> list[str]:
+    return node.sh("docker", "service", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+async def test_a_postgres_on_a_remote_server_is_backed_up_and_restored_there(
+    bot, node, docker_client
+):
+    server, private = node
+    stored = await bot.run(ChatRequest("console", ADMIN, "console", "ssh-key import fcd", private))
+    assert result(stored).ok
+    added = await say(bot, f"server add fcd-1 ssh://root@{server.ip} --key fcd", ADMIN)
+    assert result(added).ok, added
+    proxy = table(await say(bot, "proxy status --server fcd-1", ADMIN))
+    assert proxy.rows[0][3] == "1/1 running" and proxy.rows[0][5] == "fcd-1", proxy
+
+    name = f"fcd{uuid.uuid4().hex[:6]}"
+    made = await say(bot, f"db create postgres {name} --version 15 --server fcd-1", ADMIN)
+    assert result(made).ok, made
+    assert result(made).fields["server"] == "fcd-1"
+    assert f"db-{name}" in services(server)
+    local = {s.name for s in docker_client.services.list()}
+    assert f"db-{name}" not in local  # nothing on this host's engine
+    db = await bot.engine.database(name)
+    user, database = db.credentials.user, db.credentials.database
+    psql(server, f"db-{name}", user, database, "CREATE TABLE items (id int PRIMARY KEY)")
+    psql(server, f"db-{name}", user, database, "INSERT INTO items VALUES (1), (2), (3)")
+
+    backed = result(await say(bot, f"backup run {name}", ADMIN))
+    assert backed.ok and backed.title == f"backup 1 of {name} is stored", backed
+    restored = await say(bot, f"restore {name} 1 --to {name}-copy", ADMIN)
+    assert result(restored).ok, restored
+    assert "public.items: 3" in result(restored).details
+    assert f"db-{name}-copy" in services(server)
+    copy = await bot.engine.database(f"{name}-copy")
+    assert copy.server == "fcd-1"
+    rows = psql(
+        server,
+        f"db-{name}-copy",
+        copy.credentials.user,
+        copy.credentials.database,
+        "SELECT count(*) FROM items",
+    )
+    assert rows == "3"
+    listed = table(await say(bot, "db list", ADMIN))
+    assert {(r[0], r[3], r[5]) for r in listed.rows} == {
+        (name, "1/1 healthy", "fcd-1"),
+        (f"{name}-copy", "1/1 healthy", "fcd-1"),
+    }
+
+    for gone in (f"{name}-copy", name):
+        removed = await say(bot, f'db remove {gone} --delete-data --break-glass "test"', ADMIN)
+        assert result(removed).ok, removed
+        assert f"db-{gone}" not in services(server)
+    volumes = server.sh("docker", "volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert f"db-{name}-data" not in volumes and f"db-{name}-copy-data" not in volumes
