@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from docker.utils import parse_repository_tag
-
 from core.errors import DeployError
 
 
@@ -135,6 +133,8 @@ def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
     if "@" in image:
         return image, None
+    from docker.utils import parse_repository_tag  # the SDK loads when first needed
+
     return parse_repository_tag(image)
 
 
