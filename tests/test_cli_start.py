@@ -112,3 +112,19 @@ def test_health_leaves_a_spelling_it_does_not_know_to_typer():
     assert cli._health(["--max-age", "soon"]) is None
     assert cli._health(["--max-age=5"]) is None
     assert cli._health(["--verbose"]) is None
+
+
+def test_the_vault_checks_its_key_at_once_and_loads_cryptography_on_first_use(tmp_path: Path):
+    from cryptography.fernet import Fernet
+
+    from core.secrets import SecretError, Vault
+
+    for bad in (b"short", b"not base64 at all!!", b""):
+        with pytest.raises(ValueError, match="Fernet key must be 32 url-safe base64"):
+            Vault(bad)
+    vault = Vault.open(tmp_path)  # generates secret.key, as Fernet.generate_key() would
+    key = (tmp_path / "secret.key").read_bytes()
+    assert Fernet(key).decrypt(vault.encrypt("s3cret").encode()) == b"s3cret"
+    assert vault.decrypt(Fernet(key).encrypt(b"back").decode()) == "back"
+    with pytest.raises(SecretError, match="cannot be decrypted with this key"):
+        Vault(Fernet.generate_key()).decrypt(vault.encrypt("x"))
