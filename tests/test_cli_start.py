@@ -128,3 +128,25 @@ def test_the_vault_checks_its_key_at_once_and_loads_cryptography_on_first_use(tm
     assert vault.decrypt(Fernet(key).encrypt(b"back").decode()) == "back"
     with pytest.raises(SecretError, match="cannot be decrypted with this key"):
         Vault(Fernet.generate_key()).decrypt(vault.encrypt("x"))
+
+
+def test_the_local_engine_client_holds_back_the_sdks_ssh_adapter_until_a_server_needs_it():
+    probe = """
+import sys
+import docker
+from core.swarm.docker_api import DockerSwarm
+print("paramiko" in sys.modules, hasattr(docker.transport, "SSHHTTPAdapter"))
+from core.servers import docker_ssh
+api = docker.APIClient(base_url="ssh://root@127.0.0.1:1", use_ssh_client=True, version="1.41")
+print("paramiko" in sys.modules, type(api._custom_adapter).__name__)
+api.close()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", "import core.swarm" + probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["False False", "True SSHHTTPAdapter"]
