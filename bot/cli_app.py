@@ -196,4 +196,3 @@ def health(
 app.add_typer(registry_app, name="registry")
 app.add_typer(ci_app, name="ci")
 app.add_typer(self_app, name="self")
-

@@ -21,6 +21,7 @@ def _connect_local() -> SwarmClient:
 
     return DockerSwarm.connect()
 
+
 Connector = Callable[[], SwarmClient]
 # the servers added from chat (core/servers/remote.py): a name's connector, or None
 Lookup = Callable[[str], Connector | None]
