@@ -6,7 +6,8 @@ same interpreter, RUNS times, interleaved so a busy moment hurts all of them ali
 each median, its ratio to `python -c pass`, and the goals: `--version` < 0.3 s, `chat
 whoami` < 0.5 s, `health` < 0.2 s. `whoami` reads a fresh SHIPBOT_HOME (made here, removed
 after) and never talks to the engine. The children write and use bytecode caches, as an
-installed shipbot does; ``--no-bytecode`` keeps PYTHONDONTWRITEBYTECODE=1 when it is set.
+installed shipbot does; ``--no-bytecode`` keeps PYTHONDONTWRITEBYTECODE=1 when it is set
+(caches an earlier run wrote are still read: remove ``__pycache__`` to time a cold start).
 
     .venv/bin/python benchmarks/cli_start.py [RUNS] [--no-bytecode]
 """
