@@ -3,7 +3,7 @@
 Both run as their own processes on loopback, against the same local fake Web API. Each gets
 20 warm-up requests, then 200 signed `/ship help` slash commands, 50 at a time, in two
 interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS.
-Goals: shipbot p99 < 100 ms, p99 ratio <= 1.5, idle RSS < 100 MB.
+Goals: shipbot p99 < 100 ms, p99 ratio <= 1.5, idle RSS < 80 MB.
 
     .venv/bin/python benchmarks/slack_ack.py
 """
@@ -150,7 +150,7 @@ async def main() -> None:
         f"ratio shipbot/bare: p50 {pct(ours, 50) / pct(base, 50):.2f}   "
         f"p99 {pct(ours, 99) / pct(base, 99):.2f} (goal p99 <= 1.5, p99 < 100 ms)"
     )
-    print(f"shipbot RSS: idle {idle:.1f} MB, peak {peak:.1f} MB (goal idle < 100 MB)")
+    print(f"shipbot RSS: idle {idle:.1f} MB, peak {peak:.1f} MB (goal idle < 80 MB)")
     print(f"replies posted by shipbot to the fake Web API: {len(fake.of('chat.postMessage'))}")
 
 

@@ -8,9 +8,12 @@ import os
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from commands.dispatch import Dispatcher
-from commands.replies import Message
+# the standard library only at import: `shipbot health` (the image's HEALTHCHECK) loads
+# nothing else
+if TYPE_CHECKING:
+    from commands.dispatch import Dispatcher
 
 HEARTBEAT = "serve.heartbeat"
 ANNOUNCED = "announced-version"
@@ -57,6 +60,8 @@ def health(home: Path, max_age: float = MAX_AGE_SECONDS) -> tuple[bool, str]:
 def announce(dispatcher: Dispatcher) -> str | None:
     """Once per version: post to the channels that take deploys of shipbot that this
     bot came up, and on which version (None when it already said so)."""
+    from commands.replies import Message
+
     home: Path = dispatcher.engine.plane.home
     path = home / ANNOUNCED
     now = running_version()

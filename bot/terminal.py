@@ -9,11 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table as RichTable
 from rich.text import Text
 
 from bot.text import table_lines, without_ansi
@@ -28,6 +26,10 @@ from commands.replies import (
     Table,
     encode,
 )
+
+if TYPE_CHECKING:  # rich's console and tables load only to draw on a terminal
+    from rich.console import Console
+    from rich.table import Table as RichTable
 
 
 class Output(Protocol):
@@ -44,6 +46,8 @@ def output_for(stream: TextIO | None = None, *, json: bool = False) -> Output:
     if json:
         return JsonLines(stream)
     if stream.isatty():
+        from rich.console import Console
+
         return Screen(Console(file=stream))
     return PlainLines(stream)
 
@@ -121,6 +125,8 @@ class Screen:
 
 
 def _rich_table(table: Table) -> RichTable:
+    from rich.table import Table as RichTable
+
     drawn = RichTable(title=table.title or None, title_justify="left")
     for column in table.columns:
         drawn.add_column(column, overflow="fold")

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from docker.errors import DockerException
-from docker.utils import parse_bytes
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -46,6 +44,9 @@ DEFAULT_ENV = "production"
 def _memory_bytes(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    from docker.errors import DockerException  # the SDK loads when a size is first read
+    from docker.utils import parse_bytes
+
     try:
         return parse_bytes(str(value).strip().lower().removesuffix("ib").removesuffix("b") or "x")
     except DockerException as exc:

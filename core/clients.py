@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.config import S3Config
 from core.errors import CoreError
+
+if TYPE_CHECKING:
+    import httpx
 
 HEARTBEAT_TIMEOUT = 10.0
 
@@ -36,10 +37,14 @@ class Clients:
 
     def http(self, timeout: float = HEARTBEAT_TIMEOUT) -> httpx.Client:
         """A blocking HTTP client (callers use ``asyncio.to_thread``); close it after use."""
+        import httpx  # loads with the first HTTP call, not with every command line
+
         return httpx.Client(transport=self.transport, timeout=timeout, follow_redirects=True)
 
     def ping(self, url: str, timeout: float = HEARTBEAT_TIMEOUT) -> str | None:
         """GET a heartbeat URL; None when it answered 2xx, else why not (never raises)."""
+        import httpx
+
         try:
             with self.http(timeout) as client:
                 status = client.get(url).status_code

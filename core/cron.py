@@ -8,8 +8,10 @@ means what it means in crontab(5): 0 and 7 are Sunday, 1 Monday; names work too.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from apscheduler.triggers.cron import CronTrigger
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -52,6 +54,8 @@ def trigger(cron: str) -> CronTrigger:
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields: got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
+    from apscheduler.triggers.cron import CronTrigger  # loads with the first schedule
+
     if weekday != "*":
         # APScheduler's numbers: Monday 0 … Sunday 6
         weekday = ",".join(str((d - 1) % 7) for d in sorted(cron_days(weekday)))

@@ -11,9 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from docker.auth import INDEX_NAME, INDEX_URL, resolve_repository_name
-from docker.errors import InvalidRepository
-
 from core.errors import CoreError, DeployError
 from core.secrets import Vault
 
@@ -26,6 +23,10 @@ REFERENCE_RE = re.compile(
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Docker Hub as the docker SDK names it (docker.auth's INDEX_NAME and INDEX_URL; a test holds
+# them equal): constants here, so a reference is read without loading the SDK
+INDEX_NAME = "docker.io"
+INDEX_URL = f"https://index.{INDEX_NAME}/v1/"
 # Host-wide credentials are stored under this app name: every app may pull with them.
 ANY_APP = "*"
 MAX_REFERENCE = 255
@@ -44,6 +45,8 @@ class Reference:
     @property
     def registry(self) -> str:
         """The registry host the engine asks (``docker.io`` for Docker Hub names)."""
+        from docker.auth import resolve_repository_name  # the SDK loads when first needed
+
         return resolve_repository_name(self.name)[0]
 
     def pinned(self, digest: str) -> str:
@@ -75,6 +78,9 @@ def canonical(name: str) -> str:
     """A repository (no tag, no digest) as Docker resolves it: ``busybox``,
     ``library/busybox``, ``docker.io/library/busybox`` and ``index.docker.io/busybox`` are
     all ``docker.io/library/busybox``."""
+    from docker.auth import resolve_repository_name  # the SDK loads when first needed
+    from docker.errors import InvalidRepository
+
     try:
         host, path = resolve_repository_name(name)
     except InvalidRepository as exc:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
 import re
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.appspec import DEFAULT_ENV
 from core.errors import CoreError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_FILE = "secret.key"
 MASK = "••••••"
@@ -32,8 +36,22 @@ class Vault:
     """Encrypts and decrypts with one Fernet key: from config, or generated once (mode 0600)."""
 
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        # Fernet's own check of the key, here, so a bad key still fails at start; the
+        # cryptography library itself loads with the first secret encrypted or read
+        try:
+            valid = len(base64.urlsafe_b64decode(key)) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes.")
+        self._key = key
         self._mac_key = hashlib.sha256(b"shipbot digest:" + key).digest()
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        from cryptography.fernet import Fernet
+
+        return Fernet(self._key)
 
     @classmethod
     def open(cls, home: Path, key: str | None = None) -> Vault:
@@ -43,13 +61,15 @@ class Vault:
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
+                out.write(base64.urlsafe_b64encode(os.urandom(32)))  # Fernet.generate_key()
         return cls(path.read_bytes().strip())
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:

@@ -3,9 +3,6 @@ secret goes in through stdin and comes out once, and neither is ever listed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,21 +10,8 @@ import pytest
 from commands.dispatch import Dispatcher
 from commands.pipelines import PipelineError, ci_caller, create_ci_token, registry_login
 from tests.chat import result, say
+from tests.cli_runner import ashipbot
 from tests.fast_plane import dispatcher, fake_swarm
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def shipbot(*args: str, home: Path, given: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        cwd=ROOT,
-        input=given,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SHIPBOT_HOME": str(home), "COLUMNS": "200"},
-        timeout=60,
-    )
 
 
 async def test_logins_and_tokens_from_the_host(tmp_path: Path):
@@ -39,7 +23,7 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     assert result(await say(bot, f"apps add api --path {app}", "console:ops")).ok
     bot.close()
 
-    login = shipbot(
+    login = await ashipbot(
         "registry",
         "login",
         "ghcr.io",
@@ -53,28 +37,28 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path):
     # checked against ghcr.io through the engine first: from here it is refused (a wrong
     # token, or no way out), and nothing is stored
     assert (login.returncode, login.stdout) == (1, "") and "ghcr.io" in login.stderr
-    assert shipbot("registry", "list", home=tmp_path).stdout == ""
+    assert (await ashipbot("registry", "list", home=tmp_path)).stdout == ""
     fake = fake_swarm()
     bot = dispatcher(tmp_path, fake, ["console:ops"])  # a registry that takes the token
     password = "s3cret-registry-token"
     registry_login(bot, registry="ghcr.io", username="ci", password=password, app="api", by="t")
     bot.close()
-    unknown = shipbot(
+    unknown = await ashipbot(
         "registry", "login", "ghcr.io", "--user", "ci", "--app", "nope", home=tmp_path, given="x\n"
     )
     assert unknown.returncode == 1 and "no app named nope" in unknown.stderr
-    listed = shipbot("registry", "list", home=tmp_path)
+    listed = await ashipbot("registry", "list", home=tmp_path)
     assert listed.stdout == "ghcr.io  ci  app=api\n"
 
-    made = shipbot("ci", "token", "create", "github", "--app", "api", home=tmp_path)
+    made = await ashipbot("ci", "token", "create", "github", "--app", "api", home=tmp_path)
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("sbci_github_")
-    every = shipbot(
+    every = await ashipbot(
         "ci", "token", "create", "deployall", "--all-apps", "--owner", "slack:U42", home=tmp_path
     )
     assert every.returncode == 0, every.stderr
-    tokens = shipbot("ci", "token", "list", home=tmp_path)
+    tokens = await ashipbot("ci", "token", "list", home=tmp_path)
     [all_apps, one_app] = tokens.stdout.splitlines()
     assert all_apps.startswith("deployall  scope=all-apps  owner=slack:U42  by=cli:")
     assert one_app.startswith("github  scope=app:api  owner=cli:")
@@ -92,5 +76,5 @@ async def test_logins_and_tokens_from_the_host(tmp_path: Path):
         assert "ci token create github --app api" in audit
     finally:
         bot.close()
-    assert shipbot("ci", "token", "revoke", "github", home=tmp_path).returncode == 0
-    assert shipbot("ci", "token", "revoke", "github", home=tmp_path).returncode == 1
+    assert (await ashipbot("ci", "token", "revoke", "github", home=tmp_path)).returncode == 0
+    assert (await ashipbot("ci", "token", "revoke", "github", home=tmp_path)).returncode == 1

@@ -16,6 +16,7 @@ import pytest
 from bot.settings import Settings, SettingsError, load
 from commands.replies import Message, encode
 from core.store import Store
+from tests.cli_runner import shipbot
 from tests.fake_slack import FakeSlack
 from tests.test_slack import SECRET, signed, slash, until
 
@@ -159,16 +160,26 @@ async def test_discord_sync_publishes_the_commands(tmp_path: Path):
         (("discord", "sync"), "DISCORD_GUILD_ID", "my-guild", "input should be a valid integer"),
     ],
 )
-async def test_a_bad_setting_is_one_line_naming_it(
+def test_a_bad_setting_is_one_line_naming_it(
     tmp_path: Path, args: tuple[str, ...], variable: str, value: str, problem: str
 ):
-    env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "DISCORD_TOKEN": "t", variable: value}
-    proc = await spawn_cli(env, *args, stdout=asyncio.subprocess.PIPE)
+    done = shipbot(*(args or ("serve",)), home=tmp_path, DISCORD_TOKEN="t", **{variable: value})
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"❌ {variable}={value!r}: {problem}")
+
+
+async def test_the_serve_process_says_a_bad_setting_in_one_line_and_exits_1(tmp_path: Path):
+    """The same, from the process a supervisor starts: nothing else on stderr (no log line,
+    no traceback) and exit status 1."""
+    env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "SHIPBOT_HTTP_PORT": "http"}
+    proc = await spawn_cli(env, stdout=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert out.decode() == ""
     (line,) = err.decode().splitlines()
-    assert line.startswith(f"❌ {variable}={value!r}: {problem}")
+    assert line.startswith("❌ SHIPBOT_HTTP_PORT='http': input should be a valid integer")
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch):

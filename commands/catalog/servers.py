@@ -19,9 +19,8 @@ from commands.catalog.context import Context, relay
 from commands.grammar import arg, command, option
 from commands.permissions import ADMIN
 from commands.replies import Message, Reply, Result, Table
-from core.servers import manage, nodes
+from core.servers import nodes
 from core.servers.errors import ServerError
-from core.servers.hostkeys import HostKey
 from core.servers.keys import DEFAULT_KEY
 from core.servers.remote import MANAGER
 from core.servers.urls import parse_url
@@ -55,6 +54,8 @@ class SshKey:
         return self.action in ("create", "import")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers import manage  # Fabric and paramiko load with it
+
         plane, user = ctx.engine.plane, ctx.user
         if self.action == "list":
             rows = await ctx.engine.db.ssh_keys()
@@ -114,6 +115,8 @@ class ServerAdd:
     role: str | None = option("text", "worker|manager")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers import manage  # Fabric and paramiko load with it
+
         role = self.role or ("worker" if self.join else MANAGER)
         plan = await asyncio.to_thread(
             manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
@@ -127,6 +130,8 @@ class ServerList:
     """The servers added from chat: address, swarm, role and pinned host key."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers.hostkeys import HostKey  # paramiko loads with it
+
         rows = await ctx.engine.db.servers()
         if not rows:
             yield Message("no servers yet (apps run on `local`): `server add` adds one")
@@ -167,6 +172,8 @@ class ServerCheck:
     server: str = arg("app", "NAME")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers import manage  # Fabric and paramiko load with it
+
         report = await asyncio.to_thread(manage.check, ctx.engine.plane, self.server)
         row = report.server
         yield Table(
@@ -196,6 +203,8 @@ class ServerTrust:
     fingerprint: str = arg("text", "SHA256:FINGERPRINT")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers import manage  # Fabric and paramiko load with it
+
         key = await asyncio.to_thread(manage.trust, ctx.engine.plane, self.server, self.fingerprint)
         yield Result(True, f"{self.server}'s new host key {key.fingerprint} is trusted")
 
@@ -207,6 +216,8 @@ class ServerRemove:
     server: str = arg("app", "NAME")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.servers import manage  # Fabric and paramiko load with it
+
         await asyncio.to_thread(manage.remove, ctx.engine.plane, self.server)
         yield Result(
             True,

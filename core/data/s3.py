@@ -20,10 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-import botocore.exceptions
-from botocore.config import Config
-
 from core.config import S3Config
 from core.errors import CoreError
 
@@ -50,6 +46,8 @@ class Stored:
 
 
 def _explain(action: str, exc: Exception, config: S3Config) -> S3Error:
+    import botocore.exceptions  # loaded already: the client that raised ``exc`` is boto3's
+
     where = config.endpoint or "AWS"
     if isinstance(exc, botocore.exceptions.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
@@ -71,6 +69,8 @@ def _explain(action: str, exc: Exception, config: S3Config) -> S3Error:
 
 @contextlib.contextmanager
 def s3_errors(action: str, config: S3Config) -> Iterator[None]:
+    import botocore.exceptions  # boto3 loads with the first S3 client, not with shipbot
+
     try:
         yield
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -91,6 +91,9 @@ class S3Store:
             raise S3Error(
                 f"no S3 credentials: set {config.access_key_env} and {config.secret_key_env}"
             )
+        import boto3
+        from botocore.config import Config
+
         self.client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=config.endpoint,

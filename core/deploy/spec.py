@@ -9,8 +9,6 @@ import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from docker.auth import INDEX_NAME
-
 from core.appspec import VOLUME_RE, AppSpec
 from core.appspec_swarm import secret_references
 from core.durations import parse_duration_ns
@@ -23,7 +21,7 @@ from core.names import (
     network_name,
     service_name,
 )
-from core.registry import RegistryError, canonical
+from core.registry import INDEX_NAME, RegistryError, canonical
 from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.

@@ -15,14 +15,14 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from core.edge.rules import hosts_in
 from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # Traefik's own self-signed certificate, served for a domain until ACME succeeds
 DEFAULT_CERT_CN = "TRAEFIK DEFAULT CERT"
@@ -73,6 +73,8 @@ class AcmeOutcome:
 
 
 def _cn(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else name.rfc4514_string()
 
@@ -80,6 +82,10 @@ def _cn(name: x509.Name) -> str:
 def parse_certificate(data: bytes) -> CertFacts:
     """The leaf of a PEM chain (as acme.json keeps it) or one DER certificate (as a
     handshake gives it)."""
+    # x509 loads with the first certificate read, not with every command line
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             cert = x509.load_pem_x509_certificates(data)[0]

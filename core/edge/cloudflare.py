@@ -13,9 +13,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.edge.dns import (
     OWNER_PREFIX,
@@ -28,6 +26,9 @@ from core.edge.dns import (
     owner_comment,
 )
 from core.secrets import Masker
+
+if TYPE_CHECKING:
+    import httpx
 
 PER_PAGE = 1000
 REFUSED = "Cloudflare refused the token: check its Zone.DNS edit permission"
@@ -105,6 +106,8 @@ async def zone(
     """The configured zone through a client that lives as long as the block. ``transport``
     replaces the network (httpx's ``MockTransport`` in a test); only ``api_token`` speaks
     for shipbot, whatever the environment holds."""
+    import httpx  # loads with the first DNS call, not with every command line
+
     masker = Masker([api_token])
     client = httpx.AsyncClient(
         base_url=config.api_url.rstrip("/") + "/",
@@ -199,6 +202,8 @@ class Api:
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        import httpx  # loaded already: ``self.client`` is one
+
         for attempt in range(self.RETRIES + 1):
             last = attempt == self.RETRIES
             try:

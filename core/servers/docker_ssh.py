@@ -1,3 +1,4 @@
+# ruff: noqa: E402 (the SDK's ssh:// adapter is let load before the SDK's imports below)
 """The docker SDK over ``ssh://`` with the pinned host key and shipbot's own login key.
 
 docker-py's SSH adapter reads ``~/.ssh/config`` and ``~/.ssh/known_hosts`` and refuses
@@ -14,6 +15,10 @@ waits for a free session, up to ``SESSION_WAIT_SECONDS``; SSH failures say they 
 """
 
 from __future__ import annotations
+
+from core.swarm import ssh_transport
+
+ssh_transport()
 
 import docker
 import docker.constants

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import io
 import re
-
-import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from typing import TYPE_CHECKING
 
 from core.names import SSH_KEY_NAME_RE
 from core.servers.errors import ServerError
 
+# paramiko and cryptography load with the first key used, not with every command line
+if TYPE_CHECKING:
+    import paramiko
+
 DEFAULT_KEY = "default"
-_KINDS = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
 def check_key_name(name: str) -> str:
@@ -33,6 +33,9 @@ def check_key_name(name: str) -> str:
 
 def generate() -> str:
     """A new ed25519 private key in OpenSSH format."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -43,8 +46,10 @@ def generate() -> str:
 
 def load(text: str) -> paramiko.PKey:
     """The private key in ``text``; a clear error (never the key) when it is not one."""
+    import paramiko
+
     text = _unfolded(text)
-    for kind in _KINDS:
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return kind.from_private_key(io.StringIO(text))
         except paramiko.PasswordRequiredException as exc:

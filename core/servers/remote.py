@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.deploy import fit
 from core.events import Event, Progress
 from core.plane import Plane
-from core.servers import docker_ssh, keys, ssh
 from core.servers.errors import ServerError
-from core.servers.hostkeys import HostKey
 from core.servers.nodes import node_of
 from core.servers.urls import parse_url
-from core.swarm.docker_api import engine_errors
 from core.swarm.servers import Connector
+
+if TYPE_CHECKING:
+    from core.servers import ssh
 
 MANAGER, WORKER = "manager", "worker"
 LOAD_SECONDS = 600
@@ -25,6 +25,11 @@ LOAD_SECONDS = 600
 
 def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
     """The Login of a recorded server: its key decrypted in memory, its host key pinned."""
+    # Fabric, paramiko and the docker SDK load with the first remote server, not with
+    # every command line
+    from core.servers import keys, ssh
+    from core.servers.hostkeys import HostKey
+
     key_row = plane.store.ssh_key(row["key"])
     if key_row is None:
         raise ServerError(
@@ -52,6 +57,8 @@ def lookup(plane: Plane, name: str) -> Connector | None:
             f"(`server list`), e.g. `server: {row['swarm']}` in app.yml"
         )
     login = login_for(plane, row)
+    from core.servers import docker_ssh
+
     return lambda: docker_ssh.connect(login)
 
 
@@ -64,6 +71,8 @@ async def spread(
     Only nodes Swarm reports Ready and that the placement lets tasks run on get it: a node
     that is down is named and skipped (Swarm places nothing there), and so is one shipbot
     cannot reach, as long as enough nodes hold the image for every replica."""
+    from core.swarm.docker_api import engine_errors
+
     where = where or fit.Where()
     row = await plane.db.server(server)
     if row is None:
@@ -120,6 +129,9 @@ async def spread(
 
 
 def _ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:
+    from core.servers import ssh
+    from core.swarm.docker_api import engine_errors
+
     with ssh.connect(login) as (conn, _pin):
         have = ssh.run(conn, ["docker", "image", "inspect", "--format", "{{.Id}}", image])
         if have.exited == 0 and have.stdout.strip() == image_id:

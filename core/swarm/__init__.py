@@ -8,12 +8,32 @@ is blocking; the engine calls them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from docker.utils import parse_repository_tag
-
 from core.errors import DeployError
+
+# The docker SDK imports its ssh:// adapter, and with it paramiko, invoke, PyNaCl and
+# cryptography (~19 MB resident), whenever it loads, though the local engine is a unix
+# socket. Until a remote server asks for it (``ssh_transport``), that import fails and the
+# SDK goes on without it, as it does where paramiko is not installed.
+_SSH_ADAPTER = "docker.transport.sshconn"
+if "docker" not in sys.modules:
+    sys.modules.setdefault(_SSH_ADAPTER, None)  # type: ignore[assignment] (import fails)
+
+
+def ssh_transport() -> None:
+    """Give the docker SDK its ssh:// adapter, loaded now if it was held back."""
+    if sys.modules.get(_SSH_ADAPTER, ...) is None:
+        del sys.modules[_SSH_ADAPTER]
+    import docker.api.client
+    import docker.transport
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    # what the SDK's own modules would hold had the adapter loaded with them
+    docker.transport.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
 
 
 class VolumeInUse(DeployError):
@@ -136,6 +156,8 @@ def split_tag(image: str) -> tuple[str, str | None]:
     """``registry:5000/team/api:v2`` → (``registry:5000/team/api``, ``v2``); no tag → None."""
     if "@" in image:
         return image, None
+    from docker.utils import parse_repository_tag  # the SDK loads when first needed
+
     return parse_repository_tag(image)
 
 

@@ -22,7 +22,7 @@ from docker.utils import version_lt
 
 from core.errors import BuildTimedOut, DeployError, EngineUnavailable
 from core.names import LABEL_APP
-from core.swarm import VolumeInUse, registry_api, split_tag
+from core.swarm import VolumeInUse, registry_api, split_tag, ssh_transport
 from core.swarm.docker_errors import engine_errors
 from core.swarm.docker_exec import DockerExec
 from core.swarm.docker_networks import DockerNetworks
@@ -60,6 +60,8 @@ class DockerSwarm(DockerNetworks):
             f"cannot reach the Docker engine at {url}: is dockerd running? "
             "(`./dev setup` starts one; or `systemctl start docker`)"
         )
+        if url.startswith("ssh://"):  # DOCKER_HOST on another host, over the SDK's SSH
+            ssh_transport()
         if url.startswith("unix://"):
             # docker-py leaks the socket of a failed unix connect; try it ourselves first
             try:

@@ -13,6 +13,15 @@ from core.swarm import SwarmClient
 
 LOCAL = "local"
 
+
+def _connect_local() -> SwarmClient:
+    # the docker SDK (and paramiko under it) loads with the first call to the engine, not
+    # with every command line: `whoami` or `help` never pay for it
+    from core.swarm.docker_api import DockerSwarm
+
+    return DockerSwarm.connect()
+
+
 Connector = Callable[[], SwarmClient]
 # the servers added from chat (core/servers/remote.py): a name's connector, or None
 Lookup = Callable[[str], Connector | None]
@@ -33,11 +42,7 @@ class Servers:
 
     @classmethod
     def local(cls, connect: Callable[[], SwarmClient] | None = None) -> Servers:
-        if connect is None:
-            from core.swarm.docker_api import DockerSwarm  # noqa: PLC0415 (the SDK costs start-up)
-
-            connect = DockerSwarm.connect
-        return cls({LOCAL: connect})
+        return cls({LOCAL: connect or _connect_local})
 
     @property
     def names(self) -> list[str]:
