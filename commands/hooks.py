@@ -44,8 +44,7 @@ from commands.hook_intake import (
 )
 from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
 from commands.request import ChatRequest
-from core import sources
-from core.apps import credential, repo_folder
+from core.apps import credential, repo_folder, sources
 from core.appspec import DEFAULT_ENV, AppConfig
 from core.errors import CoreError
 from core.names import is_ref

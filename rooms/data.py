@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from commands.catalog import backups, data, reports, volumes
 from commands.replies import Message
 from core.config import BackupsConfig, DataConfig
-from core.cron import trigger
 from core.scheduler.clocked import Every
+from core.scheduler.cron import trigger
 from core.scheduler.jobs import jobs
 from core.watch.backups import BackupWatch
 from rooms.capability import Capability, Periodic, Running, Schedule

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from commands.replies import Message, encode
 from commands.watching import watchers
-from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
-from core.cron import trigger
+from core.config.watch import AlertsConfig, DigestConfig, DriftConfig
 from core.scheduler.clocked import Every
+from core.scheduler.cron import trigger
 from core.scheduler.jobs import CronJobs
 from core.watch.digest import Digest
 from core.watch.drift import DriftWatch

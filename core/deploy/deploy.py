@@ -21,6 +21,7 @@ from core.deploy.apply import (
     force_update,
 )
 from core.deploy.plan import diff
+from core.deploy.registry import is_pinned
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
 from core.deploy.spec import service_name, service_spec, with_force_update
@@ -39,7 +40,6 @@ from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.ownership import stamped
 from core.plane import Plane
-from core.registry import is_pinned
 from core.store import RELEASE_FAILED, RELEASE_SUPERSEDED, RELEASE_UNKNOWN, Release
 from core.swarm import SwarmClient, rollout
 

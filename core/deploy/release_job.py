@@ -17,14 +17,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from core.apps import get_app
-from core.appspec_jobs import DEFAULT_TIMEOUT_NS
+from core.appspec.jobs import DEFAULT_TIMEOUT_NS
 from core.clock import SYSTEM, Clock
 from core.deploy import images, networks
+from core.deploy.registry import is_pinned
 from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
-from core.registry import is_pinned
 from core.secrets import Masker, secret_values
 from core.servers.where import server_of
 from core.store import Release

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from core import sources
-from core.apps import get_app, read_config, repo_folder
+from core.apps import get_app, read_config, repo_folder, sources
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
-from core.appspec_swarm import secrets_of_others
+from core.appspec.swarm import secrets_of_others
 from core.data import databases, db_networks
 from core.deploy import images, links
 from core.deploy.spec import (

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 from core.deploy import images, record
 from core.deploy.deploy import gone, look, reapply
+from core.deploy.registry import is_pinned
 from core.deploy.spec import service_name
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.policy import gate as policy_gate
-from core.registry import is_pinned
 from core.servers.where import server_of
 from core.store import RELEASE_SUPERSEDED, Release
 

@@ -12,7 +12,8 @@ from typing import Any
 from docker.auth import INDEX_NAME
 
 from core.appspec import VOLUME_RE, AppSpec
-from core.appspec_swarm import secret_references
+from core.appspec.swarm import secret_references
+from core.deploy.registry import RegistryError, canonical
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
 from core.names import (
@@ -23,7 +24,6 @@ from core.names import (
     network_name,
     service_name,
 )
-from core.registry import RegistryError, canonical
 from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.

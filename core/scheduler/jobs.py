@@ -23,11 +23,11 @@ from typing import Any
 
 from core.clock import SYSTEM, Clock
 from core.config import BackupsConfig
-from core.cron import trigger
 from core.errors import CoreError
-from core.locks import held
 from core.scheduler.clocked import Scheduler
+from core.scheduler.cron import trigger
 from core.store import Store
+from core.store.locks import held
 
 log = logging.getLogger("shipbot.scheduler")
 UTC = dt.UTC

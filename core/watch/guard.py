@@ -5,7 +5,7 @@ A release that passes its window is told so.
 
 The window is a row in SQLite (``guards``), so a restart carries on watching. The guard
 never fights a newer change: it acts only while its release is the live one, under the
-same app/env lock as deploys (``core.locks.held``), and a deploy already holding that lock
+same app/env lock as deploys (``core.store.locks.held``), and a deploy already holding that lock
 makes it wait for the next round (then see the newer release, and stand down).
 """
 
@@ -22,10 +22,10 @@ from core.deploy.drift import image_of
 from core.deploy.rollback import rollback
 from core.errors import CoreError, DeployError
 from core.events import Outcome
-from core.locks import held
 from core.plane import Plane
 from core.store import RELEASE_FAILED
 from core.store.alerts import GUARD_ROLLING_BACK
+from core.store.locks import held
 from core.swarm import comparable_image
 from core.watch.alert_rules import CRASHLOOP, OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import log_tail, service_facts
