@@ -4,7 +4,7 @@
   ``ControlConfig`` already reads (core/config/__init__.py) is declared here and read there; any
   other is validated by the root with the room's model and put on ``Plane.sections``.
 - ``tables`` and ``migrations``: the tables it owns and the numbers of the ``shipbot``
-  migrations that made them (core/store/migrations.py); a new room brings its own
+  migrations that made them (its module in core/store/schema/); a new room brings its own
   ``Migrations`` set (sqlite-utils) in ``schema``, applied by the root, each step once.
 - ``commands``: its chat command family (each registered with ``@command``).
 - ``periodic``: its schedules and watchers, built from the root at every start.

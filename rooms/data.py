@@ -11,6 +11,8 @@ from core.config import BackupsConfig, DataConfig
 from core.scheduler.clocked import Every
 from core.scheduler.cron import trigger
 from core.scheduler.jobs import jobs
+from core.store.schema import data as schema_data
+from core.store.schema import versions
 from core.watch.backups import BackupWatch
 from rooms.capability import Capability, Periodic, Running, Schedule
 
@@ -56,7 +58,7 @@ ROOM = Capability(
         "backup_watch",
         "backup_verifies",
     ),  # fmt: skip
-    migrations=(6, 7, 8, 17),
+    migrations=versions(schema_data),
     commands=(
         backups.BackupList,
         backups.Restore,
