@@ -193,7 +193,9 @@ class Engine:
         await asyncio.to_thread(self.app, name)
         with contextlib.suppress(CoreError):  # the engine is away: the records still show
             await reconcile.reconcile(self.plane, name)
-        return await self.plane.db.releases(name, env or DEFAULT_ENV, limit=KEEP_RELEASES)
+        return await self.plane.db.in_thread(
+            lambda: self.plane.store.releases(name, env or DEFAULT_ENV, limit=KEEP_RELEASES)
+        )
 
     def interrupted(self) -> list[dict]:
         """On start: changes whose process stopped beating are marked interrupted (their

@@ -57,7 +57,7 @@ class SshKey:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         plane, user = ctx.engine.plane, ctx.user
         if self.action == "list":
-            rows = await ctx.engine.db.ssh_keys()
+            rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.ssh_keys())
             if not rows:
                 yield Message("no SSH keys: `ssh-key create default` makes one")
                 return
@@ -127,7 +127,7 @@ class ServerList:
     """The servers added from chat: address, swarm, role and pinned host key."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = await ctx.engine.db.servers()
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.servers())
         if not rows:
             yield Message("no servers yet (apps run on `local`): `server add` adds one")
             return

@@ -130,5 +130,5 @@ async def add_app(
         created_at=plane.clock.time(),
         credential=plane.vault.encrypt(token) if token else None,
     )
-    await plane.db.add_app(app)
+    await plane.db.in_thread(lambda: plane.store.add_app(app))
     return app, config, commit

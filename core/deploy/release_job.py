@@ -110,7 +110,7 @@ async def run_once(
 ) -> AsyncIterator[Event]:
     """``run APP -- argv``: argv once, on the live release's image and spec."""
     await asyncio.to_thread(get_app, plane.store, app)
-    live: Release | None = await plane.db.live_release(app, env)
+    live: Release | None = await plane.db.in_thread(lambda: plane.store.live_release(app, env))
     if live is None or not live.spec:
         raise CoreError(f"{app} has no live release in {env}: deploy it first (`deploy {app}`)")
     # where the live release runs: its environment's server (core/servers/where.py)

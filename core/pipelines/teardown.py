@@ -49,7 +49,7 @@ async def close_preview(
     env = env_name(number)
     name = service_name(app, env)
     swarm = await plane.servers.client(plane.server)
-    row = await plane.db.preview(app, number)
+    row = await plane.db.in_thread(lambda: plane.store.preview(app, number))
     current = await asyncio.to_thread(swarm.inspect_service, name)
     check_owner(current, app, env)
     done: list[str] = []
@@ -69,7 +69,7 @@ async def close_preview(
         async for event in networks.teardown(plane, swarm, network):
             yield event
         done.append(f"network {network}")
-    for release in await plane.db.releases(app, env, limit=1000):
+    for release in await plane.db.in_thread(lambda: plane.store.releases(app, env, limit=1000)):
         await asyncio.to_thread(swarm.remove_image, release.image)
     if dns is not None and row is not None and row.get("domain"):
         try:

@@ -125,10 +125,10 @@ class Guard:
 
     async def _one(self, row: dict[str, Any]) -> str | None:
         app, env, number = row["app"], row["env"], row["release"]
-        live = await self.plane.db.live_release(app, env)
+        live = await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env))
         if row["status"] == GUARD_ROLLING_BACK:  # a restart came mid-rollback: carry on
             return await self._roll_back(row, row["reason"] or "the guard was rolling back")
-        newest = await self.plane.db.releases(app, env, 1)
+        newest = await self.plane.db.in_thread(lambda: self.plane.store.releases(app, env, 1))
         if newest and newest[0].number > number:  # whatever that deploy's outcome
             reason = f"release {newest[0].number} was deployed after it"
             await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
@@ -217,7 +217,7 @@ class Guard:
 
         what = f"guard rollback of {app} release {number} ({env})"
         async with held(self.store, lock_key(app, env), GUARD_USER, what, busy):
-            live = await self.plane.db.live_release(app, env)
+            live = await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env))
             if row["status"] != GUARD_ROLLING_BACK and (live is None or live.number != number):
                 await asyncio.to_thread(
                     self.store.set_guard, row["id"], "superseded", "replaced meanwhile"
@@ -270,12 +270,18 @@ class Guard:
         tail: tuple[str, ...],
     ) -> str:
         app, env, number = row["app"], row["env"], row["release"]
-        bad = await self.plane.db.release(app, env, number)
+        bad = await self.plane.db.in_thread(lambda: self.plane.store.release(app, env, number))
         if bad is not None and result.ok:
-            await self.plane.db.update_release(
-                bad.id, status=RELEASE_FAILED, message=f"rolled back by the guard: {reason}"
+            await self.plane.db.in_thread(
+                lambda: self.plane.store.update_release(
+                    bad.id, status=RELEASE_FAILED, message=f"rolled back by the guard: {reason}"
+                )
             )
-        back = (await self.plane.db.live_release(app, env)) if result.ok else None
+        back = (
+            (await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env)))
+            if result.ok
+            else None
+        )
         fields = {"app": app, "env": env, "release": str(number), "server": self.server}
         if code is not None:
             fields["exit code"] = str(code)
