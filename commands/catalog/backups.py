@@ -28,9 +28,9 @@ from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
-from core.scheduler.jobs import database_lock
 from core.store import Store
 from core.store.backups import BACKUP_SUSPECT
+from core.store.locks import database_lock
 
 NOT_CONFIGURED = (
     "backups are not configured: add a `backups:` section (s3: {bucket, endpoint, region, "
