@@ -19,7 +19,7 @@ CI_USER_PREFIX = "ci:"  # a CI token's caller: ci:NAME (commands.pipelines.CiCal
 
 async def identities(engine: Engine, user: str) -> set[str]:
     """``user`` and the forge logins linked to them."""
-    return {user, *await engine.db.logins_of(user)}
+    return {user, *await engine.db.in_thread(lambda: engine.store.logins_of(user))}
 
 
 async def behind_it(engine: Engine, user: str, row: dict[str, Any]) -> Failure | None:
@@ -28,7 +28,9 @@ async def behind_it(engine: Engine, user: str, row: dict[str, Any]) -> Failure |
     who = await identities(engine, user)
     requester = row["requester"]
     if requester.startswith(CI_USER_PREFIX):
-        token = await engine.db.ci_token(requester.removeprefix(CI_USER_PREFIX))
+        token = await engine.db.in_thread(
+            lambda: engine.store.ci_token(requester.removeprefix(CI_USER_PREFIX))
+        )
         owner = token and (token.get("owner") or token["created_by"])
         if owner in who:
             return Failure(
@@ -37,7 +39,7 @@ async def behind_it(engine: Engine, user: str, row: dict[str, Any]) -> Failure |
                 DENIED,
             )
     commit = row.get("commit_sha")
-    if commit and await engine.db.pushers(commit) & who:
+    if commit and await engine.db.in_thread(lambda: engine.store.pushers(commit)) & who:
         return Failure(
             f"you pushed this commit ({commit[:12]}): someone else approves request "
             f"{row['id']} (four eyes)",

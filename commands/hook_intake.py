@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from commands.catalog.pipelines import WEBHOOK_PLATFORM
 from commands.dispatch import Dispatcher
@@ -42,6 +43,10 @@ def plain(text: str, limit: int = 80) -> str:
     return kept or "?"
 
 
+async def _webhook(bot: Dispatcher, app: str) -> dict[str, Any] | None:
+    return await bot.engine.db.in_thread(lambda: bot.engine.store.webhook(app))
+
+
 async def signers(
     bot: Dispatcher, forge: str, headers: Mapping[str, str], body: bytes
 ) -> list[App]:
@@ -50,10 +55,10 @@ async def signers(
     if not proof:
         return []
     found = []
-    for app in await bot.engine.db.list_apps():
+    for app in await bot.engine.db.in_thread(lambda: bot.engine.store.list_apps()):
         if app.source_kind != "git":
             continue
-        row = await bot.engine.db.webhook(app.name)
+        row = await _webhook(bot, app.name)
         secret = bot.engine.vault.decrypt(row["secret"]) if row and row["secret"] else ""
         if verify(forge, secret, body, proof):
             found.append(app)

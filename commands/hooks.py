@@ -44,8 +44,7 @@ from commands.hook_intake import (
 )
 from commands.replies import ApprovalRequest, Failure, Log, Message, Reply, Result, Step
 from commands.request import ChatRequest
-from core import sources
-from core.apps import credential, repo_folder
+from core.apps import credential, repo_folder, sources
 from core.appspec import DEFAULT_ENV, AppConfig
 from core.errors import CoreError
 from core.names import is_ref
@@ -55,6 +54,7 @@ from core.pipelines.forge import api_url, comment_request, post_comment
 from core.pipelines.payload import load_json
 from core.pipelines.preview import domain_for, env_name
 from core.pipelines.signatures import DELIVERY_HEADER, FORGES
+from core.plane import OffLoop
 from core.policy import gate as policy_gate
 from core.policy.gate import PolicyError
 from core.store import App, Store
@@ -84,6 +84,10 @@ class Receiver:
     @property
     def store(self) -> Store:
         return self.dispatcher.engine.store
+
+    @property
+    def db(self) -> OffLoop:
+        return self.dispatcher.engine.db
 
     def _audit(
         self,
@@ -151,7 +155,9 @@ class Receiver:
             return Answer(403, f"refused: {detail}: nothing was done")
         row = delivery_row(forge, delivery, body, event, apps, self.clock())
         forget = self.clock() - KEEP_SECONDS
-        if not await self.dispatcher.engine.db.record_delivery(row, forget_before=forget):
+        if not await self.db.in_thread(
+            lambda: self.store.record_delivery(row, forget_before=forget)
+        ):
             await self._refused(forge, "a delivery handled already")
             return Answer(200, f"already handled: delivery {delivery}; nothing was done again")
         answers = [await self._route(app, event, what) for app in apps]
@@ -229,7 +235,7 @@ class Receiver:
         env = env_name(event.number)
         # a preview that exists goes when its pull request closes, even if app.yml dropped
         # `previews:` since it was made
-        opened = await self.dispatcher.engine.db.preview(app.name, event.number)
+        opened = await self.db.in_thread(lambda: self.store.preview(app.name, event.number))
         if event.action == "close" and (previews is not None or opened is not None):
             self._start(
                 app.name,
@@ -254,21 +260,20 @@ class Receiver:
             )
         if not SHA_RE.match(event.head_sha):
             return await ignored(f"head {event.head_sha[:50]!r} is not a commit id", env, "refused")
-        await self.dispatcher.engine.db.save_preview(
-            {
-                "app": app.name,
-                "number": event.number,
-                "env": env,
-                "forge": event.forge,
-                "repository": event.repository.name,
-                "head_sha": event.head_sha,
-                "head_ref": event.head_ref,
-                "author": event.author,
-                "title": event.title,
-                "domain": domain_for(previews, event.number),
-                "status": "pending",
-            }
-        )
+        pending = {
+            "app": app.name,
+            "number": event.number,
+            "env": env,
+            "forge": event.forge,
+            "repository": event.repository.name,
+            "head_sha": event.head_sha,
+            "head_ref": event.head_ref,
+            "author": event.author,
+            "title": event.title,
+            "domain": domain_for(previews, event.number),
+            "status": "pending",
+        }
+        await self.db.in_thread(lambda: self.store.save_preview(pending))
         head = (
             f"pull request #{event.number} ({plain(event.title)}) by {plain(event.author)}: "
             f"deploying preview {env} of {app.name}"
@@ -315,8 +320,8 @@ class Receiver:
     ) -> None:
         try:
             if comment_on is not None:  # a preview deploys the newest head it was sent
-                row = await self.dispatcher.engine.db.preview(app, comment_on.number)
-                live = await self.dispatcher.engine.db.live_release(app, env)
+                row = await self.db.in_thread(lambda: self.store.preview(app, comment_on.number))
+                live = await self.db.in_thread(lambda: self.store.live_release(app, env))
                 if row is None or (live is not None and live.source_ref == row["head_sha"]):
                     # closed meanwhile, or an earlier event of it deployed this head
                     log.info("webhook %r: nothing left to deploy", text)
@@ -337,10 +342,10 @@ class Receiver:
     async def _settle(self, app: str, number: int) -> None:
         """A preview its deploy never started (refused by a grant, a lock, its app.yml) is
         recorded as refused, not left pending."""
-        row = await self.dispatcher.engine.db.preview(app, number)
+        row = await self.db.in_thread(lambda: self.store.preview(app, number))
         if row is not None and row["status"] == "pending":
-            await self.dispatcher.engine.db.save_preview(
-                {"app": app, "number": number, "status": "refused"}
+            await self.db.in_thread(
+                lambda: self.store.save_preview({"app": app, "number": number, "status": "refused"})
             )
 
     async def _relay(self, app: str, env: str, replies: AsyncIterator[Reply]) -> Result | None:
@@ -374,7 +379,7 @@ class Receiver:
         self.dispatcher.notifier.publish("deploys", app, env, reply)
 
     async def _comment(self, app: str, env: str, pull: PullRequest, result: Result) -> None:
-        row = await self.dispatcher.engine.db.webhook(app)
+        row = await self.db.in_thread(lambda: self.store.webhook(app))
         if row is None or not row["forge_token"]:
             return
         if result.ok:

@@ -11,8 +11,8 @@ import datetime as dt
 from typing import Any
 
 from core.errors import CoreError
-from core.locks import held
 from core.store import Store
+from core.store.locks import held
 
 
 class LockBusy(CoreError):

@@ -18,11 +18,11 @@ from commands.dispatch import Dispatcher
 from commands.grammar import parse
 from commands.replies import ApprovalRequest, Reply
 from commands.request import ChatRequest, describe
+from core.deploy.registry import ANY_APP, RegistryError, check_login, parse_reference
 from core.errors import CoreError
 from core.names import APP_NAME_RE, ENV_NAME_RE, USER_RE
 from core.pipelines import PipelineError as CorePipelineError
 from core.pipelines.payload import load_json
-from core.registry import ANY_APP, RegistryError, check_login, parse_reference
 
 TOKEN_PREFIX = "sbci"  # noqa: S105 (a marker in front of every token, not a secret)
 CI_PLATFORM = "ci"

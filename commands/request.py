@@ -10,7 +10,7 @@ from typing import Any
 
 from commands import catalog
 from commands.grammar import UsageError, parse
-from core import sources
+from core.apps import sources
 from core.appspec import DEFAULT_ENV
 
 

@@ -27,12 +27,12 @@ from core.deploy.verdicts import KEEP_RELEASES
 from core.edge import operate as edge
 from core.errors import CoreError
 from core.events import Event
-from core.locks import ttl_seconds
 from core.plane import OffLoop, Plane
 from core.policy import accept as policy_accept
 from core.secrets import Vault, secret_values
 from core.servers import remote
 from core.store import App, Release, Store, shipbot_home
+from core.store.locks import ttl_seconds
 from core.swarm.servers import Servers
 
 ServiceStatus = status.ServiceStatus
@@ -193,7 +193,9 @@ class Engine:
         await asyncio.to_thread(self.app, name)
         with contextlib.suppress(CoreError):  # the engine is away: the records still show
             await reconcile.reconcile(self.plane, name)
-        return await self.plane.db.releases(name, env or DEFAULT_ENV, limit=KEEP_RELEASES)
+        return await self.plane.db.in_thread(
+            lambda: self.plane.store.releases(name, env or DEFAULT_ENV, limit=KEEP_RELEASES)
+        )
 
     def interrupted(self) -> list[dict]:
         """On start: changes whose process stopped beating are marked interrupted (their

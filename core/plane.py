@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
@@ -21,21 +21,23 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import LOCAL, Servers
 
+T = TypeVar("T")
+
 
 class OffLoop:
-    """The store's methods as coroutines run in a worker thread, so a busy SQLite file
-    never blocks the event loop (the store serialises its own connection)."""
+    """Store calls run in a worker thread, so a busy SQLite file never blocks the event loop
+    (the store serialises its own connection). Each call is written out where it is made,
+    typed and visible to a reader (no ``__getattr__`` proxy)::
+
+        live = await plane.db.in_thread(lambda: plane.store.live_release(app, env))
+    """
 
     def __init__(self, store: Store) -> None:
-        self._store = store
+        self.store = store
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self._store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(method, *args, **kwargs)
-
-        return call
+    async def in_thread(self, call: Callable[[], T]) -> T:
+        """``call()`` in a worker thread: its result, or what it raised."""
+        return await asyncio.to_thread(call)
 
 
 @dataclass

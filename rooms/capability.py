@@ -1,10 +1,10 @@
 """What a capability declares: the shape every room fills in (rooms/registry.py lists them).
 
 - ``sections``: its shipbot.yml sections, each with its own pydantic model. A section the
-  ``ControlConfig`` already reads (core/config.py) is declared here and read there; any
+  ``ControlConfig`` already reads (core/config/__init__.py) is declared here and read there; any
   other is validated by the root with the room's model and put on ``Plane.sections``.
 - ``tables`` and ``migrations``: the tables it owns and the numbers of the ``shipbot``
-  migrations that made them (core/store/migrations.py); a new room brings its own
+  migrations that made them (its module in core/store/schema/); a new room brings its own
   ``Migrations`` set (sqlite-utils) in ``schema``, applied by the root, each step once.
 - ``commands``: its chat command family (each registered with ``@command``).
 - ``periodic``: its schedules and watchers, built from the root at every start.
@@ -50,7 +50,7 @@ class Running(Protocol):
 
 @dataclass(frozen=True)
 class Schedule:
-    """A job on the one scheduler: ``core.cron.trigger(cron)`` or ``Every(seconds)``."""
+    """A job on the one scheduler: ``core.scheduler.cron.trigger(cron)`` or ``Every(seconds)``."""
 
     id: str
     trigger: Trigger

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from commands.catalog import access, decisions, help, outbox, people
 from core.scheduler.clocked import Every
+from core.store.schema import control as schema_control
+from core.store.schema import versions
 from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
@@ -26,7 +28,7 @@ ROOM = Capability(
     name="control",
     sections={"admins": None, "secret_key": None, "notify": None},
     tables=("grants", "approvals", "locks", "audit", "outbox", "deliveries", "people", "identity"),
-    migrations=(1, 2, 3, 4, 18, 22),
+    migrations=versions(schema_control),
     commands=(
         access.Audit,
         access.GrantRole,

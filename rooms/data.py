@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from commands.catalog import backups, data, reports, volumes
 from commands.replies import Message
 from core.config import BackupsConfig, DataConfig
-from core.cron import trigger
 from core.scheduler.clocked import Every
+from core.scheduler.cron import trigger
 from core.scheduler.jobs import jobs
+from core.store.schema import data as schema_data
+from core.store.schema import versions
 from core.watch.backups import BackupWatch
 from rooms.capability import Capability, Periodic, Running, Schedule
 
@@ -56,7 +58,7 @@ ROOM = Capability(
         "backup_watch",
         "backup_verifies",
     ),  # fmt: skip
-    migrations=(6, 7, 8, 17),
+    migrations=versions(schema_data),
     commands=(
         backups.BackupList,
         backups.Restore,

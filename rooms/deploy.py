@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from commands.catalog import apps, deploys, jobs, links, policy, running, variables
 from core.config import BuildConfig
+from core.store.schema import deploy as schema_deploy
+from core.store.schema import versions
 from rooms.capability import Capability
 
 ROOM = Capability(
@@ -19,7 +21,7 @@ ROOM = Capability(
         "links",
         "guard_rounds",
     ),  # fmt: skip
-    migrations=(1, 2, 4, 13, 14, 20, 21),
+    migrations=versions(schema_deploy),
     commands=(
         apps.AppsAdd,
         apps.AppsList,

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from commands.catalog import certs, dns, domains, edge
 from core.config import DnsConfig, EdgeConfig
 from core.scheduler.clocked import Every
+from core.store.schema import edge as schema_edge
+from core.store.schema import versions
 from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
@@ -28,7 +30,7 @@ ROOM = Capability(
     name="edge",
     sections={"edge": EdgeConfig, "dns": DnsConfig},
     tables=("cert_watch", "domain_grants"),
-    migrations=(5, 16),
+    migrations=versions(schema_edge),
     commands=(
         certs.Certs,
         dns.DnsList,

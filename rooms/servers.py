@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from commands.catalog import servers
+from core.store.schema import servers as schema_servers
+from core.store.schema import versions
 from rooms.capability import Capability
 
 ROOM = Capability(
     name="servers",
     sections={"server_apps": None},
     tables=("servers", "ssh_keys", "env_servers"),
-    migrations=(9,),
+    migrations=versions(schema_servers),
     commands=(
         servers.ServerAdd,
         servers.ServerCheck,

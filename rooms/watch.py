@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from commands.replies import Message, encode
 from commands.watching import watchers
-from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
-from core.cron import trigger
+from core.config.watch import AlertsConfig, DigestConfig, DriftConfig
 from core.scheduler.clocked import Every
+from core.scheduler.cron import trigger
 from core.scheduler.jobs import CronJobs
+from core.store.schema import versions
+from core.store.schema import watch as schema_watch
 from core.watch.digest import Digest
 from core.watch.drift import DriftWatch
 from rooms.capability import Capability, Periodic, Running, Schedule, Watcher
@@ -65,6 +67,6 @@ ROOM = Capability(
     name="watch",
     sections={"drift": DriftConfig, "digest": DigestConfig, "alerts": AlertsConfig},
     tables=("alerts", "alert_cursors", "guards", "drift_watch", "digest_posts"),
-    migrations=(10, 12),
+    migrations=versions(schema_watch),
     periodic=periodic,
 )

@@ -14,7 +14,8 @@ from core.data import databases
 from core.engine import Engine
 from core.secrets import Vault
 from core.store import Store
-from core.store.migrations import HISTORY, v17_env_attachments
+from core.store.migrations import HISTORY
+from core.store.schema.data import v17_env_attachments
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from tests import test_databases

@@ -19,9 +19,9 @@ from commands.catalog.reports import Runner, guarded_backup, report_rows
 from commands.dispatch import Dispatcher
 from commands.replies import Message
 from core.config import BackupsConfig, ControlConfig, NotifyRoute
-from core.cron import cron_days
 from core.data.s3 import S3Store
 from core.engine import NETWORK, Engine
+from core.scheduler.cron import cron_days
 from core.scheduler.jobs import BackupScheduler, Job, due, due_jobs, jobs, last_fire, period
 from core.secrets import Vault
 from core.store import Store

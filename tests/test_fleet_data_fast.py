@@ -228,7 +228,9 @@ async def test_a_volume_is_backed_up_and_restored_where_its_app_runs(fleet):
     bot, local, eu, _ = fleet
     eu.add_image("busybox:latest")
     helpers = shop_service(eu)
-    await bot.engine.db.set_env_server("shop", "production", "eu-1", 0.0)
+    await bot.engine.db.in_thread(
+        lambda: bot.engine.store.set_env_server("shop", "production", "eu-1", 0.0)
+    )
     archive, received = a_tar(), []
     tar_tools(eu, archive, received)
     done = result(await say(bot, "volume backup shop data", ADMIN))

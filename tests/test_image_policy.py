@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from commands.pipelines import PipelineError, registry_login
+from core.deploy.registry import canonical
 from core.deploy.spec import release_of
 from core.errors import DeployError
-from core.registry import canonical
 from tests.chat import failure, result, say
 from tests.fast_plane import dispatcher, fake_swarm
 

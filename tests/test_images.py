@@ -14,8 +14,8 @@ from commands.pipelines import (
     registry_login,
     revoke_ci_token,
 )
+from core.deploy.registry import Reference, RegistryError, parse_reference
 from core.deploy.verdicts import KEEP_RELEASES
-from core.registry import Reference, RegistryError, parse_reference
 from core.swarm import comparable_image
 from tests.chat import failure, result, say
 from tests.fast_plane import dispatcher, fake_swarm

@@ -212,7 +212,9 @@ async def test_each_app_environment_reaches_only_what_an_admin_let_it(
     assert "nothing was changed" in asked.message
     after = docker_client.api.inspect_service(f"{mine}-production")["Version"]["Index"]
     assert after == before
-    assert [r.number for r in await bot.engine.db.releases(mine)] == [1]
+    assert [
+        r.number for r in await bot.engine.db.in_thread(lambda: bot.engine.store.releases(mine))
+    ] == [1]
 
     # granted: mine's service and jobs are on other's network too, and reach it
     granted = result(await say(bot, f"link grant {mine} {other}"))

@@ -20,8 +20,8 @@ from commands.grammar import REGISTRY, command
 from commands.permissions import VIEW
 from commands.replies import Reply, Result
 from core.clients import Clients
-from core.cron import trigger
 from core.scheduler.clocked import Every, Scheduler
+from core.scheduler.cron import trigger
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from rooms.capability import Capability, Periodic, Schedule

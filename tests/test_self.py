@@ -14,8 +14,8 @@ from bot.settings import Settings, load
 from commands.notify import Notifier
 from core.appspec import AppConfig, load_app_config
 from core.config import NotifyRoute
+from core.deploy.registry import parse_reference
 from core.errors import AppSpecError
-from core.registry import parse_reference
 from tests.chat import failure, result, say
 from tests.fast_plane import dispatcher, fake_swarm
 

@@ -1,4 +1,4 @@
-"""core.sources against real git: local origins, loopback servers, real children."""
+"""core.apps.sources against real git: local origins, loopback servers, real children."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from core import sources
+from core.apps import sources
+from core.apps.git_credentials import redact, split_credentials
 from core.errors import SourceError
-from core.git_credentials import redact, split_credentials
 
 TOKEN = "s3cr3t-t0ken-value"  # noqa: S105 (a test credential)
 # Generous bounds: these check "does not hang", not speed.

@@ -59,8 +59,10 @@ class GrantRole(_GrantFields):
     """
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        added = await ctx.engine.db.add_grant(
-            user=self.user, role=self.role, app=self.app, env=self.env, granted_by=ctx.user
+        added = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.add_grant(
+                user=self.user, role=self.role, app=self.app, env=self.env, granted_by=ctx.user
+            )
         )
         what = f"{self.user} is {self.role} on {self.app}/{self.env}"
         yield Result(True, what if added else f"{what} already: nothing changed")
@@ -76,8 +78,10 @@ class RevokeRole(_GrantFields):
     """Take back a grant given with the same user, role, --app and --env."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if not await ctx.engine.db.remove_grant(
-            user=self.user, role=self.role, app=self.app, env=self.env
+        if not await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.remove_grant(
+                user=self.user, role=self.role, app=self.app, env=self.env
+            )
         ):
             yield Failure(
                 f"{self.user} has no {self.role} grant on {self.app}/{self.env}: see `grants "
@@ -101,7 +105,7 @@ class Grants:
         ]
         rows += [
             (g["user"], g["role"], g["app"], g["env"], g["granted_by"])
-            for g in await ctx.engine.db.grants(self.user)
+            for g in await ctx.engine.db.in_thread(lambda: ctx.engine.store.grants(self.user))
         ]
         if not rows:
             yield Message("no grants" + (f" for {self.user}" if self.user else ""))
@@ -118,7 +122,7 @@ class Unlock:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         key = f"{self.app}/{self.env or DEFAULT_ENV}"
-        held = await ctx.engine.db.force_unlock(key)
+        held = await ctx.engine.db.in_thread(lambda: ctx.engine.store.force_unlock(key))
         if held is None:
             yield Message(f"{key} was not locked")
             return
@@ -133,7 +137,9 @@ class Audit:
     limit: int = option("count", "N", default=20)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = await ctx.engine.db.audit_log(self.app, limit=max(1, min(self.limit, 500)))
+        rows = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.audit_log(self.app, limit=max(1, min(self.limit, 500)))
+        )
         if not rows:
             yield Message("the audit log is empty" + (f" for {self.app}" if self.app else ""))
             return

@@ -57,16 +57,18 @@ class AppsAdd:
         app, config = await ctx.engine.add_app(
             self.name, user=ctx.user, path=self.path, git=self.git, ref=self.ref
         )
-        accepted = await ctx.engine.db.accepted_policy(app.name)
+        accepted = await ctx.engine.db.in_thread(lambda: ctx.engine.store.accepted_policy(app.name))
         what = "; ".join(f"{key}: {value}" for key, value in lines_of(accepted["policy"]))
         at = (accepted["commit_sha"] or "")[:12] or "its folder"
-        await ctx.engine.db.audit(  # the policy accepted with it, in a row of its own
-            user=ctx.user,
-            channel=ctx.channel,
-            command=f"policy accept {app.name}",
-            result="ok",
-            app=app.name,
-            detail=f"accepted with `apps add` at {at}: {what}"[:MAX_TITLE],
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.audit(  # the policy accepted with it, in a row of its own
+                user=ctx.user,
+                channel=ctx.channel,
+                command=f"policy accept {app.name}",
+                result="ok",
+                app=app.name,
+                detail=f"accepted with `apps add` at {at}: {what}"[:MAX_TITLE],
+            )
         )
         envs = ", ".join(dict.fromkeys([DEFAULT_ENV, *config.environments]))
         details = [f"environments: {envs}"]
@@ -86,7 +88,9 @@ class AppsList:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         apps = [
-            a for a in await ctx.engine.db.list_apps() if ctx.policy.sees(ctx.user, VIEW, a.name)
+            a
+            for a in await ctx.engine.db.in_thread(lambda: ctx.engine.store.list_apps())
+            if ctx.policy.sees(ctx.user, VIEW, a.name)
         ]
         if not apps:
             yield Message("no apps yet: register one with `apps add NAME --path DIR`")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -28,10 +29,10 @@ from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
 from core.plane import Plane
-from core.scheduler.jobs import database_lock
 from core.servers import where
 from core.store import Store
 from core.store.backups import BACKUP_SUSPECT
+from core.store.locks import database_lock
 
 NOT_CONFIGURED = (
     "backups are not configured: add a `backups:` section (s3: {bucket, endpoint, region, "
@@ -150,7 +151,7 @@ class BackupList:
         if not await may_see(ctx, self.db):
             # the same answer as for a database that does not exist
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
-        rows = await ctx.engine.db.backups(self.db)
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backups(self.db))
         if not rows:
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
@@ -201,12 +202,14 @@ class Restore:
         return self.target == self.db
 
     async def bound(self, engine: Engine) -> str:
-        database = await engine.db.database(self.target)
-        return review.digest(database, await engine.db.backup(self.backup_id))
+        database = await engine.db.in_thread(lambda: engine.store.database(self.target))
+        return review.digest(
+            database, await engine.db.in_thread(lambda: engine.store.backup(self.backup_id))
+        )
 
     async def review(self, ctx: Context) -> Review | None:
         """Over a database that exists: approval, bound to it and to the backup."""
-        database = await ctx.engine.db.database(self.target)
+        database = await ctx.engine.db.in_thread(lambda: ctx.engine.store.database(self.target))
         if database is None and not self.live:
             return None  # a fresh database: nothing in it to lose
         row = await self._kept(ctx)
@@ -222,7 +225,7 @@ class Restore:
         return Review(ctx.config.data.approval, review.digest(database, row), details)
 
     async def _kept(self, ctx: Context) -> dict[str, Any]:
-        row = await ctx.engine.db.backup(self.backup_id)
+        row = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backup(self.backup_id))
         if row is None or row["database"] != self.db:
             raise CoreError(f"{self.db} has no backup {self.backup_id}: `backup list {self.db}`")
         restore.kept(row)
@@ -250,7 +253,10 @@ class Restore:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         settings = backups_config(ctx.config)
         target = self.target
-        over = self.live or await ctx.engine.db.database(target) is not None
+        over = (
+            self.live
+            or await ctx.engine.db.in_thread(lambda: ctx.engine.store.database(target)) is not None
+        )
         if over and ctx.approved_by is None and self.break_glass is None:
             # the dispatcher's gate asks for approval first; a --to database made since
             # the request was reviewed as new lands here too
@@ -311,7 +317,7 @@ class Restore:
         """Where the restore runs: the target database's server; a new --to database goes
         on the source's (the control plane's own when the source is gone)."""
         for name in (self.target, self.db):
-            row = await ctx.engine.db.database(name)
+            row = await ctx.engine.db.in_thread(functools.partial(ctx.engine.store.database, name))
             if row is not None and row.get("server"):
                 return str(row["server"])
         return ctx.engine.plane.server
@@ -320,7 +326,7 @@ class Restore:
         """The --to database, of the backup's kind and the source's version (the kind's
         default when the source is gone), on the source's server."""
         assert self.to is not None
-        source = await ctx.engine.db.database(self.db)
+        source = await ctx.engine.db.in_thread(lambda: ctx.engine.store.database(self.db))
         version = source["version"] if source and source["kind"] == kind else None
         return ctx.engine.create_database(
             kind,

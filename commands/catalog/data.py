@@ -10,6 +10,7 @@ environments they may view.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 
 from commands.approvals import Review
@@ -41,7 +42,9 @@ async def may_see(ctx: Context, name: str) -> bool:
     volume = volumes.parse_key(name)
     if volume is not None:
         return ctx.policy.allows(ctx.user, VIEW, volume.app, volume.env)
-    return visible(ctx, await ctx.engine.db.database_attachments(name))
+    return visible(
+        ctx, await ctx.engine.db.in_thread(lambda: ctx.engine.store.database_attachments(name))
+    )
 
 
 def everywhere(ctx: Context) -> None:
@@ -110,7 +113,9 @@ class DbList:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         rows = []
         for db in await ctx.engine.list_databases():
-            pairs = await ctx.engine.db.database_attachments(db.name)
+            pairs = await ctx.engine.db.in_thread(
+                functools.partial(ctx.engine.store.database_attachments, db.name)
+            )
             if not visible(ctx, pairs):
                 continue
             try:
@@ -261,13 +266,15 @@ class DbRemove:
     break_glass: str | None = option("text", "REASON")
 
     async def bound(self, engine: Engine) -> str:
-        return review.digest(await engine.db.database(self.db))
+        return review.digest(await engine.db.in_thread(lambda: engine.store.database(self.db)))
 
     async def review(self, ctx: Context) -> Review:
-        row = await ctx.engine.db.database(self.db)
+        row = await ctx.engine.db.in_thread(lambda: ctx.engine.store.database(self.db))
         if row is None:
             raise _unknown(self.db)
-        pairs = await ctx.engine.db.database_attachments(self.db)
+        pairs = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.database_attachments(self.db)
+        )
         if pairs:
             raise DatabaseError(
                 f"{self.db} is attached to {shown(pairs)}: "

@@ -66,11 +66,13 @@ class DomainGrant(_DomainGrantFields):
         if denied is not None:
             yield denied
             return
-        if await ctx.engine.db.get_app(self.app) is None:
+        if await ctx.engine.db.in_thread(lambda: ctx.engine.store.get_app(self.app)) is None:
             yield Failure(f"no app named {self.app}: see `apps list`; nothing was changed")
             return
-        added, taken = await ctx.engine.db.add_domain_grant(
-            app=self.app, pattern=self.pattern, env=self.envs, granted_by=ctx.user
+        added, taken = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.add_domain_grant(
+                app=self.app, pattern=self.pattern, env=self.envs, granted_by=ctx.user
+            )
         )
         if taken is not None:
             yield Failure(_taken(self.pattern, taken))
@@ -79,7 +81,13 @@ class DomainGrant(_DomainGrantFields):
         if not added:
             yield Result(True, f"{what} already: nothing changed")
             return
-        grants = [g for g in from_rows(await ctx.engine.db.domain_grants()) if g.app != self.app]
+        grants = [
+            g
+            for g in from_rows(
+                await ctx.engine.db.in_thread(lambda: ctx.engine.store.domain_grants())
+            )
+            if g.app != self.app
+        ]
         inside = sorted(
             {g.pattern for g in grants if matches(self.pattern, g.pattern)} - {self.pattern}
         )
@@ -124,8 +132,10 @@ class DomainRevoke(_DomainGrantFields):
         if denied is not None:
             yield denied
             return
-        if not await ctx.engine.db.remove_domain_grant(
-            app=self.app, pattern=self.pattern, env=self.envs
+        if not await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.remove_domain_grant(
+                app=self.app, pattern=self.pattern, env=self.envs
+            )
         ):
             yield Failure(
                 f"{self.app} has no grant of {self.pattern} in {shown_env(self.envs)}: see "
@@ -146,7 +156,9 @@ class Domains:
     app: str | None = arg("app", "APP", optional=True)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        grants = from_rows(await ctx.engine.db.domain_grants(self.app))
+        grants = from_rows(
+            await ctx.engine.db.in_thread(lambda: ctx.engine.store.domain_grants(self.app))
+        )
         rows = tuple(
             (g.app, g.pattern, g.env, g.granted_by)
             for g in grants

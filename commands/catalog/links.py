@@ -78,7 +78,7 @@ class LinkList:
     app: str = arg("app", "APP")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = await ctx.engine.db.links(self.app)
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.links(self.app))
         if not rows:
             yield Message(f"{self.app} reaches no other app (`link grant` lets it)")
             return

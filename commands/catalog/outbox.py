@@ -26,12 +26,12 @@ class Outbox:
     """Show notifications waiting for their channel, and the ones that gave up."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        counts = await ctx.engine.db.outbox_counts()
+        counts = await ctx.engine.db.in_thread(lambda: ctx.engine.store.outbox_counts())
         yield Message(
             "outbox: "
             + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "empty")
         )
-        dead = await ctx.engine.db.dead_letters()
+        dead = await ctx.engine.db.in_thread(lambda: ctx.engine.store.dead_letters())
         if dead:
             yield Table(
                 ("id", "where", "kind", "tries", "created", "last error", "message"),
@@ -58,7 +58,7 @@ class OutboxRetry:
     id: int = arg("count", "ID")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        if not await ctx.engine.db.requeue(self.id):
+        if not await ctx.engine.db.in_thread(lambda: ctx.engine.store.requeue(self.id)):
             yield Failure(f"no dead notification {self.id}: see `outbox`")
             return
         yield Result(True, f"notification {self.id} is queued again")

@@ -36,7 +36,9 @@ class PeopleLink:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         login = _forge_login(self.login)
-        added = await ctx.engine.db.link_person(self.user, login, by=ctx.user)
+        added = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.link_person(self.user, login, by=ctx.user)
+        )
         what = f"{self.user} is {login} on the forge"
         yield Result(True, what if added else f"{what} already: nothing changed")
 
@@ -55,7 +57,9 @@ class PeopleUnlink:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         login = _forge_login(self.login)
-        if not await ctx.engine.db.unlink_person(self.user, login):
+        if not await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.unlink_person(self.user, login)
+        ):
             yield Failure(f"{self.user} is not linked to {login}: see `people`")
             return
         yield Result(True, f"{self.user} is no longer linked to {login}")
@@ -66,7 +70,7 @@ class People:
     """List the chat users linked to forge logins."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = await ctx.engine.db.people()
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.people())
         if not rows:
             yield Message("no chat user is linked to a forge login: `people link USER LOGIN`")
             return

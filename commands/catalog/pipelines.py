@@ -65,10 +65,14 @@ class WebhookSecret:
         if app.source_kind != "git":
             raise CoreError(f"{self.app} is built from a folder: webhooks need a git app")
         sealed = _sealed_value(ctx, "secret")
-        await ctx.engine.db.set_webhook(self.app, user=ctx.user, secret=sealed)
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.set_webhook(self.app, user=ctx.user, secret=sealed)
+        )
         user = webhook_user(self.app)
-        await ctx.engine.db.add_grant(
-            user=user, role="deployer", app=self.app, env="*", granted_by=ctx.user
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.add_grant(
+                user=user, role="deployer", app=self.app, env="*", granted_by=ctx.user
+            )
         )
         yield Result(
             True,
@@ -94,7 +98,9 @@ class WebhookToken:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         await asyncio.to_thread(ctx.engine.app, self.app)
         sealed = _sealed_value(ctx, "token")
-        await ctx.engine.db.set_webhook(self.app, user=ctx.user, forge_token=sealed)
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.set_webhook(self.app, user=ctx.user, forge_token=sealed)
+        )
         yield Result(True, f"forge token of {self.app} set: previews comment their URL")
 
 
@@ -107,7 +113,7 @@ class PreviewList:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         rows = [
             row
-            for row in await ctx.engine.db.previews(self.app)
+            for row in await ctx.engine.db.in_thread(lambda: ctx.engine.store.previews(self.app))
             if ctx.policy.allows(ctx.user, VIEW, row["app"], row["env"])
         ]
         if not rows:
@@ -154,7 +160,9 @@ class PreviewDeploy:
                 plane, self.app, self.number, row["head_sha"], row["forge"] or "github"
             )
         except SourceError:
-            newer = await ctx.engine.db.preview(self.app, self.number)
+            newer = await ctx.engine.db.in_thread(
+                lambda: ctx.engine.store.preview(self.app, self.number)
+            )
             if newer is None or newer["head_sha"] == row["head_sha"]:
                 raise
             row.update(head_sha=newer["head_sha"])
@@ -163,7 +171,7 @@ class PreviewDeploy:
             )
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        row = await ctx.engine.db.preview(self.app, self.number)
+        row = await ctx.engine.db.in_thread(lambda: ctx.engine.store.preview(self.app, self.number))
         if row is None:
             raise CoreError(
                 f"{self.app} has no open pull request #{self.number}: previews start when the "
@@ -176,7 +184,9 @@ class PreviewDeploy:
         volumes.update(n for n in derived_names(resolved.spec, self.env) if n != service)
         limits = ctx.config.pipelines.max_previews, ctx.config.pipelines.max_previews_per_app
         changes = {"domain": resolved.spec.domains[0], "volumes": json.dumps(sorted(volumes))}
-        others, mine = await ctx.engine.db.claim_preview(self.app, self.number, limits, changes)
+        others, mine = await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.claim_preview(self.app, self.number, limits, changes)
+        )
         if others >= limits[0]:
             raise CoreError(
                 f"{others} previews are open, the most shipbot.yml allows "
@@ -199,7 +209,11 @@ class PreviewDeploy:
                         reply = await after_deploy(ctx, self, reply)
                     yield reply
         finally:
-            await asyncio.shield(ctx.engine.db.save_preview({**key, "status": status}))
+            await asyncio.shield(
+                ctx.engine.db.in_thread(
+                    lambda: ctx.engine.store.save_preview({**key, "status": status})
+                )
+            )
 
 
 @command("preview close", permission=DEPLOY, locks=True, examples=("preview close api 7",))

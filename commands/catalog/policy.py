@@ -45,7 +45,7 @@ class PolicyShow:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         await asyncio.to_thread(ctx.engine.app, self.app)  # names the registered ones if not
-        row = await ctx.engine.db.accepted_policy(self.app)
+        row = await ctx.engine.db.in_thread(lambda: ctx.engine.store.accepted_policy(self.app))
         if row is None:
             yield Message(
                 f"{self.app} has no accepted policy, so its deploys are refused: an admin "

@@ -27,10 +27,11 @@ from core.config import BackupSchedule, BackupsConfig, ControlConfig
 from core.data import databases, verify
 from core.errors import CoreError
 from core.plane import Plane
-from core.scheduler.jobs import BACKUP, REPORT, VERIFY, DatabaseBusy, Job, database_lock
+from core.scheduler.jobs import BACKUP, REPORT, VERIFY, Job
 from core.servers import where
 from core.store import Store
 from core.store.backups import BACKUP_FAILED, BACKUP_SUSPECT
+from core.store.locks import DatabaseBusy, database_lock
 from core.watch.backups import ago, when
 
 log = logging.getLogger("shipbot.backups")

@@ -58,7 +58,7 @@ class SshKey:
 
         plane, user = ctx.engine.plane, ctx.user
         if self.action == "list":
-            rows = await ctx.engine.db.ssh_keys()
+            rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.ssh_keys())
             if not rows:
                 yield Message("no SSH keys: `ssh-key create default` makes one")
                 return
@@ -132,7 +132,7 @@ class ServerList:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         from core.servers.hostkeys import HostKey  # paramiko loads with it
 
-        rows = await ctx.engine.db.servers()
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.servers())
         if not rows:
             yield Message("no servers yet (apps run on `local`): `server add` adds one")
             return

@@ -32,8 +32,10 @@ class EnvSet:
         await asyncio.to_thread(ctx.engine.app, self.app)
         key, value = self.assignment
         env = env_of(self)
-        await ctx.engine.db.set_variable(
-            app=self.app, env=env, key=key, value=value, secret=False, updated_by=ctx.user
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.set_variable(
+                app=self.app, env=env, key=key, value=value, secret=False, updated_by=ctx.user
+            )
         )
         yield Result(True, f"{key} set for {self.app} ({env}); `deploy {self.app}` to apply")
 
@@ -56,7 +58,9 @@ class EnvUnset:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         await asyncio.to_thread(ctx.engine.app, self.app)
         env = env_of(self)
-        if not await ctx.engine.db.unset_variable(app=self.app, env=env, key=self.key):
+        if not await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.unset_variable(app=self.app, env=env, key=self.key)
+        ):
             yield Failure(f"{self.key} is not set from chat for {self.app} ({env})")
             return
         yield Result(
@@ -75,7 +79,7 @@ class EnvList:
         env = env_of(self)
         config = await ctx.engine.config(self.app)
         rows = {key: (key, value, "app.yml") for key, value in config.for_env(env).env.items()}
-        for row in await ctx.engine.db.variables(self.app, env):
+        for row in await ctx.engine.db.in_thread(lambda: ctx.engine.store.variables(self.app, env)):
             shown, source = (MASK, "secret") if row["secret"] else (row["value"], "chat")
             rows[row["key"]] = (row["key"], shown, f"{source} ({row['updated_by']})")
         if not rows:
@@ -124,13 +128,15 @@ class SecretSet:
         self.precheck(ctx)
         assert ctx.secret is not None
         env = env_of(self)
-        await ctx.engine.db.set_variable(
-            app=self.app,
-            env=env,
-            key=self.key,
-            value=ctx.engine.vault.encrypt(ctx.secret),
-            secret=True,
-            updated_by=ctx.user,
+        await ctx.engine.db.in_thread(
+            lambda: ctx.engine.store.set_variable(
+                app=self.app,
+                env=env,
+                key=self.key,
+                value=ctx.engine.vault.encrypt(ctx.secret),
+                secret=True,
+                updated_by=ctx.user,
+            )
         )
         yield Result(
             True,

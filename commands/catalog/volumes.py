@@ -65,7 +65,7 @@ class VolumeBackups:
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         ref = VolumeRef(self.app, env_of(self), self.volume)
-        rows = await ctx.engine.db.backups(ref.key)
+        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backups(ref.key))
         if not rows:
             yield Message(f"volume {self.volume} of {self.app} ({ref.env}) has no backups yet")
             return
@@ -100,7 +100,7 @@ class VolumeRestore:
         assert self.to is not None
         ref = VolumeRef(self.app, env_of(self), self.volume)
         into = VolumeRef(self.app, ref.env, self.to)
-        row = await ctx.engine.db.backup(self.backup_id)
+        row = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backup(self.backup_id))
         if row is None or row["database"] != ref.key:
             raise CoreError(
                 f"volume {self.volume} of {self.app} ({ref.env}) has no backup {self.backup_id}: "

@@ -168,7 +168,7 @@ async def create(
         "created_by": user,
         "created_at": db.created_at,
     }
-    if not await plane.db.add_database(row):
+    if not await plane.db.in_thread(lambda: plane.store.add_database(row)):
         raise DatabaseError(f"database {db.name} exists already: `db status {db.name}`")
     yield Progress(
         f"creating service {db.service} ({db.image}) on volume {db.volume} on server {server}"
@@ -180,7 +180,9 @@ async def create(
         spec = stamped(db_spec.service_spec(db, [own]), plane.id)
         await asyncio.to_thread(swarm.create_service, spec)
     except CoreError:
-        await plane.db.remove_database(db.name)  # nothing runs: nothing to remember
+        await plane.db.in_thread(
+            lambda: plane.store.remove_database(db.name)
+        )  # nothing runs: nothing to remember
         raise
     async for event in _ready(plane, swarm, db):
         yield event
@@ -243,10 +245,12 @@ async def attach(plane: Plane, name: str, app: str, env: str, *, user: str) -> b
     app environment's network; False when it already could."""
     await get(plane, name)
     await asyncio.to_thread(apps.get_app, plane.store, app)
-    runs_on = await plane.db.env_server(app, env)
+    runs_on = await plane.db.in_thread(lambda: plane.store.env_server(app, env))
     if runs_on is not None:  # deployed already: where it runs now (else its deploy checks)
         await asyncio.to_thread(db_networks.refuse_other_swarm, plane, name, app, env, runs_on)
-    done = await plane.db.attach_database(name, app, env, user, plane.clock.time())
+    done = await plane.db.in_thread(
+        lambda: plane.store.attach_database(name, app, env, user, plane.clock.time())
+    )
     await _sync_networks(plane, name)
     return done
 
@@ -255,7 +259,7 @@ async def detach(plane: Plane, name: str, app: str, env: str) -> bool:
     """The database leaves the app environment's network now; its next deploy naming it
     there is refused."""
     await get(plane, name)
-    done = await plane.db.detach_database(name, app, env)
+    done = await plane.db.in_thread(lambda: plane.store.detach_database(name, app, env))
     await _sync_networks(plane, name)
     return done
 
@@ -282,7 +286,7 @@ async def remove(plane: Plane, name: str, *, delete_data: bool) -> AsyncIterator
     _refuse_foreign(plane, db, *found)
     yield Progress(f"removing service {db.service}")
     await asyncio.to_thread(swarm.remove_service, db.service)
-    await plane.db.remove_database(name)
+    await plane.db.in_thread(lambda: plane.store.remove_database(name))
     await rollout.remove_network(swarm, db_spec.network_name(name), plane.clock)
     if not delete_data:
         yield Outcome(

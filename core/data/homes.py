@@ -23,7 +23,7 @@ async def for_create(plane: Plane, server: str | None, what: str) -> tuple[str, 
 
 async def database_server(plane: Plane, name: str) -> str:
     """The server database ``name`` lives on (the control plane's own when unknown)."""
-    row = await plane.db.database(name)
+    row = await plane.db.in_thread(lambda: plane.store.database(name))
     return row["server"] if row is not None and row.get("server") else plane.server
 
 

@@ -51,7 +51,7 @@ async def _adjust(
     change: Callable[[dict[str, Any]], dict[str, Any]],
     expect_update: bool,
 ) -> AsyncIterator[Event]:
-    live = await plane.db.live_release(name, env)
+    live = await plane.db.in_thread(lambda: plane.store.live_release(name, env))
     if live is None:
         raise DeployError(f"{name} has no live release on {env}: deploy it first")
     swarm = await plane.servers.client(await server_of(plane, name, env))
@@ -97,7 +97,11 @@ async def _adjust(
             if kind == "scale" and stored != replicas:
                 details.append("app.yml still sets its own count: the next deploy applies it")
             if kind == "scale" and live.spec:  # the store says what runs: drift compares it
-                await plane.db.update_release(live.id, spec=with_replicas(live.spec, replicas))
+                await plane.db.in_thread(
+                    lambda: plane.store.update_release(
+                        live.id, spec=with_replicas(live.spec, replicas)
+                    )
+                )
             outcome = Outcome(True, title, details, fields)
         else:
             reason, tail = await op.explain()

@@ -21,6 +21,7 @@ from core.deploy.apply import (
     force_update,
 )
 from core.deploy.plan import diff
+from core.deploy.registry import is_pinned
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
 from core.deploy.spec import service_name, service_spec, with_force_update
@@ -39,7 +40,6 @@ from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.ownership import stamped
 from core.plane import Plane
-from core.registry import is_pinned
 from core.store import RELEASE_FAILED, RELEASE_SUPERSEDED, RELEASE_UNKNOWN, Release
 from core.swarm import SwarmClient, rollout
 
@@ -51,7 +51,7 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
     check_owner(current, name, env)
     check_domains(await asyncio.to_thread(swarm.services), resolved.spec, env)
-    numbers = await plane.db.release_numbers(name)
+    numbers = await plane.db.in_thread(lambda: plane.store.release_numbers(name))
     number = 1 + max(numbers, default=0)
     desired = service_spec(
         resolved.spec,
@@ -93,12 +93,14 @@ async def deploy(
     ids = await asyncio.to_thread(secret_ids, swarm, spec)  # missing ones: before a release
     fitted = await placed(swarm, spec)  # a placement that cannot hold it: before a release
     started = time.monotonic()
-    release = await plane.db.new_release(
-        app=name,
-        env=env,
-        image_for=lambda number: images.release_image(spec, name, number, resolved.app_image),
-        source_ref=resolved.source_ref,
-        deployed_by=user,
+    release = await plane.db.in_thread(
+        lambda: plane.store.new_release(
+            app=name,
+            env=env,
+            image_for=lambda number: images.release_image(spec, name, number, resolved.app_image),
+            source_ref=resolved.source_ref,
+            deployed_by=user,
+        )
     )
     async with record.operation(
         plane,
@@ -177,11 +179,15 @@ async def deploy(
                 ):
                     yield event
             sealed = seal(desired, resolved.secret_keys, plane.vault.encrypt)
-            await plane.db.update_release(release.id, spec=sealed, image_id=image_id)
-            live = await plane.db.live_release(name, env)
+            await plane.db.in_thread(
+                lambda: plane.store.update_release(release.id, spec=sealed, image_id=image_id)
+            )
+            live = await plane.db.in_thread(lambda: plane.store.live_release(name, env))
             verb = "creating" if current is None else f"updating ({fitted.order})"
             yield Progress(f"{verb} service {desired['Name']}")
-            await plane.db.set_env_server(name, env, server, plane.clock.time())
+            await plane.db.in_thread(
+                lambda: plane.store.set_env_server(name, env, server, plane.clock.time())
+            )
             applied = True
             async for event in op.watch(
                 apply(
@@ -199,20 +205,27 @@ async def deploy(
             assert result is not None
         except CoreError as exc:
             if building and isinstance(exc, BuildError):  # nothing built: the number is unused
-                await plane.db.drop_unbuilt_release(release.id, op.run.id)
+                await plane.db.in_thread(
+                    lambda: plane.store.drop_unbuilt_release(release.id, op.run.id)
+                )
                 raise
+            # once applied, the spec is with Swarm, which goes on without us: say so, never guess
+            said, status = str(exc), RELEASE_UNKNOWN if applied else RELEASE_FAILED
+            await plane.db.in_thread(
+                lambda: plane.store.update_release(release.id, status=status, message=said)
+            )
             if not applied:
-                await plane.db.update_release(release.id, status=RELEASE_FAILED, message=str(exc))
                 raise
-            # the spec is with Swarm, which goes on without us: say so, never guess
-            await plane.db.update_release(release.id, status=RELEASE_UNKNOWN, message=str(exc))
-            await op.finish("unknown", str(exc))
-            yield unknown_outcome(name, env, release, str(exc))
+            await op.finish("unknown", said)
+            yield unknown_outcome(name, env, release, said)
             return
         except BaseException as exc:
             status = RELEASE_UNKNOWN if applied else RELEASE_FAILED
+            said = repr(exc)
             await asyncio.shield(
-                plane.db.update_release(release.id, status=status, message=repr(exc))
+                plane.db.in_thread(
+                    lambda: plane.store.update_release(release.id, status=status, message=said)
+                )
             )
             raise
         fields = {
@@ -223,7 +236,7 @@ async def deploy(
             "replicas": str(spec.replicas),
         }
         if result.ok:
-            await plane.db.mark_live(release.id)
+            await plane.db.in_thread(lambda: plane.store.mark_live(release.id))
             await op.finish("succeeded", f"release {release.number} is live")
             await asyncio.to_thread(images.prune, swarm, plane.store, name)
             fields["duration"] = op.duration()
@@ -233,7 +246,11 @@ async def deploy(
             outcome = Outcome(True, f"{name} release {release.number} is live on {env}", [], fields)
         else:
             reason, tail = await op.explain()
-            await plane.db.update_release(release.id, status=RELEASE_FAILED, message=reason)
+            await plane.db.in_thread(
+                lambda: plane.store.update_release(
+                    release.id, status=RELEASE_FAILED, message=reason
+                )
+            )
             back = rollout.Watch(recover(plane, swarm, desired["Name"], result, live, current))
             async for event in back.progress():
                 yield event
@@ -326,7 +343,9 @@ async def told_after_failure(
     else:
         why = "Swarm's own rollback did not bring it back"
     message = f"not running: the rollback to it failed ({why})"
-    await plane.db.update_release(live.id, status=RELEASE_SUPERSEDED, message=message)
+    await plane.db.in_thread(
+        lambda: plane.store.update_release(live.id, status=RELEASE_SUPERSEDED, message=message)
+    )
     fields["rollback"] = "failed"
     title = rollback_failed_title(release.app, release.number, result.state, live.number)
     return title, [f"rollback: {why}", now.words(name)]
@@ -337,7 +356,7 @@ async def look(plane: Plane, swarm: SwarmClient, app: str, env: str) -> Seen:
     name = service_name(app, env)
     service = await asyncio.to_thread(swarm.inspect_service, name)
     tasks = await asyncio.to_thread(swarm.tasks, name) if service else []
-    kept = await plane.db.releases(app, env, KEEP_RELEASES * 2)
+    kept = await plane.db.in_thread(lambda: plane.store.releases(app, env, KEEP_RELEASES * 2))
     return seen(service, tasks, {r.number: r.image for r in kept})
 
 

@@ -244,14 +244,21 @@ async def detect(plane: Plane, app: str | None = None) -> list[Drift]:
     """The differences on this plane's server (of ``app``'s environments when given).
     Unknown releases are read back from Swarm first, as ``status`` does."""
     await reconcile(plane, app)
-    apps = {a.name for a in await plane.db.list_apps()}
+    apps = {a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())}
     releases = [
-        *await plane.db.releases_with_status(RELEASE_LIVE, app),
-        *await plane.db.releases_with_status(RELEASE_UNKNOWN, app),
+        *await plane.db.in_thread(lambda: plane.store.releases_with_status(RELEASE_LIVE, app)),
+        *await plane.db.in_thread(lambda: plane.store.releases_with_status(RELEASE_UNKNOWN, app)),
     ]
-    busy = {(r.app, r.env) for r in await plane.db.releases_with_status(RELEASE_DEPLOYING, app)}
-    busy |= set(await plane.db.changes_running())
-    placed = {(a, e): s for a, e, s in await plane.db.env_server_rows()}
+    busy = {
+        (r.app, r.env)
+        for r in await plane.db.in_thread(
+            lambda: plane.store.releases_with_status(RELEASE_DEPLOYING, app)
+        )
+    }
+    busy |= set(await plane.db.in_thread(lambda: plane.store.changes_running()))
+    placed = {
+        (a, e): s for a, e, s in await plane.db.in_thread(lambda: plane.store.env_server_rows())
+    }
     found: list[Drift] = []
     for server in await servers_in_use(plane):  # each server with the releases it runs
         swarm = await plane.servers.client(server)

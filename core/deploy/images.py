@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from core.appspec import AppSpec
+from core.deploy.registry import RegistryError, credentials_for, explain, is_pinned, parse_reference
 from core.deploy.spec import image_ref, release_of
 from core.deploy.verdicts import KEEP_RELEASES
 from core.errors import DeployError
 from core.plane import Plane
-from core.registry import RegistryError, credentials_for, explain, is_pinned, parse_reference
 from core.store import Store
 from core.swarm import SwarmClient
 

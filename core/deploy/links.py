@@ -44,12 +44,14 @@ async def grant(plane: Plane, app: str, other: str, env: str, *, user: str) -> b
         raise LinkError(f"{app} reaches itself already")
     for name in (app, other):
         await asyncio.to_thread(get_app, plane.store, name)
-    return await plane.db.grant_link(app, other, env, user, plane.clock.time())
+    return await plane.db.in_thread(
+        lambda: plane.store.grant_link(app, other, env, user, plane.clock.time())
+    )
 
 
 async def revoke(plane: Plane, app: str, other: str, env: str) -> AsyncIterator[Event]:
     """Forget the grant, and take ``app``'s live service off ``other``'s network now."""
-    if not await plane.db.revoke_link(app, other, env):
+    if not await plane.db.in_thread(lambda: plane.store.revoke_link(app, other, env)):
         yield Outcome(False, f"{app} has no link to {other} in {env}: nothing was changed")
         return
     swarm = await plane.servers.client(await server_of(plane, app, env))

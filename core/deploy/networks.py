@@ -49,7 +49,10 @@ async def teardown(
     async for event in sync_networks(plane, swarm, here=here):
         yield event
     users = [s["Spec"]["Name"] for s in await asyncio.to_thread(swarm.services)]
-    users += [db_spec.service_name(row["name"]) for row in await plane.db.databases()]
+    users += [
+        db_spec.service_name(row["name"])
+        for row in await plane.db.in_thread(lambda: plane.store.databases())
+    ]
     for service in users:
         if await asyncio.to_thread(links.leave, swarm, service, network):
             yield Progress(f"{service} left network {network}")

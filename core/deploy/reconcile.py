@@ -39,9 +39,25 @@ def _look(swarm: SwarmClient, release: Release) -> tuple[dict[str, Any] | None, 
     return service, (swarm.tasks(name) if service else [])
 
 
+async def _record(plane: Plane, release: Release, outcome: str | None) -> None:
+    """The store told what Swarm said of ``release``: live, failed, or (None) still unknown."""
+    if outcome == "live":
+        await plane.db.in_thread(
+            lambda: plane.store.mark_live(release.id, "live, as read back from Swarm")
+        )
+    elif outcome == "failed":
+        await plane.db.in_thread(
+            lambda: plane.store.update_release(
+                release.id, status=RELEASE_FAILED, message="Swarm does not run it (read back)"
+            )
+        )
+
+
 async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release, str]]:
     """Settle every ``unknown`` release (of ``app``) from Swarm; returns what was decided."""
-    unknown = await plane.db.releases_with_status(RELEASE_UNKNOWN, app)
+    unknown = await plane.db.in_thread(
+        lambda: plane.store.releases_with_status(RELEASE_UNKNOWN, app)
+    )
     if not unknown:
         return []
     decided = []
@@ -49,12 +65,7 @@ async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release,
         swarm = await plane.servers.client(await server_of(plane, release.app, release.env))
         service, tasks = await asyncio.to_thread(_look, swarm, release)
         outcome = verdict(release, service, tasks)
-        if outcome == "live":
-            await plane.db.mark_live(release.id, "live, as read back from Swarm")
-        elif outcome == "failed":
-            await plane.db.update_release(
-                release.id, status=RELEASE_FAILED, message="Swarm does not run it (read back)"
-            )
+        await _record(plane, release, outcome)
         if outcome:
             decided.append((release, outcome))
     return decided

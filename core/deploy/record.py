@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.durations import format_duration
 from core.events import Event
-from core.locks import ttl_seconds
 from core.store import Store
+from core.store.locks import ttl_seconds
 from core.swarm import SwarmClient, rollout
 
 if TYPE_CHECKING:

@@ -17,14 +17,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from core.apps import get_app
-from core.appspec_jobs import DEFAULT_TIMEOUT_NS
+from core.appspec.jobs import DEFAULT_TIMEOUT_NS
 from core.clock import SYSTEM, Clock
 from core.deploy import images, networks
+from core.deploy.registry import is_pinned
 from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
-from core.registry import is_pinned
 from core.secrets import Masker, secret_values
 from core.servers.where import server_of
 from core.store import Release
@@ -110,7 +110,7 @@ async def run_once(
 ) -> AsyncIterator[Event]:
     """``run APP -- argv``: argv once, on the live release's image and spec."""
     await asyncio.to_thread(get_app, plane.store, app)
-    live: Release | None = await plane.db.live_release(app, env)
+    live: Release | None = await plane.db.in_thread(lambda: plane.store.live_release(app, env))
     if live is None or not live.spec:
         raise CoreError(f"{app} has no live release in {env}: deploy it first (`deploy {app}`)")
     # where the live release runs: its environment's server (core/servers/where.py)

@@ -40,9 +40,16 @@ async def scope(plane: Plane, app: str, env: str | None, config: AppConfig | Non
     """The environments ``app`` has (app.yml's, those deployed, its previews, and those
     Swarm runs for it here); ``env`` alone when named, or ``DeployError`` if it has none."""
     known = [DEFAULT_ENV, *(config.environments if config else [])]
-    known += [release.env for release in await plane.db.releases(app, None, limit=MAX_RELEASES)]
-    known += [row["env"] for row in await plane.db.previews(app)]
-    known += [e for a, e, _ in await plane.db.env_server_rows() if a == app]
+    known += [
+        release.env
+        for release in await plane.db.in_thread(
+            lambda: plane.store.releases(app, None, limit=MAX_RELEASES)
+        )
+    ]
+    known += [row["env"] for row in await plane.db.in_thread(lambda: plane.store.previews(app))]
+    known += [
+        e for a, e, _ in await plane.db.in_thread(lambda: plane.store.env_server_rows()) if a == app
+    ]
     swarm = await plane.servers.client(plane.server)
     for service in await asyncio.to_thread(swarm.services, app):
         env_label = ((service.get("Spec") or {}).get("Labels") or {}).get(LABEL_ENV)
@@ -105,11 +112,15 @@ async def _environment(
     app = scope.app
     server = await server_of(plane, app, env)
     swarm = await plane.servers.client(server)
-    releases = await plane.db.releases(app, env, limit=MAX_RELEASES)
+    releases = await plane.db.in_thread(lambda: plane.store.releases(app, env, limit=MAX_RELEASES))
     others = set()
     if not scope.whole:  # a registry image another environment still runs stays
         others = {
-            r.image for r in await plane.db.releases(app, None, limit=MAX_RELEASES) if r.env != env
+            r.image
+            for r in await plane.db.in_thread(
+                lambda: plane.store.releases(app, None, limit=MAX_RELEASES)
+            )
+            if r.env != env
         }
     volumes = {v for release in releases for v in spec_volumes(release.spec)}
     steps = undeploy(

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from core import sources
-from core.apps import get_app, read_config, repo_folder
+from core.apps import get_app, read_config, repo_folder, sources
 from core.appspec import DEFAULT_ENV, AppConfig, AppSpec
-from core.appspec_swarm import secrets_of_others
+from core.appspec.swarm import secrets_of_others
 from core.data import databases, db_networks
 from core.deploy import images, links
 from core.deploy.spec import (
@@ -123,7 +122,7 @@ def check_server(plane: Plane, spec: AppSpec) -> None:
 async def claimed(plane: Plane, spec: AppSpec, env: str) -> str | None:
     """What of another app's, or of a managed database, ``spec`` in ``env`` would make or
     mount (its service, volumes, Swarm secrets), in words; None when nothing."""
-    others = [a.name for a in await plane.db.list_apps()]
+    others = [a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())]
     taken = names_of_others(spec, env, others) + secrets_of_others(
         spec.name, spec.swarm_secrets, others
     )

@@ -6,22 +6,24 @@ from collections.abc import AsyncIterator
 
 from core.deploy import images, record
 from core.deploy.deploy import gone, look, reapply
+from core.deploy.registry import is_pinned
 from core.deploy.spec import service_name
 from core.deploy.verdicts import KEEP_RELEASES, rollback_to
 from core.errors import DeployError
 from core.events import Event, Outcome, Progress
 from core.plane import Plane
 from core.policy import gate as policy_gate
-from core.registry import is_pinned
 from core.servers.where import server_of
 from core.store import RELEASE_SUPERSEDED, Release
 
 
 async def target(plane: Plane, name: str, env: str, number: int | None) -> Release:
-    live = await plane.db.live_release(name, env)
-    releases = await plane.db.releases(name, env, limit=KEEP_RELEASES + 1)
+    live = await plane.db.in_thread(lambda: plane.store.live_release(name, env))
+    releases = await plane.db.in_thread(
+        lambda: plane.store.releases(name, env, limit=KEEP_RELEASES + 1)
+    )
     if number is not None and all(r.number != number for r in releases):
-        extra = await plane.db.release(name, env, number)
+        extra = await plane.db.in_thread(lambda: plane.store.release(name, env, number))
         releases = [*releases, *([extra] if extra else [])]
     chosen = rollback_to(name, env, live, number, releases)
     # checked here, so a rollback that waits for approval is refused before it is asked
@@ -38,7 +40,7 @@ async def rollback(
     number: int | None = None,
     approved_by: str | None = None,
 ) -> AsyncIterator[Event]:
-    live = await plane.db.live_release(name, env)
+    live = await plane.db.in_thread(lambda: plane.store.live_release(name, env))
     chosen = await target(plane, name, env, number)
     swarm = await plane.servers.client(await server_of(plane, name, env))
     if is_pinned(chosen.image):  # a registry image: pulled again (and access checked again)
@@ -66,7 +68,9 @@ async def rollback(
             "duration": op.duration(),
         }
         if op.ok:
-            await plane.db.mark_live(chosen.id, f"made live again by {user} (rollback)")
+            await plane.db.in_thread(
+                lambda: plane.store.mark_live(chosen.id, f"made live again by {user} (rollback)")
+            )
             await op.finish("succeeded")
             outcome = Outcome(
                 True, f"{name} is back on release {chosen.number} ({env})", [], fields
@@ -83,8 +87,10 @@ async def rollback(
                 title = f"rollback of {name} to release {chosen.number} failed"
                 if live is not None:
                     message = f"not running after a failed rollback to {chosen.number}"
-                    await plane.db.update_release(
-                        live.id, status=RELEASE_SUPERSEDED, message=message
+                    await plane.db.in_thread(
+                        lambda: plane.store.update_release(
+                            live.id, status=RELEASE_SUPERSEDED, message=message
+                        )
                     )
             service = service_name(name, env)
             outcome = Outcome(False, title, [f"why: {reason}", now.words(service)], fields, tail)

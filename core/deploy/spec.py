@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.appspec import VOLUME_RE, AppSpec
-from core.appspec_swarm import secret_references
+from core.appspec.swarm import secret_references
+from core.deploy.registry import INDEX_NAME, RegistryError, canonical
 from core.durations import parse_duration_ns
 from core.edge.labels import traefik_labels
 from core.names import (
@@ -21,7 +22,6 @@ from core.names import (
     network_name,
     service_name,
 )
-from core.registry import INDEX_NAME, RegistryError, canonical
 from core.swarm import split_tag
 
 # Docker's own default when there is no healthcheck to derive a monitor period from.

@@ -76,7 +76,7 @@ def _status(
 
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
     """Services of this control plane's apps (one app's when ``name`` is given)."""
-    apps = {a.name for a in await plane.db.list_apps()}
+    apps = {a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())}
     out = []
     for server in await servers_in_use(plane):
         swarm = await plane.servers.client(server)
@@ -126,5 +126,5 @@ async def logs(
 async def release_image(plane: Plane, name: str, env: str, number: int) -> str:
     """The image a release's tasks run: its own tag, or the registry digest it was deployed
     by (``deploy --image``)."""
-    found = await plane.db.release(name, env, number)
+    found = await plane.db.in_thread(lambda: plane.store.release(name, env, number))
     return comparable_image(found.image) if found else image_ref(name, number)

@@ -21,7 +21,9 @@ async def require_grants(
     domains = list(domains)
     if not domains:
         return
-    why = refusal(from_rows(await db.domain_grants()), app, env, domains, ask)
+    why = refusal(
+        from_rows(await db.in_thread(lambda: db.store.domain_grants())), app, env, domains, ask
+    )
     if why is not None:
         raise DomainError(f"{why}; nothing was changed")
 
@@ -30,4 +32,6 @@ async def wildcard_exclusions(db: OffLoop, app: str, domains: Iterable[str]) -> 
     """Other apps' granted names under ``app``'s wildcards (for its routing labels)."""
     if not any(d.startswith("*.") for d in domains):
         return ()
-    return excluded_names(from_rows(await db.domain_grants()), app, domains)
+    return excluded_names(
+        from_rows(await db.in_thread(lambda: db.store.domain_grants())), app, domains
+    )

@@ -18,7 +18,7 @@ What a preview gets is decided here, and only from the app.yml at the registered
 from __future__ import annotations
 
 from core.appspec import VOLUME_RE, AppSpec, Previews
-from core.appspec_swarm import Placement
+from core.appspec.swarm import Placement
 from core.deploy.spec import borrows_release_image
 from core.pipelines import PipelineError
 

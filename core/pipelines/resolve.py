@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from core import sources
-from core.apps import config_at, credential, get_app, read_config, repo_folder
+from core.apps import config_at, credential, get_app, read_config, repo_folder, sources
 from core.appspec import Previews
 from core.deploy import images
 from core.deploy.resolve import Resolved, check_mounts, check_server, claimed

@@ -24,8 +24,8 @@ async def close_preview(
 ) -> AsyncIterator[Event]:
     env = env_name(number)
     swarm = await plane.servers.client(plane.server)
-    row = await plane.db.preview(app, number)
-    releases = await plane.db.releases(app, env, limit=1000)
+    row = await plane.db.in_thread(lambda: plane.store.preview(app, number))
+    releases = await plane.db.in_thread(lambda: plane.store.releases(app, env, limit=1000))
     tally = Tally()
     steps = undeploy(
         plane,

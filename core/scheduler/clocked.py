@@ -8,7 +8,7 @@ one run) and one run at a time (a job still running when it is due again is skip
 
 Time comes from a ``Clock`` (core/clock.py): ``run_due`` starts what is due at the clock's
 ``now``, and the loop waits with the clock's ``sleep``, so a test advances its own clock
-and nobody sleeps. Cron triggers are ``core.cron.trigger``'s; ``Every`` is an interval.
+and nobody sleeps. Cron triggers are ``core.scheduler.cron.trigger``'s; ``Every`` is an interval.
 """
 
 from __future__ import annotations

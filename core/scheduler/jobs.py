@@ -14,20 +14,15 @@ schedule fired between two instants.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from core.clock import SYSTEM, Clock
-from core.config import BackupsConfig
-from core.cron import trigger
-from core.errors import CoreError
-from core.locks import held
 from core.scheduler.clocked import Scheduler
-from core.store import Store
+from core.scheduler.cron import trigger
 
 log = logging.getLogger("shipbot.scheduler")
 UTC = dt.UTC
@@ -36,10 +31,6 @@ LOOKBACK_FIRST = dt.timedelta(minutes=2)
 LOOKBACK_MAX = dt.timedelta(days=800)
 
 BACKUP, VERIFY, REPORT = "backup", "verify", "report"
-
-
-class DatabaseBusy(CoreError):
-    """A backup or verify of the same database is already running."""
 
 
 def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
@@ -87,6 +78,20 @@ class Job:
     cron: str
 
 
+class BackupsConfig(Protocol):
+    """What the scheduler reads of ``backups:`` (core/config/data.py's model), typed here so
+    the scheduler, which the config imports for cron fields, does not import the config."""
+
+    @property
+    def schedules(self) -> dict[str, Any]: ...
+
+    @property
+    def report(self) -> str | None: ...
+
+    @property
+    def misfire_grace_seconds(self) -> float: ...
+
+
 def jobs(config: BackupsConfig | None) -> list[Job]:
     """The jobs ``backups.schedules`` asks for, in a stable order."""
     out: list[Job] = []
@@ -131,24 +136,6 @@ class BackupScheduler:
         if self.scheduler is not None:
             self.scheduler.stop()
         self.scheduler = None
-
-
-def lock_key(database: str) -> str:
-    return f"db/{database}"
-
-
-def database_lock(
-    store: Store, database: str, owner: str, what: str
-) -> contextlib.AbstractAsyncContextManager[None]:
-    """Hold ``db/NAME`` while ``what`` runs; ``DatabaseBusy`` if someone else holds it."""
-
-    def busy(holder: dict[str, Any]) -> DatabaseBusy:
-        since = dt.datetime.fromtimestamp(holder["acquired_at"], UTC).strftime("%H:%M:%S UTC")
-        return DatabaseBusy(
-            f"{database} is busy: {holder['what']} by {holder['owner']} since {since}"
-        )
-
-    return held(store, lock_key(database), owner, what, busy)
 
 
 class CronJobs:

@@ -100,8 +100,12 @@ def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role
 
 
 async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
-    existing = await plane.db.server(plan.name)
-    swarm = plan.name if plan.join is None else (await plane.db.server(plan.join))["swarm"]
+    existing = await plane.db.in_thread(lambda: plane.store.server(plan.name))
+    swarm = (
+        plan.name
+        if plan.join is None
+        else (await plane.db.in_thread(lambda: plane.store.server(plan.join)))["swarm"]
+    )
     if existing is not None:
         yield Progress(f"{plan.name} was added before: running its bootstrap again")
         login = await asyncio.to_thread(login_for, plane, existing)
@@ -110,7 +114,9 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         login = ssh.Login(plan.name, plan.url, pkey, None)
     manager = None
     if plan.join is not None:
-        manager = await asyncio.to_thread(login_for, plane, await plane.db.server(plan.join))
+        manager = await asyncio.to_thread(
+            login_for, plane, await plane.db.in_thread(lambda: plane.store.server(plan.join))
+        )
     queue: asyncio.Queue[Any] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -142,7 +148,7 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
             "added_by": user,
             "added_at": plane.clock.time(),
         }
-        if not await plane.db.add_server(row):
+        if not await plane.db.in_thread(lambda: plane.store.add_server(row)):
             raise ServerError(f"server {plan.name} was added meanwhile by someone else")
         trusted = f"host key {host_key.fingerprint} trusted on first use"
         yield Progress(f"recorded {plan.name}: {trusted}")

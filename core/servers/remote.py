@@ -74,7 +74,7 @@ async def spread(
     from core.swarm.docker_api import engine_errors
 
     where = where or fit.Where()
-    row = await plane.db.server(server)
+    row = await plane.db.in_thread(lambda: plane.store.server(server))
     if row is None:
         return
     swarm = await plane.servers.client(server)
@@ -82,7 +82,7 @@ async def spread(
     image_id = await asyncio.to_thread(swarm.image_id, image)
     if image_id is None:
         raise ServerError(f"image {image} is not on {server}'s manager, where it was built")
-    members = await plane.db.servers(row["swarm"])
+    members = await plane.db.in_thread(lambda: plane.store.servers(row["swarm"]))
     with engine_errors(f"listing the nodes of {server}'s swarm"):
         nodes = await asyncio.to_thread(api.nodes)
     if len(nodes) > len(members):

@@ -18,12 +18,12 @@ from core.swarm import SwarmClient
 
 
 async def server_of(plane: Plane, app: str, env: str) -> str:
-    return await plane.db.env_server(app, env) or plane.server
+    return await plane.db.in_thread(lambda: plane.store.env_server(app, env)) or plane.server
 
 
 async def servers_in_use(plane: Plane) -> list[str]:
     """The control plane's own server first, then every other one some app was deployed to."""
-    others = await plane.db.env_servers()
+    others = await plane.db.in_thread(lambda: plane.store.env_servers())
     return [plane.server, *sorted(others - {plane.server})]
 
 

@@ -14,60 +14,13 @@ import datetime as dt
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from core.store.schema_foundations import (
-    v1_core,
-    v2_governance,
-    v3_outbox,
-    v4_requests_credentials_heartbeats,
-    v5_cert_watch,
-    v6_databases,
-    v7_backups,
-    v8_backup_watch,
-    v9_servers,
-)
-from core.store.schema_operations import (
-    v10_alerts,
-    v11_pipelines,
-    v12_digest,
-    v13_images,
-)
-from core.store.schema_policy import (
-    v14_policy,
-    v16_domain_grants,
-    v17_env_attachments,
-    v18_deliveries,
-    v20_networks,
-    v21_truth,
-    v22_identity,
-    v23_backup_places,
-)
+from core.store.schema import history
 
 MIGRATIONS = Migrations("shipbot")
 
-# In order; the first three are the old ``user_version`` 1, 2 and 3.
-HISTORY = (
-    v1_core,
-    v2_governance,
-    v3_outbox,
-    v4_requests_credentials_heartbeats,
-    v5_cert_watch,
-    v6_databases,
-    v7_backups,
-    v8_backup_watch,
-    v9_servers,
-    v10_alerts,
-    v11_pipelines,
-    v12_digest,
-    v13_images,
-    v14_policy,
-    v16_domain_grants,
-    v17_env_attachments,
-    v18_deliveries,
-    v20_networks,
-    v21_truth,
-    v22_identity,
-    v23_backup_places,
-)
+# In version order, from every room's module (core/store/schema/); the first three are the
+# old ``user_version`` 1, 2 and 3.
+HISTORY = history()
 for _step in HISTORY:
     MIGRATIONS()(_step)
 

@@ -5,7 +5,7 @@ A release that passes its window is told so.
 
 The window is a row in SQLite (``guards``), so a restart carries on watching. The guard
 never fights a newer change: it acts only while its release is the live one, under the
-same app/env lock as deploys (``core.locks.held``), and a deploy already holding that lock
+same app/env lock as deploys (``core.store.locks.held``), and a deploy already holding that lock
 makes it wait for the next round (then see the newer release, and stand down).
 """
 
@@ -22,10 +22,10 @@ from core.deploy.drift import image_of
 from core.deploy.rollback import rollback
 from core.errors import CoreError, DeployError
 from core.events import Outcome
-from core.locks import held
 from core.plane import Plane
 from core.store import RELEASE_FAILED
 from core.store.alerts import GUARD_ROLLING_BACK
+from core.store.locks import held
 from core.swarm import comparable_image
 from core.watch.alert_rules import CRASHLOOP, OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import log_tail, service_facts
@@ -125,10 +125,10 @@ class Guard:
 
     async def _one(self, row: dict[str, Any]) -> str | None:
         app, env, number = row["app"], row["env"], row["release"]
-        live = await self.plane.db.live_release(app, env)
+        live = await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env))
         if row["status"] == GUARD_ROLLING_BACK:  # a restart came mid-rollback: carry on
             return await self._roll_back(row, row["reason"] or "the guard was rolling back")
-        newest = await self.plane.db.releases(app, env, 1)
+        newest = await self.plane.db.in_thread(lambda: self.plane.store.releases(app, env, 1))
         if newest and newest[0].number > number:  # whatever that deploy's outcome
             reason = f"release {newest[0].number} was deployed after it"
             await asyncio.to_thread(self.store.set_guard, row["id"], "superseded", reason)
@@ -217,7 +217,7 @@ class Guard:
 
         what = f"guard rollback of {app} release {number} ({env})"
         async with held(self.store, lock_key(app, env), GUARD_USER, what, busy):
-            live = await self.plane.db.live_release(app, env)
+            live = await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env))
             if row["status"] != GUARD_ROLLING_BACK and (live is None or live.number != number):
                 await asyncio.to_thread(
                     self.store.set_guard, row["id"], "superseded", "replaced meanwhile"
@@ -270,12 +270,18 @@ class Guard:
         tail: tuple[str, ...],
     ) -> str:
         app, env, number = row["app"], row["env"], row["release"]
-        bad = await self.plane.db.release(app, env, number)
+        bad = await self.plane.db.in_thread(lambda: self.plane.store.release(app, env, number))
         if bad is not None and result.ok:
-            await self.plane.db.update_release(
-                bad.id, status=RELEASE_FAILED, message=f"rolled back by the guard: {reason}"
+            await self.plane.db.in_thread(
+                lambda: self.plane.store.update_release(
+                    bad.id, status=RELEASE_FAILED, message=f"rolled back by the guard: {reason}"
+                )
             )
-        back = (await self.plane.db.live_release(app, env)) if result.ok else None
+        back = (
+            (await self.plane.db.in_thread(lambda: self.plane.store.live_release(app, env)))
+            if result.ok
+            else None
+        )
         fields = {"app": app, "env": env, "release": str(number), "server": self.server}
         if code is not None:
             fields["exit code"] = str(code)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from core.errors import CoreError
 from core.store import Store
 
 DEFAULT_TTL = 60.0
@@ -53,3 +55,25 @@ async def held(
         with contextlib.suppress(asyncio.CancelledError):
             await beating
         await asyncio.shield(asyncio.to_thread(store.release_lock, key, owner))
+
+
+class DatabaseBusy(CoreError):
+    """A backup, verify or restore of the same database is already running."""
+
+
+def database_key(database: str) -> str:
+    return f"db/{database}"
+
+
+def database_lock(
+    store: Store, database: str, owner: str, what: str
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """Hold ``db/NAME`` while ``what`` runs; ``DatabaseBusy`` if someone else holds it."""
+
+    def busy(holder: dict[str, Any]) -> DatabaseBusy:
+        since = dt.datetime.fromtimestamp(holder["acquired_at"], dt.UTC).strftime("%H:%M:%S UTC")
+        return DatabaseBusy(
+            f"{database} is busy: {holder['what']} by {holder['owner']} since {since}"
+        )
+
+    return held(store, database_key(database), owner, what, busy)

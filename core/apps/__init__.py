@@ -7,11 +7,11 @@ import difflib
 import functools
 from pathlib import Path
 
-from core import sources
+from core.apps import sources
+from core.apps.git_credentials import split_credentials
 from core.appspec import AppConfig, load_app_config, parse_app_config
 from core.bounded import check_size
 from core.errors import CoreError, SourceError, UnknownApp
-from core.git_credentials import split_credentials
 from core.names import APP_NAME_RE
 from core.plane import Plane
 from core.store import App, Store
@@ -130,5 +130,5 @@ async def add_app(
         created_at=plane.clock.time(),
         credential=plane.vault.encrypt(token) if token else None,
     )
-    await plane.db.add_app(app)
+    await plane.db.in_thread(lambda: plane.store.add_app(app))
     return app, config, commit

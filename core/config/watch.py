@@ -1,5 +1,6 @@
 """shipbot.yml's sections for what watches the swarms: ``drift:``, ``digest:`` and
-``alerts:`` (with the guard after a deploy); core/config.py holds them in ``ControlConfig``."""
+``alerts:`` (with the guard after a deploy); core/config/__init__.py holds them in
+``ControlConfig``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from core.bounded import quote
-from core.cron import crontab_field
 from core.durations import parse_duration_ns
+from core.scheduler.cron import crontab_field
 
 
 def seconds(value: Any) -> Any:

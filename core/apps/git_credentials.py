@@ -1,7 +1,7 @@
 """Credentials in git URLs: split off before a URL is stored, masked in any text shown.
 
 A token never stays in a stored URL or an argv: ``split_credentials`` takes it out (it is
-kept encrypted and reaches git through its environment, core/sources.py), ``redact`` masks
+kept encrypted and reaches git through its environment, core/apps/sources.py), ``redact`` masks
 the password of every URL in a text, and ``scrub`` masks one credential in each of the
 spellings git may print it in.
 """

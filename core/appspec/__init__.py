@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from core.appspec_errors import describe
-from core.appspec_jobs import ReleaseCommand, release_shorthand
-from core.appspec_swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
+from core.appspec.errors import describe
+from core.appspec.jobs import ReleaseCommand, release_shorthand
+from core.appspec.swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
 from core.bounded import MAX_ERRORS, check_size, load_yaml
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
@@ -225,7 +225,7 @@ class AppSpec(_Strict):
         default_factory=list
     )
     previews: Previews | None = None
-    # where tasks may run, and Swarm secrets they get as files (core/appspec_swarm.py)
+    # where tasks may run, and Swarm secrets they get as files (core/appspec/swarm.py)
     swarm_secrets: list[SwarmSecret] = Field(default_factory=list)
     # the server whose swarm runs this environment (`server list`); shipbot's own by default
     server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)

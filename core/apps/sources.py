@@ -24,8 +24,8 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.apps.git_credentials import basic_auth, scrub, split_credentials
 from core.errors import SourceError
-from core.git_credentials import basic_auth, scrub, split_credentials
 from core.names import is_ref
 
 GIT_TIMEOUT = 120.0

@@ -1,6 +1,7 @@
-"""The schema's steps for running apps (v10-v13): standing alerts and the guard, pipelines
-(webhooks and previews), the digest, registry logins and CI tokens. Applied in
-``core.store.migrations.HISTORY``'s order."""
+"""The ``watch`` room's migrations: standing alerts and the guard, the digest and the drift
+watch.
+
+A new step is one more function here, listed in ``STEPS`` with the next free number."""
 
 from __future__ import annotations
 
@@ -52,35 +53,6 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
     db["guards"].create_index(["status"])
 
 
-def v11_pipelines(db: sqlite_utils.Database) -> None:
-    """Git webhooks' secrets and forge tokens per app (encrypted by the vault), and the
-    preview environments open per pull request."""
-    db["webhooks"].create(
-        {"app": str, "secret": str, "forge_token": str, "set_by": str, "set_at": float},
-        pk="app",
-    )
-    db["previews"].create(
-        {
-            "app": str,
-            "number": int,
-            "env": str,
-            "forge": str,
-            "repository": str,
-            "head_sha": str,
-            "head_ref": str,
-            "author": str,
-            "title": str,
-            "domain": str,
-            "volumes": str,
-            "status": str,
-            "opened_at": float,
-            "updated_at": float,
-        },
-        pk=("app", "number"),
-        not_null={"app", "number", "env", "head_sha", "status", "opened_at"},
-    )
-
-
 def v12_digest(db: sqlite_utils.Database) -> None:
     """The daily digest's posts, one per channel and fire time, so a restart inside the
     misfire grace or a second process never posts one twice; and the drift watcher's open
@@ -95,30 +67,7 @@ def v12_digest(db: sqlite_utils.Database) -> None:
     )
 
 
-def v13_images(db: sqlite_utils.Database) -> None:
-    """Registry logins (per app, or ``*`` for every app; the password encrypted) and the
-    tokens CI deploys with (only a keyed digest of each is kept)."""
-    db["registry_logins"].create(
-        {
-            "app": str,
-            "registry": str,
-            "username": str,
-            "secret": str,
-            "set_by": str,
-            "updated_at": float,
-        },
-        pk=("app", "registry"),
-        not_null={"app", "registry", "username", "secret"},
-    )
-    db["ci_tokens"].create(
-        {
-            "name": str,
-            "app": str,
-            "token_hash": str,
-            "created_by": str,
-            "created_at": float,
-            "used_at": float,
-        },
-        pk="name",
-        not_null={"name", "app", "token_hash"},
-    )
+STEPS = (
+    v10_alerts,
+    v12_digest,
+)

@@ -1,0 +1,41 @@
+"""The ``servers`` room's migrations: servers added over SSH, their keys and which
+environments they run.
+
+A new step is one more function here, listed in ``STEPS`` with the next free number."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+
+def v9_servers(db: sqlite_utils.Database) -> None:
+    """Remote servers with the host key pinned on first use, and SSH login keys (encrypted)."""
+    db["servers"].create(
+        {
+            "name": str,
+            "url": str,
+            "key": str,
+            "host_key_kind": str,
+            "host_key": str,
+            "role": str,
+            "swarm": str,
+            "added_by": str,
+            "added_at": float,
+        },
+        pk="name",
+        not_null={"url", "key", "host_key_kind", "host_key", "role", "swarm"},
+    )
+    db["ssh_keys"].create(
+        {"name": str, "private": str, "public": str, "created_by": str, "created_at": float},
+        pk="name",
+        not_null={"private", "public"},
+    )
+    # the server each app environment was last deployed to (rollback, scale, status follow)
+    db["env_servers"].create(
+        {"app": str, "env": str, "server": str, "since": float},
+        pk=("app", "env"),
+        not_null={"server"},
+    )
+
+
+STEPS = (v9_servers,)
