@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from commands.replies import Message, encode
-from commands.watching import watchers
+from commands.watching import fleet
 from core.config_watch import AlertsConfig, DigestConfig, DriftConfig
 from core.cron import trigger
 from core.scheduler.clocked import Every
@@ -41,10 +41,10 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
 
 
 def periodic(root: Running) -> Iterable[Periodic]:
-    """A watcher per server (failure alerts, and the guard's round before each); drift at
+    """A watcher per server, servers added while it runs included (failure alerts, and the
+    guard's round before each); drift at
     start and every ``drift.watch_seconds``; the digest on ``digest.cron``."""
-    for watch in watchers(root.plane, root.config, root.notifier):
-        yield Watcher(f"alerts/{watch.server}", watch.run)
+    yield Watcher("alerts", fleet(root.plane, root.config, root.notifier).run)
     drifts = DriftWatch(
         root.plane.store,
         root.engine.drift,

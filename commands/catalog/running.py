@@ -9,6 +9,7 @@ from commands.catalog.words import tasks_word
 from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Log, Message, Reply, Table
+from core.deploy.drift import UNREACHABLE
 from core.servers import nodes
 from core.servers.where import servers_in_use
 
@@ -67,11 +68,18 @@ class Status:
 
 
 async def drift_replies(ctx: Context, app: str | None) -> AsyncIterator[Reply]:
+    everything = await ctx.engine.drift(app)
+    away = [d for d in everything if d.kind == UNREACHABLE]
+    for server in away:
+        yield Message(f"⚠️ drift not checked on {server.detail}")
     found = [
-        d for d in await ctx.engine.drift(app) if ctx.policy.allows(ctx.user, VIEW, d.app, d.env)
+        d
+        for d in everything
+        if d.kind != UNREACHABLE and ctx.policy.allows(ctx.user, VIEW, d.app, d.env)
     ]
     if not found:
-        yield Message("no drift: the swarm runs what shipbot deployed")
+        where = "the servers that answered run" if away else "the swarm runs"
+        yield Message(f"no drift: {where} what shipbot deployed")
         return
     rows = tuple((d.app, d.env, d.server, d.kind, d.detail) for d in found)
     yield Table(("app", "env", "server", "drift", "detail"), rows)

@@ -39,6 +39,7 @@ from core.watch.alert_rules import (
     alerts_from_rows,
     step,
 )
+from core.watch.subjects import subject_of
 
 log = logging.getLogger("shipbot.alerts")
 FAILED_STATES = ("failed", "rejected")
@@ -63,7 +64,8 @@ def _image(spec: dict[str, Any]) -> str:
 def service_facts(
     swarm: SwarmClient, service: dict[str, Any], now: float, config: AlertsConfig
 ) -> tuple[ServiceFacts, list[dict[str, Any]]]:
-    """One service of an app as the engine shows it now, and its tasks."""
+    """One service (an app's, a database's, the proxy) as the engine shows it now, and its
+    tasks."""
     spec = service["Spec"]
     name, labels = spec["Name"], spec.get("Labels") or {}
     tasks = swarm.tasks(name)
@@ -88,10 +90,11 @@ def service_facts(
     )
     recent = tuple(f for f in failures if f.at >= now - config.crash_window_seconds)
     state = (service.get("UpdateStatus") or {}).get("State")
+    what, detail = subject_of(labels)
     facts = ServiceFacts(
         name,
-        labels.get(LABEL_APP, ""),
-        labels.get(LABEL_ENV, ""),
+        what,
+        detail,
         desired,
         len(running_tasks(tasks)),
         updating=state in ("updating", "rollback_started"),
