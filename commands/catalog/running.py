@@ -11,7 +11,7 @@ from commands.permissions import DEPLOY, VIEW
 from commands.replies import Log, Message, Reply, Table
 from core.deploy.drift import UNREACHABLE
 from core.servers import nodes
-from core.servers.where import servers_in_use
+from core.servers.where import has_own, servers_in_use
 
 MAX_TAIL = 5000
 
@@ -37,7 +37,11 @@ class Status:
             if ctx.policy.allows(ctx.user, VIEW, s.app, s.env)
         ]
         plane = ctx.engine.plane
-        down = nodes.down_lines(await nodes.read(plane, await servers_in_use(plane)))
+        read = await nodes.read(plane, await servers_in_use(plane))
+        down = [
+            *(f"⚠️ server {r.server} unreachable: {r.error}" for r in read if r.error),
+            *nodes.down_lines(read),
+        ]
         if not services:
             yield Message(
                 "nothing is deployed yet"
@@ -60,7 +64,7 @@ class Status:
         yield Table(("app", "env", "release", "tasks", "update"), rows)
         for line in down:
             yield Message(line)
-        if self.app is not None:
+        if self.app is not None and has_own(plane):  # apart, no proxy of its own to ask
             for route in await ctx.engine.routes(self.app):
                 if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):
                     cert = f"; certificate: {route.certificate}" if route.certificate else ""
