@@ -21,7 +21,7 @@ from core.secrets import Masker, secret_values
 from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import AlertWatch
 from core.watch.guard import Guard, minutes
-from core.watch.subjects import watcher_owns
+from core.watch.subjects import watched_services, watcher_owns
 
 
 def as_result(plane: Plane, outcome: Outcome, app: str | None, env: str | None) -> Result:
@@ -76,6 +76,7 @@ def watcher(plane: Plane, config: ControlConfig, notifier: Notifier, server: str
         clock=plane.clock,
         before=guard.check,
         owns=watcher_owns(plane),
+        extra=lambda: watched_services(plane, server),
     )
 
 

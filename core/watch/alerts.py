@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from core.clock import SYSTEM, Clock
@@ -158,12 +158,17 @@ def read_facts(
     open_keys: set[str],
     usage: dict[str, dict[str, float]] | None,
     owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
+    extra: Sequence[str] = (),
 ) -> Facts:
     """Everything ``step`` needs from one server, read in one pass (of the services
-    ``owns`` says are this control plane's)."""
+    ``owns`` says are this control plane's: its apps', and those named in ``extra``, its
+    databases and its proxy, where they run here)."""
     services: list[ServiceFacts] = []
     apps_on: dict[str, set[str]] = {}
-    for service in filter(owns, swarm.services()):
+    found = swarm.services()
+    listed = {s["Spec"]["Name"] for s in found}
+    found += [s for s in map(swarm.inspect_service, set(extra) - listed) if s is not None]
+    for service in filter(owns, found):
         facts, tasks = service_facts(swarm, service, now, config)
         for task in running_tasks(tasks):
             if task.get("NodeID"):
@@ -195,8 +200,10 @@ class AlertWatch:
         clock: Clock = SYSTEM,
         before: Callable[[], Awaitable[Any]] | None = None,
         owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
+        extra: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.owns = owns  # on a swarm shared with another control plane, only ours
+        self.extra = extra  # services besides the apps' (blocking: it may read the store)
         self.server = server
         self.client = client
         self.store = store
@@ -241,6 +248,7 @@ class AlertWatch:
             set(previous),
             usage,
             self.owns,
+            await asyncio.to_thread(self.extra),
         )
         posts, kept = step(facts, previous, now, self.config)
 

@@ -3,8 +3,10 @@ for them itself: its managed databases and its proxy. A crash loop, an OOM kill 
 replicas of ``db-orders`` or of the edge alerts like an app's, named for what it is.
 
 A database's service carries ``shipbot.db`` (and ``shipbot.plane``); the proxy carries
-``shipbot.edge`` under the name shipbot.yml gives it. Helpers and scratch databases (a
-backup's verify copy) are short-lived and are not watched: only registered databases are.
+``shipbot.edge`` under the name shipbot.yml gives it. Neither has an app label, so the
+engine does not list them with the apps: the watcher reads them by name. Helpers and
+scratch databases (a backup's verify copy) are short-lived and are not watched: only
+registered databases are.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
+from core.data import db_spec
 from core.data.db_spec import LABEL_DB, LABEL_DB_KIND
 from core.edge.proxy import LABEL_EDGE
 from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE
@@ -65,3 +68,15 @@ def watcher_owns(plane: Plane) -> Callable[[Mapping[str, Any]], bool]:
         return watched(service, plane.id, apps, databases, plane.edge.service)
 
     return owns
+
+
+def watched_services(plane: Plane, server: str) -> list[str]:
+    """The services besides apps' that ``server``'s watcher looks for by name (the engine
+    lists services by their app label): the registered databases that run there, and the
+    proxy (read where it runs; where there is none, nothing is read)."""
+    names = [
+        db_spec.service_name(row["name"])
+        for row in plane.store.databases()
+        if (row.get("server") or plane.server) == server
+    ]
+    return [*names, plane.edge.service]
