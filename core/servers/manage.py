@@ -148,7 +148,9 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         yield Progress(f"recorded {plan.name}: {trusted}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
-        remote = dataclasses.replace(plane, server=plan.name)
+        # its proxy is probed where it listens: on the new server, not beside shipbot
+        probed = plane.edge.model_copy(update={"address": plan.url.host})
+        remote = dataclasses.replace(plane, server=plan.name, edge=probed)
         swarm_client = await plane.servers.client(plan.name)
         await asyncio.to_thread(swarm_client.ensure_network)
         yield Progress("overlay network ready")
