@@ -25,7 +25,7 @@ from core.names import LABEL_PLANE
 from core.plane import Plane
 from core.swarm import SwarmClient
 from core.swarm.jobs import LABEL_JOB_KIND
-from core.watch.alerts import engine_time
+from core.watch.facts import engine_time
 
 log = logging.getLogger("shipbot.sweep")
 AFTER_SECONDS = 6 * 3600.0  # past any job's or helper's own time-out
