@@ -1,7 +1,8 @@
 """The watch wired to the chat side: one alert watcher per server (with its guard's round
 first), posting through the outbox; and the guard started after a deploy's success.
 
-``shipbot serve`` runs ``watchers(dispatcher)``; the deploy command calls ``guard_deploy``.
+``shipbot serve`` runs ``fleet(...)`` (commands/fleet_watch.py); the deploy command calls
+``guard_deploy``.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from commands.fleet_watch import SYNC_SECONDS, Fleet
 from commands.notify import Notifier
 from commands.replies import Followup, Result, encode, mask
 from core.config import ControlConfig
 from core.events import Outcome
 from core.names import service_name
-from core.ownership import owner
 from core.plane import Plane
 from core.secrets import Masker, secret_values
 from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import AlertWatch
 from core.watch.guard import Guard, minutes
+from core.watch.subjects import watched_services, watcher_owns
 
 
 def as_result(plane: Plane, outcome: Outcome, app: str | None, env: str | None) -> Result:
@@ -62,27 +64,38 @@ def publish_alert(plane: Plane, notifier: Notifier, post: Post) -> None:
     notifier.publish("alerts", post.app, post.env, reply)
 
 
+def watcher(plane: Plane, config: ControlConfig, notifier: Notifier, server: str) -> AlertWatch:
+    """One server's watcher, running its guard's round before its own."""
+    guard = guard_of(plane, config, notifier, server)
+    return AlertWatch(
+        server,
+        lambda: plane.servers.client(server),
+        plane.store,
+        config.alerts,
+        lambda post: publish_alert(plane, notifier, post),
+        clock=plane.clock,
+        before=guard.check,
+        owns=watcher_owns(plane),
+        extra=lambda: watched_services(plane, server),
+    )
+
+
 def watchers(plane: Plane, config: ControlConfig, notifier: Notifier) -> list[AlertWatch]:
-    """One watcher per swarm, each running its guard's round before its own: the control
-    plane's own server, and the first manager of every swarm added over SSH (workers share
-    their manager's swarm: its events and nodes are theirs). Servers added while ``serve``
-    runs are watched from its next start."""
-    out = []
-    for server in watched_servers(plane):
-        guard = guard_of(plane, config, notifier, server)
-        out.append(
-            AlertWatch(
-                server,
-                lambda server=server: plane.servers.client(server),
-                plane.store,
-                config.alerts,
-                lambda post: publish_alert(plane, notifier, post),
-                clock=plane.clock,
-                before=guard.check,
-                owns=owner(plane),
-            )
-        )
-    return out
+    """One watcher per swarm as it stands now: the control plane's own server (when it has
+    one), and the first manager of every swarm added over SSH (workers share their
+    manager's swarm: its events and nodes are theirs)."""
+    return [watcher(plane, config, notifier, server) for server in watched_servers(plane)]
+
+
+def fleet(plane: Plane, config: ControlConfig, notifier: Notifier) -> Fleet:
+    """Every swarm's watcher, kept in step with the servers added or removed while
+    ``serve`` runs (``shipbot serve`` runs it)."""
+    return Fleet(
+        lambda: watched_servers(plane),
+        lambda server: watcher(plane, config, notifier, server),
+        plane.clock,
+        min(SYNC_SECONDS, config.alerts.check_seconds),
+    )
 
 
 def watched_servers(plane: Plane) -> list[str]:

@@ -78,6 +78,8 @@ class Engine:
         clients: Clients = NETWORK,
     ) -> Engine:
         """The plane under ``home`` as shipbot.yml says (rooms/root.py is the caller)."""
+        if servers is None:  # without a local engine, only the servers added over SSH
+            servers = Servers.local() if config.local else Servers({})
         return cls(
             Store(home / "shipbot.db", clock=clock),
             servers=servers,

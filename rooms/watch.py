@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from commands.replies import Message, encode
-from commands.watching import watchers
+from commands.watching import fleet, watched_servers
 from core.config.watch import AlertsConfig, DigestConfig, DriftConfig
 from core.scheduler.clocked import Every
 from core.scheduler.cron import trigger
@@ -16,12 +17,14 @@ from core.store.schema import versions
 from core.store.schema import watch as schema_watch
 from core.watch.digest import Digest
 from core.watch.drift import DriftWatch
+from core.watch.sweep import sweep_all
 from rooms.capability import Capability, Periodic, Running, Schedule, Watcher
 
 if TYPE_CHECKING:
     from commands.dispatch import Dispatcher
 
 log = logging.getLogger("shipbot.serve")
+SWEEP_SECONDS = 60.0  # at least: leftovers are hours old, no need to list them each check
 
 
 def digest(dispatcher: Dispatcher) -> CronJobs:
@@ -43,10 +46,11 @@ def digest(dispatcher: Dispatcher) -> CronJobs:
 
 
 def periodic(root: Running) -> Iterable[Periodic]:
-    """A watcher per server (failure alerts, and the guard's round before each); drift at
-    start and every ``drift.watch_seconds``; the digest on ``digest.cron``."""
-    for watch in watchers(root.plane, root.config, root.notifier):
-        yield Watcher(f"alerts/{watch.server}", watch.run)
+    """A watcher per server, servers added while it runs included (failure alerts, and the
+    guard's round before each); drift at start and every ``drift.watch_seconds``; helpers
+    and jobs a crash left behind swept at start and every minute (or check); the digest on
+    ``digest.cron``."""
+    yield Watcher("alerts", fleet(root.plane, root.config, root.notifier).run)
     drifts = DriftWatch(
         root.plane.store,
         root.engine.drift,
@@ -58,6 +62,13 @@ def periodic(root: Running) -> Iterable[Periodic]:
             log.info("drift: %s", post.text)
 
     yield Schedule("drift", Every(root.config.drift.watch_seconds), drift)
+
+    async def sweep() -> None:
+        servers = await asyncio.to_thread(watched_servers, root.plane)
+        await sweep_all(root.plane, servers)
+
+    every = max(root.config.alerts.check_seconds, SWEEP_SECONDS)
+    yield Schedule("sweep", Every(every), sweep)
     daily = digest(root.dispatcher)
     for job_id, cron, run in daily.entries:
         yield Schedule(job_id, trigger(cron), run, grace=daily.grace)

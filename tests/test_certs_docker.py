@@ -167,7 +167,7 @@ async def test_an_issuance_that_cannot_succeed_posts_the_acme_error(edge, ca, tm
     assert [p.text.split(": ")[0] for p in posts] == [
         "❌ certificate for fail.acme.test could not be obtained"
     ]
-    swarm = await edge.engine.plane.servers.client()
+    swarm = await edge.engine.plane.servers.client(edge.engine.plane.server)
     logged = acme_outcomes(line for _, _, line in swarm.service_logs(EDGE, 2000))
     error = logged["fail.acme.test"].error  # Traefik's `error` field, as it logged it
     assert "urn:ietf:params:acme:error:" in error and "could not resolve URL" in error

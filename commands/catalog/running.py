@@ -9,8 +9,9 @@ from commands.catalog.words import tasks_word
 from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Log, Message, Reply, Table
+from core.deploy.drift import UNREACHABLE
 from core.servers import nodes
-from core.servers.where import servers_in_use
+from core.servers.where import has_own, servers_in_use
 
 MAX_TAIL = 5000
 
@@ -36,7 +37,11 @@ class Status:
             if ctx.policy.allows(ctx.user, VIEW, s.app, s.env)
         ]
         plane = ctx.engine.plane
-        down = nodes.down_lines(await nodes.read(plane, await servers_in_use(plane)))
+        read = await nodes.read(plane, await servers_in_use(plane))
+        down = [
+            *(f"⚠️ server {r.server} unreachable: {r.error}" for r in read if r.error),
+            *nodes.down_lines(read),
+        ]
         if not services:
             yield Message(
                 "nothing is deployed yet"
@@ -59,7 +64,7 @@ class Status:
         yield Table(("app", "env", "release", "tasks", "update"), rows)
         for line in down:
             yield Message(line)
-        if self.app is not None:
+        if self.app is not None and has_own(plane):  # apart, no proxy of its own to ask
             for route in await ctx.engine.routes(self.app):
                 if ctx.policy.allows(ctx.user, VIEW, self.app, route.env):
                     cert = f"; certificate: {route.certificate}" if route.certificate else ""
@@ -67,11 +72,18 @@ class Status:
 
 
 async def drift_replies(ctx: Context, app: str | None) -> AsyncIterator[Reply]:
+    everything = await ctx.engine.drift(app)
+    away = [d for d in everything if d.kind == UNREACHABLE]
+    for server in away:
+        yield Message(f"⚠️ drift not checked on {server.detail}")
     found = [
-        d for d in await ctx.engine.drift(app) if ctx.policy.allows(ctx.user, VIEW, d.app, d.env)
+        d
+        for d in everything
+        if d.kind != UNREACHABLE and ctx.policy.allows(ctx.user, VIEW, d.app, d.env)
     ]
     if not found:
-        yield Message("no drift: the swarm runs what shipbot deployed")
+        where = "the servers that answered run" if away else "the swarm runs"
+        yield Message(f"no drift: {where} what shipbot deployed")
         return
     rows = tuple((d.app, d.env, d.server, d.kind, d.detail) for d in found)
     yield Table(("app", "env", "server", "drift", "detail"), rows)

@@ -134,7 +134,8 @@ class ServerList:
 
         rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.servers())
         if not rows:
-            yield Message("no servers yet (apps run on `local`): `server add` adds one")
+            own = "apps run on `local`" if ctx.engine.plane.servers.has_local else "none to run on"
+            yield Message(f"no servers yet ({own}): `server add` adds one")
             return
         read = await nodes.read(ctx.engine.plane, sorted({r["swarm"] for r in rows}))
         swarms = {s.server: s for s in read}

@@ -7,6 +7,7 @@ notify:                                    # where deploy results, alerts, backu
   - {platform: slack, channel: C0123456, apps: ["*"], envs: [production], kinds: [deploys, alerts]}
 host_paths: []                             # host folders app.yml may bind-mount (none by default)
 server_apps: {eu-1: [api, "web-*"]}         # apps each SSH server may run (none by default)
+local: true                                # false: no engine here, only servers added over SSH
 dns: {zone: example.com, addresses: [203.0.113.10]}  # Cloudflare records: core/edge/dns.py
 edge: {image: traefik:v3, http_port: 80}   # the Traefik proxy: EdgeConfig below has every key
 data: {images: {postgres: "postgres:{version}"}}  # database images: DataConfig below
@@ -98,6 +99,9 @@ class ControlConfig(BaseModel):
     # ``server:`` is written by whoever may deploy the app, so a server is open to no app
     # until an admin says so here. The control plane's own server takes every app.
     server_apps: dict[str, list[str]] = Field(default_factory=dict)
+    # ``false``: this host has no Docker engine (shipbot runs apart, e.g. in Kubernetes) and
+    # manages only the servers added over SSH; commands that name no server say which to name
+    local: bool = True
     dns: DnsConfig | None = None  # Cloudflare records for app domains: core/edge/dns.py
     edge: EdgeConfig = Field(default_factory=EdgeConfig)  # the Traefik proxy: core/edge/config.py
     backups: BackupsConfig | None = None  # S3 and retention: core/data/backup.py

@@ -16,6 +16,7 @@ restart running) are skipped: they are moving on purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from core.deploy.reconcile import reconcile
 from core.deploy.seal import unseal
+from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE, LABEL_RELEASE, service_name
 from core.ownership import mine
 from core.plane import Plane
@@ -37,6 +39,7 @@ RELEASE = "release differs"
 SPEC = "spec differs"
 ORPHAN = "no release"
 UNKNOWN = "release unknown"
+UNREACHABLE = "server unreachable"  # the whole server: app and env are empty
 
 
 @dataclass(frozen=True)
@@ -241,9 +244,11 @@ def compare(
 
 
 async def detect(plane: Plane, app: str | None = None) -> list[Drift]:
-    """The differences on this plane's server (of ``app``'s environments when given).
-    Unknown releases are read back from Swarm first, as ``status`` does."""
-    await reconcile(plane, app)
+    """The differences on every server in use (of ``app``'s environments when given), and
+    one ``UNREACHABLE`` row for each server that did not answer. Unknown releases are read
+    back from Swarm first, as ``status`` does."""
+    with contextlib.suppress(CoreError):  # a server away: its own row below says so
+        await reconcile(plane, app)
     apps = {a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())}
     releases = [
         *await plane.db.in_thread(lambda: plane.store.releases_with_status(RELEASE_LIVE, app)),
@@ -261,8 +266,12 @@ async def detect(plane: Plane, app: str | None = None) -> list[Drift]:
     }
     found: list[Drift] = []
     for server in await servers_in_use(plane):  # each server with the releases it runs
-        swarm = await plane.servers.client(server)
-        services = await asyncio.to_thread(swarm.services, app)
+        try:  # one server away is named once; the others are still compared
+            swarm = await plane.servers.client(server)
+            services = await asyncio.to_thread(swarm.services, app)
+        except CoreError as exc:
+            found.append(Drift(server, "", "", UNREACHABLE, f"{server} unreachable: {exc}"))
+            continue
         here = [r for r in releases if placed.get((r.app, r.env), plane.server) == server]
         found += compare(
             server,

@@ -48,11 +48,14 @@ def login_for(plane: Plane, app: str, image: str) -> dict[str, str]:
     return credentials_for(plane.store, plane.vault, app, registry) or {}
 
 
-async def pin(plane: Plane, app: str, text: str, source: str = "--image") -> str:
+async def pin(
+    plane: Plane, app: str, text: str, source: str = "--image", server: str | None = None
+) -> str:
     """``text`` (by tag or by digest) as the digest its registry serves now, asked with
-    ``app``'s credentials: what a release runs and an approval binds to. No copy on the
-    engine stands in for the registry's answer, so an image id or an image only the engine
-    has is refused like a missing one."""
+    ``app``'s credentials through the engine of ``server`` (the one the release runs on; by
+    default the control plane's own): what a release runs and an approval binds to. No copy
+    on the engine stands in for the registry's answer, so an image id or an image only the
+    engine has is refused like a missing one."""
     reference = parse_reference(text)
     if release_of(str(reference)) is not None:
         raise RegistryError(
@@ -60,7 +63,7 @@ async def pin(plane: Plane, app: str, text: str, source: str = "--image") -> str
             "(a release of this app comes back with `rollback`), nothing was changed"
         )
     auth = await asyncio.to_thread(login_for, plane, app, text)
-    swarm = await plane.servers.client(plane.server)
+    swarm = await plane.servers.client(server or plane.server)
     try:
         digest = await asyncio.to_thread(swarm.registry_digest, str(reference), auth)
     except DeployError as exc:
@@ -78,7 +81,7 @@ async def pin_spec(plane: Plane, app: str, spec: AppSpec) -> AppSpec:
     app's own login, by the digest served now (so an approval covers the content)."""
     if spec.image is None or spec.build is not None:
         return spec
-    pinned = await pin(plane, app, spec.image, "app.yml's `image:`")
+    pinned = await pin(plane, app, spec.image, "app.yml's `image:`", spec.server)
     return spec.model_copy(update={"image": pinned})
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.deploy.spec import LABEL_RELEASE, service_name
 from core.deploy.status import task_image
+from core.errors import CoreError
 from core.plane import Plane
 from core.servers.where import server_of
 from core.store import RELEASE_FAILED, RELEASE_UNKNOWN, Release
@@ -61,11 +62,23 @@ async def reconcile(plane: Plane, app: str | None = None) -> list[tuple[Release,
     if not unknown:
         return []
     decided = []
+    away: dict[str, CoreError] = {}
+    answered = False
     for release in unknown:
-        swarm = await plane.servers.client(await server_of(plane, release.app, release.env))
-        service, tasks = await asyncio.to_thread(_look, swarm, release)
+        server = await server_of(plane, release.app, release.env)
+        if server in away:
+            continue
+        try:  # a server away keeps its releases unknown; the others are still read back
+            swarm = await plane.servers.client(server)
+            service, tasks = await asyncio.to_thread(_look, swarm, release)
+        except CoreError as exc:
+            away[server] = exc
+            continue
+        answered = True
         outcome = verdict(release, service, tasks)
         await _record(plane, release, outcome)
         if outcome:
             decided.append((release, outcome))
+    if away and not answered:
+        raise next(iter(away.values()))  # no server answered: the caller says why
     return decided

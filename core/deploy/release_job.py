@@ -24,6 +24,7 @@ from core.deploy.registry import is_pinned
 from core.deploy.seal import SEALED, unseal
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
+from core.names import LABEL_PLANE
 from core.plane import Plane
 from core.secrets import Masker, secret_values
 from core.servers.where import server_of
@@ -124,9 +125,8 @@ async def run_once(
     secrets = sealed_values(live.spec, desired)
     secrets += await asyncio.to_thread(secret_values, plane.store, plane.vault, app, env)
     number = time.time_ns() // 1_000_000
-    spec = job_spec(
-        desired, job_name(desired["Name"], "run", number), argv, job_labels(app, env, "run")
-    )
+    labels = {**job_labels(app, env, "run"), LABEL_PLANE: plane.id}  # swept if left behind
+    spec = job_spec(desired, job_name(desired["Name"], "run", number), argv, labels)
     yield Progress(f"running `{shown(argv)}` on {app} release {live.number} ({env}) for {user}")
     result: JobResult | None = None
     stream = run_job(

@@ -150,7 +150,7 @@ async def resolve(
     spec, secret_keys = await asyncio.to_thread(with_variables, plane, config.for_env(env), env)
     spec = _with_ref(app, spec, ref)
     if image is not None:
-        pinned = await images.pin(plane, app.name, image)
+        pinned = await images.pin(plane, app.name, image, server=spec.server)
         spec, commit = spec.model_copy(update={"build": None, "image": pinned}), None
     check_mounts(plane, spec)
     check_server(plane, spec)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.deploy.spec import LABEL_APP, LABEL_ENV, LABEL_RELEASE, image_ref, service_name
-from core.errors import DeployError
+from core.errors import CoreError, DeployError
 from core.ownership import ours
 from core.plane import Plane
 from core.servers.where import server_of, servers_in_use
@@ -77,10 +77,16 @@ def _status(
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
     """Services of this control plane's apps (one app's when ``name`` is given)."""
     apps = {a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())}
-    out = []
-    for server in await servers_in_use(plane):
-        swarm = await plane.servers.client(server)
-        out += await asyncio.to_thread(_status, swarm, apps, name, plane.id)
+    out, away = [], []
+    servers = await servers_in_use(plane)
+    for server in servers:
+        try:  # a server away hides none of the others (``status`` names it from its nodes)
+            swarm = await plane.servers.client(server)
+            out += await asyncio.to_thread(_status, swarm, apps, name, plane.id)
+        except CoreError as exc:
+            away.append(exc)
+    if away and len(away) == len(servers):
+        raise away[0]
     return sorted(out, key=lambda s: (s.app, s.env))
 
 

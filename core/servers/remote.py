@@ -44,7 +44,13 @@ def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
 def install(plane: Plane) -> None:
     """Let the registry find servers added from chat, and spread images across them."""
     plane.servers.lookup = lambda name: lookup(plane, name)
+    plane.servers.added = lambda: managers(plane)
     plane.servers.spreader = lambda server, image, where: spread(plane, server, image, where)
+
+
+def managers(plane: Plane) -> list[str]:
+    """The servers added from chat that commands may name: each swarm's managers."""
+    return [row["name"] for row in plane.store.servers() if row["role"] == MANAGER]
 
 
 def lookup(plane: Plane, name: str) -> Connector | None:

@@ -4,6 +4,9 @@ follow it, so they act where the service is.
 
 ``reach`` gives a named server's swarm client, or an error that names the server and the
 ones there are when it is unknown or does not answer (``--server S`` options use it).
+
+A control plane apart (shipbot.yml ``local: false``) has no server of its own: what names
+no server and has none recorded is told which servers it may name.
 """
 
 from __future__ import annotations
@@ -15,16 +18,23 @@ from core.plane import Plane
 from core.servers.errors import ServerUnreachable
 from core.servers.urls import parse_url
 from core.swarm import SwarmClient
+from core.swarm.servers import LOCAL
 
 
 async def server_of(plane: Plane, app: str, env: str) -> str:
     return await plane.db.in_thread(lambda: plane.store.env_server(app, env)) or plane.server
 
 
+def has_own(plane: Plane) -> bool:
+    """Whether the control plane's own server exists (it is absent when shipbot runs apart)."""
+    return plane.server != LOCAL or plane.servers.has_local
+
+
 async def servers_in_use(plane: Plane) -> list[str]:
-    """The control plane's own server first, then every other one some app was deployed to."""
-    others = await plane.db.in_thread(lambda: plane.store.env_servers())
-    return [plane.server, *sorted(others - {plane.server})]
+    """The control plane's own server first (when it has one), then every other one some app
+    was deployed to."""
+    others = sorted(await plane.db.in_thread(lambda: plane.store.env_servers()) - {plane.server})
+    return [plane.server, *others] if has_own(plane) else others
 
 
 def known(plane: Plane) -> list[str]:

@@ -106,6 +106,10 @@ class DockerSwarm(DockerNetworks):
         with engine_errors("listing services"):
             return self.api.services(filters={"label": label})
 
+    def services_labelled(self, label: str) -> list[dict[str, Any]]:
+        with engine_errors("listing services"):
+            return self.api.services(filters={"label": label})
+
     def create_service(
         self, spec: dict[str, Any], registry_auth: dict[str, str] | None = None
     ) -> None:

@@ -25,6 +25,8 @@ def _connect_local() -> SwarmClient:
 Connector = Callable[[], SwarmClient]
 # the servers added from chat (core/servers/remote.py): a name's connector, or None
 Lookup = Callable[[str], Connector | None]
+# the names of the servers added from chat that can be named (their swarms' managers)
+Added = Callable[[], list[str]]
 # after a build on a server's manager: bring the image to the other nodes of its swarm
 # where the placement (core.deploy.fit.Where, or None: anywhere) lets tasks run
 Spreader = Callable[[str, str, Any], AsyncIterator[Event]]
@@ -38,6 +40,7 @@ class Servers:
         self._clients: dict[str, SwarmClient] = {}
         self.connecting = threading.Lock()
         self.lookup: Lookup | None = None
+        self.added: Added = list
         self.spreader: Spreader | None = None
 
     @classmethod
@@ -48,7 +51,16 @@ class Servers:
     def names(self) -> list[str]:
         return sorted(self.connectors)
 
-    async def client(self, server: str = LOCAL) -> SwarmClient:
+    @property
+    def has_local(self) -> bool:
+        """Whether this control plane has an engine of its own (shipbot.yml ``local:``)."""
+        return LOCAL in self.connectors
+
+    def nameable(self) -> list[str]:
+        """Every server a command may name: the built-in ones, then those added from chat."""
+        return [*self.names, *sorted(set(self.added()) - set(self.connectors))]
+
+    async def client(self, server: str) -> SwarmClient:
         if server in self._clients:
             return self._clients[server]
         return await asyncio.to_thread(self.connect, server)
@@ -61,13 +73,19 @@ class Servers:
                 if connector is None and self.lookup is not None:
                     connector = self.lookup(server)
                 if connector is None:
-                    known = ", ".join(self.names)
-                    raise DeployError(
-                        f"no server named {server!r} (known: {known}; `server list` shows the "
-                        "ones added from chat)"
-                    )
+                    raise DeployError(self.unknown(server))
                 self._clients[server] = connector()
             return self._clients[server]
+
+    def unknown(self, server: str) -> str:
+        """What to say when ``server`` is asked for and there is none of that name."""
+        known = ", ".join(self.nameable()) or "none yet"
+        if server == LOCAL:
+            return (
+                f"this control plane has no engine of its own (shipbot.yml `local: false`): "
+                f"name the server to act on (known: {known}; `server add` adds one)"
+            )
+        return f"no server named {server!r} (known: {known}; `server list` shows them)"
 
     def forget(self, server: str) -> None:
         """Drop a remote server's client (it was removed, or its host key was replaced)."""

@@ -4,9 +4,10 @@ the alert channels, and a recovery post closes it when it is gone.
 
 ``step`` is pure (findings + open ones → posts + what stays open); ``DriftWatch.check``
 keeps the open findings in the store, written in the transaction that queues the posts, as
-the certificate and backup watchers do. A round in which the server does not answer (or the
-state file stays locked) changes nothing: an engine that is away is not a service that went
-missing.
+the certificate and backup watchers do. A round in which no server answers (or the state
+file stays locked) changes nothing: an engine that is away is not a service that went
+missing. When one server of several is away, the others are compared as usual, the one away
+is posted once (and once more when it answers again), and its findings stay as they were.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from core.deploy.drift import Drift
+from core.deploy.drift import UNREACHABLE, Drift
 from core.errors import CoreError
 from core.store import Store
 
@@ -26,12 +27,14 @@ log = logging.getLogger("shipbot.drift")
 
 @dataclass(frozen=True)
 class Post:
-    app: str
-    env: str
+    app: str | None  # None: about a whole server, for every alert channel
+    env: str | None
     text: str
 
 
 def opened(drift: Drift) -> str:
+    if drift.kind == UNREACHABLE:
+        return f"⚠️ drift not checked on {drift.detail}; the other servers still are"
     return (
         f"⚠️ drift on {drift.server}: {drift.app} ({drift.env}) {drift.kind}: {drift.detail}. "
         f"`status --drift` lists every difference"
@@ -39,6 +42,8 @@ def opened(drift: Drift) -> str:
 
 
 def closed(drift: Drift) -> str:
+    if drift.kind == UNREACHABLE:
+        return f"✅ {drift.server} answers again: its drift is checked again"
     return (
         f"✅ {drift.app} ({drift.env}) on {drift.server} matches the store again "
         f"({drift.kind} no more)"
@@ -49,10 +54,19 @@ def step(found: Iterable[Drift], open_: Mapping[str, Drift]) -> tuple[list[Post]
     """Posts for new and for gone differences, and the differences open now (a standing one
     keeps its first detail, so it is not posted again when only the detail moves)."""
     now = {d.key: d for d in found}
-    posts = [Post(d.app, d.env, opened(d)) for key, d in now.items() if key not in open_]
-    posts += [Post(d.app, d.env, closed(d)) for key, d in open_.items() if key not in now]
+    away = {d.server for d in found if d.kind == UNREACHABLE}
+    # what stood on a server that is away stands until it answers
+    now |= {key: d for key, d in open_.items() if d.server in away and key not in now}
+    posts = [_post(d, opened(d)) for key, d in now.items() if key not in open_]
+    posts += [_post(d, closed(d)) for key, d in open_.items() if key not in now]
     keep = [open_.get(key, d) for key, d in now.items()]
     return posts, sorted(keep, key=lambda d: d.key)
+
+
+def _post(drift: Drift, text: str) -> Post:
+    if drift.kind == UNREACHABLE:
+        return Post(None, None, text)
+    return Post(drift.app, drift.env, text)
 
 
 Find = Callable[[], Awaitable[list[Drift]]]

@@ -11,7 +11,7 @@ from core.deploy.spec import service_spec, with_replicas
 from core.errors import DeployError
 from core.names import LABEL_APP, LABEL_MANAGED, LABEL_PLANE, network_name, service_name
 from core.swarm import NetworkInUse, comparable_image, running_tasks
-from core.swarm.jobs import job_labels, job_spec
+from core.swarm.jobs import LABEL_JOB_KIND, job_labels, job_spec
 from tests.contract.world import World, job_command
 
 ENV = "production"
@@ -346,3 +346,18 @@ def test_a_removed_service_is_gone_and_removing_it_again_is_fine(world: World):
     with pytest.raises(DeployError, match="not found"):
         world.swarm.tasks(spec["Name"])
     world.swarm.remove_service(spec["Name"])  # absent is fine
+
+
+def test_a_job_is_listed_by_its_label_not_with_the_apps(world: World):
+    """What the sweep relies on (core/watch/sweep.py): helpers and jobs, which carry no app
+    label, are listed by their own, with their creation time and labels."""
+    service = app_spec(world, world.image("healthy"))
+    world.swarm.ensure_network(network_name(world.prefix, ENV))
+    name = f"{service['Name']}_run-7"
+    labels = {**job_labels(world.prefix, ENV, "run"), LABEL_PLANE: world.prefix}
+    world.swarm.create_service(job_spec(service, name, ["true"], labels))
+    listed = [s for s in world.swarm.services_labelled(LABEL_JOB_KIND) if s["Spec"]["Name"] == name]
+    assert [s["Spec"]["Labels"] for s in listed] == [labels]
+    assert listed[0]["CreatedAt"].endswith("Z")
+    assert name not in [s["Spec"]["Name"] for s in world.swarm.services()]
+    assert world.swarm.services_labelled(f"{LABEL_JOB_KIND}.nothing") == []

@@ -21,6 +21,14 @@ class FakeJobs(Orchestrator):
         self.job_handler: JobHandler = lambda argv, env: (0, [])
         self.jobs: list[tuple[str, tuple[str, ...], dict[str, str]]] = []
 
+    def services_labelled(self, label: str) -> list[dict[str, Any]]:
+        """Every service carrying ``label``: jobs and helpers have no app label. Each is
+        read as ``inspect_service`` reads it (so a fake that is down raises)."""
+        self._enter("services_labelled")  # type: ignore[attr-defined]  # FakeSwarm's
+        named = [name for name, s in self._services.items() if label in s.spec["Labels"]]
+        inspect = self.inspect_service  # type: ignore[attr-defined]  # FakeSwarm's
+        return [found for found in map(inspect, named) if found is not None]
+
     @staticmethod
     def _is_job(service: Service) -> bool:
         return "ReplicatedJob" in service.spec["Mode"]
