@@ -76,6 +76,8 @@ async def reach(plane: Plane, server: str | None, what: str) -> tuple[str, Swarm
         if missing is not None:
             raise missing
         return server, await client(plane, server, what)
+    if not has_own(plane):  # shipbot runs apart: its error already says which server to name
+        return plane.server, await plane.servers.client(plane.server)
     try:
         return plane.server, await plane.servers.client(plane.server)
     except CoreError as exc:
