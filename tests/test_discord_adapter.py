@@ -366,21 +366,27 @@ async def test_typed_options_are_values_never_flags(harness: Harness):
 
 
 async def test_typed_options_become_the_canonical_command(harness: Harness):
+    store = harness.dispatcher.engine.store
+
+    async def audited(count: int) -> str:
+        """The newest audit row's command, once ``count`` rows are written (a reply can be
+        posted before its command's audit row)."""
+        await until(lambda: len(store.audit_log()) >= count)
+        return store.audit_log(limit=1)[0]["command"]
+
     payload = slash("deploy", "700", app="shop", ref="v1.2", env="staging", dry_run=True)
     harness.dispatch(payload)
     await until(lambda: harness.followups(payload["token"]))
-    (audit,) = harness.dispatcher.engine.store.audit_log()
-    assert audit["command"] == "deploy shop v1.2 --env staging --dry-run"
+    assert await audited(1) == "deploy shop v1.2 --env staging --dry-run"
     payload = slash("rollback", "700", app="shop", release=3)
     harness.dispatch(payload)
     await until(lambda: harness.followups(payload["token"]))
-    assert harness.dispatcher.engine.store.audit_log(limit=1)[0]["command"] == "rollback shop 3"
+    assert await audited(2) == "rollback shop 3"
     payload = slash("rollback", "700", app="shop", release=3, break_glass="db down --now")
     harness.dispatch(payload)
     await until(lambda: harness.followups(payload["token"]))
-    assert harness.dispatcher.engine.store.audit_log(limit=1)[0]["command"] == (
-        "rollback shop 3 --break-glass 'db down --now'"
-    )
+    assert await audited(3) == "rollback shop 3 --break-glass 'db down --now'"
+    assert len(store.audit_log()) == 3
 
 
 def autocomplete(user_id: str, typed: str) -> dict[str, Any]:
