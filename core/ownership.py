@@ -11,12 +11,19 @@ database) is registered here, as it always was.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.names import LABEL_APP, LABEL_PLANE
 
-if TYPE_CHECKING:
-    from core.plane import Plane
+
+class Owning(Protocol):
+    """What ``owner`` reads of a control plane: its id, and its store's registered apps."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def store(self) -> Any: ...
 
 
 def labels_of(found: Mapping[str, Any]) -> Mapping[str, str]:
@@ -69,7 +76,7 @@ def _stamped_mount(mount: dict[str, Any], plane_id: str) -> dict[str, Any]:
     return {**mount, "VolumeOptions": {**options, "Labels": labels}}
 
 
-def owner(plane: Plane) -> Callable[[Mapping[str, Any]], bool]:
+def owner(plane: Owning) -> Callable[[Mapping[str, Any]], bool]:
     """A test of ``plane``'s ownership for the watchers (blocking: the registered apps are
     read at each call, so an app added while they run is theirs at once)."""
 

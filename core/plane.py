@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, EdgeConfig
-from core.edge.ready import EdgeReady, edge_ready
 from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import LOCAL, Servers
@@ -58,7 +57,9 @@ class Plane:
     clients: Clients = field(default_factory=Clients)
     # shipbot.yml sections read by the composition root for capabilities' own models
     sections: dict[str, Any] = field(default_factory=dict)
-    edge_ready: EdgeReady = edge_ready  # whether the proxy serves its routers (core/edge/ready.py)
+    # whether the proxy serves its routers: (address, http port) -> bool; None is the real
+    # probe (core/edge/ready.py), a test passes its own
+    edge_ready: Callable[[str, int], bool] | None = None
     db: OffLoop = field(init=False)
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from core.events import Progress
 from core.plane import Plane
 from core.secrets import Vault
 from core.store import App, Store
-from core.swarm import rollout
+from core.swarm import nodes, rollout
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from core.swarm.testing.watch import fake_node
@@ -57,21 +57,21 @@ NODES = [
 
 def test_constraints_are_read_as_swarm_reads_them():
     manager, worker, gone = NODES
-    assert fit.allows(manager, ["node.role==manager"])
-    assert not fit.allows(worker, ["node.role == manager"])
-    assert fit.allows(worker, ["node.labels.zone==eu", "node.role!=manager"])
-    assert fit.allows(gone, ["node.labels.zone==eu"])  # values without case, as Swarm
-    assert not fit.allows(manager, ["node.labels.zone==eu"])  # absent: == fails
-    assert fit.allows(manager, ["node.labels.zone!=eu"])  # absent: != holds
-    assert fit.allows(worker, ["node.hostname==eu-node2", "node.platform.os==linux"])
-    assert fit.allows(worker, ["node.id!=n1", "node.platform.arch==x86_64"])
-    assert fit.eligible(NODES, []) == [manager, worker]
-    assert fit.eligible(NODES, ["node.role!=manager"]) == [worker]
-    assert fit.down(NODES) == ["eu-node3"]
-    assert [fit.address(n) for n in NODES] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
-    quirk = {**manager, "Status": {"State": "ready", "Addr": fit.UNSPECIFIED}}
+    assert nodes.allows(manager, ["node.role==manager"])
+    assert not nodes.allows(worker, ["node.role == manager"])
+    assert nodes.allows(worker, ["node.labels.zone==eu", "node.role!=manager"])
+    assert nodes.allows(gone, ["node.labels.zone==eu"])  # values without case, as Swarm
+    assert not nodes.allows(manager, ["node.labels.zone==eu"])  # absent: == fails
+    assert nodes.allows(manager, ["node.labels.zone!=eu"])  # absent: != holds
+    assert nodes.allows(worker, ["node.hostname==eu-node2", "node.platform.os==linux"])
+    assert nodes.allows(worker, ["node.id!=n1", "node.platform.arch==x86_64"])
+    assert nodes.eligible(NODES, []) == [manager, worker]
+    assert nodes.eligible(NODES, ["node.role!=manager"]) == [worker]
+    assert nodes.down(NODES) == ["eu-node3"]
+    assert [nodes.address(n) for n in NODES] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    quirk = {**manager, "Status": {"State": "ready", "Addr": nodes.UNSPECIFIED}}
     quirk["ManagerStatus"] = {"Addr": "10.0.0.1:2377"}
-    assert fit.address(quirk) == "10.0.0.1"
+    assert nodes.address(quirk) == "10.0.0.1"
 
 
 def spec_of(text: str) -> Any:

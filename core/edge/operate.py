@@ -25,7 +25,7 @@ from core.edge.labels import ENTRY_HTTPS, router_name
 from core.edge.networks import routed_networks
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
 from core.edge.ready import POLL_SECONDS as READY_POLL_SECONDS
-from core.edge.ready import READY_SECONDS
+from core.edge.ready import READY_SECONDS, edge_ready
 from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
@@ -198,9 +198,10 @@ async def _wait_ready(plane: Plane, started: float) -> float | None:
     """Seconds from ``started`` until the proxy served its own router (core/edge/ready.py),
     on the plane's clock; None when it did not within READY_SECONDS."""
     config = plane.edge
+    probe = plane.edge_ready or edge_ready
     deadline = plane.clock.monotonic() + READY_SECONDS
     while True:
-        if await asyncio.to_thread(plane.edge_ready, config.address, config.http_port):
+        if await asyncio.to_thread(probe, config.address, config.http_port):
             return plane.clock.monotonic() - started
         if plane.clock.monotonic() >= deadline:
             return None

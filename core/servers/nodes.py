@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.deploy import fit
 from core.errors import CoreError
 from core.plane import Plane
+from core.swarm import nodes as swarm_nodes
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,11 @@ def down_lines(found: Sequence[SwarmNodes]) -> list[str]:
     """One line per node Swarm does not report Ready, naming its server's swarm."""
     lines = []
     for swarm in found:
-        for node in sorted(swarm.nodes, key=fit.hostname):
+        for node in sorted(swarm.nodes, key=swarm_nodes.hostname):
             if (node.get("Status") or {}).get("State") != "ready":
+                name = swarm_nodes.hostname(node)
                 lines.append(
-                    f"⚠️ node {fit.hostname(node)} of server {swarm.server} is {state(node)}: "
+                    f"⚠️ node {name} of server {swarm.server} is {state(node)}: "
                     "Swarm runs no task there until it is back"
                 )
     return lines
@@ -62,7 +63,7 @@ def node_of(nodes: Iterable[dict[str, Any]], host: str) -> dict[str, Any] | None
     nodes = list(nodes)
     for candidate in (host, *sorted(_addresses(host) - {host})):
         for node in nodes:
-            if fit.address(node) == candidate:
+            if swarm_nodes.address(node) == candidate:
                 return node
     return None
 

@@ -8,12 +8,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from core.deploy import fit
 from core.events import Event, Progress
 from core.plane import Plane
 from core.servers.errors import ServerError
 from core.servers.nodes import node_of
 from core.servers.urls import parse_url
+from core.swarm import nodes as swarm_nodes
 from core.swarm.servers import Connector
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def lookup(plane: Plane, name: str) -> Connector | None:
 
 
 async def spread(
-    plane: Plane, server: str, image: str, where: fit.Where | None = None
+    plane: Plane, server: str, image: str, where: swarm_nodes.Where | None = None
 ) -> AsyncIterator[Event]:
     """``docker save`` on the manager streamed into ``docker load`` on the other nodes of
     its swarm that shipbot added, skipped where the node has that image already.
@@ -79,7 +79,7 @@ async def spread(
     cannot reach, as long as enough nodes hold the image for every replica."""
     from core.swarm.docker_api import engine_errors
 
-    where = where or fit.Where()
+    where = where or swarm_nodes.Where()
     row = await plane.db.in_thread(lambda: plane.store.server(server))
     if row is None:
         return
@@ -101,8 +101,10 @@ async def spread(
     unreachable: list[str] = []
     for member in members:
         node = await asyncio.to_thread(node_of, nodes, parse_url(member["url"]).host)
-        shown = member["name"] if node is None else f"{member['name']} ({fit.hostname(node)})"
-        if node is not None and not fit.ready(node):
+        shown = (
+            member["name"] if node is None else f"{member['name']} ({swarm_nodes.hostname(node)})"
+        )
+        if node is not None and not swarm_nodes.ready(node):
             state = (node.get("Status") or {}).get("State", "unknown")
             yield Progress(
                 f"image {image} not sent to {shown}: Swarm reports the node {state}; skipped "
@@ -110,7 +112,7 @@ async def spread(
                 "then cannot start)"
             )
             continue
-        if node is not None and not fit.allows(node, where.constraints):
+        if node is not None and not swarm_nodes.allows(node, where.constraints):
             yield Progress(f"image {image} not sent to {shown}: the placement puts no task there")
             continue
         if member["name"] == server:

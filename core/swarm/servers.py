@@ -28,7 +28,7 @@ Lookup = Callable[[str], Connector | None]
 # the names of the servers added from chat that can be named (their swarms' managers)
 Added = Callable[[], list[str]]
 # after a build on a server's manager: bring the image to the other nodes of its swarm
-# where the placement (core.deploy.fit.Where, or None: anywhere) lets tasks run
+# where the placement (core.swarm.nodes.Where, or None: anywhere) lets tasks run
 Spreader = Callable[[str, str, Any], AsyncIterator[Event]]
 
 
