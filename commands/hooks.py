@@ -155,9 +155,8 @@ class Receiver:
             return Answer(403, f"refused: {detail}: nothing was done")
         row = delivery_row(forge, delivery, body, event, apps, self.clock())
         forget = self.clock() - KEEP_SECONDS
-        if not await self.db.in_thread(
-            lambda: self.store.record_delivery(row, forget_before=forget)
-        ):
+        new = await self.db.in_thread(lambda: self.store.record_delivery(row, forget_before=forget))
+        if not new:
             await self._refused(forge, "a delivery handled already")
             return Answer(200, f"already handled: delivery {delivery}; nothing was done again")
         answers = [await self._route(app, event, what) for app in apps]
@@ -344,9 +343,8 @@ class Receiver:
         recorded as refused, not left pending."""
         row = await self.db.in_thread(lambda: self.store.preview(app, number))
         if row is not None and row["status"] == "pending":
-            await self.db.in_thread(
-                lambda: self.store.save_preview({"app": app, "number": number, "status": "refused"})
-            )
+            refused = {"app": app, "number": number, "status": "refused"}
+            await self.db.in_thread(lambda: self.store.save_preview(refused))
 
     async def _relay(self, app: str, env: str, replies: AsyncIterator[Reply]) -> Result | None:
         """Send a run's lines to the app's channels (build lines in posts of a few dozen, up
