@@ -125,6 +125,7 @@ async def test_proxy_routes_domains_to_every_replica(bot, edge, tmp_path, made_a
             f"http {edge['http']}, https {edge['https']} (host mode)",
             "1/1 running",
             "3.7.15",
+            "local",
         ),
     )
 
