@@ -126,23 +126,24 @@ class Orchestrator:
         template = copy.deepcopy(service.spec["TaskTemplate"])
         task_id, container_id = f"task{next(self._ids)}", f"{next(self._ids):064x}"
         if not self._room(service):  # Swarm's scheduler: the task waits for a node
-            return self._unplaced(service, slot, template, task_id)
-        task = {
-            "ID": task_id,
-            "ServiceID": service.id,
-            "Slot": slot,
-            "CreatedAt": stamp(self.now),
-            "UpdatedAt": stamp(self.now),
-            "DesiredState": "running",
-            "Spec": template,
-            "Status": {
-                "Timestamp": stamp(self.now),
-                "State": "starting",
-                "Message": "starting",
-                "ContainerStatus": {"ContainerID": container_id},
-            },
-        }
-        self._tasks.append(task)
+            return self._task(
+                service,
+                slot,
+                template,
+                task_id,
+                State="pending",
+                Message="pending task scheduling",
+                Err="no suitable node (max replicas per node limit exceed)",
+            )
+        task = self._task(
+            service,
+            slot,
+            template,
+            task_id,
+            State="starting",
+            Message="starting",
+            ContainerStatus={"ContainerID": container_id},
+        )
         self._born[task_id] = self.now
         image = template["ContainerSpec"]["Image"]
         if self._image_id(task) is None:  # pruned, never pulled: the engine rejects the task
@@ -174,9 +175,10 @@ class Orchestrator:
         placed = [t for t in self._tasks_of(service) if t["Status"]["State"] in LIVE]
         return not cap or len(placed) < cap * self.ready_nodes()
 
-    def _unplaced(
-        self, service: Service, slot: int, template: dict[str, Any], task_id: str
+    def _task(
+        self, service: Service, slot: int, template: dict[str, Any], task_id: str, **status: Any
     ) -> dict[str, Any]:
+        """A new task of ``service`` in ``slot``, listed, with ``status``'s fields."""
         task = {
             "ID": task_id,
             "ServiceID": service.id,
@@ -185,12 +187,7 @@ class Orchestrator:
             "UpdatedAt": stamp(self.now),
             "DesiredState": "running",
             "Spec": template,
-            "Status": {
-                "Timestamp": stamp(self.now),
-                "State": "pending",
-                "Message": "pending task scheduling",
-                "Err": "no suitable node (max replicas per node limit exceed)",
-            },
+            "Status": {"Timestamp": stamp(self.now), **status},
         }
         self._tasks.append(task)
         return task
