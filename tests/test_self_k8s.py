@@ -203,6 +203,7 @@ def test_one_replica_on_its_claim_with_its_config_and_tokens_and_no_engine():
     config_map = kinds[("ConfigMap", volumes["config"]["configMap"]["name"])]
     shipbot_yml = ControlConfig.model_validate(yaml.safe_load(config_map["data"]["shipbot.yml"]))
     assert shipbot_yml.local is False
+    assert "console:ops" in shipbot_yml.admins  # who adds the servers with `kubectl exec`
     aliases = {field.validation_alias for field in Settings.model_fields.values()}
     tokens = kinds[("Secret", volumes["tokens"]["secret"]["secretName"])]["stringData"]
     assert set(tokens) <= aliases  # files named as the variables Settings reads
