@@ -140,7 +140,7 @@ async def test_server_list_shows_the_pinned_fingerprint(bot, tmp_path):
     bot.engine.store.add_server(row("eu-1", host_key=pkey.get_base64()))
     listed = (await say(bot, ADMIN, "server list"))[-1]
     assert isinstance(listed, Table)
-    assert listed.rows[0][:5] == ("eu-1", "ssh://root@eu-1", "eu-1", "manager", fingerprint)
+    assert listed.rows[0][:6] == ("eu-1", "ssh://root@eu-1", "none", "eu-1", "manager", fingerprint)
 
 
 # an environment on another server: deploy goes there, and so does everything after it

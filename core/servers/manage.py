@@ -70,9 +70,18 @@ class Plan:
     key: str
     join: str | None
     role: str
+    addresses: tuple[str, ...] = ()  # public IPv4/IPv6: where its apps' DNS records point
 
 
-def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role: str) -> Plan:
+def plan_add(
+    plane: Plane,
+    name: str,
+    url: str,
+    key: str,
+    join: str | None,
+    role: str,
+    addresses: tuple[str, ...] = (),
+) -> Plan:
     """Everything ``add`` checks before it reaches for the network."""
     check_name(name)
     parsed = parse_url(url)
@@ -96,7 +105,7 @@ def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role
             raise ServerError(f"--join names a manager added before: {join!r} is not one")
         if join == name:
             raise ServerError("a server cannot join itself")
-    return Plan(name, parsed, key, join, role)
+    return Plan(name, parsed, key, join, role, addresses)
 
 
 async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
@@ -147,11 +156,18 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
             "swarm": swarm,
             "added_by": user,
             "added_at": plane.clock.time(),
+            "addresses": plan.addresses,
         }
         if not await plane.db.in_thread(lambda: plane.store.add_server(row)):
             raise ServerError(f"server {plan.name} was added meanwhile by someone else")
         trusted = f"host key {host_key.fingerprint} trusted on first use"
         yield Progress(f"recorded {plan.name}: {trusted}")
+    elif plan.addresses:
+        await plane.db.in_thread(
+            lambda: plane.store.set_server_addresses(plan.name, list(plan.addresses))
+        )
+    if plan.addresses:
+        yield Progress(f"public addresses for DNS: {', '.join(plan.addresses)}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
         swarm_client = await plane.servers.client(plan.name)
