@@ -46,9 +46,7 @@ async def cloudflare():
 
 
 def dns(fake: FakeCloudflare, **extra) -> DnsConfig:
-    return DnsConfig(
-        zone="example.com", addresses=["203.0.113.10"], api_url=fake.base_url, **extra
-    )
+    return DnsConfig(zone="example.com", addresses=["203.0.113.10"], api_url=fake.base_url, **extra)
 
 
 @pytest.fixture
@@ -71,9 +69,7 @@ async def fleet(tmp_path: Path, cloudflare):
     engine.store.add_server({**row("eu-1"), "addresses": ("198.51.100.1", "2001:db8::1")})
     engine.store.add_server(row("eu-2"))
     engine.store.add_server(row("eu-3"))
-    config = ControlConfig(
-        admins=[ADMIN], dns=dns(cloudflare, servers={"eu-2": ["198.51.100.2"]})
-    )
+    config = ControlConfig(admins=[ADMIN], dns=dns(cloudflare, servers={"eu-2": ["198.51.100.2"]}))
     bot = Dispatcher(engine, config)
     for app, server in APPS.items():
         (tmp_path / app).mkdir()
@@ -179,8 +175,7 @@ async def test_server_address_refuses_bad_input_and_changes_nothing(fleet, cloud
     before = store.servers()
     unknown = failure(await say(bot, "server address eu-9 192.0.2.9", ADMIN))
     assert unknown.message == (
-        "no server named 'eu-9': `server list` shows the ones added from chat; nothing was "
-        "changed"
+        "no server named 'eu-9': `server list` shows the ones added from chat; nothing was changed"
     )
     own = failure(await say(bot, "server address local 192.0.2.9", ADMIN))
     assert "the control plane's own: dns.addresses in shipbot.yml" in own.message

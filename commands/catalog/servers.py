@@ -277,7 +277,8 @@ async def _moved(ctx: Context, server: str, addresses: list[str]) -> list[str]:
     for item in moved:
         where = f"{item.app} ({item.env})"
         if item.error:
-            lines.append(f"DNS of {where} not updated: {item.error}; `dns sync {item.app} --env {item.env}`")
+            retry = f"`dns sync {item.app} --env {item.env}`"
+            lines.append(f"DNS of {where} not updated: {item.error}; {retry}")
             continue
         changed = writes(list(item.actions))
         said = "; ".join(a.shown for a in changed) if changed else "records up to date"
