@@ -211,7 +211,8 @@ async def test_a_server_apps_run_on_is_not_removed(bot):
     refused = (await say(bot, ADMIN, "server remove eu-1"))[-1]
     assert isinstance(refused, Failure)
     assert refused.message == (
-        "shop (production) run on eu-1: deploy them elsewhere (app.yml's server:) first"
+        "shop (production) run on eu-1: deploy them elsewhere (app.yml's server:) or remove "
+        "them (`apps remove APP --env ENV`) first; nothing was changed"
     )
     assert store.server("eu-1") is not None
     store.set_env_server("shop", "production", "local", 2.0)

@@ -278,12 +278,16 @@ def remove(plane: Plane, name: str) -> None:
     members = [r["name"] for r in plane.store.servers(row["swarm"]) if r["name"] != name]
     if row["swarm"] == name and members:
         raise ServerError(
-            f"{', '.join(members)} joined {name}'s swarm through it: remove them first"
+            f"{', '.join(members)} joined {name}'s swarm through it, and what runs there is "
+            f"served by {name}'s proxy: `server remove {members[0]}` first; nothing was changed"
         )
     running = plane.store.envs_on(row["swarm"]) if row["role"] == MANAGER else []
     if running:
         shown = ", ".join(f"{app} ({env})" for app, env in running)
-        raise ServerError(f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) first")
+        raise ServerError(
+            f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) or remove "
+            "them (`apps remove APP --env ENV`) first; nothing was changed"
+        )
     held = [r["name"] for r in plane.store.databases() if r.get("server") == name]
     if held:
         raise ServerError(
