@@ -166,7 +166,11 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         await plane.db.in_thread(
             lambda: plane.store.set_server_addresses(plan.name, list(plan.addresses))
         )
-    if plan.addresses:
+        yield Progress(
+            f"public addresses for DNS now {', '.join(plan.addresses)}: the records of its "
+            f"apps follow at their next deploy (`server address {plan.name} …` moves them now)"
+        )
+    if plan.addresses and existing is None:
         yield Progress(f"public addresses for DNS: {', '.join(plan.addresses)}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
