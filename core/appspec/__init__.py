@@ -186,6 +186,9 @@ class Previews(_Strict):
     replicas: int = Field(default=1, ge=1, le=10)
     forks: bool = False  # pull requests from forks run someone else's code: off by default
     env: dict[str, EnvValue] = Field(default_factory=dict)  # plain values for previews only
+    # the server previews run on (`server list`); app.yml's top-level `server:`, else the
+    # control plane's own, by default. Read at the registered ref, never the pull request's
+    server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)
 
     _env_keys = field_validator("env")(_valid_env_keys)
 
