@@ -230,6 +230,11 @@ async def test_what_a_killed_shipbot_left_is_swept_at_once_and_recorded_interrup
     store.db["deployments"].update(deployment, {"pid": pid})
     backup = store.start_backup("web/production/data", "volume", "k", "a", NOW)
     other = store.start_backup("orders", "postgres", "k2", "a", NOW)  # another's: runs on
+    def containers(name: str) -> set[str]:
+        return {t["Status"]["ContainerStatus"]["ContainerID"] for t in local.tasks(name)}
+
+    killed = containers("web-production_release-4") | containers("web-production_run-17")
+    assert killed and killed <= set(local.containers)
     assert await sweep_all(plane, ["local"]) == {
         "local": [
             "shipbot-volume-1a",
@@ -242,6 +247,8 @@ async def test_what_a_killed_shipbot_left_is_swept_at_once_and_recorded_interrup
         "web-production_run-18"
     ]
     assert local.inspect_volume("db-verify-orders-3-data") is None
+    assert not killed & set(local.containers)  # a job's containers go with it
+    assert containers("web-production_run-18") <= set(local.containers)
     assert store.deployment(deployment)["status"] == "interrupted"
     assert store.backup(backup)["status"] == BACKUP_INTERRUPTED
     assert store.backup(other)["status"] == "running"

@@ -23,6 +23,7 @@ does every server, each on its own (one away is logged and skipped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -125,11 +126,23 @@ def scratch_volumes(
     )
 
 
+def _remove(swarm: SwarmClient, name: str) -> None:
+    """The service, then its containers, stopped at once: Swarm leaves a removed job's
+    containers behind (moby/moby#42789), holding the app's volumes, and a leftover's
+    command (a release's migration, a ``run``) has no one waiting for it."""
+    tasks = swarm.tasks(name)
+    containers = {t["Status"].get("ContainerStatus", {}).get("ContainerID") for t in tasks}
+    swarm.remove_service(name)
+    for container in sorted(filter(None, containers)):
+        with contextlib.suppress(CoreError):  # on another node: gone with its service
+            swarm.remove_container(container)
+
+
 def _sweep(swarm: SwarmClient, plane_id: str, now: float, after: float) -> list[Orphan]:
     found = {s["Spec"]["Name"]: s for label in LABELS for s in swarm.services_labelled(label)}
     gone_now = leftovers(found.values(), plane_id, now, after)
     for name in gone_now:
-        swarm.remove_service(name)
+        _remove(swarm, name)
     orphans = [Orphan(name, _labels(found[name])) for name in gone_now]
     left = [s for name, s in found.items() if name not in gone_now]
     for volume in scratch_volumes(swarm.volumes_labelled(LABEL_DB), left, plane_id):
