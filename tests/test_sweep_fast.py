@@ -230,6 +230,7 @@ async def test_what_a_killed_shipbot_left_is_swept_at_once_and_recorded_interrup
     store.db["deployments"].update(deployment, {"pid": pid})
     backup = store.start_backup("web/production/data", "volume", "k", "a", NOW)
     other = store.start_backup("orders", "postgres", "k2", "a", NOW)  # another's: runs on
+
     def containers(name: str) -> set[str]:
         return {t["Status"]["ContainerStatus"]["ContainerID"] for t in local.tasks(name)}
 
