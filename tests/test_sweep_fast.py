@@ -22,7 +22,7 @@ from core.swarm.jobs import LABEL_JOB_APP, LABEL_JOB_KIND, job_labels, job_name,
 from core.swarm.servers import Servers
 from core.swarm.testing import STUCK, FakeSwarm
 from core.swarm.testing.orchestrator import stamp
-from core.watch.sweep import AFTER_SECONDS, leftovers, scratch_volumes, sweep_all
+from core.watch.sweep import AFTER_SECONDS, judge, leftovers, scratch_volumes, sweep_all
 from tests.clock import SwarmSteps
 
 NOW = 1_800_000_000.0
@@ -160,7 +160,10 @@ def test_start_time_reads_past_a_command_name_with_spaces_and_parentheses(tmp_pa
 
 def test_an_owner_that_stopped_is_swept_at_once_one_that_runs_never_and_unknown_by_age():
     ours = {LABEL_PLANE: "p1", LABEL_JOB_KIND: "run"}
-    dead = {"d": True, "a": False}.get  # "u": cannot tell (None)
+
+    def dead(labels: dict) -> bool | None:  # "u": cannot tell (None)
+        return {"d": True, "a": False}.get(labels[LABEL_OWNER])
+
     services = [
         service("stopped_run-1", 60, **ours, **{LABEL_OWNER: "d"}),
         service("running_run-2", 7 * HOUR, **ours, **{LABEL_OWNER: "a"}),
@@ -260,3 +263,25 @@ async def test_what_a_killed_shipbot_left_is_swept_at_once_and_recorded_interrup
         ("sweep web-production_run-17 on local", "interrupted", "web"),
         ("sweep db-verify-orders-3-data on local", "interrupted", None),
     ]
+
+
+def test_a_maker_in_another_namespace_is_judged_by_its_operations_lock(plane):
+    store, now, ttl = plane.store, plane.clock.time(), 60.0
+    boot, _, pid, started = this_process().split("/")
+    elsewhere = {LABEL_OWNER: f"{boot}/1/{pid}/{started}"}  # a pid namespace we cannot see
+    store.acquire_lock("api/production", owner="u:a", what="deploy", ttl=ttl, host="h")
+    store.acquire_lock("db/orders", owner="u:a", what="verify", ttl=ttl, host="h")
+    store.acquire_lock("web/production", owner="u:a", what="run", ttl=ttl, host="h")
+    store.db["locks"].update("web/production", {"heartbeat_at": now - 2 * ttl})
+    store.start_backup("shop/production/data", "volume", "k", "a", now)
+    dead = judge(store, now, ttl)
+    assert dead({**job_labels("api", "production", "release"), **elsewhere}) is False
+    assert dead({**job_labels("web", "production", "run"), **elsewhere}) is True  # stale
+    assert dead({**job_labels("cms", "production", "run"), **elsewhere}) is True  # none
+    assert dead({LABEL_DB: "verify-orders-3", **elsewhere}) is False
+    assert dead({LABEL_DB: "verify-users-3", **elsewhere}) is True
+    assert dead({LABEL_HELPER: "shop-production-data", **elsewhere}) is True
+    # a helper whose backup row is not written yet: its lock is unknown, the age decides
+    assert dead({LABEL_HELPER: "blog-production-data", **elsewhere}) is None
+    assert dead(job_labels("api", "production", "run")) is None  # made before the label
+    assert dead({**job_labels("api", "production", "run"), LABEL_OWNER: this_process()}) is False

@@ -6,9 +6,13 @@ is made, waited on and removed by one operation; one whose maker stopped is an o
 Which are orphans: each carries the process that made it (``shipbot.owner``,
 core/process.py). One whose owner provably no longer runs (same pid namespace, since this
 boot) is swept at once: a shipbot restarted after a crash leaves nothing behind. One whose
-owner cannot be checked from here (another namespace or boot, or made before the label) is
-swept only when older than ``after`` seconds, a bound well past the longest job or helper,
-so work another live shipbot process runs is never cut short. Only services and volumes
+owner is in another pid namespace (shipbot restarted in a new container) is judged by the
+lock its operation holds in the store while it runs (the app/env lock of a deploy or a
+``run``, the database lock of a backup or a verify): nobody holds it, or its holder stopped
+beating for the lock time-out, and it is swept. One that neither tells (made before the
+label, or a helper whose backup row is not written yet) is swept only when older than
+``after`` seconds, a bound well past the longest job or helper, so work another live
+shipbot process runs is never cut short. Only services and volumes
 carrying this control plane's id (``shipbot.plane``) are touched: another plane's work on
 the same swarm is never looked at.
 
@@ -36,6 +40,7 @@ from core.names import LABEL_PLANE
 from core.plane import Plane
 from core.process import LABEL_OWNER, gone
 from core.store import Store
+from core.store.locks import database_key, ttl_seconds
 from core.swarm import SwarmClient
 from core.swarm.jobs import LABEL_JOB_APP, LABEL_JOB_ENV, LABEL_JOB_KIND
 from core.watch.facts import engine_time
@@ -79,22 +84,64 @@ def _labels(found: Mapping[str, Any]) -> Mapping[str, str]:
     return (found.get("Spec") or {}).get("Labels") or {}
 
 
+def owner_gone(labels: Mapping[str, str]) -> bool | None:
+    """Whether the process that made a helper or job stopped (None: cannot tell)."""
+    owner = labels.get(LABEL_OWNER)
+    return gone(owner) if owner else None
+
+
+def lock_of(labels: Mapping[str, str], running_backups: Iterable[Mapping[str, Any]]) -> str | None:
+    """The store lock the operation that made a helper or job holds while it runs
+    (commands/locks.py, core/store/locks.py); None when the labels do not say."""
+    app, env = labels.get(LABEL_JOB_APP), labels.get(LABEL_JOB_ENV)
+    if app and env:
+        return f"{app}/{env}"
+    volume = labels.get(LABEL_HELPER)
+    if volume:
+        for row in running_backups:
+            ref = parse_key(row["database"])
+            if ref is not None and ref.engine_name == volume:
+                return database_key(row["database"])
+        return None
+    scratch = labels.get(LABEL_DB, "")
+    if scratch.startswith(SCRATCH):  # verify-NAME-BACKUP (core/data/verify.py)
+        return database_key(scratch.removeprefix(SCRATCH).rpartition("-")[0])
+    return None
+
+
+def judge(store: Store, now: float, ttl: float) -> Callable[[Mapping[str, str]], bool | None]:
+    """Whether a leftover's maker stopped: by its process where this process can see it,
+    else by its operation's lock (blocking: reads the store)."""
+    running = store.running_backups()
+
+    def dead(labels: Mapping[str, str]) -> bool | None:
+        stopped = owner_gone(labels)
+        if stopped is not None or LABEL_OWNER not in labels:
+            return stopped
+        key = lock_of(labels, running)
+        if key is None:
+            return None
+        holder = store.lock(key)
+        return holder is None or holder["heartbeat_at"] < now - ttl
+
+    return dead
+
+
 def leftovers(
     services: Iterable[Mapping[str, Any]],
     plane_id: str,
     now: float,
     after: float,
-    dead: Callable[[str], bool | None] = gone,
+    dead: Callable[[Mapping[str, str]], bool | None] = owner_gone,
 ) -> list[str]:
-    """The names of this plane's helpers and jobs whose owner is provably dead, or whose
-    owner cannot be checked and that were made more than ``after`` seconds ago."""
+    """The names of this plane's helpers and jobs whose maker ``dead`` says stopped, or
+    that it cannot tell of and that were made more than ``after`` seconds ago."""
     out = set()
     for service in services:
         labels = _labels(service)
         if labels.get(LABEL_PLANE) != plane_id or not is_helper(labels):
             continue
-        owner = labels.get(LABEL_OWNER)
-        stopped = dead(owner) if owner else None
+        stopped = dead(labels)
         if stopped:
             out.add(service["Spec"]["Name"])
             continue
@@ -138,9 +185,15 @@ def _remove(swarm: SwarmClient, name: str) -> None:
             swarm.remove_container(container)
 
 
-def _sweep(swarm: SwarmClient, plane_id: str, now: float, after: float) -> list[Orphan]:
+def _sweep(
+    swarm: SwarmClient,
+    plane_id: str,
+    now: float,
+    after: float,
+    dead: Callable[[Mapping[str, str]], bool | None],
+) -> list[Orphan]:
     found = {s["Spec"]["Name"]: s for label in LABELS for s in swarm.services_labelled(label)}
-    gone_now = leftovers(found.values(), plane_id, now, after)
+    gone_now = leftovers(found.values(), plane_id, now, after, dead)
     for name in gone_now:
         _remove(swarm, name)
     orphans = [Orphan(name, _labels(found[name])) for name in gone_now]
@@ -183,7 +236,8 @@ async def sweep(plane: Plane, server: str, after: float = AFTER_SECONDS) -> list
     """Remove ``server``'s leftovers and record what they were doing; returns their names."""
     swarm = await plane.servers.client(server)
     now = plane.clock.time()
-    orphans = await asyncio.to_thread(_sweep, swarm, plane.id, now, after)
+    dead = await asyncio.to_thread(judge, plane.store, now, ttl_seconds())
+    orphans = await asyncio.to_thread(_sweep, swarm, plane.id, now, after, dead)
     for orphan in orphans:
         await asyncio.to_thread(record, plane.store, server, orphan, now)
     return [orphan.name for orphan in orphans]
