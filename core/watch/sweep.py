@@ -90,6 +90,16 @@ def owner_gone(labels: Mapping[str, str]) -> bool | None:
     return gone(owner) if owner else None
 
 
+def backup_of(volume: str, running_backups: Iterable[Mapping[str, Any]]) -> str | None:
+    """The volume (``APP/ENV/VOLUME``) a running backup reads through the helper mounting
+    engine volume ``volume``; None when no running backup row names it."""
+    for row in running_backups:
+        ref = parse_key(row["database"])
+        if ref is not None and ref.engine_name == volume:
+            return row["database"]
+    return None
+
+
 def lock_of(labels: Mapping[str, str], running_backups: Iterable[Mapping[str, Any]]) -> str | None:
     """The store lock the operation that made a helper or job holds while it runs
     (commands/locks.py, core/store/locks.py); None when the labels do not say."""
@@ -98,11 +108,8 @@ def lock_of(labels: Mapping[str, str], running_backups: Iterable[Mapping[str, An
         return f"{app}/{env}"
     volume = labels.get(LABEL_HELPER)
     if volume:
-        for row in running_backups:
-            ref = parse_key(row["database"])
-            if ref is not None and ref.engine_name == volume:
-                return database_key(row["database"])
-        return None
+        backup = backup_of(volume, running_backups)
+        return database_key(backup) if backup else None
     scratch = labels.get(LABEL_DB, "")
     if scratch.startswith(SCRATCH):  # verify-NAME-BACKUP (core/data/verify.py)
         return database_key(scratch.removeprefix(SCRATCH).rpartition("-")[0])
@@ -216,11 +223,9 @@ def record(store: Store, server: str, orphan: Orphan, at: float) -> None:
     if orphan.labels.get(LABEL_JOB_KIND) == "release" and app and env and pid is not None:
         store.interrupt_stopped(app, env, pid, why)
     volume = orphan.labels.get(LABEL_HELPER)
-    if volume:
-        for row in store.running_backups():
-            ref = parse_key(row["database"])
-            if ref is not None and ref.engine_name == volume:
-                store.interrupt_backups(row["database"], at, why)
+    backup = backup_of(volume, store.running_backups()) if volume else None
+    if backup:
+        store.interrupt_backups(backup, at, why)
     store.audit(
         user=SWEPT_BY,
         channel="",
