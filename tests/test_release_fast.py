@@ -19,6 +19,7 @@ from core.deploy.resolve import resolve
 from core.errors import AppSpecError
 from core.events import LogLine, Progress
 from core.plane import Plane
+from core.process import this_process
 from core.secrets import MASK, Vault
 from core.store import App, Store
 from core.swarm.jobs import LogCursor, job_labels, job_name, job_spec
@@ -132,11 +133,13 @@ def test_job_spec_is_the_service_run_once():
             "shipbot.job.app": "mig",
             "shipbot.job.env": "production",
             "shipbot.job.kind": "release",
+            # the process that runs it: a crash's leftover is told from live work
+            "shipbot.owner": this_process(),
         },
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": "shipbot/mig:2",
-                "Labels": labels,
+                "Labels": {**labels, "shipbot.owner": this_process()},
                 "Env": ["MODE=web"],
                 "Args": ["python", "manage.py", "migrate"],
                 "Mounts": [{"Type": "volume", "Source": "mig-production-data", "Target": "/d"}],

@@ -82,7 +82,9 @@ def plane(tmp_path: Path, fake: FakeSwarm) -> Iterator[Plane]:
     store.close()
 
 
-def alert_watch(plane: Plane, fake: FakeSwarm, posts: list[Post]) -> AlertWatch:
+def alert_watch(
+    plane: Plane, fake: FakeSwarm, posts: list[Post], config: AlertsConfig = CONFIG
+) -> AlertWatch:
     async def client():
         return await plane.servers.client("local")
 
@@ -90,7 +92,7 @@ def alert_watch(plane: Plane, fake: FakeSwarm, posts: list[Post]) -> AlertWatch:
         "local",
         client,
         plane.store,
-        CONFIG,
+        config,
         posts.append,
         clock=SwarmSteps(fake),
         owns=watcher_owns(plane),
@@ -143,6 +145,27 @@ async def test_a_proxy_below_its_replicas_alerts_naming_the_proxy(plane, fake):
     assert [p.outcome.title.split(":")[0] for p in looping] == [
         f"🔁 {PROXY} (edge) on local is crash-looping"
     ]
+
+
+async def test_a_proxy_scaled_to_none_is_below_its_one_replica_until_it_is_back(plane, fake):
+    fake.publish("traefik:v3")
+    spec = {
+        "Name": plane.edge.service,
+        "Labels": {LABEL_EDGE: "true", LABEL_PLANE: plane.id},
+        "TaskTemplate": {"ContainerSpec": {"Image": "traefik:v3"}},
+        "Mode": {"Replicated": {"Replicas": 1}},
+    }
+    fake.create_service(spec)
+    posts: list[Post] = []
+    config = CONFIG.model_copy(update={"below_replicas_seconds": 5})
+    watch = alert_watch(plane, fake, posts, config)
+    assert await rounds(watch, fake, 3) == []
+    fake.update_service({**spec, "Mode": {"Replicated": {"Replicas": 0}}})
+    stopped = [p.outcome.title for p in await rounds(watch, fake, 40)]
+    assert stopped == [f"📉 {PROXY} (edge) on local runs 0 of 1 replicas, for 6s"]
+    fake.update_service(spec)
+    back = [p.outcome.title for p in await rounds(watch, fake, 10)]
+    assert back == [f"✅ {PROXY} (edge) on local is back at 1/1 replicas; the alert is closed"]
 
 
 class Servers_:

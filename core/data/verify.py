@@ -27,6 +27,7 @@ from core.data.db_spec import Database
 from core.data.s3 import S3Store
 from core.errors import CoreError
 from core.ownership import stamped
+from core.process import owned
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -162,7 +163,7 @@ def _restore_and_check(
     scratch = scratch_of(db, row["id"])
     env = db_spec.environment(scratch.kind, scratch.credentials)
     try:
-        swarm.create_service(stamped(db_spec.service_spec(scratch), plane_id))
+        swarm.create_service(owned(stamped(db_spec.service_spec(scratch), plane_id)))
         container = wait_running(
             swarm, scratch.service, monotonic() + READY_SECONDS, monotonic, pause
         )

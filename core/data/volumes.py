@@ -36,6 +36,7 @@ from core.names import (
     service_name,
 )
 from core.ownership import foreign, stamped
+from core.process import owned
 from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
@@ -158,7 +159,7 @@ def helper(
     helper (and a volume it makes, on a restore) carries control plane ``plane_id``'s id."""
     name = f"shipbot-volume-{uuid.uuid4().hex[:10]}"
     spec = helper_spec(name, image, ref.engine_name, read_only=read_only, node=node)
-    swarm.create_service(stamped(spec, plane_id))
+    swarm.create_service(owned(stamped(spec, plane_id)))
     try:
         deadline = clock() + HELPER_SECONDS
         while True:

@@ -12,6 +12,7 @@ BACKUP_RUNNING = "running"
 BACKUP_OK = "ok"
 BACKUP_FAILED = "failed"
 BACKUP_SUSPECT = "suspect"
+BACKUP_INTERRUPTED = "interrupted"  # the process running it stopped (core/watch/sweep.py)
 BACKUP_COLUMNS = (
     "id",
     "database",
@@ -85,6 +86,19 @@ class BackupsTable(Connection):
             raise ValueError(f"not a backup fact: {', '.join(sorted(unknown))}")
         with self._write() as db:
             db["backups"].update(backup_id, {"status": status, "finished_at": at, **facts})
+
+    def running_backups(self) -> list[dict[str, Any]]:
+        return self._rows("backups", "status = ?", [BACKUP_RUNNING], order_by="id")
+
+    def interrupt_backups(self, database: str, at: float, why: str) -> list[int]:
+        """``database``'s running backups, whose process stopped, marked interrupted."""
+        with self._write() as db:
+            rows = self._rows("backups", "database = ? AND status = ?", [database, BACKUP_RUNNING])
+            for row in rows:
+                db["backups"].update(
+                    row["id"], {"status": BACKUP_INTERRUPTED, "finished_at": at, "error": why}
+                )
+            return [row["id"] for row in rows]
 
     def backup(self, backup_id: int) -> dict[str, Any] | None:
         rows = self._rows("backups", "id = ?", [backup_id])

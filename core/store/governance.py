@@ -113,6 +113,11 @@ class GovernanceTables(Connection):
             )
         return None
 
+    def lock(self, key: str) -> dict[str, Any] | None:
+        """Who holds ``key`` and when they last beat (None: nobody)."""
+        rows = self._rows("locks", "key = ?", [key])
+        return rows[0] if rows else None
+
     def heartbeat_lock(self, key: str, owner: str) -> None:
         with self._write() as db:
             db.execute(

@@ -181,6 +181,29 @@ class ReleasesTable(Connection):
         with self._lock, self._busy():
             return self.db["deployments"].get(deployment_id)
 
+    def interrupt_stopped(self, app: str, env: str, pid: int, why: str) -> list[dict[str, Any]]:
+        """``app``/``env``'s running deployments of process ``pid``, which is known to have
+        stopped (its job was found orphaned), marked interrupted now, not after the
+        heartbeat's time-out; their releases still ``deploying`` become ``unknown``."""
+        with self._write() as db:
+            rows = self._rows(
+                "deployments",
+                "status = 'running' AND app = ? AND env = ? AND pid = ?",
+                [app, env, pid],
+                order_by="id",
+            )
+            for row in rows:
+                db["deployments"].update(
+                    row["id"],
+                    {"status": "interrupted", "finished_at": self.clock.time(), "message": why},
+                )
+            if rows:
+                db.execute(
+                    "UPDATE releases SET status = ? WHERE app = ? AND env = ? AND status = ?",
+                    [RELEASE_UNKNOWN, app, env, RELEASE_DEPLOYING],
+                )
+            return [db["deployments"].get(row["id"]) for row in rows]
+
     def interrupt_orphans(self, stale_after: float) -> list[dict[str, Any]]:
         """Running deployments with no heartbeat for ``stale_after`` seconds become
         ``interrupted``, whatever their PID (shipbot is PID 1 in its image, so a PID says

@@ -209,6 +209,10 @@ class DockerSwarm(DockerNetworks):
             except docker.errors.NotFound:
                 return None
 
+    def volumes_labelled(self, label: str) -> list[dict[str, Any]]:
+        with engine_errors("listing volumes"):
+            return self.api.volumes(filters={"label": label}).get("Volumes") or []
+
     def remove_volume(self, name: str) -> None:
         """Gone afterwards (absent is fine); ``VolumeInUse`` while a container holds it."""
         try:

@@ -22,6 +22,7 @@ from core.clock import SYSTEM, Clock
 from core.errors import DeployError
 from core.events import LogLine
 from core.names import LABEL_PLANE
+from core.process import LABEL_OWNER, owner_labels
 from core.swarm import SwarmClient
 
 LABEL_JOB_APP = "shipbot.job.app"
@@ -69,9 +70,11 @@ def job_spec(
     service: dict[str, Any], name: str, argv: Sequence[str], labels: dict[str, str]
 ) -> dict[str, Any]:
     """The job that runs ``argv`` as ``service``'s tasks would run, once; it carries the
-    service's control plane id, so a job a crash left behind is swept (core/watch/sweep.py)."""
-    owner = (service.get("Labels") or {}).get(LABEL_PLANE)
-    labels = {**labels, LABEL_PLANE: owner} if owner else dict(labels)
+    service's control plane id and this process's, so a job a crash left behind is swept
+    (core/watch/sweep.py)."""
+    plane = (service.get("Labels") or {}).get(LABEL_PLANE)
+    labels = {**labels, LABEL_PLANE: plane} if plane else dict(labels)
+    labels |= owner_labels()
     template = copy.deepcopy(service["TaskTemplate"])
     container = template["ContainerSpec"]
     container.pop("Healthcheck", None)  # a job's task is done when argv is, not healthy
@@ -97,7 +100,7 @@ def _clear_leftover(swarm: SwarmClient, name: str, labels: dict[str, str]) -> No
     if found is None:
         return
     theirs = found.get("Spec", {}).get("Labels") or {}
-    mine = {k: v for k, v in labels.items() if k != LABEL_JOB_KIND}
+    mine = {k: v for k, v in labels.items() if k not in (LABEL_JOB_KIND, LABEL_OWNER)}
     if LABEL_PLANE not in theirs:  # left from before jobs carried the plane's id: this app's
         mine.pop(LABEL_PLANE, None)
     if any(theirs.get(key) != value for key, value in mine.items()):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.config import AlertsConfig
+from core.data.db_spec import LABEL_DB
+from core.edge.proxy import LABEL_EDGE
 from core.errors import CoreError
 from core.swarm import SwarmClient, running_tasks
 from core.watch.alert_rules import OOM, Facts, NodeFacts, ServiceFacts, TaskFailure, alert_key
@@ -43,6 +45,9 @@ def service_facts(
         desired = int(mode["Replicated"].get("Replicas") or 0)
     else:  # global: one per node Swarm wants it on
         desired = len([t for t in tasks if t["DesiredState"] == "running"])
+    if LABEL_DB in labels or LABEL_EDGE in labels:
+        # what shipbot runs for its apps serves nothing scaled to none: it wants its one
+        desired = max(desired, 1)
     image = _image(spec["TaskTemplate"])
     failures = sorted(
         (

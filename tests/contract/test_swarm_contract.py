@@ -10,6 +10,7 @@ from core.appspec import parse_app_config
 from core.deploy.spec import service_spec, with_replicas
 from core.errors import DeployError
 from core.names import LABEL_APP, LABEL_MANAGED, LABEL_PLANE, network_name, service_name
+from core.process import LABEL_OWNER, this_process
 from core.swarm import NetworkInUse, comparable_image, running_tasks
 from core.swarm.jobs import LABEL_JOB_KIND, job_labels, job_spec
 from tests.contract.world import World, job_command
@@ -357,7 +358,8 @@ def test_a_job_is_listed_by_its_label_not_with_the_apps(world: World):
     labels = {**job_labels(world.prefix, ENV, "run"), LABEL_PLANE: world.prefix}
     world.swarm.create_service(job_spec(service, name, ["true"], labels))
     listed = [s for s in world.swarm.services_labelled(LABEL_JOB_KIND) if s["Spec"]["Name"] == name]
-    assert [s["Spec"]["Labels"] for s in listed] == [labels]
+    # with the process that made it, so a crash's leftover is told from live work
+    assert [s["Spec"]["Labels"] for s in listed] == [{**labels, LABEL_OWNER: this_process()}]
     assert listed[0]["CreatedAt"].endswith("Z")
     assert name not in [s["Spec"]["Name"] for s in world.swarm.services()]
     assert world.swarm.services_labelled(f"{LABEL_JOB_KIND}.nothing") == []

@@ -7,6 +7,7 @@ nothing printed). Every job run is kept in ``jobs`` as (service name, argv, env)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,12 @@ class FakeJobs(Orchestrator):
         named = [name for name, s in self._services.items() if label in s.spec["Labels"]]
         inspect = self.inspect_service  # type: ignore[attr-defined]  # FakeSwarm's
         return [found for found in map(inspect, named) if found is not None]
+
+    def volumes_labelled(self, label: str) -> list[dict[str, Any]]:
+        """Every volume carrying ``label`` (a verify's scratch database's, for the sweep)."""
+        self._enter("volumes_labelled")  # type: ignore[attr-defined]  # FakeSwarm's
+        volumes = self.volumes.values()  # type: ignore[attr-defined]  # FakeSwarm's
+        return [copy.deepcopy(v) for v in volumes if label in (v.get("Labels") or {})]
 
     @staticmethod
     def _is_job(service: Service) -> bool:
