@@ -233,6 +233,11 @@ async def test_what_a_killed_shipbot_left_is_swept_at_once_and_recorded_interrup
     store.db["deployments"].update(deployment, {"pid": pid})
     backup = store.start_backup("web/production/data", "volume", "k", "a", NOW)
     other = store.start_backup("orders", "postgres", "k2", "a", NOW)  # another's: runs on
+    # both locks still beat: the killed process's lock has not timed out yet, so its
+    # backup is told by its helper's owner, not by the lock
+    for key in ("db/web/production/data", "db/orders"):
+        store.acquire_lock(key, owner="u:a", what="backup", ttl=60.0, host="h")
+        store.db["locks"].update(key, {"heartbeat_at": local.now})
 
     def containers(name: str) -> set[str]:
         return {t["Status"]["ContainerStatus"]["ContainerID"] for t in local.tasks(name)}
@@ -285,3 +290,32 @@ def test_a_maker_in_another_namespace_is_judged_by_its_operations_lock(plane):
     assert dead({LABEL_HELPER: "blog-production-data", **elsewhere}) is None
     assert dead(job_labels("api", "production", "run")) is None  # made before the label
     assert dead({**job_labels("api", "production", "run"), LABEL_OWNER: this_process()}) is False
+
+
+async def test_a_database_backup_whose_process_stopped_is_recorded_interrupted(plane, swarms):
+    """A database backup runs through exec (no helper to sweep): its row is judged by the
+    database lock it runs under. Held and beating: left running; free or stale: interrupted,
+    with an audit row; a finished row is never touched."""
+    store, now = plane.store, plane.clock.time()
+    killed = store.start_backup("orders", "postgres", "k1", "cron", now - 30)
+    stale = store.start_backup("users", "postgres", "k2", "cron", now - 30)
+    live = store.start_backup("carts", "postgres", "k3", "cron", now - 30)
+    done = store.start_backup("orders", "postgres", "k0", "cron", now - 90)
+    store.finish_backup(done, "ok", now - 60, size=10)
+    store.acquire_lock("db/carts", owner="u:a", what="backup", ttl=60.0, host="h")
+    store.acquire_lock("db/users", owner="u:b", what="backup", ttl=60.0, host="h")
+    store.db["locks"].update("db/users", {"heartbeat_at": now - 600})
+    store.db["locks"].update("db/carts", {"heartbeat_at": now})
+
+    await sweep_all(plane, ["local"])
+
+    status = {row: store.backup(row)["status"] for row in (killed, stale, live, done)}
+    assert status == {
+        killed: BACKUP_INTERRUPTED,
+        stale: BACKUP_INTERRUPTED,
+        live: "running",
+        done: "ok",
+    }
+    assert "stopped before it finished" in store.backup(killed)["error"]
+    swept = [row["command"] for row in store.audit_log(limit=50) if row["result"] == "interrupted"]
+    assert sorted(swept) == [f"sweep backup {killed} of orders", f"sweep backup {stale} of users"]

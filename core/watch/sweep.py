@@ -18,7 +18,11 @@ the same swarm is never looked at.
 
 What an orphan belonged to is recorded as interrupted: an audit row per orphan; the
 deployment of a release job (and its release becomes unknown until read back from Swarm);
-the running backup of a volume helper.
+the running backup of a volume helper. A database backup runs through ``exec`` in the
+database's own container, with no helper: its row still says running after its process
+died. Every backup runs under its database's lock from before its row is written until
+after it is finished, so a running row whose lock nobody holds (or whose holder stopped
+beating) is recorded interrupted too (``unheld_backups``).
 
 ``leftovers`` and ``scratch_volumes`` are pure; ``sweep`` does one server; ``sweep_all``
 does every server, each on its own (one away is logged and skipped).
@@ -248,11 +252,38 @@ async def sweep(plane: Plane, server: str, after: float = AFTER_SECONDS) -> list
     return [orphan.name for orphan in orphans]
 
 
+def unheld_backups(store: Store, now: float, ttl: float) -> list[int]:
+    """Running backup rows whose database lock nobody holds, or whose holder stopped
+    beating for ``ttl``, recorded interrupted, each with an audit row (blocking: the
+    store). Their process stopped: a backup holds the lock for as long as its row runs."""
+    out: list[int] = []
+    for name in sorted({row["database"] for row in store.running_backups()}):
+        holder = store.lock(database_key(name))
+        if holder is not None and holder["heartbeat_at"] >= now - ttl:
+            continue
+        why = "interrupted: the shipbot process running it stopped before it finished"
+        ids = store.interrupt_backups(name, now, why)
+        for backup_id in ids:
+            store.audit(
+                user=SWEPT_BY,
+                channel="",
+                command=f"sweep backup {backup_id} of {name}",
+                result=INTERRUPTED,
+                detail=why,
+            )
+        out += ids
+    return out
+
+
 async def sweep_all(
     plane: Plane, servers: Iterable[str], after: float = AFTER_SECONDS
 ) -> dict[str, list[str]]:
     """Every server's leftovers removed, each server on its own: server → names removed
-    (a server that did not answer is logged and left for the next round)."""
+    (a server that did not answer is logged and left for the next round). Backups whose
+    process stopped are recorded interrupted first, whichever server they ran on."""
+    now = plane.clock.time()
+    for backup_id in await asyncio.to_thread(unheld_backups, plane.store, now, ttl_seconds()):
+        log.info("backup %s recorded interrupted: the process running it stopped", backup_id)
     out: dict[str, list[str]] = {}
     for server in servers:
         try:
