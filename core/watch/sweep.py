@@ -280,10 +280,8 @@ async def sweep_all(
 ) -> dict[str, list[str]]:
     """Every server's leftovers removed, each server on its own: server → names removed
     (a server that did not answer is logged and left for the next round). Backups whose
-    process stopped are recorded interrupted first, whichever server they ran on."""
-    now = plane.clock.time()
-    for backup_id in await asyncio.to_thread(unheld_backups, plane.store, now, ttl_seconds()):
-        log.info("backup %s recorded interrupted: the process running it stopped", backup_id)
+    process stopped are recorded interrupted last, whichever server they ran on (a volume
+    backup's is recorded with its helper's removal first)."""
     out: dict[str, list[str]] = {}
     for server in servers:
         try:
@@ -294,4 +292,7 @@ async def sweep_all(
         for name in gone_now:
             log.info("%s: removed %s, left behind by a shipbot that stopped", server, name)
         out[server] = gone_now
+    now = plane.clock.time()
+    for backup_id in await asyncio.to_thread(unheld_backups, plane.store, now, ttl_seconds()):
+        log.info("backup %s recorded interrupted: the process running it stopped", backup_id)
     return out
