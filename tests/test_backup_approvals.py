@@ -232,3 +232,13 @@ def test_the_digest_covers_what_was_reviewed():
     assert review.digest(db, kept | {"deleted_at": 5.0}) != base  # retention took it
     assert review.digest(db, kept | {"sha256": "cd"}) != base
     assert review.digest(None, kept) != base and review.digest(db) != base
+
+
+async def test_backup_list_names_a_database_that_is_not_there(plane):
+    bot, swarm = plane
+    missing = failure(await say(bot, "backup list nosuch", ADMIN))
+    assert missing.message == "no database 'nosuch': `db list` shows the ones you may see"
+    await create_db(bot, swarm)
+    assert await say(bot, "backup list maindb", ADMIN) == [
+        Message("maindb has no backups yet: `backup run maindb`")
+    ]

@@ -96,11 +96,14 @@ async def test_a_family_a_group_and_a_command(bot):
 
 async def test_a_typo_gets_a_did_you_mean(bot):
     typo = failure(await say(bot, "help deplo", ADMIN))
-    assert typo.message == (
-        "help: no command or family 'deplo' (did you mean deploy?): type `help` for the families"
+    families = (
+        "the families are deploys, running, variables, access, edge, data, servers, "
+        "pipelines, notifications: `help FAMILY` lists one, `help` them all"
     )
+    assert typo.message == f"help: no command or family 'deplo' (did you mean deploy?); {families}"
     assert "did you mean data?" in failure(await say(bot, "help dta", ADMIN)).message
-    assert "did you mean" not in failure(await say(bot, "help zzzzzz", ADMIN)).message
+    nosuch = failure(await say(bot, "help nosuch", ADMIN))
+    assert nosuch.message == f"help: no command or family 'nosuch'; {families}"
 
 
 async def test_the_console_prints_the_table_and_its_note(bot, tmp_path):

@@ -151,7 +151,11 @@ class BackupList:
         if not await may_see(ctx, self.db):
             # the same answer as for a database that does not exist
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
-        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backups(self.db))
+        store = ctx.engine.store
+        rows = await ctx.engine.db.in_thread(lambda: store.backups(self.db))
+        if not rows and volumes.parse_key(self.db) is None:
+            if await ctx.engine.db.in_thread(lambda: store.database(self.db)) is None:
+                raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
         if not rows:
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
