@@ -153,10 +153,14 @@ class BackupList:
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
         store = ctx.engine.store
         rows = await ctx.engine.db.in_thread(lambda: store.backups(self.db))
-        if not rows and volumes.parse_key(self.db) is None:
-            if await ctx.engine.db.in_thread(lambda: store.database(self.db)) is None:
-                raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
         if not rows:
+            # a database's backups outlive it (a removed one's are listed); none, and no
+            # database of that name: say so, not "no backups yet"
+            missing = volumes.parse_key(self.db) is None and not await ctx.engine.db.in_thread(
+                lambda: store.database(self.db)
+            )
+            if missing:
+                raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
         yield backups_table(rows)
