@@ -35,6 +35,16 @@ def made_apps(docker_client):
     remove_apps(docker_client, names)
 
 
+@pytest.fixture(scope="session")
+def s3_url():
+    """moto's S3 on loopback, one server for the session (a worker's, under xdist): every
+    test makes its own bucket, so they share nothing but the process."""
+    from tests.moto_s3 import moto_server  # boto3 and moto only for the tests that use S3
+
+    with moto_server() as url:
+        yield url
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that uses the engine is in the slow tier even if it forgot its marker."""
     for item in items:

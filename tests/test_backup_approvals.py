@@ -13,7 +13,7 @@ from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, create_db, tools
 
-plane, s3_url = schedules.plane, schedules.s3_url  # the same fixtures: moto, fake swarm
+plane = schedules.plane  # the same fixture: moto (conftest), fake swarm
 
 BOB = "console:bob"  # a second admin of everything: the one who approves
 
