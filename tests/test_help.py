@@ -3,6 +3,7 @@ family or group on request, whole sentences, and a "did you mean" for a typo."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,12 @@ async def test_the_console_prints_the_table_and_its_note(bot, tmp_path):
     assert lines[0] == "shipbot commands"
     assert lines[-1].startswith("`help FAMILY` lists a family with usage")
     assert any(line.startswith("data & backups · help data") for line in lines)
+
+
+async def test_an_unknown_command_answers_did_you_mean_at_once(bot):
+    await say(bot, "whoami", ADMIN)  # the dispatcher is warm, as in a running console
+    started = time.perf_counter()
+    typo = failure(await say(bot, "deplyo hello", ADMIN))
+    elapsed = time.perf_counter() - started
+    assert typo.message.startswith("unknown command 'deplyo' (did you mean deploy?)")
+    assert elapsed < 0.5, f"{elapsed:.3f} s"
