@@ -6,6 +6,15 @@ import pytest
 from tests.chat import remove_apps
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_once(tmp_path_factory):
+    """Each new store starts from one migrated copy (tests/store_template.py)."""
+    from tests.store_template import copied_for_new_stores
+
+    with copied_for_new_stores(tmp_path_factory.mktemp("store-template")):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIPBOT_HOME", str(tmp_path / "shipbot-home"))
