@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import RUN  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
 from core.data.s3 import S3Store  # noqa: E402
@@ -186,7 +186,7 @@ def main() -> None:
         child(Path(args.child[0]), args.child[1])
         return
     client = docker.from_env()
-    name = f"{args.prefix}{uuid.uuid4().hex[:6]}"
+    name = f"{args.prefix}{RUN}"
     with tempfile.TemporaryDirectory() as tmp, moto_server() as endpoint:
         home = Path(tmp)
         (home / "shipbot.yml").write_text(SHIPBOT_YML.format(endpoint=endpoint, bucket=BUCKET))

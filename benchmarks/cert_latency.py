@@ -25,6 +25,7 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import RUN, unique  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
 from core.edge.certs import CertError, probe  # noqa: E402
@@ -32,7 +33,7 @@ from tests.chat import remove_apps  # noqa: E402
 from tests.pebble import Pebble, pebble  # noqa: E402
 
 HTTP_PORT, HTTPS_PORT = 18280, 18643
-EDGE = "certbench-edge"
+EDGE = unique("certbench-edge")  # a second run on this engine has its own
 LIMIT = 90.0
 
 
@@ -60,8 +61,7 @@ def verified(domain: str, root: str) -> bool:
 
 
 async def measure(ca: Pebble, refresh: int, rounds: int, work: Path, client) -> list[float]:
-    stamp = time.time_ns() % 10**9
-    config, volume = f"certbench-ca-{stamp}", f"certbench-acme-{stamp}"
+    config, volume = unique(f"certbench-ca{refresh}"), unique(f"certbench-acme{refresh}")
     client.api.create_config(config, ca.ca_pem)
     home = work / f"home-{refresh}"
     home.mkdir()
@@ -71,7 +71,7 @@ async def measure(ca: Pebble, refresh: int, rounds: int, work: Path, client) -> 
         f"  acme: {{ca_server: '{ca.directory}', ca_certificates: {config}, volume: {volume}}}\n"
     )
     bot = Dispatcher.open(home)
-    apps = [f"certbench{refresh}x{i}" for i in range(rounds)]
+    apps = [f"certbench{refresh}x{i}-{RUN}" for i in range(rounds)]
     try:
         await say(bot, "proxy setup")
         root = ca.root()

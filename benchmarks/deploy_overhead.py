@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -23,15 +24,16 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import unique  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.pipelines import registry_login  # noqa: E402
 from commands.replies import Result  # noqa: E402
 from tests import local_registry  # noqa: E402
 from tests.chat import remove_apps  # noqa: E402
 
-APP = "bench-overhead"
+APP = unique("bench-overhead")  # a second run on this engine has its own
 SERVICE = f"{APP}-production"
-IMAGE = "shipbot-bench/web"
+IMAGE = unique("shipbot-bench/web")
 APP_YML = """\
 name: {app}
 image: {image}
@@ -114,6 +116,9 @@ async def main(runs: int) -> None:
             bot.close()
             remove_apps(client, [APP])
             local_registry.forget(client, registry)
+            for tag in ("1", "a", "b"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(f"{IMAGE}:{tag}")
     ratio = statistics.median(ours) / statistics.median(raw)
     print(f"raw docker service update --detach=false: median {statistics.median(raw):.2f}s")
     print(f"shipbot deploy (chat path, same image):   median {statistics.median(ours):.2f}s")

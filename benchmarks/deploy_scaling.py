@@ -25,16 +25,17 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import unique  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
 from tests.chat import remove_apps  # noqa: E402
 
 USER = "console:bench"
-# app name -> what its app.yml sets instead of the example's two replicas
+# app name (this run's own) -> what its app.yml sets instead of the example's two replicas
 APPS = {
-    "bench-scale-one": "replicas: 1",
-    "bench-scale-six": "replicas: 6",
-    "bench-scale-serial": "replicas: 6\nrollout: {parallelism: 1}",
+    unique("bench-scale-one"): "replicas: 1",
+    unique("bench-scale-six"): "replicas: 6",
+    unique("bench-scale-serial"): "replicas: 6\nrollout: {parallelism: 1}",
 }
 
 

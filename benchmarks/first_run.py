@@ -20,12 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import RUN  # noqa: E402
 from tests.multinode import NODE_FLAGS  # noqa: E402
 from tests.self_image import PYTHON_BASE, build_python_base  # noqa: E402
 
@@ -72,7 +72,7 @@ def timed(name: str, script: str) -> tuple[float, subprocess.CompletedProcess]:
 
 def main() -> None:
     build_python_base()
-    tag = uuid.uuid4().hex[:6]
+    tag = RUN
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "shipbot.tar"
         subprocess.run(

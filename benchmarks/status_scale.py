@@ -35,6 +35,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._unique import RUN  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Table  # noqa: E402
 from core.appspec import AppSpec  # noqa: E402
@@ -46,7 +47,7 @@ from core.swarm import running_tasks  # noqa: E402
 from core.swarm.docker_api import DockerSwarm  # noqa: E402
 
 USER = "console:bench"
-PREFIX = "ztb"  # every app, service and tag this benchmark makes starts with it
+PREFIX = f"ztb{RUN}x"  # every app, service and tag this run makes starts with it
 ENV = "production"
 BASE = "busybox:latest"
 

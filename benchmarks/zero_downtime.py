@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import docker
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _zd_load import Hog, Load, restarted, task_history, until_ok  # noqa: E402
 
+from benchmarks._unique import RUN  # noqa: E402
 from commands.dispatch import Dispatcher  # noqa: E402
 from commands.replies import Result  # noqa: E402
 from tests.chat import remove_apps, say  # noqa: E402
@@ -203,7 +203,7 @@ async def measure(root: Path, tag: str, ports: dict[str, int]) -> tuple[dict, di
 
 
 def main() -> None:
-    tag = uuid.uuid4().hex[:6]
+    tag = RUN
     ports = {"http": free_port(), "https": free_port()}
     with tempfile.TemporaryDirectory() as tmp:
         cells, restarts, loads = asyncio.run(measure(Path(tmp), tag, ports))

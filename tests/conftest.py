@@ -6,6 +6,15 @@ import pytest
 from tests.chat import remove_apps
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_once(tmp_path_factory):
+    """Each new store starts from one migrated copy (tests/store_template.py)."""
+    from tests.store_template import copied_for_new_stores
+
+    with copied_for_new_stores(tmp_path_factory.mktemp("store-template")):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIPBOT_HOME", str(tmp_path / "shipbot-home"))
@@ -33,6 +42,16 @@ def made_apps(docker_client):
     names: list[str] = []
     yield names
     remove_apps(docker_client, names)
+
+
+@pytest.fixture(scope="session")
+def s3_url():
+    """moto's S3 on loopback, one server for the session (a worker's, under xdist): every
+    test makes its own bucket, so they share nothing but the process."""
+    from tests.moto_s3 import moto_server  # boto3 and moto only for the tests that use S3
+
+    with moto_server() as url:
+        yield url
 
 
 def pytest_collection_modifyitems(config, items):

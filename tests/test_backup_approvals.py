@@ -13,7 +13,7 @@ from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, create_db, tools
 
-plane, s3_url = schedules.plane, schedules.s3_url  # the same fixtures: moto, fake swarm
+plane = schedules.plane  # the same fixture: moto (conftest), fake swarm
 
 BOB = "console:bob"  # a second admin of everything: the one who approves
 
@@ -232,3 +232,13 @@ def test_the_digest_covers_what_was_reviewed():
     assert review.digest(db, kept | {"deleted_at": 5.0}) != base  # retention took it
     assert review.digest(db, kept | {"sha256": "cd"}) != base
     assert review.digest(None, kept) != base and review.digest(db) != base
+
+
+async def test_backup_list_names_a_database_that_is_not_there(plane):
+    bot, swarm = plane
+    missing = failure(await say(bot, "backup list nosuch", ADMIN))
+    assert missing.message == "no database 'nosuch': `db list` shows the ones you may see"
+    await create_db(bot, swarm)
+    assert await say(bot, "backup list maindb", ADMIN) == [
+        Message("maindb has no backups yet: `backup run maindb`")
+    ]

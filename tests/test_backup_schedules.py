@@ -32,7 +32,7 @@ from tests.chat import result, say, table
 from tests.clock import ManualClock, SwarmSteps
 from tests.fast_plane import fake_swarm
 from tests.loopback import LoopbackServer
-from tests.moto_s3 import KEYS, make_bucket, moto_server, s3_config
+from tests.moto_s3 import KEYS, make_bucket, s3_config
 
 ping = NETWORK.ping  # the heartbeat, through the root's HTTP factory
 
@@ -155,12 +155,6 @@ def test_no_good_backup_within_the_schedule_plus_grace():
 
 
 # against moto and the fake swarm, through the real dispatcher
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def plane(tmp_path: Path, monkeypatch, s3_url):
     for key, value in KEYS.items():

@@ -23,7 +23,7 @@ from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.test_backup_schedules import ADMIN, at, posted
 
-plane, s3_url = schedules.plane, schedules.s3_url  # moto, the fake swarm, the dispatcher
+plane = schedules.plane  # moto (conftest), the fake swarm, the dispatcher
 SHOP = VolumeRef("shop", "production", "data")
 
 

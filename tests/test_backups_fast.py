@@ -137,12 +137,6 @@ def test_parts_are_whole_buffers_of_at_least_the_part_size():
 
 
 # the pipeline, with a fake exec stream, into moto
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def env(monkeypatch):
     for key, value in KEYS.items():

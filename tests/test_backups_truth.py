@@ -37,7 +37,6 @@ from tests.test_backup_schedules import (  # noqa: F401 (fixtures)
     create_db,
     plane,
     posted,
-    s3_url,
     tools,
 )
 

@@ -1,4 +1,6 @@
-"""The `shipbot` command as a person runs it: exit codes and one-line errors."""
+"""The `shipbot` command as a person runs it: exit codes and one-line errors. Commands run
+in this process through the entry point's Typer app (tests/cli_runner.py); what needs the
+process itself (a terminal, signals, a real pipe from the engine) spawns one."""
 
 from __future__ import annotations
 
@@ -25,11 +27,15 @@ from bot.text import strip_ansi
 from commands.dispatch import Dispatcher
 from commands.replies import USAGE, Failure, Log, Message, Result, Step, Table, decode
 from tests.chat import logs, result, say
+from tests.cli_runner import shipbot
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def shipbot(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def shipbot_process(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``shipbot ARGS…`` in a process of its own: what the engine's build streams into a real
+    pipe. The other commands here run in this process (tests/cli_runner.py): the same Typer
+    app, exit codes and output, without a new interpreter each."""
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=ROOT,
@@ -301,11 +307,11 @@ async def test_build_output_reaches_a_pipe_without_escape_codes(tmp_path: Path, 
         dispatcher.close()
     assert any("\x1b[" in line and "on stderr" in line for line in raw)  # what is stripped
 
-    plain = shipbot("chat", f"deploy {name}", "--as", "console:ops", home=home)
+    plain = shipbot_process("chat", f"deploy {name}", "--as", "console:ops", home=home)
     assert plain.returncode == 1
     assert "│ on stderr\n" in plain.stdout and "   │ on stderr\n" in plain.stdout  # log, tail
     assert "\x1b" not in plain.stdout
-    as_json = shipbot("chat", f"deploy {name}", "--json", "--as", "console:ops", home=home)
+    as_json = shipbot_process("chat", f"deploy {name}", "--json", "--as", "console:ops", home=home)
     assert as_json.returncode == 1
     replies = [decode(line) for line in as_json.stdout.splitlines()]
     assert Log("on stderr") in replies
@@ -323,16 +329,9 @@ def test_ssh_key_import_reads_a_whole_key_file_from_stdin(tmp_path: Path):
     )
     assert len(key.read_text().splitlines()) > 3
     public = (tmp_path / "id_ed25519.pub").read_text().split()[1]
-    with key.open() as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "chat", "ssh-key import ops", "--as", "console:ops"],
-            cwd=ROOT,
-            stdin=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "SHIPBOT_HOME": str(tmp_path), "COLUMNS": "200"},
-            timeout=60,
-        )
+    done = shipbot(
+        "chat", "ssh-key import ops", "--as", "console:ops", home=tmp_path, given=key.read_text()
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SSH key ops stored, encrypted" in done.stdout
     assert f"ssh-ed25519 {public}" in done.stdout

@@ -368,3 +368,22 @@ async def test_an_app_cannot_make_a_database_s_service_or_volume(plane):
         "database; pick another environment or volume name, nothing was changed"
     )
     assert swarm.inspect_service("db-maindb")["Spec"]["Labels"]["shipbot.db"] == "maindb"
+
+
+async def test_env_list_shows_the_variables_attached_databases_set_masked(plane):
+    bot, _, folder = plane
+    assert result(await say(bot, f"apps add shop --path {folder / 'shop'}", ADMIN)).ok
+    assert result(await say(bot, "db create postgres maindb", ADMIN)).ok
+    unattached = table(await say(bot, "env list shop", ADMIN))
+    assert unattached.rows == (
+        (
+            "DATABASE_URL",
+            "••••••",
+            "database maindb; not attached to shop (production): deploys refuse it",
+        ),
+    )
+    assert result(await say(bot, "db attach maindb shop", ADMIN)).ok
+    listed = table(await say(bot, "env list shop", ADMIN))
+    assert listed.rows == (("DATABASE_URL", "••••••", "database maindb"),)
+    db = await bot.engine.database("maindb")
+    assert db.credentials.password not in str(listed)

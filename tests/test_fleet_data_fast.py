@@ -20,7 +20,6 @@ from core.secrets import Vault
 from core.store import Store
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
-from tests import test_backup_schedules as schedules
 from tests.chat import failure, result, say, steps, table
 from tests.clock import SwarmSteps
 from tests.fast_plane import fake_swarm
@@ -28,8 +27,6 @@ from tests.moto_s3 import KEYS, make_bucket, s3_config
 from tests.test_backup_schedules import ADMIN, tools
 from tests.test_backup_volumes import a_tar, shop_service, tar_tools
 from tests.test_servers import row
-
-s3_url = schedules.s3_url  # moto on loopback, once for the module
 
 
 @pytest.fixture

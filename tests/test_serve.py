@@ -107,14 +107,11 @@ async def test_serve_slack_http_mode_and_outbox(tmp_path: Path):
     assert Store(home / "shipbot.db").db["outbox"].get(1)["status"] == "sent"
 
 
-async def test_serve_refuses_half_configured_slack(tmp_path: Path):
-    env = {**os.environ, "SHIPBOT_HOME": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test"}
-    env.pop("SLACK_APP_TOKEN", None)
-    env.pop("SLACK_SIGNING_SECRET", None)
-    proc = await spawn_cli(env)
-    code = await asyncio.wait_for(proc.wait(), 30)
-    stderr = (await proc.stderr.read()).decode()
-    assert code == 1
+def test_serve_refuses_half_configured_slack(tmp_path: Path):
+    # (the conftest unsets SLACK_APP_TOKEN and SLACK_SIGNING_SECRET)
+    done = shipbot("serve", home=tmp_path, SLACK_BOT_TOKEN="xoxb-test")
+    stderr = done.stderr
+    assert done.returncode == 1
     assert "neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET" in stderr
     assert "Traceback" not in stderr
 

@@ -151,8 +151,16 @@ class BackupList:
         if not await may_see(ctx, self.db):
             # the same answer as for a database that does not exist
             raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
-        rows = await ctx.engine.db.in_thread(lambda: ctx.engine.store.backups(self.db))
+        store = ctx.engine.store
+        rows = await ctx.engine.db.in_thread(lambda: store.backups(self.db))
         if not rows:
+            # a database's backups outlive it (a removed one's are listed); none, and no
+            # database of that name: say so, not "no backups yet"
+            missing = volumes.parse_key(self.db) is None and not await ctx.engine.db.in_thread(
+                lambda: store.database(self.db)
+            )
+            if missing:
+                raise CoreError(f"no database {self.db!r}: `db list` shows the ones you may see")
             yield Message(f"{self.db} has no backups yet: `backup run {self.db}`")
             return
         yield backups_table(rows)

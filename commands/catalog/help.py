@@ -40,8 +40,8 @@ class Help:
             return
         words = {s.name for s in REGISTRY.values()} | {s.name.split()[0] for s in REGISTRY.values()}
         raise UsageError(
-            f"help: no command or family {name!r}{did_you_mean(name, words | set(BY_KEY))}: "
-            "type `help` for the families"
+            f"help: no command or family {name!r}{did_you_mean(name, words | set(BY_KEY))}; "
+            f"the families are {', '.join(BY_KEY)}: `help FAMILY` lists one, `help` them all"
         )
 
 

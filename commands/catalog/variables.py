@@ -9,6 +9,7 @@ from commands.catalog.context import Context, env_of
 from commands.grammar import arg, command, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Failure, Message, Reply, Result, Table
+from core.data import databases
 from core.errors import CoreError
 from core.secrets import MASK, MIN_SECRET_LENGTH
 
@@ -70,7 +71,8 @@ class EnvUnset:
 
 @command("env list", permission=VIEW, examples=("env list hello",))
 class EnvList:
-    """Show an app's variables: from app.yml, set from chat, and secrets (masked)."""
+    """Show an app's variables: from app.yml, set from chat, secrets and the URLs of its
+    attached databases (both masked)."""
 
     app: str = arg("app", "APP")
     env: str | None = option("env", "ENV")
@@ -82,6 +84,13 @@ class EnvList:
         for row in await ctx.engine.db.in_thread(lambda: ctx.engine.store.variables(self.app, env)):
             shown, source = (MASK, "secret") if row["secret"] else (row["value"], "chat")
             rows[row["key"]] = (row["key"], shown, f"{source} ({row['updated_by']})")
+        names = config.for_env(env).databases
+        plane = ctx.engine.plane
+        given = await ctx.engine.db.in_thread(
+            lambda: databases.variables_of(plane, self.app, env, names)
+        )
+        for key, source in given.items():  # a URL with a password: masked as a secret is
+            rows[key] = (key, MASK, source)
         if not rows:
             yield Message(f"{self.app} ({env}) has no variables")
             return

@@ -361,3 +361,18 @@ def urls_for(plane: Plane, app: str, env: str, names: Iterable[str]) -> dict[str
             )
         out[db.variable], given_by[db.variable] = db.url, name
     return out
+
+
+def variables_of(plane: Plane, app: str, env: str, names: Iterable[str]) -> dict[str, str]:
+    """What ``env list`` says of the variables a deploy of ``app`` in ``env`` gets from the
+    databases its app.yml names: variable → where from (blocking). The values are URLs
+    that carry passwords, so they are never read here."""
+    out: dict[str, str] = {}
+    for name in names:
+        row = plane.store.database(name)
+        if row is None:
+            continue  # a deploy refuses it, and says so
+        pairs = attached(plane, name)
+        note = "" if (app, env) in pairs else f"; not attached to {app} ({env}): deploys refuse it"
+        out[db_spec.url_variable(row["kind"])] = f"database {name}{note}"
+    return out
