@@ -115,13 +115,14 @@ class ServerAdd:
     role: str | None = option("text", "worker|manager")
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.edge import operate as edge
         from core.servers import manage  # Fabric and paramiko load with it
 
         role = self.role or ("worker" if self.join else MANAGER)
         plan = await asyncio.to_thread(
             manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
         )
-        async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user)):
+        async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user, proxy=edge.setup)):
             yield reply
 
 

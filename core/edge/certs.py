@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.edge.rules import hosts_in
+from core.host_rules import hosts_in
 from core.errors import CoreError
 from core.names import LABEL_APP, LABEL_ENV
 

@@ -27,7 +27,7 @@ from core.edge.certs import (
     probe,
     routed_domains,
 )
-from core.edge.rules import probe_name
+from core.host_rules import probe_name
 from core.errors import CoreError
 from core.ownership import owner
 from core.plane import Plane

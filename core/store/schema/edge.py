@@ -9,6 +9,8 @@ import time
 
 import sqlite_utils
 
+from core.host_rules import hosts_in
+
 
 def v5_cert_watch(db: sqlite_utils.Database) -> None:
     """What the certificate watcher last saw and said per domain (serial, expiry, the
@@ -45,10 +47,9 @@ def v16_domain_grants(db: sqlite_utils.Database) -> None:
     )
     db["domain_grants"].create_index(["app", "pattern", "env"], unique=True)
     db["domain_grants"].create_index(["pattern"])
-    # the one reader of Traefik's host rules, asked here alone: the store's history is the
-    # only part of the store that reads what an earlier shipbot wrote into service labels
-    from core.edge.rules import hosts_in
-
+    # the one reader of Traefik's host rules (core/host_rules.py, a leaf both the edge room
+    # and this step read): it reads every rule any shipbot wrote, since old releases stay
+    # live and are rolled back to, so this step needs no frozen copy of its own
     live = db.execute("SELECT app, env, spec FROM releases WHERE status = 'live'").fetchall()
     for app, env, spec in live:
         labels = json.loads(spec or "{}").get("Labels") or {}

@@ -4,6 +4,10 @@
 domains it routes (``Host`` names and ``*.`` wildcards from the ``HostRegexp`` that
 ``host_rule`` wrote). The deploy's domain check, the certificate watcher and ``status``
 all read rules through ``hosts_in``, so none of them misses a wildcard another sees.
+
+A ground-floor leaf (it imports only ``re``): the edge room writes and reads rules with it,
+and the store's migration v16 reads the rules earlier releases carry. ``hosts_in`` reads
+every form a shipbot ever wrote, since old releases stay live and are rolled back to.
 """
 
 from __future__ import annotations
