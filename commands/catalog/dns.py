@@ -53,7 +53,7 @@ class DnsList:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         config = dns_config(ctx)
         rows = []
-        for record in await cloudflare.managed(config):
+        for record in await cloudflare.managed(config, ctx.engine.plane.clients):
             owner = owner_of(record.comment)
             if owner is None or (self.app is not None and owner[0] != self.app):
                 continue
@@ -101,7 +101,7 @@ class DnsSync:
             yield Message(f"{self.app} ({env}) has no domains in app.yml: no DNS records to keep")
             return
         await require_grants(ctx.engine.db, self.app, env, domains)
-        actions = await cloudflare.sync(config, self.app, env, domains)
+        actions = await cloudflare.sync(config, self.app, env, domains, ctx.engine.plane.clients)
         yield Result(
             True,
             f"DNS of {self.app} ({env}) in zone {config.zone}: {summary(actions)}",
@@ -118,7 +118,9 @@ async def after_deploy(ctx: Context, request: Any, result: Result) -> Result:
     env = env_of(request)
     try:
         await require_grants(ctx.engine.db, request.app, env, domains_of(spec))
-        actions = await cloudflare.sync(ctx.config.dns, request.app, env, domains_of(spec))
+        actions = await cloudflare.sync(
+            ctx.config.dns, request.app, env, domains_of(spec), ctx.engine.plane.clients
+        )
     except (DnsError, DomainError) as exc:
         line = f"DNS not updated: {exc}; `dns sync {request.app}` to try again"
     else:

@@ -122,7 +122,9 @@ class ServerAdd:
         plan = await asyncio.to_thread(
             manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
         )
-        async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user, proxy=edge.setup)):
+        async for reply in relay(
+            manage.add(ctx.engine.plane, plan, user=ctx.user, proxy=edge.setup)
+        ):
             yield reply
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.host_rules import hosts_in
 from core.errors import CoreError
+from core.host_rules import hosts_in
 from core.names import LABEL_APP, LABEL_ENV
 
 if TYPE_CHECKING:

@@ -106,9 +106,7 @@ def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role
     return Plan(name, parsed, key, join, role)
 
 
-async def add(
-    plane: Plane, plan: Plan, *, user: str, proxy: ProxySetup
-) -> AsyncIterator[Event]:
+async def add(plane: Plane, plan: Plan, *, user: str, proxy: ProxySetup) -> AsyncIterator[Event]:
     existing = await plane.db.in_thread(lambda: plane.store.server(plan.name))
     swarm = (
         plan.name
