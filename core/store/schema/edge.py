@@ -9,7 +9,7 @@ import time
 
 import sqlite_utils
 
-from core.host_rules import hosts_in
+from core.host_rules import routed_hosts
 
 
 def v5_cert_watch(db: sqlite_utils.Database) -> None:
@@ -53,12 +53,7 @@ def v16_domain_grants(db: sqlite_utils.Database) -> None:
     live = db.execute("SELECT app, env, spec FROM releases WHERE status = 'live'").fetchall()
     for app, env, spec in live:
         labels = json.loads(spec or "{}").get("Labels") or {}
-        rules = [
-            v
-            for k, v in labels.items()
-            if k.startswith("traefik.http.routers.") and k.endswith(".rule")
-        ]
-        for domain in sorted({d for r in rules if isinstance(r, str) for d in hosts_in(r)}):
+        for domain in sorted(routed_hosts(labels)):
             db.execute(
                 "INSERT OR IGNORE INTO domain_grants (app, pattern, env, granted_by, created_at) "
                 "VALUES (?, ?, ?, 'upgrade', ?)",
