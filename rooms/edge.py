@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from commands.catalog import certs, dns, domains, edge
 from core.config import DnsConfig, EdgeConfig
 from core.scheduler.clocked import Every
-from core.servers.where import has_own
 from core.store.schema import edge as schema_edge
 from core.store.schema import versions
 from rooms.capability import Capability, Periodic, Running, Schedule
@@ -17,12 +16,10 @@ log = logging.getLogger("shipbot.serve")
 
 
 def periodic(root: Running) -> Iterable[Periodic]:
-    """The edge's certificates, checked at start and every ``edge.acme.watch_seconds``."""
+    """Every server's certificates, checked at start and every ``edge.acme.watch_seconds``."""
     watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock)
 
     async def check() -> None:
-        if not has_own(root.plane):  # apart: no proxy of its own whose certificates to read
-            return
         for text in await certs.watch_round(watcher):
             log.info("certs: %s", text)
 

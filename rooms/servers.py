@@ -14,6 +14,7 @@ ROOM = Capability(
     migrations=versions(schema_servers),
     commands=(
         servers.ServerAdd,
+        servers.ServerAddress,
         servers.ServerCheck,
         servers.ServerList,
         servers.ServerRemove,

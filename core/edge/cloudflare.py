@@ -21,6 +21,7 @@ from core.edge.dns import (
     DnsConfig,
     DnsError,
     Record,
+    Target,
     desired,
     diff,
     owner_comment,
@@ -121,14 +122,36 @@ async def zone(config: DnsConfig, api_token: str, clients: Clients) -> AsyncIter
 
 
 async def sync(
-    config: DnsConfig, app: str, env: str, domains: list[str], clients: Clients
+    config: DnsConfig,
+    app: str,
+    env: str,
+    domains: list[str],
+    clients: Clients,
+    to: list[Target] | None = None,
 ) -> list[Action]:
-    """Make the zone hold the records ``domains`` need for app/env; returns every action,
-    ``keep`` included. A second sync is all ``keep``."""
-    want = desired(app, env, domains, config)
+    """Make the zone hold the records ``domains`` need for app/env, pointing ``to`` (the
+    control plane's own server's targets by default); returns every action, ``keep``
+    included. A second sync is all ``keep``."""
+    want = desired(app, env, domains, config, to)
     async with zone(config, token(config), clients) as where:
         names = sorted({r.name for r in want})
         actions = diff(want, await where.records(names, owner_comment(app, env)), app, env)
+        await where.apply(actions)
+    return actions
+
+
+async def repoint(
+    config: DnsConfig, app: str, env: str, to: list[Target], clients: Clients
+) -> list[Action]:
+    """Point the records app/env already has (the names shipbot made for it) ``to`` new
+    targets; nothing when it has none. Reads no app.yml: the names are the records'."""
+    comment = owner_comment(app, env)
+    async with zone(config, token(config), clients) as where:
+        names = sorted({r.name for r in await where.records([], comment)})
+        if not names:
+            return []
+        want = desired(app, env, names, config, to)
+        actions = diff(want, await where.records(names, comment), app, env)
         await where.apply(actions)
     return actions
 
