@@ -11,6 +11,7 @@ from typing import Any
 
 APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
+DEFAULT_ENV = "production"  # the environment a command means when it names none
 # Environment variable and secret names.
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # ``platform:id`` with the platform's immutable id, never a display name.

@@ -11,6 +11,7 @@ import pytest
 
 from commands.dispatch import Dispatcher
 from commands.replies import ApprovalRequest, Message
+from core.clients import Clients
 from core.config import ConfigError, ControlConfig, DnsConfig, load_config
 from core.edge import cloudflare
 from core.edge.dns import Action, DnsError, Record, desired, diff
@@ -28,6 +29,7 @@ ZONE_ID = "023e105f4ecef8ad"
 RECORDS = f"zones/{ZONE_ID}/dns_records"
 MINE = "managed by shipbot: shop/production"
 ADMIN = "console:root"
+NETWORK = Clients()  # the plane's factory with no fake transport: the loopback fake API
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +162,9 @@ def test_the_dns_section_names_the_key_at_fault(tmp_path: Path):
 
 
 async def test_sync_creates_then_changes_nothing(fake):
-    actions = await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+    actions = await cloudflare.sync(
+        config(fake), "shop", "production", ["shop.example.com"], NETWORK
+    )
     assert [a.kind for a in actions] == ["create"]
     assert [(c.method, c.path, c.body) for c in fake.writes()] == [
         (
@@ -178,18 +182,18 @@ async def test_sync_creates_then_changes_nothing(fake):
     ]
     assert fake.calls[0].path == "zones" and fake.calls[0].query == {"name": "example.com"}
     fake.calls.clear()
-    again = await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+    again = await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
     assert [a.kind for a in again] == ["keep"]
     assert fake.writes() == []
     assert {c.method for c in fake.calls} == {"GET"}
 
 
 async def test_sync_patches_a_record_whose_address_changed(fake):
-    await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+    await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
     rid = fake.of("shop.example.com")[0]["id"]
     fake.calls.clear()
     moved = config(fake, addresses=["198.51.100.20"])
-    actions = await cloudflare.sync(moved, "shop", "production", ["shop.example.com"])
+    actions = await cloudflare.sync(moved, "shop", "production", ["shop.example.com"], NETWORK)
     assert [a.shown for a in actions] == [
         "updated A shop.example.com → 198.51.100.20 (was 203.0.113.10)"
     ]
@@ -204,7 +208,7 @@ async def test_sync_patches_a_record_whose_address_changed(fake):
 async def test_a_wrong_token_is_refused_with_one_line_and_never_shown(fake, monkeypatch):
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "not-the-token-at-all")
     with pytest.raises(DnsError) as caught:
-        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
     assert str(caught.value) == ("Cloudflare refused the token: check its Zone.DNS edit permission")
     assert [c.status for c in fake.calls] == [403]
     assert fake.records == {}
@@ -215,31 +219,31 @@ async def test_a_read_only_token_is_refused_at_the_first_write(fake, monkeypatch
     fake.readonly.add("read-only-token-1234")
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "read-only-token-1234")
     with pytest.raises(DnsError, match="^Cloudflare refused the token: check its Zone.DNS edit"):
-        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
     assert [(c.method, c.status) for c in fake.writes()] == [("POST", 403)]
 
 
 async def test_a_zone_the_token_cannot_see_and_a_missing_token(fake, monkeypatch):
     with pytest.raises(DnsError) as caught:
         await cloudflare.sync(
-            config(fake, zone="example.org"), "shop", "production", ["shop.example.org"]
+            config(fake, zone="example.org"), "shop", "production", ["shop.example.org"], NETWORK
         )
     assert str(caught.value) == "zone example.org not found for this token"
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
     with pytest.raises(DnsError, match="^no Cloudflare API token: set CLOUDFLARE_API_TOKEN"):
-        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
 
 
 async def test_a_record_made_by_hand_is_left_alone(fake):
     fake.add("example.com", name="shop.example.com", type="A", content="192.0.2.1")
     with pytest.raises(DnsError, match="has a A record .192.0.2.1. that shipbot did not make"):
-        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"])
+        await cloudflare.sync(config(fake), "shop", "production", ["shop.example.com"], NETWORK)
     assert fake.writes() == []
 
 
 async def test_a_write_cloudflare_refuses_is_one_line_with_its_message(fake):
     fake.add("example.com", name="api.example.com", type="CNAME", content="y.net")
-    async with cloudflare.zone(config(fake), TOKEN) as zone:
+    async with cloudflare.zone(config(fake), TOKEN, NETWORK) as zone:
         with pytest.raises(DnsError) as caught:
             await zone.apply([Action("create", Record("api.example.com", "A", "203.0.113.10"))])
     assert str(caught.value) == (
@@ -364,7 +368,7 @@ async def test_without_a_dns_section_the_commands_say_how_to_add_one(tmp_path):
 
 async def test_the_token_is_masked_in_any_dns_error(fake):
     with pytest.raises(DnsError) as caught:
-        async with cloudflare.zone(config(fake), TOKEN):
+        async with cloudflare.zone(config(fake), TOKEN, NETWORK):
             raise DnsError(f"an answer that echoed {TOKEN} back")
     assert str(caught.value) == "an answer that echoed •••••• back"
 
@@ -373,8 +377,8 @@ async def test_the_token_is_masked_in_any_dns_error(fake):
 
 
 def mock_api(handler, backoff: float = 0.0, per_page: int = 5) -> cloudflare.Api:
-    transport = httpx.MockTransport(handler)
-    client = httpx.AsyncClient(base_url="http://cf.invalid/", transport=transport)
+    clients = Clients(dns_transport=httpx.MockTransport(handler))
+    client = clients.dns(config(api_url="http://cf.invalid/"), TOKEN)
     return cloudflare.Api(client, backoff=backoff, per_page=per_page)
 
 
@@ -435,3 +439,17 @@ async def test_a_timeout_a_dropped_connection_and_a_page_that_is_not_json_are_on
         await mock_api(refused).call("GET", "zones/z/dns_records", "list records")
     with pytest.raises(DnsError, match="^Cloudflare answered 502 with no JSON to list records"):
         await mock_api(html).call("GET", "zones/z/dns_records", "list records")
+
+
+async def test_the_zone_speaks_through_the_planes_factory_with_the_token_alone(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # never used: trust_env off
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, str(request.url), request.headers["authorization"]))
+        return httpx.Response(200, json={"success": True, "result": [{"id": ZONE_ID}]})
+
+    clients = Clients(dns_transport=httpx.MockTransport(handler))
+    async with cloudflare.zone(config(api_url="http://cf.invalid/v4"), TOKEN, clients) as zone:
+        assert zone.id == ZONE_ID
+    assert seen == [("GET", "http://cf.invalid/v4/zones?name=example.com", f"Bearer {TOKEN}")]

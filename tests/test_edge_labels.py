@@ -9,6 +9,7 @@ from core.edge.certs import routed_domains
 from core.edge.labels import rule, traefik_labels, urls
 from core.edge.operate import routes_of
 from core.errors import AppSpecError
+from core.host_rules import host_rule, routed_hosts
 
 APP = """\
 name: api
@@ -216,3 +217,18 @@ def test_domains_need_a_port():
     assert str(info.value) == (
         "app.yml: domains: set 'port' too: the port the app listens on, where requests go"
     )
+
+
+def test_routed_hosts_reads_every_router_rule_of_a_services_labels_once():
+    labels = {
+        "traefik.http.routers.shop-production.rule": "Host(`shop.example.com`) || "
+        "Host(`WWW.example.com`)",
+        "traefik.http.routers.shop-production-wildcard.rule": host_rule("*.example.com")
+        + " && !Host(`api.example.com`)",
+        "traefik.http.routers.shop-production.entrypoints": "websecure",
+        "traefik.http.routers.other.rule": "Host(`shop.example.com`)",
+        "traefik.http.routers.a.b.rule": "Host(`not.a.router.example.com`)",
+        "traefik.http.services.shop-production.loadbalancer.server.port": "8000",
+    }
+    assert routed_hosts(labels) == ["shop.example.com", "www.example.com", "*.example.com"]
+    assert routed_hosts({}) == []

@@ -25,6 +25,7 @@ from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.config import BackupsConfig, ControlConfig
 from core.data import backup, homes, restore, review, volumes
+from core.data.take import take
 from core.engine import Engine
 from core.errors import CoreError
 from core.events import Event
@@ -99,25 +100,8 @@ async def backup_and_post(
     environ: Mapping[str, str] | None = None,
 ) -> Result:
     """One backup of database ``name``, recorded, and its result queued for the channels."""
-    settings = backups_config(config)
     volume = volumes.parse_key(name)  # APP/ENV/VOLUME: an app's named volume
-    if volume is not None:  # where the app environment runs; a database on its own server
-        swarm = await homes.volume_swarm(plane, volume.app, volume.env)
-    else:
-        swarm = await homes.database_swarm(plane, name)
-    s3 = plane.clients.s3(settings.s3, environ)
-    try:
-        if volume is not None:
-            report = await asyncio.to_thread(
-                volumes.backup_volume, swarm, plane.store, s3, settings, volume, by
-            )
-        else:
-            located = await asyncio.to_thread(backup.locate, swarm, name, plane.id)
-            report = await asyncio.to_thread(
-                backup.run_backup, swarm, plane.store, s3, settings, located, by, plane.clock.time
-            )
-    finally:
-        s3.close()
+    report = await take(plane, backups_config(config), name, volume, by, environ)
     result = report_result(report)
     app, env = (volume.app, volume.env) if volume else (name, None)
     await asyncio.to_thread(notifier.publish, "backups", app, env, result)

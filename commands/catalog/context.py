@@ -24,15 +24,15 @@ class Context:
     channel: str
     platform: str
     policy: Policy
+    notifier: Notifier  # the dispatcher's: the one that routes every post
     secret: str | None = None  # a value given outside the channel (prompt, modal)
     approved_by: str | None = None
     resolved: Resolved | None = None  # what a deploy deploys, resolved once by the dispatcher
     config: ControlConfig = field(default_factory=ControlConfig)  # shipbot.yml
-    notifier: Notifier | None = None  # the dispatcher's: the one that routes every post
 
     def publisher(self) -> Notifier:
-        """The dispatcher's notifier (one built from shipbot.yml when run without one)."""
-        return self.notifier or Notifier(self.engine.store, list(self.config.notify))
+        """The dispatcher's notifier: commands post through it, never through one of their own."""
+        return self.notifier
 
 
 def env_of(request: Any) -> str:

@@ -53,7 +53,7 @@ class DnsList:
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         config = dns_config(ctx)
         rows = []
-        for record in await cloudflare.managed(config):
+        for record in await cloudflare.managed(config, ctx.engine.plane.clients):
             owner = owner_of(record.comment)
             if owner is None or (self.app is not None and owner[0] != self.app):
                 continue

@@ -120,6 +120,7 @@ class ServerAdd:
     address: tuple[str, ...] = option("addresses", "A", default=())
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        from core.edge import operate as edge
         from core.servers import manage  # Fabric and paramiko load with it
 
         role = self.role or ("worker" if self.join else MANAGER)
@@ -127,7 +128,9 @@ class ServerAdd:
         plan = await asyncio.to_thread(
             manage.plan_add, plane, self.server, self.url, self.key, self.join, role, self.address
         )
-        async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user)):
+        async for reply in relay(
+            manage.add(ctx.engine.plane, plan, user=ctx.user, proxy=edge.setup)
+        ):
             yield reply
 
 

@@ -35,7 +35,15 @@ from core.appspec.swarm import (
 from core.bounded import MAX_ERRORS, check_size, load_yaml
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
-from core.names import APP_NAME_RE, ENV_NAME_RE, ROLE_NAMES, USER_RE, domain, path_prefix
+from core.names import (
+    APP_NAME_RE,
+    DEFAULT_ENV,
+    ENV_NAME_RE,
+    ROLE_NAMES,
+    USER_RE,
+    domain,
+    path_prefix,
+)
 from core.names import KEY_RE as ENV_KEY_RE
 
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
@@ -44,7 +52,6 @@ VOLUME_RE = re.compile(
 )
 
 APP_FILE = "app.yml"
-DEFAULT_ENV = "production"
 
 
 def _memory_bytes(value: Any) -> int:

@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from core.appspec import AppSpec
 from core.deploy import build, fit, images, networks, record, release_job
 from core.deploy.apply import (
     apply,
@@ -20,11 +19,12 @@ from core.deploy.apply import (
     deadline_seconds,
     force_update,
 )
+from core.deploy.desired import desired_spec, placed
 from core.deploy.plan import diff
 from core.deploy.registry import is_pinned
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
-from core.deploy.spec import service_name, service_spec, with_force_update
+from core.deploy.spec import service_name, with_force_update
 from core.deploy.swarm_objects import secret_ids, unmounted
 from core.deploy.verdicts import (
     KEEP_RELEASES,
@@ -34,7 +34,6 @@ from core.deploy.verdicts import (
     rollback_failed_title,
     seen,
 )
-from core.edge.domains import wildcard_exclusions
 from core.edge.labels import urls
 from core.errors import BuildError, CoreError
 from core.events import Event, Outcome, Progress
@@ -53,18 +52,12 @@ async def plan(plane: Plane, resolved: Resolved) -> list[str]:
     check_domains(await asyncio.to_thread(swarm.services), resolved.spec, env)
     numbers = await plane.db.in_thread(lambda: plane.store.release_numbers(name))
     number = 1 + max(numbers, default=0)
-    desired = service_spec(
-        resolved.spec,
-        env,
-        number,
-        images.release_image(resolved.spec, name, number, resolved.app_image),
-        force_update=force_update(current),
-        https_port=plane.edge.https_port,
-        secret_ids=await asyncio.to_thread(secret_ids, swarm, resolved.spec),
-        excluded=await wildcard_exclusions(plane.db, name, resolved.spec.domains),
-    )
+    image = images.release_image(resolved.spec, name, number, resolved.app_image)
+    ids = await asyncio.to_thread(secret_ids, swarm, resolved.spec)
     fitted = await placed(swarm, resolved.spec)
-    desired = fit.ordered(stamped(desired, plane.id), fitted.order)
+    desired = await desired_spec(
+        plane, resolved.spec, name, env, number, image, current, ids, fitted
+    )
     source = "build" if resolved.spec.build else f"image {resolved.spec.image}"
     commit = [f"commit {resolved.commit}"] if resolved.commit else []
     return [
@@ -150,18 +143,9 @@ async def deploy(
                     yield event
             image_id = await asyncio.to_thread(swarm.image_id, release.image)
             current = await asyncio.to_thread(swarm.inspect_service, service_name(name, env))
-            desired = service_spec(
-                spec,
-                env,
-                release.number,
-                release.image,
-                force_update=force_update(current),
-                https_port=plane.edge.https_port,
-                secret_ids=ids,
-                excluded=await wildcard_exclusions(plane.db, name, spec.domains),
+            desired = await desired_spec(
+                plane, spec, name, env, release.number, release.image, current, ids, fitted
             )
-            desired = stamped(desired, plane.id)  # this control plane's, on a shared swarm
-            desired = fit.ordered(desired, fitted.order)
             if fitted.note and current is not None:
                 yield Progress(fitted.note)
             async for event in networks.prepare(plane, swarm, server, spec, env):
@@ -264,13 +248,6 @@ async def deploy(
             outcome = Outcome(False, title, [f"why: {reason}", *details], fields, tail)
     # every record is written before the outcome is told: a reply that fails cannot undo it
     yield outcome
-
-
-async def placed(swarm: SwarmClient, spec: AppSpec) -> fit.Fit:
-    """The rollout order the swarm's Ready nodes allow (``max_per_node``; core/deploy/fit.py)."""
-    if spec.placement.max_per_node is None:
-        return fit.Fit(spec.rollout.order)
-    return fit.fit(spec, await asyncio.to_thread(swarm.nodes))
 
 
 def unknown_outcome(name: str, env: str, release: Release, why: str) -> Outcome:

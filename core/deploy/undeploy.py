@@ -104,7 +104,7 @@ async def undeploy(
     await _images(plane, swarm, sorted(set(images)), tally)
     if dns is not None:
         try:
-            deleted = writes(await cloudflare.sync(dns, app, env, []))
+            deleted = writes(await cloudflare.sync(dns, app, env, [], plane.clients))
         except DnsError as exc:
             tally.kept.append(f"DNS records of {app} ({env}): {exc}; delete them by hand")
         else:

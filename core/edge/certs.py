@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.edge.rules import hosts_in
 from core.errors import CoreError
+from core.host_rules import routed_hosts
 from core.names import LABEL_APP, LABEL_ENV
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ DEFAULT_CERT_CN = "TRAEFIK DEFAULT CERT"
 ACME_FAILED = "Unable to obtain ACME certificate for domains"
 # success at DEBUG (Traefik) and at INFO (lego, inside Traefik)
 ACME_OBTAINED = ("Certificates obtained for domains", "Server responded with a certificate.")
-_ROUTER_RULE = re.compile(r"^traefik\.http\.routers\.[^.]+\.rule$")
 
 
 class CertError(CoreError):
@@ -174,17 +173,15 @@ class Routed:
 
 
 def routed_domains(services: Iterable[Mapping[str, Any]]) -> list[Routed]:
-    """Every domain in the router rules of shipbot's services (``hosts_in``), sorted."""
+    """Every domain in the router rules of shipbot's services (``routed_hosts``), sorted."""
     found: dict[str, Routed] = {}
     for service in services:
         labels = service.get("Spec", {}).get("Labels") or {}
         app, env = labels.get(LABEL_APP), labels.get(LABEL_ENV)
         if not app or not env:
             continue
-        for key, rule in labels.items():
-            if _ROUTER_RULE.match(key):
-                for domain in hosts_in(rule):
-                    found.setdefault(domain, Routed(app, env, domain))
+        for domain in routed_hosts(labels):
+            found.setdefault(domain, Routed(app, env, domain))
     return [found[d] for d in sorted(found)]
 
 

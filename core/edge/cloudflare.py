@@ -31,6 +31,8 @@ from core.secrets import Masker
 if TYPE_CHECKING:
     import httpx
 
+    from core.clients import Clients
+
 PER_PAGE = 1000
 REFUSED = "Cloudflare refused the token: check its Zone.DNS edit permission"
 
@@ -101,22 +103,12 @@ class Zone:
 
 
 @asynccontextmanager
-async def zone(
-    config: DnsConfig, api_token: str, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncIterator[Zone]:
-    """The configured zone through a client that lives as long as the block. ``transport``
-    replaces the network (httpx's ``MockTransport`` in a test); only ``api_token`` speaks
-    for shipbot, whatever the environment holds."""
-    import httpx  # loads with the first DNS call, not with every command line
-
+async def zone(config: DnsConfig, api_token: str, clients: Clients) -> AsyncIterator[Zone]:
+    """The configured zone through a client of ``clients`` (the plane's factory; a test's
+    ``MockTransport`` or fake API comes in through it) that lives as long as the block; only
+    ``api_token`` speaks for shipbot, whatever the environment holds."""
     masker = Masker([api_token])
-    client = httpx.AsyncClient(
-        base_url=config.api_url.rstrip("/") + "/",
-        headers={"Authorization": f"Bearer {api_token}"},
-        timeout=config.timeout_seconds,
-        transport=transport,
-        trust_env=False,
-    )
+    client = clients.dns(config, api_token)
     try:
         async with client:
             api = Api(client)
@@ -134,24 +126,27 @@ async def sync(
     app: str,
     env: str,
     domains: list[str],
+    clients: Clients,
     to: list[Target] | None = None,
 ) -> list[Action]:
     """Make the zone hold the records ``domains`` need for app/env, pointing ``to`` (the
     control plane's own server's targets by default); returns every action, ``keep``
     included. A second sync is all ``keep``."""
     want = desired(app, env, domains, config, to)
-    async with zone(config, token(config)) as where:
+    async with zone(config, token(config), clients) as where:
         names = sorted({r.name for r in want})
         actions = diff(want, await where.records(names, owner_comment(app, env)), app, env)
         await where.apply(actions)
     return actions
 
 
-async def repoint(config: DnsConfig, app: str, env: str, to: list[Target]) -> list[Action]:
+async def repoint(
+    config: DnsConfig, app: str, env: str, to: list[Target], clients: Clients
+) -> list[Action]:
     """Point the records app/env already has (the names shipbot made for it) ``to`` new
     targets; nothing when it has none. Reads no app.yml: the names are the records'."""
     comment = owner_comment(app, env)
-    async with zone(config, token(config)) as where:
+    async with zone(config, token(config), clients) as where:
         names = sorted({r.name for r in await where.records([], comment)})
         if not names:
             return []
@@ -161,8 +156,8 @@ async def repoint(config: DnsConfig, app: str, env: str, to: list[Target]) -> li
     return actions
 
 
-async def managed(config: DnsConfig) -> list[Record]:
-    async with zone(config, token(config)) as where:
+async def managed(config: DnsConfig, clients: Clients) -> list[Record]:
+    async with zone(config, token(config), clients) as where:
         return await where.managed()
 
 

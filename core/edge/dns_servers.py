@@ -44,7 +44,7 @@ async def sync(
     every action."""
     server = await env_server(plane, app, env, declared)
     to = await targets_of(plane, config, server)
-    return server, await cloudflare.sync(config, app, env, domains, to)
+    return server, await cloudflare.sync(config, app, env, domains, plane.clients, to)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ async def repoint_server(plane: Plane, config: DnsConfig, server: str) -> list[R
     out = []
     for app, env in envs:
         try:
-            actions = await cloudflare.repoint(config, app, env, to)
+            actions = await cloudflare.repoint(config, app, env, to, plane.clients)
         except DnsError as exc:
             out.append(Repointed(app, env, error=str(exc)))
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from core.appspec import AppSpec
 from core.edge.networks import NETWORK_LABEL
-from core.edge.rules import EXCLUDED, host_rule
+from core.host_rules import EXCLUDED, host_rule
 from core.names import network_name
 
 ENTRY_HTTP = "web"

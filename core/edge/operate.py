@@ -26,9 +26,9 @@ from core.edge.networks import routed_networks
 from core.edge.proxy import LABEL_DIGEST, LABEL_EDGE, proxy_spec
 from core.edge.ready import POLL_SECONDS as READY_POLL_SECONDS
 from core.edge.ready import READY_SECONDS, edge_ready
-from core.edge.rules import hosts_in, probe_name
 from core.errors import CoreError
 from core.events import Event, Outcome, Progress
+from core.host_rules import hosts_in, probe_name
 from core.names import service_name
 from core.ownership import owner
 from core.plane import Plane

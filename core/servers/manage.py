@@ -3,17 +3,20 @@
 ``add`` writes the server's row once SSH answered with a key trusted on first use and the
 host is in its swarm, all in one insert: an unreachable host or a refused key leaves no
 trace. The steps after it (network, proxy) are re-run by adding the server again.
+
+The new server's proxy is set up by the step its caller hands in (``proxy``: the edge
+room's setup, given by the ``server add`` command), so the servers room needs nothing of
+the edge room's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from core.edge import operate as edge
 from core.events import Event, Outcome, Progress
 from core.names import APP_NAME_RE
 from core.plane import Plane
@@ -25,6 +28,10 @@ from core.servers.urls import ServerURL, parse_url
 from core.swarm.servers import LOCAL
 
 ROLES = (MANAGER, WORKER)
+
+ProxySetup = Callable[[Plane, str], AsyncIterator[Event]]
+"""Sets up (or updates) one server's proxy, reporting as it goes; its last event is the
+``Outcome``."""
 
 
 def check_name(name: str) -> str:
@@ -108,7 +115,7 @@ def plan_add(
     return Plan(name, parsed, key, join, role, addresses)
 
 
-async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
+async def add(plane: Plane, plan: Plan, *, user: str, proxy: ProxySetup) -> AsyncIterator[Event]:
     existing = await plane.db.in_thread(lambda: plane.store.server(plan.name))
     swarm = (
         plan.name
@@ -178,7 +185,7 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
         await asyncio.to_thread(swarm_client.ensure_network)
         yield Progress("overlay network ready")
         # the new server's own proxy; edge.address is the control plane's, not probed here
-        async for event in edge.setup(plane, plan.name):
+        async for event in proxy(plane, plan.name):
             if isinstance(event, Outcome) and not event.ok:
                 yield Outcome(False, f"{plan.name}: the proxy did not start", event.details, fields)
                 return

@@ -27,8 +27,8 @@ from core.edge.certs import (
     probe,
     routed_domains,
 )
-from core.edge.rules import probe_name
 from core.errors import CoreError
+from core.host_rules import probe_name
 from core.ownership import owner
 from core.plane import Plane
 from core.servers import where

@@ -9,6 +9,8 @@ import time
 
 import sqlite_utils
 
+from core.host_rules import routed_hosts
+
 
 def v5_cert_watch(db: sqlite_utils.Database) -> None:
     """What the certificate watcher last saw and said per domain (serial, expiry, the
@@ -45,19 +47,13 @@ def v16_domain_grants(db: sqlite_utils.Database) -> None:
     )
     db["domain_grants"].create_index(["app", "pattern", "env"], unique=True)
     db["domain_grants"].create_index(["pattern"])
-    # the one reader of Traefik's host rules, asked here alone: the store's history is the
-    # only part of the store that reads what an earlier shipbot wrote into service labels
-    from core.edge.rules import hosts_in
-
+    # the one reader of Traefik's host rules (core/host_rules.py, a leaf both the edge room
+    # and this step read): it reads every rule any shipbot wrote, since old releases stay
+    # live and are rolled back to, so this step needs no frozen copy of its own
     live = db.execute("SELECT app, env, spec FROM releases WHERE status = 'live'").fetchall()
     for app, env, spec in live:
         labels = json.loads(spec or "{}").get("Labels") or {}
-        rules = [
-            v
-            for k, v in labels.items()
-            if k.startswith("traefik.http.routers.") and k.endswith(".rule")
-        ]
-        for domain in sorted({d for r in rules if isinstance(r, str) for d in hosts_in(r)}):
+        for domain in sorted(routed_hosts(labels)):
             db.execute(
                 "INSERT OR IGNORE INTO domain_grants (app, pattern, env, granted_by, created_at) "
                 "VALUES (?, ?, ?, 'upgrade', ?)",
