@@ -134,7 +134,7 @@ class AlertWatch:
         except CoreError as exc:  # the alert is about the nodes, not the probe
             log.warning("%s: disk and memory not measured: %s", self.server, exc)
 
-    async def _rejoin_forever(self) -> None:
+    async def rejoin_rounds(self) -> None:
         """``rejoin`` at once on a node's event, else every ``check_seconds``; on its own
         task, so carrying an image never delays the alerts."""
         assert self.rejoin is not None
@@ -271,7 +271,7 @@ class AlertWatch:
         asks for it; an unreachable engine is logged and tried again next round."""
         follower = asyncio.create_task(self.follow())
         self._measurer = asyncio.create_task(self._measure_forever())
-        rejoiner = asyncio.create_task(self._rejoin_forever()) if self.rejoin else None
+        rejoiner = asyncio.create_task(self.rejoin_rounds()) if self.rejoin else None
         try:
             while True:
                 try:
