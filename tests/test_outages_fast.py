@@ -35,7 +35,8 @@ class Host:
 
 
 def fleet(host: Host) -> tuple[Servers, ManualClock]:
-    servers = Servers({"eu-2": host})
+    servers = Servers({})
+    servers.lookup = lambda name: host if name == "eu-2" else None  # as added over SSH
     servers.clock = ManualClock()
     return servers, servers.clock
 
@@ -59,8 +60,8 @@ def test_the_time_out_is_paid_once_then_the_outage_is_told_at_once():
         assert host.calls == 1
     words = str(told.value)
     assert words == (
-        "unreachable since 08:00:00 UTC (tried again every 30s): cannot reach server eu-2 "
-        "at ssh://root@eu-2 over SSH (timed out)"
+        "cannot reach server eu-2 at ssh://root@eu-2 over SSH (timed out) "
+        "(unreachable since 08:00:00 UTC; tried again every 30s)"
     )
 
 
@@ -122,6 +123,16 @@ def test_a_slow_connect_does_not_hold_up_another_server():
     release.set()
     stuck.join(DEADLINE)
     assert isinstance(servers.connect("slow"), FakeSwarm)
+
+
+def test_the_control_planes_own_engine_is_dialled_every_time():
+    host = Host()
+    servers = Servers({"local": host})
+    for calls in (1, 2):
+        with pytest.raises(ServerError):
+            servers.connect("local")
+        assert host.calls == calls
+    assert servers.outages == {}
 
 
 def test_an_unknown_name_is_no_outage():

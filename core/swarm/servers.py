@@ -1,9 +1,11 @@
 """One swarm client per server, connected on first use and kept.
 
-A server that does not answer costs its connect time-out once, not at every command: the
-failure is remembered as an outage, and for ``RETRY_SECONDS`` after it a command that asks
-for that server is told at once ("unreachable since 12:03 UTC: …"), while one connect in
-the background checks whether it is back (the next command then finds it connected).
+A server added over SSH that does not answer costs its connect time-out once, not at every
+command: the failure is remembered as an outage, and for ``RETRY_SECONDS`` after it a
+command that asks for that server is told at once ("… (unreachable since 12:03:00 UTC)"),
+while one connect in the background checks whether it is back (the next command then finds
+it connected). The control plane's own engine (a local socket) fails at once anyway and is
+not remembered.
 Each server connects under its own lock, so one slow server never holds up another.
 """
 
@@ -34,7 +36,7 @@ class Outage:
 
     def words(self) -> str:
         stamp = dt.datetime.fromtimestamp(self.since, dt.UTC).strftime("%H:%M:%S UTC")
-        return f"unreachable since {stamp} (tried again every {RETRY_SECONDS:g}s): {self.error}"
+        return f"{self.error} (unreachable since {stamp}; tried again every {RETRY_SECONDS:g}s)"
 
 
 def _connect_local() -> SwarmClient:
@@ -120,6 +122,8 @@ class Servers:
             try:
                 client = connector()
             except CoreError as exc:
+                if server in self.connectors:  # an engine of its own fails at once: no outage
+                    raise
                 with self.connecting:
                     before = self.outages.get(server)
                     self.outages[server] = Outage(
