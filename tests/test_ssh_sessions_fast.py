@@ -79,3 +79,31 @@ def test_a_lost_connection_is_not_retried(monkeypatch):
     with pytest.raises(paramiko.SSHException, match="not active"):
         PatientSession(transport, 5, None).connect()
     assert transport.asked == 1
+
+
+def test_an_event_stream_over_ssh_is_closed_by_its_channel():
+    """docker-py refuses to cancel a stream read over SSH; ``close`` then closes the SSH
+    session's channel, which ends the reading thread's wait at once."""
+    from types import SimpleNamespace
+
+    import docker.errors
+
+    from core.swarm.watch_api import DockerEvents
+
+    closed: list[str] = []
+
+    class Refusing:
+        def __init__(self) -> None:
+            channel = SimpleNamespace(close=lambda: closed.append("channel"))
+            fp = SimpleNamespace(channel=channel)
+            self._response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=fp)))
+
+        def close(self) -> None:
+            raise docker.errors.DockerException(
+                "Cancellable streams not supported for the SSH protocol"
+            )
+
+    events = DockerEvents.__new__(DockerEvents)
+    events._stream = Refusing()  # noqa: SLF001
+    events.close()
+    assert closed == ["channel"]
