@@ -233,8 +233,9 @@ def has_image(node: Node, image: str) -> bool:
 @contextlib.asynccontextmanager
 async def serving(bot: Dispatcher):
     """The watcher ``shipbot serve`` runs for fbg-1's swarm, its event stream and its
-    rounds for nodes back running until the block ends (not its alert checks: with a node
-    down they exhaust the manager's SSH sessions, a defect of their own)."""
+    rounds for nodes back running until the block ends. Not its alert checks: with them
+    running too, sshd on the manager refused sessions in this scenario and the deploys
+    failed (seen once, before the session retry and the SSH stream close; not re-tried)."""
     watched = watchers(bot.engine.plane, bot.config, bot.notifier)
     assert [w.server for w in watched] == ["local", "fbg-1"]
     watch = watched[1]
