@@ -63,14 +63,18 @@ def test_tasks_on_a_down_node_are_not_counted_up():
 def test_the_lost_node_is_named():
     assert lost_nodes(Swarm(), TARGET) == ("fbg-node3",)
     assert lost_nodes(Swarm(third="ready"), TARGET) == ()
+    old = Swarm()  # Swarm gave the new release's task up: the old release's is still there
+    old._tasks = [task("a", "n1"), task("c", "n3", image="shipbot/web:1")]
+    old._tasks[1]["DesiredState"] = "shutdown"
+    assert lost_nodes(old, TARGET) == ("fbg-node3",)
 
 
 def test_the_verdict_names_the_node():
     reason, tail = explain(Swarm(), None, lost=("fbg-node3",))
     assert reason == (
-        "node fbg-node3 went down during the rollout and Swarm's update waited for the new "
-        "release's task there, which it cannot see until the node is back (`status` names "
-        "down nodes)"
+        "node fbg-node3 went down during the rollout, with tasks of this service on it: "
+        "Swarm's update waited for them and cannot see them until the node is back "
+        "(`status` names down nodes)"
     )
     assert tail == []
     assert failure_title("web", 2, "node_lost", 1) == (

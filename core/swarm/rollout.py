@@ -241,33 +241,24 @@ async def wait(
 
 
 def lost_nodes(swarm: SwarmClient, target: Target) -> tuple[str, ...]:
-    """The hostnames of the nodes Swarm does not report Ready that hold tasks of the new
-    release it still wants running (blocking; none when the nodes cannot be read)."""
+    """The hostnames of the nodes Swarm does not report Ready that hold tasks of this
+    service, of either release (Swarm may already have given up the new release's task
+    there; blocking; none when the nodes cannot be read)."""
     try:
         tasks = swarm.tasks(target.name)
         nodes = swarm.nodes()
     except CoreError:
         return ()
     down = {n["ID"]: swarm_nodes.hostname(n) for n in nodes if not swarm_nodes.ready(n)}
-    return tuple(
-        sorted(
-            {
-                down[t["NodeID"]]
-                for t in tasks
-                if t["DesiredState"] == "running"
-                and _task_image(t) == target.image
-                and t.get("NodeID") in down
-            }
-        )
-    )
+    return tuple(sorted({down[t["NodeID"]] for t in tasks if t.get("NodeID") in down}))
 
 
 def lost_words(nodes: tuple[str, ...]) -> str:
     named = ", ".join(nodes)
     return (
-        f"node {named} went down during the rollout and Swarm's update waited for the new "
-        f"release's task there, which it cannot see until the node is back (`status` names "
-        "down nodes)"
+        f"node {named} went down during the rollout, with tasks of this service on it: "
+        "Swarm's update waited for them and cannot see them until the node is back "
+        "(`status` names down nodes)"
     )
 
 
