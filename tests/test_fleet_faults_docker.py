@@ -360,6 +360,7 @@ async def test_a_node_lost_mid_rollout_agrees_with_swarm(bot, nodes, tmp_path, m
     shown = await say(bot, "status")
     releases = {row[0]: row for row in table(await say(bot, f"releases {name}")).rows}
     runs = {image.rsplit(":", 1)[1] for _, image, _ in ps}
+    print(f"mid-rollout verdict: {verdict.title}; {verdict.details[:1]}; service ps: {ps}")
     assert len(ps) == 3 and {state for _, _, state in ps} == {"Running"}, ps
     assert len(runs) == 1, ps
     (number,) = runs
@@ -377,7 +378,7 @@ async def test_a_node_lost_mid_rollout_agrees_with_swarm(bot, nodes, tmp_path, m
         assert verdict.title == (
             f"deploy of {name} release 2 stalled when a node went down and was rolled back "
             "to release 1"
-        )
+        ), (verdict, steps(deployed), ps)
         assert verdict.details[0].startswith("why: node fbg-node3 went down during the rollout")
         assert f"{service} still runs release 1: 3 of 3 tasks running" in verdict.details
         assert releases["2"][1] == "failed"
