@@ -18,6 +18,7 @@ from core.events import Outcome
 from core.names import service_name
 from core.plane import Plane
 from core.secrets import Masker, secret_values
+from core.servers.rejoin import Rejoin
 from core.watch.alert_rules import OPEN, REPLICAS, Post, alert_key
 from core.watch.alerts import AlertWatch
 from core.watch.guard import Guard, minutes
@@ -77,6 +78,7 @@ def watcher(plane: Plane, config: ControlConfig, notifier: Notifier, server: str
         before=guard.check,
         owns=watcher_owns(plane),
         extra=lambda: watched_services(plane, server),
+        rejoin=Rejoin(plane, server, watcher_owns(plane)).round,
     )
 
 

@@ -64,6 +64,7 @@ class Plane:
 
     def __post_init__(self) -> None:
         self.db = OffLoop(self.store)
+        self.servers.clock = self.clock  # an outage's time and its retry
 
     @functools.cached_property
     def id(self) -> str:

@@ -85,7 +85,9 @@ class Operation:
     async def explain(self) -> tuple[str, list[str]]:
         """Why the rollout failed, and its failed task's log tail."""
         assert self.result is not None
-        return await asyncio.to_thread(rollout.explain, self.swarm, self.result.failed_task)
+        return await asyncio.to_thread(
+            rollout.explain, self.swarm, self.result.failed_task, 10, self.result.lost_nodes
+        )
 
     async def finish(self, status: str, message: str = "") -> None:
         await self.run.finish(status, message)

@@ -75,18 +75,23 @@ def _status(
 
 
 async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
-    """Services of this control plane's apps (one app's when ``name`` is given)."""
+    """Services of this control plane's apps (one app's when ``name`` is given), every
+    server read at once: one that is slow or away costs its own time-out, not the sum."""
     apps = {a.name for a in await plane.db.in_thread(lambda: plane.store.list_apps())}
-    out, away = [], []
     servers = await servers_in_use(plane)
-    for server in servers:
+
+    async def one(server: str) -> list[ServiceStatus] | CoreError:
         try:  # a server away hides none of the others (``status`` names it from its nodes)
             swarm = await plane.servers.client(server)
-            out += await asyncio.to_thread(_status, swarm, apps, name, plane.id)
+            return await asyncio.to_thread(_status, swarm, apps, name, plane.id)
         except CoreError as exc:
-            away.append(exc)
+            return exc
+
+    found = await asyncio.gather(*(one(s) for s in servers))
+    away = [f for f in found if isinstance(f, CoreError)]
     if away and len(away) == len(servers):
         raise away[0]
+    out = [row for rows in found if not isinstance(rows, CoreError) for row in rows]
     return sorted(out, key=lambda s: (s.app, s.env))
 
 

@@ -17,6 +17,7 @@ KEEP_RELEASES = 10
 VERDICT_WORDS = {
     "timeout": "did not become healthy in time",
     "unplaced": "could not be placed on any node",
+    "node_lost": "stalled when a node went down",
     "paused": "stalled",
     "failed": "failed",
     "rolled_back": "failed",

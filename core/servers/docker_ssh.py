@@ -16,6 +16,8 @@ waits for a free session, up to ``SESSION_WAIT_SECONDS``; SSH failures say they 
 
 from __future__ import annotations
 
+import time
+
 from core.swarm import ssh_transport
 
 ssh_transport()
@@ -27,7 +29,7 @@ import paramiko
 import requests
 import urllib3
 from docker.transport import SSHHTTPAdapter
-from docker.transport.sshconn import SSHConnectionPool
+from docker.transport.sshconn import SSHConnection, SSHConnectionPool
 from docker.utils import version_lt
 
 from core.servers.errors import HostKeyChanged, ServerError
@@ -39,6 +41,26 @@ from core.swarm.docker_errors import TransportError
 _MOUNT = "http+docker://ssh"
 SESSIONS = 8  # below sshd's default MaxSessions (10): room for a login shell beside us
 SESSION_WAIT_SECONDS = 60.0
+SESSION_RETRY_SECONDS = 10.0  # sshd counts a closed session until its dial-stdio has exited
+SESSION_RETRY_GAP = 0.25
+
+
+class PatientSession(SSHConnection):
+    """A session that, when sshd refuses it, asks again for ``SESSION_RETRY_SECONDS``:
+    sessions shipbot closed linger in sshd's count until their ``docker system
+    dial-stdio`` exits (seconds on a loaded host), so a refusal under the bound is
+    transient. Past that time the refusal stands (and is named: ``session_words``); other
+    SSH failures are not retried."""
+
+    def connect(self) -> None:
+        deadline = time.monotonic() + SESSION_RETRY_SECONDS
+        while True:
+            try:
+                return super().connect()
+            except paramiko.SSHException as exc:
+                if not refused(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(SESSION_RETRY_GAP)
 
 
 class BoundedSessions(SSHConnectionPool):
@@ -49,14 +71,24 @@ class BoundedSessions(SSHConnectionPool):
         super().__init__(ssh_client=ssh_client, timeout=timeout, maxsize=sessions)
         self.block = True
 
+    def _new_conn(self) -> SSHConnection:
+        return PatientSession(self.ssh_transport, self.timeout, self.ssh_host)
+
     def urlopen(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("pool_timeout", SESSION_WAIT_SECONDS)
         return super().urlopen(*args, **kwargs)
 
 
+def refused(exc: BaseException) -> bool:
+    """sshd refused to open a session. paramiko says so with a ChannelException, or, when
+    threads open sessions at once, one of them takes the others' exception and they get
+    a bare "Unable to open channel." instead."""
+    return isinstance(exc, paramiko.ChannelException) or str(exc) == "Unable to open channel."
+
+
 def session_words(name: str, exc: BaseException) -> str:
     """An SSH failure as what it is: sshd's session limit named when it refused one."""
-    if isinstance(exc, paramiko.ChannelException):
+    if refused(exc):
         return (
             f"sshd on server {name} refused a new SSH session ({exc}): its MaxSessions limit "
             "per connection was reached; shipbot keeps below 10, so another client shares "

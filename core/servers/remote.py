@@ -108,8 +108,7 @@ async def spread(
             state = (node.get("Status") or {}).get("State", "unknown")
             yield Progress(
                 f"image {image} not sent to {shown}: Swarm reports the node {state}; skipped "
-                "(the next deploy after it is back sends it; a task Swarm moves there before "
-                "then cannot start)"
+                "(`shipbot serve` sends it when the node is back, else the next deploy)"
             )
             continue
         if node is not None and not swarm_nodes.allows(node, where.constraints):
@@ -120,7 +119,7 @@ async def spread(
             continue
         login = await asyncio.to_thread(login_for, plane, member)
         try:
-            shipped = await asyncio.to_thread(_ship, api, login, image, image_id)
+            shipped = await asyncio.to_thread(ship, api, login, image, image_id)
         except ServerError as exc:
             unreachable.append(shown)
             yield Progress(f"image {image} not sent to {shown}: {exc}; skipped")
@@ -136,7 +135,9 @@ async def spread(
         )
 
 
-def _ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:
+def ship(api: Any, login: ssh.Login, image: str, image_id: str) -> bool:
+    """``image`` from the manager (``api``) into the engine of ``login``'s node; False when
+    that node has it already (by id). Blocking."""
     from core.servers import ssh
     from core.swarm.docker_api import engine_errors
 

@@ -18,6 +18,7 @@ from core.clock import SYSTEM, Clock
 from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Progress
 from core.swarm import NetworkInUse, SwarmClient, VolumeInUse, comparable_image
+from core.swarm import nodes as swarm_nodes
 
 POLL_SECONDS = 0.2
 # One failed look at the engine is not a failed rollout: look again after these pauses
@@ -45,12 +46,14 @@ class Target:
 
 @dataclass
 class Converged:
-    """The end of a wait. ``state``: converged, rolled_back, paused, failed, timeout or
-    unplaced (a timeout with a task Swarm found no node for)."""
+    """The end of a wait. ``state``: converged, rolled_back, paused, failed, timeout,
+    unplaced (a timeout with a task Swarm found no node for) or node_lost (a timeout with
+    tasks of the new release on nodes that went down: ``lost_nodes``, their hostnames)."""
 
     state: str
     failed_task: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    lost_nodes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -163,6 +166,9 @@ def observe(
         )
     ]
     failed.sort(key=lambda t: _ts(t.get("UpdatedAt")), reverse=True)
+    if len(good) > target.replicas:  # a node went down: Swarm still lists its tasks running
+        down = {n["ID"] for n in swarm.nodes() if not swarm_nodes.ready(n)}
+        good = [t for t in good if t.get("NodeID") not in down]
     converged = len(good) == target.replicas == len(desired)
     unplaced = [
         t
@@ -225,15 +231,48 @@ async def wait(
             if not failed and seen.unplaced:  # why it never started: Swarm's own words
                 yield Converged("unplaced", seen.unplaced[0])
                 return
+            lost = await asyncio.to_thread(lost_nodes, swarm, target)
+            if lost:  # Swarm's update waits for tasks it can no longer see
+                yield Converged("node_lost", failed[0] if failed else None, lost_nodes=lost)
+                return
             yield Converged("timeout", failed[0] if failed else None)
             return
         await clock.sleep(POLL_SECONDS)
 
 
+def lost_nodes(swarm: SwarmClient, target: Target) -> tuple[str, ...]:
+    """The hostnames of the nodes Swarm does not report Ready that hold tasks of this
+    service, of either release (Swarm may already have given up the new release's task
+    there; blocking; none when the nodes cannot be read)."""
+    try:
+        tasks = swarm.tasks(target.name)
+        nodes = swarm.nodes()
+    except CoreError:
+        return ()
+    down = {n["ID"]: swarm_nodes.hostname(n) for n in nodes if not swarm_nodes.ready(n)}
+    return tuple(sorted({down[t["NodeID"]] for t in tasks if t.get("NodeID") in down}))
+
+
+def lost_words(nodes: tuple[str, ...]) -> str:
+    named = ", ".join(nodes)
+    return (
+        f"node {named} went down during the rollout, with tasks of this service on it: "
+        "Swarm's update waited for them and cannot see them until the node is back "
+        "(`status` names down nodes)"
+    )
+
+
 def explain(
-    swarm: SwarmClient, task: dict[str, Any] | None, tail: int = 10
+    swarm: SwarmClient,
+    task: dict[str, Any] | None,
+    tail: int = 10,
+    lost: tuple[str, ...] = (),
 ) -> tuple[str, list[str]]:
-    """Why a task failed, in one line, and the last lines its container logged."""
+    """Why a task failed, in one line, and the last lines its container logged; first
+    the nodes lost during the rollout, when there were."""
+    if lost:
+        reason, lines = explain(swarm, task, tail) if task is not None else ("", [])
+        return lost_words(lost) + (f"; a task failed: {reason}" if reason else ""), lines
     if task is None:
         return "no task of the new release became healthy in time", []
     status = task["Status"]

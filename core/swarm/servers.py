@@ -1,17 +1,42 @@
-"""One swarm client per server, connected on first use and kept."""
+"""One swarm client per server, connected on first use and kept.
+
+A server added over SSH that does not answer costs its connect time-out once, not at every
+command: the failure is remembered as an outage, and for ``RETRY_SECONDS`` after it a
+command that asks for that server is told at once ("… (unreachable since 12:03:00 UTC)"),
+while one connect in the background checks whether it is back (the next command then finds
+it connected). The control plane's own engine (a local socket) fails at once anyway and is
+not remembered.
+Each server connects under its own lock, so one slow server never holds up another.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from core.errors import DeployError
+from core.clock import SYSTEM, Clock
+from core.errors import CoreError, DeployError, EngineUnavailable
 from core.events import Event
 from core.swarm import SwarmClient
 
 LOCAL = "local"
+RETRY_SECONDS = 30.0  # an unreachable server is dialled again at most this often
+
+
+@dataclass
+class Outage:
+    since: float  # wall time of the first failure
+    error: str
+    retry_at: float  # monotonic: when a connect is tried again
+    redialing: bool = False
+
+    def words(self) -> str:
+        stamp = dt.datetime.fromtimestamp(self.since, dt.UTC).strftime("%H:%M:%S UTC")
+        return f"{self.error} (unreachable since {stamp}; tried again every {RETRY_SECONDS:g}s)"
 
 
 def _connect_local() -> SwarmClient:
@@ -38,7 +63,10 @@ class Servers:
     def __init__(self, connectors: Mapping[str, Callable[[], SwarmClient]]) -> None:
         self.connectors = dict(connectors)
         self._clients: dict[str, SwarmClient] = {}
-        self.connecting = threading.Lock()
+        self.connecting = threading.Lock()  # guards the dicts below, held only briefly
+        self._dialing: dict[str, threading.Lock] = {}  # one connect at a time per server
+        self.outages: dict[str, Outage] = {}
+        self.clock: Clock = SYSTEM
         self.lookup: Lookup | None = None
         self.added: Added = list
         self.spreader: Spreader | None = None
@@ -68,14 +96,52 @@ class Servers:
     def connect(self, server: str) -> SwarmClient:
         """``client`` for a blocking caller (the host's CLI, a worker thread)."""
         with self.connecting:
-            if server not in self._clients:
-                connector = self.connectors.get(server)
-                if connector is None and self.lookup is not None:
-                    connector = self.lookup(server)
-                if connector is None:
-                    raise DeployError(self.unknown(server))
-                self._clients[server] = connector()
-            return self._clients[server]
+            if server in self._clients:
+                return self._clients[server]
+            outage = self.outages.get(server)
+            if outage is not None and self.clock.monotonic() < outage.retry_at:
+                raise EngineUnavailable(outage.words())
+            if outage is not None and not outage.redialing:  # checked again off the caller
+                outage.redialing = True
+                threading.Thread(target=self._redial, args=(server,), daemon=True).start()
+            dialing = self._dialing.setdefault(server, threading.Lock())
+        if outage is not None:
+            raise EngineUnavailable(outage.words())
+        return self._dial(server, dialing)
+
+    def _dial(self, server: str, dialing: threading.Lock) -> SwarmClient:
+        with dialing:
+            with self.connecting:
+                if server in self._clients:
+                    return self._clients[server]
+            connector = self.connectors.get(server)
+            if connector is None and self.lookup is not None:
+                connector = self.lookup(server)
+            if connector is None:
+                raise DeployError(self.unknown(server))
+            try:
+                client = connector()
+            except CoreError as exc:
+                if server in self.connectors:  # an engine of its own fails at once: no outage
+                    raise
+                with self.connecting:
+                    before = self.outages.get(server)
+                    self.outages[server] = Outage(
+                        before.since if before else self.clock.time(),
+                        str(exc),
+                        self.clock.monotonic() + RETRY_SECONDS,
+                    )
+                raise
+            with self.connecting:
+                self.outages.pop(server, None)
+                self._clients[server] = client
+            return client
+
+    def _redial(self, server: str) -> None:
+        try:
+            self._dial(server, self._dialing[server])
+        except Exception:  # noqa: BLE001 (remembered as the outage; the next command says it)
+            return
 
     def unknown(self, server: str) -> str:
         """What to say when ``server`` is asked for and there is none of that name."""
@@ -91,6 +157,7 @@ class Servers:
         """Drop a remote server's client (it was removed, or its host key was replaced)."""
         with self.connecting:
             client = self._clients.pop(server, None)
+            self.outages.pop(server, None)
         if client is not None:
             client.close()
 

@@ -55,6 +55,13 @@ class DockerEvents:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._stream.close()
+        # over SSH docker-py cannot cancel a stream ("not supported for the SSH protocol"),
+        # and the thread reading it would wait for the next event: close its SSH session's
+        # channel instead, which ends the read at once
+        with contextlib.suppress(Exception):
+            channel = getattr(self._stream._response.raw._fp.fp, "channel", None)  # noqa: SLF001
+            if channel is not None:
+                channel.close()
 
 
 def parse_usage(lines: list[str]) -> dict[str, float]:

@@ -56,7 +56,10 @@ class AlertWatch:
         before: Callable[[], Awaitable[Any]] | None = None,
         owns: Callable[[Mapping[str, Any]], bool] = lambda service: True,
         extra: Callable[[], Sequence[str]] = tuple,
+        rejoin: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
+        self.rejoin = rejoin  # nodes back: their images (core/servers/rejoin.py), off the turn
+        self.nodes_moved = asyncio.Event()  # a node's event: ``rejoin`` runs at once
         self.owns = owns  # on a swarm shared with another control plane, only ours
         self.extra = extra  # services besides the apps' (blocking: it may read the store)
         self.server = server
@@ -130,6 +133,23 @@ class AlertWatch:
             self._usage = await asyncio.to_thread(swarm.node_usage, self.config.usage_image)
         except CoreError as exc:  # the alert is about the nodes, not the probe
             log.warning("%s: disk and memory not measured: %s", self.server, exc)
+
+    async def rejoin_rounds(self) -> None:
+        """``rejoin`` at once on a node's event, else every ``check_seconds``; on its own
+        task, so carrying an image never delays the alerts."""
+        assert self.rejoin is not None
+        while True:
+            self.nodes_moved.clear()
+            try:
+                await self.rejoin()
+            except CoreError as exc:
+                log.warning("%s: images not carried to nodes back: %s", self.server, exc)
+            timer = asyncio.ensure_future(self.clock.sleep(self.config.check_seconds))
+            moved = asyncio.ensure_future(self.nodes_moved.wait())
+            _, pending = await asyncio.wait({timer, moved}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _measure_forever(self) -> None:
         while True:
@@ -222,6 +242,8 @@ class AlertWatch:
         async with self.turn:
             if await asyncio.to_thread(self.absorb, swarm, [event]):
                 self.wake.set()
+        if event.get("Type") == "node":
+            self.nodes_moved.set()
 
     def drop(self) -> None:
         """Close the stream's connection now, as a network fault would (tests, shutdown)."""
@@ -249,6 +271,7 @@ class AlertWatch:
         asks for it; an unreachable engine is logged and tried again next round."""
         follower = asyncio.create_task(self.follow())
         self._measurer = asyncio.create_task(self._measure_forever())
+        rejoiner = asyncio.create_task(self.rejoin_rounds()) if self.rejoin else None
         try:
             while True:
                 try:
@@ -261,6 +284,10 @@ class AlertWatch:
         finally:
             follower.cancel()
             self._measurer.cancel()
+            if rejoiner is not None:
+                rejoiner.cancel()
             self.drop()
-            await asyncio.gather(follower, self._measurer, return_exceptions=True)
+            await asyncio.gather(
+                follower, self._measurer, *([rejoiner] if rejoiner else []), return_exceptions=True
+            )
             self._measurer = None
