@@ -171,3 +171,27 @@ def test_shipbot_yml_local_false_opens_a_plane_without_a_local_server(tmp_path):
         assert engine.plane.servers.has_local  # connected on first use, not now
     finally:
         engine.close()
+
+
+async def test_a_server_away_keeps_its_rows_in_status_as_unknown(tmp_path):
+    """What runs on a server that does not answer is not left out of ``status``: its live
+    releases are listed, their tasks "unknown (server eu-1 unreachable)"."""
+    local, eu = FakeSwarm(), eu_swarm()
+    local.publish("shop:1")
+    bot = plane_with(tmp_path, {"local": local, "eu-1": eu})
+    try:
+        assert (await say(bot, f"apps add shop --path {tmp_path / 'shop'}", ADMIN))[-1].ok
+        for env in ("production", "staging"):
+            shipped = await say(bot, f"deploy shop --env {env}", ADMIN)
+            assert isinstance(shipped[-1], Result) and shipped[-1].ok, shipped
+        eu.down = True
+        replies = await say(bot, "status", ADMIN)
+        (table,) = [r for r in replies if isinstance(r, Table)]
+        assert [row[:4] for row in table.rows] == [
+            ("shop", "production", "1", "unknown (server eu-1 unreachable)"),
+            ("shop", "staging", "2", "1/1 running"),
+        ]
+        away = [r.text for r in replies if isinstance(r, Message)]
+        assert len(away) == 1 and away[0].startswith("⚠️ server eu-1 unreachable: "), away
+    finally:
+        bot.engine.close()

@@ -56,7 +56,7 @@ class Status:
                 s.app,
                 s.env,
                 s.release,
-                tasks_word(s.running, s.desired, s.healthchecked),
+                s.unknown or tasks_word(s.running, s.desired, s.healthchecked),
                 s.update_state or "",
             )
             for s in services

@@ -11,6 +11,7 @@ from core.errors import CoreError, DeployError
 from core.ownership import ours
 from core.plane import Plane
 from core.servers.where import server_of, servers_in_use
+from core.store.models import RELEASE_LIVE
 from core.swarm import SwarmClient, comparable_image, running_tasks
 
 
@@ -23,6 +24,7 @@ class ServiceStatus:
     desired: int
     healthchecked: bool
     update_state: str | None
+    unknown: str | None = None  # why the tasks could not be read: "server eu-2 unreachable"
 
 
 def task_image(task: dict[str, Any]) -> str:
@@ -92,7 +94,32 @@ async def status(plane: Plane, name: str | None = None) -> list[ServiceStatus]:
     if away and len(away) == len(servers):
         raise away[0]
     out = [row for rows in found if not isinstance(rows, CoreError) for row in rows]
+    gone = {server for server, f in zip(servers, found, strict=True) if isinstance(f, CoreError)}
+    if gone:
+        out += await plane.db.in_thread(lambda: unread(plane, gone, apps, name))
     return sorted(out, key=lambda s: (s.app, s.env))
+
+
+def unread(plane: Plane, away: set[str], apps: set[str], name: str | None) -> list[ServiceStatus]:
+    """A row for each live release on a server that did not answer (blocking: the store):
+    what shipbot last deployed there, its tasks unknown, never left out of ``status``."""
+    out = []
+    for release in plane.store.releases_with_status(RELEASE_LIVE, name):
+        server = plane.store.env_server(release.app, release.env) or plane.server
+        if server in away and release.app in apps:
+            out.append(
+                ServiceStatus(
+                    app=release.app,
+                    env=release.env,
+                    release=str(release.number),
+                    running=0,
+                    desired=0,
+                    healthchecked=False,
+                    update_state=None,
+                    unknown=f"unknown (server {server} unreachable)",
+                )
+            )
+    return out
 
 
 def pick_tasks(tasks: list[dict[str, Any]], image: str | None, running_only: bool) -> set[str]:
