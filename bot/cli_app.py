@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
-from importlib.metadata import version
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -52,6 +51,8 @@ def _user(value: str | None) -> str:
 
 def _version(show: bool) -> None:
     if show:
+        from importlib.metadata import version
+
         typer.echo(f"shipbot {version('shipbot')}")
         raise typer.Exit()
 

@@ -14,7 +14,7 @@ from rich.markup import escape
 from bot.line_editing import LineEditor
 from bot.terminal import Output
 from commands.dispatch import Dispatcher, StartError
-from commands.grammar import REGISTRY
+from commands.grammar import load_all
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
 from rooms.root import Root
@@ -114,7 +114,7 @@ def line_editor(dispatcher: Dispatcher) -> LineEditor | None:
     if not sys.stdin.isatty():
         return None
     store = dispatcher.engine.store
-    return LineEditor(store.path.parent, REGISTRY, lambda: [a.name for a in store.list_apps()])
+    return LineEditor(store.path.parent, load_all(), lambda: [a.name for a in store.list_apps()])
 
 
 async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:

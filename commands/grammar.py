@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 import shlex
 import typing
@@ -202,6 +203,34 @@ def _flag(name: str) -> str:
 
 
 REGISTRY: dict[str, CommandSpec] = {}
+# command name → the module that registers it when imported: a command is known by name at
+# once (commands/catalog declares them all), and its module loads when it is first looked up
+DECLARED: dict[str, str] = {}
+
+
+def declare(module: str, names: Iterable[str]) -> None:
+    """``names`` are registered by ``module``, imported when one of them is first needed."""
+    for name in names:
+        DECLARED[name] = module
+
+
+def names() -> list[str]:
+    """Every command's name, loaded or only declared."""
+    return [*DECLARED, *(name for name in REGISTRY if name not in DECLARED)]
+
+
+def lookup(name: str) -> CommandSpec | None:
+    """The command called ``name``, its module imported if it was not yet; None if none."""
+    if name not in REGISTRY and name in DECLARED:
+        importlib.import_module(DECLARED[name])
+    return REGISTRY.get(name)
+
+
+def load_all() -> dict[str, CommandSpec]:
+    """Every command, each declared module imported (help, Discord's tree, completion)."""
+    for module in dict.fromkeys(DECLARED.values()):
+        importlib.import_module(module)
+    return REGISTRY
 
 
 def command(
@@ -241,19 +270,28 @@ def tokenize(text: str) -> list[str]:
 def find(tokens: list[str]) -> tuple[CommandSpec, list[str]]:
     for length in (2, 1):
         name = " ".join(tokens[:length])
-        if len(tokens) >= length and name in REGISTRY:
-            return REGISTRY[name], tokens[length:]
-    group = [n for n in REGISTRY if tokens and n.startswith(tokens[0] + " ")]
+        spec = lookup(name) if len(tokens) >= length else None
+        if spec is not None:
+            return spec, tokens[length:]
+    known = names()
+    group = [n for n in known if tokens and n.startswith(tokens[0] + " ")]
     if group:
         raise UsageError(
             f"{tokens[0]} needs one of: {', '.join(sorted(n.split()[1] for n in group))}",
-            " | ".join(REGISTRY[n].usage for n in sorted(group)),
+            " | ".join(_spec(n).usage for n in sorted(group)),
         )
     word = tokens[0] if tokens else ""
     raise UsageError(
-        f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in REGISTRY})}: "
+        f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in known})}: "
         "type `help` to see the commands"
     )
+
+
+def _spec(name: str) -> CommandSpec:
+    spec = lookup(name)
+    if spec is None:
+        raise LookupError(f"{name!r} is declared by {DECLARED.get(name)} but not registered")
+    return spec
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.appspec import DEFAULT_ENV
 from core.errors import CoreError
+from core.spec_parts import DEFAULT_ENV
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet

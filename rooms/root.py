@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from commands.dispatch import Dispatcher, StartError
+from commands.grammar import names
 from commands.notify import Notifier
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
@@ -85,7 +86,10 @@ class Root:
         self.plane.sections.update({**known, **(sections or {})})
         for room in self.rooms:
             for request in room.commands:
-                if not hasattr(request, "spec"):
+                if isinstance(request, str):
+                    if request not in names():
+                        raise TypeError(f"{room.name}: {request!r} is not a declared command")
+                elif not hasattr(request, "spec"):
                     raise TypeError(f"{room.name}: {request.__name__} is not an @command")
             if room.schema is not None:
                 self.plane.store.apply(room.schema)
