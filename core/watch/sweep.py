@@ -19,9 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.data.db_spec import LABEL_DB
-from core.data.volumes import LABEL_HELPER
 from core.errors import CoreError
-from core.names import LABEL_PLANE
+from core.names import LABEL_HELPER, LABEL_PLANE
 from core.plane import Plane
 from core.swarm import SwarmClient
 from core.swarm.jobs import LABEL_JOB_KIND
