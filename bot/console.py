@@ -8,7 +8,6 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
-import typer
 from rich.markup import escape
 
 from bot.line_editing import LineEditor
@@ -30,8 +29,8 @@ def root_here() -> Root:
     try:
         return Root.open()
     except StartError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
+        print(f"❌ {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from exc
 
 
 def open_here() -> Dispatcher:

@@ -42,6 +42,7 @@ HEAVY = (
 # What `chat whoami` never needs either, though other commands do: made lazy for it (the
 # settings' library, app.yml's model, other families' modules and what they drive)
 LAZY = (
+    "typer",
     "pydantic_settings",
     "core.appspec",
     "core.apps",
