@@ -39,6 +39,7 @@ KIND_HELP = {
     "assignment": "KEY=VALUE",
     "pull": "a pull request number",
     "argv": "the command and its arguments, quoted as in a shell",
+    "addresses": "IPv4/IPv6 addresses, comma-separated",
     "flag": "on or off",
 }
 FIELD_HELP = {  # where a field's name says more than its kind

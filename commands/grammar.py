@@ -20,7 +20,7 @@ from typing import Any
 from core.edge.grants import grant_pattern
 from core.names import APP_NAME_RE as NAME_RE
 from core.names import ENV_NAME_RE as ENV_RE
-from core.names import KEY_RE, NAME_PATTERN_RE, ROLE_NAMES, USER_RE, is_ref
+from core.names import KEY_RE, NAME_PATTERN_RE, ROLE_NAMES, USER_RE, is_ref, public_addresses
 
 MAX_TEXT = 4000
 ARGV_MARK = "--"  # what follows is argv, passed on word for word
@@ -115,6 +115,16 @@ def _argv(value: str) -> tuple[str, ...]:
         raise ValueError(f"cannot read the command: {exc} (check the quotes)") from exc
 
 
+def _addresses(value: str) -> tuple[str, ...]:
+    """Public IPv4/IPv6 addresses, comma-separated (``none``: no address)."""
+    if value.strip().lower() == "none":
+        return ()
+    items = [item for item in value.replace(" ", ",").split(",") if item]
+    if not items:
+        raise ValueError("expected an IPv4 or IPv6 address such as 203.0.113.7")
+    return tuple(public_addresses(items))
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "app": _app_name,
     "env": _env_name,
@@ -130,7 +140,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "assignment": _assignment,
     "pull": _pull_number,
     "argv": _argv,
+    "addresses": _addresses,
 }
+# kinds whose option may be given more than once: the values add up
+REPEATABLE = frozenset({"addresses"})
 
 
 def arg(kind: str, metavar: str, *, optional: bool = False) -> Any:
@@ -193,6 +206,8 @@ class CommandSpec:
                 parts.append(f"[{_flag(field.name)}]")
             elif meta.get("kind") == "argv":
                 parts.append(f"-- {meta['metavar']}…")
+            elif meta.get("kind") in REPEATABLE:
+                parts.append(f"[{_flag(field.name)} {meta['metavar']}]…")
             else:
                 parts.append(f"[{_flag(field.name)} {meta['metavar']}]")
         return " ".join(parts)
@@ -333,7 +348,8 @@ def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
                 known = ", ".join(options) or "none"
                 hint = did_you_mean(flag_name, options)
                 raise ValueError(f"unknown option {flag_name}{hint} (options: {known})")
-            if field.name in values:
+            repeats = field.metadata["kind"] in REPEATABLE
+            if field.name in values and not repeats:
                 raise ValueError(f"{flag_name} given twice")
             if field.metadata["kind"] == "flag":
                 if eq:
@@ -343,7 +359,13 @@ def _bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
             raw = inline if eq else next(items, None)
             if raw is None or (not eq and raw.startswith("--")):
                 raise ValueError(f"{flag_name} needs a value ({field.metadata['metavar']})")
-            values[field.name] = PARSERS[field.metadata["kind"]](raw)
+            parsed = PARSERS[field.metadata["kind"]](raw)
+            if repeats:
+                twice = set(values.get(field.name, ())).intersection(parsed)
+                if twice:
+                    raise ValueError(f"{flag_name} given twice with {min(twice)}")
+                parsed = (*values.get(field.name, ()), *parsed)
+            values[field.name] = parsed
         else:
             if seen_positional >= len(positional):
                 raise ValueError(f"unexpected argument {token!r}")
@@ -373,7 +395,9 @@ def render(request: Any) -> str:
             continue
         if not meta.get("positional") and value == field.default:
             continue
-        if isinstance(value, tuple):
+        if meta.get("kind") in REPEATABLE:
+            value = ",".join(value) or "none"
+        elif isinstance(value, tuple):
             value = "=".join(value)
         if meta.get("positional"):
             parts.append(str(value))

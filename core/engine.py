@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from core.secrets import Vault, secret_values
 from core.spec_parts import DEFAULT_ENV
 from core.store import App, Release, Store, shipbot_home
 from core.store.locks import ttl_seconds
+from core.swarm.docker_host import refuse_ssh
 from core.swarm.servers import Servers
 
 # Each operation's module is imported in the method that runs it: a command line that runs
@@ -83,6 +85,8 @@ class Engine:
     ) -> Engine:
         """The plane under ``home`` as shipbot.yml says (rooms/root.py is the caller)."""
         if servers is None:  # without a local engine, only the servers added over SSH
+            if config.local:  # DOCKER_HOST=ssh://: refused before anything dials it
+                refuse_ssh(os.environ)
             servers = Servers.local() if config.local else Servers({})
         return cls(
             Store(home / "shipbot.db", clock=clock),

@@ -5,6 +5,7 @@ One definition each, so the grammar, app.yml, shipbot.yml and git sources cannot
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -93,3 +94,17 @@ def network_name(app: str, env: str) -> str:
 def network_labels(app: str, env: str, plane_id: str) -> dict[str, str]:
     """An app environment's network, made by control plane ``plane_id``."""
     return {LABEL_APP: app, LABEL_ENV: env, LABEL_MANAGED: "true", LABEL_PLANE: plane_id}
+
+
+def public_addresses(values: list[str] | tuple[str, ...]) -> list[str]:
+    """IPv4/IPv6 addresses in canonical form, in the order given; a ``ValueError`` naming
+    the first that is not one, or one given twice."""
+    out = []
+    for item in values:
+        try:
+            out.append(str(ipaddress.ip_address(item.strip())))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IPv4 or IPv6 address") from exc
+    if len(set(out)) != len(out):
+        raise ValueError("an address is listed twice")
+    return out

@@ -15,15 +15,12 @@ log = logging.getLogger("shipbot.serve")
 
 
 def periodic(root: Running) -> Iterable[Periodic]:
-    """The edge's certificates, checked at start and every ``edge.acme.watch_seconds``."""
+    """Every server's certificates, checked at start and every ``edge.acme.watch_seconds``."""
     from commands.catalog import certs  # the family loads only where it runs: serve
-    from core.servers.where import has_own
 
     watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock)
 
     async def check() -> None:
-        if not has_own(root.plane):  # apart: no proxy of its own whose certificates to read
-            return
         for text in await certs.watch_round(watcher):
             log.info("certs: %s", text)
 

@@ -13,6 +13,7 @@ ROOM = Capability(
     migrations=versions(schema_servers),
     commands=(
         "server add",
+        "server address",
         "server check",
         "server list",
         "server remove",

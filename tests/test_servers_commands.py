@@ -140,7 +140,7 @@ async def test_server_list_shows_the_pinned_fingerprint(bot, tmp_path):
     bot.engine.store.add_server(row("eu-1", host_key=pkey.get_base64()))
     listed = (await say(bot, ADMIN, "server list"))[-1]
     assert isinstance(listed, Table)
-    assert listed.rows[0][:5] == ("eu-1", "ssh://root@eu-1", "eu-1", "manager", fingerprint)
+    assert listed.rows[0][:6] == ("eu-1", "ssh://root@eu-1", "none", "eu-1", "manager", fingerprint)
 
 
 # an environment on another server: deploy goes there, and so does everything after it
@@ -211,7 +211,8 @@ async def test_a_server_apps_run_on_is_not_removed(bot):
     refused = (await say(bot, ADMIN, "server remove eu-1"))[-1]
     assert isinstance(refused, Failure)
     assert refused.message == (
-        "shop (production) run on eu-1: deploy them elsewhere (app.yml's server:) first"
+        "shop (production) run on eu-1: deploy them elsewhere (app.yml's server:) or remove "
+        "them (`apps remove APP --env ENV`) first; nothing was changed"
     )
     assert store.server("eu-1") is not None
     store.set_env_server("shop", "production", "local", 2.0)

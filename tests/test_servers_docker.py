@@ -103,9 +103,12 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
     assert result(stored).ok and result(stored).details[0].startswith("ssh-ed25519 ")
     assert not any(private.splitlines()[1] in str(r) for r in stored)
 
-    first = await say(bot, f"server add zs-1 ssh://root@{up.nodes[0].ip} --key zs")
+    first = await say(
+        bot, f"server add zs-1 ssh://root@{up.nodes[0].ip} --key zs --address 198.51.100.71"
+    )
     assert result(first).ok, first
     said = steps(first)
+    assert "public addresses for DNS: 198.51.100.71" in said
     assert "Docker is installed" in said
     assert f"swarm initialised, advertising {up.nodes[0].ip}" in said
     assert "overlay network ready" in said
@@ -130,10 +133,10 @@ async def test_bootstrap_swarm_then_deploy_across_nodes(bot, nodes, tmp_path):
     assert sorted(row[0] for row in tables[1].rows) == ["zs-node1", "zs-node2", "zs-node3"]
     assert all(row[1] == "Ready" for row in tables[1].rows)
     listed = table(await say(bot, "server list"))
-    assert [(r[0], r[2], r[3]) for r in listed.rows] == [
-        ("zs-1", "zs-1", "manager"),
-        ("zs-2", "zs-1", "worker"),
-        ("zs-3", "zs-1", "worker"),
+    assert [(r[0], r[2], r[3], r[4]) for r in listed.rows] == [
+        ("zs-1", "198.51.100.71", "zs-1", "manager"),
+        ("zs-2", "none", "zs-1", "worker"),
+        ("zs-3", "none", "zs-1", "worker"),
     ]
 
     name = f"zs{uuid.uuid4().hex[:6]}"

@@ -13,11 +13,13 @@ from commands.grammar import arg, command, option
 from commands.notify import Notifier
 from commands.permissions import VIEW
 from commands.replies import Message, Reply, Table
+from commands.watching import watched_servers
 from core.clock import Clock
 from core.errors import CoreError
 from core.plane import Plane
 from core.servers import where
 from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, standing_error
+from core.watch.certs_fleet import FleetReader, edge_of
 
 log = logging.getLogger("shipbot.certs")
 COLUMNS = ("domain", "app", "env", "issuer", "not after", "days left", "note")
@@ -96,13 +98,15 @@ class Certs:
 
 
 def watch(plane: Plane, notifier: Notifier, clock: Clock | None = None) -> CertWatch:
-    """The watcher ``shipbot serve`` runs every ``edge.acme.watch_seconds``."""
+    """The watcher ``shipbot serve`` runs every ``edge.acme.watch_seconds``: every server's
+    own proxy (those added while it runs too), each through its own engine."""
 
     def publish(post: Post) -> None:
-        notifier.publish("certs", post.app, post.env, Message(post.text))
+        notifier.publish("certs", post.app or None, post.env or None, Message(post.text))
 
+    own = plane.server if where.has_own(plane) else ""
     return CertWatch(
-        EdgeReader.of(plane),
+        FleetReader(lambda: watched_servers(plane), lambda name: edge_of(plane, name), own=own),
         plane.store,
         publish,
         alert_days=plane.edge.acme.alert_days,

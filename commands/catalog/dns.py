@@ -13,7 +13,7 @@ from commands.replies import Message, Reply, Result, Table
 from core.appspec import AppSpec
 from core.config import DnsConfig
 from core.deploy.resolve import check_env
-from core.edge import cloudflare
+from core.edge import cloudflare, dns_servers
 from core.edge.dns import Action, DnsError, owner_of, writes
 from core.edge.domains import require_grants
 from core.edge.grants import DomainError
@@ -82,9 +82,10 @@ class DnsList:
 class DnsSync:
     """Create or update the DNS records of an app's domains (app.yml at its registered ref).
 
-    Records point at the cluster's addresses (or CNAME target) from shipbot.yml's `dns:`,
-    only for domains an admin granted the app (`domains APP`); a wildcard or the zone's
-    apex only when that very wildcard or apex is granted. A second sync changes nothing.
+    Records point at the public addresses of the server the environment runs on (`server
+    list`; the control plane's own from shipbot.yml's `dns:`), only for domains an admin
+    granted the app (`domains APP`); a wildcard or the zone's apex only when that very
+    wildcard or apex is granted. A second sync changes nothing.
     """
 
     app: str = arg("app", "APP")
@@ -96,16 +97,20 @@ class DnsSync:
         env = env_of(self)
         app_config = await ctx.engine.config(self.app)
         check_env(app_config, env)
-        domains = domains_of(app_config.for_env(env))
+        spec = app_config.for_env(env)
+        domains = domains_of(spec)
         if not domains:
             yield Message(f"{self.app} ({env}) has no domains in app.yml: no DNS records to keep")
             return
         await require_grants(ctx.engine.db, self.app, env, domains)
-        actions = await cloudflare.sync(config, self.app, env, domains)
+        server, actions = await dns_servers.sync(
+            ctx.engine.plane, config, self.app, env, domains, spec.server
+        )
         yield Result(
             True,
             f"DNS of {self.app} ({env}) in zone {config.zone}: {summary(actions)}",
             tuple(a.shown for a in writes(actions)),
+            {"server": server},
         )
 
 
@@ -118,7 +123,9 @@ async def after_deploy(ctx: Context, request: Any, result: Result) -> Result:
     env = env_of(request)
     try:
         await require_grants(ctx.engine.db, request.app, env, domains_of(spec))
-        actions = await cloudflare.sync(ctx.config.dns, request.app, env, domains_of(spec))
+        _, actions = await dns_servers.sync(
+            ctx.engine.plane, ctx.config.dns, request.app, env, domains_of(spec), spec.server
+        )
     except (DnsError, DomainError) as exc:
         line = f"DNS not updated: {exc}; `dns sync {request.app}` to try again"
     else:

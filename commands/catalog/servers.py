@@ -1,4 +1,5 @@
-"""Remote servers from chat: SSH keys, add (bootstrap over SSH), list, check, trust, remove.
+"""Remote servers from chat: SSH keys, add (bootstrap over SSH), list, check, trust, their
+public addresses (where DNS records point), remove.
 
 Every command here is for admins of every app and environment (they name no app, so only
 an `admin` grant on `*`/`*` covers them): a server runs every app deployed to it, and its
@@ -97,6 +98,7 @@ class SshKey:
         "server add eu-1 ssh://root@203.0.113.7",
         "server add eu-2 ssh://root@203.0.113.8 --join eu-1",
         "server add eu-3 ssh://root@203.0.113.9 --join eu-1 --role manager --key ops",
+        "server add eu-4 ssh://root@10.0.0.4 --address 203.0.113.10 --address 2001:db8::10",
     ),
 )
 class ServerAdd:
@@ -105,7 +107,9 @@ class ServerAdd:
     Installs Docker if it is missing (apt), then starts a swarm (its overlay network and
     Traefik included) or, with --join, joins that server's swarm as a worker (or --role
     manager). Opens nothing else. The host key is trusted on first use and checked
-    strictly afterwards. Safe to run again: each step checks before it acts.
+    strictly afterwards. Safe to run again: each step checks before it acts. --address
+    (repeatable) records its public IPv4/IPv6 addresses: the DNS records of the apps that
+    run on it point there.
     """
 
     server: str = arg("app", "NAME")
@@ -113,13 +117,15 @@ class ServerAdd:
     key: str = option("text", "KEY", default=DEFAULT_KEY)
     join: str | None = option("app", "MANAGER")
     role: str | None = option("text", "worker|manager")
+    address: tuple[str, ...] = option("addresses", "A", default=())
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
         from core.servers import manage  # Fabric and paramiko load with it
 
         role = self.role or ("worker" if self.join else MANAGER)
+        plane = ctx.engine.plane
         plan = await asyncio.to_thread(
-            manage.plan_add, ctx.engine.plane, self.server, self.url, self.key, self.join, role
+            manage.plan_add, plane, self.server, self.url, self.key, self.join, role, self.address
         )
         async for reply in relay(manage.add(ctx.engine.plane, plan, user=ctx.user)):
             yield reply
@@ -140,11 +146,12 @@ class ServerList:
         read = await nodes.read(ctx.engine.plane, sorted({r["swarm"] for r in rows}))
         swarms = {s.server: s for s in read}
         yield Table(
-            ("server", "address", "swarm", "role", "host key", "added", "node"),
+            ("server", "address", "public", "swarm", "role", "host key", "added", "node"),
             tuple(
                 (
                     r["name"],
                     r["url"],
+                    r["addresses"].replace(",", ", ") or "none",
                     r["swarm"],
                     r["role"],
                     HostKey(r["host_key_kind"], r["host_key"]).fingerprint,
@@ -208,6 +215,75 @@ class ServerTrust:
 
         key = await asyncio.to_thread(manage.trust, ctx.engine.plane, self.server, self.fingerprint)
         yield Result(True, f"{self.server}'s new host key {key.fingerprint} is trusted")
+
+
+@command(
+    "server address",
+    permission=ADMIN,
+    changes_state=True,
+    examples=("server address eu-1 203.0.113.7", "server address eu-1 203.0.113.7,2001:db8::7"),
+)
+class ServerAddress:
+    """Record a server's public IPv4/IPv6 addresses (comma-separated; `none` clears them):
+    the DNS records of the apps that run on it point there, and are moved at once.
+
+    The control plane's own server's addresses are `dns.addresses` in shipbot.yml.
+    """
+
+    server: str = arg("app", "NAME")
+    addresses: tuple[str, ...] = arg("addresses", "A[,A…]|none")
+
+    async def run(self, ctx: Context) -> AsyncIterator[Reply]:
+        plane, store = ctx.engine.plane, ctx.engine.store
+        if await ctx.engine.db.in_thread(lambda: store.server(self.server)) is None:
+            own = " (the control plane's own: dns.addresses in shipbot.yml)"
+            raise ServerError(
+                f"no server named {self.server!r}{own if self.server == plane.server else ''}: "
+                "`server list` shows the ones added from chat; nothing was changed"
+            )
+        was = await ctx.engine.db.in_thread(lambda: store.server_addresses(self.server))
+        addresses = list(self.addresses)
+        await ctx.engine.db.in_thread(lambda: store.set_server_addresses(self.server, addresses))
+        shown = ", ".join(addresses) or "none"
+        details = [f"was {', '.join(was) or 'none'}", *await _moved(ctx, self.server, addresses)]
+        yield Result(
+            True,
+            f"server {self.server}'s public addresses: {shown}",
+            tuple(details),
+            {"server": self.server, "addresses": shown},
+        )
+
+
+async def _moved(ctx: Context, server: str, addresses: list[str]) -> list[str]:
+    """What became of the DNS records of the apps on ``server``: one line each."""
+    from core.edge.dns import DnsError, writes
+    from core.edge.dns_servers import repoint_server
+
+    config = ctx.config.dns
+    if config is None:
+        return ["DNS is not configured (no `dns:` in shipbot.yml): no records to move"]
+    if not addresses and not config.servers.get(server):
+        return [
+            f"the DNS records of the apps on {server} were left as they are: a server "
+            "with no address gets none"
+        ]
+    try:
+        moved = await repoint_server(ctx.engine.plane, config, server)
+    except DnsError as exc:
+        return [f"DNS not updated: {exc}; `server address {server} …` again to retry"]
+    if not moved:
+        return [f"no app runs on {server} yet: its records will point there at deploy"]
+    lines = []
+    for item in moved:
+        where = f"{item.app} ({item.env})"
+        if item.error:
+            retry = f"`dns sync {item.app} --env {item.env}`"
+            lines.append(f"DNS of {where} not updated: {item.error}; {retry}")
+            continue
+        changed = writes(list(item.actions))
+        said = "; ".join(a.shown for a in changed) if changed else "records up to date"
+        lines.append(f"DNS of {where}: {said if item.actions else 'no records yet'}")
+    return lines
 
 
 @command("server remove", permission=ADMIN, changes_state=True, examples=("server remove eu-2",))

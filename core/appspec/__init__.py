@@ -23,7 +23,13 @@ from pydantic import (
 
 from core.appspec.errors import describe
 from core.appspec.jobs import ReleaseCommand, release_shorthand
-from core.appspec.swarm import Placement, SwarmSecret, constraints_only, foreign_secrets
+from core.appspec.swarm import (
+    Placement,
+    SwarmSecret,
+    constraints_only,
+    foreign_secrets,
+    shared_files,
+)
 from core.bounded import MAX_ERRORS, check_size, load_yaml
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
@@ -143,6 +149,9 @@ class Previews(_Strict):
     replicas: int = Field(default=1, ge=1, le=10)
     forks: bool = False  # pull requests from forks run someone else's code: off by default
     env: dict[str, EnvValue] = Field(default_factory=dict)  # plain values for previews only
+    # the server previews run on (`server list`); app.yml's top-level `server:`, else the
+    # control plane's own, by default. Read at the registered ref, never the pull request's
+    server: str | None = Field(default=None, pattern=APP_NAME_RE.pattern)
 
     _env_keys = field_validator("env")(_valid_env_keys)
 
@@ -260,6 +269,13 @@ class AppSpec(_Strict):
             raise ValueError(
                 f"swarm_secrets: {foreign[0]!r} is not {self.name}'s: an app mounts only "
                 f"Swarm secrets named {self.name}-…"
+            )
+        shared = shared_files(self.swarm_secrets)
+        if shared:
+            file, names = shared[0]
+            raise ValueError(
+                f"swarm_secrets: {' and '.join(names)} would both be the file "
+                f"/run/secrets/{file}: give each its own `file`"
             )
         return self
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 _NODE_FIELD = (
     r"(?:node\.(?:id|hostname|role|platform\.os|platform\.arch)"
@@ -70,12 +70,15 @@ def constraints_only(value: Any) -> Any:
 
 class SwarmSecret(BaseModel):
     """``name``: a Swarm secret made beforehand (``docker secret create``); ``file``: its
-    name under /run/secrets in the task (default: the secret's name)."""
+    name under /run/secrets in the task (default: the secret's name); ``optional``: mounted
+    when it exists, left out (and the deploy says so) when it does not, so one app.yml
+    serves installs that make different secrets (shipbot's own: Slack's or Discord's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=SECRET_NAME_RE.pattern)
     file: str | None = Field(default=None, pattern=FILE_NAME_RE.pattern)
+    optional: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -92,6 +95,14 @@ def foreign_secrets(app: str, secrets: list[SwarmSecret]) -> list[str]:
     return [s.name for s in secrets if not s.name.startswith(f"{app}-")]
 
 
+def shared_files(secrets: list[SwarmSecret]) -> list[tuple[str, list[str]]]:
+    """Files two or more secrets would be mounted as: (file, the secrets' names)."""
+    names: dict[str, list[str]] = {}
+    for secret in secrets:
+        names.setdefault(secret.target, []).append(secret.name)
+    return [(file, both) for file, both in names.items() if len(both) > 1]
+
+
 def secrets_of_others(
     app: str, secrets: list[SwarmSecret], apps: list[str]
 ) -> list[tuple[str, str]]:
@@ -103,7 +114,8 @@ def secrets_of_others(
 
 def secret_references(secrets: list[SwarmSecret], ids: dict[str, str]) -> list[dict[str, Any]]:
     """The ContainerSpec ``Secrets``: read-only files for the task's user (mode 0400 would
-    hide them from a non-root process, so 0444 inside a task only it runs in)."""
+    hide them from a non-root process, so 0444 inside a task only it runs in). An optional
+    secret the engine does not have (no id) is left out; a required one must have its id."""
     return [
         {
             "SecretID": ids[secret.name],
@@ -111,4 +123,5 @@ def secret_references(secrets: list[SwarmSecret], ids: dict[str, str]) -> list[d
             "File": {"Name": secret.target, "UID": "0", "GID": "0", "Mode": 0o444},
         }
         for secret in secrets
+        if secret.name in ids or not secret.optional
     ]

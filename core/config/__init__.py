@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.bounded import MAX_ERRORS, check_size, clip, load_yaml
 from core.config.build import BuildConfig
@@ -111,6 +118,17 @@ class ControlConfig(BaseModel):
     digest: DigestConfig | None = None  # the daily post: core/watch/digest.py
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/watch/alerts.py
     build: BuildConfig = Field(default_factory=BuildConfig)  # image build limits
+
+    @model_validator(mode="after")
+    def _dns_target(self) -> ControlConfig:
+        # apart (``local: false``) every server's addresses may come from chat alone
+        dns = self.dns
+        if self.local and dns is not None and not dns.own_target and not dns.servers:
+            raise ValueError(
+                "dns: set either 'addresses' (A/AAAA) or 'target' (a CNAME) for this server, "
+                "or each server's addresses under 'servers'"
+            )
+        return self
 
     @field_validator("digest", mode="before")
     @classmethod

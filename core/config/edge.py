@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.names import APP_NAME_RE, hostname
+from core.names import APP_NAME_RE, hostname, public_addresses
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 AUTO_TTL = 1  # Cloudflare's "automatic"
@@ -39,6 +38,9 @@ class DnsConfig(BaseModel):
     zone: str
     addresses: list[str] = Field(default_factory=list)
     target: str | None = None
+    # each server's public addresses, by server name, for the apps that run there (those
+    # recorded from chat, `server address S A…`, come first)
+    servers: dict[str, list[str]] = Field(default_factory=dict)
     proxied: bool = False
     ttl: int = AUTO_TTL
     token_env: str = Field(default="CLOUDFLARE_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,14 +55,21 @@ class DnsConfig(BaseModel):
     @field_validator("addresses")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        out = []
-        for item in value:
+        return public_addresses(value)
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        out = {}
+        for server, addresses in value.items():
+            if not APP_NAME_RE.match(server):
+                raise ValueError(f"{server!r} is not a server name")
+            if not addresses:
+                raise ValueError(f"{server}: list at least one address")
             try:
-                out.append(str(ipaddress.ip_address(item)))
+                out[server] = public_addresses(addresses)
             except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IPv4 or IPv6 address") from exc
-        if len(set(out)) != len(out):
-            raise ValueError("an address is listed twice")
+                raise ValueError(f"{server}: {exc}") from exc
         return out
 
     @field_validator("ttl")
@@ -72,9 +81,14 @@ class DnsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> DnsConfig:
-        if bool(self.addresses) == (self.target is not None):
+        if self.addresses and self.target is not None:
             raise ValueError("set either 'addresses' (A/AAAA) or 'target' (a CNAME), not both")
         return self
+
+    @property
+    def own_target(self) -> bool:
+        """Whether the control plane's own server has records to point at."""
+        return bool(self.addresses) or self.target is not None
 
 
 class EdgeConfig(BaseModel):

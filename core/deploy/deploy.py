@@ -25,7 +25,7 @@ from core.deploy.registry import is_pinned
 from core.deploy.resolve import Resolved, source_tree
 from core.deploy.seal import seal, unseal
 from core.deploy.spec import service_name, service_spec, with_force_update
-from core.deploy.swarm_objects import secret_ids
+from core.deploy.swarm_objects import secret_ids, unmounted
 from core.deploy.verdicts import (
     KEEP_RELEASES,
     VERDICT_WORDS,
@@ -114,6 +114,8 @@ async def deploy(
         started=started,
     ) as op:
         yield Progress(f"release {release.number} of {name} ({env}) started by {user}")
+        if note := unmounted(spec, ids):
+            yield Progress(note)
         applied = False
         building = False  # a build under way: its failure gives the release number back
         registry_auth = None

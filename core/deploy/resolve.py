@@ -30,6 +30,7 @@ from core.errors import CoreError, SourceError
 from core.names import is_ref
 from core.plane import Plane
 from core.policy import gate as policy_gate
+from core.servers.where import known
 from core.store import App
 from core.swarm import split_tag
 from core.swarm.servers import LOCAL
@@ -111,6 +112,13 @@ def check_server(plane: Plane, spec: AppSpec) -> None:
     server = spec.server or plane.server
     if server in (LOCAL, plane.server):
         return
+    every = known(plane)
+    if server not in every:
+        raise CoreError(
+            f"{spec.name}: app.yml puts it on server {server!r}, which shipbot does not know "
+            f"(known: {', '.join(every) or 'none'}): an admin adds it with `server add "
+            f"{server} ssh://USER@HOST`, or app.yml names one of those; nothing was changed"
+        )
     patterns = plane.server_apps.get(server, ())
     if not any(fnmatchcase(spec.name, pattern) for pattern in patterns):
         raise CoreError(

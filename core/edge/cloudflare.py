@@ -21,6 +21,7 @@ from core.edge.dns import (
     DnsConfig,
     DnsError,
     Record,
+    Target,
     desired,
     diff,
     owner_comment,
@@ -128,13 +129,34 @@ async def zone(
         raise DnsError(masker(str(exc))) from exc.__cause__
 
 
-async def sync(config: DnsConfig, app: str, env: str, domains: list[str]) -> list[Action]:
-    """Make the zone hold the records ``domains`` need for app/env; returns every action,
-    ``keep`` included. A second sync is all ``keep``."""
-    want = desired(app, env, domains, config)
+async def sync(
+    config: DnsConfig,
+    app: str,
+    env: str,
+    domains: list[str],
+    to: list[Target] | None = None,
+) -> list[Action]:
+    """Make the zone hold the records ``domains`` need for app/env, pointing ``to`` (the
+    control plane's own server's targets by default); returns every action, ``keep``
+    included. A second sync is all ``keep``."""
+    want = desired(app, env, domains, config, to)
     async with zone(config, token(config)) as where:
         names = sorted({r.name for r in want})
         actions = diff(want, await where.records(names, owner_comment(app, env)), app, env)
+        await where.apply(actions)
+    return actions
+
+
+async def repoint(config: DnsConfig, app: str, env: str, to: list[Target]) -> list[Action]:
+    """Point the records app/env already has (the names shipbot made for it) ``to`` new
+    targets; nothing when it has none. Reads no app.yml: the names are the records'."""
+    comment = owner_comment(app, env)
+    async with zone(config, token(config)) as where:
+        names = sorted({r.name for r in await where.records([], comment)})
+        if not names:
+            return []
+        want = desired(app, env, names, config, to)
+        actions = diff(want, await where.records(names, comment), app, env)
         await where.apply(actions)
     return actions
 

@@ -4,13 +4,20 @@
 dns:
   provider: cloudflare
   zone: example.com                  # every app domain must be in this zone
-  addresses: [203.0.113.10]          # the cluster's public A/AAAA addresses, or instead:
-  # target: lb.example.net           # a CNAME target
+  addresses: [203.0.113.10]          # the control plane's own server's public A/AAAA
+  # target: lb.example.net           # addresses, or instead a CNAME target
+  servers: {eu-1: [198.51.100.7]}    # other servers' public addresses (or recorded from
+                                     # chat: `server add … --address A`, `server address`)
   proxied: false                     # through Cloudflare's proxy (orange cloud)
   ttl: 1                             # seconds; 1 is Cloudflare's "automatic"
   token_env: CLOUDFLARE_API_TOKEN    # the variable holding the API token (Zone.DNS edit)
   api_url: null                      # another API base URL (a local fake, a proxy)
 ```
+
+An app's records point at the server its environment runs on: the addresses recorded for
+that server from chat, else its entry under ``servers``; the control plane's own server uses
+``addresses`` or ``target``. A server with none is named, with what to do, and gets no
+records.
 
 The token never sits in shipbot.yml: it is read from the environment variable ``token_env``
 names, when a sync runs, and masked in anything shipbot says.
@@ -102,8 +109,41 @@ def in_zone(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
 
-def desired(app: str, env: str, domains: list[str], config: DnsConfig) -> list[Record]:
-    """The records an app's domains need in one environment, sorted."""
+Target = tuple[str, str]  # (record type, content): ("A", "203.0.113.10")
+
+
+def targets(config: DnsConfig, server: str, own: str | None, recorded: list[str]) -> list[Target]:
+    """What records of an environment on ``server`` point at: the addresses ``recorded``
+    from chat, else ``servers``' entry, else (the control plane's ``own`` server only)
+    ``addresses`` or ``target``. A ``DnsError`` saying what to do when there is none."""
+    addresses = recorded or config.servers.get(server, [])
+    if addresses:
+        return [(_address_type(a), a) for a in addresses]
+    if server == own and config.target is not None:
+        return [("CNAME", config.target)]
+    if server == own and config.addresses:
+        return [(_address_type(a), a) for a in config.addresses]
+    if server == own:
+        raise DnsError(
+            f"the control plane's own server {own} has no address for DNS records: set "
+            "dns.addresses (A/AAAA) or dns.target (a CNAME) in shipbot.yml"
+        )
+    raise DnsError(
+        f"server {server} has no public address recorded, so no DNS record can point at it: "
+        f"an admin records it with `server address {server} A[,A…]` (its public IPv4/IPv6 "
+        f"addresses) or lists it under dns.servers.{server} in shipbot.yml"
+    )
+
+
+def desired(
+    app: str,
+    env: str,
+    domains: list[str],
+    config: DnsConfig,
+    to: list[Target] | None = None,
+) -> list[Record]:
+    """The records an app's domains need in one environment, sorted; ``to`` is what they
+    point at (``targets``), the control plane's own server's by default."""
     outside = [d for d in domains if not in_zone(d, config.zone)]
     if outside:
         raise DnsError(
@@ -112,14 +152,13 @@ def desired(app: str, env: str, domains: list[str], config: DnsConfig) -> list[R
         )
     ttl = AUTO_TTL if config.proxied else config.ttl  # proxied records are always automatic
     comment = owner_comment(app, env)
-    if config.target is not None:
-        targets = [("CNAME", config.target)]
-    else:
-        targets = [(_address_type(a), a) for a in config.addresses]
+    if to is None:
+        to = [("CNAME", config.target)] if config.target is not None else []
+        to += [(_address_type(a), a) for a in config.addresses]
     return sorted(
         Record(domain, kind, content, config.proxied, ttl, comment)
         for domain in domains
-        for kind, content in targets
+        for kind, content in to
     )
 
 

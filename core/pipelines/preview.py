@@ -11,8 +11,9 @@ What a preview gets is decided here, and only from the app.yml at the registered
   fork, when ``previews.forks`` allows them) must not read production's secrets;
 - named volumes of its own (``app-pr-N-*``), never host paths;
 - ``previews.replicas`` tasks, no approval and no environments of its own;
-- no Swarm secrets, no ``server:`` or placement of its own (it runs on the control plane's
-  server), and never another app's release image.
+- no Swarm secrets, no ``server:`` or placement of its own: it runs on the server the
+  registered app.yml names (``previews.server``, else its top-level ``server:``, else the
+  control plane's own), and never another app's release image.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def preview_spec(head: AppSpec, previews: Previews, number: int) -> AppSpec:
             "deploy_on_push": [],
             "previews": None,
             "swarm_secrets": [],
-            "server": None,
+            "server": previews.server,
             "placement": Placement(),
         }
     )

@@ -29,12 +29,15 @@ async def previews_of(plane: Plane, name: str) -> Previews:
         await policy_gate.check_app(plane, name, registered, "previews")
     except PolicyError as exc:
         raise PipelineError(str(exc)) from exc
-    if registered.base.previews is None:
+    previews = registered.base.previews
+    if previews is None:
         raise PipelineError(
             f"{name} has no `previews:` in app.yml at its registered ref, so pull requests "
             "get no preview environments"
         )
-    return registered.base.previews
+    # where previews run, from the registered app.yml alone: `previews.server`, else its
+    # top-level `server:` (None: the control plane's own)
+    return previews.model_copy(update={"server": previews.server or registered.base.server})
 
 
 async def resolve_preview(

@@ -17,13 +17,16 @@ from core.deploy.undeploy import Tally, row_volumes, undeploy
 from core.events import Event, Outcome
 from core.pipelines.preview import env_name
 from core.plane import Plane
+from core.servers.where import server_of
 
 
 async def close_preview(
     plane: Plane, app: str, number: int, dns: DnsConfig | None
 ) -> AsyncIterator[Event]:
     env = env_name(number)
-    swarm = await plane.servers.client(plane.server)
+    # where its last deploy went (the registered app.yml may have moved previews since)
+    server = await server_of(plane, app, env)
+    swarm = await plane.servers.client(server)
     row = await plane.db.in_thread(lambda: plane.store.preview(app, number))
     releases = await plane.db.in_thread(lambda: plane.store.releases(app, env, limit=1000))
     tally = Tally()
@@ -37,6 +40,7 @@ async def close_preview(
         volumes=row_volumes(row),
         images=[release.image for release in releases],
         dns=dns if row is not None and row.get("domain") else None,
+        here=server == plane.server,
     )
     async with contextlib.aclosing(steps) as events:
         async for event in events:

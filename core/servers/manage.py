@@ -70,9 +70,18 @@ class Plan:
     key: str
     join: str | None
     role: str
+    addresses: tuple[str, ...] = ()  # public IPv4/IPv6: where its apps' DNS records point
 
 
-def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role: str) -> Plan:
+def plan_add(
+    plane: Plane,
+    name: str,
+    url: str,
+    key: str,
+    join: str | None,
+    role: str,
+    addresses: tuple[str, ...] = (),
+) -> Plan:
     """Everything ``add`` checks before it reaches for the network."""
     check_name(name)
     parsed = parse_url(url)
@@ -96,7 +105,7 @@ def plan_add(plane: Plane, name: str, url: str, key: str, join: str | None, role
             raise ServerError(f"--join names a manager added before: {join!r} is not one")
         if join == name:
             raise ServerError("a server cannot join itself")
-    return Plan(name, parsed, key, join, role)
+    return Plan(name, parsed, key, join, role, addresses)
 
 
 async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
@@ -147,11 +156,22 @@ async def add(plane: Plane, plan: Plan, *, user: str) -> AsyncIterator[Event]:
             "swarm": swarm,
             "added_by": user,
             "added_at": plane.clock.time(),
+            "addresses": plan.addresses,
         }
         if not await plane.db.in_thread(lambda: plane.store.add_server(row)):
             raise ServerError(f"server {plan.name} was added meanwhile by someone else")
         trusted = f"host key {host_key.fingerprint} trusted on first use"
         yield Progress(f"recorded {plan.name}: {trusted}")
+    elif plan.addresses:
+        await plane.db.in_thread(
+            lambda: plane.store.set_server_addresses(plan.name, list(plan.addresses))
+        )
+        yield Progress(
+            f"public addresses for DNS now {', '.join(plan.addresses)}: the records of its "
+            f"apps follow at their next deploy (`server address {plan.name} …` moves them now)"
+        )
+    if plan.addresses and existing is None:
+        yield Progress(f"public addresses for DNS: {', '.join(plan.addresses)}")
     fields = {"server": plan.name, "address": str(plan.url), "swarm": swarm, "role": plan.role}
     if plan.join is None:
         swarm_client = await plane.servers.client(plan.name)
@@ -262,12 +282,16 @@ def remove(plane: Plane, name: str) -> None:
     members = [r["name"] for r in plane.store.servers(row["swarm"]) if r["name"] != name]
     if row["swarm"] == name and members:
         raise ServerError(
-            f"{', '.join(members)} joined {name}'s swarm through it: remove them first"
+            f"{', '.join(members)} joined {name}'s swarm through it, and what runs there is "
+            f"served by {name}'s proxy: `server remove {members[0]}` first; nothing was changed"
         )
     running = plane.store.envs_on(row["swarm"]) if row["role"] == MANAGER else []
     if running:
         shown = ", ".join(f"{app} ({env})" for app, env in running)
-        raise ServerError(f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) first")
+        raise ServerError(
+            f"{shown} run on {name}: deploy them elsewhere (app.yml's server:) or remove "
+            "them (`apps remove APP --env ENV`) first; nothing was changed"
+        )
     held = [r["name"] for r in plane.store.databases() if r.get("server") == name]
     if held:
         raise ServerError(

@@ -26,8 +26,23 @@ class ServersTable(Connection):
         with self._write() as db:
             if db["servers"].count_where("name = ?", [row["name"]]):
                 return False
-            db["servers"].insert({key: row[key] for key in SERVER_COLUMNS})
+            record = {key: row[key] for key in SERVER_COLUMNS}
+            record["addresses"] = ",".join(row.get("addresses") or ())
+            db["servers"].insert(record)
             return True
+
+    def set_server_addresses(self, name: str, addresses: list[str]) -> bool:
+        """Replace a server's public addresses; False when there is no such server."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE servers SET addresses = ? WHERE name = ?", [",".join(addresses), name]
+            )
+            return cursor.rowcount == 1
+
+    def server_addresses(self, name: str) -> list[str]:
+        """A server's recorded public addresses, in the order given ([] when none)."""
+        row = self.server(name)
+        return [a for a in (row or {}).get("addresses", "").split(",") if a]
 
     def server(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("servers", "name = ?", [name])

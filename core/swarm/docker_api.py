@@ -22,9 +22,10 @@ from docker.utils import version_lt
 
 from core.errors import BuildTimedOut, DeployError, EngineUnavailable
 from core.names import LABEL_APP
-from core.swarm import VolumeInUse, registry_api, split_tag, ssh_transport
+from core.swarm import VolumeInUse, registry_api, split_tag
 from core.swarm.docker_errors import engine_errors
 from core.swarm.docker_exec import DockerExec
+from core.swarm.docker_host import SOCKET, ssh_refusal
 from core.swarm.docker_networks import DockerNetworks
 from core.swarm.watch_api import DockerEvents, node_usage
 
@@ -53,15 +54,16 @@ class DockerSwarm(DockerNetworks):
         options = docker.utils.kwargs_from_env()
         if base_url:
             options["base_url"] = base_url
-        url = options.get("base_url") or "unix:///var/run/docker.sock"
+        url = options.get("base_url") or SOCKET
         # Ask the engine its API version with a client we close either way (version="auto"
         # would ask inside the constructor, leaving nothing to close when it fails).
         unreachable = (
             f"cannot reach the Docker engine at {url}: is dockerd running? "
             "(`./dev setup` starts one; or `systemctl start docker`)"
         )
-        if url.startswith("ssh://"):  # DOCKER_HOST on another host, over the SDK's SSH
-            ssh_transport()
+        refused = ssh_refusal(url)  # never the SDK's own SSH, which reads ~/.ssh
+        if refused is not None:
+            raise EngineUnavailable(refused)
         if url.startswith("unix://"):
             # docker-py leaks the socket of a failed unix connect; try it ourselves first
             try:
@@ -70,7 +72,10 @@ class DockerSwarm(DockerNetworks):
                     sock.connect(url.removeprefix("unix://"))
             except OSError as exc:
                 raise EngineUnavailable(unreachable) from exc
-        probe = docker.APIClient(**options, version=MINIMUM_API, timeout=timeout)
+        try:
+            probe = docker.APIClient(**options, version=MINIMUM_API, timeout=timeout)
+        except docker.errors.DockerException as exc:  # an address the SDK cannot use
+            raise EngineUnavailable(f"{unreachable} ({exc})") from exc
         try:
             server = probe.version(api_version=False)["ApiVersion"]
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,8 @@ ALERT_DAYS = 14
 _ALERT_SHARE = 14 / 90
 EXPIRY = "expiry"
 FAILED = "failed"
+AWAY = "away"  # a server whose proxy could not be read (its row is AWAY_MARK + server)
+AWAY_MARK = "@"  # never starts a domain
 LOG_TAIL = 2000
 
 
@@ -53,6 +55,7 @@ class DomainFacts:
     domain: str
     served: CertFacts | None  # the certificate served for it, None if the handshake failed
     outcome: AcmeOutcome | None = None  # the latest ACME outcome in Traefik's log
+    server: str = ""  # whose proxy serves it ("": the one reader's, unnamed)
 
     @property
     def cert(self) -> CertFacts | None:
@@ -101,12 +104,19 @@ def standing_error(facts: DomainFacts) -> str:
 
 
 def step_domain(
-    facts: DomainFacts, prev: CertState, now: dt.datetime, alert_days: int = ALERT_DAYS
+    facts: DomainFacts,
+    prev: CertState,
+    now: dt.datetime,
+    alert_days: int = ALERT_DAYS,
+    own: str = "",
 ) -> tuple[list[str], CertState]:
-    """One domain's posts and new state."""
+    """One domain's posts and new state; a domain served by a server other than ``own``
+    (the control plane's) is named with its server."""
     posts: list[str] = []
     state = dataclasses.replace(prev, app=facts.app, env=facts.env)
     cert, domain = facts.cert, facts.domain
+    if facts.server and facts.server != own:
+        domain = f"{domain} on server {facts.server}"
     error = standing_error(facts)
     if cert is not None and cert.serial != prev.serial:
         closes = {
@@ -156,10 +166,16 @@ def step(
     previous: Mapping[str, CertState],
     now: dt.datetime,
     alert_days: int = ALERT_DAYS,
+    away: Mapping[str, str] | None = None,
+    own: str = "",
+    servers: Collection[str] | None = None,
 ) -> tuple[list[Post], dict[str, CertState]]:
     """Every domain's posts, in domain order, and the state to keep. A domain the handshake
     could not reach keeps its state (the proxy being down is not the certificate's news);
-    a domain no longer routed is forgotten."""
+    a domain no longer routed is forgotten, unless a server was ``away`` (server → why it
+    could not be read): its domains are not known this round, so none is forgotten. A
+    server away is named once per outage, and once when it answers again
+    (``step_away``)."""
     posts: list[Post] = []
     states: dict[str, CertState] = {}
     for item in sorted(facts, key=lambda f: f.domain):
@@ -167,12 +183,67 @@ def step(
         if item.served is None:
             states[item.domain] = prev
             continue
-        texts, states[item.domain] = step_domain(item, prev, now, alert_days)
+        texts, states[item.domain] = step_domain(item, prev, now, alert_days, own)
         posts.extend(Post(item.app, item.env, text) for text in texts)
+    if away:
+        for domain, prev in previous.items():
+            if not domain.startswith(AWAY_MARK):
+                states.setdefault(domain, prev)
+    told, outages = step_away(away or {}, previous, servers)
+    return told + posts, states | outages
+
+
+def step_away(
+    away: Mapping[str, str],
+    previous: Mapping[str, CertState],
+    servers: Collection[str] | None = None,
+) -> tuple[list[Post], dict[str, CertState]]:
+    """The posts and kept rows of servers whose proxy could not be read: one post when an
+    outage starts, one when it ends (rows ``@SERVER`` in the same table as the domains).
+    A server no longer among ``servers`` (removed) is dropped without a word."""
+    posts: list[Post] = []
+    states: dict[str, CertState] = {}
+    for server, why in sorted(away.items()):
+        key = AWAY_MARK + server
+        states[key] = previous.get(key) or CertState("", "", key, alert=AWAY, error=why)
+        if key not in previous:
+            posts.append(
+                Post(
+                    "",
+                    "",
+                    f"⚠️ certificates not checked on server {server}: {why}; the other "
+                    "servers' still are",
+                )
+            )
+    for key in sorted(previous):
+        server = key.removeprefix(AWAY_MARK)
+        if key.startswith(AWAY_MARK) and server not in away:
+            if servers is not None and server not in servers:
+                continue
+            posts.append(
+                Post(
+                    "", "", f"✅ server {server} answers again: its certificates are checked again"
+                )
+            )
     return posts, states
 
 
 Publish = Callable[[Post], None]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One round's facts; the servers that could not be read (server → why), and the
+    servers read (None: one edge, unnamed)."""
+
+    facts: list[DomainFacts]
+    away: dict[str, str] = dataclasses.field(default_factory=dict)
+    servers: tuple[str, ...] | None = None
+    own: str = ""
+
+
+class Reader(Protocol):
+    async def read(self) -> Reading: ...
 
 
 class CertStore(Protocol):
@@ -222,6 +293,9 @@ class EdgeReader:
             owns=owner(plane),
         )
 
+    async def read(self) -> Reading:
+        return Reading(await self.facts())
+
     async def facts(self) -> list[DomainFacts]:
         client = await self._client()
         services = await asyncio.to_thread(client.services)
@@ -253,7 +327,7 @@ class CertWatch:
 
     def __init__(
         self,
-        reader: EdgeReader,
+        reader: Reader,
         store: CertStore,
         publish: Publish,
         *,
@@ -268,10 +342,13 @@ class CertWatch:
 
     async def check(self) -> list[Post]:
         """One round: read, compare, keep, publish. Returns what was published."""
-        facts = await self.reader.facts()
+        read = await self.reader.read()
         rows = await asyncio.to_thread(self.store.cert_states)
         previous = {row["domain"]: CertState(**row) for row in rows}
-        posts, states = step(facts, previous, self.clock.now(), self.alert_days)
+        now = self.clock.now()
+        posts, states = step(
+            read.facts, previous, now, self.alert_days, read.away, read.own, read.servers
+        )
 
         def publish_all() -> None:
             for post in posts:

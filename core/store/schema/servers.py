@@ -38,4 +38,10 @@ def v9_servers(db: sqlite_utils.Database) -> None:
     )
 
 
-STEPS = (v9_servers,)
+def v24_server_addresses(db: sqlite_utils.Database) -> None:
+    """Each server's public addresses (comma-separated, canonical), where app domains' DNS
+    records point when an environment runs there; '' until an admin records them."""
+    db["servers"].add_column("addresses", str, not_null_default="")
+
+
+STEPS = (v9_servers, v24_server_addresses)
