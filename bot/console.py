@@ -13,7 +13,7 @@ from rich.markup import escape
 from bot.line_editing import LineEditor
 from bot.terminal import Output
 from commands.dispatch import Dispatcher, StartError
-from commands.grammar import load_all
+from commands.registry import load_all
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
 from rooms.root import Root

@@ -36,7 +36,8 @@ from bot.discord_render import (
 from bot.livelog import LiveLog
 from bot.text import without_ansi
 from commands.dispatch import Dispatcher
-from commands.grammar import PARSERS, UsageError, load_all, render
+from commands.grammar import PARSERS, UsageError, render
+from commands.registry import load_all
 from commands.replies import USAGE, ApprovalRequest, Failure, Followup, Index, Reply, Result
 from commands.request import ChatRequest, needs_secret
 

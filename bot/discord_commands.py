@@ -19,7 +19,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from commands.grammar import CommandSpec, load_all
+from commands.grammar import CommandSpec
+from commands.registry import load_all
 
 BARE = "show"  # the subcommand that runs a group's own command (policy → /policy show)
 DESCRIPTION_MAX = 100  # Discord's limit for a command's and an option's description

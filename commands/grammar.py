@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 import shlex
 import typing
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from commands.registry import REGISTRY, lookup, named, names
 from core.edge.grants import grant_pattern
 from core.names import APP_NAME_RE as NAME_RE
 from core.names import ENV_NAME_RE as ENV_RE
@@ -217,37 +217,6 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-REGISTRY: dict[str, CommandSpec] = {}
-# command name → the module that registers it when imported: a command is known by name at
-# once (commands/catalog declares them all), and its module loads when it is first looked up
-DECLARED: dict[str, str] = {}
-
-
-def declare(module: str, names: Iterable[str]) -> None:
-    """``names`` are registered by ``module``, imported when one of them is first needed."""
-    for name in names:
-        DECLARED[name] = module
-
-
-def names() -> list[str]:
-    """Every command's name, loaded or only declared."""
-    return [*DECLARED, *(name for name in REGISTRY if name not in DECLARED)]
-
-
-def lookup(name: str) -> CommandSpec | None:
-    """The command called ``name``, its module imported if it was not yet; None if none."""
-    if name not in REGISTRY and name in DECLARED:
-        importlib.import_module(DECLARED[name])
-    return REGISTRY.get(name)
-
-
-def load_all() -> dict[str, CommandSpec]:
-    """Every command, each declared module imported (help, Discord's tree, completion)."""
-    for module in dict.fromkeys(DECLARED.values()):
-        importlib.import_module(module)
-    return REGISTRY
-
-
 def command(
     name: str,
     *,
@@ -293,20 +262,13 @@ def find(tokens: list[str]) -> tuple[CommandSpec, list[str]]:
     if group:
         raise UsageError(
             f"{tokens[0]} needs one of: {', '.join(sorted(n.split()[1] for n in group))}",
-            " | ".join(_spec(n).usage for n in sorted(group)),
+            " | ".join(named(n).usage for n in sorted(group)),
         )
     word = tokens[0] if tokens else ""
     raise UsageError(
         f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in known})}: "
         "type `help` to see the commands"
     )
-
-
-def _spec(name: str) -> CommandSpec:
-    spec = lookup(name)
-    if spec is None:
-        raise LookupError(f"{name!r} is declared by {DECLARED.get(name)} but not registered")
-    return spec
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

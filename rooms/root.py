@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from commands.dispatch import Dispatcher, StartError
-from commands.grammar import names
 from commands.notify import Notifier
+from commands.registry import names
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import CONFIG_FILE, ControlConfig, checked, read_config

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from commands.catalog import COMMANDS
 from commands.catalog.families import FAMILIES
-from commands.grammar import DECLARED, REGISTRY, load_all
+from commands.registry import DECLARED, REGISTRY, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
 """Every chat command, by family module. ``COMMANDS`` declares each command's name to the
 grammar, so a command is found by name at once; its module (and the libraries it needs) is
-imported only when one of its commands is first looked up. ``load_all`` in the grammar
-imports them all (help, Discord's tree, completion); tests/test_catalog_table.py checks
-that this table is what the modules register."""
+imported only when one of its commands is first looked up. ``load_all`` (commands/registry.py)
+imports them all (help, Discord's tree, completion); tests/test_catalog_table.py checks that
+this table is what the modules register."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from commands.catalog.context import Context
-from commands.grammar import declare
+from commands.registry import declare
 
 # module → the commands it registers, in the order they were always registered
 COMMANDS: dict[str, tuple[str, ...]] = {

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Iterable
 
 from commands.catalog.context import Context
 from commands.catalog.families import BY_KEY, FAMILIES, Family, family_of
-from commands.grammar import CommandSpec, UsageError, arg, command, did_you_mean, load_all
+from commands.grammar import CommandSpec, UsageError, arg, command, did_you_mean
 from commands.permissions import PUBLIC
+from commands.registry import load_all
 from commands.replies import Index, Message, Reply, Table
 from core.spec_parts import DEFAULT_ENV
 
