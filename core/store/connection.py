@@ -53,9 +53,7 @@ class Connection:
         try:
             conn = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout)
             try:
-                # no sqlite-utils plugins: the store uses none, and finding them reads the
-                # entry points of every installed package at each start (tens of ms)
-                self.db = sqlite_utils.Database(conn, execute_plugins=False)
+                self.db = sqlite_utils.Database(conn)
                 with self._busy():
                     self.db.enable_wal()
                     # the first read of a WAL database creates -wal and -shm under this umask
