@@ -5,6 +5,12 @@ Both run as their own processes on loopback, against the same local fake Web API
 interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS.
 Goals: shipbot p99 < 100 ms, p99 ratio <= 1.5, idle RSS < 80 MB.
 
+shipbot runs as a user would run it whole: Slack (HTTP mode), Discord (connected to a
+loopback gateway, benchmarks/_fake_gateway.py, and the fake REST API), git webhooks on the
+same server, the watchers, and schedules (the daily digest, the backup report). Its idle RSS
+is read once the Discord client has identified. ``--slack-only`` leaves Discord, webhooks
+and the schedules out, as this benchmark measured before.
+
     .venv/bin/python benchmarks/slack_ack.py
 """
 
@@ -26,11 +32,17 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._fake_gateway import FakeGateway  # noqa: E402
+from tests.fake_discord_api import FakeDiscord  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from tests.test_serve import free_port, spawn_cli  # noqa: E402
 
 SECRET = "bench-signing-secret"
 REQUESTS, CONCURRENCY, WARMUP = 200, 50, 20
+SCHEDULES = (
+    "digest: '0 8 * * *'\n"
+    "backups: {s3: {endpoint: 'http://127.0.0.1:9', bucket: bench}, report: '0 9 * * 1'}\n"
+)
 
 
 def signed_slash(text: str) -> tuple[bytes, dict[str, str]]:
@@ -96,11 +108,24 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
+async def identified(gateway: FakeGateway, ship: asyncio.subprocess.Process) -> None:
+    for _ in range(600):  # 30 s at most
+        if gateway.identified or ship.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    if not gateway.identified:
+        raise SystemExit("shipbot's Discord client never identified to the loopback gateway")
+
+
 async def main() -> None:
+    whole = "--slack-only" not in sys.argv
     fake = await FakeSlack().start()
+    discord_api, gateway = await FakeDiscord().start(), await FakeGateway().start()
     ship_port, bare_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as home:
-        Path(home, "shipbot.yml").write_text("admins: [slack:UBENCH]\n")
+        Path(home, "shipbot.yml").write_text(
+            "admins: [slack:UBENCH]\n" + (SCHEDULES if whole else "")
+        )
         env = {
             **os.environ,
             "SHIPBOT_HOME": home,
@@ -111,7 +136,24 @@ async def main() -> None:
             "SHIPBOT_HTTP_PORT": str(ship_port),
             "SHIPBOT_LOG_LEVEL": "ERROR",
         }
-        ship = await spawn_cli(env)
+        if whole:
+            env |= {
+                "DISCORD_TOKEN": "bench-discord-token",
+                "DISCORD_API_URL": discord_api.base,
+                "SHIPBOT_WEBHOOKS": "1",
+            }
+            ship = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "benchmarks._fake_gateway",
+                gateway.url,
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        else:
+            ship = await spawn_cli(env)
         bare = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "benchmarks" / "_bare_bolt_app.py"),
@@ -123,6 +165,8 @@ async def main() -> None:
         try:
             await wait_listening(ship_port)
             await wait_listening(bare_port)
+            if whole:
+                await identified(gateway, ship)
             await asyncio.sleep(1.0)
             idle = rss_mb(ship.pid, "VmRSS")
             urls = {
@@ -142,8 +186,12 @@ async def main() -> None:
                 proc.terminate()
                 await proc.wait()
             await fake.stop()
+            await discord_api.stop()
+            await gateway.stop()
     ours, base = results["shipbot"], results["bare bolt"]
     print(f"{REQUESTS} signed /ship slash commands, {CONCURRENCY} concurrent, loopback")
+    running = "Slack, Discord, webhooks, watchers and schedules" if whole else "Slack only"
+    print(f"shipbot serve running: {running}")
     for name, values in results.items():
         print(f"{name:>10}: p50 {pct(values, 50):6.1f} ms   p99 {pct(values, 99):6.1f} ms")
     print(

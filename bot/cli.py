@@ -2,7 +2,8 @@
 
 The entry point imports the standard library only: ``--version`` and ``health`` (the
 image's HEALTHCHECK, run every few seconds on a possibly busy manager) answer from here;
-every other command loads the Typer app in ``bot.cli_app`` and, through it, what it needs.
+``chat TEXT [--as USER] [--json]`` runs in ``bot.chat_line`` without Typer; every other
+command loads the Typer app in ``bot.cli_app`` and, through it, what it needs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def main() -> None:
         return
     if argv[:1] == ["health"]:
         code = _health(argv[1:])
+        if code is not None:
+            raise SystemExit(code)
+    if argv[:1] == ["chat"]:
+        from bot.chat_line import run  # the plain spelling, without Typer and Click
+
+        code = run(argv[1:])
         if code is not None:
             raise SystemExit(code)
     from bot.cli_app import app

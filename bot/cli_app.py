@@ -6,89 +6,32 @@ and ``health``, which answer with the standard library alone."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
-import sys
-from collections.abc import Coroutine
-from importlib.metadata import version
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from bot.console import open_here, repl, root_here, say
+from bot.chat_line import chat as send
+from bot.chat_line import interruptible, settings_of, start_logging, user_of
+from bot.console import open_here, repl, root_here
 from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
-from bot.settings import CommonSettings, Settings, SettingsError, load
+from bot.settings import Settings
 from bot.terminal import output_for
-from commands.replies import exit_code
-from commands.request import stop_children
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
 ]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-T = TypeVar("T")
-S = TypeVar("S", bound=CommonSettings)
-# How long a cancelled command may take to release its lock and write its audit entry
-# before the process leaves anyway.
-STOP_GRACE_SECONDS = 1.5
-
-
-def _load(model: type[S]) -> S:
-    try:
-        return load(model)
-    except SettingsError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
-def _user(value: str | None) -> str:
-    user = value or f"console:{_load(CommonSettings).user}"
-    return user if ":" in user else f"console:{user}"
 
 
 def _version(show: bool) -> None:
     if show:
+        from importlib.metadata import version
+
         typer.echo(f"shipbot {version('shipbot')}")
         raise typer.Exit()
-
-
-def _leave(code: int) -> None:
-    """Exit now: worker threads may be stuck in blocking calls, and must not be waited for."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
-
-
-def _interruptible(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; on SIGTERM or SIGINT cancel it, kill the child processes it started and
-    leave with 128 + the signal's number."""
-
-    async def main() -> T:
-        task = asyncio.ensure_future(work)
-        loop = asyncio.get_running_loop()
-        received: list[int] = []
-
-        def stop(signum: int) -> None:
-            if received:
-                return
-            received.append(signum)
-            loop.call_later(STOP_GRACE_SECONDS, _leave, 128 + signum)
-            task.cancel()
-            stop_children()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop, signum)
-        await asyncio.wait({task})
-        if received:
-            _leave(128 + received[0])
-        return task.result()
-
-    return asyncio.run(main())
 
 
 @app.callback()
@@ -97,10 +40,7 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    settings = _load(CommonSettings)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    start_logging()
 
 
 @app.command()
@@ -110,7 +50,7 @@ def console(
     """Open the console chat against the local Docker engine."""
     dispatcher = open_here()
     try:
-        _interruptible(repl(dispatcher, output_for(), _user(as_user)))
+        interruptible(repl(dispatcher, output_for(), user_of(as_user)))
     finally:
         dispatcher.close()
 
@@ -124,13 +64,7 @@ def chat(
     ] = False,
 ) -> None:
     """Send one chat message; exit 0 on success, 1 when the command failed, 2 on a usage error."""
-    dispatcher = open_here()
-    try:
-        out = output_for(json=as_json)
-        replies = _interruptible(say(dispatcher, out, _user(as_user), text))
-    finally:
-        dispatcher.close()
-    raise typer.Exit(exit_code(replies))
+    raise typer.Exit(send(text, as_user, as_json))
 
 
 @app.command()
@@ -141,7 +75,7 @@ def serve(
     from bot.serve import ServeError  # the adapters' libraries load only to serve
     from bot.serve import run as run_server
 
-    settings = _load(Settings)
+    settings = settings_of(Settings)
     root = root_here()
     dispatcher = root.dispatcher
     log = logging.getLogger("shipbot.serve")
@@ -164,7 +98,7 @@ def discord_sync() -> None:
     """Publish /deploy, /rollback and /ship to DISCORD_GUILD_ID (instant) or globally."""
     from bot.serve import ServeError, sync_discord
 
-    settings = _load(Settings)
+    settings = settings_of(Settings)
     dispatcher = open_here()
     try:
         names = asyncio.run(sync_discord(dispatcher, settings))

@@ -8,13 +8,12 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
-import typer
 from rich.markup import escape
 
 from bot.line_editing import LineEditor
 from bot.terminal import Output
 from commands.dispatch import Dispatcher, StartError
-from commands.grammar import REGISTRY
+from commands.registry import load_all
 from commands.replies import Log, Reply
 from commands.request import ChatRequest, needs_secret
 from rooms.root import Root
@@ -30,8 +29,8 @@ def root_here() -> Root:
     try:
         return Root.open()
     except StartError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
+        print(f"❌ {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from exc
 
 
 def open_here() -> Dispatcher:
@@ -114,7 +113,7 @@ def line_editor(dispatcher: Dispatcher) -> LineEditor | None:
     if not sys.stdin.isatty():
         return None
     store = dispatcher.engine.store
-    return LineEditor(store.path.parent, REGISTRY, lambda: [a.name for a in store.list_apps()])
+    return LineEditor(store.path.parent, load_all(), lambda: [a.name for a in store.list_apps()])
 
 
 async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:

@@ -36,7 +36,8 @@ from bot.discord_render import (
 from bot.livelog import LiveLog
 from bot.text import without_ansi
 from commands.dispatch import Dispatcher
-from commands.grammar import PARSERS, REGISTRY, UsageError, render
+from commands.grammar import PARSERS, UsageError, render
+from commands.registry import load_all
 from commands.replies import USAGE, ApprovalRequest, Failure, Followup, Index, Reply, Result
 from commands.request import ChatRequest, needs_secret
 
@@ -353,7 +354,7 @@ async def attach(
 def options_text(name: str, options: dict[str, Any]) -> str:
     """The command text for ``name`` with typed option values, each read by the grammar's
     own parser for its field (``UsageError`` naming the option), then rendered canonically."""
-    spec = REGISTRY[name]
+    spec = load_all()[name]
     values: dict[str, Any] = {}
     for field in dataclasses.fields(spec.request):
         value = options.get(field.name)

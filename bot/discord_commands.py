@@ -19,7 +19,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from commands.grammar import REGISTRY, CommandSpec
+from commands.grammar import CommandSpec
+from commands.registry import load_all
 
 BARE = "show"  # the subcommand that runs a group's own command (policy → /policy show)
 DESCRIPTION_MAX = 100  # Discord's limit for a command's and an option's description
@@ -98,9 +99,10 @@ def options_of(spec: CommandSpec) -> tuple[Option, ...]:
 
 def entries() -> list[Entry]:
     """Every catalog command, placed in Discord's tree."""
-    groups = {name.split()[0] for name in REGISTRY if " " in name}
+    registry = load_all()
+    groups = {name.split()[0] for name in registry if " " in name}
     placed = []
-    for name, spec in sorted(REGISTRY.items()):
+    for name, spec in sorted(registry.items()):
         words = tuple(name.split())
         path = (words[0], BARE) if len(words) == 1 and words[0] in groups else words
         placed.append(Entry(path, spec, options_of(spec)))

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commands import four_eyes
 from commands.grammar import parse, render, spec_of
@@ -28,10 +28,11 @@ from commands.replies import (
     encode,
     when,
 )
-from core.appspec import Approval
-from core.deploy.resolve import Resolved, check_env
 from core.engine import Engine
-from core.policy import gate as policy_gate
+from core.spec_parts import Approval
+
+if TYPE_CHECKING:
+    from core.deploy.resolve import Resolved
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Review:
 async def rule(engine: Engine, app: str, env: str, resolved: Resolved | None) -> Approval | None:
     """The approval an environment asks for: the accepted policy's (core/policy), which
     app.yml at the registered ref and the ref being deployed may tighten, never loosen."""
+    from core.deploy.resolve import check_env  # app.yml's code loads for a command that has one
+    from core.policy import gate as policy_gate
+
     config = await engine.config(app)
     check_env(config, env)
     offered = config.for_env(env).approval, resolved.spec.approval if resolved else None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from commands.registry import REGISTRY, lookup, named, names
 from core.edge.grants import grant_pattern
 from core.names import APP_NAME_RE as NAME_RE
 from core.names import ENV_NAME_RE as ENV_RE
@@ -216,9 +217,6 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-REGISTRY: dict[str, CommandSpec] = {}
-
-
 def command(
     name: str,
     *,
@@ -256,17 +254,19 @@ def tokenize(text: str) -> list[str]:
 def find(tokens: list[str]) -> tuple[CommandSpec, list[str]]:
     for length in (2, 1):
         name = " ".join(tokens[:length])
-        if len(tokens) >= length and name in REGISTRY:
-            return REGISTRY[name], tokens[length:]
-    group = [n for n in REGISTRY if tokens and n.startswith(tokens[0] + " ")]
+        spec = lookup(name) if len(tokens) >= length else None
+        if spec is not None:
+            return spec, tokens[length:]
+    known = names()
+    group = [n for n in known if tokens and n.startswith(tokens[0] + " ")]
     if group:
         raise UsageError(
             f"{tokens[0]} needs one of: {', '.join(sorted(n.split()[1] for n in group))}",
-            " | ".join(REGISTRY[n].usage for n in sorted(group)),
+            " | ".join(named(n).usage for n in sorted(group)),
         )
     word = tokens[0] if tokens else ""
     raise UsageError(
-        f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in REGISTRY})}: "
+        f"unknown command {word!r}{did_you_mean(word, {n.split()[0] for n in known})}: "
         "type `help` to see the commands"
     )
 

@@ -4,14 +4,13 @@ replies are masked."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands import catalog
-from commands.grammar import UsageError, parse
-from core.apps import sources
-from core.appspec import DEFAULT_ENV
+from commands.grammar import UsageError, parse, spec_of
+from core.spec_parts import DEFAULT_ENV
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,10 @@ class ChatRequest:
 
 
 def stop_children() -> int:
-    """Kill the child processes (git) running for any command: a CLI leaving on a signal."""
-    return sources.kill_children()
+    """Kill the child processes (git) running for any command: a CLI leaving on a signal.
+    A process that never loaded the git module (core/apps/sources.py) started none."""
+    sources = sys.modules.get("core.apps.sources")
+    return sources.kill_children() if sources is not None else 0
 
 
 def needs_secret(text: str) -> str | None:
@@ -47,12 +48,13 @@ def needs_secret(text: str) -> str | None:
         request = parse(text)
     except UsageError:
         return None
-    if isinstance(request, catalog.SecretSet):
+    name = spec_of(request).name  # by name: a family's module loads only when it runs
+    if name == "secret set":
         return f"value of {request.key} for {request.app} (not echoed): "
-    if isinstance(request, catalog.WebhookSecret | catalog.WebhookToken):
-        what = "secret" if isinstance(request, catalog.WebhookSecret) else "forge token"
+    if name in ("webhook secret", "webhook token"):
+        what = "secret" if name == "webhook secret" else "forge token"
         return f"webhook {what} of {request.app} (not echoed): "
-    if isinstance(request, catalog.SshKey) and request.action == "import":
+    if name == "ssh-key" and request.action == "import":
         return f"private key {request.key}, unencrypted, as one paste (not echoed): "
     return None
 

@@ -24,7 +24,6 @@ from commands.notify import Notifier
 from commands.permissions import ADMIN, VIEW, Denied
 from commands.replies import DENIED, FAILED, INTERNAL, USAGE, Failure, Message, Reply, Result
 from commands.replies import mask as mask_reply
-from commands.watching import anchor as anchor_result
 from core.engine import Engine
 from core.errors import BuildError, CoreError
 from core.secrets import Masker
@@ -148,6 +147,8 @@ async def anchor(flow: Flow, work: Work, call_next: Next) -> AsyncIterator[Reply
     message = work.shown_at() if results and work.shown_at is not None else None
     if message is None:
         return
+    from commands.watching import anchor as anchor_result  # the watch loads when it is used
+
     try:
         ctx = work.ctx
         plane = flow.engine.plane

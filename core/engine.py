@@ -13,31 +13,33 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core import apps
-from core.appspec import DEFAULT_ENV, AppConfig
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, ControlConfig, DataConfig, EdgeConfig
-from core.data import databases
 from core.data.s3 import S3Store
-from core.deploy import adjust, deploy, reconcile, release_job, rollback, status
-from core.deploy.drift import Drift, detect
-from core.deploy.resolve import Resolved, resolve
-from core.deploy.verdicts import KEEP_RELEASES
-from core.edge import operate as edge
 from core.errors import CoreError
 from core.events import Event
 from core.plane import OffLoop, Plane
-from core.policy import accept as policy_accept
 from core.secrets import Vault, secret_values
-from core.servers import remote
+from core.spec_parts import DEFAULT_ENV
 from core.store import App, Release, Store, shipbot_home
 from core.store.locks import ttl_seconds
 from core.swarm.docker_host import refuse_ssh
 from core.swarm.servers import Servers
 
-ServiceStatus = status.ServiceStatus
+# Each operation's module is imported in the method that runs it: a command line that runs
+# none (``shipbot chat whoami``) loads neither app.yml's model nor the deploy, data and edge
+# code and their libraries.
+if TYPE_CHECKING:
+    from core.appspec import AppConfig
+    from core.data import databases
+    from core.deploy import status
+    from core.deploy.drift import Drift
+    from core.deploy.resolve import Resolved
+    from core.edge import operate as edge
+
 NETWORK = Clients(s3_factory=S3Store)  # the real clients: boto3's S3, httpx on the network
 
 
@@ -55,6 +57,8 @@ class Engine:
         clock: Clock | None = None,
         clients: Clients = NETWORK,
     ) -> None:
+        from core.servers import remote
+
         home = home or shipbot_home()
         self.plane = Plane(
             store=store,
@@ -116,15 +120,22 @@ class Engine:
 
     # apps
     def app(self, name: str) -> App:
+        from core import apps
+
         return apps.get_app(self.store, name)
 
     async def add_app(self, name: str, **source: str | None) -> tuple[App, AppConfig]:
         """Register an app, and accept its app.yml's policy as it stands (an admin's)."""
+        from core import apps
+        from core.policy import accept as policy_accept
+
         app, config, commit = await apps.add_app(self.plane, name, **source)  # type: ignore[arg-type]
         await policy_accept.first(self.plane, name, config, commit, app.created_by)
         return app, config
 
     async def config(self, name: str, ref: str | None = None) -> AppConfig:
+        from core import apps
+
         app = await asyncio.to_thread(self.app, name)
         return (await apps.read_config(self.plane, app, ref))[0]
 
@@ -132,14 +143,20 @@ class Engine:
     async def resolve(
         self, name: str, env: str | None = None, ref: str | None = None, image: str | None = None
     ) -> Resolved:
+        from core.deploy.resolve import resolve
+
         return await resolve(self.plane, name, env, ref, image)
 
     async def plan(self, resolved: Resolved) -> list[str]:
+        from core.deploy import deploy
+
         return await deploy.plan(self.plane, resolved)
 
     def deploy(
         self, resolved: Resolved, *, user: str, approved_by: str | None = None
     ) -> AsyncIterator[Event]:
+        from core.deploy import deploy
+
         return deploy.deploy(self.plane, resolved, user=user, approved_by=approved_by)
 
     def rollback(
@@ -151,6 +168,8 @@ class Engine:
         number: int | None = None,
         approved_by: str | None = None,
     ) -> AsyncIterator[Event]:
+        from core.deploy import rollback
+
         return rollback.rollback(
             self.plane, name, env or DEFAULT_ENV, user=user, number=number, approved_by=approved_by
         )
@@ -158,18 +177,26 @@ class Engine:
     async def rollback_target(
         self, name: str, env: str | None = None, number: int | None = None
     ) -> Release:
+        from core.deploy import rollback
+
         return await rollback.target(self.plane, name, env or DEFAULT_ENV, number)
 
     def scale(
         self, name: str, replicas: int, *, user: str, env: str | None = None
     ) -> AsyncIterator[Event]:
+        from core.deploy import adjust
+
         return adjust.scale(self.plane, name, env or DEFAULT_ENV, replicas, user=user)
 
     def restart(self, name: str, *, user: str, env: str | None = None) -> AsyncIterator[Event]:
+        from core.deploy import adjust
+
         return adjust.restart(self.plane, name, env or DEFAULT_ENV, user=user)
 
     # reading, each time from Swarm
     async def status(self, name: str | None = None) -> list[status.ServiceStatus]:
+        from core.deploy import reconcile, status
+
         if name is not None:
             await asyncio.to_thread(self.app, name)
         await reconcile.reconcile(self.plane, name)
@@ -177,6 +204,8 @@ class Engine:
 
     async def drift(self, name: str | None = None) -> list[Drift]:
         """What runs that the store did not ask for (of ``name`` when given)."""
+        from core.deploy.drift import detect
+
         if name is not None:
             await asyncio.to_thread(self.app, name)
         return await detect(self.plane, name)
@@ -190,12 +219,17 @@ class Engine:
         release: int | None = None,
         everything: bool = False,
     ) -> list[str]:
+        from core.deploy import status
+
         await asyncio.to_thread(self.app, name)
         return await status.logs(
             self.plane, name, env or DEFAULT_ENV, tail=tail, release=release, everything=everything
         )
 
     async def releases(self, name: str, env: str | None = None) -> list[Release]:
+        from core.deploy import reconcile
+        from core.deploy.verdicts import KEEP_RELEASES
+
         await asyncio.to_thread(self.app, name)
         with contextlib.suppress(CoreError):  # the engine is away: the records still show
             await reconcile.reconcile(self.plane, name)
@@ -210,18 +244,26 @@ class Engine:
 
     async def settle(self) -> None:
         """Releases nobody saw finish, read back from Swarm, when it answers."""
+        from core.deploy import reconcile
+
         with contextlib.suppress(CoreError):  # Swarm is away: status and releases retry
             await reconcile.reconcile(self.plane)
 
     # the edge: Traefik in front of the swarm
     def proxy_setup(self, server: str | None = None) -> AsyncIterator[Event]:
+        from core.edge import operate as edge
+
         return edge.setup(self.plane, server)
 
     async def proxy_status(self, server: str | None = None) -> edge.ProxyStatus | None:
+        from core.edge import operate as edge
+
         return await edge.proxy_status(self.plane, server)
 
     async def routes(self, name: str) -> list[edge.Route]:
         """An app's domains, each probed once through the proxy."""
+        from core.edge import operate as edge
+
         return await edge.routes(self.plane, name)
 
     # managed databases: core/data/databases.py
@@ -235,24 +277,38 @@ class Engine:
         config: DataConfig,
         server: str | None = None,
     ) -> AsyncIterator[Event]:
+        from core.data import databases
+
         return databases.create(self.plane, config, kind, name, version, user=user, server=server)
 
     def remove_database(self, name: str, *, delete_data: bool) -> AsyncIterator[Event]:
+        from core.data import databases
+
         return databases.remove(self.plane, name, delete_data=delete_data)
 
     async def database(self, name: str) -> databases.Database:
+        from core.data import databases
+
         return await databases.get(self.plane, name)
 
     async def list_databases(self) -> list[databases.Database]:
+        from core.data import databases
+
         return await asyncio.to_thread(databases.load_all, self.plane)
 
     async def database_status(self, name: str) -> databases.DatabaseStatus:
+        from core.data import databases
+
         return await databases.status(self.plane, name)
 
     async def attach_database(self, name: str, app: str, env: str, *, user: str) -> bool:
+        from core.data import databases
+
         return await databases.attach(self.plane, name, app, env, user=user)
 
     async def detach_database(self, name: str, app: str, env: str) -> bool:
+        from core.data import databases
+
         return await databases.detach(self.plane, name, app, env)
 
     # secrets
@@ -268,4 +324,6 @@ class Engine:
         self, name: str, argv: Sequence[str], *, user: str, env: str | None = None
     ) -> AsyncIterator[Event]:
         """``argv`` once as a Swarm job on the live release of ``name`` (``run``)."""
+        from core.deploy import release_job
+
         return release_job.run_once(self.plane, name, env or DEFAULT_ENV, argv, user=user)

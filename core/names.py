@@ -41,6 +41,7 @@ LABEL_ENV = "shipbot.env"
 LABEL_RELEASE = "shipbot.release"
 LABEL_MANAGED = "shipbot.managed"
 LABEL_PLANE = "shipbot.plane"  # the id of the control plane that made it (core/ownership.py)
+LABEL_HELPER = "shipbot.volume.helper"  # on volume helper services: the volume they mount
 
 
 # Hostnames and path prefixes end up inside Traefik rules between backticks, so these

@@ -6,7 +6,9 @@
 - ``tables`` and ``migrations``: the tables it owns and the numbers of the ``shipbot``
   migrations that made them (its module in core/store/schema/); a new room brings its own
   ``Migrations`` set (sqlite-utils) in ``schema``, applied by the root, each step once.
-- ``commands``: its chat command family (each registered with ``@command``).
+- ``commands``: its chat command family, by name: a catalog command (declared in
+  commands/catalog/__init__.py, its module imported when first run), or a request class
+  registered with ``@command``.
 - ``periodic``: its schedules and watchers, built from the root at every start.
 """
 
@@ -81,5 +83,5 @@ class Capability:
     tables: tuple[str, ...] = ()
     migrations: tuple[int, ...] = ()  # the ``shipbot`` migrations that made ``tables``
     schema: Migrations | None = None  # a room's own migration set, applied by the root
-    commands: tuple[type, ...] = ()
+    commands: tuple[str | type, ...] = ()
     periodic: Callable[[Running], Iterable[Periodic]] = nothing

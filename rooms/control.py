@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from commands.catalog import access, decisions, help, outbox, people
 from core.scheduler.clocked import Every
 from core.store.schema import control as schema_control
 from core.store.schema import versions
@@ -30,21 +29,21 @@ ROOM = Capability(
     tables=("grants", "approvals", "locks", "audit", "outbox", "deliveries", "people", "identity"),
     migrations=versions(schema_control),
     commands=(
-        access.Audit,
-        access.GrantRole,
-        access.Grants,
-        help.Help,
-        access.RevokeRole,
-        access.Unlock,
-        access.Whoami,
-        decisions.Approve,
-        decisions.Reject,
-        outbox.Notifications,
-        outbox.Outbox,
-        outbox.OutboxRetry,
-        people.People,
-        people.PeopleLink,
-        people.PeopleUnlink,
+        "audit",
+        "grant",
+        "grants",
+        "help",
+        "revoke",
+        "unlock",
+        "whoami",
+        "approve",
+        "reject",
+        "notifications",
+        "outbox",
+        "outbox retry",
+        "people",
+        "people link",
+        "people unlink",
     ),
     periodic=periodic,
 )

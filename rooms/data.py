@@ -5,15 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from commands.catalog import backups, data, reports, volumes
 from commands.replies import Message
 from core.config import BackupsConfig, DataConfig
 from core.scheduler.clocked import Every
-from core.scheduler.cron import trigger
-from core.scheduler.jobs import jobs
 from core.store.schema import data as schema_data
 from core.store.schema import versions
-from core.watch.backups import BackupWatch
 from rooms.capability import Capability, Periodic, Running, Schedule
 
 log = logging.getLogger("shipbot.serve")
@@ -25,6 +21,12 @@ def periodic(root: Running) -> Iterable[Periodic]:
     settings = root.config.backups
     if settings is None:
         return
+    # the family and the watch load only where they run: serve
+    from commands.catalog import reports
+    from core.scheduler.cron import trigger
+    from core.scheduler.jobs import jobs
+    from core.watch.backups import BackupWatch
+
     runner = reports.Runner(root.plane, root.config, root.notifier)
     for job in jobs(settings):
         yield Schedule(
@@ -60,20 +62,20 @@ ROOM = Capability(
     ),  # fmt: skip
     migrations=versions(schema_data),
     commands=(
-        backups.BackupList,
-        backups.Restore,
-        data.DbAttach,
-        data.DbCreate,
-        data.DbDetach,
-        data.DbList,
-        data.DbRemove,
-        data.DbStatus,
-        reports.BackupReport,
-        reports.BackupRun,
-        reports.BackupVerify,
-        volumes.VolumeBackup,
-        volumes.VolumeBackups,
-        volumes.VolumeRestore,
+        "backup list",
+        "restore",
+        "db attach",
+        "db create",
+        "db detach",
+        "db list",
+        "db remove",
+        "db status",
+        "backup report",
+        "backup run",
+        "backup verify",
+        "volume backup",
+        "volume backups",
+        "volume restore",
     ),
     periodic=periodic,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from commands.catalog import apps, deploys, jobs, links, policy, running, variables
 from core.config import BuildConfig
 from core.store.schema import deploy as schema_deploy
 from core.store.schema import versions
@@ -23,25 +22,25 @@ ROOM = Capability(
     ),  # fmt: skip
     migrations=versions(schema_deploy),
     commands=(
-        apps.AppsAdd,
-        apps.AppsList,
-        deploys.Deploy,
-        deploys.Releases,
-        deploys.Rollback,
-        jobs.Run,
-        links.LinkGrant,
-        links.LinkList,
-        links.LinkRevoke,
-        policy.PolicyAccept,
-        policy.PolicyDiff,
-        policy.PolicyShow,
-        running.Logs,
-        running.Restart,
-        running.Scale,
-        running.Status,
-        variables.EnvList,
-        variables.EnvSet,
-        variables.EnvUnset,
-        variables.SecretSet,
+        "apps add",
+        "apps list",
+        "deploy",
+        "releases",
+        "rollback",
+        "run",
+        "link grant",
+        "link list",
+        "link revoke",
+        "policy accept",
+        "policy diff",
+        "policy",
+        "logs",
+        "restart",
+        "scale",
+        "status",
+        "env list",
+        "env set",
+        "env unset",
+        "secret set",
     ),
 )

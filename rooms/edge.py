@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from commands.catalog import certs, dns, domains, edge
 from core.config import DnsConfig, EdgeConfig
 from core.scheduler.clocked import Every
 from core.store.schema import edge as schema_edge
@@ -17,6 +16,8 @@ log = logging.getLogger("shipbot.serve")
 
 def periodic(root: Running) -> Iterable[Periodic]:
     """Every server's certificates, checked at start and every ``edge.acme.watch_seconds``."""
+    from commands.catalog import certs  # the family loads only where it runs: serve
+
     watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock)
 
     async def check() -> None:
@@ -32,14 +33,14 @@ ROOM = Capability(
     tables=("cert_watch", "domain_grants"),
     migrations=versions(schema_edge),
     commands=(
-        certs.Certs,
-        dns.DnsList,
-        dns.DnsSync,
-        domains.DomainGrant,
-        domains.DomainRevoke,
-        domains.Domains,
-        edge.ProxySetup,
-        edge.ProxyStatus,
+        "certs",
+        "dns list",
+        "dns sync",
+        "domain grant",
+        "domain revoke",
+        "domains",
+        "proxy setup",
+        "proxy status",
     ),
     periodic=periodic,
 )

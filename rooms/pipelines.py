@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from commands.catalog import pipelines
 from core.config import PipelinesConfig
 from core.store.schema import pipelines as schema_pipelines
 from core.store.schema import versions
@@ -14,10 +13,10 @@ ROOM = Capability(
     tables=("webhooks", "previews", "ci_tokens"),
     migrations=versions(schema_pipelines),
     commands=(
-        pipelines.PreviewClose,
-        pipelines.PreviewDeploy,
-        pipelines.PreviewList,
-        pipelines.WebhookSecret,
-        pipelines.WebhookToken,
+        "preview close",
+        "preview deploy",
+        "previews",
+        "webhook secret",
+        "webhook token",
     ),
 )

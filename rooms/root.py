@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from commands.dispatch import Dispatcher, StartError
 from commands.notify import Notifier
+from commands.registry import names
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import CONFIG_FILE, ControlConfig, checked, read_config
@@ -85,7 +86,10 @@ class Root:
         self.plane.sections.update({**known, **(sections or {})})
         for room in self.rooms:
             for request in room.commands:
-                if not hasattr(request, "spec"):
+                if isinstance(request, str):
+                    if request not in names():
+                        raise TypeError(f"{room.name}: {request!r} is not a declared command")
+                elif not hasattr(request, "spec"):
                     raise TypeError(f"{room.name}: {request.__name__} is not an @command")
             if room.schema is not None:
                 self.plane.store.apply(room.schema)

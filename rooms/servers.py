@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from commands.catalog import servers
 from core.store.schema import servers as schema_servers
 from core.store.schema import versions
 from rooms.capability import Capability
@@ -13,12 +12,12 @@ ROOM = Capability(
     tables=("servers", "ssh_keys", "env_servers"),
     migrations=versions(schema_servers),
     commands=(
-        servers.ServerAdd,
-        servers.ServerAddress,
-        servers.ServerCheck,
-        servers.ServerList,
-        servers.ServerRemove,
-        servers.ServerTrust,
-        servers.SshKey,
+        "server add",
+        "server address",
+        "server check",
+        "server list",
+        "server remove",
+        "server trust",
+        "ssh-key",
     ),
 )

@@ -8,20 +8,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from commands.replies import Message, encode
-from commands.watching import fleet, watched_servers
 from core.config.watch import AlertsConfig, DigestConfig, DriftConfig
 from core.scheduler.clocked import Every
-from core.scheduler.cron import trigger
-from core.scheduler.jobs import CronJobs
 from core.store.schema import versions
 from core.store.schema import watch as schema_watch
-from core.watch.digest import Digest
-from core.watch.drift import DriftWatch
-from core.watch.sweep import sweep_all
 from rooms.capability import Capability, Periodic, Running, Schedule, Watcher
 
 if TYPE_CHECKING:
     from commands.dispatch import Dispatcher
+    from core.scheduler.jobs import CronJobs
 
 log = logging.getLogger("shipbot.serve")
 SWEEP_SECONDS = 60.0  # at least: leftovers are hours old, no need to list them each check
@@ -29,6 +24,9 @@ SWEEP_SECONDS = 60.0  # at least: leftovers are hours old, no need to list them 
 
 def digest(dispatcher: Dispatcher) -> CronJobs:
     """The daily digest's job (none when shipbot.yml has no ``digest:``)."""
+    from core.scheduler.jobs import CronJobs
+    from core.watch.digest import Digest
+
     config, store = dispatcher.config.digest, dispatcher.engine.store
     clock = dispatcher.engine.plane.clock
     if config is None:
@@ -50,6 +48,12 @@ def periodic(root: Running) -> Iterable[Periodic]:
     guard's round before each); drift at start and every ``drift.watch_seconds``; helpers
     and jobs a crash left behind swept at start and every minute (or check); the digest on
     ``digest.cron``."""
+    # the watch's modules load where it runs (serve), not for every command line
+    from commands.watching import fleet, watched_servers
+    from core.scheduler.cron import trigger
+    from core.watch.drift import DriftWatch
+    from core.watch.sweep import sweep_all
+
     yield Watcher("alerts", fleet(root.plane, root.config, root.notifier).run)
     drifts = DriftWatch(
         root.plane.store,

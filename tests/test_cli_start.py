@@ -39,7 +39,28 @@ HEAVY = (
     "docker",
     "requests",
 )
+# What `chat whoami` never needs either, though other commands do: made lazy for it (the
+# settings' library, app.yml's model, other families' modules and what they drive)
+LAZY = (
+    "typer",
+    "pydantic_settings",
+    "core.appspec",
+    "core.apps",
+    "core.deploy.resolve",
+    "core.deploy.deploy",
+    "core.data.databases",
+    "core.data.volumes",
+    "core.edge.operate",
+    "core.watch.alerts",
+    "pyrage",
+)
 SCRIPT = "import sys; from bot.cli import main; sys.argv[0] = 'shipbot'; main()"
+# the same, writing every module loaded by the end (``import_module`` escapes -X importtime)
+LISTED = (
+    "import atexit, os, sys; "
+    "atexit.register(lambda: open(os.environ['MODULES_OUT'], 'w').write('\\n'.join(sys.modules)));"
+    " from bot.cli import main; sys.argv[0] = 'shipbot'; main()"
+)
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.M)
 
 
@@ -67,6 +88,31 @@ def test_chat_whoami_loads_no_platform_cloud_or_engine_library(tmp_path: Path):
     assert "you are console:ops" in done.stdout
     assert "commands.catalog" in modules  # the whole command set was there to answer
     assert sorted(modules.intersection(HEAVY)) == []
+
+
+def test_chat_whoami_loads_its_family_alone_and_nothing_made_lazy(tmp_path: Path):
+    (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
+    out = tmp_path / "modules.txt"
+    env = {
+        **os.environ,
+        "SHIPBOT_HOME": str(tmp_path),
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+        "MODULES_OUT": str(out),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LISTED, "chat", "whoami", "--as", "console:ops"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "you are console:ops" in done.stdout
+    modules = set(out.read_text().split("\n"))
+    families = sorted(m for m in modules if m.startswith("commands.catalog."))
+    assert families == ["commands.catalog.access", "commands.catalog.context"]
+    assert sorted(modules.intersection((*LAZY, *HEAVY))) == []
 
 
 def test_version_imports_nothing_of_shipbot_but_its_entry_point(tmp_path: Path):

@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commands.notify import Notifier
 from commands.permissions import Policy
 from commands.replies import Log, Reply, Result, Step
-from core.appspec import DEFAULT_ENV
 from core.config import ControlConfig
-from core.deploy.resolve import Resolved
-from core.engine import Engine
 from core.events import Event, LogLine, Outcome, Progress
+from core.spec_parts import DEFAULT_ENV
+
+if TYPE_CHECKING:
+    from core.deploy.resolve import Resolved
+    from core.engine import Engine
 
 
 @dataclass(frozen=True)

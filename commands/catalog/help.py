@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Iterable
 
 from commands.catalog.context import Context
 from commands.catalog.families import BY_KEY, FAMILIES, Family, family_of
-from commands.grammar import REGISTRY, CommandSpec, UsageError, arg, command, did_you_mean
+from commands.grammar import CommandSpec, UsageError, arg, command, did_you_mean
 from commands.permissions import PUBLIC
+from commands.registry import load_all
 from commands.replies import Index, Message, Reply, Table
-from core.appspec import DEFAULT_ENV
+from core.spec_parts import DEFAULT_ENV
 
 
 @command("help", permission=PUBLIC, examples=("help", "help data", "help db", "help deploy"))
@@ -22,12 +23,13 @@ class Help:
     sub: str | None = arg("text", "SUBCOMMAND", optional=True)
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        mine = in_order(s for s in REGISTRY.values() if ctx.policy.may_ever(ctx.user, s.permission))
+        registry = load_all()
+        mine = in_order(s for s in registry.values() if ctx.policy.may_ever(ctx.user, s.permission))
         if self.topic is None:
             yield overview(mine)
             return
         name = " ".join(part for part in (self.topic, self.sub) if part)
-        spec = REGISTRY.get(name)
+        spec = registry.get(name)
         if spec is not None:
             yield Message(usage(spec))
             return
@@ -38,7 +40,7 @@ class Help:
             title = f"{name} commands" if group else f"{family.title} (`help {family.key}`)"
             yield listing(title, shown)
             return
-        words = {s.name for s in REGISTRY.values()} | {s.name.split()[0] for s in REGISTRY.values()}
+        words = {s.name for s in registry.values()} | {s.name.split()[0] for s in registry.values()}
         raise UsageError(
             f"help: no command or family {name!r}{did_you_mean(name, words | set(BY_KEY))}; "
             f"the families are {', '.join(BY_KEY)}: `help FAMILY` lists one, `help` them all"
@@ -47,7 +49,7 @@ class Help:
 
 def in_order(specs: Iterable[CommandSpec]) -> list[CommandSpec]:
     """By family, then by module as the family lists them, then as the module declares them."""
-    order = list(REGISTRY)
+    order = list(load_all())
 
     def key(spec: CommandSpec) -> tuple[int, int, int]:
         family = family_of(spec)

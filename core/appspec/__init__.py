@@ -13,9 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -35,16 +33,10 @@ from core.appspec.swarm import (
 from core.bounded import MAX_ERRORS, check_size, load_yaml
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
-from core.names import (
-    APP_NAME_RE,
-    DEFAULT_ENV,
-    ENV_NAME_RE,
-    ROLE_NAMES,
-    USER_RE,
-    domain,
-    path_prefix,
-)
+from core.names import APP_NAME_RE, ENV_NAME_RE, domain, path_prefix
 from core.names import KEY_RE as ENV_KEY_RE
+from core.spec_parts import DEFAULT_ENV, Approval, Duration, MemoryBytes
+from core.spec_parts import Strict as _Strict
 
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
 VOLUME_RE = re.compile(
@@ -52,18 +44,6 @@ VOLUME_RE = re.compile(
 )
 
 APP_FILE = "app.yml"
-
-
-def _memory_bytes(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    from docker.errors import DockerException  # the SDK loads when a size is first read
-    from docker.utils import parse_bytes
-
-    try:
-        return parse_bytes(str(value).strip().lower().removesuffix("ib").removesuffix("b") or "x")
-    except DockerException as exc:
-        raise ValueError(f"expected a size such as 256M or 1G, got {value!r}") from exc
 
 
 def _env_value(value: Any) -> str:
@@ -95,15 +75,9 @@ def _distinct(values: list[str]) -> list[str]:
     return values
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration_ns)]
-MemoryBytes = Annotated[int, BeforeValidator(_memory_bytes), Field(gt=0)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 Domain = Annotated[str, BeforeValidator(domain)]
 PathPrefix = Annotated[str, BeforeValidator(path_prefix)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BuildSpec(_Strict):
@@ -146,24 +120,6 @@ class Healthcheck(_Strict):
 class Resources(_Strict):
     cpus: float | None = Field(default=None, gt=0)
     memory: MemoryBytes | None = None
-
-
-class Approval(_Strict):
-    """Who must approve a deploy or rollback to an environment before it runs."""
-
-    required: int = Field(default=1, ge=1, le=5)
-    approvers: list[str] = Field(default_factory=lambda: ["deployer", "admin"], min_length=1)
-    expires: Duration = parse_duration_ns("30m")
-
-    @field_validator("approvers")
-    @classmethod
-    def _roles_or_users(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if item not in ROLE_NAMES and not USER_RE.match(item):
-                raise ValueError(
-                    f"{item!r} is neither a role ({', '.join(ROLE_NAMES)}) nor a platform:id"
-                )
-        return value
 
 
 class DeployOnPush(_Strict):

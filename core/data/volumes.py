@@ -31,6 +31,7 @@ from core.names import (
     ENV_NAME_RE,
     LABEL_APP,
     LABEL_ENV,
+    LABEL_HELPER,
     LABEL_MANAGED,
     LABEL_PLANE,
     service_name,
@@ -41,7 +42,6 @@ from core.store import Store
 from core.swarm import SwarmClient, running_tasks
 
 MOUNT = "/volume"
-LABEL_HELPER = "shipbot.volume.helper"  # on helper services: the volume they mount
 HELPER_SECONDS = 60.0  # for the helper's container to run (the image is local)
 HELPER_SLEEP = "3600"  # the helper idles this long at most, should shipbot die meanwhile
 ONCE = {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"}  # never updated

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.data.db_spec import LABEL_DB
-from core.data.volumes import LABEL_HELPER, parse_key
+from core.data.volumes import parse_key
 from core.errors import CoreError
-from core.names import LABEL_PLANE
+from core.names import LABEL_HELPER, LABEL_PLANE
 from core.plane import Plane
 from core.process import LABEL_OWNER, gone
 from core.store import Store
