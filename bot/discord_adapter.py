@@ -40,6 +40,7 @@ from commands.grammar import PARSERS, UsageError, render
 from commands.registry import load_all
 from commands.replies import USAGE, ApprovalRequest, Failure, Followup, Index, Reply, Result
 from commands.request import ChatRequest, needs_secret
+from core.clock import SYSTEM, Clock
 
 log = logging.getLogger("shipbot.discord")
 PLATFORM = "discord"
@@ -49,10 +50,16 @@ FOLLOWUP_TTL = 14 * 60.0  # interaction tokens last 15 minutes; switch to channe
 class DiscordLiveLog(LiveLog):
     """The live log as one message in the thread, and the whole log as an attachment."""
 
-    def __init__(self, target: discord.abc.Messageable, title: str, interval: float) -> None:
+    def __init__(
+        self,
+        target: discord.abc.Messageable,
+        title: str,
+        interval: float,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self.target = target
         self.message: discord.Message | None = None
-        super().__init__(title, interval)
+        super().__init__(title, interval, clock)
 
     async def post(self, lines: list[str]) -> None:
         self.message = await self.target.send(code_tail(neutralise_lines(lines)))

@@ -15,13 +15,15 @@ import re
 from abc import ABC, abstractmethod
 from collections import deque
 
+from core.clock import SYSTEM, Clock
+
 LIVE_LINES = 40
 KEPT_LINES = 20_000
 
 
 class LiveLog(ABC):
-    def __init__(self, title: str, interval: float = 1.0) -> None:
-        self.title, self.interval = title, interval
+    def __init__(self, title: str, interval: float = 1.0, clock: Clock = SYSTEM) -> None:
+        self.title, self.interval, self.clock = title, interval, clock
         self.lines: deque[str] = deque(maxlen=KEPT_LINES)
         self.count = 0  # lines added, kept or not
         self._shown = 0
@@ -55,7 +57,7 @@ class LiveLog(ABC):
                 await self._flush()
                 if self._closing and self._shown == self.count:
                     return
-                await asyncio.sleep(self.interval)
+                await self.clock.sleep(self.interval)
             elif self._closing:
                 return
 

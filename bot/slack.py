@@ -49,6 +49,7 @@ from bot.webhooks import RouteSet, start_http
 from commands.dispatch import Dispatcher
 from commands.replies import Failure, Followup, Reply, Result
 from commands.request import ChatRequest, needs_secret
+from core.clock import SYSTEM, Clock
 
 log = logging.getLogger("shipbot.slack")
 PLATFORM = "slack"
@@ -86,8 +87,10 @@ class SlackSurface(Surface):
         respond: AsyncRespond | None = None,
         status_ts: str | None = None,
         whisper_in_channel: bool = False,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.client, self.channel, self.user = client, channel, user
+        self.clock = clock  # what paces the live log's edits
         self.respond = respond
         self.status_ts = status_ts
         # a click's buttons are the bot's own message, so the clicker's private answers can
@@ -182,7 +185,7 @@ class SlackSurface(Surface):
         if self.unreachable:
             return ResponseLog(self)
         assert self.status_ts is not None
-        return SlackLiveLog(self.client, self.channel, self.status_ts, title, interval)
+        return SlackLiveLog(self.client, self.channel, self.status_ts, title, interval, self.clock)
 
     async def say(self, reply: Reply) -> None:
         await self._post(*render(reply))

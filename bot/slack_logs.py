@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.livelog import LIVE_LINES, LiveLog
 from bot.slack_render import SECTION_LIMIT, code_block, context, escape_lines, section
 from bot.text import tail
+from core.clock import SYSTEM, Clock
 
 
 class ThroughUrl(Protocol):
@@ -27,10 +28,11 @@ class SlackLiveLog(LiveLog):
         thread_ts: str,
         title: str,
         interval: float = 1.0,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.client, self.channel, self.thread_ts = client, channel, thread_ts
         self.ts: str | None = None
-        super().__init__(title, interval)
+        super().__init__(title, interval, clock)
 
     async def post(self, lines: list[str]) -> None:
         response = await self.client.chat_postMessage(

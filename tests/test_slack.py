@@ -20,8 +20,10 @@ import yaml
 from bot.conversation import Conversation
 from bot.livelog import LIVE_LINES
 from bot.slack import INVITE, SlackBot, SlackSurface, web_client
+from bot.slack_logs import SlackLiveLog
 from commands.dispatch import Dispatcher
 from commands.replies import Log, Result
+from tests.clock import ManualClock
 from tests.fake_slack import FakeSlack
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -253,24 +255,35 @@ async def test_rate_limit_retry_after_is_honoured(slack: Harness):
     assert calls[1].args["text"].startswith("you are slack:UADMIN")
 
 
-async def test_long_log_is_rate_limited_and_uploaded_whole(slack: Harness):
+async def test_long_log_is_rate_limited_and_uploaded_whole(slack: Harness, monkeypatch):
     lines = [f"step {i:04d}: compiling module {i}" for i in range(5000)]
+    clock = ManualClock(auto=True)  # the ticker's pause passes at once, counted on it
+    stamps: list[float] = []
+    for name in ("post", "edit"):  # the clock's time at each post and edit of the log
+        call = getattr(SlackLiveLog, name)
+
+        async def timed(self, shown: list[str], call=call) -> None:
+            stamps.append(clock.monotonic())
+            await call(self, shown)
+
+        monkeypatch.setattr(SlackLiveLog, name, timed)
 
     async def replies():  # a build printing 2,000 lines a second for 2.5 s
         for number, line in enumerate(lines):
             if number % 100 == 0:
-                await asyncio.sleep(0.05)
+                clock.advance(0.05)
+                await asyncio.sleep(0)
             yield Log(line)
         yield Result(True, "built")
 
-    conv = Conversation(SlackSurface(slack.bot.client, "C9", ADMIN), "deploy big", ADMIN)
-    await conv.show(replies())
+    surface = SlackSurface(slack.bot.client, "C9", ADMIN, clock=clock)
+    await Conversation(surface, "deploy big", ADMIN).show(replies())
     status, live = slack.fake.of("chat.postMessage")[:2]
     assert live.args["thread_ts"] == status.answer["ts"]
     edits = [c for c in slack.fake.of("chat.update") if c.args["ts"] == live.answer["ts"]]
-    stamps = [live.at] + [c.at for c in edits]
-    assert len(stamps) >= 2
-    assert all(b - a >= 0.99 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert len(stamps) == 1 + len(edits) >= 2
+    assert all(b - a >= 1.0 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert set(clock.slept) == {1.0}
     assert lines[-1] in edits[-1].args["text"]  # the last edit shows the end of the log
     assert all(len(c.args["text"]) <= 3000 for c in slack.fake.calls if "text" in c.args)
     assert len(slack.fake.uploads) == 1
