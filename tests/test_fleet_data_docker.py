@@ -12,52 +12,40 @@ from collections.abc import Iterator
 import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
-from core.servers import keys
 from tests.chat import result, say, table
 from tests.moto_s3 import s3_bucket
-from tests.multinode import Cluster, Node, build
+from tests.multinode import Node
+from tests.multinode_fixtures import EDGE_YML, POSTGRES_IMAGE, TRAEFIK_IMAGE, plane, ssh_cluster
 
 pytestmark = pytest.mark.docker
 
 PREFIX = "fcd"
 SUBNET = "192.168.171.0/24"
-TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
-POSTGRES_IMAGE = "shipbot-test/postgres:15"
 BUCKET = "fleet-data"
 ADMIN = "console:alice"
 
 
 @pytest.fixture(scope="module")
 def node(docker_client) -> Iterator[tuple[Node, str]]:
-    build()
-    private = keys.generate()
-    public = keys.public_line(keys.load(private), "shipbot-test")
-    up = Cluster(PREFIX, SUBNET, count=1)
-    try:
-        up.up(public, [TRAEFIK_IMAGE, POSTGRES_IMAGE])  # what it would pull from a registry
+    # what it would pull from a registry
+    with ssh_cluster(PREFIX, SUBNET, 1, [TRAEFIK_IMAGE, POSTGRES_IMAGE]) as (up, private):
         yield up.nodes[0], private
-    finally:
-        up.down()
 
 
 @pytest.fixture
 def bot(node, tmp_path) -> Iterator[Dispatcher]:
     with s3_bucket(BUCKET) as url:
-        home = tmp_path / "home"
-        home.mkdir()
-        (home / "shipbot.yml").write_text(
+        settings = (
             f"admins: [{ADMIN}]\n"
             'data: {images: {postgres: "shipbot-test/postgres:{version}"}}\n'
-            f"edge: {{image: {TRAEFIK_IMAGE}, "
-            "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
+            f"{EDGE_YML}"
             "backups:\n"
             f"  s3: {{endpoint: '{url}', bucket: {BUCKET}, prefix: bk, "
             "access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET, "
             "timeout_seconds: 5}\n"
         )
-        dispatcher = Dispatcher.open(home)
-        yield dispatcher
-        dispatcher.close()
+        with plane(tmp_path / "home", settings) as dispatcher:
+            yield dispatcher
 
 
 def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:
