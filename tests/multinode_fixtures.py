@@ -5,12 +5,13 @@ proxy image (its ACME pointed nowhere: these tests get no certificates)."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from commands.dispatch import Dispatcher
 from core.servers import keys
-from tests.multinode import Cluster, build, cluster
+from tests.multinode import Cluster, Node, build, cluster
 
 TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
 POSTGRES_IMAGE = "shipbot-test/postgres:15"
@@ -60,3 +61,20 @@ def plane(home: Path, shipbot_yml: str) -> Iterator[Dispatcher]:
         yield dispatcher
     finally:
         dispatcher.close()
+
+
+def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:
+    """``sql`` in the running container of ``service`` on ``node`` (its own engine)."""
+    deadline = time.monotonic() + 30
+    while True:
+        ps = node.sh("docker", "ps", "-q", "-f", f"label=com.docker.swarm.service.name={service}")
+        container = ps.stdout.split()[0] if ps.stdout.split() else ""
+        if container:
+            done = node.sh(
+                "docker", "exec", container, "psql", "-U", user, "-d", db, "-At", "-c", sql,
+                check=False,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return done.stdout.strip()
+        assert time.monotonic() < deadline, f"{service} never answered: {ps.stdout}"
+        time.sleep(0.5)

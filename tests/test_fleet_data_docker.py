@@ -5,7 +5,6 @@ of it runs on this host's engine; `proxy status --server` reads that server's Tr
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,7 +14,14 @@ from commands.dispatch import ChatRequest, Dispatcher
 from tests.chat import result, say, table
 from tests.moto_s3 import s3_bucket
 from tests.multinode import Node
-from tests.multinode_fixtures import EDGE_YML, POSTGRES_IMAGE, TRAEFIK_IMAGE, plane, ssh_cluster
+from tests.multinode_fixtures import (
+    EDGE_YML,
+    POSTGRES_IMAGE,
+    TRAEFIK_IMAGE,
+    plane,
+    psql,
+    ssh_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -46,23 +52,6 @@ def bot(node, tmp_path) -> Iterator[Dispatcher]:
         )
         with plane(tmp_path / "home", settings) as dispatcher:
             yield dispatcher
-
-
-def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:
-    """``sql`` in the running container of ``service`` on ``node`` (its own engine)."""
-    deadline = time.monotonic() + 30
-    while True:
-        ps = node.sh("docker", "ps", "-q", "-f", f"label=com.docker.swarm.service.name={service}")
-        container = ps.stdout.split()[0] if ps.stdout.split() else ""
-        if container:
-            done = node.sh(
-                "docker", "exec", container, "psql", "-U", user, "-d", db, "-At", "-c", sql,
-                check=False,
-            )  # fmt: skip
-            if done.returncode == 0:
-                return done.stdout.strip()
-        assert time.monotonic() < deadline, f"{service} never answered: {ps.stdout}"
-        time.sleep(0.5)
 
 
 def services(node: Node) -> list[str]:
