@@ -12,9 +12,16 @@ connection, and sshd allows 10 per connection (MaxSessions). docker-py opens as 
 there are requests in flight, so a busy ``serve`` (event streams, checks, logs, a deploy)
 ran out, and the refusal read as "dockerd stopped". ``SESSIONS`` bounds them: a request
 waits for a free session, up to ``SESSION_WAIT_SECONDS``; SSH failures say they are SSH's.
+sshd still counts a session for a moment after the client gave it back (until its
+``dial-stdio`` exits), so a busy connection can meet a refusal below the bound: a refused
+session sent nothing, and is asked for again for up to ``SESSION_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from core.swarm import ssh_transport
 
@@ -39,6 +46,9 @@ from core.swarm.docker_errors import TransportError
 _MOUNT = "http+docker://ssh"
 SESSIONS = 8  # below sshd's default MaxSessions (10): room for a login shell beside us
 SESSION_WAIT_SECONDS = 60.0
+SESSION_RETRY_SECONDS = 5.0
+SESSION_RETRY_PAUSE = 0.2
+T = TypeVar("T")
 
 
 class BoundedSessions(SSHConnectionPool):
@@ -52,6 +62,24 @@ class BoundedSessions(SSHConnectionPool):
     def urlopen(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("pool_timeout", SESSION_WAIT_SECONDS)
         return super().urlopen(*args, **kwargs)
+
+
+def retry_refused_sessions(
+    send: Callable[[], T],
+    seconds: float = SESSION_RETRY_SECONDS,
+    pause: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> T:
+    """``send()``, again while sshd refuses its session (a ChannelException comes only
+    from opening the channel: nothing of the request went out) for up to ``seconds``."""
+    deadline = monotonic() + seconds
+    while True:
+        try:
+            return send()
+        except paramiko.ChannelException:
+            if monotonic() >= deadline:
+                raise
+            pause(SESSION_RETRY_PAUSE)
 
 
 def session_words(name: str, exc: BaseException) -> str:
@@ -113,7 +141,9 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         """SSH trouble mid-request is told as SSH's (the swarm client's errors name what
         was being done), not as the engine gone away nor as an internal error."""
         try:
-            return super().send(request, *args, **kwargs)
+            return retry_refused_sessions(
+                lambda: SSHHTTPAdapter.send(self, request, *args, **kwargs)
+            )
         except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
             raise TransportError(session_words(self._login.name, exc), request=request) from exc
 
