@@ -1,17 +1,25 @@
-"""One swarm client per server, connected on first use and kept."""
+"""One swarm client per server, connected on first use and kept.
+
+Servers connect side by side: one whose host is away (an SSH connect that times out after
+10 s) holds up no other. Its failure is kept for ``RETRY_AFTER_SECONDS``: the next asks
+within that time (a command reads a server more than once) get it at once, not after
+another time-out, so a command that concerns it still answers within 15 s.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from core.errors import DeployError
+from core.errors import CoreError, DeployError
 from core.events import Event
 from core.swarm import SwarmClient
 
 LOCAL = "local"
+RETRY_AFTER_SECONDS = 10.0
 
 
 def _connect_local() -> SwarmClient:
@@ -35,10 +43,17 @@ Spreader = Callable[[str, str, Any], AsyncIterator[Event]]
 class Servers:
     """Swarm clients keyed by server name; each is connected once, when first asked for."""
 
-    def __init__(self, connectors: Mapping[str, Callable[[], SwarmClient]]) -> None:
+    def __init__(
+        self,
+        connectors: Mapping[str, Callable[[], SwarmClient]],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.connectors = dict(connectors)
         self._clients: dict[str, SwarmClient] = {}
-        self.connecting = threading.Lock()
+        self.connecting = threading.Lock()  # guards the maps; each server has its own lock
+        self._locks: dict[str, threading.Lock] = {}
+        self._failed: dict[str, tuple[float, CoreError]] = {}
+        self.monotonic = monotonic
         self.lookup: Lookup | None = None
         self.added: Added = list
         self.spreader: Spreader | None = None
@@ -68,14 +83,31 @@ class Servers:
     def connect(self, server: str) -> SwarmClient:
         """``client`` for a blocking caller (the host's CLI, a worker thread)."""
         with self.connecting:
-            if server not in self._clients:
-                connector = self.connectors.get(server)
-                if connector is None and self.lookup is not None:
-                    connector = self.lookup(server)
-                if connector is None:
-                    raise DeployError(self.unknown(server))
-                self._clients[server] = connector()
-            return self._clients[server]
+            if server in self._clients:
+                return self._clients[server]
+            lock = self._locks.setdefault(server, threading.Lock())
+        with lock:
+            with self.connecting:
+                if server in self._clients:
+                    return self._clients[server]
+                failed = self._failed.get(server)
+            if failed is not None and self.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
+                raise failed[1]
+            connector = self.connectors.get(server)
+            if connector is None and self.lookup is not None:
+                connector = self.lookup(server)
+            if connector is None:
+                raise DeployError(self.unknown(server))
+            try:
+                client = connector()
+            except CoreError as exc:
+                with self.connecting:
+                    self._failed[server] = (self.monotonic(), exc)
+                raise
+            with self.connecting:
+                self._failed.pop(server, None)
+                self._clients[server] = client
+            return client
 
     def unknown(self, server: str) -> str:
         """What to say when ``server`` is asked for and there is none of that name."""
@@ -91,6 +123,7 @@ class Servers:
         """Drop a remote server's client (it was removed, or its host key was replaced)."""
         with self.connecting:
             client = self._clients.pop(server, None)
+            self._failed.pop(server, None)
         if client is not None:
             client.close()
 
