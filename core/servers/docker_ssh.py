@@ -64,6 +64,14 @@ class BoundedSessions(SSHConnectionPool):
         return super().urlopen(*args, **kwargs)
 
 
+def refused(exc: BaseException) -> bool:
+    """sshd refused a session: paramiko raises its ChannelException in the thread that
+    takes it, and a bare "Unable to open channel." in the others opening at that moment."""
+    if isinstance(exc, paramiko.ChannelException):
+        return True
+    return type(exc) is paramiko.SSHException and str(exc) == "Unable to open channel."
+
+
 def retry_refused_sessions(
     send: Callable[[], T],
     seconds: float = SESSION_RETRY_SECONDS,
@@ -76,15 +84,15 @@ def retry_refused_sessions(
     while True:
         try:
             return send()
-        except paramiko.ChannelException:
-            if monotonic() >= deadline:
+        except paramiko.SSHException as exc:
+            if not refused(exc) or monotonic() >= deadline:
                 raise
             pause(SESSION_RETRY_PAUSE)
 
 
 def session_words(name: str, exc: BaseException) -> str:
     """An SSH failure as what it is: sshd's session limit named when it refused one."""
-    if isinstance(exc, paramiko.ChannelException):
+    if refused(exc):
         return (
             f"sshd on server {name} refused a new SSH session ({exc}): its MaxSessions limit "
             "per connection was reached; shipbot keeps below 10, so another client shares "
