@@ -26,17 +26,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server(**env: str) -> Iterator[str]:
-    """A moto S3 at http://127.0.0.1:PORT until the block ends."""
+def moto_server(host: str = "127.0.0.1", **env: str) -> Iterator[str]:
+    """A moto S3 at http://HOST:PORT until the block ends (``host``: an address of this
+    machine that the containers which talk to it reach)."""
     port = free_port()
     binary = Path(sys.executable).parent / "moto_server"
     process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        [str(binary), "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **env},
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         for _ in range(200):
             try:
@@ -78,13 +79,13 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 
 
 @contextlib.contextmanager
-def s3_bucket(bucket: str) -> Iterator[str]:
+def s3_bucket(bucket: str, host: str = "127.0.0.1") -> Iterator[str]:
     """A moto server holding ``bucket``, with ``KEYS`` in the environment while it runs
     (backups read their credentials from the variables shipbot.yml names); its URL."""
     saved = {key: os.environ.get(key) for key in KEYS}
     os.environ.update(KEYS)
     try:
-        with moto_server() as url:
+        with moto_server(host) as url:
             make_bucket(url, bucket)
             yield url
     finally:

@@ -151,9 +151,9 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster(
-    prefix: str, subnet: str, authorized_key: str, images: Sequence[str] = ()
+    prefix: str, subnet: str, authorized_key: str, images: Sequence[str] = (), count: int = 3
 ) -> Iterator[Cluster]:
-    nodes = Cluster(prefix, subnet)
+    nodes = Cluster(prefix, subnet, count)
     try:
         nodes.up(authorized_key, images)
         yield nodes

@@ -38,6 +38,12 @@ class Pebble:
         with urllib.request.urlopen(url, context=self._context(), timeout=5) as response:
             return response.read().decode()
 
+    def resolve(self, host: str, address: str) -> None:
+        """pebble's DNS answers ``address`` for ``host`` (where it checks HTTP-01)."""
+        body = json.dumps({"host": host, "addresses": [address]}).encode()
+        url = f"http://127.0.0.1:{self.challtest}/add-a"
+        urllib.request.urlopen(url, data=body, timeout=5).close()
+
     def servfail(self, host: str) -> None:
         body = json.dumps({"host": host}).encode()
         url = f"http://127.0.0.1:{self.challtest}/set-servfail"

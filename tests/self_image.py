@@ -25,7 +25,7 @@ PYTHON_BASE = "shipbot-test/python:bookworm"
 IMAGE = "shipbot-test/shipbot:dev"
 LABEL = "shipbot.test.inputs"
 INPUTS = ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "deploy")
-PACKAGES = ("bot", "commands", "core")
+PACKAGES = ("bot", "commands", "core", "rooms")  # what the Dockerfile copies
 # the CA certificates this host trusts: pip inside the build reaches its index through them
 HOST_CAS = Path("/usr/local/share/ca-certificates")
 PYTHON_DOCKERFILE = f"""\

@@ -11,20 +11,15 @@ import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
 from commands.watching import watchers
-from core.servers import keys
 from core.watch.sweep import sweep_all
 from tests.chat import failure, result, say, steps, table
-from tests.multinode import Cluster, build
+from tests.multinode import Cluster
+from tests.multinode_fixtures import DOCKERFILE, EDGE_YML, TRAEFIK_IMAGE, plane, ssh_cluster
 
 pytestmark = pytest.mark.docker
 
 PREFIX = "zap"
 SUBNET = "192.168.151.0/24"
-TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
-DOCKERFILE = """\
-FROM busybox
-CMD mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www
-"""
 APP_YML = """\
 name: {name}
 build: .
@@ -43,32 +38,16 @@ environments:
 
 @pytest.fixture(scope="module")
 def node(docker_client) -> Iterator[tuple[Cluster, str]]:
-    build()
-    private = keys.generate()
-    public = keys.public_line(keys.load(private), "shipbot-test")
-    up = Cluster(PREFIX, SUBNET, count=1)
-    try:
-        up.up(public, ["busybox:latest", TRAEFIK_IMAGE])
-        yield up, private
-    finally:
-        up.down()
+    with ssh_cluster(PREFIX, SUBNET, 1, ["busybox:latest", TRAEFIK_IMAGE]) as found:
+        yield found
 
 
 @pytest.fixture
 def bot(node, tmp_path, monkeypatch) -> Iterator[Dispatcher]:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "shipbot.yml").write_text(
-        "admins: [console:alice]\n"
-        "local: false\n"
-        "server_apps: {zap-1: ['zap*']}\n"
-        f"edge: {{image: {TRAEFIK_IMAGE}, "
-        "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
-    )
-    dispatcher = Dispatcher.open(home)
-    yield dispatcher
-    dispatcher.close()
+    settings = "admins: [console:alice]\nlocal: false\nserver_apps: {zap-1: ['zap*']}\n"
+    with plane(tmp_path / "home", settings + EDGE_YML) as dispatcher:
+        yield dispatcher
 
 
 async def test_apart_bootstraps_deploys_and_watches_one_ssh_server(

@@ -5,76 +5,53 @@ of it runs on this host's engine; `proxy status --server` reads that server's Tr
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
-from core.servers import keys
 from tests.chat import result, say, table
 from tests.moto_s3 import s3_bucket
-from tests.multinode import Cluster, Node, build
+from tests.multinode import Node
+from tests.multinode_fixtures import (
+    EDGE_YML,
+    POSTGRES_IMAGE,
+    TRAEFIK_IMAGE,
+    plane,
+    psql,
+    ssh_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
 PREFIX = "fcd"
 SUBNET = "192.168.171.0/24"
-TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
-POSTGRES_IMAGE = "shipbot-test/postgres:15"
 BUCKET = "fleet-data"
 ADMIN = "console:alice"
 
 
 @pytest.fixture(scope="module")
 def node(docker_client) -> Iterator[tuple[Node, str]]:
-    build()
-    private = keys.generate()
-    public = keys.public_line(keys.load(private), "shipbot-test")
-    up = Cluster(PREFIX, SUBNET, count=1)
-    try:
-        up.up(public, [TRAEFIK_IMAGE, POSTGRES_IMAGE])  # what it would pull from a registry
+    # what it would pull from a registry
+    with ssh_cluster(PREFIX, SUBNET, 1, [TRAEFIK_IMAGE, POSTGRES_IMAGE]) as (up, private):
         yield up.nodes[0], private
-    finally:
-        up.down()
 
 
 @pytest.fixture
 def bot(node, tmp_path) -> Iterator[Dispatcher]:
     with s3_bucket(BUCKET) as url:
-        home = tmp_path / "home"
-        home.mkdir()
-        (home / "shipbot.yml").write_text(
+        settings = (
             f"admins: [{ADMIN}]\n"
             'data: {images: {postgres: "shipbot-test/postgres:{version}"}}\n'
-            f"edge: {{image: {TRAEFIK_IMAGE}, "
-            "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
+            f"{EDGE_YML}"
             "backups:\n"
             f"  s3: {{endpoint: '{url}', bucket: {BUCKET}, prefix: bk, "
             "access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET, "
             "timeout_seconds: 5}\n"
         )
-        dispatcher = Dispatcher.open(home)
-        yield dispatcher
-        dispatcher.close()
-
-
-def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:
-    """``sql`` in the running container of ``service`` on ``node`` (its own engine)."""
-    deadline = time.monotonic() + 30
-    while True:
-        ps = node.sh("docker", "ps", "-q", "-f", f"label=com.docker.swarm.service.name={service}")
-        container = ps.stdout.split()[0] if ps.stdout.split() else ""
-        if container:
-            done = node.sh(
-                "docker", "exec", container, "psql", "-U", user, "-d", db, "-At", "-c", sql,
-                check=False,
-            )  # fmt: skip
-            if done.returncode == 0:
-                return done.stdout.strip()
-        assert time.monotonic() < deadline, f"{service} never answered: {ps.stdout}"
-        time.sleep(0.5)
+        with plane(tmp_path / "home", settings) as dispatcher:
+            yield dispatcher
 
 
 def services(node: Node) -> list[str]:

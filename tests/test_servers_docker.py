@@ -15,17 +15,16 @@ import pytest
 
 from commands.dispatch import ChatRequest, Dispatcher
 from core.config import AlertsConfig
-from core.servers import keys
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch
 from tests.chat import failure, result, say, steps, table
-from tests.multinode import BARE_IMAGE, Cluster, build, cluster
+from tests.multinode import BARE_IMAGE, Cluster
+from tests.multinode_fixtures import EDGE_YML, TRAEFIK_IMAGE, plane, ssh_cluster
 
 pytestmark = pytest.mark.docker
 
 PREFIX = "zs"
 SUBNET = "192.168.97.0/24"
-TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
 DOCKERFILE = """\
 FROM busybox
 CMD hostname > /www/index.html && exec httpd -f -p 8080 -h /www
@@ -51,29 +50,20 @@ environments:
 
 @pytest.fixture(scope="module")
 def nodes(docker_client) -> Iterator[tuple[Cluster, str]]:
-    build()
-    private = keys.generate()
-    public = keys.public_line(keys.load(private), "shipbot-test")
     # what each server would pull from a registry: only the manager gets them
-    with cluster(PREFIX, SUBNET, public) as up:
-        up.load("busybox:latest", up.nodes[:1])
-        up.load(TRAEFIK_IMAGE, up.nodes[:1])
-        yield up, private
+    with ssh_cluster(PREFIX, SUBNET, manager_images=["busybox:latest", TRAEFIK_IMAGE]) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def bot(nodes, tmp_path_factory) -> Iterator[Dispatcher]:
-    home = tmp_path_factory.mktemp("servers-home")
-    (home / "shipbot.yml").write_text(
+    settings = (
         "admins: [console:alice]\n"
         "server_apps: {zs-1: ['zs*']}\n"
         "build: {server: local}\n"  # builds on this host's engine, never on zs-1's nodes
-        f"edge: {{image: {TRAEFIK_IMAGE}, "
-        "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
     )
-    dispatcher = Dispatcher.open(home)
-    yield dispatcher
-    dispatcher.close()
+    with plane(tmp_path_factory.mktemp("servers-home"), settings + EDGE_YML) as dispatcher:
+        yield dispatcher
 
 
 def get(address: str, host: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ environments they may view.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 from collections.abc import AsyncIterator
@@ -111,21 +112,27 @@ class DbList:
     that does not answer shows its databases' tasks as unknown."""
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        rows = []
+        found = []
         for db in await ctx.engine.list_databases():
             pairs = await ctx.engine.db.in_thread(
                 functools.partial(ctx.engine.store.database_attachments, db.name)
             )
-            if not visible(ctx, pairs):
-                continue
+            if visible(ctx, pairs):
+                found.append((db, pairs))
+
+        async def tasks_of(name: str) -> str:
             try:
-                status = await ctx.engine.database_status(db.name)
+                status = await ctx.engine.database_status(name)
             except ServerUnreachable:
-                tasks = "unknown (server unreachable)"
-            else:
-                tasks = tasks_word(status.running, 1) if status.service else "service gone"
-            apps = shown(seen(ctx, pairs)) or "none"
-            rows.append((db.name, db.kind, db.image, tasks, apps, db.server))
+                return "unknown (server unreachable)"
+            return tasks_word(status.running, 1) if status.service else "service gone"
+
+        # every server at once: one that is away costs its time-out once, not per database
+        words = await asyncio.gather(*(tasks_of(db.name) for db, _ in found))
+        rows = [
+            (db.name, db.kind, db.image, tasks, shown(seen(ctx, pairs)) or "none", db.server)
+            for (db, pairs), tasks in zip(found, words, strict=True)
+        ]
         if not rows:
             yield Message("no databases you may see: an admin creates one with `db create`")
             return

@@ -4,7 +4,9 @@
 Content-MD5, so S3 refuses a part damaged on the way), one part uploading while the next
 fills, so two parts are in memory. It returns the size, the sha256 of everything sent and the
 ETag S3 must report for exactly those parts (md5 of the parts' md5s, "-N"); ``head`` reads
-back what S3 holds. The keys come from the variables shipbot.yml names, never the file.
+back what S3 holds. The keys come from the variables shipbot.yml names, never the file:
+from the environment, or else from a file of that name in ``SHIPBOT_SECRETS_DIR`` (default
+/run/secrets, where Swarm and Kubernetes mount secrets), as shipbot's own settings are read.
 Each backup row names the endpoint and bucket its object went to; ``at(row)`` is the store
 for that place (with the configured credentials), the configured one for older rows.
 """
@@ -18,11 +20,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.config import S3Config
 from core.errors import CoreError
 
+SECRETS_DIR = "/run/secrets"
 PART_SIZE = 5 * 1024 * 1024  # S3's parts are ≥ 5 MiB but the last
 PARTS_PER_SIZE = 1000  # then the part size doubles (S3 allows 10,000 parts)
 READ_SIZE = 1024 * 1024
@@ -77,6 +81,18 @@ def s3_errors(action: str, config: S3Config) -> Iterator[None]:
         raise _explain(action, exc, config) from exc
 
 
+def credential(name: str, environ: Mapping[str, str]) -> str | None:
+    """The variable ``name`` from ``environ``, or else the file ``name`` in the secrets
+    folder (its content without the line end); None when neither holds it."""
+    if environ.get(name):
+        return environ[name]
+    path = Path(environ.get("SHIPBOT_SECRETS_DIR") or SECRETS_DIR) / name
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 class S3Store:
     """One bucket and prefix; blocking (callers use ``asyncio.to_thread``)."""
 
@@ -85,8 +101,8 @@ class S3Store:
         self.config = config
         self.environ = environ
         self._elsewhere: dict[tuple[str | None, str], S3Store] = {}
-        access = environ.get(config.access_key_env)
-        secret = environ.get(config.secret_key_env)
+        access = credential(config.access_key_env, environ)
+        secret = credential(config.secret_key_env, environ)
         if not access or not secret:
             raise S3Error(
                 f"no S3 credentials: set {config.access_key_env} and {config.secret_key_env}"
