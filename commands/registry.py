@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from commands.grammar import CommandSpec
-
-REGISTRY: dict[str, CommandSpec] = {}
+# name → its commands.grammar.CommandSpec (typed Any here: the grammar imports this module,
+# and this one never imports the grammar back)
+Spec = Any
+REGISTRY: dict[str, Spec] = {}
 DECLARED: dict[str, str] = {}  # command name → the module that registers it when imported
 
 
@@ -27,14 +27,14 @@ def names() -> list[str]:
     return [*DECLARED, *(name for name in REGISTRY if name not in DECLARED)]
 
 
-def lookup(name: str) -> CommandSpec | None:
+def lookup(name: str) -> Spec | None:
     """The command called ``name``, its module imported if it was not yet; None if none."""
     if name not in REGISTRY and name in DECLARED:
         importlib.import_module(DECLARED[name])
     return REGISTRY.get(name)
 
 
-def named(name: str) -> CommandSpec:
+def named(name: str) -> Spec:
     """The command called ``name``, which must exist."""
     found = lookup(name)
     if found is None:
@@ -42,7 +42,7 @@ def named(name: str) -> CommandSpec:
     return found
 
 
-def load_all() -> dict[str, CommandSpec]:
+def load_all() -> dict[str, Spec]:
     """Every command, each declared module imported (help, Discord's tree, completion)."""
     for module in dict.fromkeys(DECLARED.values()):
         importlib.import_module(module)

@@ -42,6 +42,8 @@ LABEL_RELEASE = "shipbot.release"
 LABEL_MANAGED = "shipbot.managed"
 LABEL_PLANE = "shipbot.plane"  # the id of the control plane that made it (core/ownership.py)
 LABEL_HELPER = "shipbot.volume.helper"  # on volume helper services: the volume they mount
+LABEL_DB = "shipbot.db"  # on a managed database's service, volume and network: its name
+LABEL_EDGE = "shipbot.edge"  # on the proxy's service
 
 
 # Hostnames and path prefixes end up inside Traefik rules between backticks, so these

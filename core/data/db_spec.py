@@ -15,9 +15,8 @@ from typing import Any
 
 from core.config import DB_KINDS, DataConfig
 from core.durations import parse_duration_ns
-from core.names import DB_NAME_RE, LABEL_MANAGED, NETWORK
+from core.names import DB_NAME_RE, LABEL_DB, LABEL_MANAGED, NETWORK
 
-LABEL_DB = "shipbot.db"
 LABEL_DB_KIND = "shipbot.db.kind"
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 DEFAULT_VERSIONS = {"postgres": "16", "mariadb": "11", "mysql": "8.4", "redis": "7"}

@@ -21,9 +21,8 @@ from core.config import EdgeConfig
 from core.durations import parse_duration_ns
 from core.edge.acme import acme_args, acme_env, acme_mounts
 from core.edge.labels import ENTRY_HTTP, ENTRY_HTTPS
-from core.names import LABEL_MANAGED, NETWORK
+from core.names import LABEL_EDGE, LABEL_MANAGED, NETWORK
 
-LABEL_EDGE = "shipbot.edge"
 # the proxy's own router (core/edge/ready.py): a name no domain grant can hold (RFC 2606's
 # .invalid), above every app's router (core/edge/labels.py gives them 10000 and 1)
 READY_HOST = "ready.shipbot.invalid"

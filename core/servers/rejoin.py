@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import CoreError
+from core.names import LABEL_DB, LABEL_EDGE
 from core.plane import Plane
 from core.servers.nodes import node_of
 from core.servers.urls import parse_url
@@ -120,9 +121,6 @@ class Rejoin:
         return lines
 
     def _services(self, swarm: Any) -> list[dict[str, Any]]:
-        from core.data.db_spec import LABEL_DB
-        from core.edge.proxy import LABEL_EDGE
-
         found = [
             *swarm.services(),
             *swarm.services_labelled(LABEL_DB),
