@@ -28,8 +28,8 @@ from commands.replies import (
     encode,
     when,
 )
+from core.config.parts import Approval
 from core.engine import Engine
-from core.spec_parts import Approval
 
 if TYPE_CHECKING:
     from core.deploy.resolve import Resolved

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commands.grammar import UsageError, parse, spec_of
-from core.spec_parts import DEFAULT_ENV
+from core.config.parts import DEFAULT_ENV
 
 
 @dataclass(frozen=True)

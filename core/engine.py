@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from core.clients import Clients
 from core.clock import SYSTEM, Clock
 from core.config import BuildConfig, ControlConfig, DataConfig, EdgeConfig
+from core.config.parts import DEFAULT_ENV
 from core.data.s3 import S3Store
 from core.errors import CoreError
 from core.events import Event
 from core.plane import OffLoop, Plane
 from core.secrets import Vault, secret_values
-from core.spec_parts import DEFAULT_ENV
 from core.store import App, Release, Store, shipbot_home
 from core.store.locks import ttl_seconds
 from core.swarm.docker_host import refuse_ssh

@@ -9,7 +9,7 @@ from commands.catalog.context import Context
 from commands.grammar import arg, command, option
 from commands.permissions import ADMIN, PUBLIC
 from commands.replies import Failure, Message, Reply, Result, Table, when
-from core.spec_parts import DEFAULT_ENV
+from core.config.parts import DEFAULT_ENV
 
 
 @command("whoami", permission=PUBLIC, examples=("whoami",))

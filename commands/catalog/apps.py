@@ -16,11 +16,11 @@ from commands.catalog.policy import MAX_TITLE, lines_of
 from commands.grammar import UsageError, arg, command, flag, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
+from core.config.parts import DEFAULT_ENV
 from core.deploy import remove
 from core.engine import Engine
 from core.errors import CoreError
 from core.secrets import Masker
-from core.spec_parts import DEFAULT_ENV
 
 
 @command(

@@ -11,8 +11,8 @@ from commands.notify import Notifier
 from commands.permissions import Policy
 from commands.replies import Log, Reply, Result, Step
 from core.config import ControlConfig
+from core.config.parts import DEFAULT_ENV
 from core.events import Event, LogLine, Outcome, Progress
-from core.spec_parts import DEFAULT_ENV
 
 if TYPE_CHECKING:
     from core.deploy.resolve import Resolved

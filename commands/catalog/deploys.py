@@ -12,9 +12,9 @@ from commands.grammar import arg, command, flag, option
 from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Table, when
 from commands.watching import alert_failed_rollback, guard_deploy
+from core.config.parts import DEFAULT_ENV
 from core.deploy.resolve import check_env
 from core.errors import SourceError
-from core.spec_parts import DEFAULT_ENV
 
 
 @command(

@@ -11,7 +11,7 @@ from commands.grammar import CommandSpec, UsageError, arg, command, did_you_mean
 from commands.permissions import PUBLIC
 from commands.registry import load_all
 from commands.replies import Index, Message, Reply, Table
-from core.spec_parts import DEFAULT_ENV
+from core.config.parts import DEFAULT_ENV
 
 
 @command("help", permission=PUBLIC, examples=("help", "help data", "help db", "help deploy"))

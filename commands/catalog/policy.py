@@ -11,10 +11,10 @@ from commands.catalog.context import Context
 from commands.grammar import arg, command, option
 from commands.permissions import ADMIN, VIEW
 from commands.replies import DENIED, Failure, Message, Reply, Result, Table, when
+from core.config.parts import DEFAULT_ENV
 from core.policy.accept import accept, review
 from core.policy.diff import Change, shown
 from core.policy.extract import APP_KEYS, ENV_KEYS, Policy
-from core.spec_parts import DEFAULT_ENV
 
 MAX_TITLE = 1500
 

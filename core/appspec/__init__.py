@@ -31,12 +31,12 @@ from core.appspec.swarm import (
     shared_files,
 )
 from core.bounded import MAX_ERRORS, check_size, load_yaml
+from core.config.parts import DEFAULT_ENV, Approval, Duration, MemoryBytes
+from core.config.parts import Strict as _Strict
 from core.durations import parse_duration_ns
 from core.errors import AppSpecError
 from core.names import APP_NAME_RE, ENV_NAME_RE, domain, path_prefix
 from core.names import KEY_RE as ENV_KEY_RE
-from core.spec_parts import DEFAULT_ENV, Approval, Duration, MemoryBytes
-from core.spec_parts import Strict as _Strict
 
 # A named volume (``data:/var/lib/x``) or a host path bind mount (``/var/run/docker.sock:...``).
 VOLUME_RE = re.compile(

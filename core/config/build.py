@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config.parts import MemoryBytes
 from core.names import APP_NAME_RE
-from core.spec_parts import MemoryBytes
 
 
 class BuildConfig(BaseModel):

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.config.parts import Approval
 from core.scheduler.cron import crontab_field
-from core.spec_parts import Approval
 
 DB_KINDS = ("postgres", "mariadb", "mysql", "redis")
 DEFAULT_DB_IMAGES = {kind: f"{kind}:{{version}}" for kind in DB_KINDS}
