@@ -230,14 +230,15 @@ def record(store: Store, server: str, orphan: Orphan, at: float) -> None:
     backup = backup_of(volume, store.running_backups()) if volume else None
     if backup:
         store.interrupt_backups(backup, at, why)
+    interrupted(store, f"sweep {orphan.name} on {server}", why, app, env)
+
+
+def interrupted(
+    store: Store, command: str, why: str, app: str | None = None, env: str | None = None
+) -> None:
+    """The audit row of one thing the sweep found interrupted (blocking: the store)."""
     store.audit(
-        user=SWEPT_BY,
-        channel="",
-        command=f"sweep {orphan.name} on {server}",
-        result=INTERRUPTED,
-        app=app,
-        env=env,
-        detail=why,
+        user=SWEPT_BY, channel="", command=command, result=INTERRUPTED, app=app, env=env, detail=why
     )
 
 
@@ -264,13 +265,7 @@ def unheld_backups(store: Store, now: float, ttl: float) -> list[int]:
         why = "interrupted: the shipbot process running it stopped before it finished"
         ids = store.interrupt_backups(name, now, why)
         for backup_id in ids:
-            store.audit(
-                user=SWEPT_BY,
-                channel="",
-                command=f"sweep backup {backup_id} of {name}",
-                result=INTERRUPTED,
-                detail=why,
-            )
+            interrupted(store, f"sweep backup {backup_id} of {name}", why)
         out += ids
     return out
 
