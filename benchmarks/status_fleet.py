@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._signals import unwind_on_sigterm  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Message, Result, Table  # noqa: E402
 from core.appspec import AppSpec  # noqa: E402
@@ -203,18 +203,11 @@ async def main(count: int, runs: int, wait: float) -> None:
     print(f"one unreachable / all reachable = {unreachable / reachable:.2f} (goal ≤ 1.5)")
 
 
-def stop(*_: object) -> None:
-    """A SIGTERM unwinds like Ctrl-C, so the clean-up in main runs, once."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise SystemExit(143)
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=600, help="seconds to wait for tasks")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, stop)
+    unwind_on_sigterm()
     asyncio.run(main(args.services, args.runs, args.deadline))

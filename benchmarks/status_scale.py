@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._signals import unwind_on_sigterm  # noqa: E402
 from benchmarks._unique import RUN  # noqa: E402
 from commands.dispatch import ChatRequest, Dispatcher  # noqa: E402
 from commands.replies import Table  # noqa: E402
@@ -225,19 +225,11 @@ async def main(count: int, runs: int, wait: float) -> None:
     print(f"one tasks call per service / batched = {pass_before / pass_now:.2f}")
 
 
-def stop(*_: object) -> None:
-    """A SIGTERM (a CI time-out) unwinds like Ctrl-C, so the clean-up in main runs, once:
-    later signals (``timeout`` passes its own on) must not cut the clean-up short."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise SystemExit(143)
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=600, help="seconds to wait for tasks")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, stop)
+    unwind_on_sigterm()
     asyncio.run(main(args.services, args.runs, args.deadline))
