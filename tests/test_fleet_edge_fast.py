@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from commands.dispatch import Dispatcher
+from commands.replies import Message
 from core.config import ControlConfig, EdgeConfig
 from core.engine import Engine
 from core.errors import EngineUnavailable
@@ -140,6 +141,25 @@ async def test_certs_reads_each_servers_own_proxy(fleet, tmp_path: Path):
         "",
     )
     assert until == (now + dt.timedelta(days=90)).strftime("%Y-%m-%d %H:%M UTC")
-    assert [(r[0], r[-1]) for r in here.rows] == [
-        ("home.example.com", "the edge did not answer (is the proxy running? `proxy status`)")
+    # without --server every server's proxy is read, each row naming its server
+    assert here.columns[-1] == "server"
+    assert sorted((r[0], r[6], r[7]) for r in here.rows) == [
+        ("eu.example.com", "", "eu-1"),
+        (
+            "home.example.com",
+            "the edge did not answer (is the proxy running? `proxy status`)",
+            "local",
+        ),
     ]
+
+    # eu-1 away: `certs` names it once and still shows what the control plane's proxy serves
+    def refuse() -> FakeSwarm:
+        raise EngineUnavailable("cannot reach the Docker engine of eu-1")
+
+    bot.engine.plane.servers.forget("eu-1")
+    bot.engine.plane.servers.connectors["eu-1"] = refuse
+    replies = await say(bot, "certs", ADMIN)
+    assert [r.text for r in replies if isinstance(r, Message)] == [
+        "⚠️ certificates not read on server eu-1: cannot reach the Docker engine of eu-1"
+    ]
+    assert [(r[0], r[7]) for r in table(replies).rows] == [("home.example.com", "local")]

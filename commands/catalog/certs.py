@@ -18,18 +18,22 @@ from core.clock import Clock
 from core.errors import CoreError
 from core.plane import Plane
 from core.servers import where
-from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, standing_error
+from core.watch.certs import CertWatch, DomainFacts, EdgeReader, Post, Reading, standing_error
 from core.watch.certs_fleet import FleetReader, edge_of
 
 log = logging.getLogger("shipbot.certs")
 COLUMNS = ("domain", "app", "env", "issuer", "not after", "days left", "note")
 
 
-def cert_rows(facts: list[DomainFacts], now: dt.datetime) -> tuple[tuple[str, ...], ...]:
-    """One row per domain; a domain without its own certificate says why."""
+def cert_rows(
+    facts: list[DomainFacts], now: dt.datetime, servers: bool = False
+) -> tuple[tuple[str, ...], ...]:
+    """One row per domain; a domain without its own certificate says why. ``servers``: each
+    row ends with the server whose proxy serves it."""
     rows = []
     for item in facts:
         cert, error = item.cert, standing_error(item)
+        where_ = (item.server,) if servers else ()
         if cert is not None:
             until = cert.not_after.strftime("%Y-%m-%d %H:%M UTC")
             note = f"renewal failed: {error}" if error else ""
@@ -42,6 +46,7 @@ def cert_rows(facts: list[DomainFacts], now: dt.datetime) -> tuple[tuple[str, ..
                     until,
                     str(cert.days_left(now)),
                     note,
+                    *where_,
                 )
             )
             continue
@@ -51,8 +56,14 @@ def cert_rows(facts: list[DomainFacts], now: dt.datetime) -> tuple[tuple[str, ..
             note = f"not issued: {error}"
         else:
             note = f"not issued yet (the edge serves {item.served.subject!r})"
-        rows.append((item.domain, item.app, item.env, "", "", "", note))
+        rows.append((item.domain, item.app, item.env, "", "", "", note, *where_))
     return tuple(rows)
+
+
+def fleet(plane: Plane) -> FleetReader:
+    """Every server's own proxy, each through its own engine (the watcher reads the same)."""
+    own = plane.server if where.has_own(plane) else ""
+    return FleetReader(lambda: watched_servers(plane), lambda name: edge_of(plane, name), own=own)
 
 
 @command("certs", permission=VIEW, examples=("certs", "certs api", "certs --server eu-1"))
@@ -60,31 +71,34 @@ class Certs:
     """Show the certificate the edge serves for each app domain: issuer, not-after, days left.
 
     Read by a TLS handshake with each domain's name against the proxy, as a browser would,
-    and from that proxy's log for ACME outcomes. Each server runs its own proxy: --server
-    names which (the control plane's own, at `edge.address`, by default; a server added
-    from chat at its SSH address's host).
+    and from that proxy's log for ACME outcomes. Each server runs its own proxy: without
+    --server every server's is read (one that does not answer is named), --server reads one.
     """
 
     app: str | None = arg("app", "APP", optional=True)
     server: str | None = option("app", "SERVER")
 
-    async def _reader(self, plane: Plane) -> EdgeReader:
+    async def _read(self, plane: Plane) -> Reading:
         if self.server is None:
-            return EdgeReader.of(plane)
+            return await fleet(plane).read()
         missing = await where.unknown(plane, self.server)
         if missing is not None:
             raise missing
         address = await asyncio.to_thread(where.public_address, plane, self.server)
-        return EdgeReader.of(plane, self.server, address)
+        return Reading(await EdgeReader.of(plane, self.server, address).facts())
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        reader = await self._reader(ctx.engine.plane)
+        reading = await self._read(ctx.engine.plane)
         facts = [
             f
-            for f in await reader.facts()
+            for f in reading.facts
             if (self.app is None or f.app == self.app)
             and ctx.policy.allows(ctx.user, VIEW, f.app, f.env)
         ]
+        for name, why in sorted(reading.away.items()):
+            yield Message(f"⚠️ certificates not read on server {name}: {why}")
+        if reading.away and not reading.facts:
+            return
         if not facts:
             there = f" on server {self.server}" if self.server else ""
             yield Message(
@@ -94,7 +108,9 @@ class Certs:
                 "and deploy"
             )
             return
-        yield Table(COLUMNS, cert_rows(facts, ctx.engine.clock.now()))
+        several = len(reading.servers or ()) > 1
+        columns = (*COLUMNS, "server") if several else COLUMNS
+        yield Table(columns, cert_rows(facts, ctx.engine.clock.now(), several))
 
 
 def watch(plane: Plane, notifier: Notifier, clock: Clock | None = None) -> CertWatch:
@@ -104,9 +120,8 @@ def watch(plane: Plane, notifier: Notifier, clock: Clock | None = None) -> CertW
     def publish(post: Post) -> None:
         notifier.publish("certs", post.app or None, post.env or None, Message(post.text))
 
-    own = plane.server if where.has_own(plane) else ""
     return CertWatch(
-        FleetReader(lambda: watched_servers(plane), lambda name: edge_of(plane, name), own=own),
+        fleet(plane),
         plane.store,
         publish,
         alert_days=plane.edge.acme.alert_days,
