@@ -17,6 +17,7 @@ from commands.fleet_watch import Fleet
 from core.config import AlertsConfig, DataConfig
 from core.data import databases, db_spec
 from core.edge.proxy import LABEL_EDGE
+from core.errors import EngineUnavailable
 from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE
 from core.plane import Plane
 from core.secrets import Vault
@@ -235,3 +236,40 @@ async def test_a_watcher_that_died_is_started_again(plane, fake):
     assert made == ["eu-1", "eu-1"]
     await fleet.sync()
     await asyncio.gather(*fleet._tasks.values(), return_exceptions=True)
+
+
+async def test_a_server_that_does_not_answer_alerts_once_per_outage_then_recovers(plane, fake):
+    """Rounds that cannot read the server at all open one alert naming it and when the
+    outage began, kept across rounds (and restarts: it is stored); the first round that
+    reads it again posts one recovery; a second outage alerts again."""
+    posts: list[Post] = []
+    watch = alert_watch(plane, fake, posts)
+    assert await rounds(watch, fake, 2) == []
+    fake.down = True
+    for _ in range(5):
+        fake.step()
+        with pytest.raises(EngineUnavailable):
+            await watch.check()
+    (away,) = [p.outcome for p in posts]
+    assert not away.ok and away.title.startswith("🔌 server local unreachable since ")
+    assert away.title.endswith(down_words(fake))
+    again = alert_watch(plane, fake, posts)  # a restarted watcher: the outage is known
+    with pytest.raises(EngineUnavailable):
+        await again.check()
+    assert len(posts) == 1
+    fake.down = False
+    await rounds(again, fake, 3)
+    assert [p.outcome.title.split(" (")[0] for p in posts[1:]] == ["✅ server local answers again"]
+    fake.down = True
+    with pytest.raises(EngineUnavailable):
+        await again.check()
+    assert [p.outcome.ok for p in posts] == [False, True, False]
+
+
+def down_words(fake: FakeSwarm) -> str:
+    """What the fake engine says while it is down."""
+    try:
+        fake.services()
+    except EngineUnavailable as exc:
+        return str(exc)
+    raise AssertionError("the fake engine answered")

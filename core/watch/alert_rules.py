@@ -10,6 +10,7 @@ new.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ NODE_DOWN = "node_down"
 NODE_DRAINED = "node_drained"
 DISK = "disk"
 MEMORY = "memory"
+SERVER_AWAY = "server_away"  # the server's engine did not answer a whole round
 PENDING, OPEN, CLOSED = "pending", "open", "closed"
 
 
@@ -108,7 +110,7 @@ def crash_title(server: str, facts: ServiceFacts, count: int) -> str:
     )
 
 
-def _fields(server: str, app: str | None, env: str | None, **more: str) -> dict[str, str]:
+def fields_of(server: str, app: str | None, env: str | None, **more: str) -> dict[str, str]:
     base = {"server": server}
     if app:
         base.update(app=app, env=env or "")
@@ -137,10 +139,14 @@ def step(
             Post(
                 alert.app,
                 alert.env,
-                Outcome(True, title, [], _fields(server, alert.app, alert.env)),
+                Outcome(True, title, [], fields_of(server, alert.app, alert.env)),
             )
         )
 
+    away = previous.get(alert_key(server, SERVER_AWAY, server))
+    if away is not None and away.status == OPEN:  # this round read it: it answers again
+        since = since_words(away.first_seen)
+        close(away, f"✅ server {server} answers again (unreachable since {since})")
     # a closed alert is kept as the time it closed: a crash loop counts failures after it
     standing = {k: a for k, a in previous.items() if a.status != CLOSED}
     closed = {k: a.closed_at or 0.0 for k, a in previous.items() if a.status == CLOSED}
@@ -151,7 +157,7 @@ def step(
     services = {s.service for s in facts.services}
     nodes = {n.id for n in facts.nodes}
     for key, alert in previous.items():
-        if key in seen:
+        if key in seen or alert.kind == SERVER_AWAY:
             continue
         gone = (alert.subject not in services) if alert.app else (alert.subject not in nodes)
         if gone and alert.status == OPEN:
@@ -179,7 +185,7 @@ def _service(
     server = facts.server
     at_replicas = svc.running >= svc.desired
     guarded = svc.service in facts.guarded
-    fields = _fields(server, svc.app, svc.env, service=svc.service)
+    fields = fields_of(server, svc.app, svc.env, service=svc.service)
 
     def new(kind: str, status: str, detail: str = "") -> Alert:
         return Alert(
@@ -329,7 +335,7 @@ def _node(
 ) -> None:
     apps = ", ".join(node.apps) or "no app tasks"
     name = f"node {node.hostname} ({node.id[:12]})"
-    fields = _fields(server, None, None, node=node.hostname, apps=apps)
+    fields = fields_of(server, None, None, node=node.hostname, apps=apps)
     checks = [
         (
             NODE_DOWN,
@@ -377,6 +383,10 @@ def _node(
             keep(dataclasses.replace(prev, last_seen=now))
         elif prev is not None and prev.status == OPEN:
             close(prev, recovery)
+
+
+def since_words(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def alerts_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Alert]:

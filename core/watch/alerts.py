@@ -24,12 +24,14 @@ from typing import Any
 
 from core.clock import SYSTEM, Clock
 from core.config import AlertsConfig
-from core.errors import CoreError
+from core.errors import CoreError, EngineUnavailable
 from core.names import LABEL_APP, LABEL_ENV
+from core.servers.errors import ServerError
 from core.store import Store
 from core.swarm import EventStream, SwarmClient
 from core.watch.alert_rules import OOM, Post, alert_key, alerts_from_rows, step
 from core.watch.facts import engine_time, log_tail, read_facts, service_facts
+from core.watch.outage import away_step
 
 log = logging.getLogger("shipbot.alerts")
 SERVICE_LABEL = "com.docker.swarm.service.name"
@@ -82,9 +84,29 @@ class AlertWatch:
     async def check(self) -> list[Post]:
         """One round (the guard's first, if any): read, decide, keep, publish."""
         async with self.turn:
-            if self.before is not None:
-                await self.before()
-            return await self._check()
+            try:
+                if self.before is not None:
+                    await self.before()
+                return await self._check()
+            except (EngineUnavailable, ServerError) as exc:  # the server did not answer
+                await self._away(str(exc))
+                raise
+
+    async def _away(self, error: str) -> None:
+        """The round could not read the server: its outage alert, once per outage."""
+        rows = await asyncio.to_thread(self.store.alert_states, self.server)
+        posts, kept = away_step(self.server, error, alerts_from_rows(rows), self.clock.time())
+
+        def publish_all() -> None:
+            for post in posts:
+                self.publish(post)
+
+        await asyncio.to_thread(
+            self.store.save_alert_states,
+            self.server,
+            [dataclasses.asdict(a) for a in kept.values()],
+            publish_all,
+        )
 
     async def _check(self) -> list[Post]:
         swarm = await self.client()
