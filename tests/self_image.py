@@ -77,9 +77,11 @@ def build_python_base() -> None:
 
 
 def build(revision: str = "test") -> float | None:
-    """Build ``IMAGE`` unless cached; the seconds it took (None: it was cached)."""
+    """Build ``IMAGE`` unless cached; the seconds it took (None: it was cached). The
+    revision is part of the cache key: it is baked in (``shipbot --version``, the "is up"
+    post), so an image built for another revision is built again, not reused."""
     build_python_base()
-    label = inputs_digest()
+    label = f"{inputs_digest()}/{revision}"
     probe = subprocess.run(
         [
             "docker",

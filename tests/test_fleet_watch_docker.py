@@ -134,7 +134,14 @@ async def test_a_server_added_while_serving_is_watched_and_its_crash_loop_alerte
             fields = [(r, json.loads(r["payload"])["fields"]) for r in rows]
             return [r for r, f in fields if f.get("title", "").startswith(title)]
 
-        (row,) = await until(alerted, CHECK_SECONDS + 15, title)
+        try:
+            (row,) = await until(alerted, CHECK_SECONDS + 15, title)
+        except AssertionError as missed:  # say what serve did post, and what it logged
+            rows = store._rows("outbox", "kind = 'alerts'", order_by="id")
+            posted = [json.loads(r["payload"])["fields"].get("title") for r in rows]
+            serve.send_signal(signal.SIGTERM)
+            said = (await asyncio.wait_for(serve.stderr.read(), 20)).decode()[-3000:]
+            raise AssertionError(f"{missed}; posted: {posted}; serve said:\n{said}") from None
         assert row["created_at"] - looped[0] <= CHECK_SECONDS + 10, (row, looped)
         assert serve.returncode is None  # the same serve all along: never restarted
         await asyncio.sleep(CHECK_SECONDS * 2)  # more rounds and failures: still one alert
