@@ -140,7 +140,8 @@ async def test_a_server_added_while_serving_is_watched_and_its_crash_loop_alerte
             rows = store._rows("outbox", "kind = 'alerts'", order_by="id")
             posted = [json.loads(r["payload"])["fields"].get("title") for r in rows]
             serve.send_signal(signal.SIGTERM)
-            said = (await asyncio.wait_for(serve.stderr.read(), 20)).decode()[-3000:]
+            said = (await asyncio.wait_for(serve.stderr.read(), 20)).decode()
+            said = said[-3000:]
             raise AssertionError(f"{missed}; posted: {posted}; serve said:\n{said}") from None
         assert row["created_at"] - looped[0] <= CHECK_SECONDS + 10, (row, looped)
         assert serve.returncode is None  # the same serve all along: never restarted

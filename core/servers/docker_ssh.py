@@ -39,7 +39,7 @@ from core.swarm.docker_api import DEFAULT_TIMEOUT, MINIMUM_API, DockerSwarm
 from core.swarm.docker_errors import TransportError
 
 _MOUNT = "http+docker://ssh"
-SESSIONS = 8  # below sshd's default MaxSessions (10): room for a login shell beside us
+SESSIONS = 5  # half sshd's default MaxSessions (10): closed sessions linger in its count
 SESSION_WAIT_SECONDS = 60.0
 SESSION_RETRY_SECONDS = 10.0  # sshd counts a closed session until its dial-stdio has exited
 SESSION_RETRY_GAP = 0.25
