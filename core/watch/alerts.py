@@ -29,7 +29,7 @@ from core.names import LABEL_APP, LABEL_ENV
 from core.servers.errors import ServerError
 from core.store import Store
 from core.swarm import EventStream, SwarmClient
-from core.watch.alert_rules import OOM, Post, alert_key, alerts_from_rows, step
+from core.watch.alert_rules import OOM, Alert, Post, alert_key, alerts_from_rows, step
 from core.watch.facts import engine_time, log_tail, read_facts, service_facts
 from core.watch.outage import away_step
 
@@ -96,6 +96,10 @@ class AlertWatch:
         """The round could not read the server: its outage alert, once per outage."""
         rows = await asyncio.to_thread(self.store.alert_states, self.server)
         posts, kept = away_step(self.server, error, alerts_from_rows(rows), self.clock.time())
+        await self._keep(posts, kept)
+
+    async def _keep(self, posts: list[Post], kept: dict[str, Alert]) -> None:
+        """The server's alerts stored and their posts published, in one transaction."""
 
         def publish_all() -> None:
             for post in posts:
@@ -131,17 +135,7 @@ class AlertWatch:
             await asyncio.to_thread(self.extra),
         )
         posts, kept = step(facts, previous, now, self.config)
-
-        def publish_all() -> None:
-            for post in posts:
-                self.publish(post)
-
-        await asyncio.to_thread(
-            self.store.save_alert_states,
-            self.server,
-            [dataclasses.asdict(a) for a in kept.values()],
-            publish_all,
-        )
+        await self._keep(posts, kept)
         return posts
 
     # disk and memory: a probe on every node, which takes seconds (``run`` keeps it off the
