@@ -14,10 +14,8 @@ import contextlib
 import json
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,6 +25,7 @@ from core.watch.facts import engine_time
 from tests.chat import result, say
 from tests.multinode import Cluster, Node, build
 from tests.test_serve import spawn_cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -65,16 +64,6 @@ def node(docker_client) -> Iterator[tuple[Node, str]]:
         yield up.nodes[0], private
     finally:
         up.down()
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await asyncio.to_thread(check)
-        if found:
-            return found
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def failures(node: Node, service: str) -> list[float]:

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from core.swarm.jobs import LABEL_JOB_KIND
 from tests.chat import remove_apps, remove_volumes, result, say
 from tests.moto_s3 import KEYS
 from tests.test_serve import spawn_cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -93,16 +93,6 @@ def silent_s3() -> Iterator[str]:
         for conn in held:
             conn.close()
         server.close()
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await asyncio.to_thread(check)
-        if found:
-            return found
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def helpers_of(client: Any, plane_id: str) -> list[str]:

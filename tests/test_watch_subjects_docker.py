@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from commands.watching import watchers
 from core.store import Store
 from tests.chat import remove_volumes, result, say
 from tests.test_edge_docker import TRAEFIK_IMAGE, free_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -46,16 +46,6 @@ edge: {{image: {image}, service: {edge}, http_port: {http}, https_port: {https},
 def titles(store: Store) -> list[str]:
     rows = store._rows("outbox", "kind = 'alerts'", order_by="id")
     return [json.loads(r["payload"])["fields"].get("title", "") for r in rows]
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await asyncio.to_thread(check)
-        if found:
-            return found
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def running_container(client: Any, service: str) -> str | None:
