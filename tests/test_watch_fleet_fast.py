@@ -130,7 +130,8 @@ async def test_a_crash_looping_database_alerts_once_naming_it_then_recovers(plan
     assert len(healed) == 1 and healed[0].startswith("✅ database orders (postgres) on local")
 
 
-async def test_a_proxy_below_its_replicas_alerts_naming_the_proxy(plane, fake):
+def run_proxy(plane: Plane, fake: FakeSwarm) -> dict:
+    """This plane's proxy, one replica, on the fake engine; its spec."""
     fake.publish("traefik:v3")
     spec = {
         "Name": plane.edge.service,
@@ -139,6 +140,11 @@ async def test_a_proxy_below_its_replicas_alerts_naming_the_proxy(plane, fake):
         "Mode": {"Replicated": {"Replicas": 1}},
     }
     fake.create_service(spec)
+    return spec
+
+
+async def test_a_proxy_below_its_replicas_alerts_naming_the_proxy(plane, fake):
+    run_proxy(plane, fake)
     posts: list[Post] = []
     watch = alert_watch(plane, fake, posts)
     fake.behave("traefik:v3", UNHEALTHY)
@@ -149,14 +155,7 @@ async def test_a_proxy_below_its_replicas_alerts_naming_the_proxy(plane, fake):
 
 
 async def test_a_proxy_scaled_to_none_is_below_its_one_replica_until_it_is_back(plane, fake):
-    fake.publish("traefik:v3")
-    spec = {
-        "Name": plane.edge.service,
-        "Labels": {LABEL_EDGE: "true", LABEL_PLANE: plane.id},
-        "TaskTemplate": {"ContainerSpec": {"Image": "traefik:v3"}},
-        "Mode": {"Replicated": {"Replicas": 1}},
-    }
-    fake.create_service(spec)
+    spec = run_proxy(plane, fake)
     posts: list[Post] = []
     config = CONFIG.model_copy(update={"below_replicas_seconds": 5})
     watch = alert_watch(plane, fake, posts, config)
