@@ -104,8 +104,9 @@ def unread(plane: Plane, away: set[str], apps: set[str], name: str | None) -> li
     """A row for each live release on a server that did not answer (blocking: the store):
     what shipbot last deployed there, its tasks unknown, never left out of ``status``."""
     out = []
+    placed = {(app, env): server for app, env, server in plane.store.env_server_rows()}
     for release in plane.store.releases_with_status(RELEASE_LIVE, name):
-        server = plane.store.env_server(release.app, release.env) or plane.server
+        server = placed.get((release.app, release.env), plane.server)
         if server in away and release.app in apps:
             out.append(
                 ServiceStatus(
