@@ -33,7 +33,8 @@ from tests.multinode import Cluster, Node, build, docker
 from tests.multinode_fixtures import DOCKERFILE, POSTGRES_IMAGE, TRAEFIK_IMAGE, login_key, psql
 from tests.pebble import Pebble, pebble
 
-pytestmark = pytest.mark.docker
+# builds the shipbot image under the tag the other self-image modules use
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
 
 SUBNETS = {"e2a": "192.168.181.0/24", "e2b": "192.168.182.0/24"}
 # this host on the first cluster's bridge, where moto and pebble listen: the control plane

@@ -16,6 +16,7 @@ import pytest
 
 from commands.dispatch import Dispatcher
 from tests.chat import result, say, table
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -141,8 +142,15 @@ async def test_proxy_routes_domains_to_every_replica(bot, edge, tmp_path, made_a
     assert deployed.fields["url"] == f"http://{domain}:{edge['http']}/"
 
     until_status(edge["http"], domain, 200)
-    bodies = {get(edge["http"], domain)[1] for _ in range(20)}
-    assert len(bodies) == 2, bodies  # both replicas answer, each with its own hostname
+    # both replicas answer, each with its own hostname (Traefik may list the second task a
+    # moment after the first answers: asked until both did, for at most 20 s)
+    bodies: set[str] = set()
+
+    def both_answered() -> bool:
+        bodies.update(get(edge["http"], domain)[1] for _ in range(5))
+        return len(bodies) == 2
+
+    await until(both_answered, 20, f"both replicas of {domain} answering (one answered)")
     assert all(body.startswith("hello from ") for body in bodies)
     lines = [r.text for r in await say(bot, f"status {name}") if type(r).__name__ == "Message"]
     assert lines == [f"production: http://{domain}:{edge['http']}/ → 200 OK"]

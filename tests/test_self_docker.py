@@ -12,7 +12,8 @@ import pytest
 
 from tests import self_image
 
-pytestmark = pytest.mark.docker
+# builds the shipbot image under the tag the other self-image modules use
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
 
 HEALTHY_WITHIN = 90.0
 

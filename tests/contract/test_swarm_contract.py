@@ -181,7 +181,9 @@ def test_a_server_exiting_0_when_stopped_for_its_check_still_fails_the_update(wo
     container = world.swarm.inspect_container(ran[0]["Status"]["ContainerStatus"]["ContainerID"])
     assert (container["State"]["Status"], container["State"]["ExitCode"]) == ("exited", 0)
     assert container["State"]["Health"]["Status"] == "unhealthy"
-    assert container["State"]["Health"]["Log"][-1]["ExitCode"] == 1
+    # the probes failed (wget: 1); the last may also have been cut by the container's stop
+    # (137) or, on a busy host, by its time-out (-1): whichever, not a passing probe
+    assert container["State"]["Health"]["Log"][-1]["ExitCode"] in (1, 137, -1)
 
 
 def test_an_unhealthy_update_pauses_when_its_failure_action_is_pause(world: World):
