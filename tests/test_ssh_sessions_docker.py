@@ -1,0 +1,142 @@
+"""``serve`` watching a remote server keeps its SSH sessions under sshd's MaxSessions
+(issue 23): a node with sshd and its own engine (tests/multinode.py) runs an app that
+crash-loops (die events, check rounds that read its tasks and its log tail), and serve
+watches it for several short check intervals. Inside the node, the sessions of each SSH
+connection (its ``docker system dial-stdio`` processes) are counted every 0.1 s: none ever
+has more than ``SESSIONS``, and sshd, logging to a file here, never says "no more
+sessions".
+
+docker-py kept one pool per request URL, each with idle sessions of its own: this test saw
+11 on serve's connection and sshd's refusals within 20 s before that was fixed.
+
+Every name here starts with ``zss``; the node is removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from commands.dispatch import ChatRequest
+from core.servers.docker_ssh import SESSIONS
+from tests.chat import result, say
+from tests.multinode import Cluster, Node, docker
+from tests.multinode_fixtures import TRAEFIK_IMAGE, login_key, plane
+from tests.test_serve import spawn_cli
+from tests.waiting import until
+
+pytestmark = pytest.mark.docker
+
+PREFIX = "zss"
+SUBNET = "192.168.207.0/24"
+ADMIN = "console:alice"
+CHECK_SECONDS = 1
+WATCHED_SECONDS = 20  # the check intervals serve is watched for
+SSHD_LOG = "/var/log/zss-sshd.log"
+COUNTS = "/run/zss-sessions"
+# serves for 3 s, then exits 3; Swarm starts it again
+DOCKERFILE = """\
+FROM busybox
+CMD ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && httpd -p 8080 -h /www; \
+sleep 3; echo giving up; exit 3"]
+"""
+APP_YML = """\
+name: {name}
+build: .
+port: 8080
+https: false
+stop_grace_period: 1s
+environments:
+  production: {{server: zss-1, replicas: 1}}
+"""
+# the most dial-stdio processes under any one sshd connection, every 0.1 s
+COUNTER = (
+    'while :; do ps -eo ppid=,args= | awk \'$2 == "docker" && $4 == "dial-stdio" '
+    "{n[$1]++} END {m = 0; for (p in n) if (n[p] > m) m = n[p]; print m}' >> "
+    f"{COUNTS}; sleep 0.1; done"
+)
+
+
+def sshd_logging(node: Node) -> None:
+    """sshd started again with its log in ``SSHD_LOG`` (the node's has no syslog)."""
+    node.sh(
+        "sh", "-c",
+        "kill $(cat /run/sshd.pid); while [ -e /run/sshd.pid ]; do sleep 0.1; done; "
+        f"/usr/sbin/sshd -E {SSHD_LOG}",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def node(docker_client) -> Iterator[tuple[Node, str]]:
+    private, public = login_key()
+    up = Cluster(PREFIX, SUBNET, count=1)
+    try:
+        up.up(public, ["busybox:latest", TRAEFIK_IMAGE])
+        sshd_logging(up.nodes[0])
+        yield up.nodes[0], private
+    finally:
+        up.down()
+
+
+def most(node: Node) -> int:
+    counted = node.sh("cat", COUNTS, check=False).stdout.split()
+    return max((int(n) for n in counted), default=0)
+
+
+async def test_serve_keeps_each_connections_sessions_under_sshds_limit(
+    node, tmp_path, docker_client, made_apps
+):
+    server, private = node
+    name = f"zss{uuid.uuid4().hex[:6]}"
+    made_apps.append(name)
+    home = tmp_path / "home"
+    shipbot_yml = (
+        f"admins: [{ADMIN}]\n"
+        "server_apps: {zss-1: ['zss*']}\n"
+        "notify:\n  - {platform: console, channel: ops, kinds: [alerts]}\n"
+        f"alerts: {{check_seconds: {CHECK_SECONDS}, crash_restarts: 2, guard_seconds: 0,"
+        " usage_image: busybox:latest}\n"
+        f"edge: {{image: {TRAEFIK_IMAGE}, "
+        "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
+    )
+    with plane(home, shipbot_yml) as bot:
+        imported = await bot.run(
+            ChatRequest("console", ADMIN, "console", "ssh-key import zss", private)
+        )
+        assert result(imported).ok, imported
+        added = await say(bot, f"server add zss-1 ssh://root@{server.ip} --key zss", ADMIN)
+        assert result(added).ok, added
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "Dockerfile").write_text(DOCKERFILE)
+        (folder / "app.yml").write_text(APP_YML.format(name=name))
+        assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
+        deployed = await say(bot, f"deploy {name}", ADMIN)
+        assert result(deployed).ok, deployed
+        store = bot.engine.store
+
+        docker("exec", "-d", server.name, "sh", "-c", COUNTER)
+        serve = await spawn_cli({**os.environ, "SHIPBOT_HOME": str(home)})
+        try:
+            crashed = f"{name} (production) on zss-1 is crash-looping"
+            await until(lambda: crashed in str(store._rows("outbox")), 60, crashed)
+            await asyncio.sleep(WATCHED_SECONDS)  # serve's rounds go on, watched
+            assert serve.returncode is None
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(serve.wait(), 20)
+            if serve.returncode is None:
+                serve.kill()
+                await serve.wait()
+        said = (await serve.stderr.read()).decode()
+    log = server.sh("cat", SSHD_LOG).stdout
+    assert "no more sessions" not in log, log[-2000:]
+    assert 2 <= most(server) <= SESSIONS, most(server)  # serve's event stream and its checks
+    assert "refused a new SSH session" not in said, said[-2000:]
