@@ -7,7 +7,9 @@ has more than ``SESSIONS``, and sshd, logging to a file here, never says "no mor
 sessions".
 
 docker-py kept one pool per request URL, each with idle sessions of its own: this test saw
-11 on serve's connection and sshd's refusals within 20 s before that was fixed.
+10 on one connection and 58 refusals in sshd's log before that was fixed (5 at most, and
+none, after). A connection the host ends is made again by the next request (before, that
+request failed with "Socket is closed", told as the engine's fault).
 
 Every name here starts with ``zss``; the node is removed at the end.
 """
@@ -18,13 +20,17 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from commands.dispatch import ChatRequest
+from core.servers import docker_ssh, keys, ssh
 from core.servers.docker_ssh import SESSIONS
+from core.servers.urls import parse_url
+from core.swarm.docker_api import MINIMUM_API
 from tests.chat import result, say
 from tests.multinode import Cluster, Node, docker
 from tests.multinode_fixtures import TRAEFIK_IMAGE, login_key, plane
@@ -140,3 +146,27 @@ async def test_serve_keeps_each_connections_sessions_under_sshds_limit(
     assert "no more sessions" not in log, log[-2000:]
     assert 2 <= most(server) <= SESSIONS, most(server)  # serve's event stream and its checks
     assert "refused a new SSH session" not in said, said[-2000:]
+
+
+def test_a_lost_connection_is_made_again_by_the_next_request(node):
+    server, private = node
+    login = ssh.Login("zss-1", parse_url(f"ssh://root@{server.ip}"), keys.load(private))
+    api = docker_ssh.api_client(login, MINIMUM_API)
+    try:
+        assert api.version()["ApiVersion"]
+        lost = api._custom_adapter.ssh_client.get_transport()  # noqa: SLF001
+        # the host ends shipbot's connection (sshd's process for it goes)
+        server.sh(
+            "sh", "-c",
+            "kill $(ps -eo pid=,args= | awk '$2 == \"sshd:\" && $3 == \"root@notty\" "
+            "{print $1}')",
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while lost.is_active():
+            assert time.monotonic() < deadline, "paramiko never saw the connection end"
+            time.sleep(0.05)
+        assert api.version()["ApiVersion"]  # over a new connection
+        again = api._custom_adapter.ssh_client.get_transport()  # noqa: SLF001
+        assert again is not lost and again.is_active()
+    finally:
+        api.close()

@@ -13,7 +13,8 @@ the request's whole URL, so each path and query had a pool of its own, each keep
 session open: nine pools and an event stream filled sshd's ten, and the next request was
 refused ("no more sessions"), which read as "dockerd stopped". Here the adapter has one
 pool, its sessions counted until sshd has closed them (``core.servers.ssh_sessions``), at
-most ``SESSIONS``; a request waits for a free one; SSH failures say they are SSH's.
+most ``SESSIONS``; a request waits for a free one. A lost connection is made again by the
+next request; SSH failures say they are SSH's, never "dockerd stopped".
 """
 
 from __future__ import annotations
@@ -125,15 +126,24 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
 
     def get_connection(self, url, proxies=None):  # type: ignore[no-untyped-def]
         """The one pool, whatever the URL (docker-py asks by the request's whole URL): every
-        request goes to the same engine over the same connection."""
+        request goes to the same engine over the same connection. A connection that was
+        lost is made again here (its pool, with the sessions it had, goes with it)."""
         with self.pools.lock:
             pool = self.pools.get(_MOUNT)
-            if pool is None:
-                if self.ssh_client.get_transport() is None:
+            transport = self.ssh_client.get_transport()
+            if pool is not None and transport is not None and transport.is_active():
+                return pool
+            if transport is None or not transport.is_active():
+                try:
                     self._connect()
-                sessions = Sessions(self.ssh_client.get_transport(), self._sessions)
-                pool = BoundedSessions(sessions, self.timeout)
-                self.pools[_MOUNT] = pool
+                except HostKeyChanged:
+                    raise
+                except (OSError, paramiko.SSHException, EOFError) as exc:
+                    raise ReconnectFailed(str(unreachable(self._login, exc))) from exc
+            self.pools.clear()
+            sessions = Sessions(self.ssh_client.get_transport(), self._sessions)
+            pool = BoundedSessions(sessions, self.timeout)
+            self.pools[_MOUNT] = pool
             return pool
 
     def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -141,8 +151,23 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         was being done), not as the engine gone away nor as an internal error."""
         try:
             return super().send(request, *args, **kwargs)
+        except ReconnectFailed as exc:
+            raise TransportError(str(exc), request=request) from exc
         except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
             raise TransportError(session_words(self._login.name, exc), request=request) from exc
+        except requests.exceptions.ConnectionError as exc:
+            transport = self.ssh_client.get_transport()
+            if transport is not None and transport.is_active():
+                raise  # the engine's end of a live session: the engine's trouble
+            raise TransportError(
+                f"the SSH connection to server {self._login.name} was lost during the request "
+                f"({exc}); the next request connects again",
+                request=request,
+            ) from exc
+
+
+class ReconnectFailed(Exception):
+    """The lost SSH connection could not be made again (its words name the server)."""
 
 
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:
