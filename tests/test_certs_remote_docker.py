@@ -13,32 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from commands.catalog.certs import watch
-from commands.dispatch import ChatRequest
 from commands.notify import Notifier
 from core.config import NotifyRoute
-from tests.chat import result, say
 from tests.clock import ManualClock
-from tests.multinode import Cluster, Node, build, docker
-from tests.multinode_fixtures import DOCKERFILE, TRAEFIK_IMAGE, login_key, plane
+from tests.multinode import Node, docker
+from tests.multinode_fixtures import (
+    DOCKERFILE,
+    TRAEFIK_IMAGE,
+    add_server,
+    deploy_new,
+    plane,
+    ssh_cluster,
+)
 from tests.pebble import Pebble, pebble
 
 pytestmark = pytest.mark.docker
 
-PREFIX = "zce"
-SUBNET = "192.168.209.0/24"
-PUBLIC_NET, PUBLIC_SUBNET = "zce-pub", "192.168.211.0/24"
-PUBLIC_IP = "192.168.211.11"
-HOST = str(next(ipaddress.ip_network(SUBNET).hosts()))  # this host on the node's bridge
-PEBBLE_PORT = 16300  # and 17300 (management), 16302 (DNS), 16303 (challtestsrv)
-CA_CONFIG = "zce-pebble-ca"
-CERT_SECONDS = 120.0
+PREFIX, SUBNET = "zce", "192.168.209.0/24"
+ADMIN = "console:alice"
+# the node's second address, its public one, on a network of its own
+PUBLIC_NET, PUBLIC_SUBNET, PUBLIC_IP = "zce-pub", "192.168.211.0/24", "192.168.211.11"
+# pebble listens on this host's address on the node's bridge, from port 16300 on (17300:
+# management, 16302: DNS, 16303: challtestsrv), and pebble's CA is a swarm config there
+HOST, PEBBLE_PORT, CA_CONFIG = "192.168.209.1", 16300, "zce-pebble-ca"
+CERT_SECONDS = 120.0  # for Traefik to have its certificate from pebble
 APP_YML = """\
 name: {name}
 build: .
@@ -53,19 +57,15 @@ environments:
 @pytest.fixture
 def node(docker_client) -> Iterator[tuple[Node, str]]:
     """One node on two networks: its SSH address, and ``PUBLIC_IP``."""
-    build()
-    private, public = login_key()
-    up = Cluster(PREFIX, SUBNET, count=1)
     docker("network", "rm", PUBLIC_NET, check=False)
-    try:
-        up.up(public, ["busybox:latest", TRAEFIK_IMAGE])
-        found = up.nodes[0]
-        docker("network", "create", "--subnet", PUBLIC_SUBNET, PUBLIC_NET)
-        docker("network", "connect", "--ip", PUBLIC_IP, PUBLIC_NET, found.name)
-        yield found, private
-    finally:
-        up.down()
-        docker("network", "rm", PUBLIC_NET, check=False)
+    with ssh_cluster(PREFIX, SUBNET, 1, ["busybox:latest", TRAEFIK_IMAGE]) as (up, private):
+        try:
+            docker("network", "create", "--subnet", PUBLIC_SUBNET, PUBLIC_NET)
+            docker("network", "connect", "--ip", PUBLIC_IP, PUBLIC_NET, up.nodes[0].name)
+            yield up.nodes[0], private
+        finally:
+            docker("network", "disconnect", "-f", PUBLIC_NET, up.nodes[0].name, check=False)
+            docker("network", "rm", PUBLIC_NET, check=False)
 
 
 @pytest.fixture
@@ -94,28 +94,16 @@ async def test_the_watcher_reads_a_remote_servers_proxy_at_its_public_address(
         "--dport", "443", "-j", "DROP",
     )  # fmt: skip
     yml = (
-        "admins: [console:alice]\n"
+        f"admins: [{ADMIN}]\n"
         "local: false\n"
         "server_apps: {zce-1: ['zce*']}\n"
         f"edge: {{image: {TRAEFIK_IMAGE}, acme: {{email: ops@zce.test, "
         f"ca_server: '{ca.directory}', ca_certificates: {CA_CONFIG}, volume: zce-acme}}}}\n"
     )
     with plane(tmp_path / "home", yml) as bot:
-        imported = await bot.run(
-            ChatRequest("console", "console:alice", "console", "ssh-key import zce", private)
-        )
-        assert result(imported).ok, imported
-        url = f"ssh://root@{server.ip}"
-        added = await say(bot, f"server add zce-1 {url} --key zce --address {PUBLIC_IP}")
-        assert result(added).ok, added
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "Dockerfile").write_text(DOCKERFILE)
-        (folder / "app.yml").write_text(APP_YML.format(name=name, domain=domain))
-        assert result(await say(bot, f"apps add {name} --path {folder}")).ok
-        assert result(await say(bot, f"domain grant {name} {domain}")).ok
-        deployed = await say(bot, f"deploy {name}")
-        assert result(deployed).ok, deployed
+        await add_server(bot, "zce-1", server, private, ADMIN, "--address", PUBLIC_IP)
+        files = {"Dockerfile": DOCKERFILE, "app.yml": APP_YML.format(name=name, domain=domain)}
+        await deploy_new(bot, tmp_path / name, files, ADMIN, domain)
 
         routes = [NotifyRoute(platform="console", channel="ops", kinds=["certs"])]
         notifier = Notifier(bot.engine.store, routes)

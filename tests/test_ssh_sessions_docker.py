@@ -17,24 +17,27 @@ Every name here starts with ``zss``; the node is removed at the end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from commands.dispatch import ChatRequest
 from core.servers import docker_ssh, keys, ssh
 from core.servers.docker_ssh import SESSIONS
 from core.servers.urls import parse_url
 from core.swarm.docker_api import MINIMUM_API
-from tests.chat import result, say
-from tests.multinode import Cluster, Node, docker
-from tests.multinode_fixtures import TRAEFIK_IMAGE, login_key, plane
-from tests.test_serve import spawn_cli
+from tests.multinode import Node, docker
+from tests.multinode_fixtures import (
+    TRAEFIK_IMAGE,
+    add_server,
+    crash_looping,
+    deploy_new,
+    plane,
+    ssh_cluster,
+)
+from tests.test_serve import spawn_cli, stop_cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -46,21 +49,10 @@ CHECK_SECONDS = 1
 WATCHED_SECONDS = 20  # the check intervals serve is watched for
 SSHD_LOG = "/var/log/zss-sshd.log"
 COUNTS = "/run/zss-sessions"
-# serves for 3 s, then exits 3; Swarm starts it again
-DOCKERFILE = """\
-FROM busybox
-CMD ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && httpd -p 8080 -h /www; \
-sleep 3; echo giving up; exit 3"]
-"""
-APP_YML = """\
-name: {name}
-build: .
-port: 8080
-https: false
-stop_grace_period: 1s
-environments:
-  production: {{server: zss-1, replicas: 1}}
-"""
+APP_YML = (
+    "{{name: {name}, build: ., port: 8080, https: false, stop_grace_period: 1s, "
+    "environments: {{production: {{server: zss-1, replicas: 1}}}}}}\n"
+)
 # the most dial-stdio processes under any one sshd connection, every 0.1 s
 COUNTER = (
     'while :; do ps -eo ppid=,args= | awk \'$2 == "docker" && $4 == "dial-stdio" '
@@ -80,14 +72,9 @@ def sshd_logging(node: Node) -> None:
 
 @pytest.fixture
 def node(docker_client) -> Iterator[tuple[Node, str]]:
-    private, public = login_key()
-    up = Cluster(PREFIX, SUBNET, count=1)
-    try:
-        up.up(public, ["busybox:latest", TRAEFIK_IMAGE])
+    with ssh_cluster(PREFIX, SUBNET, 1, ["busybox:latest", TRAEFIK_IMAGE]) as (up, private):
         sshd_logging(up.nodes[0])
         yield up.nodes[0], private
-    finally:
-        up.down()
 
 
 def most(node: Node) -> int:
@@ -112,19 +99,9 @@ async def test_serve_keeps_each_connections_sessions_under_sshds_limit(
         "acme: {ca_server: 'https://127.0.0.1:9/dir', volume: shipbot-edge-acme}}\n"
     )
     with plane(home, shipbot_yml) as bot:
-        imported = await bot.run(
-            ChatRequest("console", ADMIN, "console", "ssh-key import zss", private)
-        )
-        assert result(imported).ok, imported
-        added = await say(bot, f"server add zss-1 ssh://root@{server.ip} --key zss", ADMIN)
-        assert result(added).ok, added
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "Dockerfile").write_text(DOCKERFILE)
-        (folder / "app.yml").write_text(APP_YML.format(name=name))
-        assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
-        deployed = await say(bot, f"deploy {name}", ADMIN)
-        assert result(deployed).ok, deployed
+        await add_server(bot, "zss-1", server, private, ADMIN)
+        files = {"Dockerfile": crash_looping(3), "app.yml": APP_YML.format(name=name)}
+        await deploy_new(bot, tmp_path / name, files, ADMIN)
         store = bot.engine.store
 
         docker("exec", "-d", server.name, "sh", "-c", COUNTER)
@@ -135,12 +112,7 @@ async def test_serve_keeps_each_connections_sessions_under_sshds_limit(
             await asyncio.sleep(WATCHED_SECONDS)  # serve's rounds go on, watched
             assert serve.returncode is None
         finally:
-            serve.send_signal(signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(serve.wait(), 20)
-            if serve.returncode is None:
-                serve.kill()
-                await serve.wait()
+            await stop_cli(serve)
         said = (await serve.stderr.read()).decode()
     log = server.sh("cat", SSHD_LOG).stdout
     assert "no more sessions" not in log, log[-2000:]
