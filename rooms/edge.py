@@ -18,7 +18,7 @@ def periodic(root: Running) -> Iterable[Periodic]:
     """Every server's certificates, checked at start and every ``edge.acme.watch_seconds``."""
     from commands.catalog import certs  # the family loads only where it runs: serve
 
-    watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock)
+    watcher = certs.watch(root.plane, root.notifier, clock=root.plane.clock, dns=root.config.dns)
 
     async def check() -> None:
         for text in await certs.watch_round(watcher):

@@ -88,9 +88,12 @@ def write_pair(cert: x509.Certificate, key: Key, cert_path: Path, key_path: Path
 
 
 @contextlib.contextmanager
-def tls_server(by_name: dict[str, tuple[x509.Certificate, Key]], tmp: Path) -> Iterator[int]:
+def tls_server(
+    by_name: dict[str, tuple[x509.Certificate, Key]], tmp: Path, asked: list[str] | None = None
+) -> Iterator[int]:
     """A TLS server on 127.0.0.1 that serves, per SNI name, that name's certificate (the
-    first one for any other name), as Traefik does; yields its port."""
+    first one for any other name), as Traefik does; yields its port. ``asked`` gets each
+    handshake's SNI name."""
     contexts: dict[str, ssl.SSLContext] = {}
     for index, (name, (cert, key)) in enumerate(by_name.items()):
         cert_path, key_path = tmp / f"c{index}.pem", tmp / f"k{index}.pem"
@@ -101,6 +104,8 @@ def tls_server(by_name: dict[str, tuple[x509.Certificate, Key]], tmp: Path) -> I
     default = next(iter(contexts.values()))
 
     def pick(sock: ssl.SSLSocket, name: str | None, _: ssl.SSLContext) -> None:
+        if asked is not None:
+            asked.append(name or "")
         sock.context = contexts.get(name or "", default)
 
     default.sni_callback = pick

@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from commands.dispatch import Dispatcher
+from commands.dispatch import ChatRequest, Dispatcher
 from core.servers import keys
+from tests.chat import result, say
 from tests.multinode import Cluster, Node, build, cluster
 
 TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
@@ -24,6 +25,16 @@ DOCKERFILE = """\
 FROM busybox
 CMD mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www
 """
+
+
+def crash_looping(seconds: int) -> str:
+    """A Dockerfile: an app that serves for ``seconds``, then gives up with exit code 3
+    (Swarm starts it again)."""
+    return (
+        "FROM busybox\n"
+        'CMD ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && httpd -p 8080 -h '
+        f'/www; sleep {seconds}; echo giving up; exit 3"]\n'
+    )
 
 
 def login_key() -> tuple[str, str]:
@@ -61,6 +72,36 @@ def plane(home: Path, shipbot_yml: str) -> Iterator[Dispatcher]:
         yield dispatcher
     finally:
         dispatcher.close()
+
+
+async def add_server(
+    bot: Dispatcher, server: str, node: Node, private: str, user: str, *options: str
+) -> None:
+    """``private`` imported as key ``server`` and ``node`` added as ``server`` over SSH with
+    it (``options``: more of `server add`'s), each checked."""
+    imported = await bot.run(
+        ChatRequest("console", user, "console", f"ssh-key import {server}", private)
+    )
+    assert result(imported).ok, imported
+    url = f"ssh://root@{node.ip}"
+    added = await say(bot, " ".join(["server add", server, url, "--key", server, *options]), user)
+    assert result(added).ok, added
+
+
+async def deploy_new(
+    bot: Dispatcher, folder: Path, files: dict[str, str], user: str, domain: str = ""
+) -> None:
+    """An app made in ``folder`` (named for it) from ``files``, added and deployed, each
+    checked; ``domain`` granted to it first."""
+    folder.mkdir()
+    for file, text in files.items():
+        (folder / file).write_text(text)
+    name = folder.name
+    assert result(await say(bot, f"apps add {name} --path {folder}", user)).ok
+    if domain:
+        assert result(await say(bot, f"domain grant {name} {domain}", user)).ok
+    deployed = await say(bot, f"deploy {name}", user)
+    assert result(deployed).ok, deployed
 
 
 def psql(node: Node, service: str, user: str, db: str, sql: str) -> str:

@@ -341,7 +341,7 @@ async def test_the_watcher_reads_the_edge_and_posts_through_the_outbox_once(tmp_
     clock = ManualClock.at(now)
     with tls_server({"*": default, "api.example.com": issued}, tmp_path) as port:
         reader = EdgeReader(
-            client, address="127.0.0.1", https_port=port, proxy_service="shipbot-edge"
+            client, addresses=["127.0.0.1"], https_port=port, proxy_service="shipbot-edge"
         )
         watch = CertWatch(
             reader,

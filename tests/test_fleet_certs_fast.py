@@ -18,11 +18,12 @@ import pytest
 from commands.catalog.certs import watch
 from commands.notify import Notifier
 from commands.replies import Message, decode
-from core.config import EdgeConfig, NotifyRoute
+from core.config import DnsConfig, EdgeConfig, NotifyRoute
 from core.engine import Engine
 from core.errors import EngineUnavailable
 from core.names import LABEL_PLANE
 from core.secrets import Vault
+from core.servers.where import public_address, public_addresses
 from core.store import Store
 from core.swarm.servers import RETRY_SECONDS, Servers
 from core.swarm.testing import FakeSwarm
@@ -34,6 +35,7 @@ from tests.test_certs import fake_service
 from tests.test_servers import row
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+ASKED: list[str] = []  # the SNI names the proxies were asked for
 DOMAINS = {"local": "home.example.com", "eu-1": "eu1.example.com", "eu-2": "eu2.example.com"}
 
 
@@ -85,9 +87,10 @@ def fleet(tmp_path: Path):
         for i, d in enumerate([*DOMAINS.values(), "eu3.example.com"])
     }
     default = make_leaf(ca, ["traefik.default"], cn="TRAEFIK DEFAULT CERT", serial=9)
-    with tls_server({"*": default, **leaves}, tmp_path) as port:
+    with tls_server({"*": default, **leaves}, tmp_path, ASKED) as port:
         plane.edge = EdgeConfig(https_port=port, address="127.0.0.1")
         yield engine, swarms, notifier, down
+    ASKED.clear()
     engine.close()
 
 
@@ -223,3 +226,62 @@ async def test_posts_of_a_server_away_reach_every_certs_route(fleet):
         "⚠️ certificates not checked on server eu-2: cannot reach the Docker engine of eu-2; "
         "the other servers' still are"
     ) in [decode(r["payload"]) for r in rows]
+
+
+NOWHERE = "127.0.0.9"  # nothing listens there
+
+
+def moved(engine: Engine, server: str, host: str) -> None:
+    """``server`` now logs in over SSH at ``host``."""
+    engine.store.remove_server(server)
+    engine.store.add_server({**row(server), "url": f"ssh://root@{host}"})
+
+
+def test_a_servers_public_addresses_come_before_its_ssh_host(fleet):
+    engine = fleet[0]
+    plane, store = engine.plane, engine.store
+    moved(engine, "eu-1", NOWHERE)
+    assert public_addresses(plane, "local") == ["127.0.0.1"]  # edge.address
+    assert public_addresses(plane, "eu-1") == [NOWHERE]
+    dns = {"eu-1": ["203.0.113.7"], "eu-2": ["203.0.113.8"]}
+    assert public_addresses(plane, "eu-1", dns) == ["203.0.113.7", NOWHERE]
+    store.set_server_addresses("eu-1", ["198.51.100.4", "2001:db8::4", NOWHERE])
+    assert public_addresses(plane, "eu-1", dns) == ["198.51.100.4", "2001:db8::4", NOWHERE]
+    assert public_address(plane, "eu-1") == "198.51.100.4"
+
+
+async def test_a_servers_proxy_is_read_at_its_recorded_address_by_the_domains_name(fleet):
+    engine, _, notifier, _ = fleet
+    moved(engine, "eu-1", NOWHERE)
+    engine.store.set_server_addresses("eu-1", ["127.0.0.1"])
+    posts = await watch(engine.plane, notifier).check()
+    assert firsts(posts) == [
+        "🔒 certificate issued for eu1.example.com on server eu-1",
+        "🔒 certificate issued for eu2.example.com on server eu-2",
+        "🔒 certificate issued for home.example.com",
+    ]
+    assert sorted(ASKED) == ["eu1.example.com", "eu2.example.com", "home.example.com"]
+
+
+async def test_shipbot_yml_dns_servers_is_where_a_server_without_recorded_ones_is_read(fleet):
+    engine, _, notifier, _ = fleet
+    moved(engine, "eu-1", NOWHERE)
+    assert firsts(await watch(engine.plane, notifier).check()) == [
+        "🔒 certificate issued for eu2.example.com on server eu-2",
+        "🔒 certificate issued for home.example.com",
+    ]  # eu-1's proxy is not at its SSH host: no certificate read there
+    dns = DnsConfig(zone="example.com", servers={"eu-1": ["127.0.0.1"]})
+    assert firsts(await watch(engine.plane, notifier, dns=dns).check()) == [
+        "🔒 certificate issued for eu1.example.com on server eu-1"
+    ]
+
+
+async def test_the_ssh_host_is_read_when_no_public_address_answers(fleet):
+    engine, _, notifier, _ = fleet
+    engine.store.set_server_addresses("eu-1", [NOWHERE])
+    dns = DnsConfig(zone="example.com", servers={"eu-2": [NOWHERE]})
+    assert firsts(await watch(engine.plane, notifier, dns=dns).check()) == [
+        "🔒 certificate issued for eu1.example.com on server eu-1",
+        "🔒 certificate issued for eu2.example.com on server eu-2",
+        "🔒 certificate issued for home.example.com",
+    ]

@@ -22,7 +22,7 @@ from commands.replies import Message
 from commands.watching import watchers
 from core.edge import operate
 from core.errors import EngineUnavailable
-from core.servers import docker_ssh
+from core.servers import docker_ssh, ssh_sessions
 from core.servers.remote import login_for
 from core.swarm.docker_errors import engine_errors
 from tests.chat import failure, result, say, steps, table
@@ -152,7 +152,7 @@ async def test_a_lower_session_limit_is_named_not_blamed_on_dockerd(bot, nodes, 
     """A refused session is asked for again for a while (closed ones linger in sshd's
     count); one still refused after that is named as sshd's limit."""
     up, _ = nodes
-    monkeypatch.setattr(docker_ssh, "SESSION_RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(ssh_sessions, "RETRY_SECONDS", 0.5)
     manager = up.nodes[0]
     conf = "/etc/ssh/sshd_config.d/zz-sessions.conf"
     manager.sh("sh", "-c", f"echo 'MaxSessions 2' > {conf} && kill -HUP $(cat /run/sshd.pid)")
@@ -168,7 +168,7 @@ async def test_a_lower_session_limit_is_named_not_blamed_on_dockerd(bot, nodes, 
             try:
                 with engine_errors("reading the engine's events"):
                     # held past the retry of a refused session: the refusal stays
-                    events_for(swarm.api, int(docker_ssh.SESSION_RETRY_SECONDS) + 3)
+                    events_for(swarm.api, int(ssh_sessions.RETRY_SECONDS) + 3)
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from commands.dispatch import ChatRequest, Dispatcher
+from commands.dispatch import Dispatcher
 from core.servers import keys
 from core.watch.facts import engine_time
-from tests.chat import result, say
 from tests.multinode import Cluster, Node, build
-from tests.test_serve import spawn_cli
+from tests.multinode_fixtures import add_server, crash_looping, deploy_new
+from tests.test_serve import spawn_cli, stop_cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -34,12 +34,7 @@ SUBNET = "192.168.163.0/24"
 TRAEFIK_IMAGE = "shipbot-test/traefik:v3"
 ADMIN = "console:alice"
 CHECK_SECONDS = 2
-# healthy and serving for 12 s, then it gives up with exit code 3; Swarm restarts it
-DOCKERFILE = """\
-FROM busybox
-CMD ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && httpd -p 8080 -h /www; \
-sleep 12; echo giving up; exit 3"]
-"""
+DOCKERFILE = crash_looping(12)  # healthy and serving for 12 s
 APP_YML = """\
 name: {name}
 build: .
@@ -100,19 +95,9 @@ async def test_a_server_added_while_serving_is_watched_and_its_crash_loop_alerte
     made_apps.append(name)
     serve = await spawn_cli({**os.environ, "SHIPBOT_HOME": str(home)})
     try:
-        imported = await bot.run(
-            ChatRequest("console", ADMIN, "console", "ssh-key import zfw", private)
-        )
-        assert result(imported).ok, imported
-        added = await say(bot, f"server add zfw-1 ssh://root@{server.ip} --key zfw", ADMIN)
-        assert result(added).ok, added
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "Dockerfile").write_text(DOCKERFILE)
-        (folder / "app.yml").write_text(APP_YML.format(name=name))
-        assert result(await say(bot, f"apps add {name} --path {folder}", ADMIN)).ok
-        deployed = await say(bot, f"deploy {name}", ADMIN)
-        assert result(deployed).ok, deployed  # healthy at first
+        await add_server(bot, "zfw-1", server, private, ADMIN)
+        files = {"Dockerfile": DOCKERFILE, "app.yml": APP_YML.format(name=name)}
+        await deploy_new(bot, tmp_path / name, files, ADMIN)  # healthy at first
 
         service = f"{name}-production"
         looped = await until(lambda: failures(server, service)[1:], 90, "two failed tasks")
@@ -137,12 +122,7 @@ async def test_a_server_added_while_serving_is_watched_and_its_crash_loop_alerte
         await asyncio.sleep(CHECK_SECONDS * 2)  # more rounds and failures: still one alert
         assert len(alerted()) == 1
     finally:
-        serve.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(serve.wait(), 20)
-        if serve.returncode is None:
-            serve.kill()
-            await serve.wait()
+        await stop_cli(serve)
         bot.close()
         for image in docker_client.api.images(name=f"shipbot/{name}"):
             for tag in image.get("RepoTags") or []:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -37,6 +38,16 @@ async def spawn_cli(
         stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def stop_cli(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, up to 20 s to end, then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 20)
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
 
 
 def free_port() -> int:

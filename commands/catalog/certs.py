@@ -15,6 +15,7 @@ from commands.permissions import VIEW
 from commands.replies import Message, Reply, Table
 from commands.watching import watched_servers
 from core.clock import Clock
+from core.config import DnsConfig
 from core.errors import CoreError
 from core.plane import Plane
 from core.servers import where
@@ -60,10 +61,18 @@ def cert_rows(
     return tuple(rows)
 
 
-def fleet(plane: Plane) -> FleetReader:
+def public(dns: DnsConfig | None) -> dict[str, list[str]]:
+    """shipbot.yml's ``dns.servers``: each server's public addresses, where none is recorded."""
+    return dict(dns.servers) if dns is not None else {}
+
+
+def fleet(plane: Plane, dns: DnsConfig | None = None) -> FleetReader:
     """Every server's own proxy, each through its own engine (the watcher reads the same)."""
     own = plane.server if where.has_own(plane) else ""
-    return FleetReader(lambda: watched_servers(plane), lambda name: edge_of(plane, name), own=own)
+    addresses = public(dns)
+    return FleetReader(
+        lambda: watched_servers(plane), lambda name: edge_of(plane, name, addresses), own=own
+    )
 
 
 @command("certs", permission=VIEW, examples=("certs", "certs api", "certs --server eu-1"))
@@ -78,17 +87,17 @@ class Certs:
     app: str | None = arg("app", "APP", optional=True)
     server: str | None = option("app", "SERVER")
 
-    async def _read(self, plane: Plane) -> Reading:
+    async def _read(self, plane: Plane, dns: DnsConfig | None) -> Reading:
         if self.server is None:
-            return await fleet(plane).read()
+            return await fleet(plane, dns).read()
         missing = await where.unknown(plane, self.server)
         if missing is not None:
             raise missing
-        address = await asyncio.to_thread(where.public_address, plane, self.server)
-        return Reading(await EdgeReader.of(plane, self.server, address).facts())
+        addresses = await asyncio.to_thread(where.public_addresses, plane, self.server, public(dns))
+        return Reading(await EdgeReader.of(plane, self.server, addresses).facts())
 
     async def run(self, ctx: Context) -> AsyncIterator[Reply]:
-        reading = await self._read(ctx.engine.plane)
+        reading = await self._read(ctx.engine.plane, ctx.config.dns)
         facts = [
             f
             for f in reading.facts
@@ -113,15 +122,18 @@ class Certs:
         yield Table(columns, cert_rows(facts, ctx.engine.clock.now(), several))
 
 
-def watch(plane: Plane, notifier: Notifier, clock: Clock | None = None) -> CertWatch:
+def watch(
+    plane: Plane, notifier: Notifier, clock: Clock | None = None, dns: DnsConfig | None = None
+) -> CertWatch:
     """The watcher ``shipbot serve`` runs every ``edge.acme.watch_seconds``: every server's
-    own proxy (those added while it runs too), each through its own engine."""
+    own proxy (those added while it runs too), each through its own engine and at its
+    public addresses (``dns``: shipbot.yml's, for its ``servers``)."""
 
     def publish(post: Post) -> None:
         notifier.publish("certs", post.app or None, post.env or None, Message(post.text))
 
     return CertWatch(
-        fleet(plane),
+        fleet(plane, dns),
         plane.store,
         publish,
         alert_days=plane.edge.acme.alert_days,

@@ -8,15 +8,16 @@ The API client is made with the shell-out transport (which connects lazily, so n
 reaches the host unchecked) and then given this adapter in its place.
 
 Every API request is a session (``docker system dial-stdio``) on the adapter's one SSH
-connection, and sshd allows 10 per connection (MaxSessions). docker-py opens as many as
-there are requests in flight, so a busy ``serve`` (event streams, checks, logs, a deploy)
-ran out, and the refusal read as "dockerd stopped". ``SESSIONS`` bounds them: a request
-waits for a free session, up to ``SESSION_WAIT_SECONDS``; SSH failures say they are SSH's.
+connection, and sshd allows 10 per connection (MaxSessions). docker-py keys its pools by
+the request's whole URL, so each path and query had a pool of its own, each keeping an idle
+session open: nine pools and an event stream filled sshd's ten, and the next request was
+refused ("no more sessions"), which read as "dockerd stopped". Here the adapter has one
+pool, its sessions counted until sshd has closed them (``core.servers.ssh_sessions``), at
+most ``SESSIONS``; a request waits for a free one. A lost connection is made again by the
+next request; SSH failures say they are SSH's, never "dockerd stopped".
 """
 
 from __future__ import annotations
-
-import time
 
 from core.swarm import ssh_transport
 
@@ -35,55 +36,48 @@ from docker.utils import version_lt
 from core.servers.errors import HostKeyChanged, ServerError
 from core.servers.hostkeys import Pin
 from core.servers.ssh import CONNECT_SECONDS, Login, unreachable
+from core.servers.ssh_sessions import Sessions, SessionsBusy, refused
 from core.swarm.docker_api import DEFAULT_TIMEOUT, MINIMUM_API, DockerSwarm
 from core.swarm.docker_errors import TransportError
 
 _MOUNT = "http+docker://ssh"
-SESSIONS = 5  # half sshd's default MaxSessions (10): closed sessions linger in its count
+SESSIONS = 8  # sshd's default MaxSessions is 10: two spare for a close that crosses an open
 SESSION_WAIT_SECONDS = 60.0
-SESSION_RETRY_SECONDS = 10.0  # sshd counts a closed session until its dial-stdio has exited
-SESSION_RETRY_GAP = 0.25
 
 
-class PatientSession(SSHConnection):
-    """A session that, when sshd refuses it, asks again for ``SESSION_RETRY_SECONDS``:
-    sessions shipbot closed linger in sshd's count until their ``docker system
-    dial-stdio`` exits (seconds on a loaded host), so a refusal under the bound is
-    transient. Past that time the refusal stands (and is named: ``session_words``); other
-    SSH failures are not retried."""
+class Session(SSHConnection):
+    """One HTTP connection to the engine: a session of ``sessions``, let go (not closed
+    first) when urllib3 is done with it."""
+
+    def __init__(self, sessions: Sessions, timeout: int) -> None:
+        super().__init__(None, timeout, None)
+        self.sessions = sessions
 
     def connect(self) -> None:
-        deadline = time.monotonic() + SESSION_RETRY_SECONDS
-        while True:
-            try:
-                return super().connect()
-            except paramiko.SSHException as exc:
-                if not refused(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(SESSION_RETRY_GAP)
+        self.sock = self.sessions.open("docker system dial-stdio", self.timeout)
+
+    def close(self) -> None:
+        channel, self.sock = self.sock, None
+        if channel is not None:
+            self.sessions.let_go(channel)
+        super().close()
 
 
 class BoundedSessions(SSHConnectionPool):
-    """At most ``SESSIONS`` sessions open at once on the one SSH connection; a request
-    past them waits for one to be given back (a blocking urllib3 pool)."""
+    """The adapter's one pool: at most ``sessions`` connections, each a session of the
+    connection's ``Sessions``; a request past them waits for one (a blocking pool)."""
 
-    def __init__(self, ssh_client: paramiko.SSHClient, timeout: int, sessions: int) -> None:
-        super().__init__(ssh_client=ssh_client, timeout=timeout, maxsize=sessions)
+    def __init__(self, sessions: Sessions, timeout: int) -> None:
+        super().__init__(ssh_client=None, timeout=timeout, maxsize=sessions.limit)
+        self.sessions = sessions
         self.block = True
 
-    def _new_conn(self) -> SSHConnection:
-        return PatientSession(self.ssh_transport, self.timeout, self.ssh_host)
+    def _new_conn(self) -> Session:
+        return Session(self.sessions, self.timeout)
 
     def urlopen(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("pool_timeout", SESSION_WAIT_SECONDS)
         return super().urlopen(*args, **kwargs)
-
-
-def refused(exc: BaseException) -> bool:
-    """sshd refused to open a session. paramiko says so with a ChannelException, or, when
-    threads open sessions at once, one of them takes the others' exception and they get
-    a bare "Unable to open channel." instead."""
-    return isinstance(exc, paramiko.ChannelException) or str(exc) == "Unable to open channel."
 
 
 def session_words(name: str, exc: BaseException) -> str:
@@ -94,7 +88,7 @@ def session_words(name: str, exc: BaseException) -> str:
             "per connection was reached; shipbot keeps below 10, so another client shares "
             "this login's connection or MaxSessions is set lower there"
         )
-    if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+    if isinstance(exc, (urllib3.exceptions.EmptyPoolError, SessionsBusy)):
         return (
             f"all {SESSIONS} SSH sessions to server {name} stayed busy for "
             f"{SESSION_WAIT_SECONDS:.0f}s (log streams or slow requests); try again"
@@ -131,14 +125,25 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         self.ssh_params.pop("channel_timeout", None)
 
     def get_connection(self, url, proxies=None):  # type: ignore[no-untyped-def]
-        """One bounded pool: every request goes to the same engine over the same connection."""
+        """The one pool, whatever the URL (docker-py asks by the request's whole URL): every
+        request goes to the same engine over the same connection. A connection that was
+        lost is made again here (its pool, with the sessions it had, goes with it)."""
         with self.pools.lock:
-            pool = self.pools.get(url)
-            if pool is None:
-                if self.ssh_client.get_transport() is None:
+            pool = self.pools.get(_MOUNT)
+            transport = self.ssh_client.get_transport()
+            if pool is not None and transport is not None and transport.is_active():
+                return pool
+            if transport is None or not transport.is_active():
+                try:
                     self._connect()
-                pool = BoundedSessions(self.ssh_client, self.timeout, self._sessions)
-                self.pools[url] = pool
+                except HostKeyChanged:
+                    raise
+                except (OSError, paramiko.SSHException, EOFError) as exc:
+                    raise ReconnectFailed(str(unreachable(self._login, exc))) from exc
+            self.pools.clear()
+            sessions = Sessions(self.ssh_client.get_transport(), self._sessions)
+            pool = BoundedSessions(sessions, self.timeout)
+            self.pools[_MOUNT] = pool
             return pool
 
     def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -146,8 +151,23 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         was being done), not as the engine gone away nor as an internal error."""
         try:
             return super().send(request, *args, **kwargs)
+        except ReconnectFailed as exc:
+            raise TransportError(str(exc), request=request) from exc
         except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
             raise TransportError(session_words(self._login.name, exc), request=request) from exc
+        except requests.exceptions.ConnectionError as exc:
+            transport = self.ssh_client.get_transport()
+            if transport is not None and transport.is_active():
+                raise  # the engine's end of a live session: the engine's trouble
+            raise TransportError(
+                f"the SSH connection to server {self._login.name} was lost during the request "
+                f"({exc}); the next request connects again",
+                request=request,
+            ) from exc
+
+
+class ReconnectFailed(Exception):
+    """The lost SSH connection could not be made again (its words name the server)."""
 
 
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:

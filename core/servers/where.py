@@ -12,6 +12,7 @@ no server and has none recorded is told which servers it may name.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from core.errors import CoreError
 from core.plane import Plane
@@ -19,6 +20,8 @@ from core.servers.errors import ServerUnreachable
 from core.servers.urls import parse_url
 from core.swarm import SwarmClient
 from core.swarm.servers import LOCAL
+
+EMPTY: Mapping[str, list[str]] = {}
 
 
 async def server_of(plane: Plane, app: str, env: str) -> str:
@@ -90,10 +93,22 @@ async def reach(plane: Plane, server: str | None, what: str) -> tuple[str, Swarm
         ) from exc
 
 
-def public_address(plane: Plane, server: str) -> str:
-    """Where ``server``'s proxy answers from outside (blocking): the control plane's own
-    at shipbot.yml's ``edge.address``; a server added from chat at its SSH address's host."""
+def public_addresses(
+    plane: Plane, server: str, servers: Mapping[str, list[str]] = EMPTY
+) -> list[str]:
+    """Where ``server``'s proxy answers from outside, in the order to try (blocking): the
+    control plane's own at shipbot.yml's ``edge.address``; a server added from chat at the
+    public addresses recorded for it (``server add --address``, ``server address S A…``),
+    else at those ``servers`` (shipbot.yml's ``dns.servers``) lists for it, and last at its
+    SSH address's host (all there is when none is recorded, and the way left when none
+    answers)."""
     row = plane.store.server(server) if server != plane.server else None
     if row is None:
-        return plane.edge.address
-    return parse_url(row["url"]).host
+        return [plane.edge.address]
+    public = plane.store.server_addresses(server) or servers.get(server, [])
+    return list(dict.fromkeys([*public, parse_url(row["url"]).host]))
+
+
+def public_address(plane: Plane, server: str) -> str:
+    """The first of ``public_addresses`` (blocking): where to tell an admin the proxy answers."""
+    return public_addresses(plane, server)[0]

@@ -56,12 +56,14 @@ class DockerEvents:
         with contextlib.suppress(Exception):
             self._stream.close()
         # over SSH docker-py cannot cancel a stream ("not supported for the SSH protocol"),
-        # and the thread reading it would wait for the next event: close its SSH session's
-        # channel instead, which ends the read at once
+        # and the thread reading it would wait for the next event: end its SSH session's
+        # input instead. dial-stdio passes the EOF on, the engine ends the stream at once,
+        # and sshd closes the session when dial-stdio has exited (core/servers/ssh_sessions.py
+        # counts it until then; a channel closed first would be uncounted while it lingers)
         with contextlib.suppress(Exception):
             channel = getattr(self._stream._response.raw._fp.fp, "channel", None)  # noqa: SLF001
             if channel is not None:
-                channel.close()
+                channel.shutdown_write()
 
 
 def parse_usage(lines: list[str]) -> dict[str, float]:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -263,7 +263,7 @@ class EdgeReader:
         self,
         client: Callable[[], Awaitable[SwarmClient]],
         *,
-        address: str,
+        addresses: Sequence[str],
         https_port: int,
         proxy_service: str,
         timeout: float = 5.0,
@@ -271,15 +271,17 @@ class EdgeReader:
     ) -> None:
         self._client = client
         self.owns = owns  # this control plane's services only, on a shared swarm
-        self.address = address
+        self.addresses = tuple(addresses)  # tried in order; the first to shake hands counts
         self.https_port = https_port
         self.proxy_service = proxy_service
         self.timeout = timeout
 
     @classmethod
-    def of(cls, plane: Plane, server: str | None = None, address: str = "") -> EdgeReader:
+    def of(
+        cls, plane: Plane, server: str | None = None, addresses: Sequence[str] = ()
+    ) -> EdgeReader:
         """The edge of ``server`` (the control plane's own by default), its handshakes
-        made at ``address`` (``edge.address`` by default): each server's own Traefik."""
+        made at ``addresses`` (``edge.address`` by default): each server's own Traefik."""
         connect = (
             (lambda: plane.servers.client(plane.server))
             if server is None
@@ -287,7 +289,7 @@ class EdgeReader:
         )
         return cls(
             connect,
-            address=address or plane.edge.address,
+            addresses=addresses or (plane.edge.address,),
             https_port=plane.edge.https_port,
             proxy_service=plane.edge.service,
             owns=owner(plane),
@@ -316,10 +318,12 @@ class EdgeReader:
     async def _probe(self, domain: str) -> CertFacts | None:
         # a wildcard is asked for by one name under it (SNI names one host)
         name = probe_name(domain)
-        try:
-            return await asyncio.to_thread(probe, self.address, self.https_port, name, self.timeout)
-        except CertError:
-            return None
+        for address in self.addresses:
+            try:
+                return await asyncio.to_thread(probe, address, self.https_port, name, self.timeout)
+            except CertError:
+                continue
+        return None
 
 
 class CertWatch:

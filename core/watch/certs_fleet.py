@@ -1,6 +1,8 @@
 """The certificate watcher's reader for every server (issue 23): each server's own proxy,
 read through that server's engine (its services' domains, its Traefik's log) with the
-handshakes made at its address, all at once and each within its own time-out. A server
+handshakes made at its public addresses (``where.public_addresses``: those recorded for it,
+else shipbot.yml's ``dns.servers``, then its SSH host), each with the app's domain as SNI,
+all at once and each within its own time-out. A server
 that cannot be read is reported as away (``Reading.away``) and the others are read as
 usual; ``core.watch.certs.step`` names it once per outage.
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from core.errors import CoreError
 from core.ownership import owner
@@ -24,13 +26,14 @@ SERVER_SECONDS = 30.0  # one server's whole read: engine, log and handshakes
 AT_ONCE = 8  # servers read at the same time
 
 
-def edge_of(plane: Plane, server: str) -> EdgeReader:
-    """``server``'s own edge (blocking: reads its address from the store): its engine, its
-    proxy's log, handshakes at its address (``edge.address`` for the control plane's own,
-    the SSH address's host for a server added from chat)."""
+def edge_of(plane: Plane, server: str, public: Mapping[str, list[str]] = where.EMPTY) -> EdgeReader:
+    """``server``'s own edge (blocking: reads its addresses from the store): its engine, its
+    proxy's log, handshakes at its public addresses (``edge.address`` for the control
+    plane's own; for a server added from chat those recorded, else ``public``'s entry
+    (shipbot.yml's ``dns.servers``), then its SSH address's host)."""
     return EdgeReader(
         lambda: plane.servers.client(server),
-        address=where.public_address(plane, server),
+        addresses=where.public_addresses(plane, server, public),
         https_port=plane.edge.https_port,
         proxy_service=plane.edge.service,
         owns=owner(plane),
