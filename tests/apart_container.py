@@ -41,8 +41,12 @@ class ControlPlane:
     container: str
     volume: str
 
-    def chat(self, text: str, stdin: str | None = None) -> Said:
+    def chat(
+        self, text: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Said:
         argv = ["docker", "exec", *(["-i"] if stdin is not None else [])]
+        for name, value in (env or {}).items():
+            argv += ["-e", f"{name}={value}"]
         argv += [self.container, "shipbot", "chat", "--json", "--as", ADMIN, text]
         started = time.monotonic()
         done = subprocess.run(

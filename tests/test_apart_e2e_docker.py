@@ -6,8 +6,13 @@ On each server: an app with a domain behind that server's own Traefik, with a ce
 from pebble (a real ACME CA on this host) that the node serves; a release command run there;
 a Postgres created there, backed up to moto and restored beside it. Nothing of it runs on
 this host's engine. Then one server's host is stopped: `status`, `status --drift`, `db
-list`, `backup report`, `certs` and a deploy to the other server each answer within 15 s,
-with no traceback anywhere."""
+list`, `backup report`, `certs` and a deploy to the other server each answer within 15 s
+(each run with the plane's SSH dials logged, which the test prints), naming the stopped
+server; `serve` posts one alert for the outage and one recovery post when it is back; no
+traceback anywhere.
+
+The clusters' names and subnets are new for each run, so a run beside another one (the
+whole docker tier in another checkout) does not take down the other's servers."""
 
 from __future__ import annotations
 
@@ -35,16 +40,17 @@ from tests.pebble import Pebble, pebble
 
 pytestmark = pytest.mark.docker
 
-SUBNETS = {"e2a": "192.168.181.0/24", "e2b": "192.168.182.0/24"}
-# this host on the first cluster's bridge, where moto and pebble listen: the control plane
-# (on that bridge) and both nodes reach it; docker0's 172.17.0.1 is each node's own
-HOST = str(next(ipaddress.ip_network(SUBNETS["e2a"]).hosts()))
+RUN = uuid.uuid4().hex[:4]
+SUBNET_RANGE = range(200, 240)  # 192.168.N.0/24 that no other test names
 PEBBLE_PORT = 14700  # and 15700 (management), 14702 (DNS), 14703 (challtestsrv)
 CA_CONFIG = "e2e-pebble-ca"
 BUCKET = "e2e"
 ANSWER_SECONDS = 15.0  # the product's deadline for a command while a server is away
+CHECK_SECONDS = 5  # serve's alert rounds (shipbot.yml), so the outage is alerted soon
+ALERT_SECONDS = CHECK_SECONDS + 10 + 20  # a round, its connect time-out, a loaded host
 CERT_SECONDS = 120.0
 BACK_SECONDS = 90.0
+DIALS_LOGGED = {"SHIPBOT_LOG_LEVEL": "DEBUG"}  # how long each SSH dial took, on stderr
 APP_YML = """\
 name: {name}
 build: .
@@ -87,12 +93,35 @@ def image(docker_client) -> str:
     raise AssertionError("the shipbot image kept being rebuilt from other inputs")
 
 
+def free_subnets(count: int) -> list[str]:
+    """/24s that no network on this engine uses, from this run's start in ``SUBNET_RANGE``."""
+    ids = docker("network", "ls", "-q").stdout.split()
+    used = docker(
+        "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids
+    ).stdout.split()  # fmt: skip
+    start = int(RUN, 16) % len(SUBNET_RANGE)
+    turned = [*SUBNET_RANGE[start:], *SUBNET_RANGE[:start]]
+    return [s for n in turned if (s := f"192.168.{n}.0/24") not in used][:count]
+
+
 @pytest.fixture(scope="module")
-def swarms(docker_client) -> Iterator[tuple[dict[str, Cluster], str]]:
+def subnets(docker_client) -> dict[str, str]:
+    """The clusters' prefixes (this run's) and subnets."""
+    return dict(zip((f"e2{RUN}a", f"e2{RUN}b"), free_subnets(2), strict=True))
+
+
+def host_on(subnets: dict[str, str]) -> str:
+    """This host on the first cluster's bridge, where moto and pebble listen: the control
+    plane (on that bridge) and both nodes reach it; docker0's 172.17.0.1 is each node's own."""
+    return str(next(ipaddress.ip_network(next(iter(subnets.values()))).hosts()))
+
+
+@pytest.fixture(scope="module")
+def swarms(subnets) -> Iterator[tuple[dict[str, Cluster], str]]:
     """Two single-node clusters, each to become its own swarm, brought up side by side."""
     build()
     private, public = login_key()
-    clusters = {prefix: Cluster(prefix, subnet, count=1) for prefix, subnet in SUBNETS.items()}
+    clusters = {prefix: Cluster(prefix, subnet, count=1) for prefix, subnet in subnets.items()}
     images = ["busybox:latest", TRAEFIK_IMAGE, POSTGRES_IMAGE]  # what they would pull
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -105,8 +134,9 @@ def swarms(docker_client) -> Iterator[tuple[dict[str, Cluster], str]]:
 
 
 @pytest.fixture(scope="module")
-def ca(docker_client, tmp_path_factory) -> Iterator[Pebble]:
-    with pebble(tmp_path_factory.mktemp("pebble"), HOST, 80, 3600, PEBBLE_PORT) as found:
+def ca(swarms, subnets, tmp_path_factory) -> Iterator[Pebble]:
+    folder = tmp_path_factory.mktemp("pebble")
+    with pebble(folder, host_on(subnets), 80, 3600, PEBBLE_PORT) as found:
         yield found
 
 
@@ -121,11 +151,15 @@ def shipbot_yml(s3: str, ca: Pebble, servers: list[str]) -> str:
         "backups:\n"
         f"  s3: {{endpoint: '{s3}', bucket: {BUCKET}, prefix: bk, "
         "access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET, timeout_seconds: 5}\n"
+        "notify:\n  - {platform: console, channel: ops, kinds: [alerts]}\n"
+        f"alerts: {{check_seconds: {CHECK_SECONDS}, usage_image: null}}\n"
     )
 
 
 @pytest.fixture(scope="module")
-def setup(image, swarms, ca, tmp_path_factory) -> Iterator[tuple[ControlPlane, list[Site]]]:
+def setup(
+    image, swarms, subnets, ca, tmp_path_factory
+) -> Iterator[tuple[ControlPlane, list[Site]]]:
     clusters, private = swarms
     tag = uuid.uuid4().hex[:6]
     sites = [
@@ -154,7 +188,7 @@ def setup(image, swarms, ca, tmp_path_factory) -> Iterator[tuple[ControlPlane, l
         )  # fmt: skip
     secrets = write_secrets(work / "secrets", {**KEYS, "e2e_ssh_key": private})
     networks = [f"{prefix}-net" for prefix in clusters]
-    with s3_bucket(BUCKET, HOST) as s3:
+    with s3_bucket(BUCKET, host_on(subnets)) as s3:
         yml = shipbot_yml(s3, ca, [s.server for s in sites])
         with control_plane(
             image, f"e2e-plane-{tag}", networks, secrets, yml, [f"{apps}:/apps:ro"]
@@ -280,9 +314,10 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
     away, other = sites[1], sites[0]
     baseline = plane.chat("whoami").seconds  # what any one-shot `shipbot chat` costs here
     docker("stop", away.node.name)
+    stopped = time.monotonic()
     try:
         answers = {
-            text: plane.chat(text)
+            text: plane.chat(text, env=DIALS_LOGGED)
             for text in (
                 "status", "status --drift", "db list", "backup report",
                 f"certs --server {away.server}", f"certs --server {other.server}",
@@ -290,18 +325,23 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
             )
         }  # fmt: skip
         for text, said in answers.items():
+            print(f"--- {text} ({said.seconds:.1f}s):\n{said.stdout}{dials(said)}")
+        for text, said in answers.items():
             assert "Traceback" not in said.text, f"{text}:\n{said.text}"
             if text.startswith("deploy"):
                 ok(said)
-            elif text == "backup report":  # read from the store alone: no server is asked
-                assert away.db in said.text and other.db in said.text, said.text
             elif text.startswith("certs"):  # one server's proxy: the other's, or a refusal
-                assert away.server in said.text or other.domain in said.text, said.text
+                assert away.server in said.stdout or other.domain in said.stdout, said.text
             else:
-                assert away.server in said.text, f"{text} does not name {away.server}:\n{said.text}"
+                assert away.server in said.stdout, f"{text} names no {away.server}:\n{said.text}"
                 assert not [r for r in said.replies if isinstance(r, Failure)], said.text
+        assert away.db in answers["backup report"].stdout, answers["backup report"].text
+        assert other.db in answers["backup report"].stdout, answers["backup report"].text
         took = {text: round(said.seconds, 1) for text, said in answers.items()}
         print(f"with {away.server} stopped (a bare `whoami` took {baseline:.1f}s): {took}")
+        outage = f"🔌 server {away.server} unreachable since "
+        (alerted,) = posted(plane, outage, stopped + ALERT_SECONDS)
+        assert away.server in alerted.title and alerted.title.count(away.server) == 1, alerted
     finally:
         docker("start", away.node.name)
     # back: its app is served again and `status` reads it with no word of an outage
@@ -310,8 +350,26 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
         assert time.monotonic() < deadline, f"{away.server} never came back:\n{said.text}"
         time.sleep(1)
     assert any(row[0] == away.app for row in table_of(said).rows), said.text
+    (recovered,) = posted(plane, f"✅ server {away.server} answers again", deadline)
+    assert len(posted(plane, outage, 0)) == 1  # one alert for the whole outage
     assert "Traceback" not in plane.logs(), plane.logs()[-3000:]
     slow = {text: seconds for text, seconds in took.items() if seconds >= ANSWER_SECONDS}
-    if slow:  # all else held; the deadline is the product's, missed on this loaded host
-        pytest.xfail(f"over {ANSWER_SECONDS:.0f}s with {away.server} stopped: {slow} "
-                     f"(a bare `whoami` took {baseline:.1f}s)")  # fmt: skip
+    assert not slow, f"over {ANSWER_SECONDS:.0f}s with {away.server} stopped: {slow}"
+
+
+def dials(said: Said) -> str:
+    """The plane's SSH dials during one command, as it logged them (DIALS_LOGGED)."""
+    return "".join(f"  {line}\n" for line in said.stderr.splitlines() if "shipbot.servers" in line)
+
+
+def posted(plane: ControlPlane, title: str, until: float) -> list[Result]:
+    """The alerts ``serve`` posted whose title starts with ``title``, once there is one
+    (waiting until the monotonic time ``until``); [] when none came by then."""
+    while True:
+        said = plane.chat("notifications --kind alerts")
+        found = [
+            r for r in said.replies if isinstance(r, Result) and r.title.startswith(title)
+        ]  # fmt: skip
+        if found or time.monotonic() > until:
+            return found
+        time.sleep(2)
