@@ -198,10 +198,13 @@ async def test_an_unknown_or_unreachable_server_is_named(fleet):
     assert local.inspect_service("db-homedb") is not None
 
     unreachable(bot, "eu-1")
-    listed = table(await say(bot, "db list", ADMIN))
-    assert [(r[0], r[3], r[5]) for r in listed.rows] == [
+    said = await say(bot, "db list", ADMIN)
+    assert [(r[0], r[3], r[5]) for r in table(said).rows] == [
         ("eudb", "unknown (server unreachable)", "eu-1"),
         ("homedb", "1/1 healthy", "local"),
+    ]
+    assert [r.text for r in said if isinstance(r, Message)] == [
+        "⚠️ server eu-1 unreachable: cannot reach the Docker engine of eu-1"
     ]
     report = await say(bot, "backup report", ADMIN)
     assert [r[0] for r in table(report).rows] == ["eudb", "homedb"]

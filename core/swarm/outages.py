@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from core.errors import EngineUnavailable
+
 RETRY_SECONDS = 30.0  # an unreachable server is dialled again at most this often
 # failures further apart than this are two outages (the server answered in between, or
 # nobody asked): the later one does not keep the earlier one's start
@@ -45,6 +47,15 @@ class Outage:
 
     def recorded(self) -> Recorded:
         return Recorded(self.since, self.error, self.tried)
+
+
+class ServerAway(EngineUnavailable):
+    """A server's remembered outage, told without dialling it; ``outage.error`` is the
+    failure itself (an alert says since when in its own words)."""
+
+    def __init__(self, outage: Outage, now: float) -> None:
+        super().__init__(outage.words(now))
+        self.outage = outage
 
 
 class Memory(Protocol):

@@ -22,10 +22,17 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from core.clock import SYSTEM, Clock
-from core.errors import CoreError, DeployError, EngineUnavailable
+from core.errors import CoreError, DeployError
 from core.events import Event
 from core.swarm import SwarmClient
-from core.swarm.outages import CONTINUOUS_SECONDS, RETRY_SECONDS, Memory, Outage, lost
+from core.swarm.outages import (
+    CONTINUOUS_SECONDS,
+    RETRY_SECONDS,
+    Memory,
+    Outage,
+    ServerAway,
+    lost,
+)
 
 __all__ = ["LOCAL", "RETRY_SECONDS", "Outage", "Servers"]
 log = logging.getLogger("shipbot.servers")
@@ -102,13 +109,13 @@ class Servers:
         outage = self._outage(server)
         with self.connecting:
             if outage is not None and self.clock.monotonic() < outage.retry_at:
-                raise EngineUnavailable(outage.words(self.clock.time()))
+                raise ServerAway(outage, self.clock.time())
             if outage is not None and not outage.redialing:  # checked again off the caller
                 outage.redialing = True
                 threading.Thread(target=self._redial, args=(server,), daemon=True).start()
             dialing = self._dialing.setdefault(server, threading.Lock())
         if outage is not None:
-            raise EngineUnavailable(outage.words(self.clock.time()))
+            raise ServerAway(outage, self.clock.time())
         return self._dial(server, dialing, None)
 
     def _outage(self, server: str) -> Outage | None:
@@ -136,7 +143,7 @@ class Servers:
                 outage = self.outages.get(server)
             # a dial that failed while this one waited for it: told, not dialled again
             if outage is not None and outage is not seen:
-                raise EngineUnavailable(outage.words(self.clock.time()))
+                raise ServerAway(outage, self.clock.time())
             connector = self.connectors.get(server)
             if connector is None and self.lookup is not None:
                 connector = self.lookup(server)
