@@ -46,6 +46,7 @@ PEBBLE_PORT = 14700  # and 15700 (management), 14702 (DNS), 14703 (challtestsrv)
 CA_CONFIG = "e2e-pebble-ca"
 BUCKET = "e2e"
 ANSWER_SECONDS = 15.0  # the product's deadline for a command while a server is away
+DEPLOY_SLACK = 3.0  # what the same deploy may take longer with the other server stopped
 CHECK_SECONDS = 5  # serve's alert rounds (shipbot.yml), so the outage is alerted soon
 ALERT_SECONDS = CHECK_SECONDS + 10 + 20  # a round, its connect time-out, a loaded host
 CERT_SECONDS = 120.0
@@ -313,6 +314,10 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
 
     away, other = sites[1], sites[0]
     baseline = plane.chat("whoami").seconds  # what any one-shot `shipbot chat` costs here
+    # the same deploy with both servers up: a deploy's own work (a build from cache, the
+    # release job, a start-first rollout) takes 12-14 s on this loaded host
+    before = plane.chat(f"deploy {other.app}", env=DIALS_LOGGED)
+    ok(before)
     docker("stop", away.node.name)
     stopped = time.monotonic()
     try:
@@ -328,8 +333,9 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
             print(f"--- {text} ({said.seconds:.1f}s):\n{said.stdout}{dials(said)}")
         for text, said in answers.items():
             assert "Traceback" not in said.text, f"{text}:\n{said.text}"
-            if text.startswith("deploy"):
+            if text.startswith("deploy"):  # the stopped server is not even dialled
                 ok(said)
+                assert away.server not in dials(said), dials(said)
             elif text == f"certs --server {away.server}":  # a refusal that names it
                 assert len(naming(said, away.server)) == 1, said.text
             elif text.startswith("certs"):
@@ -340,7 +346,10 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
         assert away.db in answers["backup report"].stdout, answers["backup report"].text
         assert other.db in answers["backup report"].stdout, answers["backup report"].text
         took = {text: round(said.seconds, 1) for text, said in answers.items()}
-        print(f"with {away.server} stopped (a bare `whoami` took {baseline:.1f}s): {took}")
+        print(
+            f"with {away.server} stopped (a bare `whoami` took {baseline:.1f}s, the deploy "
+            f"with both up {before.seconds:.1f}s): {took}"
+        )
         outage = f"🔌 server {away.server} unreachable since "
         (alerted,) = posted(plane, outage, stopped + ALERT_SECONDS)
         assert alerted.title.count("unreachable since") == 1, alerted
@@ -356,8 +365,12 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
     assert recovered.ok, recovered
     assert len(posted(plane, outage, 0)) == 1  # one alert for the whole outage
     assert "Traceback" not in plane.logs(), plane.logs()[-3000:]
-    slow = {text: seconds for text, seconds in took.items() if seconds >= ANSWER_SECONDS}
-    assert not slow, f"over {ANSWER_SECONDS:.0f}s with {away.server} stopped: {slow}"
+    # a deploy's own work may pass the deadline on a loaded host: then the outage may add
+    # nothing like a connect time-out to it
+    deadlines = {text: ANSWER_SECONDS for text in took}
+    deadlines[f"deploy {other.app}"] = max(ANSWER_SECONDS, before.seconds + DEPLOY_SLACK)
+    slow = {text: seconds for text, seconds in took.items() if seconds >= deadlines[text]}
+    assert not slow, f"over {deadlines} with {away.server} stopped: {slow}"
 
 
 def naming(said: Said, server: str) -> list[str]:
