@@ -10,13 +10,16 @@ import threading
 
 import pytest
 
+from core.config import AlertsConfig
 from core.errors import EngineUnavailable
 from core.servers.errors import ServerError
 from core.servers.remote import StoredOutages
 from core.store import Store
-from core.swarm.outages import RETRY_SECONDS
+from core.swarm.outages import RETRY_SECONDS, Outage, ServerAway
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
+from core.watch.alert_rules import Post
+from core.watch.alerts import AlertWatch
 from tests.clock import ManualClock
 from tests.test_outages_fast import DEADLINE, Host, until
 
@@ -155,3 +158,20 @@ def test_a_kept_client_whose_connection_dropped_is_dialled_again(store):
         servers.connect("eu-2")
     assert made[0].closed
     assert store.server_outage("eu-2") is not None  # the outage other processes are told
+
+
+async def test_an_alert_for_a_remembered_outage_quotes_the_failure_once(store):
+    clock = ManualClock()
+    outage = Outage(clock.time() - 40, "SSH timed out after 10 s", clock.time() - 5, 30.0)
+
+    async def away() -> FakeSwarm:
+        raise ServerAway(outage, clock.time())
+
+    posts: list[Post] = []
+    watch = AlertWatch("eu-2", away, store, AlertsConfig(), posts.append, clock=clock)
+    with pytest.raises(ServerAway):
+        await watch.check()
+    (post,) = posts
+    assert post.outcome.title == (
+        "🔌 server eu-2 unreachable since 2027-01-15 08:00 UTC: SSH timed out after 10 s"
+    )

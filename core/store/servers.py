@@ -73,9 +73,6 @@ class ServersTable(Connection):
         rows = self._rows("server_outages", "server = ?", [server])
         return rows[0] if rows else None
 
-    def server_outages(self) -> list[dict[str, Any]]:
-        return self._rows("server_outages", order_by="server")
-
     def clear_outage(self, server: str) -> None:
         """``server`` answered (or is gone): no outage to tell (a read when there is none)."""
         if self.server_outage(server) is None:
