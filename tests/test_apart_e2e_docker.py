@@ -32,9 +32,18 @@ from pathlib import Path
 
 import pytest
 
-from commands.replies import Failure, Message, Result, Table
+from commands.replies import Failure, Result, Table
 from tests import self_image
-from tests.apart_container import ControlPlane, Said, control_plane, write_secrets
+from tests.apart_container import (
+    DIALS_LOGGED,
+    ControlPlane,
+    Said,
+    control_plane,
+    dials,
+    naming,
+    posted,
+    write_secrets,
+)
 from tests.moto_s3 import KEYS, s3_bucket
 from tests.multinode import Cluster, Node, build, docker
 from tests.multinode_fixtures import DOCKERFILE, POSTGRES_IMAGE, TRAEFIK_IMAGE, login_key, psql
@@ -55,7 +64,6 @@ CHECK_SECONDS = 5  # serve's alert rounds (shipbot.yml), so the outage is alerte
 ALERT_SECONDS = CHECK_SECONDS + 10 + 20  # a round, its connect time-out, a loaded host
 CERT_SECONDS = 120.0
 BACK_SECONDS = 90.0
-DIALS_LOGGED = {"SHIPBOT_LOG_LEVEL": "DEBUG"}  # how long each SSH dial took, on stderr
 APP_YML = """\
 name: {name}
 build: .
@@ -379,32 +387,3 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
     deadlines[f"deploy {other.app}"] = max(ANSWER_SECONDS, before.seconds + DEPLOY_SLACK)
     slow = {text: seconds for text, seconds in took.items() if seconds >= deadlines[text]}
     assert not slow, f"over {deadlines} with {away.server} stopped: {slow}"
-
-
-def naming(said: Said, server: str) -> list[str]:
-    """The lines of the replies that say ``server`` is unreachable (a table's rows are not
-    lines): one per command, not one per app or database on it."""
-    lines = [
-        r.text if isinstance(r, Message) else r.message
-        for r in said.replies
-        if isinstance(r, Message | Failure)
-    ]  # fmt: skip
-    return [line for line in lines if server in line and "unreachable" in line]
-
-
-def dials(said: Said) -> str:
-    """The plane's SSH dials during one command, as it logged them (DIALS_LOGGED)."""
-    return "".join(f"  {line}\n" for line in said.stderr.splitlines() if "shipbot.servers" in line)
-
-
-def posted(plane: ControlPlane, title: str, until: float) -> list[Result]:
-    """The alerts ``serve`` posted whose title starts with ``title``, once there is one
-    (waiting until the monotonic time ``until``); [] when none came by then."""
-    while True:
-        said = plane.chat("notifications --kind alerts")
-        found = [
-            r for r in said.replies if isinstance(r, Result) and r.title.startswith(title)
-        ]  # fmt: skip
-        if found or time.monotonic() > until:
-            return found
-        time.sleep(2)

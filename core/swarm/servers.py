@@ -129,8 +129,8 @@ class Servers:
         left = recorded.tried + RETRY_SECONDS - self.clock.time() if recorded else 0.0
         if recorded is None or left <= 0:
             return None
-        adopted = Outage(recorded.since, recorded.error, recorded.tried, self.clock.monotonic())
-        adopted.retry_at += left
+        retry_at = self.clock.monotonic() + left
+        adopted = Outage(recorded.since, recorded.error, recorded.tried, retry_at)
         with self.connecting:
             return self.outages.setdefault(server, adopted)
 
