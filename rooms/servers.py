@@ -9,7 +9,7 @@ from rooms.capability import Capability
 ROOM = Capability(
     name="servers",
     sections={"server_apps": None},
-    tables=("servers", "ssh_keys", "env_servers"),
+    tables=("servers", "ssh_keys", "env_servers", "server_outages"),
     migrations=versions(schema_servers),
     commands=(
         "server add",

@@ -1,7 +1,9 @@
 """shipbot's image run the way deploy/k8s/deployment.yml runs it, as a plain container:
 user 10001, every capability dropped, no privilege escalation, the secrets a read-only
 folder of files, SQLite on a named volume, no Docker socket and no ``DOCKER_HOST``. The
-test talks to it as an operator would, with ``docker exec … shipbot chat --json``."""
+test talks to it as an operator would, with ``docker exec … shipbot chat --json``, and
+reads what it said: the lines naming a server away, its SSH dials (logged on request), the
+alerts ``serve`` posted to the console route."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from commands.replies import Reply, decode
+from commands.replies import Failure, Message, Reply, Result, decode
 from tests.multinode import docker
 
 ADMIN = "console:alice"
 CHAT_SECONDS = 300  # the longest a command may take (a first build on a node)
+DIALS_LOGGED = {"SHIPBOT_LOG_LEVEL": "DEBUG"}  # how long each SSH dial took, on stderr
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,12 @@ class ControlPlane:
     container: str
     volume: str
 
-    def chat(self, text: str, stdin: str | None = None) -> Said:
+    def chat(
+        self, text: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Said:
         argv = ["docker", "exec", *(["-i"] if stdin is not None else [])]
+        for name, value in (env or {}).items():
+            argv += ["-e", f"{name}={value}"]
         argv += [self.container, "shipbot", "chat", "--json", "--as", ADMIN, text]
         started = time.monotonic()
         done = subprocess.run(
@@ -116,3 +123,32 @@ def _wait_up(plane: ControlPlane, seconds: float = 60) -> None:
         assert state == "running", f"the control plane stopped:\n{plane.logs()[-3000:]}"
         assert time.monotonic() < deadline, f"serve did not start:\n{plane.logs()[-3000:]}"
         time.sleep(0.5)
+
+
+def naming(said: Said, server: str) -> list[str]:
+    """The lines of the replies that say ``server`` is unreachable (a table's rows are not
+    lines): one per command, not one per app or database on it."""
+    lines = [
+        r.text if isinstance(r, Message) else r.message
+        for r in said.replies
+        if isinstance(r, Message | Failure)
+    ]  # fmt: skip
+    return [line for line in lines if server in line and "unreachable" in line]
+
+
+def dials(said: Said) -> str:
+    """The plane's SSH dials during one command, as it logged them (DIALS_LOGGED)."""
+    return "".join(f"  {line}\n" for line in said.stderr.splitlines() if "shipbot.servers" in line)
+
+
+def posted(plane: ControlPlane, title: str, until: float) -> list[Result]:
+    """The alerts ``serve`` posted whose title starts with ``title``, once there is one
+    (waiting until the monotonic time ``until``); [] when none came by then."""
+    while True:
+        said = plane.chat("notifications --kind alerts")
+        found = [
+            r for r in said.replies if isinstance(r, Result) and r.title.startswith(title)
+        ]  # fmt: skip
+        if found or time.monotonic() > until:
+            return found
+        time.sleep(2)

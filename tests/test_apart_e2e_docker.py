@@ -6,8 +6,15 @@ On each server: an app with a domain behind that server's own Traefik, with a ce
 from pebble (a real ACME CA on this host) that the node serves; a release command run there;
 a Postgres created there, backed up to moto and restored beside it. Nothing of it runs on
 this host's engine. Then one server's host is stopped: `status`, `status --drift`, `db
-list`, `backup report`, `certs` and a deploy to the other server each answer within 15 s,
-with no traceback anywhere."""
+list`, `backup report`, `certs` and a deploy to the other server each answer within 15 s
+(each run with the plane's SSH dials logged, which the test prints), naming the stopped
+server in one line: the first pays the SSH connect time-out, the next ones are told the
+outage it recorded without dialling. The deploy must not dial the stopped server, and may
+pass 15 s only by its own work (timed with both servers up just before). `serve` posts one
+alert for the outage and one recovery post when it is back; no traceback anywhere.
+
+The clusters' names and subnets are new for each run, so a run beside another one (the
+whole docker tier in another checkout) does not take down the other's servers."""
 
 from __future__ import annotations
 
@@ -27,7 +34,16 @@ import pytest
 
 from commands.replies import Failure, Result, Table
 from tests import self_image
-from tests.apart_container import ControlPlane, Said, control_plane, write_secrets
+from tests.apart_container import (
+    DIALS_LOGGED,
+    ControlPlane,
+    Said,
+    control_plane,
+    dials,
+    naming,
+    posted,
+    write_secrets,
+)
 from tests.moto_s3 import KEYS, s3_bucket
 from tests.multinode import Cluster, Node, build, docker
 from tests.multinode_fixtures import DOCKERFILE, POSTGRES_IMAGE, TRAEFIK_IMAGE, login_key, psql
@@ -36,14 +52,17 @@ from tests.pebble import Pebble, pebble
 # builds the shipbot image under the tag the other self-image modules use
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
 
-SUBNETS = {"e2a": "192.168.181.0/24", "e2b": "192.168.182.0/24"}
-# this host on the first cluster's bridge, where moto and pebble listen: the control plane
-# (on that bridge) and both nodes reach it; docker0's 172.17.0.1 is each node's own
-HOST = str(next(ipaddress.ip_network(SUBNETS["e2a"]).hosts()))
+RUN = uuid.uuid4().hex[:4]
+SUBNET_RANGE = range(200, 240)  # 192.168.N.0/24 that no other test names
 PEBBLE_PORT = 14700  # and 15700 (management), 14702 (DNS), 14703 (challtestsrv)
 CA_CONFIG = "e2e-pebble-ca"
 BUCKET = "e2e"
 ANSWER_SECONDS = 15.0  # the product's deadline for a command while a server is away
+# right after `status` paid the time-out: told the outage it recorded, not dialled again
+TOLD = ("status --drift", "db list", "backup report")
+DEPLOY_SLACK = 3.0  # what the same deploy may take longer with the other server stopped
+CHECK_SECONDS = 5  # serve's alert rounds (shipbot.yml), so the outage is alerted soon
+ALERT_SECONDS = CHECK_SECONDS + 10 + 20  # a round, its connect time-out, a loaded host
 CERT_SECONDS = 120.0
 BACK_SECONDS = 90.0
 APP_YML = """\
@@ -88,12 +107,35 @@ def image(docker_client) -> str:
     raise AssertionError("the shipbot image kept being rebuilt from other inputs")
 
 
+def free_subnets(count: int) -> list[str]:
+    """/24s that no network on this engine uses, from this run's start in ``SUBNET_RANGE``."""
+    ids = docker("network", "ls", "-q").stdout.split()
+    used = docker(
+        "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids
+    ).stdout.split()  # fmt: skip
+    start = int(RUN, 16) % len(SUBNET_RANGE)
+    turned = [*SUBNET_RANGE[start:], *SUBNET_RANGE[:start]]
+    return [s for n in turned if (s := f"192.168.{n}.0/24") not in used][:count]
+
+
 @pytest.fixture(scope="module")
-def swarms(docker_client) -> Iterator[tuple[dict[str, Cluster], str]]:
+def subnets(docker_client) -> dict[str, str]:
+    """The clusters' prefixes (this run's) and subnets."""
+    return dict(zip((f"e2{RUN}a", f"e2{RUN}b"), free_subnets(2), strict=True))
+
+
+def host_on(subnets: dict[str, str]) -> str:
+    """This host on the first cluster's bridge, where moto and pebble listen: the control
+    plane (on that bridge) and both nodes reach it; docker0's 172.17.0.1 is each node's own."""
+    return str(next(ipaddress.ip_network(next(iter(subnets.values()))).hosts()))
+
+
+@pytest.fixture(scope="module")
+def swarms(subnets) -> Iterator[tuple[dict[str, Cluster], str]]:
     """Two single-node clusters, each to become its own swarm, brought up side by side."""
     build()
     private, public = login_key()
-    clusters = {prefix: Cluster(prefix, subnet, count=1) for prefix, subnet in SUBNETS.items()}
+    clusters = {prefix: Cluster(prefix, subnet, count=1) for prefix, subnet in subnets.items()}
     images = ["busybox:latest", TRAEFIK_IMAGE, POSTGRES_IMAGE]  # what they would pull
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -106,8 +148,9 @@ def swarms(docker_client) -> Iterator[tuple[dict[str, Cluster], str]]:
 
 
 @pytest.fixture(scope="module")
-def ca(docker_client, tmp_path_factory) -> Iterator[Pebble]:
-    with pebble(tmp_path_factory.mktemp("pebble"), HOST, 80, 3600, PEBBLE_PORT) as found:
+def ca(swarms, subnets, tmp_path_factory) -> Iterator[Pebble]:
+    folder = tmp_path_factory.mktemp("pebble")
+    with pebble(folder, host_on(subnets), 80, 3600, PEBBLE_PORT) as found:
         yield found
 
 
@@ -122,11 +165,15 @@ def shipbot_yml(s3: str, ca: Pebble, servers: list[str]) -> str:
         "backups:\n"
         f"  s3: {{endpoint: '{s3}', bucket: {BUCKET}, prefix: bk, "
         "access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET, timeout_seconds: 5}\n"
+        "notify:\n  - {platform: console, channel: ops, kinds: [alerts]}\n"
+        f"alerts: {{check_seconds: {CHECK_SECONDS}, usage_image: null}}\n"
     )
 
 
 @pytest.fixture(scope="module")
-def setup(image, swarms, ca, tmp_path_factory) -> Iterator[tuple[ControlPlane, list[Site]]]:
+def setup(
+    image, swarms, subnets, ca, tmp_path_factory
+) -> Iterator[tuple[ControlPlane, list[Site]]]:
     clusters, private = swarms
     tag = uuid.uuid4().hex[:6]
     sites = [
@@ -155,7 +202,7 @@ def setup(image, swarms, ca, tmp_path_factory) -> Iterator[tuple[ControlPlane, l
         )  # fmt: skip
     secrets = write_secrets(work / "secrets", {**KEYS, "e2e_ssh_key": private})
     networks = [f"{prefix}-net" for prefix in clusters]
-    with s3_bucket(BUCKET, HOST) as s3:
+    with s3_bucket(BUCKET, host_on(subnets)) as s3:
         yml = shipbot_yml(s3, ca, [s.server for s in sites])
         with control_plane(
             image, f"e2e-plane-{tag}", networks, secrets, yml, [f"{apps}:/apps:ro"]
@@ -280,10 +327,15 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
 
     away, other = sites[1], sites[0]
     baseline = plane.chat("whoami").seconds  # what any one-shot `shipbot chat` costs here
+    # the same deploy with both servers up: a deploy's own work (a build from cache, the
+    # release job, a start-first rollout) takes 10-14 s on this loaded host
+    before = plane.chat(f"deploy {other.app}", env=DIALS_LOGGED)
+    ok(before)
     docker("stop", away.node.name)
+    stopped = time.monotonic()
     try:
         answers = {
-            text: plane.chat(text)
+            text: plane.chat(text, env=DIALS_LOGGED)
             for text in (
                 "status", "status --drift", "db list", "backup report",
                 f"certs --server {away.server}", f"certs --server {other.server}",
@@ -291,18 +343,33 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
             )
         }  # fmt: skip
         for text, said in answers.items():
+            print(f"--- {text} ({said.seconds:.1f}s):\n{said.stdout}{dials(said)}")
+        for text, said in answers.items():
             assert "Traceback" not in said.text, f"{text}:\n{said.text}"
-            if text.startswith("deploy"):
+            if text.startswith("deploy"):  # the stopped server is not even dialled
                 ok(said)
-            elif text == "backup report":  # read from the store alone: no server is asked
-                assert away.db in said.text and other.db in said.text, said.text
-            elif text.startswith("certs"):  # one server's proxy: the other's, or a refusal
-                assert away.server in said.text or other.domain in said.text, said.text
+                assert away.server not in dials(said), dials(said)
+            elif text == f"certs --server {away.server}":  # a refusal that names it
+                assert len(naming(said, away.server)) == 1, said.text
+            elif text.startswith("certs"):
+                assert other.domain in said.stdout, said.text
             else:
-                assert away.server in said.text, f"{text} does not name {away.server}:\n{said.text}"
+                assert len(naming(said, away.server)) == 1, f"{text}:\n{said.text}"
                 assert not [r for r in said.replies if isinstance(r, Failure)], said.text
+            if text in TOLD:  # the outage `status` just found, told from the store
+                assert away.server not in dials(said), dials(said)
+                (line,) = naming(said, away.server)
+                assert "unreachable since" in line and "not tried again" in line, line
+        assert away.db in answers["backup report"].stdout, answers["backup report"].text
+        assert other.db in answers["backup report"].stdout, answers["backup report"].text
         took = {text: round(said.seconds, 1) for text, said in answers.items()}
-        print(f"with {away.server} stopped (a bare `whoami` took {baseline:.1f}s): {took}")
+        print(
+            f"with {away.server} stopped (a bare `whoami` took {baseline:.1f}s, the deploy "
+            f"with both up {before.seconds:.1f}s): {took}"
+        )
+        outage = f"🔌 server {away.server} unreachable since "
+        (alerted,) = posted(plane, outage, stopped + ALERT_SECONDS)
+        assert alerted.title.count("unreachable since") == 1, alerted
     finally:
         docker("start", away.node.name)
     # back: its app is served again and `status` reads it with no word of an outage
@@ -311,8 +378,13 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
         assert time.monotonic() < deadline, f"{away.server} never came back:\n{said.text}"
         time.sleep(1)
     assert any(row[0] == away.app for row in table_of(said).rows), said.text
+    (recovered,) = posted(plane, f"✅ server {away.server} answers again", deadline)
+    assert recovered.ok, recovered
+    assert len(posted(plane, outage, 0)) == 1  # one alert for the whole outage
     assert "Traceback" not in plane.logs(), plane.logs()[-3000:]
-    slow = {text: seconds for text, seconds in took.items() if seconds >= ANSWER_SECONDS}
-    if slow:  # all else held; the deadline is the product's, missed on this loaded host
-        pytest.xfail(f"over {ANSWER_SECONDS:.0f}s with {away.server} stopped: {slow} "
-                     f"(a bare `whoami` took {baseline:.1f}s)")  # fmt: skip
+    # a deploy's own work may pass the deadline on a loaded host: then the outage may add
+    # nothing like a connect time-out to it
+    deadlines = {text: ANSWER_SECONDS for text in took}
+    deadlines[f"deploy {other.app}"] = max(ANSWER_SECONDS, before.seconds + DEPLOY_SLACK)
+    slow = {text: seconds for text, seconds in took.items() if seconds >= deadlines[text]}
+    assert not slow, f"over {deadlines} with {away.server} stopped: {slow}"

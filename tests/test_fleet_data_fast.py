@@ -13,6 +13,7 @@ import pytest
 
 from commands.catalog.reports import guarded_backup
 from commands.dispatch import Dispatcher
+from commands.replies import Message
 from core.config import BackupsConfig, ControlConfig, NotifyRoute
 from core.engine import Engine
 from core.errors import EngineUnavailable
@@ -197,10 +198,19 @@ async def test_an_unknown_or_unreachable_server_is_named(fleet):
     assert local.inspect_service("db-homedb") is not None
 
     unreachable(bot, "eu-1")
-    listed = table(await say(bot, "db list", ADMIN))
-    assert [(r[0], r[3], r[5]) for r in listed.rows] == [
+    said = await say(bot, "db list", ADMIN)
+    assert [(r[0], r[3], r[5]) for r in table(said).rows] == [
         ("eudb", "unknown (server unreachable)", "eu-1"),
         ("homedb", "1/1 healthy", "local"),
+    ]
+    assert [r.text for r in said if isinstance(r, Message)] == [
+        "⚠️ server eu-1 unreachable: cannot reach the Docker engine of eu-1"
+    ]
+    report = await say(bot, "backup report", ADMIN)
+    assert [r[0] for r in table(report).rows] == ["eudb", "homedb"]
+    assert [r.text for r in report if isinstance(r, Message)] == [
+        "⚠️ server eu-1 unreachable: cannot reach the Docker engine of eu-1; backups of eudb "
+        "cannot run until it answers"
     ]
     status = failure(await say(bot, "db status eudb", ADMIN))
     assert status.message == (

@@ -61,7 +61,8 @@ def test_the_time_out_is_paid_once_then_the_outage_is_told_at_once():
     words = str(told.value)
     assert words == (
         "cannot reach server eu-2 at ssh://root@eu-2 over SSH (timed out) "
-        "(unreachable since 08:00:00 UTC; tried again every 30s)"
+        "(unreachable since 08:00:00 UTC; last tried 29s ago, not tried again for this: "
+        "at most every 30s)"
     )
 
 

@@ -120,15 +120,18 @@ class DbList:
             if visible(ctx, pairs):
                 found.append((db, pairs))
 
-        async def tasks_of(name: str) -> str:
+        away: dict[str, str] = {}  # server → why it did not answer: said once, not per row
+
+        async def tasks_of(name: str, server: str) -> str:
             try:
                 status = await ctx.engine.database_status(name)
-            except ServerUnreachable:
+            except ServerUnreachable as exc:
+                away.setdefault(server, str(exc.__cause__ or exc))
                 return "unknown (server unreachable)"
             return tasks_word(status.running, 1) if status.service else "service gone"
 
         # every server at once: one that is away costs its time-out once, not per database
-        words = await asyncio.gather(*(tasks_of(db.name) for db, _ in found))
+        words = await asyncio.gather(*(tasks_of(db.name, db.server) for db, _ in found))
         rows = [
             (db.name, db.kind, db.image, tasks, shown(seen(ctx, pairs)) or "none", db.server)
             for (db, pairs), tasks in zip(found, words, strict=True)
@@ -137,6 +140,8 @@ class DbList:
             yield Message("no databases you may see: an admin creates one with `db create`")
             return
         yield Table(("database", "kind", "image", "tasks", "apps", "server"), tuple(rows))
+        for server, error in sorted(away.items()):
+            yield Message(f"⚠️ server {server} unreachable: {error}")
 
 
 @command("db status", permission=VIEW, examples=("db status maindb",))

@@ -265,3 +265,31 @@ class BackupReport:
         )
         shown = [row for row in rows if await may_see(ctx, row[0])]
         yield report_table(shown, "no databases you may see")
+        for line in await servers_away(ctx.engine.plane, [row[0] for row in shown]):
+            yield Message(line)
+
+
+async def servers_away(plane: Plane, names: list[str]) -> list[str]:
+    """One line per server holding some of the databases ``names`` that does not answer
+    (all asked at once: a server away costs its connect time-out once, or nothing while
+    its outage is remembered): their backups cannot run until it does."""
+    rows = await plane.db.in_thread(plane.store.databases)
+    held: dict[str, list[str]] = {}
+    for row in rows:
+        if row["name"] in names:
+            held.setdefault(row.get("server") or plane.server, []).append(row["name"])
+
+    async def answers(server: str) -> str | None:
+        try:
+            await plane.servers.client(server)
+        except CoreError as exc:
+            return str(exc)
+        return None
+
+    errors = await asyncio.gather(*(answers(server) for server in held))
+    return [
+        f"⚠️ server {server} unreachable: {error}; backups of {', '.join(held[server])} "
+        "cannot run until it answers"
+        for server, error in zip(held, errors, strict=True)
+        if error is not None
+    ]

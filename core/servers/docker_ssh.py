@@ -170,6 +170,15 @@ class ReconnectFailed(Exception):
     """The lost SSH connection could not be made again (its words name the server)."""
 
 
+class RemoteSwarm(DockerSwarm):
+    """A swarm manager over SSH, whose one connection can drop (its host stopped)."""
+
+    def lost(self) -> bool:
+        adapter = self.api._custom_adapter  # noqa: SLF001 (set by ``api_client``)
+        transport = adapter.ssh_client.get_transport()
+        return transport is None or not transport.is_active()
+
+
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:
     """An engine API client for ``login``'s server; connects (and checks the host key) now."""
     api = docker.APIClient(
@@ -192,7 +201,7 @@ def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> do
     return api
 
 
-def connect(login: Login, timeout: int = DEFAULT_TIMEOUT) -> DockerSwarm:
+def connect(login: Login, timeout: int = DEFAULT_TIMEOUT) -> RemoteSwarm:
     """The swarm manager behind ``login``, as the deploy code's swarm client."""
     probe = api_client(login, MINIMUM_API, timeout)
     try:
@@ -206,7 +215,7 @@ def connect(login: Login, timeout: int = DEFAULT_TIMEOUT) -> DockerSwarm:
         probe.close()
     newest = docker.constants.DEFAULT_DOCKER_API_VERSION
     agreed = server if version_lt(server, newest) else newest
-    swarm = DockerSwarm(api_client(login, agreed, timeout))
+    swarm = RemoteSwarm(api_client(login, agreed, timeout))
     try:
         swarm.check_manager()
     except BaseException:

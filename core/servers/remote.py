@@ -1,5 +1,6 @@
-"""Servers added from chat, wired into the registry: a connector per name, and the image
-spreader that follows a build on a remote swarm's manager."""
+"""Servers added from chat, wired into the registry: a connector per name, their outages
+shared with other processes through the store, and the image spreader that follows a build
+on a remote swarm's manager."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from core.plane import Plane
 from core.servers.errors import ServerError
 from core.servers.nodes import node_of
 from core.servers.urls import parse_url
+from core.store import Store
+from core.store.connection import StoreBusy
 from core.swarm import nodes as swarm_nodes
+from core.swarm.outages import Recorded
 from core.swarm.servers import Connector
 
 if TYPE_CHECKING:
@@ -41,8 +45,32 @@ def login_for(plane: Plane, row: dict[str, Any]) -> ssh.Login:
     return ssh.Login(row["name"], parse_url(row["url"]), pkey, recorded)
 
 
+class StoredOutages:
+    """The servers' outages shared through the store (core/swarm/outages.py). A busy store
+    never fails a connect: the outage is then this process's alone."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def recall(self, server: str) -> Recorded | None:
+        try:
+            row = self.store.server_outage(server)
+        except StoreBusy:
+            return None
+        return Recorded(row["since"], row["error"], row["tried"]) if row else None
+
+    def record(self, server: str, outage: Recorded) -> None:
+        with contextlib.suppress(StoreBusy):
+            self.store.record_outage(server, outage.since, outage.error, outage.tried)
+
+    def clear(self, server: str) -> None:
+        with contextlib.suppress(StoreBusy):
+            self.store.clear_outage(server)
+
+
 def install(plane: Plane) -> None:
     """Let the registry find servers added from chat, and spread images across them."""
+    plane.servers.memory = StoredOutages(plane.store)
     plane.servers.lookup = lambda name: lookup(plane, name)
     plane.servers.added = lambda: managers(plane)
     plane.servers.spreader = lambda server, image, where: spread(plane, server, image, where)

@@ -63,6 +63,23 @@ class ServersTable(Connection):
             )
             return cursor.rowcount == 1
 
+    def record_outage(self, server: str, since: float, error: str, tried: float) -> None:
+        """``server`` did not answer at ``tried`` (its outage began at ``since``)."""
+        row = {"server": server, "since": since, "error": error, "tried": tried}
+        with self._write() as db:
+            db["server_outages"].upsert(row, pk="server")
+
+    def server_outage(self, server: str) -> dict[str, Any] | None:
+        rows = self._rows("server_outages", "server = ?", [server])
+        return rows[0] if rows else None
+
+    def clear_outage(self, server: str) -> None:
+        """``server`` answered (or is gone): no outage to tell (a read when there is none)."""
+        if self.server_outage(server) is None:
+            return
+        with self._write() as db:
+            db.execute("DELETE FROM server_outages WHERE server = ?", [server])
+
     def remove_server(self, name: str) -> bool:
         with self._write() as db:
             return db.execute("DELETE FROM servers WHERE name = ?", [name]).rowcount == 1

@@ -29,6 +29,7 @@ from core.names import LABEL_APP, LABEL_ENV
 from core.servers.errors import ServerError
 from core.store import Store
 from core.swarm import EventStream, SwarmClient
+from core.swarm.outages import ServerAway
 from core.watch.alert_rules import OOM, Alert, Post, alert_key, alerts_from_rows, step
 from core.watch.facts import engine_time, log_tail, read_facts, service_facts
 from core.watch.outage import away_step
@@ -89,7 +90,8 @@ class AlertWatch:
                     await self.before()
                 return await self._check()
             except (EngineUnavailable, ServerError) as exc:  # the server did not answer
-                await self._away(str(exc))
+                # a remembered outage: its failure, not the words that say since when
+                await self._away(exc.outage.error if isinstance(exc, ServerAway) else str(exc))
                 raise
 
     async def _away(self, error: str) -> None:

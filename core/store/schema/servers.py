@@ -44,4 +44,14 @@ def v24_server_addresses(db: sqlite_utils.Database) -> None:
     db["servers"].add_column("addresses", str, not_null_default="")
 
 
-STEPS = (v9_servers, v24_server_addresses)
+def v25_server_outages(db: sqlite_utils.Database) -> None:
+    """Servers that did not answer, as the last process that dialled them found (wall
+    times): the next process is told for a while instead of paying the time-out again."""
+    db["server_outages"].create(
+        {"server": str, "since": float, "error": str, "tried": float},
+        pk="server",
+        not_null={"since", "error", "tried"},
+    )
+
+
+STEPS = (v9_servers, v24_server_addresses, v25_server_outages)
