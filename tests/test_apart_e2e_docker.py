@@ -360,6 +360,8 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
                 assert away.server not in dials(said), dials(said)
                 (line,) = naming(said, away.server)
                 assert "unreachable since" in line and "not tried again" in line, line
+        # the reachable server runs what was deployed: no drift is told of it
+        assert "differ" not in answers["status --drift"].stdout, answers["status --drift"].text
         assert away.db in answers["backup report"].stdout, answers["backup report"].text
         assert other.db in answers["backup report"].stdout, answers["backup report"].text
         took = {text: round(said.seconds, 1) for text, said in answers.items()}

@@ -97,6 +97,15 @@ def test_what_the_engine_adds_to_a_spec_is_no_drift():
     assert check([release()], [service(engine)]) == []
 
 
+def test_a_health_check_with_no_start_period_is_no_drift_once_the_engine_dropped_the_zero():
+    built = {"Test": ["CMD", "true"], "Interval": 10**9, "Timeout": 2 * 10**9, "Retries": 3}
+    stored = spec(Healthcheck=built | {"StartPeriod": 0})
+    assert check([release(stored=stored)], [service(spec(Healthcheck=built))]) == []
+    changed = spec(Healthcheck=built | {"Retries": 5})
+    [found] = check([release(stored=stored)], [service(changed)])
+    assert (found.kind, found.detail.split(" (")[0]) == (SPEC, "healthcheck changed outside shipbot")
+
+
 def test_service_missing():
     assert check([release()], []) == [
         Drift(

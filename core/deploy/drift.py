@@ -97,7 +97,8 @@ def parts(spec: dict[str, Any]) -> dict[str, Any]:
         "env": dict(item.partition("=")[::2] for item in container.get("Env") or []),
         "args": container.get("Args") or [],
         "command": container.get("Command") or [],
-        "healthcheck": container.get("Healthcheck") or {},
+        # the engine omits a zero field (no start period: no "StartPeriod"), as it omits Retries 0
+        "healthcheck": {k: v for k, v in (container.get("Healthcheck") or {}).items() if v},
         "mounts": sorted(mounts),
         "limits": {
             k: v for k, v in (template.get("Resources", {}).get("Limits") or {}).items() if v
