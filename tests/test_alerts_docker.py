@@ -35,7 +35,7 @@ from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch
 from tests.chat import remove_apps, result, say
 from tests.fake_slack import FakeSlack
-from tests.test_serve import free_port, spawn_cli
+from tests.test_serve import free_port, spawn_cli, stop_cli
 from tests.test_slack import SECRET, until
 
 pytestmark = pytest.mark.docker
@@ -250,12 +250,7 @@ async def test_alert_pending_when_the_bot_is_killed_is_delivered_once(
         ]
         assert [r["status"] for r in rows] == ["sent"]
     finally:
-        second.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(second.wait(), 20)
-        if second.returncode is None:
-            second.kill()
-            await second.wait()
+        await stop_cli(second)
         store.close()
         await fake.stop()
 

@@ -32,7 +32,7 @@ from core.store import Store
 from core.swarm.jobs import LABEL_JOB_KIND
 from tests.chat import remove_apps, remove_volumes, result, say
 from tests.moto_s3 import KEYS
-from tests.test_serve import spawn_cli
+from tests.test_serve import spawn_cli, stop_cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -196,12 +196,7 @@ async def test_a_bot_killed_mid_work_leaves_nothing_running_and_says_it_was_inte
                     "three audit rows",
                 )
             finally:
-                serve.send_signal(signal.SIGTERM)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(serve.wait(), 20)
-                if serve.returncode is None:
-                    serve.kill()
-                    await serve.wait()
+                await stop_cli(serve)
             assert sorted(r["command"] for r in swept) == sorted(
                 f"sweep {service} on local" for service in left
             )
