@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks._fake_gateway import FakeGateway
 from bot.self_deploy import HEARTBEAT
 from tests.fake_discord_api import FakeDiscord
+from tests.test_cli_start import HEAVY
 from tests.test_serve import free_port
 from tests.waiting import until
 
@@ -34,24 +35,18 @@ SCHEDULES = (
     "backups: {s3: {endpoint: 'http://127.0.0.1:9', bucket: idle}, report: '0 9 * * 1'}\n"
 )
 # what serve's idle needs: the proof that the idle point was reached, with all running
-RUNNING = ("slack_bolt", "aiohttp", "discord", "docker", "apscheduler", "pydantic")
-# what it loads only on first use: the command line's Typer, Socket Mode's client, age
-# encryption, requests' character-set detector, the cloud and SSH libraries, and the
-# families of commands no schedule or watcher runs
+RUNNING = ("slack_bolt", "slack_sdk", "aiohttp", "discord", "docker", "requests", "apscheduler")
+# what it loads only on first use: the cloud and SSH libraries (as `chat whoami` does), the
+# command line's Typer, Socket Mode's client, age encryption, requests' character-set
+# detector, and the families of commands no schedule or watcher runs
 NOT_AT_IDLE = (
+    *(name for name in HEAVY if name not in RUNNING),
     "typer",
     "slack_sdk.socket_mode",
     "slack_bolt.adapter.socket_mode",
     "pyrage",
     "charset_normalizer",
     "chardet",
-    "boto3",
-    "botocore",
-    "fabric",
-    "paramiko",
-    "invoke",
-    "cloudflare",
-    "matplotlib",
     "commands.catalog.access",
     "commands.catalog.apps",
     "commands.catalog.deploys",
