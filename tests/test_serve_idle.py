@@ -37,11 +37,13 @@ SCHEDULES = (
 # what serve's idle needs: the proof that the idle point was reached, with all running
 RUNNING = ("slack_bolt", "slack_sdk", "aiohttp", "discord", "docker", "requests", "apscheduler")
 # what it loads only on first use: the cloud and SSH libraries (as `chat whoami` does), the
-# command line's Typer, Socket Mode's client, age encryption, requests' character-set
-# detector, and the families of commands no schedule or watcher runs
+# command line's Typer, rich (with the first reply shown on the console), Socket Mode's
+# client, age encryption, requests' character-set detector, and the families of commands no
+# schedule or watcher runs
 NOT_AT_IDLE = (
     *(name for name in HEAVY if name not in RUNNING),
     "typer",
+    "rich",
     "slack_sdk.socket_mode",
     "slack_bolt.adapter.socket_mode",
     "pyrage",
