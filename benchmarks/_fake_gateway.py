@@ -1,14 +1,11 @@
 """A loopback Discord gateway for benchmarks/slack_ack.py: HELLO, READY after IDENTIFY (no
-guilds), heartbeats acknowledged; and ``serve.py``, which runs ``shipbot serve`` with
+guilds), heartbeats acknowledged; benchmarks/_discord_serve.py runs ``shipbot serve`` with
 discord.py's gateway pointed at it, so the Discord adapter connects without leaving this host.
-
-python benchmarks/_fake_gateway.py GATEWAY_URL  (then as ``shipbot serve``)
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -60,19 +57,3 @@ class FakeGateway(LoopbackServer):
         for ws in self._sockets:
             await ws.close()
         await super().stop()
-
-
-def serve(gateway: str) -> None:
-    """``shipbot serve``, its Discord client's gateway at ``gateway`` (loopback)."""
-    import discord.gateway
-    import yarl
-
-    from bot.cli import main
-
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
-    sys.argv = ["shipbot", "serve"]
-    main()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1])

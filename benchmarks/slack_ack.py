@@ -2,11 +2,12 @@
 
 Both run as their own processes on loopback, against the same local fake Web API. Each gets
 20 warm-up requests, then 200 signed `/ship help` slash commands, 50 at a time, in two
-interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS.
-Goals: shipbot p99 < 100 ms, p99 ratio <= 1.5, idle RSS < 80 MB.
+interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS, with
+a ✅ or ❌ per goal (issue 24): p50 and p99 ratios <= 1.2, idle RSS < 80 MB.
 
 shipbot runs as a user would run it whole: Slack (HTTP mode), Discord (connected to a
-loopback gateway, benchmarks/_fake_gateway.py, and the fake REST API), git webhooks on the
+loopback gateway, benchmarks/_fake_gateway.py, through benchmarks/_discord_serve.py, and the
+fake REST API), git webhooks on the
 same server, the watchers, and schedules (the daily digest, the backup report). Its idle RSS
 is read once the Discord client has identified. ``--slack-only`` leaves Discord, webhooks
 and the schedules out, as this benchmark measured before.
@@ -39,6 +40,7 @@ from tests.test_serve import free_port, spawn_cli  # noqa: E402
 
 SECRET = "bench-signing-secret"
 REQUESTS, CONCURRENCY, WARMUP = 200, 50, 20
+RATIO_GOAL, IDLE_GOAL_MB = 1.2, 80.0
 SCHEDULES = (
     "digest: '0 8 * * *'\n"
     "backups: {s3: {endpoint: 'http://127.0.0.1:9', bucket: bench}, report: '0 9 * * 1'}\n"
@@ -108,6 +110,10 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
+def mark(met: bool) -> str:
+    return "✅" if met else "❌"
+
+
 async def identified(gateway: FakeGateway, ship: asyncio.subprocess.Process) -> None:
     for _ in range(600):  # 30 s at most
         if gateway.identified or ship.returncode is not None:
@@ -145,7 +151,7 @@ async def main() -> None:
             ship = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "benchmarks._fake_gateway",
+                "benchmarks._discord_serve",
                 gateway.url,
                 cwd=ROOT,
                 env=env,
@@ -194,11 +200,13 @@ async def main() -> None:
     print(f"shipbot serve running: {running}")
     for name, values in results.items():
         print(f"{name:>10}: p50 {pct(values, 50):6.1f} ms   p99 {pct(values, 99):6.1f} ms")
+    for q in (50, 99):
+        ratio = pct(ours, q) / pct(base, q)
+        print(f"{mark(ratio <= RATIO_GOAL)} ratio shipbot/bare p{q}: {ratio:.2f} (goal <= 1.2)")
     print(
-        f"ratio shipbot/bare: p50 {pct(ours, 50) / pct(base, 50):.2f}   "
-        f"p99 {pct(ours, 99) / pct(base, 99):.2f} (goal p99 <= 1.5, p99 < 100 ms)"
+        f"{mark(idle < IDLE_GOAL_MB)} shipbot RSS idle: {idle:.1f} MB (goal < 80 MB; "
+        f"peak {peak:.1f} MB)"
     )
-    print(f"shipbot RSS: idle {idle:.1f} MB, peak {peak:.1f} MB (goal idle < 80 MB)")
     print(f"replies posted by shipbot to the fake Web API: {len(fake.of('chat.postMessage'))}")
 
 

@@ -2,13 +2,16 @@
 
 The entry point imports the standard library only: ``--version`` and ``health`` (the
 image's HEALTHCHECK, run every few seconds on a possibly busy manager) answer from here;
-``chat TEXT [--as USER] [--json]`` runs in ``bot.chat_line`` without Typer; every other
-command loads the Typer app in ``bot.cli_app`` and, through it, what it needs.
+``chat TEXT [--as USER] [--json]`` runs in ``bot.chat_line`` and ``serve [--interval N]`` in
+``bot.serve``, both without Typer (so the bot idles without it, ~2 MB resident); every
+other command loads the Typer app in ``bot.cli_app`` and, through it, what it needs.
 """
 
 from __future__ import annotations
 
 import sys
+
+SERVE_INTERVAL = 5.0  # ``serve``'s seconds between housekeeping rounds
 
 
 def _health(argv: list[str]) -> int | None:
@@ -29,6 +32,23 @@ def _health(argv: list[str]) -> int | None:
     return 0 if ok else 1
 
 
+def _serve_interval(argv: list[str]) -> float | None:
+    """The interval of ``serve``'s arguments in their plain spelling (none, ``--interval N``
+    or ``--interval=N``); None for any other (Typer then parses it and says what is wrong)."""
+    if not argv:
+        return SERVE_INTERVAL
+    if len(argv) == 2 and argv[0] == "--interval":
+        value = argv[1]
+    elif len(argv) == 1 and argv[0].startswith("--interval="):
+        value = argv[0].removeprefix("--interval=")
+    else:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if argv == ["--version"]:
@@ -46,6 +66,13 @@ def main() -> None:
         code = run(argv[1:])
         if code is not None:
             raise SystemExit(code)
+    interval = _serve_interval(argv[1:]) if argv[:1] == ["serve"] else None
+    if interval is not None:
+        from bot.chat_line import start_logging
+        from bot.serve import command
+
+        start_logging()
+        raise SystemExit(command(interval))
     from bot.cli_app import app
 
     app()

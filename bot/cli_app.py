@@ -6,14 +6,14 @@ and ``health``, which answer with the standard library alone."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
 from bot.chat_line import chat as send
 from bot.chat_line import interruptible, settings_of, start_logging, user_of
-from bot.console import open_here, repl, root_here
+from bot.cli import SERVE_INTERVAL
+from bot.console import open_here, repl
 from bot.pipelines_cli import ci_app, registry_app, self_app
 from bot.self_deploy import MAX_AGE_SECONDS, home_folder
 from bot.self_deploy import health as check_health
@@ -69,24 +69,14 @@ def chat(
 
 @app.command()
 def serve(
-    interval: Annotated[float, typer.Option(help="Seconds between housekeeping rounds.")] = 5.0,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between housekeeping rounds.")
+    ] = SERVE_INTERVAL,
 ) -> None:
     """Run the control plane with the chat adapters configured in the environment."""
-    from bot.serve import ServeError  # the adapters' libraries load only to serve
-    from bot.serve import run as run_server
+    from bot.serve import command  # the adapters' libraries load only to serve
 
-    settings = settings_of(Settings)
-    root = root_here()
-    dispatcher = root.dispatcher
-    log = logging.getLogger("shipbot.serve")
-    log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
-    try:
-        run_server(root, settings, interval)
-    except ServeError as exc:
-        typer.echo(f"❌ {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        dispatcher.close()
+    raise typer.Exit(command(interval))
 
 
 discord_app = typer.Typer(help="Discord housekeeping.")

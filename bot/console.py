@@ -8,8 +8,6 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
-from rich.markup import escape
-
 from bot.line_editing import LineEditor
 from bot.terminal import Output
 from commands.dispatch import Dispatcher, StartError
@@ -87,6 +85,8 @@ def printer(out: Output) -> Callable[[str, Reply], Awaitable[None]]:
     route's channel name (the outbox marks it sent)."""
 
     async def send(channel: str, reply: Reply) -> None:
+        from rich.markup import escape  # with the first notification (see bot/terminal.py)
+
         out.note(f"── notification for console:{escape(channel)} ──")
         out.show(reply)
 
@@ -117,6 +117,8 @@ def line_editor(dispatcher: Dispatcher) -> LineEditor | None:
 
 
 async def repl(dispatcher: Dispatcher, out: Output, user: str) -> None:
+    from rich.markup import escape  # as in printer
+
     out.note(f"shipbot console as [bold]{escape(user)}[/bold]: type `help`, Ctrl-D to leave")
     watcher = asyncio.create_task(_watch_expiry(dispatcher, out))
     editor = line_editor(dispatcher)

@@ -2,6 +2,11 @@
 help from the command itself): every catalog command, its options, their types and the
 descriptions come from its ``@command`` declaration, so the chat and Discord cannot drift.
 
+``shipbot serve`` builds its tree from ``discord_tree.json``, which ``python -m
+bot.discord_commands`` writes from those declarations (every family imported); so the bot
+idles without the families' modules and what they import, each loading with its first
+command. tests/test_discord_commands.py fails when the file differs from the declarations.
+
 ``deploy APP [REF] [--env ENV]`` becomes ``/deploy app ref env``; a two-word command
 becomes a subcommand (``/db create``); a command that is also a group's name (``policy``
 beside ``policy diff``) is the group's ``show``. Typed values are never joined into text:
@@ -12,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -22,6 +29,7 @@ from discord import app_commands
 from commands.grammar import CommandSpec
 from commands.registry import load_all
 
+TREE_FILE = Path(__file__).with_name("discord_tree.json")
 BARE = "show"  # the subcommand that runs a group's own command (policy → /policy show)
 DESCRIPTION_MAX = 100  # Discord's limit for a command's and an option's description
 INTEGER_KINDS = frozenset({"count", "release", "pull"})
@@ -71,13 +79,9 @@ class Entry:
     """One catalog command as Discord shows it: ``path`` is (command,) or (group, sub)."""
 
     path: tuple[str, ...]
-    spec: CommandSpec
+    name: str  # the command's own words, as typed in chat
+    description: str
     options: tuple[Option, ...]
-
-    @property
-    def description(self) -> str:
-        paragraph = self.spec.help.split("\n\n")[0]
-        return _cap(" ".join(paragraph.split()))
 
 
 def _cap(text: str) -> str:
@@ -97,20 +101,41 @@ def options_of(spec: CommandSpec) -> tuple[Option, ...]:
     return tuple(sorted(options, key=lambda o: not o.required))
 
 
-def entries() -> list[Entry]:
-    """Every catalog command, placed in Discord's tree."""
+def declared() -> list[Entry]:
+    """Every catalog command, placed in Discord's tree, from its declaration (every family's
+    module imported)."""
     registry = load_all()
     groups = {name.split()[0] for name in registry if " " in name}
     placed = []
     for name, spec in sorted(registry.items()):
         words = tuple(name.split())
         path = (words[0], BARE) if len(words) == 1 and words[0] in groups else words
-        placed.append(Entry(path, spec, options_of(spec)))
+        paragraph = spec.help.split("\n\n")[0]
+        placed.append(Entry(path, name, _cap(" ".join(paragraph.split())), options_of(spec)))
     return placed
 
 
+def encode(entries: Iterable[Entry]) -> str:
+    """``discord_tree.json``'s text: one command a line, so a change reads as one line."""
+    lines = (json.dumps(dataclasses.asdict(e), ensure_ascii=False) for e in entries)
+    return "[\n" + ",\n".join(lines) + "\n]\n"
+
+
+def entries(text: str | None = None) -> list[Entry]:
+    """The tree ``discord_tree.json`` (or ``text``) holds, no family imported."""
+    return [
+        Entry(
+            tuple(e["path"]),
+            e["name"],
+            e["description"],
+            tuple(Option(**o) for o in e["options"]),
+        )
+        for e in json.loads(TREE_FILE.read_text() if text is None else text)
+    ]
+
+
 def _command(entry: Entry, run: Run, complete: Complete) -> app_commands.Command[Any, ..., None]:
-    name = entry.spec.name
+    name = entry.name
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         await run(interaction, name, values)
@@ -154,3 +179,8 @@ def install(tree: app_commands.CommandTree[Any], run: Run, complete: Complete) -
         for entry in members:
             group.add_command(_command(entry, run, complete))
         tree.add_command(group)
+
+
+if __name__ == "__main__":
+    TREE_FILE.write_text(encode(declared()))
+    print(f"wrote {TREE_FILE}")

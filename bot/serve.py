@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
@@ -160,3 +161,22 @@ def run(root: Root, settings: Settings, interval: float) -> None:
             await task
 
     asyncio.run(main())
+
+
+def command(interval: float) -> int:
+    """``shipbot serve``: the exit status once it stops (1 when the settings are incomplete)."""
+    from bot.chat_line import settings_of  # noqa: PLC0415 (the command line's own helpers)
+    from bot.console import root_here  # noqa: PLC0415
+
+    settings = settings_of(Settings)
+    root = root_here()
+    dispatcher = root.dispatcher
+    log.warning("shipbot serve: control plane up (store %s)", dispatcher.engine.store.path)
+    try:
+        run(root, settings, interval)
+    except ServeError as exc:
+        print(f"❌ {exc}", file=sys.stderr)
+        return 1
+    finally:
+        dispatcher.close()
+    return 0

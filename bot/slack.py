@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
@@ -222,6 +221,9 @@ class SlackBot:
         # benchmarks/slack_ack.py: with 4, a burst of 50 acks about as fast as bare Bolt).
         self.working = asyncio.Semaphore(workers)
         self.app = AsyncApp(
+            # named, or Bolt names it after its caller's file through inspect.stack(), which
+            # reads every frame's whole source file into linecache for good (~0.5 MB)
+            name="shipbot",
             client=client,
             signing_secret=signing_secret,
             request_verification_enabled=signing_secret is not None,
@@ -326,6 +328,11 @@ class SlackBot:
 
     # running
     async def serve_socket_mode(self, app_token: str) -> None:
+        # Socket Mode's client loads only where it runs (HTTP mode never needs it)
+        from slack_bolt.adapter.socket_mode.async_handler import (  # noqa: PLC0415
+            AsyncSocketModeHandler,
+        )
+
         handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
         await handler.connect_async()
         try:

@@ -11,9 +11,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.markup import escape
-from rich.text import Text
-
 from bot.text import table_lines, without_ansi
 from commands.replies import (
     ApprovalRequest,
@@ -27,6 +24,7 @@ from commands.replies import (
     encode,
 )
 
+# rich loads with the first reply shown (serve idles without it: ~1 MB resident)
 if TYPE_CHECKING:  # rich's console and tables load only to draw on a terminal
     from rich.console import Console
     from rich.table import Table as RichTable
@@ -61,6 +59,8 @@ class Line:
 
 def layout(reply: Reply) -> list[Line | Table]:
     """What a reply looks like, line by line, whatever draws it."""
+    from rich.markup import escape
+
     if isinstance(reply, Step):
         return [Line(f"[dim]→ {escape(reply.text)}[/dim]")]
     if isinstance(reply, Log):
@@ -101,6 +101,8 @@ def layout(reply: Reply) -> list[Line | Table]:
 def _tail(lines: tuple[str, ...]) -> list[Line | Table]:
     if not lines:
         return []
+    from rich.markup import escape
+
     return [
         Line("   last log lines:"),
         *(Line(f"   [dim]│[/dim] {escape(line)}", highlight=False) for line in lines),
@@ -125,6 +127,7 @@ class Screen:
 
 
 def _rich_table(table: Table) -> RichTable:
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     drawn = RichTable(title=table.title or None, title_justify="left")
@@ -142,6 +145,8 @@ class PlainLines:
     stream: TextIO
 
     def show(self, reply: Reply) -> None:
+        from rich.text import Text
+
         lines: list[str] = []
         for item in layout(without_ansi(reply)):
             if isinstance(item, Table):
@@ -152,6 +157,8 @@ class PlainLines:
         self._write(lines)
 
     def note(self, markup: str) -> None:
+        from rich.text import Text
+
         self._write([Text.from_markup(markup).plain])
 
     def _write(self, lines: list[str]) -> None:

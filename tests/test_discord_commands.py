@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from bot.discord_commands import BARE
+from bot.discord_commands import BARE, TREE_FILE, declared, encode, entries
 from commands.grammar import REGISTRY
 from tests import test_discord_adapter as adapter
 from tests.test_discord_adapter import ADMIN, Harness, slash, until
@@ -44,6 +44,14 @@ def test_every_catalog_command_and_option_is_in_the_discord_tree(harness: Harnes
     assert image is not None and image.type is discord.AppCommandOptionType.string
     assert deploy.get_parameter("dry_run").type is discord.AppCommandOptionType.boolean
     assert tree.get_command("ship") is not None  # any command, typed as text
+
+
+def test_the_tree_file_says_what_the_declarations_say():
+    """serve builds the tree from bot/discord_tree.json, no family imported; after a change
+    to a command's declaration, `python -m bot.discord_commands` writes the file again."""
+    assert entries() == declared(), "run `python -m bot.discord_commands`"
+    assert TREE_FILE.read_text() == encode(declared())
+    assert {e.name for e in entries()} == set(REGISTRY)  # declared() loaded every family
 
 
 def subcommand(group: str, name: str, user_id: str, **options: Any) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def test_serve_refuses_half_configured_slack(tmp_path: Path):
 
 
 async def test_discord_sync_publishes_the_commands(tmp_path: Path):
-    from commands.grammar import REGISTRY
+    from commands.registry import names as catalog_names
     from tests.fake_discord_api import APP_ID, FakeDiscord
 
     fake = await FakeDiscord().start()
@@ -149,7 +149,7 @@ async def test_discord_sync_publishes_the_commands(tmp_path: Path):
     assert out.decode().strip() == f"✅ synced {synced} to guild 4242"
     by_name = {c["name"]: c for c in put.body}
     # every catalog command, from the grammar (a two-word one under its group), and /ship
-    assert set(by_name) == {name.split()[0] for name in REGISTRY} | {"ship"}
+    assert set(by_name) == {name.split()[0] for name in catalog_names()} | {"ship"}
     assert len(names) == len(by_name)
     options = {o["name"]: o for o in by_name["deploy"]["options"]}
     assert options["app"]["autocomplete"] is True and options["app"]["required"] is True

@@ -13,10 +13,12 @@ import os
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-
-import pyrage
+from typing import TYPE_CHECKING
 
 from core.errors import CoreError
+
+if TYPE_CHECKING:
+    import pyrage
 
 GZIP_LEVEL = 6
 PIPE_READ = 256 * 1024
@@ -145,6 +147,8 @@ def _through_pipe(work: str, chunks: Iterable[bytes], run: object) -> Iterator[b
 
 
 def recipients_of(keys: list[str]) -> list[pyrage.x25519.Recipient]:
+    import pyrage  # noqa: PLC0415 (~1 MB resident: loads with the first encrypted backup)
+
     try:
         return [pyrage.x25519.Recipient.from_str(key) for key in keys]
     except pyrage.RecipientError as exc:
@@ -152,6 +156,8 @@ def recipients_of(keys: list[str]) -> list[pyrage.x25519.Recipient]:
 
 
 def encrypt_chunks(chunks: Iterable[bytes], keys: list[str]) -> Iterator[bytes]:
+    import pyrage  # noqa: PLC0415 (as in recipients_of)
+
     recipients = recipients_of(keys)
     return _through_pipe(
         "age encryption", chunks, lambda src, out: pyrage.encrypt_io(src, out, recipients)
@@ -159,6 +165,8 @@ def encrypt_chunks(chunks: Iterable[bytes], keys: list[str]) -> Iterator[bytes]:
 
 
 def decrypt_chunks(chunks: Iterable[bytes], identity: str) -> Iterator[bytes]:
+    import pyrage  # noqa: PLC0415 (as in recipients_of)
+
     try:
         key = pyrage.x25519.Identity.from_str(identity.strip())
     except pyrage.IdentityError as exc:

@@ -9,6 +9,7 @@ is blocking; the engine calls them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -21,6 +22,15 @@ from core.errors import DeployError
 _SSH_ADAPTER = "docker.transport.sshconn"
 if "docker" not in sys.modules:
     sys.modules.setdefault(_SSH_ADAPTER, None)  # type: ignore[assignment] (import fails)
+# requests, under the SDK, loads a character-set detector (charset_normalizer, ~3 MB
+# resident) to guess the encoding of a text reply that names none. The engine answers JSON,
+# which requests decodes by JSON's own rules without it; without a detector, requests reads
+# such text as UTF-8 (what the engine writes) and warns once at import, which is expected.
+_DETECTORS = ("charset_normalizer", "chardet")
+if "requests" not in sys.modules:
+    for _name in _DETECTORS:
+        sys.modules.setdefault(_name, None)  # type: ignore[arg-type] (import fails)
+    warnings.filterwarnings("ignore", "Unable to find acceptable character detection")
 
 
 def ssh_transport() -> None:
