@@ -45,7 +45,9 @@ class StallingHost(paramiko.ServerInterface):
 
     def _answer(self, channel: paramiko.Channel) -> None:
         self.released.wait()
-        channel.send_exit_status(127)
+        # a command that came in as the host was torn down finds its transport closed
+        with contextlib.suppress(EOFError, OSError):
+            channel.send_exit_status(127)
         channel.close()
 
     def get_allowed_auths(self, username: str) -> str:
@@ -61,8 +63,8 @@ class StallingHost(paramiko.ServerInterface):
         self.commands.append(command)
         self.ran.set()
         answer = threading.Thread(target=self._answer, args=(channel,), daemon=True)
-        self.answering.append(answer)
         answer.start()
+        self.answering.append(answer)
         return True
 
 
@@ -150,7 +152,9 @@ async def cut_off_server_adds(bot: Dispatcher, port: int, server: StallingHost) 
     assert "stopped being read" in row["detail"]
     assert bot.engine.store.servers() == []
 
-    # cancelled while the host is slow to answer (SIGTERM on `shipbot chat`)
+    # cancelled while the host is slow to answer (SIGTERM on `shipbot chat`): eu-1's thread
+    # goes on to its first command, which waits; eu-2's must be the next the host sees
+    assert await asyncio.to_thread(server.ran.wait, 10)
     server.ran.clear()
     task = asyncio.ensure_future(say(bot, text.replace("eu-1", "eu-2"), ADMIN))
     assert await asyncio.to_thread(server.ran.wait, 10)
