@@ -12,9 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
-
 from core.config import S3Config
+from core.data.s3 import s3_client
 
 KEYS = {"TEST_S3_ACCESS": "testing-access", "TEST_S3_SECRET": "testing-secret"}
 
@@ -67,8 +66,7 @@ def s3_config(endpoint: str, bucket: str, prefix: str = "backups") -> S3Config:
 
 
 def make_bucket(endpoint: str, bucket: str) -> None:
-    client = boto3.session.Session().client(
-        "s3",
+    client = s3_client(
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=KEYS["TEST_S3_ACCESS"],

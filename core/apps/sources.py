@@ -144,19 +144,21 @@ def run(command: GitCommand, timeout: float = GIT_TIMEOUT) -> bytes:
     """Run ``command`` and return its stdout; any failure is a SourceError."""
     if command.cwd is not None and not command.cwd.is_dir():
         raise SourceError(f"no git repository at {command.cwd}: register the app again")
-    try:
-        proc = subprocess.Popen(
-            command.argv,
-            cwd=command.cwd,
-            env=command.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise SourceError("git is not installed on the control plane host") from exc
+    # started and listed under the lock: a stop in between would miss the child, which then
+    # outlives shipbot (seen when git answered its server before this thread listed it)
     with _children_lock:
+        try:
+            proc = subprocess.Popen(
+                command.argv,
+                cwd=command.cwd,
+                env=command.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise SourceError("git is not installed on the control plane host") from exc
         _children[proc.pid] = proc
     timed_out = False
     try:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +32,25 @@ SECRETS_DIR = "/run/secrets"
 PART_SIZE = 5 * 1024 * 1024  # S3's parts are ≥ 5 MiB but the last
 PARTS_PER_SIZE = 1000  # then the part size doubles (S3 allows 10,000 parts)
 READ_SIZE = 1024 * 1024
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> Any:
+    import boto3  # loads with the first S3 client, not with shipbot
+
+    return boto3.session.Session()
+
+
+def s3_client(**options: Any) -> Any:
+    """An S3 client from the process's one boto3 session: a new session reads and parses
+    botocore's JSON models again (~100 ms of CPU per client), the session's second client
+    costs ~5 ms. A session is not thread-safe, its clients are: the lock guards only the
+    making; each client carries its own credentials and settings."""
+    with _SESSION_LOCK:
+        return _session().client("s3", **options)
 
 
 class S3Error(CoreError):
@@ -107,11 +128,9 @@ class S3Store:
             raise S3Error(
                 f"no S3 credentials: set {config.access_key_env} and {config.secret_key_env}"
             )
-        import boto3
         from botocore.config import Config
 
-        self.client: Any = boto3.session.Session().client(
-            "s3",
+        self.client: Any = s3_client(
             endpoint_url=config.endpoint,
             region_name=config.region,
             aws_access_key_id=access,
