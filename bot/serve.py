@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from bot import arenas
 from bot.ci_endpoint import add_ci_routes
 from bot.console import printer
 from bot.self_deploy import announce, beat
@@ -168,6 +169,7 @@ def command(interval: float) -> int:
     from bot.chat_line import settings_of  # noqa: PLC0415 (the command line's own helpers)
     from bot.console import root_here  # noqa: PLC0415
 
+    arenas.cap()  # before any worker thread allocates
     settings = settings_of(Settings)
     root = root_here()
     dispatcher = root.dispatcher

@@ -1,0 +1,29 @@
+"""glibc's malloc arenas, capped for the long-running ``serve``.
+
+glibc gives each thread that allocates an arena of its own, up to eight per core, and keeps
+what was freed in it for that thread's next allocation. ``serve``'s worker threads (engine
+reads over HTTP and SSH, SQLite) each touched an arena of their own in their first rounds,
+and its resident memory rose for two minutes after start and stayed there. Two arenas, as
+``MALLOC_ARENA_MAX=2`` would give, share what the threads free; a ``MALLOC_ARENA_MAX`` the
+user set wins (glibc has read it already). Not glibc (musl, macOS): nothing to cap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+M_ARENA_MAX = -8  # malloc.h
+ARENAS = 2
+
+
+def cap(limit: int = ARENAS) -> bool:
+    """Caps the arenas threads made from now on may use; whether it did."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        process = ctypes.CDLL(None)  # the interpreter and the C library it runs on
+    except OSError:
+        return False
+    mallopt = getattr(process, "mallopt", None)
+    return bool(mallopt is not None and mallopt(M_ARENA_MAX, limit) == 1)
