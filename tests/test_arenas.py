@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-
 ASK = "from bot import arenas; print(arenas.cap())"
 
 
