@@ -24,4 +24,3 @@ def cap_in_a_process(**env: str) -> str:
 def test_serve_caps_the_arenas_and_a_users_setting_wins():
     assert cap_in_a_process() == "True"  # glibc took M_ARENA_MAX
     assert cap_in_a_process(MALLOC_ARENA_MAX="4") == "False"  # glibc read the user's already
-
