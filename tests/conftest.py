@@ -54,14 +54,8 @@ def s3_url():
         yield url
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the engine is in the slow tier even if it forgot its marker. Under
-    ``--dist loadgroup`` (the real-engine tier, ./dev) a module's tests stay on one worker,
-    where its module fixtures (clusters, proxies, pebble) are made once; modules that share
-    something name one ``xdist_group`` (the shipbot image's tag: "self-image")."""
+    """A test that uses the engine is in the slow tier even if it forgot its marker."""
     for item in items:
         if "docker_client" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

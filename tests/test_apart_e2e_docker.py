@@ -49,8 +49,7 @@ from tests.multinode import Cluster, Node, build, docker
 from tests.multinode_fixtures import DOCKERFILE, POSTGRES_IMAGE, TRAEFIK_IMAGE, login_key, psql
 from tests.pebble import Pebble, pebble
 
-# builds the shipbot image under the tag the other self-image modules use
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
+pytestmark = pytest.mark.docker
 
 RUN = uuid.uuid4().hex[:4]
 SUBNET_RANGE = range(200, 240)  # 192.168.N.0/24 that no other test names

@@ -19,8 +19,7 @@ from commands.pipelines import registry_login
 from tests import local_registry, self_image
 from tests.chat import result, say
 
-# builds the shipbot image under the tag the other self-image modules use
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
+pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPBOT = ROOT / ".venv" / "bin" / "shipbot"

@@ -12,8 +12,7 @@ import pytest
 
 from tests import self_image
 
-# builds the shipbot image under the tag the other self-image modules use
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("self-image")]
+pytestmark = pytest.mark.docker
 
 HEALTHY_WITHIN = 90.0
 
