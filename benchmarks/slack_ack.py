@@ -182,8 +182,10 @@ async def main() -> None:
                 await identified(gateway, ship)
             await asyncio.sleep(1.0)
             first = rss_mb(ship.pid, "VmRSS")
+            parts = [rss_mb(ship.pid, f) for f in ("RssAnon", "RssFile")]
             await asyncio.sleep(settle)
             idle = rss_mb(ship.pid, "VmRSS")
+            parts += [rss_mb(ship.pid, f) for f in ("RssAnon", "RssFile")]
             urls = {
                 "shipbot": f"http://127.0.0.1:{ship_port}/slack/events",
                 "bare bolt": f"http://127.0.0.1:{bare_port}/slack/events",
@@ -216,6 +218,8 @@ async def main() -> None:
         f"{mark(idle < IDLE_GOAL_MB)} shipbot RSS idle, settled {settle:.0f} s: {idle:.1f} MB "
         f"(goal < 80 MB; 1 s after start {first:.1f} MB; peak under load {peak:.1f} MB)"
     )
+    anon, files = f"{parts[0]:.1f} -> {parts[2]:.1f}", f"{parts[1]:.1f} -> {parts[3]:.1f}"
+    print(f"  of which heap and stacks (RssAnon) {anon} MB, mapped files (RssFile) {files} MB")
     print(f"replies posted by shipbot to the fake Web API: {len(fake.of('chat.postMessage'))}")
 
 

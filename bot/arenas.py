@@ -6,6 +6,9 @@ reads over HTTP and SSH, SQLite) each touched an arena of their own in their fir
 and its resident memory rose for two minutes after start and stayed there. Two arenas, as
 ``MALLOC_ARENA_MAX=2`` would give, share what the threads free; a ``MALLOC_ARENA_MAX`` the
 user set wins (glibc has read it already). Not glibc (musl, macOS): nothing to cap.
+
+``trim`` (serve's housekeeping round) gives back to the system the pages freed inside the
+arenas since, which glibc keeps unless one freed block reaches the top of the heap.
 """
 
 from __future__ import annotations
@@ -27,3 +30,14 @@ def cap(limit: int = ARENAS) -> bool:
         return False
     mallopt = getattr(process, "mallopt", None)
     return bool(mallopt is not None and mallopt(M_ARENA_MAX, limit) == 1)
+
+
+def trim() -> None:
+    """``malloc_trim(0)``: the freed pages of every arena back to the system (glibc only)."""
+    try:
+        process = ctypes.CDLL(None)
+    except OSError:
+        return
+    malloc_trim = getattr(process, "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim(0)

@@ -54,7 +54,7 @@ class ServeError(Exception):
 
 async def housekeeping(root: Root) -> None:
     """The root's periodic work (rooms/), with this process's heartbeat file every round."""
-    await root.run(rounds=[functools.partial(beat, root.plane.home)])
+    await root.run(rounds=[functools.partial(beat, root.plane.home), arenas.trim])
 
 
 def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
