@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 
-SERVE_INTERVAL = 5.0  # ``serve``'s seconds between housekeeping rounds
-
 
 def _health(argv: list[str]) -> int | None:
     """``shipbot health [--max-age SECONDS]``'s exit status; None for any other spelling
@@ -36,6 +34,8 @@ def _serve_interval(argv: list[str]) -> float | None:
     """The interval of ``serve``'s arguments in their plain spelling (none, ``--interval N``
     or ``--interval=N``); None for any other (Typer then parses it and says what is wrong)."""
     if not argv:
+        from bot.self_deploy import SERVE_INTERVAL  # noqa: PLC0415 (standard library only)
+
         return SERVE_INTERVAL
     if len(argv) == 2 and argv[0] == "--interval":
         value = argv[1]

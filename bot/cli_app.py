@@ -12,10 +12,9 @@ import typer
 
 from bot.chat_line import chat as send
 from bot.chat_line import interruptible, settings_of, start_logging, user_of
-from bot.cli import SERVE_INTERVAL
 from bot.console import open_here, repl
 from bot.pipelines_cli import ci_app, registry_app, self_app
-from bot.self_deploy import MAX_AGE_SECONDS, home_folder
+from bot.self_deploy import MAX_AGE_SECONDS, SERVE_INTERVAL, home_folder
 from bot.self_deploy import health as check_health
 from bot.settings import Settings
 from bot.terminal import output_for

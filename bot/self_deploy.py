@@ -20,6 +20,7 @@ ANNOUNCED = "announced-version"
 SELF_APP = "shipbot"  # the name the root app.yml gives shipbot
 # A housekeeping round beats every few seconds; a long certificate check or backup round
 # may hold one up, so unhealthy means several rounds missed.
+SERVE_INTERVAL = 5.0  # ``serve``'s seconds between housekeeping rounds (a heartbeat each)
 MAX_AGE_SECONDS = 90.0
 
 
