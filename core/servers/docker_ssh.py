@@ -77,7 +77,18 @@ class BoundedSessions(SSHConnectionPool):
 
     def urlopen(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("pool_timeout", SESSION_WAIT_SECONDS)
+        if "retries" in kwargs:  # requests' call (urllib3's own retry passes it by position)
+            kwargs["retries"] = READ_AGAIN
         return super().urlopen(*args, **kwargs)
+
+
+# A read (GET, HEAD) whose kept session ended while it waited in the pool (the engine's end
+# said nothing: "Remote end closed connection without response") is asked once more on
+# another session; nothing else is repeated (a create or update may have been done)
+READ_AGAIN = urllib3.util.Retry(
+    total=1, connect=0, read=1, redirect=0, status=0, other=0,
+    allowed_methods=frozenset({"GET", "HEAD"}), raise_on_redirect=False,
+)  # fmt: skip
 
 
 def session_words(name: str, exc: BaseException) -> str:
