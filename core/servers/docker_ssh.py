@@ -135,16 +135,21 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         }
         self.ssh_params.pop("channel_timeout", None)
 
+    def connected(self) -> bool:
+        """Whether the SSH connection is up (not yet made, or dropped: not)."""
+        transport = self.ssh_client.get_transport()
+        return transport is not None and transport.is_active()
+
     def get_connection(self, url, proxies=None):  # type: ignore[no-untyped-def]
         """The one pool, whatever the URL (docker-py asks by the request's whole URL): every
         request goes to the same engine over the same connection. A connection that was
         lost is made again here (its pool, with the sessions it had, goes with it)."""
         with self.pools.lock:
             pool = self.pools.get(_MOUNT)
-            transport = self.ssh_client.get_transport()
-            if pool is not None and transport is not None and transport.is_active():
+            up = self.connected()
+            if pool is not None and up:
                 return pool
-            if transport is None or not transport.is_active():
+            if not up:
                 try:
                     self._connect()
                 except HostKeyChanged:
@@ -167,8 +172,7 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
             raise TransportError(session_words(self._login.name, exc), request=request) from exc
         except requests.exceptions.ConnectionError as exc:
-            transport = self.ssh_client.get_transport()
-            if transport is not None and transport.is_active():
+            if self.connected():
                 raise  # the engine's end of a live session: the engine's trouble
             raise TransportError(
                 f"the SSH connection to server {self._login.name} was lost during the request "
@@ -185,9 +189,7 @@ class RemoteSwarm(DockerSwarm):
     """A swarm manager over SSH, whose one connection can drop (its host stopped)."""
 
     def lost(self) -> bool:
-        adapter = self.api._custom_adapter  # noqa: SLF001 (set by ``api_client``)
-        transport = adapter.ssh_client.get_transport()
-        return transport is None or not transport.is_active()
+        return not self.api._custom_adapter.connected()  # noqa: SLF001 (``api_client`` set it)
 
 
 def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> docker.APIClient:
