@@ -14,30 +14,37 @@ arenas since, which glibc keeps unless one freed block reaches the top of the he
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+from typing import Any
 
 M_ARENA_MAX = -8  # malloc.h
 ARENAS = 2
+
+
+def _function(name: str) -> Any:
+    """The C library's function ``name``, or None where it has none (not glibc)."""
+    return getattr(_process(), name, None)
+
+
+@functools.cache
+def _process() -> Any:
+    try:
+        return ctypes.CDLL(None)  # the interpreter and the C library it runs on
+    except OSError:
+        return None
 
 
 def cap(limit: int = ARENAS) -> bool:
     """Caps the arenas threads made from now on may use; whether it did."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    try:
-        process = ctypes.CDLL(None)  # the interpreter and the C library it runs on
-    except OSError:
-        return False
-    mallopt = getattr(process, "mallopt", None)
+    mallopt = _function("mallopt")
     return bool(mallopt is not None and mallopt(M_ARENA_MAX, limit) == 1)
 
 
 def trim() -> None:
     """``malloc_trim(0)``: the freed pages of every arena back to the system (glibc only)."""
-    try:
-        process = ctypes.CDLL(None)
-    except OSError:
-        return
-    malloc_trim = getattr(process, "malloc_trim", None)
+    malloc_trim = _function("malloc_trim")
     if malloc_trim is not None:
         malloc_trim(0)
