@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.answering import Answering
 from bot.conversation import Conversation, Lines, Surface, decide, tell_privately
 from bot.slack_logs import ResponseLog, SlackLiveLog
 from bot.slack_render import (
@@ -220,6 +221,8 @@ class SlackBot:
         # burst cannot starve the acks of the next ones (Slack gives up after 3 s;
         # benchmarks/slack_ack.py: with 4, a burst of 50 acks about as fast as bare Bolt).
         self.working = asyncio.Semaphore(workers)
+        # and none starts while the HTTP server is still answering requests (bot/answering.py)
+        self.answering = Answering()
         self.app = AsyncApp(
             # named, or Bolt names it after its caller's file through inspect.stack(), which
             # reads every frame's whole source file into linecache for good (~0.5 MB)
@@ -264,6 +267,7 @@ class SlackBot:
     def _prefixed(self, verb: str | None) -> Callable[..., Awaitable[None]]:
         async def listener(ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
+            await self.answering.quiet()
             args = command.get("text", "").strip()
             text = f"{verb} {args}".strip() if verb else args
             user, channel = command["user_id"], command["channel_id"]
@@ -287,6 +291,7 @@ class SlackBot:
     def _decide(self, verb: str) -> Callable[..., Awaitable[None]]:
         async def listener(ack: Any, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
+            await self.answering.quiet()
             user = body["user"]["id"]
             channel = body["container"]["channel_id"]
             text = f"{verb} {body['actions'][0]['value']}"
@@ -305,6 +310,7 @@ class SlackBot:
 
     async def _secret_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
+        await self.answering.quiet()
         meta = json.loads(view["private_metadata"])
         value = view["state"]["values"]["secret"]["value"]["value"]
         user = body["user"]["id"]
@@ -345,7 +351,7 @@ class SlackBot:
     ) -> web.AppRunner:
         """Slack's events at /slack/events, on one server with the other ``routes``."""
         server = self.app.web_app(path="/slack/events")
-        server.middlewares.append(_reject_unreadable)
+        server.middlewares.extend([self.answering.middleware, _reject_unreadable])
         return await start_http(host, port, routes, server)
 
 

@@ -53,7 +53,10 @@ class Connection:
         try:
             conn = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout)
             try:
-                self.db = sqlite_utils.Database(conn)
+                # no plugins: sqlite-utils would otherwise scan every installed package's
+                # entry points on each open (2-6 MB and ~0.1 s a process) and let any
+                # package that names one run code on the state file's connection
+                self.db = sqlite_utils.Database(conn, execute_plugins=False)
                 with self._busy():
                     self.db.enable_wal()
                     # the first read of a WAL database creates -wal and -shm under this umask
