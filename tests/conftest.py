@@ -1,8 +1,10 @@
 import os
 
-import docker
 import pytest
 
+# before anything imports the docker SDK: the SDK then loads as shipbot loads it, without
+# its ssh:// adapter (paramiko, invoke: ~0.25 s of every worker) until a test needs it
+import core.swarm  # noqa: F401, I001
 from tests.chat import remove_apps
 
 
@@ -25,6 +27,8 @@ def _isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def docker_client():
+    import docker  # noqa: PLC0415 (only the real-engine tier needs it)
+
     try:
         client = docker.from_env()
         client.ping()
@@ -54,8 +58,25 @@ def s3_url():
         yield url
 
 
+ENGINE_MODULES = "_docker.py"  # a module named so holds real-engine tests only
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The engine-free tier (``-m "not docker"``, each of its workers) does not import the
+    real-engine modules only to deselect every test in them (~1 s of CPU a worker)."""
+    if config.option.markexpr == "not docker" and collection_path.name.endswith(ENGINE_MODULES):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the engine is in the slow tier even if it forgot its marker."""
+    """A test that uses the engine is in the slow tier even if it forgot its marker; a test
+    in a real-engine module without it would run in neither tier, and is refused."""
     for item in items:
         if "docker_client" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
+        if item.path.name.endswith(ENGINE_MODULES) and item.get_closest_marker("docker") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} is in a real-engine module (*{ENGINE_MODULES}) but not marked "
+                "docker: mark it, or move it to an engine-free module"
+            )
