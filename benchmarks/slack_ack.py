@@ -2,8 +2,9 @@
 
 Both run as their own processes on loopback, against the same local fake Web API. Each gets
 20 warm-up requests, then 200 signed `/ship help` slash commands, 50 at a time, in two
-interleaved rounds. Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS, with
-a ✅ or ❌ per goal (issue 24): p50 and p99 ratios <= 1.2, idle RSS < 80 MB.
+interleaved rounds; each round starts once shipbot has posted every reply to the last.
+Prints p50/p99 of both, the ratios, and shipbot's idle and peak RSS, with a ✅ or ❌ per
+goal (issue 24): p50 and p99 ratios <= 1.2, idle RSS < 80 MB.
 
 shipbot runs as a user would run it whole: Slack (HTTP mode), Discord (connected to a
 loopback gateway, benchmarks/_fake_gateway.py, through benchmarks/_discord_serve.py, and the
@@ -103,6 +104,15 @@ async def batch(url: str, count: int, concurrency: int) -> list[float]:
     return latencies
 
 
+async def drained(fake: FakeSlack, replies: int) -> None:
+    """Until shipbot has posted ``replies`` replies (one per `help`), 60 s at most."""
+    for _ in range(1200):
+        if len(fake.of("chat.postMessage")) >= replies:
+            return
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"shipbot posted {len(fake.of('chat.postMessage'))} of {replies} replies")
+
+
 def rss_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -192,11 +202,17 @@ async def main() -> None:
             }
             for url in urls.values():
                 await batch(url, WARMUP, 5)
+            sent = WARMUP
+            await drained(fake, sent)
             results: dict[str, list[float]] = {name: [] for name in urls}
             for _ in range(2):  # interleaved rounds, so drift hits both
                 for name, url in urls.items():
                     results[name] += await batch(url, REQUESTS // 2, CONCURRENCY)
-                    await asyncio.sleep(1.0)  # let shipbot's background replies drain
+                    if name == "shipbot":
+                        # each round starts with shipbot's replies to the last all posted,
+                        # so neither side is measured while it still works on them
+                        sent += REQUESTS // 2
+                        await drained(fake, sent)
             peak = rss_mb(ship.pid, "VmHWM")
         finally:
             for proc in (ship, bare):

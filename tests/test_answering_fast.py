@@ -50,6 +50,22 @@ async def test_a_handler_that_fails_still_counts_as_answered():
     assert answering.count == 0
 
 
+async def test_a_request_arriving_before_the_quiet_settled_holds_the_work_on():
+    answering = Answering(limit=60, settle=0.05)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response()
+
+    await answering.middleware(None, handler)  # answered: none in flight
+    waiting = asyncio.create_task(answering.quiet())
+    await asyncio.sleep(0.01)
+    await answering.middleware(None, handler)  # the next one of a burst, within the settle
+    await asyncio.sleep(0.045)  # the first settle is over, but it did not stay quiet
+    assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+    assert answering.arrived == 2
+
+
 async def test_a_stream_of_requests_cannot_hold_the_work_past_the_limit():
     answering = Answering(limit=0.05)
     never = asyncio.Event()
