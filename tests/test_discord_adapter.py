@@ -177,7 +177,8 @@ async def test_denied_user_changes_nothing(harness: Harness):
     harness.dispatch(payload)
     followups = await until(lambda: harness.followups(payload["token"]))
     assert followups[0].body["content"].startswith("❌ discord:700 may not deploy on shop/")
-    audit = harness.dispatcher.engine.store.audit_log()
+    # the audit row is written as the request's chain ends, just after its last reply
+    audit = await until(lambda: harness.dispatcher.engine.store.audit_log())
     assert [(a["user"], a["result"]) for a in audit] == [("discord:700", "denied")]
     assert harness.dispatcher.engine.store.db["releases"].count == 0
 

@@ -74,5 +74,7 @@ async def test_a_subcommand_and_a_groups_own_command_run_their_canonical_text(ha
     payload = slash("deploy", "700", app="shop", image="registry.local/shop:1")
     harness.dispatch(payload)
     await until(lambda: harness.followups(payload["token"]))
-    (audit,) = [a for a in harness.dispatcher.engine.store.audit_log() if a["app"] == "shop"]
+    # the audit row is written as the request's chain ends, just after its last reply
+    store = harness.dispatcher.engine.store
+    (audit,) = await until(lambda: [a for a in store.audit_log() if a["app"] == "shop"])
     assert audit["command"] == "deploy shop --image registry.local/shop:1"
