@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlite_utils.migrations import Migrations
-
 from core.clock import SYSTEM, Clock
 from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
@@ -45,6 +43,7 @@ from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
 from core.store.removal import RemovalTables
 from core.store.servers import ServersTable
+from core.store.sql import Migrations
 
 __all__ = [
     "DB_FILE",

@@ -1,4 +1,4 @@
-"""The schema's history as sqlite-utils named migrations (the set ``shipbot``).
+"""The schema's history as named migrations (core/store/sql.py) (the set ``shipbot``).
 
 Each applied migration has its row in ``_sqlite_migrations``. Databases made before that
 counted their migrations in ``PRAGMA user_version`` alone; ``migrate`` records those as
@@ -9,12 +9,8 @@ tables.
 
 from __future__ import annotations
 
-import datetime as dt
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
-
 from core.store.schema import history
+from core.store.sql import Database, Migrations
 
 MIGRATIONS = Migrations("shipbot")
 
@@ -25,36 +21,32 @@ for _step in HISTORY:
     MIGRATIONS()(_step)
 
 
-def _user_version(db: sqlite_utils.Database) -> int:
+def _user_version(db: Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def _unadopted(db: sqlite_utils.Database) -> int:
+def _unadopted(db: Database) -> int:
     """How many migrations ``user_version`` says were applied without a record of it."""
     return 0 if MIGRATIONS.applied(db) else _user_version(db)
 
 
-def needs_migration(db: sqlite_utils.Database) -> bool:
+def needs_migration(db: Database) -> bool:
     """Read-only: whether ``migrate`` has anything to do (so a plain start takes no lock)."""
     return bool(_unadopted(db) or MIGRATIONS.pending(db))
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: Database) -> None:
     """Bring ``db`` to the newest schema; run it inside one write transaction, so a
     failure anywhere leaves the file as it was and a second process waits, then finds
     nothing to do."""
     adopted = _unadopted(db)
     if adopted:
         MIGRATIONS.ensure_migrations_table(db)
-        now = str(dt.datetime.now(dt.UTC))
-        db[MIGRATIONS.migrations_table].insert_all(
-            {"migration_set": MIGRATIONS.name, "name": step.__name__, "applied_at": now}
-            for step in HISTORY[:adopted]
-        )
+        MIGRATIONS.record(db, [step.__name__ for step in HISTORY[:adopted]])
     MIGRATIONS.apply(db)
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS.applied(db))}")
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(db: Database) -> int:
     """The number of this set's migrations applied to ``db``."""
     return len(MIGRATIONS.applied(db))
