@@ -26,7 +26,7 @@ from core.config import ControlConfig
 from core.engine import Engine
 from core.plane import Plane
 from core.scheduler.clocked import Trigger
-from core.store.sql import Migrations
+from core.store.migrations import Migrations
 
 
 class Running(Protocol):

@@ -21,7 +21,8 @@ from commands.replies import Reply, Result
 from core.clients import Clients
 from core.scheduler.clocked import Every, Scheduler
 from core.scheduler.cron import trigger
-from core.store.sql import Database, Migrations
+from core.store.migrations import Migrations
+from core.store.sql import Database
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from rooms.capability import Capability, Periodic, Schedule

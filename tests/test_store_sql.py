@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.store.sql import Database, Migrations, NotFoundError, create_table_sql
+from core.store.migrations import Migrations
+from core.store.sql import Database, NotFoundError, create_table_sql
 
 
 @pytest.fixture
@@ -204,19 +205,19 @@ def test_migrations_apply_each_step_once_in_order_and_a_failing_one_not_at_all(d
         ran.append("m1")
         db["first"].create({"id": int}, pk="id")
 
-    @steps(name="m2_renamed")
-    def m2(db: Database) -> None:
+    @steps()
+    def m2_second(db: Database) -> None:
         ran.append("m2")
         db["second"].create({"id": int}, pk="id")
 
     with pytest.raises(ValueError, match="already"):
         steps()(m1_first)
-    assert steps.applied(db) == [] and steps.pending(db) == ["m1_first", "m2_renamed"]
+    assert steps.applied(db) == [] and steps.pending(db) == ["m1_first", "m2_second"]
     steps.apply(db)
     steps.apply(db)
-    assert ran == ["m1", "m2"] and steps.applied(db) == ["m1_first", "m2_renamed"]
+    assert ran == ["m1", "m2"] and steps.applied(db) == ["m1_first", "m2_second"]
     rows = db.execute("SELECT id, migration_set, name FROM _sqlite_migrations").fetchall()
-    assert rows == [(1, "toy", "m1_first"), (2, "toy", "m2_renamed")]
+    assert rows == [(1, "toy", "m1_first"), (2, "toy", "m2_second")]
     assert Migrations("other").applied(db) == []  # each set reads only its own rows
 
     @steps()

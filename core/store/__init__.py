@@ -25,7 +25,7 @@ from core.store.domains import DomainGrantsTable
 from core.store.governance import GovernanceTables
 from core.store.identity import IdentityTable
 from core.store.links import LinksTable
-from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
+from core.store.migrations import MIGRATIONS, Migrations, migrate, needs_migration, schema_version
 from core.store.models import (
     RELEASE_DEPLOYING,
     RELEASE_FAILED,
@@ -43,7 +43,6 @@ from core.store.registry import RegistryTables
 from core.store.releases import ReleasesTable
 from core.store.removal import RemovalTables
 from core.store.servers import ServersTable
-from core.store.sql import Migrations
 
 __all__ = [
     "DB_FILE",

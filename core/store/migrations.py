@@ -1,4 +1,5 @@
-"""The schema's history as named migrations (core/store/sql.py) (the set ``shipbot``).
+"""Named migrations (``Migrations``, recorded as sqlite-utils' migrations recorded them) and
+the schema's history as the set ``shipbot``.
 
 Each applied migration has its row in ``_sqlite_migrations``. Databases made before that
 counted their migrations in ``PRAGMA user_version`` alone; ``migrate`` records those as
@@ -9,8 +10,66 @@ tables.
 
 from __future__ import annotations
 
-from core.store.schema import history
-from core.store.sql import Database, Migrations
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from core.store.schema import Step, history
+from core.store.sql import Database
+
+
+class Migrations:
+    """A named set of steps, each applied once, in order, recorded by name."""
+
+    migrations_table = "_sqlite_migrations"  # id, migration_set, name, applied_at
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps: dict[str, Step] = {}
+
+    def __call__(self) -> Callable[[Step], Step]:
+        """``@migrations()``: the function is the next step, named by its name."""
+        return self._register
+
+    def _register(self, step: Step) -> Step:
+        if step.__name__ in self.steps:
+            raise ValueError(f"migration {step.__name__!r} is already in set {self.name!r}")
+        self.steps[step.__name__] = step
+        return step
+
+    def applied(self, db: Database) -> list[str]:
+        """The names of this set's applied steps, in the order they were applied."""
+        table = db[self.migrations_table]
+        if not table.exists():
+            return []
+        rows = table.rows_where("migration_set = ?", [self.name], order_by="rowid", select="name")
+        return [row["name"] for row in rows]
+
+    def pending(self, db: Database) -> list[str]:
+        done = set(self.applied(db))
+        return [name for name in self.steps if name not in done]
+
+    def ensure_migrations_table(self, db: Database) -> None:
+        table = db[self.migrations_table]
+        if not table.exists():
+            columns = {"id": int, "migration_set": str, "name": str, "applied_at": str}
+            table.create(columns, pk="id")
+            table.create_index(["migration_set", "name"], unique=True)
+
+    def record(self, db: Database, names: Iterable[str]) -> None:
+        now = str(dt.datetime.now(dt.UTC))
+        rows = ({"migration_set": self.name, "name": n, "applied_at": now} for n in names)
+        db[self.migrations_table].insert_all(rows)
+
+    def apply(self, db: Database) -> None:
+        """Each pending step with the record of it, in one savepoint per step."""
+        self.ensure_migrations_table(db)
+        done = set(self.applied(db))
+        for name, step in self.steps.items():
+            if name not in done:
+                with db.atomic():
+                    step(db)
+                    self.record(db, [name])
+
 
 MIGRATIONS = Migrations("shipbot")
 

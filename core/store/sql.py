@@ -1,37 +1,24 @@
 """The part of sqlite-utils the store used, on the standard library's ``sqlite3`` alone.
 
-``Database(conn)`` gives ``db["table"]`` → ``Table`` with ``create``, ``insert``, ``upsert``,
-``update``, ``get``, ``delete``, ``rows_where``, ``count_where``, ``add_column``,
-``create_index`` and ``drop``, written as sqlite-utils 4 wrote them, so a state file made
-by either reads the same (the DDL is the same text, ``"quoted"`` identifiers, float →
-REAL). ``Migrations`` records each applied step in ``_sqlite_migrations`` (id,
-migration_set, name, applied_at), the table sqlite-utils' migrations kept.
-
-Every value goes as a ``?`` parameter; table and column names come from this program's
-own code (never from a request) and are quoted. The connection runs in autocommit
-(``isolation_level = None``): a statement outside ``BEGIN`` commits at once, and the store's
-``_write`` and ``atomic`` are the only transactions.
+``db["table"]`` is a ``Table`` whose methods write what sqlite-utils 4 wrote (the same DDL
+text, float → REAL, dicts and lists as JSON), so a state file made by either opens with
+the other. Every value goes as a ``?`` parameter; names come from this program's code,
+never from a request, and are quoted. The connection is in autocommit: ``BEGIN`` (the
+store's ``_write``) and ``atomic`` are the only transactions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 # Python type → the column type sqlite-utils 4 declared for it
-COLUMN_TYPES: dict[type, str] = {
-    str: "TEXT",
-    int: "INTEGER",
-    float: "REAL",
-    bool: "INTEGER",
-    bytes: "BLOB",
-}
-MIGRATIONS_TABLE = "_sqlite_migrations"
+COLUMN_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", bytes: "BLOB"}
+Key = str | Sequence[str]  # a primary key's column, or columns
 
 
 class NotFoundError(LookupError):
@@ -62,7 +49,8 @@ def _default(value: Any) -> str:
 def create_table_sql(
     name: str,
     columns: dict[str, type],
-    pk: str | Sequence[str] | None = None,
+    pk: Key | None = None,
+    *,
     not_null: Iterable[str] = (),
     defaults: dict[str, Any] | None = None,
     foreign_keys: Iterable[tuple[str, str, str]] = (),
@@ -123,29 +111,20 @@ class Database:
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Database]:
         """A transaction, or a savepoint inside one: all of the block or none of it."""
-        if not self.conn.in_transaction:
-            self.execute("BEGIN")
-            try:
-                yield self
-            except BaseException:
-                self.rollback()
-                raise
-            try:
-                self.execute("COMMIT")
-            except BaseException:
-                self.rollback()
-                raise
-            return
-        savepoint = quote(f"sp_{secrets.token_hex(8)}")
-        self.execute(f"SAVEPOINT {savepoint}")
+        begin, end, undo = "BEGIN", "COMMIT", ["ROLLBACK"]
+        if self.conn.in_transaction:
+            point = quote(f"sp_{secrets.token_hex(8)}")
+            begin, end = f"SAVEPOINT {point}", f"RELEASE {point}"
+            undo = [f"ROLLBACK TO {point}", end]
+        self.execute(begin)
         try:
             yield self
+            self.execute(end)
         except BaseException:
             if self.conn.in_transaction:  # an error may have ended the whole transaction
-                self.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-                self.execute(f"RELEASE SAVEPOINT {savepoint}")
+                for sql in undo:
+                    self.execute(sql)
             raise
-        self.execute(f"RELEASE SAVEPOINT {savepoint}")
 
 
 class Table:
@@ -170,20 +149,9 @@ class Table:
         keyed = sorted((pk, name) for name, pk in info if pk)
         return [name for _, name in keyed] or ["rowid"]
 
-    def create(
-        self,
-        columns: dict[str, type],
-        pk: str | Sequence[str] | None = None,
-        *,
-        not_null: Iterable[str] = (),
-        defaults: dict[str, Any] | None = None,
-        foreign_keys: Iterable[tuple[str, str, str]] = (),
-        if_not_exists: bool = False,
-    ) -> Table:
-        sql = create_table_sql(
-            self.name, columns, pk, not_null, defaults, foreign_keys, if_not_exists
-        )
-        self.db.execute(sql)
+    def create(self, columns: dict[str, type], pk: Key | None = None, **options: Any) -> Table:
+        """``options``: ``not_null``, ``defaults``, ``foreign_keys``, ``if_not_exists``."""
+        self.db.execute(create_table_sql(self.name, columns, pk, **options))
         return self
 
     def create_index(self, columns: Sequence[str], unique: bool = False) -> Table:
@@ -240,6 +208,10 @@ class Table:
     def count(self) -> int:
         return self.count_where()
 
+    @staticmethod
+    def _columns(names: Iterable[str]) -> str:
+        return "(" + ", ".join(map(quote, names)) + ")"
+
     def _key(self, pk_values: Any) -> tuple[str, list[Any]]:
         values = list(pk_values) if isinstance(pk_values, (list, tuple)) else [pk_values]
         pks = self.pks
@@ -279,14 +251,9 @@ class Table:
         """One row; ``replace`` first deletes any row it conflicts with. ``last_pk`` is
         the new row's rowid (its id, for an ``INTEGER PRIMARY KEY``)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        if not record:
-            cursor = self.db.execute(f"{verb} INTO {quote(self.name)} DEFAULT VALUES")
-        else:
-            names = ", ".join(map(quote, record))
-            marks = ", ".join("?" for _ in record)
-            sql = f"{verb} INTO {quote(self.name)} ({names}) VALUES ({marks})"
-            cursor = self.db.execute(sql, [_value(v) for v in record.values()])
-        self.last_pk = cursor.lastrowid
+        values = f"{self._columns(record)} VALUES ({', '.join('?' for _ in record)})"
+        sql = f"{verb} INTO {quote(self.name)} {values if record else 'DEFAULT VALUES'}"
+        self.last_pk = self.db.execute(sql, [_value(v) for v in record.values()]).lastrowid
         return self
 
     def insert_all(self, records: Iterable[dict[str, Any]], *, replace: bool = False) -> Table:
@@ -302,17 +269,12 @@ class Table:
         missing = [k for k in keys if record.get(k) is None]
         if missing:
             raise ValueError(f"upsert into {self.name} needs a value for {missing}")
-        names = ", ".join(map(quote, record))
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in record if c not in keys)
         marks = ", ".join("?" for _ in record)
-        others = [quote(c) for c in record if c not in keys]
-        action = (
-            "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
-            if others
-            else "DO NOTHING"
+        sql = f"INSERT INTO {quote(self.name)} {self._columns(record)} VALUES ({marks}) "  # noqa: S608
+        sql += f"ON CONFLICT{self._columns(keys)} " + (
+            f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         )
-        conflict = ", ".join(map(quote, keys))
-        sql = f"INSERT INTO {quote(self.name)} ({names}) VALUES ({marks}) "  # noqa: S608
-        sql += f"ON CONFLICT({conflict}) {action}"
         self.db.execute(sql, [_value(v) for v in record.values()])
         self.last_pk = record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
         return self
@@ -322,62 +284,3 @@ class Table:
             for record in records:
                 self.upsert(record, pk)
         return self
-
-
-Step = Callable[[Database], None]
-
-
-class Migrations:
-    """A named set of steps, each applied once, in order, recorded by name."""
-
-    migrations_table = MIGRATIONS_TABLE
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.steps: list[tuple[str, Step]] = []
-
-    def __call__(self, *, name: str | None = None) -> Callable[[Step], Step]:
-        """``@migrations()``: register the function as the next step."""
-
-        def register(step: Step) -> Step:
-            step_name = name or step.__name__
-            if any(known == step_name for known, _ in self.steps):
-                raise ValueError(f"migration {step_name!r} is already in set {self.name!r}")
-            self.steps.append((step_name, step))
-            return step
-
-        return register
-
-    def applied(self, db: Database) -> list[str]:
-        """The names of this set's applied steps, in the order they were applied."""
-        table = db[self.migrations_table]
-        if not table.exists():
-            return []
-        rows = table.rows_where("migration_set = ?", [self.name], order_by="rowid", select="name")
-        return [row["name"] for row in rows]
-
-    def pending(self, db: Database) -> list[str]:
-        done = set(self.applied(db))
-        return [name for name, _ in self.steps if name not in done]
-
-    def ensure_migrations_table(self, db: Database) -> None:
-        table = db[self.migrations_table]
-        if not table.exists():
-            columns = {"id": int, "migration_set": str, "name": str, "applied_at": str}
-            table.create(columns, pk="id")
-            table.create_index(["migration_set", "name"], unique=True)
-
-    def record(self, db: Database, names: Iterable[str]) -> None:
-        now = str(dt.datetime.now(dt.UTC))
-        rows = ({"migration_set": self.name, "name": n, "applied_at": now} for n in names)
-        db[self.migrations_table].insert_all(rows)
-
-    def apply(self, db: Database) -> None:
-        """Each pending step with the record of it, in one savepoint per step."""
-        self.ensure_migrations_table(db)
-        done = set(self.applied(db))
-        for name, step in self.steps:
-            if name not in done:
-                with db.atomic():
-                    step(db)
-                    self.record(db, [name])
