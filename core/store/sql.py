@@ -263,7 +263,7 @@ class Table:
                 self.insert(record, replace=replace)
         return self
 
-    def upsert(self, record: dict[str, Any], pk: str | Sequence[str]) -> Table:
+    def upsert(self, record: dict[str, Any], pk: Key) -> Table:
         """Insert the row, or where its key exists set only the columns ``record`` names."""
         keys = [pk] if isinstance(pk, str) else list(pk)
         missing = [k for k in keys if record.get(k) is None]
@@ -279,7 +279,7 @@ class Table:
         self.last_pk = record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
         return self
 
-    def upsert_all(self, records: Iterable[dict[str, Any]], pk: str | Sequence[str]) -> Table:
+    def upsert_all(self, records: Iterable[dict[str, Any]], pk: Key) -> Table:
         with self.db.atomic():
             for record in records:
                 self.upsert(record, pk)
