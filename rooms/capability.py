@@ -5,7 +5,7 @@
   other is validated by the root with the room's model and put on ``Plane.sections``.
 - ``tables`` and ``migrations``: the tables it owns and the numbers of the ``shipbot``
   migrations that made them (its module in core/store/schema/); a new room brings its own
-  ``Migrations`` set (sqlite-utils) in ``schema``, applied by the root, each step once.
+  ``Migrations`` set (core/store/sql.py) in ``schema``, applied by the root, each step once.
 - ``commands``: its chat command family, by name: a catalog command (declared in
   commands/catalog/__init__.py, its module imported when first run), or a request class
   registered with ``@command``.
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import BaseModel
-from sqlite_utils.migrations import Migrations
 
 from commands.dispatch import Dispatcher
 from commands.notify import Notifier
@@ -27,6 +26,7 @@ from core.config import ControlConfig
 from core.engine import Engine
 from core.plane import Plane
 from core.scheduler.clocked import Trigger
+from core.store.migrations import Migrations
 
 
 class Running(Protocol):

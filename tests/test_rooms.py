@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from sqlite_utils.migrations import Migrations
 
 from commands.catalog.context import Context
 from commands.dispatch import StartError
@@ -22,6 +21,8 @@ from commands.replies import Reply, Result
 from core.clients import Clients
 from core.scheduler.clocked import Every, Scheduler
 from core.scheduler.cron import trigger
+from core.store.migrations import Migrations
+from core.store.sql import Database
 from core.swarm.servers import Servers
 from core.swarm.testing import FakeSwarm
 from rooms.capability import Capability, Periodic, Schedule
@@ -70,7 +71,7 @@ TOY_SCHEMA = Migrations("toy")
 
 
 @TOY_SCHEMA()
-def m001_ticks(db) -> None:  # noqa: ANN001 (sqlite-utils' Database)
+def m001_ticks(db: Database) -> None:
     db["toy_ticks"].create({"id": int, "at": float, "greeting": str}, pk="id")
 
 

@@ -57,6 +57,13 @@ NOT_AT_IDLE = (
     "commands.catalog.variables",
     "commands.catalog.volumes",
     "commands.catalog.help",
+    # the store is on the standard library's sqlite3: sqlite-utils and what it pulled in
+    # (click, dateutil, pluggy, sqlite-fts4) are not installed for it any more
+    "sqlite_utils",
+    "click",
+    "dateutil",
+    "pluggy",
+    "sqlite_fts4",
 )
 
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from core.store import RELEASE_UNKNOWN, App, Store
 from core.store.migrations import HISTORY
+from core.store.sql import Database
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def columns(store: Store, table: str) -> set[str]:
 def old_format_db(path: Path, version: int) -> None:
     """A state file as the single-module store left it: its migration functions (moved
     here unchanged) applied the way its ``_migrate`` did, counted in ``user_version``."""
-    db = sqlite_utils.Database(sqlite3.connect(path))
+    db = Database(sqlite3.connect(path))
     db.enable_wal()
     for number, step in enumerate(HISTORY[:version], start=1):
         with db.conn:
@@ -76,7 +76,7 @@ def old_format_db(path: Path, version: int) -> None:
             "started_at": 2.0,
         }
     )
-    db.close()
+    db.conn.close()
 
 
 def test_migrations_once_and_wal(tmp_path: Path):

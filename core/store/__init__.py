@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlite_utils.migrations import Migrations
-
 from core.clock import SYSTEM, Clock
 from core.store.alerts import AlertsTable
 from core.store.apps import AppsTable
@@ -27,7 +25,7 @@ from core.store.domains import DomainGrantsTable
 from core.store.governance import GovernanceTables
 from core.store.identity import IdentityTable
 from core.store.links import LinksTable
-from core.store.migrations import MIGRATIONS, migrate, needs_migration, schema_version
+from core.store.migrations import MIGRATIONS, Migrations, migrate, needs_migration, schema_version
 from core.store.models import (
     RELEASE_DEPLOYING,
     RELEASE_FAILED,

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core.clock import SYSTEM, Clock
 from core.errors import CoreError
+from core.store.sql import Database
 
 PRIVATE_FILE = 0o600
 # SQLite's companions of a WAL database; it creates them with the database file's mode
@@ -51,12 +50,11 @@ class Connection:
         # companions) made before this rule, or by a tool with a looser umask
         previous = os.umask(0o077)
         try:
-            conn = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout)
+            conn = sqlite3.connect(
+                path, check_same_thread=False, timeout=busy_timeout, isolation_level=None
+            )
             try:
-                # no plugins: sqlite-utils would otherwise scan every installed package's
-                # entry points on each open (2-6 MB and ~0.1 s a process) and let any
-                # package that names one run code on the state file's connection
-                self.db = sqlite_utils.Database(conn, execute_plugins=False)
+                self.db = Database(conn)
                 with self._busy():
                     self.db.enable_wal()
                     # the first read of a WAL database creates -wal and -shm under this umask
@@ -84,14 +82,14 @@ class Connection:
             ) from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
+    def _write(self) -> Iterator[Database]:
         """One transaction: all of the block's changes are committed, or none.
 
         The outermost block starts with BEGIN IMMEDIATE, taking the write lock before the
         first read: a deferred transaction that reads and then writes in WAL mode fails at
         once with SQLITE_BUSY (no busy wait) when another process wrote in between, and a
         read-then-write such as a compare-and-set must see the rows it is about to change.
-        Nested blocks become savepoints through sqlite-utils' ``atomic()``.
+        Nested blocks become savepoints through ``Database.atomic()`` (core/store/sql.py).
         """
         with self._lock, self._busy():
             if self.db.conn.in_transaction:

@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable
 from types import ModuleType
 
-import sqlite_utils
-
 from core.store.schema import control, data, deploy, edge, pipelines, servers, watch
+from core.store.sql import Database
 
-Step = Callable[[sqlite_utils.Database], None]
+Step = Callable[[Database], None]
 
 # room name → the module holding its steps
 MODULES: dict[str, ModuleType] = {

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import secrets
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v2_governance(db: sqlite_utils.Database) -> None:
+def v2_governance(db: Database) -> None:
     """Grants, approvals, locks and per-app variables (permissions, issue 4)."""
     db["grants"].create(
         {
@@ -73,7 +73,7 @@ def v2_governance(db: sqlite_utils.Database) -> None:
     db["deployments"].add_column("approved_by", str)
 
 
-def v3_outbox(db: sqlite_utils.Database) -> None:
+def v3_outbox(db: Database) -> None:
     """The outbox: messages for chat channels, written first, delivered with retries."""
     db["outbox"].create(
         {
@@ -94,7 +94,7 @@ def v3_outbox(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["platform", "status", "next_attempt_at"])
 
 
-def v18_deliveries(db: sqlite_utils.Database) -> None:
+def v18_deliveries(db: Database) -> None:
     """Webhook deliveries already handled (by the forge's delivery id and by the digest of
     the signed body, kept a week and more) with the commit and who pushed it; the forge
     logins an admin links to chat users; and the person behind each CI token."""
@@ -122,7 +122,7 @@ def v18_deliveries(db: sqlite_utils.Database) -> None:
     db["ci_tokens"].add_column("owner", str)
 
 
-def v22_identity(db: sqlite_utils.Database) -> None:
+def v22_identity(db: Database) -> None:
     """The control plane's id, carried by every service it makes (core/ownership.py)."""
     db["identity"].create({"key": str, "value": str}, pk="key")
     db["identity"].insert({"key": "plane", "value": secrets.token_hex(8)})

@@ -5,10 +5,10 @@ A new step is one more function here, listed in ``STEPS`` with the next free num
 
 from __future__ import annotations
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v6_databases(db: sqlite_utils.Database) -> None:
+def v6_databases(db: Database) -> None:
     """Managed databases (credentials encrypted by the vault) and the apps an admin
     attached each one to: an app gets a database's URL only through such a row."""
     db["databases"].create(
@@ -31,7 +31,7 @@ def v6_databases(db: sqlite_utils.Database) -> None:
     )
 
 
-def v7_backups(db: sqlite_utils.Database) -> None:
+def v7_backups(db: Database) -> None:
     """One row per backup run of a database: where its object is, what was sent (size,
     sha256, the ETag S3 must report), its verdict and error, and when retention deleted it."""
     db["backups"].create(
@@ -57,7 +57,7 @@ def v7_backups(db: sqlite_utils.Database) -> None:
     db["backups"].create_index(["database", "status", "id"])
 
 
-def v8_backup_watch(db: sqlite_utils.Database) -> None:
+def v8_backup_watch(db: Database) -> None:
     """What the backup watcher last said per database, and each restore check's result."""
     db["backup_watch"].create(
         {"database": str, "since": float, "missed": float, "stale": float}, pk="database"
@@ -80,7 +80,7 @@ def v8_backup_watch(db: sqlite_utils.Database) -> None:
     db["backup_verifies"].create_index(["database", "id"])
 
 
-def v17_env_attachments(db: sqlite_utils.Database) -> None:
+def v17_env_attachments(db: Database) -> None:
     """A database is attached to an app *in one environment*: a staging deploy never gets
     production's URL because app.yml names it. Every attachment made before was per app
     and becomes a production one; other environments need an admin's `db attach --env`."""
@@ -95,7 +95,7 @@ def v17_env_attachments(db: sqlite_utils.Database) -> None:
     db["database_apps"].drop()
 
 
-def v23_backup_places(db: sqlite_utils.Database) -> None:
+def v23_backup_places(db: Database) -> None:
     """Each backup row names the S3 endpoint and bucket its object went to, so moving the
     bucket orphans no recorded backup (rows made before say NULL: the configured ones), and
     who accepted a suspect (too small) backup as the new baseline, and when."""

@@ -6,10 +6,10 @@ A new step is one more function here, listed in ``STEPS`` with the next free num
 
 from __future__ import annotations
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v1_core(db: sqlite_utils.Database) -> None:
+def v1_core(db: Database) -> None:
     """Apps, releases, deployments and the audit log."""
     db["apps"].create(
         {
@@ -76,7 +76,7 @@ def v1_core(db: sqlite_utils.Database) -> None:
     db["audit"].create_index(["app", "ts"])
 
 
-def v4_requests_credentials_heartbeats(db: sqlite_utils.Database) -> None:
+def v4_requests_credentials_heartbeats(db: Database) -> None:
     """Approvals pin what was approved (commit, digest, the typed request, break-glass
     reason); apps keep an encrypted git credential; deployments beat, since a PID says
     nothing when shipbot is PID 1 of its container."""
@@ -88,7 +88,7 @@ def v4_requests_credentials_heartbeats(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE deployments SET heartbeat_at = started_at")
 
 
-def v13_images(db: sqlite_utils.Database) -> None:
+def v13_images(db: Database) -> None:
     """Registry logins (per app, or ``*`` for every app; the password encrypted) and the
     tokens CI deploys with (only a keyed digest of each is kept)."""
     db["registry_logins"].create(
@@ -117,7 +117,7 @@ def v13_images(db: sqlite_utils.Database) -> None:
     )
 
 
-def v14_policy(db: sqlite_utils.Database) -> None:
+def v14_policy(db: Database) -> None:
     """Each app's accepted policy (core/policy): the JSON an admin accepted, the commit it
     was read at, who accepted it and when."""
     db["policies"].create(
@@ -133,7 +133,7 @@ def v14_policy(db: sqlite_utils.Database) -> None:
     )
 
 
-def v20_networks(db: sqlite_utils.Database) -> None:
+def v20_networks(db: Database) -> None:
     """Links an admin granted: ``app`` may reach ``other`` in ``env`` (core/deploy/links.py)."""
     db["links"].create(
         {"app": str, "other": str, "env": str, "granted_by": str, "granted_at": float},
@@ -142,7 +142,7 @@ def v20_networks(db: sqlite_utils.Database) -> None:
     )
 
 
-def v21_truth(db: sqlite_utils.Database) -> None:
+def v21_truth(db: Database) -> None:
     """Each release remembers the release live before it in its environment (the guard's
     only rollback target), and each server's guard round leaves a heartbeat, so a deploy
     promises a guard only while a ``shipbot serve`` watches."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import sqlite_utils
-
 from core.host_rules import routed_hosts
+from core.store.sql import Database
 
 
-def v5_cert_watch(db: sqlite_utils.Database) -> None:
+def v5_cert_watch(db: Database) -> None:
     """What the certificate watcher last saw and said per domain (serial, expiry, the
     alert it left open), so an alert is posted once and closed once across restarts."""
     db["cert_watch"].create(
@@ -29,7 +28,7 @@ def v5_cert_watch(db: sqlite_utils.Database) -> None:
     )
 
 
-def v16_domain_grants(db: sqlite_utils.Database) -> None:
+def v16_domain_grants(db: Database) -> None:
     """Which domains each app may route (core/edge/grants.py). What live releases route
     today was routed before grants existed: it is granted to the app in that environment,
     by ``upgrade``; anything new needs an admin's ``domain grant``."""

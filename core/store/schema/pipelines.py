@@ -4,10 +4,10 @@ A new step is one more function here, listed in ``STEPS`` with the next free num
 
 from __future__ import annotations
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v11_pipelines(db: sqlite_utils.Database) -> None:
+def v11_pipelines(db: Database) -> None:
     """Git webhooks' secrets and forge tokens per app (encrypted by the vault), and the
     preview environments open per pull request."""
     db["webhooks"].create(

@@ -5,10 +5,10 @@ A new step is one more function here, listed in ``STEPS`` with the next free num
 
 from __future__ import annotations
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v9_servers(db: sqlite_utils.Database) -> None:
+def v9_servers(db: Database) -> None:
     """Remote servers with the host key pinned on first use, and SSH login keys (encrypted)."""
     db["servers"].create(
         {
@@ -38,13 +38,13 @@ def v9_servers(db: sqlite_utils.Database) -> None:
     )
 
 
-def v24_server_addresses(db: sqlite_utils.Database) -> None:
+def v24_server_addresses(db: Database) -> None:
     """Each server's public addresses (comma-separated, canonical), where app domains' DNS
     records point when an environment runs there; '' until an admin records them."""
     db["servers"].add_column("addresses", str, not_null_default="")
 
 
-def v25_server_outages(db: sqlite_utils.Database) -> None:
+def v25_server_outages(db: Database) -> None:
     """Servers that did not answer, as the last process that dialled them found (wall
     times): the next process is told for a while instead of paying the time-out again."""
     db["server_outages"].create(

@@ -5,10 +5,10 @@ A new step is one more function here, listed in ``STEPS`` with the next free num
 
 from __future__ import annotations
 
-import sqlite_utils
+from core.store.sql import Database
 
 
-def v10_alerts(db: sqlite_utils.Database) -> None:
+def v10_alerts(db: Database) -> None:
     """Standing alerts per server (open until a recovery post closes them), each server's
     event cursor, and the guard window after every deploy."""
     db["alerts"].create(
@@ -53,7 +53,7 @@ def v10_alerts(db: sqlite_utils.Database) -> None:
     db["guards"].create_index(["status"])
 
 
-def v12_digest(db: sqlite_utils.Database) -> None:
+def v12_digest(db: Database) -> None:
     """The daily digest's posts, one per channel and fire time, so a restart inside the
     misfire grace or a second process never posts one twice; and the drift watcher's open
     findings, so each difference is posted once and closed once across restarts."""
