@@ -22,7 +22,15 @@ from bot.terminal import output_for
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Who you are, e.g. console:alice (default: $USER).")
 ]
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# what `shipbot --help` says first: for people, not the module's notes above
+HELP = (
+    "shipbot: deployments to Docker Swarm from chat. `shipbot console` opens a local chat "
+    "against this machine's Docker engine (type `help` there); `shipbot chat TEXT` sends "
+    "one message; `shipbot serve` runs the bot for Slack and Discord."
+)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode="markdown"
+)
 
 
 def _version(show: bool) -> None:
@@ -78,7 +86,7 @@ def serve(
     raise typer.Exit(command(interval))
 
 
-discord_app = typer.Typer(help="Discord housekeeping.")
+discord_app = typer.Typer(help="Discord housekeeping.", rich_markup_mode="markdown")
 app.add_typer(discord_app, name="discord")
 
 

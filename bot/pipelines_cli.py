@@ -23,9 +23,13 @@ from commands.pipelines import (
 )
 from commands.replies import exit_code
 
-registry_app = typer.Typer(help="Registry logins that registry images are pulled with.")
-ci_app = typer.Typer(help="Tokens a CI job deploys with (POST /ci/deploy).")
-token_app = typer.Typer(help="Create, revoke and list CI tokens.")
+registry_app = typer.Typer(
+    help="Registry logins that registry images are pulled with.", rich_markup_mode="markdown"
+)
+ci_app = typer.Typer(
+    help="Tokens a CI job deploys with (POST /ci/deploy).", rich_markup_mode="markdown"
+)
+token_app = typer.Typer(help="Create, revoke and list CI tokens.", rich_markup_mode="markdown")
 ci_app.add_typer(token_app, name="token")
 
 AppOption = Annotated[
@@ -43,8 +47,9 @@ def login(
     user: Annotated[str, typer.Option("--user", help="The registry user name.")],
     app: AppOption = None,
 ) -> None:
-    """Store a login: the password or token is read from stdin (prompted, not echoed, on a
-    terminal), and kept encrypted."""
+    """Store a login, kept encrypted.
+
+    The password or token is read from stdin (prompted, not echoed, on a terminal)."""
     if sys.stdin.isatty():
         password = getpass.getpass(f"password or token for {user} at {registry} (not echoed): ")
     else:
@@ -130,8 +135,9 @@ def token_revoke(name: str) -> None:
 
 @token_app.command("list")
 def token_list() -> None:
-    """The tokens, what each may deploy, whom it speaks for, and who made it (never the
-    tokens)."""
+    """The tokens: what each may deploy, whom it speaks for, who made it.
+
+    The tokens themselves are never shown."""
     bot = open_here()
     try:
         for row in bot.engine.store.ci_tokens():
@@ -143,7 +149,9 @@ def token_list() -> None:
         bot.close()
 
 
-self_app = typer.Typer(help="shipbot deploying shipbot (the root app.yml).")
+self_app = typer.Typer(
+    help="shipbot deploying shipbot (the root app.yml).", rich_markup_mode="markdown"
+)
 
 
 @self_app.command("deploy")
@@ -157,8 +165,10 @@ def self_deploy(
         str, typer.Option("--app", help="The name shipbot is registered under.")
     ] = SELF_APP,
 ) -> None:
-    """Upgrade the running bot on its swarm: `deploy shipbot` through the usual path (grant,
-    approval, lock, audit). The new bot posts that it came up, and with which version."""
+    """Upgrade the running bot on its swarm, as `deploy shipbot` would.
+
+    Through the usual path (grant, approval, lock, audit). The new bot posts that it came
+    up, and with which version."""
     bot = open_here()
     try:
         out = output_for()

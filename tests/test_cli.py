@@ -51,6 +51,18 @@ def test_version(tmp_path: Path):
     assert (done.returncode, done.stdout) == (0, "shipbot 0.1.0\n")
 
 
+def test_help_speaks_to_people_and_names_where_to_start(tmp_path: Path):
+    """Before: `shipbot --help` printed the module's docstring, notes for developers
+    (the entry point's imports) with reStructuredText quotes."""
+    ran = shipbot("--help", home=tmp_path)
+    assert ran.returncode == 0
+    assert "shipbot console" in ran.stdout and "``" not in ran.stdout
+    assert "entry point" not in ran.stdout
+    # a command's description runs on as text, not broken where its docstring's line ended
+    described = shipbot("self", "deploy", "--help", home=tmp_path)
+    assert "posts that it came up, and with which version" in described.stdout
+
+
 def test_exit_codes(tmp_path: Path):
     (tmp_path / "shipbot.yml").write_text("admins: [console:ops]\n")
     assert shipbot("chat", "help", "--as", "console:ops", home=tmp_path).returncode == 0
