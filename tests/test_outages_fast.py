@@ -30,7 +30,7 @@ class Host:
     def __call__(self) -> FakeSwarm:
         self.calls += 1
         if self.down:
-            raise ServerError("cannot reach server eu-2 at ssh://root@eu-2 over SSH (timed out)")
+            raise ServerError("cannot reach server eu-2 over SSH (connection timed out)")
         return FakeSwarm()
 
 
@@ -60,7 +60,7 @@ def test_the_time_out_is_paid_once_then_the_outage_is_told_at_once():
         assert host.calls == 1
     words = str(told.value)
     assert words == (
-        "cannot reach server eu-2 at ssh://root@eu-2 over SSH (timed out) "
+        "cannot reach server eu-2 over SSH (connection timed out) "
         "(unreachable since 08:00:00 UTC; last tried 29s ago, not tried again for this: "
         "at most every 30s)"
     )

@@ -24,7 +24,7 @@ from commands.permissions import DEPLOY, VIEW
 from commands.replies import Message, Reply, Result, Step, Table
 from core.clock import Clock
 from core.config import BackupSchedule, BackupsConfig, ControlConfig
-from core.data import databases, verify
+from core.data import databases, homes, verify
 from core.errors import CoreError
 from core.plane import Plane
 from core.scheduler.jobs import BACKUP, REPORT, VERIFY, Job
@@ -277,7 +277,7 @@ async def servers_away(plane: Plane, names: list[str]) -> list[str]:
     held: dict[str, list[str]] = {}
     for row in rows:
         if row["name"] in names:
-            held.setdefault(row.get("server") or plane.server, []).append(row["name"])
+            held.setdefault(homes.row_server(plane, row), []).append(row["name"])
 
     async def answers(server: str) -> str | None:
         try:

@@ -61,7 +61,7 @@ def _from_row(plane: Plane, row: dict[str, Any]) -> Database:
         credentials=creds,
         created_by=row["created_by"],
         created_at=row["created_at"],
-        server=row.get("server") or plane.server,
+        server=homes.row_server(plane, row),
     )
 
 

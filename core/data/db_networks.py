@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from core.data import db_spec
+from core.data import db_spec, homes
 from core.errors import DeployError
 from core.events import Progress
 from core.names import LABEL_PLANE, NETWORK, network_labels, network_name, service_name
@@ -46,7 +46,7 @@ def swarm_of(plane: Plane, server: str) -> str:
 def shares_swarm(plane: Plane, name: str, server: str) -> bool:
     """Whether database ``name`` lives in the swarm of ``server`` (blocking)."""
     row = plane.store.database(name)
-    home = (row or {}).get("server") or plane.server
+    home = homes.row_server(plane, row)
     return swarm_of(plane, home) == swarm_of(plane, server)
 
 

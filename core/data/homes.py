@@ -10,6 +10,9 @@ is an error that names the server and what to pass or check instead
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from core.plane import Plane
 from core.servers import where
 from core.swarm import SwarmClient
@@ -21,10 +24,15 @@ async def for_create(plane: Plane, server: str | None, what: str) -> tuple[str, 
     return await where.reach(plane, server, what)
 
 
+def row_server(plane: Plane, row: Mapping[str, Any] | None) -> str:
+    """The server a database's row records, else (none recorded, or no row) the control
+    plane's own."""
+    return (row or {}).get("server") or plane.server
+
+
 async def database_server(plane: Plane, name: str) -> str:
     """The server database ``name`` lives on (the control plane's own when unknown)."""
-    row = await plane.db.in_thread(lambda: plane.store.database(name))
-    return row["server"] if row is not None and row.get("server") else plane.server
+    return row_server(plane, await plane.db.in_thread(lambda: plane.store.database(name)))
 
 
 async def database_swarm(plane: Plane, name: str) -> SwarmClient:

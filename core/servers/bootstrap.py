@@ -121,7 +121,7 @@ def ensure_docker(conn: Connection, user: str) -> Iterator[str]:
             return
         if time.monotonic() > deadline:
             raise ServerError(
-                f"Docker is installed on {conn.host} but its engine does not answer: "
+                "Docker is installed on the server but its engine does not answer: "
                 f"{ran.stderr.strip()[-200:]} (is dockerd running? may the user use it?)"
             )
         time.sleep(1)

@@ -35,7 +35,8 @@ from docker.utils import version_lt
 
 from core.servers.errors import HostKeyChanged, ServerError
 from core.servers.hostkeys import Pin
-from core.servers.ssh import CONNECT_SECONDS, Login, unreachable
+from core.servers.reasons import reason
+from core.servers.ssh import CONNECT_SECONDS, Login, key_refused, log, unreachable
 from core.servers.ssh_sessions import Sessions, SessionsBusy, refused
 from core.swarm.docker_api import DEFAULT_TIMEOUT, MINIMUM_API, DockerSwarm
 from core.swarm.docker_errors import TransportError
@@ -92,10 +93,11 @@ READ_AGAIN = urllib3.util.Retry(
 
 
 def session_words(name: str, exc: BaseException) -> str:
-    """An SSH failure as what it is: sshd's session limit named when it refused one."""
+    """An SSH failure as what it is: sshd's session limit named when it refused one. Its
+    words name the server, never its address (the exception's own text goes to the log)."""
     if refused(exc):
         return (
-            f"sshd on server {name} refused a new SSH session ({exc}): its MaxSessions limit "
+            f"sshd on server {name} refused a new SSH session: its MaxSessions limit "
             "per connection was reached; shipbot keeps below 10, so another client shares "
             "this login's connection or MaxSessions is set lower there"
         )
@@ -104,7 +106,7 @@ def session_words(name: str, exc: BaseException) -> str:
             f"all {SESSIONS} SSH sessions to server {name} stayed busy for "
             f"{SESSION_WAIT_SECONDS:.0f}s (log streams or slow requests); try again"
         )
-    return f"the SSH connection to server {name} failed: {exc or type(exc).__name__}"
+    return f"the SSH connection to server {name} failed ({reason(exc, handshake=False)})"
 
 
 class PinnedSSHAdapter(SSHHTTPAdapter):
@@ -170,13 +172,15 @@ class PinnedSSHAdapter(SSHHTTPAdapter):
         except ReconnectFailed as exc:
             raise TransportError(str(exc), request=request) from exc
         except (paramiko.SSHException, EOFError, urllib3.exceptions.EmptyPoolError) as exc:
+            log.warning("SSH to server %s during a request: %r", self._login.name, exc)
             raise TransportError(session_words(self._login.name, exc), request=request) from exc
         except requests.exceptions.ConnectionError as exc:
             if self.connected():
                 raise  # the engine's end of a live session: the engine's trouble
+            log.warning("SSH to server %s lost during a request: %r", self._login.name, exc)
             raise TransportError(
-                f"the SSH connection to server {self._login.name} was lost during the request "
-                f"({exc}); the next request connects again",
+                f"the SSH connection to server {self._login.name} was lost during the request; "
+                "the next request connects again",
                 request=request,
             ) from exc
 
@@ -204,7 +208,7 @@ def api_client(login: Login, version: str, timeout: int = DEFAULT_TIMEOUT) -> do
         raise
     except paramiko.AuthenticationException as exc:
         api.close()
-        raise ServerError(f"server {login.name} refused shipbot's key ({exc})") from exc
+        raise key_refused(login, exc) from exc
     except (OSError, paramiko.SSHException, EOFError) as exc:
         api.close()
         raise unreachable(login, exc) from exc

@@ -12,17 +12,20 @@ the edge room's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from fabric import Connection
+
 from core.events import Event, Outcome, Progress
 from core.names import APP_NAME_RE
 from core.plane import Plane
 from core.servers import bootstrap, keys, ssh
-from core.servers.errors import ServerError
-from core.servers.hostkeys import HostKey
+from core.servers.errors import NotReached, ServerError
+from core.servers.hostkeys import HostKey, Pin
 from core.servers.remote import MANAGER, WORKER, login_for
 from core.servers.urls import ServerURL, parse_url
 from core.swarm.servers import LOCAL
@@ -209,7 +212,7 @@ def _bootstrap(
     seen: dict[str, HostKey],
 ) -> Iterator[str]:
     """The Fabric part; ``seen["presented"]`` is the host key the host showed."""
-    with ssh.connect(login) as (conn, pin):
+    with _connect(login) as (conn, pin):
         assert pin.presented is not None
         seen["presented"] = pin.presented
         yield f"SSH to {login.url} answered, host key {pin.presented.fingerprint}"
@@ -217,8 +220,20 @@ def _bootstrap(
         if manager is None:
             yield from bootstrap.ensure_swarm(conn, None, role, login.name, swarm)
             return
-        with ssh.connect(manager) as (boss, _):
+        with _connect(manager) as (boss, _):
             yield from bootstrap.ensure_swarm(conn, boss, role, login.name, swarm)
+
+
+@contextlib.contextmanager
+def _connect(login: ssh.Login) -> Iterator[tuple[Connection, Pin]]:
+    """``ssh.connect`` for the admin-only commands here, which show a server's address
+    anyway: a failure to connect says it too (everyone else is told it without)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            opened = stack.enter_context(ssh.connect(login))
+        except NotReached as exc:
+            raise ServerError(exc.for_admin) from exc
+        yield opened
 
 
 # check, trust, remove
@@ -235,7 +250,7 @@ def check(plane: Plane, name: str) -> Report:
     """Reach the server strictly (pinned key) and read its engine and swarm."""
     row = _row(plane, name)
     login = login_for(plane, row)
-    with ssh.connect(login) as (conn, pin):
+    with _connect(login) as (conn, pin):
         assert pin.presented is not None
         version = ssh.run(conn, ["docker", "version", "--format", "{{.Server.Version}}"])
         docker = version.stdout.strip() if version.exited == 0 else "not answering"
@@ -268,7 +283,7 @@ def trust(plane: Plane, name: str, fingerprint: str) -> HostKey:
     row = _row(plane, name)
     recorded = HostKey(row["host_key_kind"], row["host_key"])
     login = dataclasses.replace(login_for(plane, row), recorded=None)
-    with ssh.connect(login) as (_conn, pin):
+    with _connect(login) as (_conn, pin):
         presented = pin.presented
     assert presented is not None
     if presented == recorded:

@@ -7,6 +7,7 @@ exactly as the store describes it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ import invoke
 import paramiko
 from fabric import Config, Connection
 
-from core.servers.errors import HostKeyChanged, ServerError
+from core.servers.errors import HostKeyChanged, NotReached, ServerError
 from core.servers.hostkeys import HostKey, Pin, disabled_host_keys
+from core.servers.reasons import reason
 from core.servers.urls import ServerURL
 
+log = logging.getLogger("shipbot.servers")
 CONNECT_SECONDS = 10
 COMMAND_SECONDS = 600  # apt-get installing Docker is the longest step
 
@@ -44,16 +47,29 @@ class Login:
         }
 
 
-def unreachable(login: Login, exc: BaseException) -> ServerError:
-    return ServerError(
-        f"cannot reach server {login.name} at {login.url} over SSH ({_why(exc)}): check the "
-        "address, that sshd runs there and that the port is open to shipbot; nothing was changed"
+def unreachable(login: Login, exc: BaseException) -> NotReached:
+    """SSH to ``login``'s server failed: why, in words; the address only for admins and the
+    log (with the exception's own text)."""
+    log.warning("server %s at %s not reached over SSH: %r", login.name, login.url, exc)
+    why = reason(exc)
+    return NotReached(
+        f"cannot reach server {login.name} over SSH ({why}): an admin can run "
+        f"`server check {login.name}`; nothing was changed",
+        f"cannot reach server {login.name} at {login.url} over SSH ({why}): check the "
+        "address, that sshd runs there and that the port is open to shipbot; nothing was "
+        "changed",
     )
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 200 else text[:200] + "…"
+def key_refused(login: Login, exc: BaseException) -> NotReached:
+    log.warning("server %s at %s refused shipbot's key: %r", login.name, login.url, exc)
+    return NotReached(
+        f"server {login.name} refused shipbot's key: an admin can put its public line "
+        f"(`ssh-key show KEY`) in the login's ~/.ssh/authorized_keys there, then run "
+        f"`server check {login.name}`",
+        f"server {login.name} ({login.url}) refused shipbot's key: put its public line "
+        f"(`ssh-key show KEY`) in ~{login.url.user}/.ssh/authorized_keys there",
+    )
 
 
 @contextlib.contextmanager
@@ -77,10 +93,7 @@ def connect(login: Login) -> Iterator[tuple[Connection, Pin]]:
         except HostKeyChanged:
             raise
         except paramiko.AuthenticationException as exc:
-            raise ServerError(
-                f"server {login.name} ({login.url}) refused shipbot's key: put its public line "
-                f"(`ssh-key show KEY`) in ~{login.url.user}/.ssh/authorized_keys there"
-            ) from exc
+            raise key_refused(login, exc) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise unreachable(login, exc) from exc
         yield conn, pin
@@ -96,15 +109,19 @@ class Ran:
 
 
 def run(conn: Connection, argv: Sequence[str], timeout: int = COMMAND_SECONDS) -> Ran:
-    """One command from an argv list (quoted here, so no value is read by the shell)."""
+    """One command from an argv list (quoted here, so no value is read by the shell). Its
+    errors name no host (callers name the server): a deploy's image spreading shows them."""
     command = shlex.join(argv)
     shown = " ".join(argv[:3])  # never the arguments: a join token is one
     try:
         result = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
     except invoke.CommandTimedOut as exc:
-        raise ServerError(f"`{shown}` on {conn.host} took longer than {timeout}s") from exc
+        raise ServerError(f"`{shown}` took longer than {timeout}s over SSH") from exc
     except (OSError, paramiko.SSHException, EOFError) as exc:
-        raise ServerError(f"the SSH session to {conn.host} broke during `{shown}`: {exc}") from exc
+        log.warning("SSH session to %s broke during %s: %r", conn.host, shown, exc)
+        raise ServerError(
+            f"the SSH session broke during `{shown}` ({reason(exc, handshake=False)})"
+        ) from exc
     return Ran(result.exited, result.stdout, result.stderr)
 
 
@@ -113,5 +130,5 @@ def check(conn: Connection, argv: Sequence[str], what: str) -> str:
     ran = run(conn, argv)
     if ran.exited != 0:
         tail = (ran.stderr or ran.stdout).strip().splitlines()[-3:]
-        raise ServerError(f"{what} failed on {conn.host} (exit {ran.exited}): {' '.join(tail)}")
+        raise ServerError(f"{what} failed (exit {ran.exited}): {' '.join(tail)}")
     return ran.stdout

@@ -65,9 +65,11 @@ async def client(plane: Plane, server: str, what: str) -> SwarmClient:
     except CoreError as exc:
         every = await asyncio.to_thread(known, plane)
         names = ", ".join(n for n in every if n != server) or "none added yet"
+        check = f"`server check {server}`"
+        said = check in str(exc)  # an SSH failure's words name it already
         raise ServerUnreachable(
             f"{what} is on server {server}, which cannot be reached: {exc} "
-            f"(`server check {server}`; other servers: {names})"
+            f"({'' if said else check + '; '}other servers: {names})"
         ) from exc
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from core.data import db_spec
+from core.data import db_spec, homes
 from core.data.db_spec import LABEL_DB, LABEL_DB_KIND
 from core.edge.proxy import LABEL_EDGE
 from core.names import LABEL_APP, LABEL_ENV, LABEL_PLANE
@@ -77,6 +77,6 @@ def watched_services(plane: Plane, server: str) -> list[str]:
     names = [
         db_spec.service_name(row["name"])
         for row in plane.store.databases()
-        if (row.get("server") or plane.server) == server
+        if homes.row_server(plane, row) == server
     ]
     return [*names, plane.edge.service]
