@@ -345,6 +345,8 @@ def test_the_control_plane_in_a_container_runs_everything_on_two_remote_swarms(s
             print(f"--- {text} ({said.seconds:.1f}s):\n{said.stdout}{dials(said)}")
         for text, said in answers.items():
             assert "Traceback" not in said.text, f"{text}:\n{said.text}"
+            # the stopped server's SSH address stays in the log (tests/test_disclose_fast.py)
+            assert away.node.ip not in said.stdout and "ssh://" not in said.stdout, said.stdout
             if text.startswith("deploy"):  # the stopped server is not even dialled
                 ok(said)
                 assert away.server not in dials(said), dials(said)
