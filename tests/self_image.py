@@ -8,6 +8,7 @@ builds them and prints the build time.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON_BASE = "shipbot-test/python:bookworm"
 IMAGE = "shipbot-test/shipbot:dev"
 LABEL = "shipbot.test.inputs"
+LOCK = Path(tempfile.gettempdir()) / "shipbot-test-self-image.lock"
 INPUTS = ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "deploy")
 PACKAGES = ("bot", "commands", "core", "rooms")  # what the Dockerfile copies
 # the CA certificates this host trusts: pip inside the build reaches its index through them
@@ -79,7 +81,17 @@ def build_python_base() -> None:
 def build(revision: str = "test") -> float | None:
     """Build ``IMAGE`` unless cached; the seconds it took (None: it was cached). The
     revision is part of the cache key: it is baked in (``shipbot --version``, the "is up"
-    post), so an image built for another revision is built again, not reused."""
+    post), so an image built for another revision is built again, not reused.
+
+    One build at a time on this machine (a lock file): the modules that need the image run
+    on parallel workers, and the second to ask finds the first one's image cached instead
+    of building the same one beside it."""
+    with LOCK.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        return _build(revision)
+
+
+def _build(revision: str) -> float | None:
     build_python_base()
     label = f"{inputs_digest()}/{revision}"
     probe = subprocess.run(
