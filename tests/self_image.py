@@ -8,7 +8,6 @@ builds them and prints the build time.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -19,13 +18,12 @@ import time
 from pathlib import Path
 
 from tests.db_images import BASE as DEBIAN
-from tests.db_images import build_base, cached
+from tests.db_images import build_base, cached, one_builder
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_BASE = "shipbot-test/python:bookworm"
 IMAGE = "shipbot-test/shipbot:dev"
 LABEL = "shipbot.test.inputs"
-LOCK = Path(tempfile.gettempdir()) / "shipbot-test-self-image.lock"
 INPUTS = ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "deploy")
 PACKAGES = ("bot", "commands", "core", "rooms")  # what the Dockerfile copies
 # the CA certificates this host trusts: pip inside the build reaches its index through them
@@ -83,11 +81,8 @@ def build(revision: str = "test") -> float | None:
     revision is part of the cache key: it is baked in (``shipbot --version``, the "is up"
     post), so an image built for another revision is built again, not reused.
 
-    One build at a time on this machine (a lock file): the modules that need the image run
-    on parallel workers, and the second to ask finds the first one's image cached instead
-    of building the same one beside it."""
-    with LOCK.open("a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+    One build at a time (``one_builder``): three modules need the image, on two workers."""
+    with one_builder("self-image"):
         return _build(revision)
 
 
