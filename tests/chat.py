@@ -79,10 +79,14 @@ def remove_apps(client: Any, apps: list[str], timeout: float = 15.0) -> None:
         if not any(name.startswith(prefixes) for name in names):
             break
         time.sleep(0.2)
+    # by tag, never by id: the same build for another app (another module's, on another
+    # worker) has the same image id, and a forced removal by id untags theirs too
     for app in apps:
         for image in client.api.images(name=f"shipbot/{app}"):
-            with contextlib.suppress(docker.errors.APIError):  # a container may still stop
-                client.api.remove_image(image["Id"], force=True)
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(f"shipbot/{app}:"):
+                    with contextlib.suppress(docker.errors.APIError):  # a container may still stop
+                        client.api.remove_image(tag, force=True)
 
 
 def remove_volumes(client: Any, volumes: list[str], timeout: float = 60.0) -> None:

@@ -8,6 +8,7 @@ Nothing can be pulled here, so `./dev` builds these once (cached by tag) on a de
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 BASE = "shipbot-test/debian:bookworm"
@@ -30,6 +32,16 @@ SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/source
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def one_builder(what: str) -> Iterator[None]:
+    """One build of ``what`` at a time on this machine (a lock file): the real-engine tier
+    runs its modules on parallel workers, and the second to need an image then finds the
+    first one's cached instead of building the same tag beside it."""
+    with (Path(tempfile.gettempdir()) / f"shipbot-test-{what}.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def cached(tag: str, context: Path | None = None) -> bool:

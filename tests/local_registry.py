@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,8 @@ def with_web_images(client: Any, folder: Path) -> Iterator[tuple[Registry, dict[
     with running(folder, "zi-ci", "zi-right-password") as registry:
         digests = {}
         for tag, page in (("v1", "one"), ("v2", "two")):
-            local = f"zi-web-{page}:latest"
+            # a tag of this call's own: modules on other workers build and remove theirs
+            local = f"zi-web-{page}-{uuid.uuid4().hex[:6]}:latest"
             build_web(client, folder, local, page)
             digests[tag] = push(client, registry, local, "zi/web", tag)
             client.api.remove_image(local)

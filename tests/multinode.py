@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.db_images import BASE, LABEL, build_base, cached, digest, say
+from tests.db_images import BASE, LABEL, build_base, cached, digest, one_builder, say
 
 NODE_IMAGE = "shipbot-test/node:bookworm"
 BARE_IMAGE = "shipbot-test/node-bare:bookworm"  # sshd only: shipbot installs Docker
@@ -47,6 +47,11 @@ def docker(*argv: str, check: bool = True, **options) -> subprocess.CompletedPro
 
 
 def build() -> None:
+    with one_builder("node-images"):  # every cluster module asks, on two workers
+        _build()
+
+
+def _build() -> None:
     for tag, engine in ((NODE_IMAGE, "docker.io"), (BARE_IMAGE, "")):
         if cached(tag, CONTEXT):
             say(f"image {tag}: cached")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tests.db_images import BASE as DEBIAN
-from tests.db_images import build_base, cached
+from tests.db_images import build_base, cached, one_builder
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_BASE = "shipbot-test/python:bookworm"
@@ -79,7 +79,14 @@ def build_python_base() -> None:
 def build(revision: str = "test") -> float | None:
     """Build ``IMAGE`` unless cached; the seconds it took (None: it was cached). The
     revision is part of the cache key: it is baked in (``shipbot --version``, the "is up"
-    post), so an image built for another revision is built again, not reused."""
+    post), so an image built for another revision is built again, not reused.
+
+    One build at a time (``one_builder``): three modules need the image, on two workers."""
+    with one_builder("self-image"):
+        return _build(revision)
+
+
+def _build(revision: str) -> float | None:
     build_python_base()
     label = f"{inputs_digest()}/{revision}"
     probe = subprocess.run(

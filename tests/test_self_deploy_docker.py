@@ -40,7 +40,7 @@ def registry(docker_client, tmp_path_factory):
             (context / "Dockerfile").write_text(
                 f"FROM {self_image.IMAGE}\nENV SHIPBOT_REVISION=zi-{version}\n"
             )
-            local = f"zi-shipbot-{version}:latest"
+            local = f"zi-shipbot-{version}-{uuid.uuid4().hex[:6]}:latest"  # this run's own
             local_registry.build_from(docker_client, context, local)
             digests[version] = local_registry.push(
                 docker_client, running, local, "zi/shipbot", version
