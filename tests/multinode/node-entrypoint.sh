@@ -9,6 +9,10 @@ if [ -n "$NODE_AUTHORIZED_KEY" ]; then
   chmod 600 /root/.ssh/authorized_keys
 fi
 echo "$*" > /etc/node-dockerd-args
+# a node stopped with its engine still running (docker stop kills after its grace time)
+# left the engine's pid files; the restarted dockerd refuses to start when another process
+# of the new container has that pid ("pid file found"). None can be running yet.
+rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
 /usr/sbin/sshd
 if command -v dockerd >/dev/null; then
   node-dockerd start
