@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from bot import arenas
+from bot import arenas, heap
 from bot.ci_endpoint import add_ci_routes
 from bot.console import printer
 from bot.self_deploy import announce, beat
@@ -54,7 +54,8 @@ class ServeError(Exception):
 
 async def housekeeping(root: Root) -> None:
     """The root's periodic work (rooms/), with this process's heartbeat file every round."""
-    await root.run(rounds=[functools.partial(beat, root.plane.home), arenas.trim])
+    rounds = [functools.partial(beat, root.plane.home), arenas.trim, heap.FreezeOnce()]
+    await root.run(rounds=rounds)
 
 
 def route_sets(dispatcher: Dispatcher, settings: Settings) -> list[RouteSet]:
