@@ -19,14 +19,20 @@ from tests.test_slack import (
 )
 
 
-async def test_quiet_waits_for_every_answer_then_returns():
-    answering = Answering(limit=60)
-    release = asyncio.Event()
+def held_until(release: asyncio.Event):
+    """A handler whose answers all wait for ``release``."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         await release.wait()
         return web.Response()
 
+    return handler
+
+
+async def test_quiet_waits_for_every_answer_then_returns():
+    answering = Answering(limit=60)
+    release = asyncio.Event()
+    handler = held_until(release)
     answers = [asyncio.create_task(answering.middleware(None, handler)) for _ in range(2)]
     await asyncio.sleep(0)
     waiting = asyncio.create_task(answering.quiet())
@@ -68,12 +74,7 @@ async def test_a_request_arriving_before_the_quiet_settled_holds_the_work_on():
 
 async def test_a_stream_of_requests_cannot_hold_the_work_past_the_limit():
     answering = Answering(limit=0.05)
-    never = asyncio.Event()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await never.wait()
-        return web.Response()
-
+    handler = held_until(asyncio.Event())  # never released
     answer = asyncio.create_task(answering.middleware(None, handler))
     await asyncio.sleep(0)
     await asyncio.wait_for(answering.quiet(), 5)  # returns at the limit, the answer still out
