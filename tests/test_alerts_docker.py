@@ -29,7 +29,7 @@ from commands.watching import watchers
 from core.config import AlertsConfig
 from core.store import Store
 from core.swarm.docker_api import DockerSwarm
-from core.swarm.watch_api import EVENT_FILTERS, since_arg
+from core.swarm.watch_api import EVENT_FILTERS, PROBE_PREFIX, PROBE_SCRIPT, since_arg
 from core.watch import alerts
 from core.watch.alert_rules import Post
 from core.watch.alerts import AlertWatch
@@ -357,7 +357,23 @@ async def test_event_stream_dropped_and_reopened_doubles_and_loses_nothing(
     store.close()
 
 
+def probe_containers(docker_client) -> set[str]:
+    return {c["Id"] for c in docker_client.api.containers(all=True, filters={"name": PROBE_PREFIX})}
+
+
+def orphan_probe_tasks(docker_client) -> set[str]:
+    """Probe tasks whose service is gone (a removed job service leaves them: moby#42789)."""
+    services = {s["ID"] for s in docker_client.api.services()}
+    return {
+        t["ID"]
+        for t in docker_client.api.tasks()
+        if t["ServiceID"] not in services
+        and t["Spec"].get("ContainerSpec", {}).get("Command", [])[-1:] == [PROBE_SCRIPT]
+    }
+
+
 def test_probe_measures_this_node_through_the_engine(docker_client):
+    containers, orphans = probe_containers(docker_client), orphan_probe_tasks(docker_client)
     swarm = DockerSwarm.connect()
     try:
         usage = swarm.node_usage("busybox:latest")
@@ -369,5 +385,14 @@ def test_probe_measures_this_node_through_the_engine(docker_client):
     assert 0 < found["disk_percent"] < 100 and 0 < found["memory_percent"] < 100
     total_kb = docker_client.info()["MemTotal"] / 1024
     assert abs(found["memory_total_kb"] - total_kb) / total_kb < 0.05
-    left = docker_client.api.services(filters={"name": "shipbot-probe-"})
+    left = docker_client.api.services(filters={"name": PROBE_PREFIX})
     assert left == []  # the probe removed its service
+    # and with it its task and the task's exited container, on every node: as a global job,
+    # each round left both behind for good (a container per node per round)
+    deadline = time.monotonic() + 30
+    while left := (
+        (orphan_probe_tasks(docker_client) - orphans)
+        | (probe_containers(docker_client) - containers)
+    ):  # the engine removes them shortly after the service
+        assert time.monotonic() < deadline, f"left behind: {left}"
+        time.sleep(0.5)

@@ -1,11 +1,14 @@
 """What the watch asks of a real engine: its event stream and what each node uses.
 
-Disk and memory are measured through the engine itself, on every node at once: a
-``global-job`` service (one task per node, then done) runs ``df`` on the engine's data root
-(mounted read-only: that is the disk images, containers and volumes fill) and reads
-``/proc/meminfo`` (a container sees the host's). Its output comes back through the service's
-logs, keyed by task and so by node; the service is removed afterwards. Nothing is installed
-on the nodes and no port is opened; the probe's image must be on every node.
+Disk and memory are measured through the engine itself, on every node at once: a global
+service that is never restarted (one task per node, then done) runs ``df`` on the engine's
+data root (mounted read-only: that is the disk images, containers and volumes fill) and
+reads ``/proc/meminfo`` (a container sees the host's). Its output comes back through the
+service's logs, keyed by task and so by node; the service is removed afterwards, and with
+it its tasks and their containers. Not a ``global-job``: removing a job service leaves its
+tasks in the swarm and their exited containers on the nodes (moby#42789, #44312), one per
+node every round. Nothing is installed on the nodes and no port is opened; the probe's
+image must be on every node.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def parse_usage(lines: list[str]) -> dict[str, float]:
 def node_usage(
     api: docker.APIClient, image: str, timeout: float = PROBE_TIMEOUT
 ) -> dict[str, dict[str, float]]:
-    """Node id → its disk and memory use, from one global job on every node."""
+    """Node id → its disk and memory use, from one run of the probe on every node."""
     root = api.info().get("DockerRootDir") or "/var/lib/docker"
     name = f"{PROBE_PREFIX}{uuid.uuid4().hex[:10]}"
     task_template = {
@@ -111,7 +114,7 @@ def node_usage(
             task_template=task_template,
             name=name,
             labels={LABEL_MANAGED: "true", "shipbot.probe": "usage"},
-            mode={"GlobalJob": {}},
+            mode={"Global": {}},  # with RestartPolicy none: runs once per node
         )
     except docker.errors.APIError as exc:
         raise DeployError(f"measuring the nodes: the engine said: {exc.explanation}") from exc
