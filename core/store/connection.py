@@ -50,9 +50,8 @@ class Connection:
         # companions) made before this rule, or by a tool with a looser umask
         previous = os.umask(0o077)
         try:
-            conn = sqlite3.connect(
-                path, check_same_thread=False, timeout=busy_timeout, isolation_level=None
-            )
+            # autocommit is Database's to set (core/store/sql.py): BEGIN only where _write says
+            conn = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout)
             try:
                 self.db = Database(conn)
                 with self._busy():
